@@ -1,0 +1,298 @@
+/* aff_client.c - see aff_client.h. */
+#include "aff_client.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "affiliate/v1/rpc.pb-c.h"
+#include "aff_err.h"
+#include "aff_util.h"
+
+struct aff_client {
+	nng_socket sock;
+	int timeout_ms;
+	atomic_int pipes;
+};
+
+static void
+client_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	aff_client *c = arg;
+
+	(void)p;
+	if (ev == NNG_PIPE_EV_ADD_POST)
+		atomic_fetch_add(&c->pipes, 1);
+	else if (ev == NNG_PIPE_EV_REM_POST)
+		atomic_fetch_sub(&c->pipes, 1);
+}
+
+int
+aff_client_open(aff_client **cp, const struct aff_client_opts *opts)
+{
+	aff_client *c;
+	int rv;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return (AFF_RESOURCE_EXHAUSTED);
+	c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 5000;
+	atomic_init(&c->pipes, 0);
+	if (nng_req0_open(&c->sock) != 0) {
+		rv = AFF_INTERNAL;
+		goto failed_socket;
+	}
+	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ,
+	    opts->max_reply > 0 ? opts->max_reply : (size_t)16 << 20);
+	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	/* Reconnect quickly after a server restart, but do not spin. */
+	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 50);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
+	nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, client_pipe_cb, c);
+	nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, client_pipe_cb, c);
+	rv = nng_dial(c->sock, opts->url, NULL,
+	    opts->wait_connected ? 0 : NNG_FLAG_NONBLOCK);
+	if (rv != 0) {
+		rv = (rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ||
+		         rv == NNG_EINVAL)
+		    ? AFF_INVALID_ARGUMENT
+		    : AFF_UNAVAILABLE;
+		goto failed_dial;
+	}
+	*cp = c;
+	return (AFF_OK);
+
+failed_dial:
+	nng_close(c->sock);
+failed_socket:
+	free(c);
+	return (rv);
+}
+
+void
+aff_client_close(aff_client *c)
+{
+	if (c == NULL)
+		return;
+	nng_close(c->sock);
+	free(c);
+}
+
+int
+aff_client_connected(aff_client *c)
+{
+	return (atomic_load(&c->pipes));
+}
+
+/*
+ * A dial completes a moment before its pipe is announced, and a bridge
+ * starts before the server: give a missing connection a short grace instead
+ * of failing the first calls.
+ */
+static int
+client_wait_pipe(aff_client *c, int grace_ms)
+{
+	struct timespec ts = { 0, 2 * 1000 * 1000 };
+
+	for (int waited = 0; atomic_load(&c->pipes) == 0; waited += 2) {
+		if (waited >= grace_ms)
+			return (0);
+		nanosleep(&ts, NULL);
+	}
+	return (1);
+}
+
+static int
+result_set(struct aff_call_result *res, int code, const char *msg)
+{
+	res->code = code;
+	free(res->message);
+	res->message = strdup(msg != NULL ? msg : "");
+	return (code);
+}
+
+/* Builds the request message; returns AFF_OK or an error code. */
+static int
+client_request_msg(const char *service, const char *method,
+    const uint8_t *payload, size_t len, const char *request_id,
+    int64_t deadline, const struct aff_call_opts *opts, nng_msg **mp)
+{
+	Affiliate__V1__RequestEnvelope env =
+	    AFFILIATE__V1__REQUEST_ENVELOPE__INIT;
+	Affiliate__V1__MetadataEntry *md = NULL, **mdp = NULL;
+	size_t n_md = opts != NULL ? opts->n_metadata : 0;
+	nng_msg *m;
+	size_t sz;
+
+	env.service = (char *)service;
+	env.method = (char *)method;
+	env.payload.data = (uint8_t *)payload;
+	env.payload.len = len;
+	env.request_id = (char *)request_id;
+	env.deadline_unix_ms = deadline;
+	if (n_md > 0) {
+		md = calloc(n_md, sizeof(*md));
+		mdp = calloc(n_md, sizeof(*mdp));
+		if (md == NULL || mdp == NULL) {
+			free(md);
+			free(mdp);
+			return (AFF_RESOURCE_EXHAUSTED);
+		}
+		for (size_t i = 0; i < n_md; i++) {
+			affiliate__v1__metadata_entry__init(&md[i]);
+			md[i].key = (char *)opts->metadata[i].key;
+			md[i].value = (char *)opts->metadata[i].value;
+			mdp[i] = &md[i];
+		}
+		env.n_metadata = n_md;
+		env.metadata = mdp;
+	}
+	sz = affiliate__v1__request_envelope__get_packed_size(&env);
+	if (nng_msg_alloc(&m, sz) != 0) {
+		free(md);
+		free(mdp);
+		return (AFF_RESOURCE_EXHAUSTED);
+	}
+	affiliate__v1__request_envelope__pack(&env, nng_msg_body(m));
+	free(md);
+	free(mdp);
+	*mp = m;
+	return (AFF_OK);
+}
+
+int
+aff_client_invoke(aff_client *c, const char *service, const char *method,
+    const uint8_t *payload, size_t len, const struct aff_call_opts *opts,
+    struct aff_call_result *res)
+{
+	Affiliate__V1__ReplyEnvelope *rep;
+	nng_ctx ctx;
+	nng_aio *aio;
+	nng_msg *m;
+	int timeout, rv;
+	int64_t deadline;
+	char rid[33];
+	const char *request_id;
+
+	memset(res, 0, sizeof(*res));
+	timeout = (opts != NULL && opts->timeout_ms > 0) ? opts->timeout_ms
+	                                                 : c->timeout_ms;
+	if (opts != NULL && opts->request_id != NULL)
+		request_id = opts->request_id;
+	else {
+		aff_request_id_new(rid);
+		request_id = rid;
+	}
+	snprintf(res->request_id, sizeof(res->request_id), "%s", request_id);
+	if (!client_wait_pipe(c, timeout < 100 ? timeout : 100))
+		return (result_set(res, AFF_UNAVAILABLE,
+		    "affiliate-server is not reachable"));
+	deadline = aff_now_ms() + timeout;
+	if ((rv = client_request_msg(service, method, payload, len, request_id,
+	         deadline, opts, &m)) != AFF_OK)
+		return (result_set(res, rv, "cannot build the request"));
+	if (nng_aio_alloc(&aio, NULL, NULL) != 0) {
+		nng_msg_free(m);
+		return (result_set(res, AFF_RESOURCE_EXHAUSTED, "out of memory"));
+	}
+	if (nng_ctx_open(&ctx, c->sock) != 0) {
+		nng_msg_free(m);
+		nng_aio_free(aio);
+		return (result_set(res, AFF_UNAVAILABLE, "client is closed"));
+	}
+	nng_ctx_set_ms(ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	nng_aio_set_timeout(aio, timeout);
+	nng_aio_set_msg(aio, m);
+	nng_ctx_send(ctx, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		nng_msg_free(nng_aio_get_msg(aio));
+		rv = result_set(res, AFF_UNAVAILABLE, nng_strerror(rv));
+		goto done;
+	}
+	nng_aio_set_timeout(aio, (nng_duration)(deadline - aff_now_ms() > 0
+	                                            ? deadline - aff_now_ms()
+	                                            : 1));
+	nng_ctx_recv(ctx, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		if (rv == NNG_ETIMEDOUT && atomic_load(&c->pipes) > 0)
+			rv = result_set(res, AFF_DEADLINE_EXCEEDED,
+			    "no reply from affiliate-server before the deadline");
+		else
+			rv = result_set(res, AFF_UNAVAILABLE,
+			    "affiliate-server is not reachable");
+		goto done;
+	}
+	m = nng_aio_get_msg(aio);
+	rep = affiliate__v1__reply_envelope__unpack(
+	    NULL, nng_msg_len(m), nng_msg_body(m));
+	nng_msg_free(m);
+	if (rep == NULL) {
+		rv = result_set(res, AFF_INTERNAL, "malformed reply envelope");
+		goto done;
+	}
+	rv = result_set(res, (int)rep->code, rep->message);
+	if ((int)rep->code < 0 || (int)rep->code > AFF_ERR_MAX)
+		rv = result_set(res, AFF_UNKNOWN, rep->message);
+	if (rep->payload.len > 0 &&
+	    (res->payload = malloc(rep->payload.len)) != NULL) {
+		memcpy(res->payload, rep->payload.data, rep->payload.len);
+		res->payload_len = rep->payload.len;
+	}
+	affiliate__v1__reply_envelope__free_unpacked(rep, NULL);
+done:
+	nng_ctx_close(ctx);
+	nng_aio_free(aio);
+	return (rv);
+}
+
+int
+aff_client_call(aff_client *c, const ProtobufCServiceDescriptor *svc,
+    const char *method, const ProtobufCMessage *req,
+    const struct aff_call_opts *opts, ProtobufCMessage **resp,
+    struct aff_call_result *res)
+{
+	const ProtobufCMethodDescriptor *md;
+	uint8_t stackbuf[512], *buf = stackbuf;
+	size_t len;
+	int rv;
+
+	*resp = NULL;
+	md = protobuf_c_service_descriptor_get_method_by_name(svc, method);
+	if (md == NULL || md->input != req->descriptor) {
+		memset(res, 0, sizeof(*res));
+		return (result_set(res, AFF_INVALID_ARGUMENT, "no such method"));
+	}
+	len = protobuf_c_message_get_packed_size(req);
+	if (len > sizeof(stackbuf) && (buf = malloc(len)) == NULL) {
+		memset(res, 0, sizeof(*res));
+		return (result_set(res, AFF_RESOURCE_EXHAUSTED, "out of memory"));
+	}
+	protobuf_c_message_pack(req, buf);
+	rv = aff_client_invoke(c, svc->name, method, buf, len, opts, res);
+	if (buf != stackbuf)
+		free(buf);
+	if (res->payload != NULL || rv == AFF_OK) {
+		*resp = protobuf_c_message_unpack(
+		    md->output, NULL, res->payload_len, res->payload);
+		if (*resp == NULL && rv == AFF_OK)
+			rv = result_set(res, AFF_INTERNAL,
+			    "reply payload does not unpack");
+	}
+	return (rv);
+}
+
+void
+aff_call_result_fini(struct aff_call_result *res)
+{
+	free(res->message);
+	free(res->payload);
+	res->message = NULL;
+	res->payload = NULL;
+	res->payload_len = 0;
+}

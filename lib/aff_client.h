@@ -1,0 +1,87 @@
+/*
+ * aff_client.h - the RPC client: one call is one RequestEnvelope sent and
+ * one ReplyEnvelope received on an NNG REQ socket.
+ *
+ * A client is safe to share between threads: every call opens its own NNG
+ * context, so many calls can be in flight on one socket. REQ's automatic
+ * resend is switched off (a call has a deadline instead, and NNG 1.5.2's
+ * 60 s resend would repeat non-idempotent calls); a request whose
+ * connection drops is still sent again by NNG on the next connection.
+ */
+#ifndef AFF_CLIENT_H
+#define AFF_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+typedef struct aff_client aff_client;
+
+struct aff_client_opts {
+	const char *url;      /* e.g. "tcp://127.0.0.1:5555" */
+	int timeout_ms;       /* default per-call timeout; 0 = 5000 */
+	size_t max_reply;     /* largest reply accepted; 0 = 16 MiB */
+	int wait_connected;   /* non-zero: open fails unless the server answers
+	                         the dial (a CLI); zero: dial in the background
+	                         and reconnect forever (a long-lived bridge) */
+};
+
+struct aff_metadata {
+	const char *key;
+	const char *value;
+};
+
+struct aff_call_opts {
+	const char *request_id;               /* NULL: a random one */
+	int timeout_ms;                       /* 0: the client's default */
+	const struct aff_metadata *metadata;  /* n_metadata entries */
+	size_t n_metadata;
+};
+
+/* What came back. Owned by the caller: release with aff_call_result_fini. */
+struct aff_call_result {
+	int code;                /* enum aff_err */
+	char *message;           /* never NULL after a call ("" when none) */
+	uint8_t *payload;        /* may be NULL */
+	size_t payload_len;
+	char request_id[65];
+};
+
+/*
+ * Opens a client. Returns AFF_OK, AFF_INVALID_ARGUMENT for a bad URL,
+ * AFF_UNAVAILABLE when wait_connected is set and the dial fails.
+ */
+int aff_client_open(aff_client **cp, const struct aff_client_opts *opts);
+
+/* Closes the client; no call may be running on it. */
+void aff_client_close(aff_client *c);
+
+/* Number of connections to servers that are up right now. */
+int aff_client_connected(aff_client *c);
+
+/*
+ * Sends payload to service/method and waits for the reply or the deadline.
+ * Returns the call's status (also in res->code): the server's code, or
+ * AFF_UNAVAILABLE when no server is connected, AFF_DEADLINE_EXCEEDED when
+ * the reply did not come in time, AFF_INTERNAL when the reply was not an
+ * envelope. res is always filled (call aff_call_result_fini).
+ */
+int aff_client_invoke(aff_client *c, const char *service, const char *method,
+    const uint8_t *payload, size_t len, const struct aff_call_opts *opts,
+    struct aff_call_result *res);
+
+/*
+ * Typed form: packs req, calls svc's method, and on AFF_OK unpacks the
+ * reply into *resp (caller frees with protobuf_c_message_free_unpacked(*resp,
+ * NULL)). On an error status *resp is NULL unless the error carried a
+ * payload of the method's output type.
+ */
+int aff_client_call(aff_client *c, const ProtobufCServiceDescriptor *svc,
+    const char *method, const ProtobufCMessage *req,
+    const struct aff_call_opts *opts, ProtobufCMessage **resp,
+    struct aff_call_result *res);
+
+void aff_call_result_fini(struct aff_call_result *res);
+
+#endif /* AFF_CLIENT_H */

@@ -1,0 +1,35 @@
+/*
+ * aff_log.h - one-line, timestamped log records on stderr.
+ *
+ * Every line names the process and, where there is one, the request id, so
+ * a request can be followed from the bridge into the server.
+ */
+#ifndef AFF_LOG_H
+#define AFF_LOG_H
+
+enum aff_log_level {
+	AFF_LOG_DEBUG = 0,
+	AFF_LOG_INFO  = 1,
+	AFF_LOG_WARN  = 2,
+	AFF_LOG_ERROR = 3,
+};
+
+/* Sets the process name shown on each line (not copied: pass a literal). */
+void aff_log_init(const char *process);
+
+/* Lines below level are dropped. */
+void aff_log_set_level(enum aff_log_level level);
+
+/* Parses "debug", "info", "warn" or "error"; returns -1 for anything else. */
+int aff_log_level_parse(const char *s);
+
+/* Logs one line; request_id may be NULL or "". Thread-safe. */
+void aff_log(enum aff_log_level level, const char *request_id, const char *fmt,
+    ...) __attribute__((format(printf, 3, 4)));
+
+#define aff_debug(...) aff_log(AFF_LOG_DEBUG, NULL, __VA_ARGS__)
+#define aff_info(...) aff_log(AFF_LOG_INFO, NULL, __VA_ARGS__)
+#define aff_warn(...) aff_log(AFF_LOG_WARN, NULL, __VA_ARGS__)
+#define aff_error(...) aff_log(AFF_LOG_ERROR, NULL, __VA_ARGS__)
+
+#endif /* AFF_LOG_H */

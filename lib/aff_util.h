@@ -1,0 +1,33 @@
+/*
+ * aff_util.h - small helpers every binary needs: clocks, strict number
+ * parsing, environment defaults and request ids.
+ */
+#ifndef AFF_UTIL_H
+#define AFF_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Wall-clock milliseconds since the Unix epoch (deadlines cross hosts). */
+int64_t aff_now_ms(void);
+
+/* Monotonic milliseconds, for timeouts and backoff within one process. */
+int64_t aff_mono_ms(void);
+
+/*
+ * Parses a whole decimal integer in [min, max]: no sign for unsigned use,
+ * no spaces, no trailing bytes, no overflow. Returns AFF_OK or
+ * AFF_INVALID_ARGUMENT; *out is untouched on error.
+ */
+int aff_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* getenv(name) when set and non-empty, else def. */
+const char *aff_env(const char *name, const char *def);
+
+/* Writes a random request id (32 hex characters and a NUL) into buf. */
+void aff_request_id_new(char buf[33]);
+
+/* Formats a Unix time (seconds) as RFC 3339 UTC ("2026-11-24T13:38:20Z"). */
+void aff_time_rfc3339(int64_t unix_s, char buf[32]);
+
+#endif /* AFF_UTIL_H */

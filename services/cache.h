@@ -1,0 +1,48 @@
+/*
+ * cache.h - the Redis read cache (hiredis), one connection per handler
+ * thread.
+ *
+ * Redis is never the only copy of anything: every miss or failure here
+ * sends the caller to the store. When Redis cannot be reached the cache
+ * stays out of the way (no call waits on it) and tries to reconnect with
+ * exponential backoff, from 100 ms up to 5 s.
+ */
+#ifndef CACHE_H
+#define CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cache cache;
+
+struct cache_opts {
+	const char *host;  /* NULL or "": caching off */
+	int port;
+	int timeout_ms;    /* connect and command timeout */
+	int ttl_s;         /* lifetime of an entry */
+};
+
+/* Never fails for an unreachable Redis (it connects lazily); fails only
+ * out of memory. Caller closes with cache_close(). */
+int cache_open(const struct cache_opts *opts, cache **cp);
+void cache_close(cache *c);
+
+/* Whether caching is configured at all. */
+int cache_enabled(const cache *c);
+
+/*
+ * Looks key up. AFF_OK with *val (caller free()s) and *len on a hit,
+ * AFF_NOT_FOUND on a miss, AFF_UNAVAILABLE when Redis is off or down.
+ */
+int cache_get(cache *c, const void *key, size_t keylen, uint8_t **val,
+    size_t *len);
+
+/* Stores val under key with the configured TTL; AFF_OK or AFF_UNAVAILABLE. */
+int cache_set(cache *c, const void *key, size_t keylen, const void *val,
+    size_t len);
+
+/* Pings Redis (reconnecting if the backoff allows): AFF_OK when it
+ * answers, AFF_UNAVAILABLE when not. */
+int cache_ping(cache *c);
+
+#endif /* CACHE_H */

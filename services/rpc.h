@@ -1,0 +1,97 @@
+/*
+ * rpc.h - generic dispatch of RPC envelopes to service handlers.
+ *
+ * Services are described by protobuf-c's generated service descriptors:
+ * the dispatcher finds the method by name there, unpacks the payload with
+ * the method's input descriptor and packs the handler's output with its
+ * output descriptor. A service registers a table of handlers by method
+ * name; a method without a handler answers UNIMPLEMENTED.
+ *
+ * Methods marked cacheable read only the catalog (advertisers, editors,
+ * eligibility): their replies are cached in Redis under the catalog
+ * version, so any write to the catalog retires them.
+ */
+#ifndef RPC_H
+#define RPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <nng/nng.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "aff_arena.h"
+#include "affiliate/v1/rpc.pb-c.h"
+#include "cache.h"
+#include "store.h"
+
+/* One call being handled. Everything in it lives until the reply is sent. */
+struct rpc_call {
+	aff_arena arena;        /* allocate the response and strings here */
+	const char *service;
+	const char *method;
+	const char *request_id;
+	int64_t deadline_ms;    /* Unix ms; 0 = none */
+	size_t n_metadata;      /* the envelope's metadata entries */
+	Affiliate__V1__MetadataEntry **metadata;
+	store *store;           /* this thread's store connection */
+	cache *cache;           /* this thread's cache connection */
+	const char *message;    /* set by rpc_errorf */
+	ProtobufCMessage *error_payload; /* optional payload with an error */
+	void *app;              /* the server's per-process state */
+};
+
+/*
+ * A handler: reads in (already unpacked, of the method's input type) and on
+ * success sets *out to a message of the method's output type allocated in
+ * call->arena. Returns AFF_OK or an error status (use rpc_errorf to say
+ * why).
+ */
+typedef int (*rpc_handler_fn)(
+    struct rpc_call *call, const ProtobufCMessage *in, ProtobufCMessage **out);
+
+struct rpc_method_def {
+	const char *name;   /* as in the .proto */
+	rpc_handler_fn fn;
+	int cacheable;      /* reads the catalog only */
+};
+
+struct rpc_service_def {
+	const ProtobufCServiceDescriptor *desc;
+	const struct rpc_method_def *methods;
+	size_t n_methods;
+};
+
+typedef struct rpc_registry rpc_registry;
+
+/* Builds a registry over n service definitions (not copied: keep them
+ * alive). Asserts that each method named exists in its descriptor. */
+int rpc_registry_alloc(
+    rpc_registry **rp, const struct rpc_service_def *const *defs, size_t n);
+void rpc_registry_free(rpc_registry *r);
+
+/* Whether a service of that fully qualified name is registered. */
+int rpc_registry_has(const rpc_registry *r, const char *service);
+
+/* Per-thread resources a call needs. */
+struct rpc_thread_env {
+	const rpc_registry *registry;
+	store *store;
+	cache *cache;
+	void *app;
+};
+
+/*
+ * Decodes one request envelope, runs the handler and returns the reply
+ * envelope as a new message (caller sends or frees it). Never NULL except
+ * out of memory: every bad input gets an error reply.
+ */
+nng_msg *rpc_dispatch(
+    struct rpc_thread_env *env, const void *data, size_t len);
+
+/* Sets call->message from a format and returns code, for
+ * `return (rpc_errorf(call, AFF_NOT_FOUND, "no advertiser %lld", id));`. */
+int rpc_errorf(struct rpc_call *call, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif /* RPC_H */

@@ -1,0 +1,314 @@
+/* rpc_dispatch.c - see rpc.h. */
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aff_err.h"
+#include "aff_log.h"
+#include "aff_util.h"
+#include "affiliate/v1/rpc.pb-c.h"
+#include "rpc.h"
+
+struct reg_service {
+	const ProtobufCServiceDescriptor *desc;
+	const struct rpc_method_def **by_index; /* desc->n_methods entries */
+};
+
+struct rpc_registry {
+	size_t n;
+	struct reg_service *svcs;
+};
+
+int
+rpc_registry_alloc(
+    rpc_registry **rp, const struct rpc_service_def *const *defs, size_t n)
+{
+	rpc_registry *r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL ||
+	    (r->svcs = calloc(n, sizeof(*r->svcs))) == NULL) {
+		free(r);
+		return (AFF_RESOURCE_EXHAUSTED);
+	}
+	r->n = n;
+	for (size_t i = 0; i < n; i++) {
+		const ProtobufCServiceDescriptor *d = defs[i]->desc;
+		r->svcs[i].desc = d;
+		r->svcs[i].by_index = calloc(d->n_methods, sizeof(void *));
+		if (r->svcs[i].by_index == NULL) {
+			rpc_registry_free(r);
+			return (AFF_RESOURCE_EXHAUSTED);
+		}
+		for (size_t k = 0; k < defs[i]->n_methods; k++) {
+			const struct rpc_method_def *m = &defs[i]->methods[k];
+			const ProtobufCMethodDescriptor *md =
+			    protobuf_c_service_descriptor_get_method_by_name(
+			        d, m->name);
+			/* A handler for a method the contract lacks is a bug. */
+			assert(md != NULL);
+			r->svcs[i].by_index[md - d->methods] = m;
+		}
+	}
+	*rp = r;
+	return (AFF_OK);
+}
+
+void
+rpc_registry_free(rpc_registry *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->n; i++)
+		free(r->svcs[i].by_index);
+	free(r->svcs);
+	free(r);
+}
+
+int
+rpc_errorf(struct rpc_call *call, int code, const char *fmt, ...)
+{
+	va_list ap;
+	char buf[512];
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	call->message = aff_arena_strdup(&call->arena, buf);
+	return (code);
+}
+
+static const struct reg_service *
+registry_find(const rpc_registry *r, const char *service)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (strcmp(r->svcs[i].desc->name, service) == 0)
+			return (&r->svcs[i]);
+	return (NULL);
+}
+
+int
+rpc_registry_has(const rpc_registry *r, const char *service)
+{
+	return (registry_find(r, service) != NULL);
+}
+
+/*
+ * A copy of a peer-supplied name fit for a log line or an error message:
+ * printable ASCII only, at most 128 bytes. Garbage must not forge lines.
+ */
+static const char *
+printable(aff_arena *a, const char *s)
+{
+	size_t n = strnlen(s, 128);
+	char *p = aff_arena_strndup(a, s, n);
+
+	if (p == NULL)
+		return ("?");
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] < 0x20 || (unsigned char)p[i] > 0x7e)
+			p[i] = '?';
+	return (p);
+}
+
+/*
+ * The reply is built as a packed ReplyEnvelope without its request_id,
+ * followed by the request_id field (protobuf's fields may come in any
+ * order). The first part is what the cache keeps, so a cached reply is
+ * sent to any caller with its own request id appended.
+ */
+static nng_msg *
+reply_msg(const void *body, size_t len, const char *request_id)
+{
+	size_t rlen = strlen(request_id), extra = 0;
+	uint8_t hdr[16];
+	nng_msg *m;
+
+	if (rlen > 0) {
+		size_t v = rlen;
+		hdr[extra++] = (4 << 3) | 2; /* field 4, length-delimited */
+		while (v >= 0x80) {
+			hdr[extra++] = (uint8_t)(v | 0x80);
+			v >>= 7;
+		}
+		hdr[extra++] = (uint8_t)v;
+	}
+	if (nng_msg_alloc(&m, len + extra + rlen) != 0)
+		return (NULL);
+	memcpy(nng_msg_body(m), body, len);
+	memcpy((uint8_t *)nng_msg_body(m) + len, hdr, extra);
+	memcpy((uint8_t *)nng_msg_body(m) + len + extra, request_id, rlen);
+	return (m);
+}
+
+/* Packs {code, message, payload} into the arena. */
+static uint8_t *
+reply_body(aff_arena *a, int code, const char *message,
+    const ProtobufCMessage *payload, size_t *lenp)
+{
+	Affiliate__V1__ReplyEnvelope rep = AFFILIATE__V1__REPLY_ENVELOPE__INIT;
+	uint8_t *buf;
+	size_t len;
+
+	rep.code = (Affiliate__V1__Code)code;
+	rep.message = (char *)(message != NULL ? message : "");
+	if (payload != NULL) {
+		rep.payload.len = protobuf_c_message_get_packed_size(payload);
+		if ((rep.payload.data = aff_arena_alloc(a, rep.payload.len)) ==
+		    NULL)
+			return (NULL);
+		protobuf_c_message_pack(payload, rep.payload.data);
+	}
+	len = affiliate__v1__reply_envelope__get_packed_size(&rep);
+	if ((buf = aff_arena_alloc(a, len)) == NULL)
+		return (NULL);
+	affiliate__v1__reply_envelope__pack(&rep, buf);
+	*lenp = len;
+	return (buf);
+}
+
+/* The cache key of a cacheable call: the database, the catalog version,
+ * the method and the request in canonical (re-packed) form. */
+static char *
+cache_key(struct rpc_call *call, const ProtobufCMessage *in, size_t *lenp)
+{
+	const char *db_id;
+	int64_t version;
+	char *head, *key;
+	size_t hlen, plen;
+
+	if (call->store->ops->catalog_version(call->store, &db_id, &version) !=
+	    AFF_OK)
+		return (NULL);
+	head = aff_arena_printf(&call->arena, "aff:rc:%s:%lld:%s/%s:", db_id,
+	    (long long)version, call->service, call->method);
+	if (head == NULL)
+		return (NULL);
+	hlen = strlen(head);
+	plen = protobuf_c_message_get_packed_size(in);
+	if ((key = aff_arena_alloc(&call->arena, hlen + plen)) == NULL)
+		return (NULL);
+	memcpy(key, head, hlen);
+	protobuf_c_message_pack(in, (uint8_t *)key + hlen);
+	*lenp = hlen + plen;
+	return (key);
+}
+
+static int
+cacheable_code(int code)
+{
+	return (code == AFF_OK || code == AFF_NOT_FOUND ||
+	    code == AFF_PERMISSION_DENIED);
+}
+
+nng_msg *
+rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len)
+{
+	const rpc_registry *r = env->registry;
+	struct rpc_call call;
+	Affiliate__V1__RequestEnvelope *req;
+	const struct reg_service *svc;
+	const ProtobufCMethodDescriptor *md = NULL;
+	const struct rpc_method_def *def = NULL;
+	ProtobufCMessage *in = NULL, *out = NULL;
+	char rid[33], *key = NULL;
+	size_t keylen = 0, blen = 0;
+	uint8_t *body, *cached = NULL;
+	int64_t t0 = aff_mono_ms();
+	int code;
+	nng_msg *m;
+
+	memset(&call, 0, sizeof(call));
+	aff_arena_init(&call.arena);
+	call.store = env->store;
+	call.cache = env->cache;
+	call.app = env->app;
+	call.service = "?";
+	call.method = "?";
+	call.request_id = "";
+
+	req = affiliate__v1__request_envelope__unpack(
+	    aff_arena_allocator(&call.arena), len, data);
+	if (req == NULL) {
+		code = rpc_errorf(&call, AFF_INVALID_ARGUMENT,
+		    "the request is not an affiliate.v1.RequestEnvelope");
+		goto reply;
+	}
+	call.service = printable(&call.arena, req->service);
+	call.method = printable(&call.arena, req->method);
+	call.deadline_ms = req->deadline_unix_ms;
+	call.n_metadata = req->n_metadata;
+	call.metadata = req->metadata;
+	if (req->request_id[0] == '\0') {
+		aff_request_id_new(rid);
+		call.request_id = rid;
+	} else
+		call.request_id = printable(&call.arena, req->request_id);
+
+	if (call.deadline_ms > 0 && aff_now_ms() > call.deadline_ms) {
+		code = rpc_errorf(&call, AFF_DEADLINE_EXCEEDED,
+		    "the deadline passed before the call could run");
+		goto reply;
+	}
+	if ((svc = registry_find(r, req->service)) == NULL) {
+		code = rpc_errorf(&call, AFF_UNIMPLEMENTED, "unknown service '%s'",
+		    call.service);
+		goto reply;
+	}
+	md = protobuf_c_service_descriptor_get_method_by_name(
+	    svc->desc, req->method);
+	if (md == NULL) {
+		code = rpc_errorf(&call, AFF_UNIMPLEMENTED,
+		    "unknown method '%s' in %s", call.method, call.service);
+		goto reply;
+	}
+	if ((def = svc->by_index[md - svc->desc->methods]) == NULL) {
+		code = rpc_errorf(&call, AFF_UNIMPLEMENTED,
+		    "%s/%s is not implemented yet", call.service, call.method);
+		goto reply;
+	}
+	in = protobuf_c_message_unpack(md->input,
+	    aff_arena_allocator(&call.arena), req->payload.len,
+	    req->payload.data);
+	if (in == NULL) {
+		code = rpc_errorf(&call, AFF_INVALID_ARGUMENT,
+		    "the payload is not a valid %s", md->input->name);
+		goto reply;
+	}
+	if (def->cacheable && cache_enabled(env->cache) &&
+	    (key = cache_key(&call, in, &keylen)) != NULL &&
+	    cache_get(env->cache, key, keylen, &cached, &blen) == AFF_OK) {
+		m = reply_msg(cached, blen, call.request_id);
+		free(cached);
+		aff_log(AFF_LOG_INFO, call.request_id, "rpc %s/%s cached %lldms",
+		    call.service, call.method, (long long)(aff_mono_ms() - t0));
+		aff_arena_fini(&call.arena);
+		return (m);
+	}
+	code = def->fn(&call, in, &out);
+	/* A handler returning another type than the contract says is a bug. */
+	assert(code != AFF_OK || (out != NULL && out->descriptor == md->output));
+	if (code != AFF_OK)
+		out = call.error_payload;
+
+reply:
+	body = reply_body(&call.arena, code, call.message, out, &blen);
+	if (body == NULL) {
+		code = AFF_RESOURCE_EXHAUSTED;
+		body = reply_body(&call.arena, code, "out of memory", NULL, &blen);
+	}
+	if (key != NULL && body != NULL && cacheable_code(code))
+		(void)cache_set(env->cache, key, keylen, body, blen);
+	m = body != NULL ? reply_msg(body, blen, call.request_id) : NULL;
+	aff_log(code == AFF_OK || code == AFF_NOT_FOUND ||
+	            code == AFF_PERMISSION_DENIED
+	        ? AFF_LOG_INFO
+	        : AFF_LOG_WARN,
+	    call.request_id, "rpc %s/%s %s %lldms%s%s", call.service,
+	    call.method, aff_code_name(code), (long long)(aff_mono_ms() - t0),
+	    code != AFF_OK ? ": " : "",
+	    code != AFF_OK && call.message != NULL ? call.message : "");
+	aff_arena_fini(&call.arena);
+	return (m);
+}

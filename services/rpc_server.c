@@ -1,0 +1,265 @@
+/* rpc_server.c - see rpc_server.h. */
+#include "rpc_server.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "aff_err.h"
+#include "aff_log.h"
+
+enum slot_state { SLOT_RECV, SLOT_QUEUED, SLOT_SEND };
+
+/* One NNG context and its aio: one request at a time moves through it. */
+struct slot {
+	rpc_server *srv;
+	nng_ctx ctx;
+	nng_aio *aio;
+	enum slot_state state;
+	nng_msg *req;
+	struct slot *next; /* queue link */
+};
+
+struct handler_thread {
+	rpc_server *srv;
+	pthread_t tid;
+	void *state;
+	int started;
+};
+
+struct rpc_server {
+	struct rpc_server_opts opts;
+	nng_socket sock;
+	struct slot *slots;
+	int n_slots;
+	struct handler_thread *threads;
+	int n_threads;
+
+	pthread_mutex_t mtx;
+	pthread_cond_t cv;       /* work queued, or stopping */
+	pthread_cond_t init_cv;  /* a thread finished thread_init */
+	struct slot *head, *tail;
+	int stopping;
+	int n_ready, init_failed;
+};
+
+static void
+slot_recv(struct slot *sl)
+{
+	sl->state = SLOT_RECV;
+	nng_ctx_recv(sl->ctx, sl->aio);
+}
+
+/* NNG's callback: must not block, so it only queues or re-arms. */
+static void
+slot_cb(void *arg)
+{
+	struct slot *sl = arg;
+	rpc_server *srv = sl->srv;
+	int rv = nng_aio_result(sl->aio);
+
+	switch (sl->state) {
+	case SLOT_RECV:
+		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+			return;
+		if (rv != 0) {
+			slot_recv(sl);
+			return;
+		}
+		sl->req = nng_aio_get_msg(sl->aio);
+		pthread_mutex_lock(&srv->mtx);
+		sl->state = SLOT_QUEUED;
+		sl->next = NULL;
+		if (srv->tail != NULL)
+			srv->tail->next = sl;
+		else
+			srv->head = sl;
+		srv->tail = sl;
+		pthread_cond_signal(&srv->cv);
+		pthread_mutex_unlock(&srv->mtx);
+		break;
+	case SLOT_SEND:
+		if (rv != 0)
+			nng_msg_free(nng_aio_get_msg(sl->aio));
+		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+			return;
+		slot_recv(sl);
+		break;
+	case SLOT_QUEUED:
+		break;
+	}
+}
+
+static void *
+handler_main(void *arg)
+{
+	struct handler_thread *t = arg;
+	rpc_server *srv = t->srv;
+	struct slot *sl;
+	nng_msg *rep;
+
+	t->state = srv->opts.thread_init != NULL
+	    ? srv->opts.thread_init(srv->opts.arg)
+	    : srv->opts.arg;
+	pthread_mutex_lock(&srv->mtx);
+	if (t->state == NULL && srv->opts.thread_init != NULL)
+		srv->init_failed = 1;
+	srv->n_ready++;
+	pthread_cond_broadcast(&srv->init_cv);
+	pthread_mutex_unlock(&srv->mtx);
+
+	for (;;) {
+		pthread_mutex_lock(&srv->mtx);
+		while (srv->head == NULL && !srv->stopping)
+			pthread_cond_wait(&srv->cv, &srv->mtx);
+		if (srv->stopping) {
+			pthread_mutex_unlock(&srv->mtx);
+			break;
+		}
+		sl = srv->head;
+		if ((srv->head = sl->next) == NULL)
+			srv->tail = NULL;
+		pthread_mutex_unlock(&srv->mtx);
+
+		rep = srv->opts.handle(t->state, sl->req);
+		nng_msg_free(sl->req);
+		sl->req = NULL;
+		if (rep == NULL) {
+			/* No reply: REP must still be ready for the next. */
+			slot_recv(sl);
+			continue;
+		}
+		sl->state = SLOT_SEND;
+		nng_aio_set_msg(sl->aio, rep);
+		nng_ctx_send(sl->ctx, sl->aio);
+	}
+	if (srv->opts.thread_fini != NULL && t->state != NULL)
+		srv->opts.thread_fini(t->state);
+	return (NULL);
+}
+
+int
+rpc_server_start(const struct rpc_server_opts *opts, rpc_server **sp)
+{
+	rpc_server *srv;
+	int rv, i;
+
+	if ((srv = calloc(1, sizeof(*srv))) == NULL)
+		return (AFF_RESOURCE_EXHAUSTED);
+	srv->opts = *opts;
+	srv->n_slots = opts->n_contexts > 0 ? opts->n_contexts : 128;
+	srv->n_threads = opts->n_threads > 0 ? opts->n_threads : 8;
+	pthread_mutex_init(&srv->mtx, NULL);
+	pthread_cond_init(&srv->cv, NULL);
+	pthread_cond_init(&srv->init_cv, NULL);
+
+	if (nng_rep0_open(&srv->sock) != 0) {
+		rv = AFF_INTERNAL;
+		goto failed_socket;
+	}
+	/* NNG_OPT_RECVMAXSZ is unlimited unless set: a peer could otherwise
+	 * make us allocate whatever it claims to send. */
+	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, opts->max_msg);
+
+	/* Handler threads first: they open the store, and nothing is
+	 * received before all of them are ready. */
+	srv->threads = calloc((size_t)srv->n_threads, sizeof(*srv->threads));
+	if (srv->threads == NULL) {
+		rv = AFF_RESOURCE_EXHAUSTED;
+		goto failed_threads;
+	}
+	for (i = 0; i < srv->n_threads; i++) {
+		srv->threads[i].srv = srv;
+		if (pthread_create(&srv->threads[i].tid, NULL, handler_main,
+		        &srv->threads[i]) != 0) {
+			rv = AFF_RESOURCE_EXHAUSTED;
+			goto failed_threads;
+		}
+		srv->threads[i].started = 1;
+	}
+	pthread_mutex_lock(&srv->mtx);
+	while (srv->n_ready < srv->n_threads)
+		pthread_cond_wait(&srv->init_cv, &srv->mtx);
+	pthread_mutex_unlock(&srv->mtx);
+	if (srv->init_failed) {
+		rv = AFF_UNAVAILABLE;
+		goto failed_threads;
+	}
+
+	srv->slots = calloc((size_t)srv->n_slots, sizeof(*srv->slots));
+	if (srv->slots == NULL) {
+		rv = AFF_RESOURCE_EXHAUSTED;
+		goto failed_slots;
+	}
+	for (i = 0; i < srv->n_slots; i++) {
+		struct slot *sl = &srv->slots[i];
+		sl->srv = srv;
+		if (nng_aio_alloc(&sl->aio, slot_cb, sl) != 0 ||
+		    nng_ctx_open(&sl->ctx, srv->sock) != 0) {
+			rv = AFF_RESOURCE_EXHAUSTED;
+			goto failed_slots;
+		}
+	}
+	if ((rv = nng_listen(srv->sock, opts->url, NULL, 0)) != 0) {
+		aff_error("rpc: cannot listen on %s: %s", opts->url,
+		    nng_strerror(rv));
+		rv = (rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ||
+		         rv == NNG_EINVAL)
+		    ? AFF_INVALID_ARGUMENT
+		    : AFF_UNAVAILABLE;
+		goto failed_slots;
+	}
+	for (i = 0; i < srv->n_slots; i++)
+		slot_recv(&srv->slots[i]);
+	aff_info("rpc: listening on %s (%d contexts, %d handler threads, "
+	         "max message %zu bytes)",
+	    opts->url, srv->n_slots, srv->n_threads, opts->max_msg);
+	*sp = srv;
+	return (AFF_OK);
+
+failed_slots:
+failed_threads:
+failed_socket:
+	rpc_server_stop(srv);
+	return (rv);
+}
+
+void
+rpc_server_stop(rpc_server *s)
+{
+	int i;
+
+	if (s == NULL)
+		return;
+	/* 1. Let the handler threads finish what they hold, then stop. */
+	pthread_mutex_lock(&s->mtx);
+	s->stopping = 1;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mtx);
+	if (s->threads != NULL)
+		for (i = 0; i < s->n_threads; i++)
+			if (s->threads[i].started)
+				pthread_join(s->threads[i].tid, NULL);
+	/* 2. Closing the socket aborts every pending receive and send; the
+	 * callbacks see NNG_ECLOSED and do not re-arm. */
+	nng_close(s->sock);
+	if (s->slots != NULL)
+		for (i = 0; i < s->n_slots; i++) {
+			struct slot *sl = &s->slots[i];
+			if (sl->aio != NULL) {
+				nng_aio_stop(sl->aio);
+				nng_aio_free(sl->aio);
+			}
+			/* Requests still queued were never answered. */
+			if (sl->state == SLOT_QUEUED && sl->req != NULL)
+				nng_msg_free(sl->req);
+		}
+	free(s->slots);
+	free(s->threads);
+	pthread_cond_destroy(&s->cv);
+	pthread_cond_destroy(&s->init_cv);
+	pthread_mutex_destroy(&s->mtx);
+	free(s);
+}

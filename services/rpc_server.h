@@ -1,0 +1,47 @@
+/*
+ * rpc_server.h - the NNG REP side of the RPC core.
+ *
+ * A REP socket with many contexts receives requests; NNG's callbacks only
+ * move a received request onto a queue (they never block), and a pool of
+ * handler threads takes requests off it, calls the handler and sends the
+ * reply through the same context. Each handler thread has its own state
+ * (its store connection, its Redis connection), made by thread_init on that
+ * thread before the server answers anything.
+ */
+#ifndef RPC_SERVER_H
+#define RPC_SERVER_H
+
+#include <stddef.h>
+
+#include <nng/nng.h>
+
+typedef struct rpc_server rpc_server;
+
+struct rpc_server_opts {
+	const char *url;        /* listen URL, tcp:// or ipc:// */
+	int n_contexts;         /* requests received at once; 0 = 128 */
+	int n_threads;          /* handler threads; 0 = 8 */
+	size_t max_msg;         /* larger requests are dropped by NNG */
+
+	/* Called once on each handler thread; returns the thread's state or
+	 * NULL on failure (the start fails). */
+	void *(*thread_init)(void *arg);
+	void (*thread_fini)(void *state);
+	void *arg;
+
+	/* Handles one request: returns the reply (which the server sends and
+	 * frees), or NULL to send no reply. Does not take ownership of req. */
+	nng_msg *(*handle)(void *state, nng_msg *req);
+};
+
+/*
+ * Starts listening and serving. Returns AFF_OK, AFF_INVALID_ARGUMENT for a
+ * bad URL, AFF_UNAVAILABLE when the address cannot be bound, or the error of
+ * a failed thread_init.
+ */
+int rpc_server_start(const struct rpc_server_opts *opts, rpc_server **sp);
+
+/* Stops serving (requests being handled finish first) and frees it all. */
+void rpc_server_stop(rpc_server *s);
+
+#endif /* RPC_SERVER_H */

@@ -1,0 +1,40 @@
+/*
+ * server.h - affiliate-server as a library: configuration (flags and
+ * AFFILIATE_* environment variables), start and stop. main.c and the
+ * in-process tests both drive it through here.
+ */
+#ifndef SERVER_H
+#define SERVER_H
+
+#include <stddef.h>
+
+struct server_config {
+	char listen_url[256];   /* AFFILIATE_LISTEN, --listen */
+	char data_dir[512];     /* AFFILIATE_DATA_DIR, --data-dir */
+	char db_path[512];      /* AFFILIATE_DB, --db ("" = data_dir/affiliate.db) */
+	char redis_host[256];   /* AFFILIATE_REDIS, --redis host:port | off */
+	int redis_port;
+	int redis_timeout_ms;   /* AFFILIATE_REDIS_TIMEOUT_MS */
+	int cache_ttl_s;        /* AFFILIATE_CACHE_TTL, --cache-ttl */
+	int threads;            /* AFFILIATE_THREADS, --threads */
+	int contexts;           /* AFFILIATE_CONTEXTS, --contexts */
+	size_t max_message;     /* AFFILIATE_MAX_MESSAGE, --max-message */
+	int log_level;          /* AFFILIATE_LOG_LEVEL, --log-level */
+};
+
+/*
+ * Fills cfg with the defaults overridden by the environment, then by argv
+ * (argv may be NULL). Returns AFF_OK, or AFF_INVALID_ARGUMENT after printing
+ * what is wrong to stderr; sets *help when --help or --version was asked.
+ */
+int server_config_load(struct server_config *cfg, int argc, char **argv,
+    int *help);
+
+typedef struct server server;
+
+/* Opens the store (creating and seeding it), connects the cache and
+ * starts serving. Caller stops with server_stop(). */
+int server_start(const struct server_config *cfg, server **sp);
+void server_stop(server *s);
+
+#endif /* SERVER_H */

@@ -1,0 +1,20 @@
+/*
+ * services.h - the service implementations the server registers.
+ * Each is an rpc_service_def over a protobuf-c service descriptor.
+ */
+#ifndef SERVICES_H
+#define SERVICES_H
+
+#include "rpc.h"
+
+extern const struct rpc_service_def svc_advertiser_def;
+extern const struct rpc_service_def svc_application_def;
+extern const struct rpc_service_def svc_order_def;
+extern const struct rpc_service_def svc_health_def;
+
+/* The server's per-process state that handlers may read (call->app). */
+struct svc_app {
+	const rpc_registry *registry;
+};
+
+#endif /* SERVICES_H */
