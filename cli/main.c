@@ -1,1 +1,215 @@
-int main(void){return 0;}
+/*
+ * main.c - `affiliate`, the command-line RPC client. Calls affiliate-server
+ * over NNG and prints the reply as JSON on stdout. An error status prints
+ * {"error":{...}} on stdout, a one-line reason on stderr, and exits 1;
+ * a usage error exits 2.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "aff_client.h"
+#include "aff_err.h"
+#include "aff_json.h"
+#include "aff_util.h"
+#include "affiliate/v1/affiliate.pb-c.h"
+#include "affiliate/v1/health.pb-c.h"
+
+static const char usage[] =
+    "usage: affiliate [--url URL] [--timeout MS] [--request-id ID] COMMAND\n"
+    "commands:\n"
+    "  health\n"
+    "  advertisers list [--editor E] [--limit N] [--after ID]\n"
+    "  advertisers get ID [--editor E]\n"
+    "URL defaults to $AFFILIATE_URL or tcp://127.0.0.1:5555.\n";
+
+struct cli {
+	const char *url;
+	const char *request_id;
+	int timeout_ms;
+	int64_t editor, limit, after;
+	int argc;
+	char **argv; /* the positional words */
+};
+
+static int
+usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "affiliate: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n%s", usage);
+	return (2);
+}
+
+static void
+print_json(json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	if (s != NULL) {
+		puts(s);
+		free(s);
+	}
+}
+
+/* Makes the call and prints its outcome; returns the exit status. */
+static int
+cli_call(struct cli *c, const ProtobufCServiceDescriptor *svc,
+    const char *method, const ProtobufCMessage *req)
+{
+	struct aff_client_opts co = {
+		.url = c->url,
+		.timeout_ms = c->timeout_ms,
+		.wait_connected = 1,
+	};
+	struct aff_call_opts opts = {
+		.request_id = c->request_id,
+		.timeout_ms = c->timeout_ms,
+	};
+	struct aff_call_result res;
+	ProtobufCMessage *resp = NULL;
+	aff_client *client;
+	json_t *j;
+	int rv;
+
+	if ((rv = aff_client_open(&client, &co)) != AFF_OK) {
+		memset(&res, 0, sizeof(res));
+		res.code = rv;
+		res.message = strdup(rv == AFF_INVALID_ARGUMENT
+		        ? "the URL is not a valid NNG address"
+		        : "cannot connect to affiliate-server");
+		client = NULL;
+	} else
+		rv = aff_client_call(client, svc, method, req, &opts, &resp, &res);
+	if (rv == AFF_OK) {
+		j = aff_json_from_message(resp);
+	} else {
+		j = json_pack("{s:{s:s,s:s,s:s}}", "error", "code",
+		    aff_code_name(rv), "message",
+		    res.message != NULL ? res.message : "", "request_id",
+		    res.request_id);
+		fprintf(stderr, "affiliate: %s: %s (%s)\n", aff_code_name(rv),
+		    res.message != NULL && res.message[0] ? res.message
+		                                          : aff_strerror(rv),
+		    c->url);
+	}
+	if (j != NULL) {
+		print_json(j);
+		json_decref(j);
+	}
+	if (resp != NULL)
+		protobuf_c_message_free_unpacked(resp, NULL);
+	aff_call_result_fini(&res);
+	aff_client_close(client);
+	return (rv == AFF_OK ? 0 : 1);
+}
+
+static int
+cmd_health(struct cli *c)
+{
+	Affiliate__V1__HealthCheckRequest req =
+	    AFFILIATE__V1__HEALTH_CHECK_REQUEST__INIT;
+
+	if (c->argc != 1)
+		return (usage_error("health takes no arguments%s", ""));
+	return (cli_call(c, &affiliate__v1__health_service__descriptor, "Check",
+	    &req.base));
+}
+
+static int
+cmd_advertisers(struct cli *c)
+{
+	if (c->argc >= 2 && strcmp(c->argv[1], "list") == 0 && c->argc == 2) {
+		Affiliate__V1__ListAdvertisersRequest req =
+		    AFFILIATE__V1__LIST_ADVERTISERS_REQUEST__INIT;
+		req.editor_id = c->editor;
+		req.limit = (int32_t)c->limit;
+		req.after = c->after;
+		return (cli_call(c, &affiliate__v1__advertiser_service__descriptor,
+		    "ListAdvertisers", &req.base));
+	}
+	if (c->argc == 3 && strcmp(c->argv[1], "get") == 0) {
+		Affiliate__V1__GetAdvertiserRequest req =
+		    AFFILIATE__V1__GET_ADVERTISER_REQUEST__INIT;
+		if (aff_parse_int64(c->argv[2], INT64_MIN, INT64_MAX, &req.id) !=
+		    AFF_OK)
+			return (usage_error(
+			    "advertiser id must be an integer, not '%s'",
+			    c->argv[2]));
+		req.editor_id = c->editor;
+		return (cli_call(c, &affiliate__v1__advertiser_service__descriptor,
+		    "GetAdvertiser", &req.base));
+	}
+	return (usage_error("unknown advertisers command%s", ""));
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "url", required_argument, NULL, 'u' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "request-id", required_argument, NULL, 'r' },
+		{ "editor", required_argument, NULL, 'e' },
+		{ "limit", required_argument, NULL, 'l' },
+		{ "after", required_argument, NULL, 'a' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cli c;
+	int64_t n;
+	int opt;
+
+	memset(&c, 0, sizeof(c));
+	c.url = aff_env("AFFILIATE_URL", "tcp://127.0.0.1:5555");
+	c.timeout_ms = 5000;
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'u':
+			c.url = optarg;
+			break;
+		case 'r':
+			c.request_id = optarg;
+			break;
+		case 't':
+			if (aff_parse_int64(optarg, 1, 3600000, &n) != AFF_OK)
+				return (usage_error(
+				    "--timeout must be 1..3600000 ms, not '%s'",
+				    optarg));
+			c.timeout_ms = (int)n;
+			break;
+		case 'e':
+		case 'l':
+		case 'a':
+			if (aff_parse_int64(optarg, opt == 'l' ? INT32_MIN : INT64_MIN,
+			        opt == 'l' ? INT32_MAX : INT64_MAX, &n) != AFF_OK)
+				return (usage_error("expected an integer, not '%s'",
+				    optarg));
+			if (opt == 'e')
+				c.editor = n;
+			else if (opt == 'l')
+				c.limit = n;
+			else
+				c.after = n;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return (0);
+		default:
+			fputs(usage, stderr);
+			return (2);
+		}
+	}
+	c.argc = argc - optind;
+	c.argv = argv + optind;
+	if (c.argc < 1)
+		return (usage_error("no command given%s", ""));
+	if (strcmp(c.argv[0], "health") == 0)
+		return (cmd_health(&c));
+	if (strcmp(c.argv[0], "advertisers") == 0)
+		return (cmd_advertisers(&c));
+	return (usage_error("unknown command '%s'", c.argv[0]));
+}

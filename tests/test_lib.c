@@ -1,0 +1,160 @@
+/*
+ * test_lib.c - the shared library's pieces: status names, strict number
+ * parsing, the per-call arena and descriptor-driven JSON.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "aff_arena.h"
+#include "aff_err.h"
+#include "aff_json.h"
+#include "aff_util.h"
+#include "affiliate/v1/affiliate.pb-c.h"
+#include "affiliate/v1/health.pb-c.h"
+#include "affiliate/v1/rpc.pb-c.h"
+
+static void
+test_status_codes_are_grpc_codes(void **state)
+{
+	(void)state;
+	/* The proto's Code enum and aff_err must never drift apart. */
+	assert_int_equal(AFFILIATE__V1__CODE__NOT_FOUND, AFF_NOT_FOUND);
+	assert_int_equal(AFFILIATE__V1__CODE__UNAUTHENTICATED, AFF_UNAUTHENTICATED);
+	assert_int_equal(AFFILIATE__V1__CODE__UNIMPLEMENTED, AFF_UNIMPLEMENTED);
+	for (int i = 0; i <= AFF_ERR_MAX; i++) {
+		const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+		    &affiliate__v1__code__descriptor, i);
+		assert_non_null(v);
+		assert_string_equal(v->name, aff_code_name(i));
+	}
+	assert_string_equal(aff_code_name(99), "UNKNOWN");
+	assert_string_equal(aff_strerror(AFF_NOT_FOUND), "not found");
+}
+
+static void
+test_parse_int64_is_strict(void **state)
+{
+	int64_t v = 7;
+
+	(void)state;
+	assert_int_equal(aff_parse_int64("42", 0, 100, &v), AFF_OK);
+	assert_int_equal(v, 42);
+	assert_int_equal(aff_parse_int64("-3", -10, 10, &v), AFF_OK);
+	assert_int_equal(v, -3);
+	static const char *const bad[] = { "", " 1", "+1", "1 ", "1x", "0x10",
+		"abc", "101", "99999999999999999999", "1.5", "--1" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		v = 7;
+		assert_int_equal(
+		    aff_parse_int64(bad[i], 0, 100, &v), AFF_INVALID_ARGUMENT);
+		assert_int_equal(v, 7);
+	}
+	assert_int_equal(
+	    aff_parse_int64(NULL, 0, 100, &v), AFF_INVALID_ARGUMENT);
+}
+
+static void
+test_the_arena_hands_out_aligned_zeroed_memory(void **state)
+{
+	aff_arena a;
+	char *s;
+
+	(void)state;
+	aff_arena_init(&a);
+	for (int i = 1; i < 2000; i += 37) {
+		unsigned char *p = aff_arena_alloc(&a, (size_t)i);
+		assert_non_null(p);
+		assert_int_equal((uintptr_t)p % 16, 0);
+		for (int k = 0; k < i; k++)
+			assert_int_equal(p[k], 0);
+		memset(p, 0xab, (size_t)i);
+	}
+	assert_non_null(aff_arena_alloc(&a, 100000)); /* larger than a chunk */
+	s = aff_arena_printf(&a, "%s-%d", "id", 42);
+	assert_string_equal(s, "id-42");
+	assert_string_equal(aff_arena_strndup(&a, "abcdef", 3), "abc");
+	aff_arena_fini(&a);
+}
+
+static void
+test_a_message_renders_as_json_with_every_field(void **state)
+{
+	Affiliate__V1__ListAdvertisersResponse resp =
+	    AFFILIATE__V1__LIST_ADVERTISERS_RESPONSE__INIT;
+	Affiliate__V1__Advertiser adv = AFFILIATE__V1__ADVERTISER__INIT;
+	Affiliate__V1__Advertiser *list[1] = { &adv };
+	Affiliate__V1__HealthCheckResponse h =
+	    AFFILIATE__V1__HEALTH_CHECK_RESPONSE__INIT;
+	Affiliate__V1__ReplyEnvelope rep = AFFILIATE__V1__REPLY_ENVELOPE__INIT;
+	json_t *j;
+	char *s;
+
+	(void)state;
+	adv.id = 9007199254740993LL; /* beyond a double's exact range */
+	adv.name = "Caf\xc3\xa9 \"Q\"";
+	adv.commission_rate_bps = 750;
+	resp.advertisers = list;
+	resp.n_advertisers = 1;
+	resp.next_after = 0;
+	j = aff_json_from_message(&resp.base);
+	s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	assert_string_equal(s,
+	    "{\"advertisers\":[{\"id\":9007199254740993,\"name\":\"Caf\xc3\xa9 "
+	    "\\\"Q\\\"\",\"category\":\"\",\"currency\":\"\","
+	    "\"commission_rate_bps\":750,\"status\":\"\",\"website\":\"\","
+	    "\"cookie_days\":0,\"created_at\":\"\",\"updated_at\":\"\"}],"
+	    "\"next_after\":0}");
+	free(s);
+	json_decref(j);
+
+	h.status = AFFILIATE__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+	j = aff_json_from_message(&h.base);
+	s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	assert_string_equal(s, "{\"status\":\"SERVING\",\"store\":\"UNKNOWN\","
+	                       "\"cache\":\"UNKNOWN\",\"version\":\"\"}");
+	free(s);
+	json_decref(j);
+
+	rep.payload.data = (uint8_t *)"hello";
+	rep.payload.len = 5;
+	rep.message = "bad \xff byte";
+	j = aff_json_from_message(&rep.base);
+	s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	assert_string_equal(s, "{\"code\":\"OK\",\"message\":\"\xef\xbf\xbd\","
+	                       "\"payload\":\"aGVsbG8=\",\"request_id\":\"\"}");
+	free(s);
+	json_decref(j);
+}
+
+static void
+test_request_ids_are_32_hex_and_differ(void **state)
+{
+	char a[33], b[33];
+
+	(void)state;
+	aff_request_id_new(a);
+	aff_request_id_new(b);
+	assert_int_equal(strlen(a), 32);
+	assert_int_equal(strspn(a, "0123456789abcdef"), 32);
+	assert_string_not_equal(a, b);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_status_codes_are_grpc_codes),
+		cmocka_unit_test(test_parse_int64_is_strict),
+		cmocka_unit_test(test_the_arena_hands_out_aligned_zeroed_memory),
+		cmocka_unit_test(test_a_message_renders_as_json_with_every_field),
+		cmocka_unit_test(test_request_ids_are_32_hex_and_differ),
+	};
+
+	return (cmocka_run_group_tests_name("lib", tests, NULL, NULL));
+}

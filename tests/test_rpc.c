@@ -1,0 +1,374 @@
+/*
+ * test_rpc.c - the RPC core over a real NNG socket: envelope errors
+ * (garbage, unknown service and method, bad payload, oversize, expired
+ * deadline), request ids, health, concurrency and a clean stop.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "aff_err.h"
+#include "aff_util.h"
+#include "affiliate/v1/affiliate.pb-c.h"
+#include "affiliate/v1/health.pb-c.h"
+#include "affiliate/v1/rpc.pb-c.h"
+#include "testutil.h"
+
+static int
+setup(void **state)
+{
+	struct tu_server *ts = calloc(1, sizeof(*ts));
+
+	assert_non_null(ts);
+	assert_int_equal(tu_server_start(ts, 0), 0);
+	*state = ts;
+	return (0);
+}
+
+static int
+teardown(void **state)
+{
+	tu_server_stop(*state);
+	free(*state);
+	return (0);
+}
+
+/* Sends an envelope built from the fields and returns the decoded reply. */
+static Affiliate__V1__ReplyEnvelope *
+envelope_call(struct tu_server *ts, const char *service, const char *method,
+    const void *payload, size_t plen, const char *request_id,
+    int64_t deadline)
+{
+	Affiliate__V1__RequestEnvelope env = AFFILIATE__V1__REQUEST_ENVELOPE__INIT;
+	Affiliate__V1__ReplyEnvelope *rep;
+	uint8_t *buf, *out;
+	size_t len, outlen;
+
+	env.service = (char *)service;
+	env.method = (char *)method;
+	env.payload.data = (uint8_t *)payload;
+	env.payload.len = plen;
+	env.request_id = (char *)request_id;
+	env.deadline_unix_ms = deadline;
+	len = affiliate__v1__request_envelope__get_packed_size(&env);
+	assert_non_null(buf = malloc(len + 1));
+	affiliate__v1__request_envelope__pack(&env, buf);
+	out = tu_raw_call(ts->url, buf, len, 5000, &outlen);
+	free(buf);
+	assert_non_null(out);
+	rep = affiliate__v1__reply_envelope__unpack(NULL, outlen, out);
+	free(out);
+	assert_non_null(rep);
+	return (rep);
+}
+
+static void
+test_garbage_bytes_get_invalid_argument(void **state)
+{
+	struct tu_server *ts = *state;
+	/* 0xff is a field tag with an invalid wire type. */
+	static const uint8_t garbage[] = { 0xff, 0xff, 0xff, 0x01, 0x02, 0x03 };
+	Affiliate__V1__ReplyEnvelope *rep;
+	uint8_t *out;
+	size_t outlen;
+
+	out = tu_raw_call(ts->url, garbage, sizeof(garbage), 5000, &outlen);
+	assert_non_null(out);
+	rep = affiliate__v1__reply_envelope__unpack(NULL, outlen, out);
+	assert_non_null(rep);
+	assert_int_equal(rep->code, AFF_INVALID_ARGUMENT);
+	assert_string_equal(
+	    rep->message, "the request is not an affiliate.v1.RequestEnvelope");
+	assert_int_equal(rep->payload.len, 0);
+	affiliate__v1__reply_envelope__free_unpacked(rep, NULL);
+	free(out);
+}
+
+static void
+test_an_empty_request_names_no_service(void **state)
+{
+	struct tu_server *ts = *state;
+	Affiliate__V1__ReplyEnvelope *rep;
+	uint8_t *out;
+	size_t outlen;
+
+	out = tu_raw_call(ts->url, "", 0, 5000, &outlen);
+	assert_non_null(out);
+	rep = affiliate__v1__reply_envelope__unpack(NULL, outlen, out);
+	assert_non_null(rep);
+	assert_int_equal(rep->code, AFF_UNIMPLEMENTED);
+	assert_string_equal(rep->message, "unknown service ''");
+	/* The server made up a request id so its log line can be found. */
+	assert_int_equal(strlen(rep->request_id), 32);
+	affiliate__v1__reply_envelope__free_unpacked(rep, NULL);
+	free(out);
+}
+
+static void
+test_unknown_service_is_unimplemented(void **state)
+{
+	Affiliate__V1__ReplyEnvelope *rep = envelope_call(
+	    *state, "affiliate.v1.NoSuchService", "Get", NULL, 0, "r-1", 0);
+
+	assert_int_equal(rep->code, AFF_UNIMPLEMENTED);
+	assert_string_equal(
+	    rep->message, "unknown service 'affiliate.v1.NoSuchService'");
+	assert_string_equal(rep->request_id, "r-1");
+	affiliate__v1__reply_envelope__free_unpacked(rep, NULL);
+}
+
+static void
+test_unknown_method_is_unimplemented(void **state)
+{
+	Affiliate__V1__ReplyEnvelope *rep = envelope_call(*state,
+	    "affiliate.v1.AdvertiserService", "DeleteEverything", NULL, 0, "r-2",
+	    0);
+
+	assert_int_equal(rep->code, AFF_UNIMPLEMENTED);
+	assert_string_equal(rep->message,
+	    "unknown method 'DeleteEverything' in affiliate.v1.AdvertiserService");
+	affiliate__v1__reply_envelope__free_unpacked(rep, NULL);
+}
+
+static void
+test_methods_whose_issue_has_not_landed_are_unimplemented(void **state)
+{
+	static const char *const calls[][2] = {
+		{ "affiliate.v1.ApplicationService", "Apply" },
+		{ "affiliate.v1.ApplicationService", "ListApplications" },
+		{ "affiliate.v1.ApplicationService", "GetApplication" },
+		{ "affiliate.v1.OrderService", "ReceiveWebhook" },
+		{ "affiliate.v1.OrderService", "ListOrders" },
+	};
+
+	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++) {
+		Affiliate__V1__ReplyEnvelope *rep = envelope_call(
+		    *state, calls[i][0], calls[i][1], NULL, 0, "r-3", 0);
+		char want[128];
+		snprintf(want, sizeof(want), "%s/%s is not implemented yet",
+		    calls[i][0], calls[i][1]);
+		assert_int_equal(rep->code, AFF_UNIMPLEMENTED);
+		assert_string_equal(rep->message, want);
+		affiliate__v1__reply_envelope__free_unpacked(rep, NULL);
+	}
+}
+
+static void
+test_a_payload_that_does_not_unpack_is_invalid_argument(void **state)
+{
+	/* Field 1 (id) declared length-delimited with a length past the end. */
+	static const uint8_t bad[] = { 0x0a, 0x7f, 0x01 };
+	Affiliate__V1__ReplyEnvelope *rep = envelope_call(*state,
+	    "affiliate.v1.AdvertiserService", "GetAdvertiser", bad, sizeof(bad),
+	    "r-4", 0);
+
+	assert_int_equal(rep->code, AFF_INVALID_ARGUMENT);
+	assert_string_equal(rep->message,
+	    "the payload is not a valid affiliate.v1.GetAdvertiserRequest");
+	affiliate__v1__reply_envelope__free_unpacked(rep, NULL);
+}
+
+static void
+test_an_expired_deadline_is_deadline_exceeded(void **state)
+{
+	Affiliate__V1__GetAdvertiserRequest req =
+	    AFFILIATE__V1__GET_ADVERTISER_REQUEST__INIT;
+	uint8_t buf[32];
+	size_t len;
+	Affiliate__V1__ReplyEnvelope *rep;
+
+	req.id = 2;
+	len = affiliate__v1__get_advertiser_request__pack(&req, buf);
+	rep = envelope_call(*state, "affiliate.v1.AdvertiserService",
+	    "GetAdvertiser", buf, len, "r-5", aff_now_ms() - 1000);
+	assert_int_equal(rep->code, AFF_DEADLINE_EXCEEDED);
+	assert_int_equal(rep->payload.len, 0);
+	affiliate__v1__reply_envelope__free_unpacked(rep, NULL);
+
+	/* The same call with a deadline in the future runs. */
+	rep = envelope_call(*state, "affiliate.v1.AdvertiserService",
+	    "GetAdvertiser", buf, len, "r-6", aff_now_ms() + 5000);
+	assert_int_equal(rep->code, AFF_OK);
+	assert_string_equal(rep->request_id, "r-6");
+	assert_true(rep->payload.len > 0);
+	affiliate__v1__reply_envelope__free_unpacked(rep, NULL);
+}
+
+static void
+test_an_oversized_request_is_dropped_and_the_server_keeps_serving(
+    void **state)
+{
+	struct tu_server *ts = *state;
+	size_t big = ts->cfg.max_message + 1024, outlen;
+	uint8_t *buf, *out;
+	Affiliate__V1__HealthCheckRequest req =
+	    AFFILIATE__V1__HEALTH_CHECK_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+
+	assert_non_null(buf = calloc(1, big));
+	out = tu_raw_call(ts->url, buf, big, 1000, &outlen);
+	assert_null(out);
+	free(buf);
+	assert_int_equal(tu_call(ts, &affiliate__v1__health_service__descriptor,
+	                     "Check", &req.base, &resp),
+	    AFF_OK);
+	assert_int_equal(((Affiliate__V1__HealthCheckResponse *)resp)->status,
+	    AFFILIATE__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+	protobuf_c_message_free_unpacked(resp, NULL);
+}
+
+static void
+test_health_reports_the_store_serving_and_no_cache(void **state)
+{
+	struct tu_server *ts = *state;
+	Affiliate__V1__HealthCheckRequest req =
+	    AFFILIATE__V1__HEALTH_CHECK_REQUEST__INIT;
+	Affiliate__V1__HealthCheckResponse *h;
+	ProtobufCMessage *resp = NULL;
+
+	assert_int_equal(tu_call(ts, &affiliate__v1__health_service__descriptor,
+	                     "Check", &req.base, &resp),
+	    AFF_OK);
+	h = (void *)resp;
+	assert_int_equal(h->status,
+	    AFFILIATE__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+	assert_int_equal(h->store,
+	    AFFILIATE__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+	assert_int_equal(h->cache,
+	    AFFILIATE__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__UNKNOWN);
+	protobuf_c_message_free_unpacked(resp, NULL);
+
+	req.service = "affiliate.v1.AdvertiserService";
+	assert_int_equal(tu_call(ts, &affiliate__v1__health_service__descriptor,
+	                     "Check", &req.base, &resp),
+	    AFF_OK);
+	protobuf_c_message_free_unpacked(resp, NULL);
+	req.service = "affiliate.v1.Nope";
+	assert_int_equal(tu_call(ts, &affiliate__v1__health_service__descriptor,
+	                     "Check", &req.base, &resp),
+	    AFF_NOT_FOUND);
+	assert_null(resp);
+}
+
+#define N_THREADS 16
+#define N_CALLS 100
+
+static void *
+hammer(void *arg)
+{
+	struct tu_server *ts = arg;
+	long ok = 0;
+
+	for (int i = 0; i < N_CALLS; i++) {
+		Affiliate__V1__GetAdvertiserRequest req =
+		    AFFILIATE__V1__GET_ADVERTISER_REQUEST__INIT;
+		ProtobufCMessage *resp = NULL;
+		req.id = 1 + i % 24;
+		if (tu_call(ts, &affiliate__v1__advertiser_service__descriptor,
+		        "GetAdvertiser", &req.base, &resp) == AFF_OK &&
+		    ((Affiliate__V1__Advertiser *)resp)->id == req.id)
+			ok++;
+		if (resp != NULL)
+			protobuf_c_message_free_unpacked(resp, NULL);
+	}
+	return ((void *)ok);
+}
+
+static void
+test_many_calls_in_flight_on_one_client_all_answer(void **state)
+{
+	pthread_t t[N_THREADS];
+	long total = 0;
+	void *ok;
+
+	for (int i = 0; i < N_THREADS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, hammer, *state), 0);
+	for (int i = 0; i < N_THREADS; i++) {
+		pthread_join(t[i], &ok);
+		total += (long)ok;
+	}
+	assert_int_equal(total, N_THREADS * N_CALLS);
+}
+
+static void
+test_the_client_reports_an_unreachable_server(void **state)
+{
+	struct aff_client_opts co = { 0 };
+	aff_client *c = NULL;
+	char url[64];
+
+	(void)state;
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", tu_free_port());
+	co.url = url;
+	co.wait_connected = 1;
+	assert_int_equal(aff_client_open(&c, &co), AFF_UNAVAILABLE);
+	assert_null(c);
+	co.url = "nonsense://x";
+	assert_int_equal(aff_client_open(&c, &co), AFF_INVALID_ARGUMENT);
+
+	/* A background client answers UNAVAILABLE while nobody listens. */
+	co.url = url;
+	co.wait_connected = 0;
+	assert_int_equal(aff_client_open(&c, &co), AFF_OK);
+	{
+		struct aff_call_result res;
+		assert_int_equal(aff_client_invoke(c, "affiliate.v1.HealthService",
+		                     "Check", NULL, 0, NULL, &res),
+		    AFF_UNAVAILABLE);
+		assert_string_equal(res.message, "affiliate-server is not reachable");
+		aff_call_result_fini(&res);
+	}
+	aff_client_close(c);
+}
+
+static void
+test_stopping_with_clients_connected_is_clean(void **state)
+{
+	struct tu_server ts;
+
+	(void)state;
+	assert_int_equal(tu_server_start(&ts, 0), 0);
+	assert_non_null(hammer(&ts));
+	/* Stop the server first, with the client still connected. */
+	server_stop(ts.srv);
+	ts.srv = NULL;
+	{
+		struct aff_call_result res;
+		int rv = aff_client_invoke(ts.client, "affiliate.v1.HealthService",
+		    "Check", NULL, 0, &(struct aff_call_opts){ .timeout_ms = 300 },
+		    &res);
+		assert_true(rv == AFF_UNAVAILABLE || rv == AFF_DEADLINE_EXCEEDED);
+		aff_call_result_fini(&res);
+	}
+	tu_server_stop(&ts);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_garbage_bytes_get_invalid_argument),
+		cmocka_unit_test(test_an_empty_request_names_no_service),
+		cmocka_unit_test(test_unknown_service_is_unimplemented),
+		cmocka_unit_test(test_unknown_method_is_unimplemented),
+		cmocka_unit_test(
+		    test_methods_whose_issue_has_not_landed_are_unimplemented),
+		cmocka_unit_test(
+		    test_a_payload_that_does_not_unpack_is_invalid_argument),
+		cmocka_unit_test(test_an_expired_deadline_is_deadline_exceeded),
+		cmocka_unit_test(
+		    test_an_oversized_request_is_dropped_and_the_server_keeps_serving),
+		cmocka_unit_test(test_health_reports_the_store_serving_and_no_cache),
+		cmocka_unit_test(test_many_calls_in_flight_on_one_client_all_answer),
+		cmocka_unit_test(test_the_client_reports_an_unreachable_server),
+		cmocka_unit_test(test_stopping_with_clients_connected_is_clean),
+	};
+
+	return (cmocka_run_group_tests_name("rpc", tests, setup, teardown));
+}

@@ -1,0 +1,233 @@
+/* testutil.c - see testutil.h. */
+#define _XOPEN_SOURCE 700
+#include "testutil.h"
+
+#include <arpa/inet.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "aff_err.h"
+#include "aff_log.h"
+
+int
+tu_free_port(void)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	int fd, port = -1;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+		return (-1);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+		port = ntohs(sa.sin_port);
+	close(fd);
+	return (port);
+}
+
+char *
+tu_tmpdir(void)
+{
+	const char *base = getenv("TMPDIR");
+	char *p;
+
+	if (base == NULL || *base == '\0')
+		base = "/tmp";
+	if (asprintf(&p, "%s/affiliate-test-XXXXXX", base) < 0)
+		return (NULL);
+	if (mkdtemp(p) == NULL) {
+		free(p);
+		return (NULL);
+	}
+	return (p);
+}
+
+static int
+rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return (remove(path));
+}
+
+void
+tu_rmtree(const char *path)
+{
+	if (path != NULL)
+		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+long long
+tu_redis_int(const struct tu_redis *r, const char *cmd)
+{
+	struct timeval tv = { 1, 0 };
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
+	redisReply *rep;
+	long long v = -1;
+
+	if (c == NULL || c->err) {
+		if (c != NULL)
+			redisFree(c);
+		return (-1);
+	}
+	if ((rep = redisCommand(c, cmd)) != NULL) {
+		if (rep->type == REDIS_REPLY_INTEGER)
+			v = rep->integer;
+		else if (rep->type == REDIS_REPLY_STATUS)
+			v = 0;
+		freeReplyObject(rep);
+	}
+	redisFree(c);
+	return (v);
+}
+
+int
+tu_redis_start(struct tu_redis *r)
+{
+	char port[16];
+
+	if (r->port == 0)
+		r->port = tu_free_port();
+	snprintf(port, sizeof(port), "%d", r->port);
+	if ((r->pid = fork()) == 0) {
+		/* Quiet, no persistence: a cache that lives for one test. */
+		execlp("redis-server", "redis-server", "--port", port, "--bind",
+		    "127.0.0.1", "--save", "", "--appendonly", "no",
+		    "--daemonize", "no", "--loglevel", "warning", "--logfile",
+		    "/dev/null", (char *)NULL);
+		_exit(127);
+	}
+	if (r->pid < 0)
+		return (-1);
+	for (int i = 0; i < 500; i++) {
+		if (tu_redis_int(r, "PING") == 0)
+			return (0);
+		sleep_ms(10);
+	}
+	tu_redis_stop(r);
+	return (-1);
+}
+
+void
+tu_redis_stop(struct tu_redis *r)
+{
+	if (r->pid > 0) {
+		kill(r->pid, SIGKILL);
+		waitpid(r->pid, NULL, 0);
+		r->pid = 0;
+	}
+}
+
+int
+tu_server_start(struct tu_server *ts, int redis_port)
+{
+	struct aff_client_opts co = { 0 };
+	int help;
+
+	memset(ts, 0, sizeof(*ts));
+	if ((ts->dir = tu_tmpdir()) == NULL)
+		return (-1);
+	/* Tests set everything themselves: the environment must not leak in. */
+	unsetenv("AFFILIATE_LISTEN");
+	unsetenv("AFFILIATE_DB");
+	unsetenv("AFFILIATE_REDIS");
+	unsetenv("AFFILIATE_DATA_DIR");
+	if (server_config_load(&ts->cfg, 0, NULL, &help) != AFF_OK)
+		return (-1);
+	snprintf(ts->url, sizeof(ts->url), "tcp://127.0.0.1:%d", tu_free_port());
+	snprintf(ts->cfg.listen_url, sizeof(ts->cfg.listen_url), "%s", ts->url);
+	snprintf(ts->cfg.data_dir, sizeof(ts->cfg.data_dir), "%s", ts->dir);
+	if (redis_port > 0) {
+		snprintf(ts->cfg.redis_host, sizeof(ts->cfg.redis_host),
+		    "127.0.0.1");
+		ts->cfg.redis_port = redis_port;
+	} else
+		ts->cfg.redis_host[0] = '\0';
+	ts->cfg.threads = 4;
+	ts->cfg.log_level = getenv("AFFILIATE_TEST_VERBOSE") ? AFF_LOG_DEBUG
+	                                                     : AFF_LOG_ERROR;
+	if (server_start(&ts->cfg, &ts->srv) != AFF_OK)
+		return (-1);
+	co.url = ts->url;
+	co.wait_connected = 1;
+	co.timeout_ms = 5000;
+	if (aff_client_open(&ts->client, &co) != AFF_OK)
+		return (-1);
+	return (0);
+}
+
+void
+tu_server_stop(struct tu_server *ts)
+{
+	aff_client_close(ts->client);
+	server_stop(ts->srv);
+	tu_rmtree(ts->dir);
+	free(ts->dir);
+	memset(ts, 0, sizeof(*ts));
+}
+
+int
+tu_call(struct tu_server *ts, const ProtobufCServiceDescriptor *svc,
+    const char *method, const ProtobufCMessage *req, ProtobufCMessage **resp)
+{
+	struct aff_call_result res;
+	int rv = aff_client_call(ts->client, svc, method, req, NULL, resp, &res);
+
+	aff_call_result_fini(&res);
+	return (rv);
+}
+
+uint8_t *
+tu_raw_call(const char *url, const void *data, size_t len, int timeout_ms,
+    size_t *outlen)
+{
+	nng_socket s;
+	nng_msg *m;
+	uint8_t *out = NULL;
+
+	if (nng_req0_open(&s) != 0)
+		return (NULL);
+	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, timeout_ms);
+	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, timeout_ms);
+	nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	if (nng_dial(s, url, NULL, 0) != 0 || nng_msg_alloc(&m, len) != 0)
+		goto done;
+	memcpy(nng_msg_body(m), data, len);
+	if (nng_sendmsg(s, m, 0) != 0) {
+		nng_msg_free(m);
+		goto done;
+	}
+	if (nng_recvmsg(s, &m, 0) != 0)
+		goto done;
+	*outlen = nng_msg_len(m);
+	if ((out = malloc(*outlen > 0 ? *outlen : 1)) != NULL)
+		memcpy(out, nng_msg_body(m), *outlen);
+	nng_msg_free(m);
+done:
+	nng_close(s);
+	return (out);
+}

@@ -1,0 +1,61 @@
+/*
+ * testutil.h - real parts for tests: free ports, temporary folders, a real
+ * redis-server on a free port, and affiliate-server started in-process on
+ * a real NNG socket.
+ */
+#ifndef TESTUTIL_H
+#define TESTUTIL_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "aff_client.h"
+#include "server.h"
+
+/* A TCP port on 127.0.0.1 that nothing listens on right now. */
+int tu_free_port(void);
+
+/* mkdtemp under $TMPDIR (or /tmp); caller frees and tu_rmtree()s it. */
+char *tu_tmpdir(void);
+void tu_rmtree(const char *path);
+
+struct tu_redis {
+	pid_t pid;
+	int port;
+};
+
+/* Starts redis-server on r->port (a free one when 0) and waits until it
+ * answers PING. Returns 0, or -1 when it did not come up. */
+int tu_redis_start(struct tu_redis *r);
+/* Kills it (SIGKILL, as a crash would) and reaps it. */
+void tu_redis_stop(struct tu_redis *r);
+/* Runs one Redis command and returns its integer reply (or -1). */
+long long tu_redis_int(const struct tu_redis *r, const char *cmd);
+
+struct tu_server {
+	server *srv;
+	char url[128];
+	char *dir;
+	struct server_config cfg;
+	aff_client *client;
+};
+
+/* Starts affiliate-server in-process on a free port with a new database in
+ * a temporary folder; redis_port 0 turns the cache off. Also opens
+ * ts->client on it. Returns 0 or -1. */
+int tu_server_start(struct tu_server *ts, int redis_port);
+void tu_server_stop(struct tu_server *ts);
+
+/* Calls a method with the test client; *resp as aff_client_call. Returns
+ * the status and frees the call result. */
+int tu_call(struct tu_server *ts, const ProtobufCServiceDescriptor *svc,
+    const char *method, const ProtobufCMessage *req, ProtobufCMessage **resp);
+
+/* Sends raw bytes on a fresh REQ socket and returns the reply's bytes
+ * (malloc'd, *len set), or NULL when no reply came within timeout_ms. */
+uint8_t *tu_raw_call(const char *url, const void *data, size_t len,
+    int timeout_ms, size_t *outlen);
+
+#endif /* TESTUTIL_H */
