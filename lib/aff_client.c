@@ -14,8 +14,12 @@
 #include "aff_err.h"
 #include "aff_util.h"
 
+#define CLIENT_MAX_SOCKETS 64
+
 struct aff_client {
-	nng_socket sock;
+	nng_socket socks[CLIENT_MAX_SOCKETS];
+	int n_socks;
+	atomic_uint next;    /* round-robin cursor */
 	int timeout_ms;
 	atomic_int pipes;
 };
@@ -32,45 +36,57 @@ client_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		atomic_fetch_sub(&c->pipes, 1);
 }
 
+/* Opens one REQ socket of the client and dials the server. */
+static int
+client_socket_open(
+    aff_client *c, nng_socket *sock, const struct aff_client_opts *opts)
+{
+	int rv;
+
+	if (nng_req0_open(sock) != 0)
+		return (AFF_INTERNAL);
+	nng_socket_set_size(*sock, NNG_OPT_RECVMAXSZ,
+	    opts->max_reply > 0 ? opts->max_reply : (size_t)16 << 20);
+	nng_socket_set_ms(*sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	/* Reconnect quickly after a server restart, but do not spin. */
+	nng_socket_set_ms(*sock, NNG_OPT_RECONNMINT, 50);
+	nng_socket_set_ms(*sock, NNG_OPT_RECONNMAXT, 1000);
+	nng_pipe_notify(*sock, NNG_PIPE_EV_ADD_POST, client_pipe_cb, c);
+	nng_pipe_notify(*sock, NNG_PIPE_EV_REM_POST, client_pipe_cb, c);
+	rv = nng_dial(*sock, opts->url, NULL,
+	    opts->wait_connected ? 0 : NNG_FLAG_NONBLOCK);
+	if (rv != 0) {
+		nng_close(*sock);
+		return ((rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ||
+		            rv == NNG_EINVAL)
+		        ? AFF_INVALID_ARGUMENT
+		        : AFF_UNAVAILABLE);
+	}
+	return (AFF_OK);
+}
+
 int
 aff_client_open(aff_client **cp, const struct aff_client_opts *opts)
 {
 	aff_client *c;
-	int rv;
+	int rv, n;
 
+	n = opts->n_sockets > 0 ? opts->n_sockets : 1;
+	if (n > CLIENT_MAX_SOCKETS)
+		return (AFF_INVALID_ARGUMENT);
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);
 	c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 5000;
 	atomic_init(&c->pipes, 0);
-	if (nng_req0_open(&c->sock) != 0) {
-		rv = AFF_INTERNAL;
-		goto failed_socket;
-	}
-	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ,
-	    opts->max_reply > 0 ? opts->max_reply : (size_t)16 << 20);
-	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-	/* Reconnect quickly after a server restart, but do not spin. */
-	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 50);
-	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
-	nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, client_pipe_cb, c);
-	nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, client_pipe_cb, c);
-	rv = nng_dial(c->sock, opts->url, NULL,
-	    opts->wait_connected ? 0 : NNG_FLAG_NONBLOCK);
-	if (rv != 0) {
-		rv = (rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ||
-		         rv == NNG_EINVAL)
-		    ? AFF_INVALID_ARGUMENT
-		    : AFF_UNAVAILABLE;
-		goto failed_dial;
-	}
+	atomic_init(&c->next, 0);
+	for (; c->n_socks < n; c->n_socks++)
+		if ((rv = client_socket_open(c, &c->socks[c->n_socks], opts)) !=
+		    AFF_OK) {
+			aff_client_close(c);
+			return (rv);
+		}
 	*cp = c;
 	return (AFF_OK);
-
-failed_dial:
-	nng_close(c->sock);
-failed_socket:
-	free(c);
-	return (rv);
 }
 
 void
@@ -78,7 +94,8 @@ aff_client_close(aff_client *c)
 {
 	if (c == NULL)
 		return;
-	nng_close(c->sock);
+	for (int i = 0; i < c->n_socks; i++)
+		nng_close(c->socks[i]);
 	free(c);
 }
 
@@ -199,7 +216,9 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 		nng_msg_free(m);
 		return (result_set(res, AFF_RESOURCE_EXHAUSTED, "out of memory"));
 	}
-	if (nng_ctx_open(&ctx, c->sock) != 0) {
+	if (nng_ctx_open(&ctx,
+	        c->socks[atomic_fetch_add(&c->next, 1) % (unsigned)c->n_socks]) !=
+	    0) {
 		nng_msg_free(m);
 		nng_aio_free(aio);
 		return (result_set(res, AFF_UNAVAILABLE, "client is closed"));

@@ -3,7 +3,8 @@
  * one ReplyEnvelope received on an NNG REQ socket.
  *
  * A client is safe to share between threads: every call opens its own NNG
- * context, so many calls can be in flight on one socket. REQ's automatic
+ * context, so many calls can be in flight at once, spread round-robin over
+ * the client's sockets. REQ's automatic
  * resend is switched off (a call has a deadline instead, and NNG 1.5.2's
  * 60 s resend would repeat non-idempotent calls); a request whose
  * connection drops is still sent again by NNG on the next connection.
@@ -25,6 +26,9 @@ struct aff_client_opts {
 	int wait_connected;   /* non-zero: open fails unless the server answers
 	                         the dial (a CLI); zero: dial in the background
 	                         and reconnect forever (a long-lived bridge) */
+	int n_sockets;        /* REQ sockets (connections) to spread calls
+	                         over; 0 = 1. NNG 1.5.2 slows down with many
+	                         requests outstanding on one REQ socket. */
 };
 
 struct aff_metadata {
@@ -57,7 +61,7 @@ int aff_client_open(aff_client **cp, const struct aff_client_opts *opts);
 /* Closes the client; no call may be running on it. */
 void aff_client_close(aff_client *c);
 
-/* Number of connections to servers that are up right now. */
+/* Number of connections to servers that are up right now (all sockets). */
 int aff_client_connected(aff_client *c);
 
 /*

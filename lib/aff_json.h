@@ -5,7 +5,9 @@
  * Field names are the proto names (snake_case, as grpc-gateway's
  * OrigName); every field is emitted, defaults included, so a client sees a
  * stable shape; 64-bit integers stay integers (jansson keeps them exact);
- * enums are their value names; bytes are base64.
+ * enums are their value names; bytes are base64. The reverse direction
+ * is as strict as a typed API: a wrong type or an unknown field is an
+ * error, never a silent default.
  */
 #ifndef AFF_JSON_H
 #define AFF_JSON_H
@@ -13,7 +15,34 @@
 #include <jansson.h>
 #include <protobuf-c/protobuf-c.h>
 
+#include "aff_arena.h"
+
 /* Returns a new JSON object (caller json_decref()s), or NULL out of memory. */
 json_t *aff_json_from_message(const ProtobufCMessage *msg);
+
+/* Allocates and initialises a message of type d in the arena (NULL when
+ * out of memory). */
+ProtobufCMessage *aff_message_new(
+    const ProtobufCMessageDescriptor *d, aff_arena *a);
+
+/*
+ * Fills msg from a JSON object, strictly: every key must name a field,
+ * integers must be JSON integers in the field's range, strings strings (no
+ * NUL), booleans booleans, enums their value names; null leaves the
+ * default. Strings and nested messages are allocated in a. Returns AFF_OK,
+ * or AFF_INVALID_ARGUMENT with a sentence in err ("editor_id must be an
+ * integer").
+ */
+int aff_json_to_message(const json_t *obj, ProtobufCMessage *msg,
+    aff_arena *a, char *err, size_t errlen);
+
+/*
+ * Sets the field called name from its text form (a query or path
+ * parameter): integers in decimal, booleans "true"/"false", strings as
+ * they are, enums by name. Returns AFF_OK, AFF_NOT_FOUND when msg has no
+ * such field, or AFF_INVALID_ARGUMENT, with a sentence in err.
+ */
+int aff_message_set_text(ProtobufCMessage *msg, const char *name,
+    const char *value, aff_arena *a, char *err, size_t errlen);
 
 #endif /* AFF_JSON_H */

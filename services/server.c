@@ -2,12 +2,12 @@
 #include "server.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "aff_config.h"
 #include "aff_err.h"
 #include "aff_log.h"
 #include "aff_util.h"
@@ -29,161 +29,67 @@ static const struct rpc_service_def *const service_defs[] = {
 	&svc_health_def,
 };
 
-static const char usage[] =
-    "usage: affiliate-server [options]\n"
-    "  --listen URL        RPC address (AFFILIATE_LISTEN, tcp://127.0.0.1:5555)\n"
-    "  --data-dir DIR      data folder (AFFILIATE_DATA_DIR, ./data)\n"
-    "  --db PATH           SQLite file (AFFILIATE_DB, DIR/affiliate.db)\n"
-    "  --redis HOST:PORT   Redis cache, or 'off' (AFFILIATE_REDIS, "
-    "127.0.0.1:6379)\n"
-    "  --cache-ttl SECS    cache entry lifetime (AFFILIATE_CACHE_TTL, 300)\n"
-    "  --threads N         handler threads (AFFILIATE_THREADS, 8)\n"
-    "  --contexts N        requests received at once (AFFILIATE_CONTEXTS, "
-    "128)\n"
-    "  --max-message BYTES largest request accepted (AFFILIATE_MAX_MESSAGE, "
-    "2097152)\n"
-    "  --log-level LEVEL   debug|info|warn|error (AFFILIATE_LOG_LEVEL, info)\n"
-    "  --help, --version\n";
-
+/* "host:port", or "off" (or "") for no cache. */
 static int
-set_str(char *dst, size_t cap, const char *v, const char *what)
+parse_redis(void *dst, const char *v)
 {
-	if (strlen(v) >= cap) {
-		fprintf(stderr, "affiliate-server: %s is too long\n", what);
-		return (AFF_INVALID_ARGUMENT);
-	}
-	memcpy(dst, v, strlen(v) + 1);
-	return (AFF_OK);
-}
-
-static int
-set_int(int *dst, const char *v, int64_t min, int64_t max, const char *what)
-{
-	int64_t n;
-
-	if (aff_parse_int64(v, min, max, &n) != AFF_OK) {
-		fprintf(stderr,
-		    "affiliate-server: %s must be a whole number from %lld to "
-		    "%lld, not '%s'\n",
-		    what, (long long)min, (long long)max, v);
-		return (AFF_INVALID_ARGUMENT);
-	}
-	*dst = (int)n;
-	return (AFF_OK);
-}
-
-/* "host:port" or "off" (or "") for no cache. */
-static int
-set_redis(struct server_config *cfg, const char *v)
-{
+	struct server_config *cfg = dst;
 	const char *colon;
-	char port[16];
+	int64_t port;
 
 	if (*v == '\0' || strcmp(v, "off") == 0) {
 		cfg->redis_host[0] = '\0';
-		return (AFF_OK);
+		return (0);
 	}
 	if ((colon = strrchr(v, ':')) == NULL || colon == v ||
 	    (size_t)(colon - v) >= sizeof(cfg->redis_host) ||
-	    strlen(colon + 1) >= sizeof(port)) {
+	    aff_parse_int64(colon + 1, 1, 65535, &port) != AFF_OK) {
 		fprintf(stderr,
-		    "affiliate-server: redis must be HOST:PORT or off, not '%s'\n",
+		    "affiliate-server: --redis must be HOST:PORT or off, not "
+		    "'%s'\n",
 		    v);
-		return (AFF_INVALID_ARGUMENT);
+		return (-1);
 	}
 	memcpy(cfg->redis_host, v, (size_t)(colon - v));
 	cfg->redis_host[colon - v] = '\0';
-	snprintf(port, sizeof(port), "%s", colon + 1);
-	return (set_int(&cfg->redis_port, port, 1, 65535, "the redis port"));
-}
-
-static int
-set_level(struct server_config *cfg, const char *v)
-{
-	if ((cfg->log_level = aff_log_level_parse(v)) < 0) {
-		fprintf(stderr,
-		    "affiliate-server: log level must be debug, info, warn or "
-		    "error, not '%s'\n",
-		    v);
-		return (AFF_INVALID_ARGUMENT);
-	}
-	return (AFF_OK);
-}
-
-enum { OPT_LISTEN = 1, OPT_DATA, OPT_DB, OPT_REDIS, OPT_TTL, OPT_THREADS,
-	OPT_CONTEXTS, OPT_MAXMSG, OPT_LEVEL, OPT_HELP, OPT_VERSION };
-
-/* Applies one setting, from the environment or a flag. */
-static int
-config_set(struct server_config *cfg, int opt, const char *v)
-{
-	int n, rv;
-
-	switch (opt) {
-	case OPT_LISTEN:
-		return (set_str(cfg->listen_url, sizeof(cfg->listen_url), v,
-		    "the listen URL"));
-	case OPT_DATA:
-		return (set_str(
-		    cfg->data_dir, sizeof(cfg->data_dir), v, "the data folder"));
-	case OPT_DB:
-		return (set_str(
-		    cfg->db_path, sizeof(cfg->db_path), v, "the database path"));
-	case OPT_REDIS:
-		return (set_redis(cfg, v));
-	case OPT_TTL:
-		return (set_int(&cfg->cache_ttl_s, v, 1, 86400, "the cache TTL"));
-	case OPT_THREADS:
-		return (set_int(&cfg->threads, v, 1, 256, "threads"));
-	case OPT_CONTEXTS:
-		return (set_int(&cfg->contexts, v, 1, 65536, "contexts"));
-	case OPT_MAXMSG:
-		if ((rv = set_int(&n, v, 1024, 1 << 30, "max message")) == 0)
-			cfg->max_message = (size_t)n;
-		return (rv);
-	case OPT_LEVEL:
-		return (set_level(cfg, v));
-	}
-	return (AFF_INVALID_ARGUMENT);
+	cfg->redis_port = (int)port;
+	return (0);
 }
 
 int
 server_config_load(
     struct server_config *cfg, int argc, char **argv, int *help)
 {
-	static const struct {
-		const char *env;
-		int opt;
-	} envs[] = {
-		{ "AFFILIATE_LISTEN", OPT_LISTEN },
-		{ "AFFILIATE_DATA_DIR", OPT_DATA },
-		{ "AFFILIATE_DB", OPT_DB },
-		{ "AFFILIATE_REDIS", OPT_REDIS },
-		{ "AFFILIATE_CACHE_TTL", OPT_TTL },
-		{ "AFFILIATE_THREADS", OPT_THREADS },
-		{ "AFFILIATE_CONTEXTS", OPT_CONTEXTS },
-		{ "AFFILIATE_MAX_MESSAGE", OPT_MAXMSG },
-		{ "AFFILIATE_LOG_LEVEL", OPT_LEVEL },
+	const struct aff_option opts[] = {
+		{ "listen", "AFFILIATE_LISTEN", AFF_OPT_STRING, cfg->listen_url,
+		    sizeof(cfg->listen_url), 0, 0, NULL, "URL",
+		    "RPC address, tcp:// or ipc:// (tcp://127.0.0.1:5555)" },
+		{ "data-dir", "AFFILIATE_DATA_DIR", AFF_OPT_STRING, cfg->data_dir,
+		    sizeof(cfg->data_dir), 0, 0, NULL, "DIR",
+		    "data folder (data)" },
+		{ "db", "AFFILIATE_DB", AFF_OPT_STRING, cfg->db_path,
+		    sizeof(cfg->db_path), 0, 0, NULL, "PATH",
+		    "SQLite file (DIR/affiliate.db)" },
+		{ "redis", "AFFILIATE_REDIS", AFF_OPT_CUSTOM, cfg, 0, 0, 0,
+		    parse_redis, "HOST:PORT", "Redis cache, or off (127.0.0.1:6379)" },
+		{ "redis-timeout", "AFFILIATE_REDIS_TIMEOUT_MS", AFF_OPT_INT,
+		    &cfg->redis_timeout_ms, 0, 1, 60000, NULL, "MS",
+		    "Redis connect and command timeout (200)" },
+		{ "cache-ttl", "AFFILIATE_CACHE_TTL", AFF_OPT_INT, &cfg->cache_ttl_s,
+		    0, 1, 86400, NULL, "SECS", "cache entry lifetime (300)" },
+		{ "threads", "AFFILIATE_THREADS", AFF_OPT_INT, &cfg->threads, 0, 1,
+		    256, NULL, "N", "handler threads (8)" },
+		{ "contexts", "AFFILIATE_CONTEXTS", AFF_OPT_INT, &cfg->contexts, 0,
+		    1, 65536, NULL, "N", "requests received at once (128)" },
+		{ "max-message", "AFFILIATE_MAX_MESSAGE", AFF_OPT_SIZE,
+		    &cfg->max_message, 0, 1024, 1 << 30, NULL, "BYTES",
+		    "largest request accepted (2097152)" },
+		{ "log-level", "AFFILIATE_LOG_LEVEL", AFF_OPT_LEVEL,
+		    &cfg->log_level, 0, 0, 0, NULL, "LEVEL",
+		    "debug, info, warn or error (info)" },
 	};
-	static const struct option longopts[] = {
-		{ "listen", required_argument, NULL, OPT_LISTEN },
-		{ "data-dir", required_argument, NULL, OPT_DATA },
-		{ "db", required_argument, NULL, OPT_DB },
-		{ "redis", required_argument, NULL, OPT_REDIS },
-		{ "cache-ttl", required_argument, NULL, OPT_TTL },
-		{ "threads", required_argument, NULL, OPT_THREADS },
-		{ "contexts", required_argument, NULL, OPT_CONTEXTS },
-		{ "max-message", required_argument, NULL, OPT_MAXMSG },
-		{ "log-level", required_argument, NULL, OPT_LEVEL },
-		{ "help", no_argument, NULL, OPT_HELP },
-		{ "version", no_argument, NULL, OPT_VERSION },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *v;
-	int opt;
 
 	memset(cfg, 0, sizeof(*cfg));
-	*help = 0;
 	snprintf(cfg->listen_url, sizeof(cfg->listen_url), "tcp://127.0.0.1:5555");
 	snprintf(cfg->data_dir, sizeof(cfg->data_dir), "data");
 	snprintf(cfg->redis_host, sizeof(cfg->redis_host), "127.0.0.1");
@@ -194,41 +100,8 @@ server_config_load(
 	cfg->contexts = 128;
 	cfg->max_message = 2u << 20;
 	cfg->log_level = AFF_LOG_INFO;
-
-	for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++) {
-		if ((v = getenv(envs[i].env)) == NULL)
-			continue;
-		if (config_set(cfg, envs[i].opt, v) != AFF_OK) {
-			fprintf(stderr, "affiliate-server: (from %s)\n", envs[i].env);
-			return (AFF_INVALID_ARGUMENT);
-		}
-	}
-	if ((v = getenv("AFFILIATE_REDIS_TIMEOUT_MS")) != NULL &&
-	    set_int(&cfg->redis_timeout_ms, v, 1, 60000, "redis timeout") != 0)
-		return (AFF_INVALID_ARGUMENT);
-	if (argv == NULL)
-		return (AFF_OK);
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if (opt == OPT_HELP || opt == OPT_VERSION) {
-			fputs(opt == OPT_HELP ? usage
-			                      : "affiliate-server " AFFILIATE_VERSION
-			                        "\n",
-			    stdout);
-			*help = 1;
-			return (AFF_OK);
-		}
-		if (opt == '?' || config_set(cfg, opt, optarg) != AFF_OK) {
-			fputs(usage, stderr);
-			return (AFF_INVALID_ARGUMENT);
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "affiliate-server: unexpected argument '%s'\n%s",
-		    argv[optind], usage);
-		return (AFF_INVALID_ARGUMENT);
-	}
-	return (AFF_OK);
+	return (aff_config_load("affiliate-server", opts,
+	    sizeof(opts) / sizeof(opts[0]), argc, argv, help));
 }
 
 static void *

@@ -1,0 +1,112 @@
+/* routes.c - see routes.h. */
+#include "routes.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "affiliate/v1/affiliate.pb-c.h"
+#include "affiliate/v1/health.pb-c.h"
+
+#define ADV (&affiliate__v1__advertiser_service__descriptor)
+#define APP (&affiliate__v1__application_service__descriptor)
+#define ORD (&affiliate__v1__order_service__descriptor)
+#define HEALTH (&affiliate__v1__health_service__descriptor)
+
+const struct route route_table[] = {
+	{ "GET", "/", HEALTH, "Check", 200, ROUTE_BODY_NONE,
+	    ROUTE_RENDER_HEALTH, NULL, NULL,
+	    "Liveness: ok when the server answers and its store serves" },
+	{ "GET", "/advertisers", ADV, "ListAdvertisers", 200, ROUTE_BODY_NONE,
+	    ROUTE_RENDER_LIST, "advertisers", "next_after",
+	    "List advertisers, or those editor_id may join" },
+	{ "GET", "/advertisers/{id}", ADV, "GetAdvertiser", 200,
+	    ROUTE_BODY_NONE, ROUTE_RENDER_MESSAGE, NULL, NULL,
+	    "Get an advertiser (403 when editor_id may not join it)" },
+	{ "POST", "/applications", APP, "Apply", 202, ROUTE_BODY_JSON,
+	    ROUTE_RENDER_MESSAGE, NULL, NULL,
+	    "Apply to an advertiser's programme; reviewed in the background" },
+	{ "GET", "/applications", APP, "ListApplications", 200,
+	    ROUTE_BODY_NONE, ROUTE_RENDER_LIST, "applications", "next_after",
+	    "List applications" },
+	{ "GET", "/applications/{id}", APP, "GetApplication", 200,
+	    ROUTE_BODY_NONE, ROUTE_RENDER_MESSAGE, NULL, NULL,
+	    "Get an application" },
+	{ "POST", "/webhook/orders", ORD, "ReceiveWebhook", 201,
+	    ROUTE_BODY_WEBHOOK, ROUTE_RENDER_WEBHOOK, NULL, NULL,
+	    "A partner reports an order (signed with X-Partner-Signature)" },
+	{ "GET", "/orders", ORD, "ListOrders", 200, ROUTE_BODY_NONE,
+	    ROUTE_RENDER_LIST, "orders", "next_after", "List orders" },
+};
+
+const size_t route_count = sizeof(route_table) / sizeof(route_table[0]);
+
+/*
+ * Matches path against one template; fills the parameters. Returns 1 on a
+ * match, 0 when not, -1 when a parameter would not fit.
+ */
+static int
+path_match(const char *tmpl, const char *path, struct route_match *m)
+{
+	const char *t = tmpl, *p = path;
+
+	m->n_params = 0;
+	while (*t != '\0' && *p != '\0') {
+		if (*t == '{') {
+			const char *tend = strchr(t, '}');
+			size_t nlen = (size_t)(tend - t - 1);
+			size_t vlen = strcspn(p, "/");
+			if (vlen == 0)
+				return (0);
+			if (m->n_params == ROUTE_MAX_PARAMS ||
+			    nlen >= sizeof(m->params[0].name) ||
+			    vlen >= sizeof(m->params[0].value))
+				return (-1);
+			memcpy(m->params[m->n_params].name, t + 1, nlen);
+			m->params[m->n_params].name[nlen] = '\0';
+			memcpy(m->params[m->n_params].value, p, vlen);
+			m->params[m->n_params].value[vlen] = '\0';
+			m->n_params++;
+			t = tend + 1;
+			p += vlen;
+			continue;
+		}
+		if (*t != *p)
+			return (0);
+		t++;
+		p++;
+	}
+	return (*t == '\0' && *p == '\0');
+}
+
+int
+route_match(const char *method, const char *path, struct route_match *m)
+{
+	int path_found = 0, too_long = 0;
+	struct route_match tmp;
+
+	memset(m, 0, sizeof(*m));
+	for (size_t i = 0; i < route_count; i++) {
+		const struct route *r = &route_table[i];
+		int rv = path_match(r->path, path, &tmp);
+
+		if (rv < 0)
+			too_long = 1;
+		if (rv <= 0)
+			continue;
+		if (strcmp(r->method, method) == 0) {
+			*m = tmp;
+			m->route = r;
+			return (200);
+		}
+		/* Collect what this path allows, for the 405's Allow. */
+		if (strstr(m->allow, r->method) == NULL) {
+			size_t n = strlen(m->allow);
+			snprintf(m->allow + n, sizeof(m->allow) - n, "%s%s",
+			    n > 0 ? ", " : "", r->method);
+		}
+		path_found = 1;
+	}
+	if (path_found)
+		return (405);
+	return (too_long ? 414 : 404);
+}
