@@ -1,0 +1,644 @@
+/*
+ * bridge.c - see bridge.h.
+ *
+ * One civetweb handler serves every path: it matches the route table,
+ * transcodes path and query parameters and the JSON body into the method's
+ * request message (driven by protobuf-c's descriptors), makes the RPC, and
+ * renders the reply message as JSON, mapping the RPC status to the HTTP
+ * status. Every error, including civetweb's own, is a JSON body.
+ */
+#include "bridge.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <civetweb.h>
+#include <jansson.h>
+
+#include "aff_arena.h"
+#include "aff_client.h"
+#include "aff_config.h"
+#include "aff_err.h"
+#include "aff_json.h"
+#include "aff_log.h"
+#include "aff_util.h"
+#include "affiliate/v1/health.pb-c.h"
+#include "http_status.h"
+#include "openapi.h"
+#include "routes.h"
+
+struct bridge {
+	struct bridge_config cfg;
+	struct mg_context *ctx;
+	aff_client *client;
+	char *openapi;
+};
+
+/* One HTTP request being answered. */
+struct http_call {
+	struct mg_connection *conn;
+	const struct mg_request_info *ri;
+	bridge *b;
+	aff_arena arena;
+	char request_id[129];
+	int64_t t0;
+	int status;
+	size_t sent;
+	const char *allow;       /* 405 */
+	const char *link;        /* a next page */
+	int retry_after;         /* 503 */
+	int close;               /* the connection cannot be reused */
+};
+
+int
+bridge_config_load(struct bridge_config *cfg, int argc, char **argv, int *help)
+{
+	const struct aff_option opts[] = {
+		{ "listen", "AFFILIATE_BRIDGE_LISTEN", AFF_OPT_STRING, cfg->listen,
+		    sizeof(cfg->listen), 0, 0, NULL, "ADDR:PORT",
+		    "HTTP address (127.0.0.1:8080)" },
+		{ "server", "AFFILIATE_URL", AFF_OPT_STRING, cfg->server_url,
+		    sizeof(cfg->server_url), 0, 0, NULL, "URL",
+		    "affiliate-server's RPC address (tcp://127.0.0.1:5555)" },
+		{ "threads", "AFFILIATE_BRIDGE_THREADS", AFF_OPT_INT, &cfg->threads,
+		    0, 1, 1024, NULL, "N", "HTTP worker threads (64)" },
+		{ "sockets", "AFFILIATE_BRIDGE_SOCKETS", AFF_OPT_INT, &cfg->sockets,
+		    0, 1, 64, NULL, "N", "NNG REQ sockets to the server (4)" },
+		{ "timeout", "AFFILIATE_BRIDGE_TIMEOUT_MS", AFF_OPT_INT,
+		    &cfg->timeout_ms, 0, 1, 600000, NULL, "MS",
+		    "deadline of each RPC (5000)" },
+		{ "max-body", "AFFILIATE_MAX_BODY", AFF_OPT_SIZE, &cfg->max_body, 0,
+		    0, 64 << 20, NULL, "BYTES", "largest request body (1048576)" },
+		{ "log-level", "AFFILIATE_LOG_LEVEL", AFF_OPT_LEVEL,
+		    &cfg->log_level, 0, 0, 0, NULL, "LEVEL",
+		    "debug, info, warn or error (info)" },
+	};
+
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->listen, sizeof(cfg->listen), "127.0.0.1:8080");
+	snprintf(cfg->server_url, sizeof(cfg->server_url), "tcp://127.0.0.1:5555");
+	cfg->threads = 64;
+	cfg->sockets = 4;
+	cfg->timeout_ms = 5000;
+	cfg->max_body = 1 << 20;
+	cfg->log_level = AFF_LOG_INFO;
+	return (aff_config_load("affiliate-bridge", opts,
+	    sizeof(opts) / sizeof(opts[0]), argc, argv, help));
+}
+
+/* Writes status, headers and body. */
+static void
+call_send(struct http_call *hc, int status, const char *body, size_t len)
+{
+	char clen[32], retry[16];
+
+	hc->status = status;
+	hc->sent = len;
+	mg_response_header_start(hc->conn, status);
+	mg_response_header_add(hc->conn, "Content-Type",
+	    "application/json; charset=utf-8", -1);
+	snprintf(clen, sizeof(clen), "%zu", len);
+	mg_response_header_add(hc->conn, "Content-Length", clen, -1);
+	mg_response_header_add(hc->conn, "X-Request-Id", hc->request_id, -1);
+	mg_response_header_add(hc->conn, "Cache-Control", "no-store", -1);
+	if (hc->allow != NULL)
+		mg_response_header_add(hc->conn, "Allow", hc->allow, -1);
+	if (hc->link != NULL)
+		mg_response_header_add(hc->conn, "Link", hc->link, -1);
+	if (hc->retry_after > 0) {
+		snprintf(retry, sizeof(retry), "%d", hc->retry_after);
+		mg_response_header_add(hc->conn, "Retry-After", retry, -1);
+	}
+	if (hc->close)
+		mg_response_header_add(hc->conn, "Connection", "close", -1);
+	mg_response_header_send(hc->conn);
+	/* A request line too broken to parse has no method. */
+	if (hc->ri->request_method == NULL ||
+	    strcmp(hc->ri->request_method, "HEAD") != 0)
+		mg_write(hc->conn, body, len);
+}
+
+static void
+call_send_json(struct http_call *hc, int status, json_t *j)
+{
+	char *s = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER)
+	                    : NULL;
+
+	if (s == NULL) {
+		static const char oom[] = "{\"error\":{\"code\":\"INTERNAL\","
+		                          "\"message\":\"out of memory\"}}";
+		call_send(hc, 500, oom, sizeof(oom) - 1);
+	} else {
+		call_send(hc, status, s, strlen(s));
+		free(s);
+	}
+	json_decref(j);
+}
+
+/* Answers {"error":{"code":…,"message":…,"request_id":…}}. */
+static int
+call_error(struct http_call *hc, int status, const char *code,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int
+call_error(
+    struct http_call *hc, int status, const char *code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	json_t *j;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	j = json_pack("{s:{s:s,s:s?,s:s}}", "error", "code", code, "message",
+	    json_string(msg) != NULL ? msg : "(a message that is not UTF-8)",
+	    "request_id", hc->request_id);
+	call_send_json(hc, status, j);
+	return (status);
+}
+
+/* The client's X-Request-Id when it is sane (printable, no spaces, at most
+ * 128 bytes), else a new one. */
+static void
+call_request_id(struct http_call *hc)
+{
+	const char *h = mg_get_header(hc->conn, "X-Request-Id");
+	size_t n;
+
+	if (h != NULL && (n = strlen(h)) > 0 && n < sizeof(hc->request_id)) {
+		size_t i;
+		for (i = 0; i < n; i++)
+			if (h[i] <= 0x20 || h[i] >= 0x7f)
+				break;
+		if (i == n) {
+			memcpy(hc->request_id, h, n + 1);
+			return;
+		}
+	}
+	aff_request_id_new(hc->request_id);
+}
+
+/*
+ * Reads the whole body, at most cfg.max_body bytes, into the arena.
+ * Returns 0, or the HTTP status to answer (413 without reading a declared
+ * oversized body, 400 when the body ends early).
+ */
+static int
+call_read_body(struct http_call *hc, char **bodyp, size_t *lenp)
+{
+	long long clen = hc->ri->content_length;
+	size_t max = hc->b->cfg.max_body, cap, len = 0;
+	char *buf, *nbuf;
+	int n;
+
+	if (clen > (long long)max)
+		return (413);
+	cap = clen >= 0 ? (size_t)clen : 4096;
+	if ((buf = malloc(cap + 1)) == NULL)
+		return (500);
+	for (;;) {
+		if (len == cap) {
+			if (clen >= 0)
+				break;
+			/* No length given (chunked): grow up to the cap. */
+			if (cap > max) {
+				free(buf);
+				return (413);
+			}
+			cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+			if ((nbuf = realloc(buf, cap + 1)) == NULL) {
+				free(buf);
+				return (500);
+			}
+			buf = nbuf;
+		}
+		if ((n = mg_read(hc->conn, buf + len, cap - len)) <= 0)
+			break;
+		len += (size_t)n;
+	}
+	if (clen >= 0 && len != (size_t)clen) {
+		free(buf);
+		return (400);
+	}
+	if (len > max) {
+		free(buf);
+		return (413);
+	}
+	*bodyp = aff_arena_strndup(&hc->arena, buf, len);
+	*lenp = len;
+	free(buf);
+	return (*bodyp != NULL ? 0 : 500);
+}
+
+/* Sets the request's fields from the path parameters and the query
+ * string; returns 0 or 400 (already answered). */
+static int
+call_params(struct http_call *hc, const struct route_match *m,
+    ProtobufCMessage *req)
+{
+	char err[256], key[64], *val, *q;
+	const char *seen[16];
+	size_t n_seen = 0;
+
+	for (size_t i = 0; i < m->n_params; i++) {
+		if (aff_message_set_text(req, m->params[i].name, m->params[i].value,
+		        &hc->arena, err, sizeof(err)) != AFF_OK)
+			return (call_error(hc, 400, "INVALID_ARGUMENT", "%s", err));
+		seen[n_seen++] = m->params[i].name;
+	}
+	if (hc->ri->query_string == NULL || hc->ri->query_string[0] == '\0')
+		return (0);
+	if ((q = aff_arena_strdup(&hc->arena, hc->ri->query_string)) == NULL)
+		return (call_error(hc, 500, "INTERNAL", "out of memory"));
+	for (char *save = NULL, *kv = strtok_r(q, "&", &save); kv != NULL;
+	     kv = strtok_r(NULL, "&", &save)) {
+		char *eq = strchr(kv, '=');
+		size_t vlen = eq != NULL ? strlen(eq + 1) : 0;
+		int rv, kl, vl;
+
+		if (eq != NULL)
+			*eq = '\0';
+		if ((val = aff_arena_alloc(&hc->arena, vlen + 1)) == NULL)
+			return (call_error(hc, 500, "INTERNAL", "out of memory"));
+		kl = mg_url_decode(kv, (int)strlen(kv), key, sizeof(key), 1);
+		vl = eq != NULL
+		    ? mg_url_decode(eq + 1, (int)vlen, val, (int)vlen + 1, 1)
+		    : 0;
+		val[vl < 0 ? 0 : vl] = '\0';
+		/* A %00 would cut the value short where the server reads it. */
+		if (kl < 0 || vl < 0 || (size_t)kl != strlen(key) ||
+		    (size_t)vl != strlen(val))
+			return (call_error(hc, 400, "INVALID_ARGUMENT",
+			    "a query parameter is too long, badly encoded or "
+			    "contains NUL"));
+		for (size_t i = 0; i < n_seen; i++)
+			if (strcmp(seen[i], key) == 0)
+				return (call_error(hc, 400, "INVALID_ARGUMENT",
+				    "parameter '%.64s' is given twice", key));
+		if (n_seen == sizeof(seen) / sizeof(seen[0]))
+			return (call_error(hc, 400, "INVALID_ARGUMENT",
+			    "too many query parameters"));
+		rv = aff_message_set_text(req, key, val, &hc->arena, err, sizeof(err));
+		if (rv != AFF_OK)
+			return (call_error(hc, 400, "INVALID_ARGUMENT", "%s", err));
+		seen[n_seen++] = aff_arena_strdup(&hc->arena, key);
+	}
+	return (0);
+}
+
+/* Fills the request message from the body, by the route's kind. */
+static int
+call_body(struct http_call *hc, const struct route *r, ProtobufCMessage *req)
+{
+	char *body = NULL, err[256];
+	size_t len = 0;
+	json_error_t jerr;
+	json_t *j;
+	int st;
+
+	if ((st = call_read_body(hc, &body, &len)) != 0) {
+		if (st == 413) {
+			hc->close = 1; /* what is left of it is never read */
+			return (call_error(hc, 413, "RESOURCE_EXHAUSTED",
+			    "the body is larger than %zu bytes", hc->b->cfg.max_body));
+		}
+		if (st == 400)
+			return (call_error(hc, 400, "INVALID_ARGUMENT",
+			    "the body ended before its Content-Length"));
+		return (call_error(hc, 500, "INTERNAL", "out of memory"));
+	}
+	if (r->body == ROUTE_BODY_WEBHOOK) {
+		/* The server verifies the signature over the exact bytes. */
+		const ProtobufCFieldDescriptor *fb =
+		    protobuf_c_message_descriptor_get_field_by_name(
+		        req->descriptor, "body");
+		const ProtobufCFieldDescriptor *fs =
+		    protobuf_c_message_descriptor_get_field_by_name(
+		        req->descriptor, "signature");
+		const char *sig = mg_get_header(hc->conn, "X-Partner-Signature");
+		ProtobufCBinaryData *bd = (void *)((char *)req + fb->offset);
+
+		bd->data = (uint8_t *)body;
+		bd->len = len;
+		*(char **)((char *)req + fs->offset) =
+		    aff_arena_strdup(&hc->arena, sig != NULL ? sig : "");
+		return (0);
+	}
+	if (len == 0)
+		return (call_error(
+		    hc, 400, "INVALID_ARGUMENT", "a JSON object body is required"));
+	j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (j == NULL)
+		return (call_error(hc, 400, "INVALID_ARGUMENT",
+		    "the body is not valid JSON: %s (line %d, column %d)", jerr.text,
+		    jerr.line, jerr.column));
+	st = aff_json_to_message(j, req, &hc->arena, err, sizeof(err));
+	json_decref(j);
+	if (st != AFF_OK)
+		return (call_error(hc, st == AFF_INVALID_ARGUMENT ? 400 : 500,
+		    st == AFF_INVALID_ARGUMENT ? "INVALID_ARGUMENT" : "INTERNAL",
+		    "%s", st == AFF_INVALID_ARGUMENT ? err : "out of memory"));
+	return (0);
+}
+
+/* The Link header for the next page: this URL with after=cursor. */
+static const char *
+next_link(struct http_call *hc, json_t *cursor)
+{
+	char enc[256], *link;
+	const char *q = hc->ri->query_string != NULL ? hc->ri->query_string : "";
+	char *kept = aff_arena_alloc(&hc->arena, strlen(q) + 1), *out;
+
+	if (json_is_integer(cursor) && json_integer_value(cursor) != 0)
+		snprintf(enc, sizeof(enc), "%lld",
+		    (long long)json_integer_value(cursor));
+	else if (json_is_string(cursor) && json_string_length(cursor) > 0)
+		mg_url_encode(json_string_value(cursor), enc, sizeof(enc));
+	else
+		return (NULL);
+	if (kept == NULL)
+		return (NULL);
+	/* Keep every parameter but after, as the client wrote it. */
+	out = kept;
+	for (const char *p = q; *p != '\0';) {
+		size_t n = strcspn(p, "&");
+		if (n > 0 && strncmp(p, "after=", 6) != 0 &&
+		    !(n == 5 && strncmp(p, "after", 5) == 0)) {
+			memcpy(out, p, n);
+			out += n;
+			*out++ = '&';
+		}
+		p += n + (p[n] == '&');
+	}
+	*out = '\0';
+	link = aff_arena_printf(&hc->arena, "<%s?%safter=%s>; rel=\"next\"",
+	    hc->ri->local_uri, kept, enc);
+	return (link);
+}
+
+/* Answers a successful reply by the route's rendering. */
+static int
+call_render(struct http_call *hc, const struct route *r,
+    const ProtobufCMessage *reply)
+{
+	json_t *obj = aff_json_from_message(reply), *body;
+
+	if (obj == NULL)
+		return (call_error(hc, 500, "INTERNAL", "out of memory"));
+	switch (r->render) {
+	case ROUTE_RENDER_HEALTH: {
+		const Affiliate__V1__HealthCheckResponse *h = (const void *)reply;
+		json_decref(obj);
+		if (h->status !=
+		    AFFILIATE__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING) {
+			hc->retry_after = 1;
+			return (call_error(hc, 503, "UNAVAILABLE",
+			    "affiliate-server is up but its store is not serving"));
+		}
+		call_send_json(hc, 200, json_pack("{s:s}", "status", "ok"));
+		return (200);
+	}
+	case ROUTE_RENDER_LIST:
+		body = json_incref(json_object_get(obj, r->list_field));
+		hc->link = next_link(hc, json_object_get(obj, r->next_field));
+		json_decref(obj);
+		call_send_json(hc, r->status, body);
+		return (r->status);
+	case ROUTE_RENDER_WEBHOOK: {
+		json_t *created = json_object_get(obj, "created");
+		int st = json_is_true(created) ? 201 : 200;
+		body = json_incref(json_object_get(obj, "order"));
+		json_decref(obj);
+		call_send_json(hc, st, body);
+		return (st);
+	}
+	case ROUTE_RENDER_MESSAGE:
+		break;
+	}
+	call_send_json(hc, r->status, obj);
+	return (r->status);
+}
+
+/* Makes the RPC for a matched route and answers it. */
+static int
+call_route(struct http_call *hc, const struct route_match *m)
+{
+	const struct route *r = m->route;
+	const ProtobufCMethodDescriptor *md =
+	    protobuf_c_service_descriptor_get_method_by_name(r->service, r->rpc);
+	struct aff_metadata meta[2];
+	struct aff_call_opts opts = { 0 };
+	struct aff_call_result res;
+	ProtobufCMessage *req, *reply;
+	const char *auth;
+	uint8_t *buf;
+	size_t len;
+	int st;
+
+	if ((req = aff_message_new(md->input, &hc->arena)) == NULL)
+		return (call_error(hc, 500, "INTERNAL", "out of memory"));
+	if ((st = call_params(hc, m, req)) != 0)
+		return (st);
+	if (r->body != ROUTE_BODY_NONE && (st = call_body(hc, r, req)) != 0)
+		return (st);
+	len = protobuf_c_message_get_packed_size(req);
+	if ((buf = aff_arena_alloc(&hc->arena, len)) == NULL)
+		return (call_error(hc, 500, "INTERNAL", "out of memory"));
+	protobuf_c_message_pack(req, buf);
+
+	opts.request_id = hc->request_id;
+	opts.timeout_ms = hc->b->cfg.timeout_ms;
+	meta[0] = (struct aff_metadata){ "peer", hc->ri->remote_addr };
+	opts.metadata = meta;
+	opts.n_metadata = 1;
+	if ((auth = mg_get_header(hc->conn, "Authorization")) != NULL)
+		meta[opts.n_metadata++] =
+		    (struct aff_metadata){ "authorization", auth };
+	st = aff_client_invoke(hc->b->client, r->service->name, r->rpc, buf, len,
+	    &opts, &res);
+	if (st != AFF_OK) {
+		int http = http_status_from_code(st);
+		if (st == AFF_UNAVAILABLE)
+			hc->retry_after = 1;
+		call_error(hc, http, aff_code_name(st), "%s",
+		    res.message[0] != '\0' ? res.message : aff_strerror(st));
+		aff_call_result_fini(&res);
+		return (http);
+	}
+	reply = protobuf_c_message_unpack(md->output,
+	    aff_arena_allocator(&hc->arena), res.payload_len, res.payload);
+	aff_call_result_fini(&res);
+	if (reply == NULL)
+		return (call_error(hc, 502, "INTERNAL",
+		    "affiliate-server sent a reply that does not unpack"));
+	return (call_render(hc, r, reply));
+}
+
+static int
+bridge_handle(struct mg_connection *conn, void *cbdata)
+{
+	struct http_call hc;
+	struct route_match m;
+	int st;
+
+	memset(&hc, 0, sizeof(hc));
+	hc.conn = conn;
+	hc.ri = mg_get_request_info(conn);
+	hc.b = cbdata;
+	hc.t0 = aff_mono_ms();
+	aff_arena_init(&hc.arena);
+	call_request_id(&hc);
+
+	if (hc.ri->content_length > (long long)hc.b->cfg.max_body) {
+		/* Whatever the route, do not read a body over the cap. */
+		hc.close = 1;
+		call_error(&hc, 413, "RESOURCE_EXHAUSTED",
+		    "the body is larger than %zu bytes", hc.b->cfg.max_body);
+	} else if (strcmp(hc.ri->local_uri, "/openapi.json") == 0) {
+		if (strcmp(hc.ri->request_method, "GET") == 0)
+			call_send(&hc, 200, hc.b->openapi, strlen(hc.b->openapi));
+		else {
+			hc.allow = "GET";
+			call_error(&hc, 405, "UNIMPLEMENTED",
+			    "%s is not allowed on /openapi.json",
+			    hc.ri->request_method);
+		}
+	} else if ((st = route_match(hc.ri->request_method, hc.ri->local_uri,
+	                &m)) == 200) {
+		call_route(&hc, &m);
+	} else if (st == 405) {
+		hc.allow = aff_arena_strdup(&hc.arena, m.allow);
+		call_error(&hc, 405, "UNIMPLEMENTED", "%s is not allowed on %.200s",
+		    hc.ri->request_method, hc.ri->local_uri);
+	} else if (st == 414) {
+		call_error(&hc, 414, "INVALID_ARGUMENT", "a path parameter is too long");
+	} else {
+		call_error(&hc, 404, "NOT_FOUND", "no route for %s %.200s",
+		    hc.ri->request_method, hc.ri->local_uri);
+	}
+	aff_log(AFF_LOG_INFO, hc.request_id, "http %s %.200s%s%.200s %d %zuB %lldms %s",
+	    hc.ri->request_method, hc.ri->local_uri,
+	    hc.ri->query_string != NULL ? "?" : "",
+	    hc.ri->query_string != NULL ? hc.ri->query_string : "", hc.status,
+	    hc.sent, (long long)(aff_mono_ms() - hc.t0), hc.ri->remote_addr);
+	aff_arena_fini(&hc.arena);
+	return (hc.status);
+}
+
+/* civetweb's own errors (a garbage request line, headers too large) get
+ * the same JSON error body. */
+static int
+bridge_http_error(struct mg_connection *conn, int status, const char *msg)
+{
+	struct http_call hc;
+
+	memset(&hc, 0, sizeof(hc));
+	hc.conn = conn;
+	hc.ri = mg_get_request_info(conn);
+	if (hc.ri == NULL)
+		return (1); /* nothing to answer with: civetweb's default */
+	aff_arena_init(&hc.arena);
+	aff_request_id_new(hc.request_id);
+	hc.close = 1;
+	call_error(&hc, status, http_code_name_for_status(status), "%s",
+	    msg != NULL && msg[0] != '\0' ? msg : "bad request");
+	aff_log(AFF_LOG_INFO, hc.request_id, "http %d (%s) %s", status,
+	    msg != NULL ? msg : "", hc.ri->remote_addr);
+	aff_arena_fini(&hc.arena);
+	return (0);
+}
+
+static int
+bridge_log_message(const struct mg_connection *conn, const char *message)
+{
+	(void)conn;
+	aff_warn("civetweb: %s", message);
+	return (1);
+}
+
+int
+bridge_start(const struct bridge_config *cfg, bridge **bp)
+{
+	struct aff_client_opts co = { 0 };
+	struct mg_callbacks cb;
+	char threads[16];
+	bridge *b;
+	int rv;
+
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return (AFF_RESOURCE_EXHAUSTED);
+	b->cfg = *cfg;
+	aff_log_set_level(cfg->log_level);
+	co.url = cfg->server_url;
+	co.timeout_ms = cfg->timeout_ms;
+	co.n_sockets = cfg->sockets;
+	if ((rv = aff_client_open(&b->client, &co)) != AFF_OK) {
+		aff_error("bridge: cannot use server address %s: %s",
+		    cfg->server_url, aff_strerror(rv));
+		goto failed_client;
+	}
+	if ((b->openapi = openapi_build()) == NULL) {
+		rv = AFF_RESOURCE_EXHAUSTED;
+		goto failed_openapi;
+	}
+	snprintf(threads, sizeof(threads), "%d", cfg->threads);
+	/* Never set document_root: the bridge serves no files (and civetweb
+	 * 1.15 has an overflow in its redirect path). max_request_size bounds
+	 * the headers only; bodies are capped in call_read_body. */
+	const char *options[] = {
+		"listening_ports", cfg->listen,
+		"num_threads", threads,
+		"enable_keep_alive", "yes",
+		"keep_alive_timeout_ms", "5000",
+		"request_timeout_ms", "10000",
+		"max_request_size", "16384",
+		"decode_url", "yes",
+		NULL,
+	};
+	memset(&cb, 0, sizeof(cb));
+	cb.http_error = bridge_http_error;
+	cb.log_message = bridge_log_message;
+	mg_init_library(0);
+	if ((b->ctx = mg_start(&cb, b, options)) == NULL) {
+		aff_error("bridge: cannot listen on %s", cfg->listen);
+		rv = AFF_UNAVAILABLE;
+		goto failed_start;
+	}
+	mg_set_request_handler(b->ctx, "/", bridge_handle, b);
+	aff_info("bridge: listening on http://%s, server %s (%d threads, %d "
+	         "sockets, body cap %zu bytes)",
+	    cfg->listen, cfg->server_url, cfg->threads, cfg->sockets,
+	    cfg->max_body);
+	*bp = b;
+	return (AFF_OK);
+
+failed_start:
+	mg_exit_library();
+	free(b->openapi);
+failed_openapi:
+	aff_client_close(b->client);
+failed_client:
+	free(b);
+	return (rv);
+}
+
+void
+bridge_stop(bridge *b)
+{
+	if (b == NULL)
+		return;
+	mg_stop(b->ctx);
+	mg_exit_library();
+	aff_client_close(b->client);
+	free(b->openapi);
+	free(b);
+}
+
+const char *
+bridge_openapi(const bridge *b)
+{
+	return (b->openapi);
+}

@@ -1,0 +1,281 @@
+#!/usr/bin/env bash
+# bench.sh - throughput and latency of the real binaries next to their
+# limits: the bridge over HTTP next to a bare civetweb with the same
+# options, affiliate-server over NNG next to a bare NNG echo server.
+#
+# Usage: tests/bench/bench.sh BIN_DIR
+#   BIN_DIR holds affiliate-server, bench-bare-civetweb, bench-bare-nng-echo,
+#   bench-rpc-load and, once it exists, affiliate-bridge (its rows are
+#   skipped without it). BENCH_SECONDS (default 10) is the length of each
+#   measurement; each target is warmed up for 1 s first.
+#
+# It starts, on free loopback ports, redis-server (no persistence),
+# affiliate-server on a fresh data dir, the bridge, and the two bare
+# servers; runs wrk (-t2 -c32 --latency) against the HTTP targets and
+# bench-rpc-load (32 threads) against the RPC ones; prints one table; and
+# stops everything it started on exit, Ctrl-C included. The load generator
+# runs on the same cores as the servers, so compare rows of one run, not
+# figures across machines.
+#
+# The bare civetweb answers with one write. Run it by hand with a second
+# argument "api" to see what civetweb's mg_send_http_ok() + mg_write() cost
+# with these options (one send per header line, then Nagle + delayed ACK):
+#   BIN_DIR/bench-bare-civetweb 127.0.0.1:18080 api & wrk -d5s http://127.0.0.1:18080/
+set -u
+
+if [ $# -ne 1 ] || [ ! -d "$1" ]; then
+	echo "usage: $0 BIN_DIR (the build's bin folder)" >&2
+	exit 2
+fi
+BIN=$(cd "$1" && pwd)
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+SECS=${BENCH_SECONDS:-10}
+case $SECS in
+'' | *[!0-9]*) echo "bench: BENCH_SECONDS must be a whole number of seconds" >&2; exit 2 ;;
+esac
+if [ "$SECS" -lt 1 ] || [ "$SECS" -gt 600 ]; then
+	echo "bench: BENCH_SECONDS must be 1..600" >&2
+	exit 2
+fi
+
+for b in affiliate-server bench-bare-civetweb bench-bare-nng-echo bench-rpc-load; do
+	if [ ! -x "$BIN/$b" ]; then
+		echo "bench: $BIN/$b is missing; build first (cmake --build BUILD_DIR)" >&2
+		exit 2
+	fi
+done
+for t in wrk redis-server protoc ss; do
+	if ! command -v "$t" >/dev/null; then
+		echo "bench: $t not found (apt-get install -y wrk redis-server protobuf-compiler iproute2)" >&2
+		exit 2
+	fi
+done
+
+work=$(mktemp -d /tmp/affiliate-bench-XXXXXX)
+pids=()
+
+# Stops what this script started: SIGTERM, up to 3 s to exit, then SIGKILL.
+cleanup() {
+	local pid i alive
+	trap - EXIT INT TERM
+	for pid in "${pids[@]}"; do
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for i in $(seq 1 60); do
+		alive=0
+		for pid in "${pids[@]}"; do
+			kill -0 "$pid" 2>/dev/null && alive=1
+		done
+		[ "$alive" = 0 ] && break
+		sleep 0.05
+	done
+	for pid in "${pids[@]}"; do
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'echo "bench: interrupted" >&2; exit 130' INT
+trap 'exit 143' TERM
+
+die() {
+	echo "bench: $*" >&2
+	exit 1
+}
+
+# free_port: prints a loopback TCP port nobody listens on and this script
+# has not handed out yet.
+used_ports=" "
+free_port() {
+	local p i
+	for i in $(seq 1 200); do
+		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+		case $used_ports in *" $p "*) continue ;; esac
+		if [ -z "$(ss -Htln "sport = :$p")" ]; then
+			used_ports="$used_ports$p "
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# start NAME COMMAND...: runs COMMAND in the background, output in
+# $work/NAME.log; its pid is remembered for cleanup.
+start() {
+	local name=$1
+	shift
+	"$@" >"$work/$name.log" 2>&1 &
+	pids+=($!)
+	last_pid=$!
+}
+
+# wait_port NAME PID PORT: waits up to 10 s for PORT to accept connections,
+# and fails at once if PID exits first.
+wait_port() {
+	local name=$1 pid=$2 port=$3 i
+	for i in $(seq 1 200); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			tail -n 20 "$work/$name.log" >&2
+			die "$name exited before listening on port $port"
+		fi
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	tail -n 20 "$work/$name.log" >&2
+	die "$name is not listening on port $port after 10 s"
+}
+
+# to_us VALUE: wrk's "812.00us", "1.23ms" or "1.50s" in whole microseconds.
+to_us() {
+	awk -v v="$1" 'BEGIN {
+		n = v + 0
+		if (v ~ /us$/) m = 1; else if (v ~ /ms$/) m = 1000;
+		else if (v ~ /m$/) m = 60000000; else if (v ~ /s$/) m = 1000000; else m = 1
+		printf "%d", n * m + 0.5
+	}'
+}
+
+# Results, one row each: name, requests/s, p50 us, p99 us, errors, kind.
+rows=()
+
+# http_row NAME URL: warms up, measures with wrk, records a row.
+http_row() {
+	local name=$1 url=$2 out rps p50 p99 non2xx sock
+	echo "bench: $name ..." >&2
+	wrk -t2 -c32 -d1s "$url" >/dev/null 2>&1
+	out=$(wrk -t2 -c32 -d"${SECS}s" --latency "$url" 2>&1)
+	echo "$out" >"$work/wrk-${#rows[@]}.txt"
+	rps=$(echo "$out" | awk '/^Requests\/sec:/ { print $2 }')
+	p50=$(echo "$out" | awk '$1 == "50%" { print $2 }')
+	p99=$(echo "$out" | awk '$1 == "99%" { print $2 }')
+	non2xx=$(echo "$out" | awk '/Non-2xx or 3xx responses:/ { print $NF }')
+	sock=$(echo "$out" | awk '/Socket errors:/ {
+		gsub(",", ""); print $4 + $6 + $8 + $10 }')
+	if [ -z "$rps" ] || [ -z "$p50" ] || [ -z "$p99" ]; then
+		echo "$out" >&2
+		die "wrk gave no figures for $url"
+	fi
+	rows+=("$name|$rps|$(to_us "$p50")|$(to_us "$p99")|$((${non2xx:-0} + ${sock:-0}))|http")
+}
+
+# rpc_row NAME URL: warms up, measures with bench-rpc-load, records a row.
+rpc_row() {
+	local name=$1 url=$2 out rps p50 p99 errs
+	echo "bench: $name ..." >&2
+	"$BIN/bench-rpc-load" "$url" "$work/request.bin" 32 1 >/dev/null 2>&1
+	out=$("$BIN/bench-rpc-load" "$url" "$work/request.bin" 32 "$SECS" 2>&1)
+	rps=$(echo "$out" | awk '$1 == "calls_per_s" { print $2 }')
+	p50=$(echo "$out" | awk '$1 == "p50_us" { print $2 }')
+	p99=$(echo "$out" | awk '$1 == "p99_us" { print $2 }')
+	errs=$(echo "$out" | awk '$1 == "errors" { print $2 }')
+	if [ -z "$rps" ] || [ -z "$p50" ] || [ -z "$p99" ]; then
+		echo "$out" >&2
+		die "bench-rpc-load gave no figures for $url"
+	fi
+	rows+=("$name|$rps|$p50|$p99|${errs:-0}|rpc")
+}
+
+# The request: AdvertiserService/GetAdvertiser for advertiser 2 as editor 1
+# (an editor it may join), as a serialized RequestEnvelope.
+cd "$SRC/proto" || die "no proto folder in $SRC"
+payload=$(printf 'id: 2 editor_id: 1' |
+	protoc --encode=affiliate.v1.GetAdvertiserRequest affiliate/v1/affiliate.proto |
+	od -An -tx1 -v | tr -d ' \n' | sed 's/../\\x&/g')
+[ -n "$payload" ] || die "protoc could not encode the request"
+printf 'service: "affiliate.v1.AdvertiserService" method: "GetAdvertiser" request_id: "bench" payload: "%s"' "$payload" |
+	protoc --encode=affiliate.v1.RequestEnvelope affiliate/v1/rpc.proto >"$work/request.bin" ||
+	die "protoc could not encode the envelope"
+
+redis_port=$(free_port) || die "no free port"
+rpc_port=$(free_port) || die "no free port"
+echo_port=$(free_port) || die "no free port"
+bare_port=$(free_port) || die "no free port"
+bridge_port=$(free_port) || die "no free port"
+
+start redis redis-server --port "$redis_port" --bind 127.0.0.1 --save "" \
+	--appendonly no --dir "$work"
+wait_port redis "$last_pid" "$redis_port"
+
+start server "$BIN/affiliate-server" --listen "tcp://127.0.0.1:$rpc_port" \
+	--data-dir "$work/data" --redis "127.0.0.1:$redis_port" --log-level warn
+wait_port server "$last_pid" "$rpc_port"
+
+have_bridge=0
+if [ -x "$BIN/affiliate-bridge" ]; then
+	have_bridge=1
+	start bridge "$BIN/affiliate-bridge" --listen "127.0.0.1:$bridge_port" \
+		--server "tcp://127.0.0.1:$rpc_port" --log-level warn
+	wait_port bridge "$last_pid" "$bridge_port"
+fi
+
+start bare-civetweb "$BIN/bench-bare-civetweb" "127.0.0.1:$bare_port"
+wait_port bare-civetweb "$last_pid" "$bare_port"
+start bare-nng-echo "$BIN/bench-bare-nng-echo" "tcp://127.0.0.1:$echo_port"
+wait_port bare-nng-echo "$last_pid" "$echo_port"
+
+# Figures for error answers would mean nothing: check, once, that every
+# target answers the benchmarked request with success.
+notes=()
+if command -v nngcat >/dev/null; then
+	if ! nngcat --req --connect "tcp://127.0.0.1:$rpc_port" --recv-timeout 5 \
+		--file "$work/request.bin" --raw >"$work/reply.bin" 2>"$work/nngcat.err" ||
+		! protoc --decode=affiliate.v1.ReplyEnvelope affiliate/v1/rpc.proto \
+			<"$work/reply.bin" >"$work/reply.txt" 2>&1; then
+		cat "$work/nngcat.err" "$work/reply.txt" >&2 2>/dev/null
+		die "affiliate-server did not answer the benchmark request"
+	fi
+	if grep -q '^code:' "$work/reply.txt"; then
+		cat "$work/reply.txt" >&2
+		die "affiliate-server answers the benchmark request with an error"
+	fi
+else
+	notes+=("nngcat not found (nng-utils): the server's reply was not checked")
+fi
+if [ "$have_bridge" = 1 ]; then
+	for path in / "/advertisers/2?editor_id=1" "/advertisers?editor_id=1"; do
+		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 \
+			"http://127.0.0.1:$bridge_port$path")
+		[ "$code" = 200 ] || notes+=("bridge answers GET $path with $code, not 200")
+	done
+fi
+
+bare_url="http://127.0.0.1:$bare_port"
+bridge_url="http://127.0.0.1:$bridge_port"
+http_row "http bare civetweb /" "$bare_url/"
+if [ "$have_bridge" = 1 ]; then
+	http_row "http bridge /" "$bridge_url/"
+	http_row "http bridge /advertisers/2?editor_id=1" "$bridge_url/advertisers/2?editor_id=1"
+	http_row "http bridge /advertisers?editor_id=1" "$bridge_url/advertisers?editor_id=1"
+else
+	notes+=("$BIN/affiliate-bridge not found: the bridge rows are skipped")
+fi
+rpc_row "rpc bare nng echo" "tcp://127.0.0.1:$echo_port"
+rpc_row "rpc server GetAdvertiser(2, editor 1)" "tcp://127.0.0.1:$rpc_port"
+
+# The table. The limit of a row is the first row of its kind (the bare one).
+echo
+printf 'BENCH_SECONDS=%s, %s cores; HTTP: wrk -t2 -c32; RPC: bench-rpc-load, 32 threads\n' \
+	"$SECS" "$(nproc)"
+printf '%-40s %12s %9s %9s %9s %7s\n' "target" "requests/s" "p50 us" "p99 us" "vs limit" "errors"
+http_limit=
+rpc_limit=
+for row in "${rows[@]}"; do
+	IFS='|' read -r name rps p50 p99 errs kind <<<"$row"
+	if [ "$kind" = http ]; then
+		: "${http_limit:=$rps}"
+		limit=$http_limit
+	else
+		: "${rpc_limit:=$rps}"
+		limit=$rpc_limit
+	fi
+	ratio=$(awk -v a="$rps" -v b="$limit" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }')
+	printf '%-40s %12.0f %9d %9d %9s %7d\n' "$name" "$rps" "$p50" "$p99" "$ratio" "$errs"
+done
+for n in "${notes[@]}"; do
+	echo "note: $n"
+done
+exit 0
