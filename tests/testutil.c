@@ -1,8 +1,9 @@
 /* testutil.c - see testutil.h. */
-#define _XOPEN_SOURCE 700
 #include "testutil.h"
 
 #include <arpa/inet.h>
+#include <poll.h>
+#include <strings.h>
 #include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -230,4 +231,120 @@ tu_raw_call(const char *url, const void *data, size_t len, int timeout_ms,
 done:
 	nng_close(s);
 	return (out);
+}
+
+int
+tu_http_raw(int port, const void *req, size_t len, int timeout_ms,
+    struct tu_http_response *resp)
+{
+	struct sockaddr_in sa;
+	struct pollfd pfd;
+	size_t cap = 65536, got = 0;
+	char *buf, *end;
+	int fd, n;
+	long clen = -1;
+
+	memset(resp, 0, sizeof(*resp));
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+		return (-1);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		close(fd);
+		return (-1);
+	}
+	for (size_t off = 0; off < len;) {
+		ssize_t w = send(fd, (const char *)req + off, len - off, MSG_NOSIGNAL);
+		if (w <= 0)
+			break; /* the server may answer before reading it all */
+		off += (size_t)w;
+	}
+	buf = malloc(cap + 1);
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	while (buf != NULL && poll(&pfd, 1, timeout_ms) > 0) {
+		if (got == cap) {
+			char *nb = realloc(buf, cap * 2 + 1);
+			if (nb == NULL)
+				break;
+			buf = nb;
+			cap *= 2;
+		}
+		if ((n = (int)recv(fd, buf + got, cap - got, 0)) <= 0)
+			break;
+		got += (size_t)n;
+		buf[got] = '\0';
+		if ((end = strstr(buf, "\r\n\r\n")) != NULL) {
+			char *cl = strcasestr(buf, "\r\nContent-Length:");
+			if (cl != NULL && cl < end)
+				clen = strtol(cl + 18, NULL, 10);
+			if (clen >= 0 && got >= (size_t)(end + 4 - buf) + (size_t)clen)
+				break;
+		}
+	}
+	close(fd);
+	if (buf == NULL || got == 0 || (end = strstr(buf, "\r\n\r\n")) == NULL) {
+		free(buf);
+		return (-1);
+	}
+	*end = '\0';
+	resp->head = strdup(buf);
+	resp->body = strdup(end + 4);
+	resp->body_len = strlen(resp->body);
+	resp->status = (int)strtol(strchr(buf, ' ') != NULL ? strchr(buf, ' ') + 1 : "0",
+	    NULL, 10);
+	free(buf);
+	return (0);
+}
+
+int
+tu_http(int port, const char *method, const char *target, const char *headers,
+    const char *body, struct tu_http_response *resp)
+{
+	char *req;
+	int n, rv;
+
+	n = asprintf(&req,
+	    "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+	    "%s%s%zu\r\n\r\n%s",
+	    method, target, headers != NULL ? headers : "",
+	    "Content-Length: ", body != NULL ? strlen(body) : (size_t)0,
+	    body != NULL ? body : "");
+	if (n < 0)
+		return (-1);
+	rv = tu_http_raw(port, req, (size_t)n, 10000, resp);
+	free(req);
+	return (rv);
+}
+
+const char *
+tu_http_header(const struct tu_http_response *resp, const char *name,
+    char *buf, size_t cap)
+{
+	size_t nlen = strlen(name);
+
+	for (const char *p = strstr(resp->head, "\r\n"); p != NULL;
+	     p = strstr(p + 2, "\r\n")) {
+		const char *line = p + 2, *eol = strstr(line, "\r\n");
+		size_t llen = eol != NULL ? (size_t)(eol - line) : strlen(line);
+		if (llen > nlen && strncasecmp(line, name, nlen) == 0 &&
+		    line[nlen] == ':') {
+			const char *v = line + nlen + 1;
+			while (*v == ' ')
+				v++;
+			snprintf(buf, cap, "%.*s", (int)(llen - (size_t)(v - line)), v);
+			return (buf);
+		}
+	}
+	return (NULL);
+}
+
+void
+tu_http_response_fini(struct tu_http_response *resp)
+{
+	free(resp->head);
+	free(resp->body);
+	memset(resp, 0, sizeof(*resp));
 }

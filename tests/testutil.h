@@ -58,4 +58,31 @@ int tu_call(struct tu_server *ts, const ProtobufCServiceDescriptor *svc,
 uint8_t *tu_raw_call(const char *url, const void *data, size_t len,
     int timeout_ms, size_t *outlen);
 
+struct tu_http_response {
+	int status;
+	char *head;  /* status line and headers, NUL-terminated */
+	char *body;  /* NUL-terminated (bodies here are text) */
+	size_t body_len;
+};
+
+/*
+ * Sends raw bytes (a whole HTTP request, or garbage) to 127.0.0.1:port and
+ * reads the response until the server closes or Content-Length is read.
+ * Returns 0, or -1 when nothing came back in timeout_ms.
+ */
+int tu_http_raw(int port, const void *req, size_t len, int timeout_ms,
+    struct tu_http_response *resp);
+
+/* GET/POST... with Connection: close; body may be NULL. Extra headers are
+ * "Name: value\r\n" lines (or NULL). */
+int tu_http(int port, const char *method, const char *target,
+    const char *headers, const char *body, struct tu_http_response *resp);
+
+/* The value of a response header (case-insensitive name), copied into buf;
+ * NULL when absent. */
+const char *tu_http_header(const struct tu_http_response *resp,
+    const char *name, char *buf, size_t cap);
+
+void tu_http_response_fini(struct tu_http_response *resp);
+
 #endif /* TESTUTIL_H */
