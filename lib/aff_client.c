@@ -16,31 +16,35 @@
 
 #define CLIENT_MAX_SOCKETS 64
 
+struct client_sock {
+	nng_socket sock;
+	atomic_int pipes; /* connections up right now */
+};
+
 struct aff_client {
-	nng_socket socks[CLIENT_MAX_SOCKETS];
+	struct client_sock socks[CLIENT_MAX_SOCKETS];
 	int n_socks;
-	atomic_uint next;    /* round-robin cursor */
+	atomic_uint next; /* round-robin cursor */
 	int timeout_ms;
-	atomic_int pipes;
 };
 
 static void
 client_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
-	aff_client *c = arg;
+	struct client_sock *cs = arg;
 
 	(void)p;
 	if (ev == NNG_PIPE_EV_ADD_POST)
-		atomic_fetch_add(&c->pipes, 1);
+		atomic_fetch_add(&cs->pipes, 1);
 	else if (ev == NNG_PIPE_EV_REM_POST)
-		atomic_fetch_sub(&c->pipes, 1);
+		atomic_fetch_sub(&cs->pipes, 1);
 }
 
 /* Opens one REQ socket of the client and dials the server. */
 static int
-client_socket_open(
-    aff_client *c, nng_socket *sock, const struct aff_client_opts *opts)
+client_socket_open(struct client_sock *cs, const struct aff_client_opts *opts)
 {
+	nng_socket *sock = &cs->sock;
 	int rv;
 
 	if (nng_req0_open(sock) != 0)
@@ -51,8 +55,8 @@ client_socket_open(
 	/* Reconnect quickly after a server restart, but do not spin. */
 	nng_socket_set_ms(*sock, NNG_OPT_RECONNMINT, 50);
 	nng_socket_set_ms(*sock, NNG_OPT_RECONNMAXT, 1000);
-	nng_pipe_notify(*sock, NNG_PIPE_EV_ADD_POST, client_pipe_cb, c);
-	nng_pipe_notify(*sock, NNG_PIPE_EV_REM_POST, client_pipe_cb, c);
+	nng_pipe_notify(*sock, NNG_PIPE_EV_ADD_POST, client_pipe_cb, cs);
+	nng_pipe_notify(*sock, NNG_PIPE_EV_REM_POST, client_pipe_cb, cs);
 	rv = nng_dial(*sock, opts->url, NULL,
 	    opts->wait_connected ? 0 : NNG_FLAG_NONBLOCK);
 	if (rv != 0) {
@@ -77,14 +81,15 @@ aff_client_open(aff_client **cp, const struct aff_client_opts *opts)
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);
 	c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 5000;
-	atomic_init(&c->pipes, 0);
 	atomic_init(&c->next, 0);
-	for (; c->n_socks < n; c->n_socks++)
-		if ((rv = client_socket_open(c, &c->socks[c->n_socks], opts)) !=
+	for (; c->n_socks < n; c->n_socks++) {
+		atomic_init(&c->socks[c->n_socks].pipes, 0);
+		if ((rv = client_socket_open(&c->socks[c->n_socks], opts)) !=
 		    AFF_OK) {
 			aff_client_close(c);
 			return (rv);
 		}
+	}
 	*cp = c;
 	return (AFF_OK);
 }
@@ -95,14 +100,33 @@ aff_client_close(aff_client *c)
 	if (c == NULL)
 		return;
 	for (int i = 0; i < c->n_socks; i++)
-		nng_close(c->socks[i]);
+		nng_close(c->socks[i].sock);
 	free(c);
 }
 
 int
 aff_client_connected(aff_client *c)
 {
-	return (atomic_load(&c->pipes));
+	int n = 0;
+
+	for (int i = 0; i < c->n_socks; i++)
+		n += atomic_load(&c->socks[i].pipes);
+	return (n);
+}
+
+/* The next socket, round-robin, that has a connection; NULL when none. */
+static struct client_sock *
+client_pick(aff_client *c)
+{
+	unsigned start = atomic_fetch_add(&c->next, 1);
+
+	for (int i = 0; i < c->n_socks; i++) {
+		struct client_sock *cs =
+		    &c->socks[(start + (unsigned)i) % (unsigned)c->n_socks];
+		if (atomic_load(&cs->pipes) > 0)
+			return (cs);
+	}
+	return (NULL);
 }
 
 /*
@@ -110,17 +134,18 @@ aff_client_connected(aff_client *c)
  * starts before the server: give a missing connection a short grace instead
  * of failing the first calls.
  */
-static int
+static struct client_sock *
 client_wait_pipe(aff_client *c, int grace_ms)
 {
 	struct timespec ts = { 0, 2 * 1000 * 1000 };
+	struct client_sock *cs;
 
-	for (int waited = 0; atomic_load(&c->pipes) == 0; waited += 2) {
+	for (int waited = 0; (cs = client_pick(c)) == NULL; waited += 2) {
 		if (waited >= grace_ms)
-			return (0);
+			return (NULL);
 		nanosleep(&ts, NULL);
 	}
-	return (1);
+	return (cs);
 }
 
 static int
@@ -187,6 +212,7 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
     struct aff_call_result *res)
 {
 	Affiliate__V1__ReplyEnvelope *rep;
+	struct client_sock *cs;
 	nng_ctx ctx;
 	nng_aio *aio;
 	nng_msg *m;
@@ -205,7 +231,7 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 		request_id = rid;
 	}
 	snprintf(res->request_id, sizeof(res->request_id), "%s", request_id);
-	if (!client_wait_pipe(c, timeout < 100 ? timeout : 100))
+	if ((cs = client_wait_pipe(c, timeout < 100 ? timeout : 100)) == NULL)
 		return (result_set(res, AFF_UNAVAILABLE,
 		    "affiliate-server is not reachable"));
 	deadline = aff_now_ms() + timeout;
@@ -216,9 +242,7 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 		nng_msg_free(m);
 		return (result_set(res, AFF_RESOURCE_EXHAUSTED, "out of memory"));
 	}
-	if (nng_ctx_open(&ctx,
-	        c->socks[atomic_fetch_add(&c->next, 1) % (unsigned)c->n_socks]) !=
-	    0) {
+	if (nng_ctx_open(&ctx, cs->sock) != 0) {
 		nng_msg_free(m);
 		nng_aio_free(aio);
 		return (result_set(res, AFF_UNAVAILABLE, "client is closed"));
@@ -239,7 +263,7 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 	nng_ctx_recv(ctx, aio);
 	nng_aio_wait(aio);
 	if ((rv = nng_aio_result(aio)) != 0) {
-		if (rv == NNG_ETIMEDOUT && atomic_load(&c->pipes) > 0)
+		if (rv == NNG_ETIMEDOUT && atomic_load(&cs->pipes) > 0)
 			rv = result_set(res, AFF_DEADLINE_EXCEEDED,
 			    "no reply from affiliate-server before the deadline");
 		else

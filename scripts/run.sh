@@ -45,7 +45,9 @@ if [ -x "$bin/affiliate-bridge" ]; then
 	pids+=($!)
 fi
 
-echo "run: started (${#pids[@]} processes); try: $bin/affiliate advertisers list --editor 1"
+echo "run: started (${#pids[@]} processes); try:"
+echo "  $bin/affiliate advertisers list --editor 1"
+[ -x "$bin/affiliate-bridge" ] && echo "  curl 'localhost:8080/advertisers?editor_id=1'"
 # Any process dying takes the others down: a half-running stack misleads.
 wait -n
 echo "run: a process exited"

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# e2e.sh - a user's curl session over every REST endpoint, against the real
+# processes: redis-server, affiliate-server and affiliate-bridge on free
+# loopback ports. Then the server is killed (503) and restarted (200 again,
+# with no bridge restart).
+set -u
+BIN=${AFFILIATE_BIN_DIR:?}
+work=$(mktemp -d /tmp/affiliate-e2e-XXXXXX)
+pids=()
+pass=0
+fail=0
+
+cleanup() {
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	[ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { # a loopback port nothing answers on
+	local p
+	for _ in $(seq 1 50); do
+		p=$(shuf -i 20000-60000 -n 1)
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+	done
+	return 1
+}
+wait_for() { # wait_for FILE PATTERN: up to 5 s
+	for _ in $(seq 1 100); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "# timed out waiting for '$2' in $1" >&2
+	cat "$1" >&2
+	return 1
+}
+ok() { pass=$((pass + 1)); echo "ok - $1"; }
+not_ok() { fail=$((fail + 1)); echo "not ok - $1"; }
+
+redis_port=$(free_port)
+rpc_port=$(free_port)
+http_port=$(free_port)
+B="http://127.0.0.1:$http_port"
+
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+	--loglevel warning >"$work/redis.log" 2>&1 &
+pids+=($!)
+start_server() {
+	"$BIN/affiliate-server" --listen "tcp://127.0.0.1:$rpc_port" \
+		--data-dir "$work/data" --redis "127.0.0.1:$redis_port" \
+		>>"$work/server.log" 2>&1 &
+	server_pid=$!
+	pids+=($server_pid)
+}
+start_server
+"$BIN/affiliate-bridge" --listen "127.0.0.1:$http_port" \
+	--server "tcp://127.0.0.1:$rpc_port" >"$work/bridge.log" 2>&1 &
+pids+=($!)
+wait_for "$work/server.log" "server: ready" || exit 1
+wait_for "$work/bridge.log" "bridge: listening" || exit 1
+
+# expect NAME STATUS METHOD PATH [BODY] [GREP...]: the status, then each
+# pattern in the headers+body.
+expect() {
+	local name=$1 want=$2 method=$3 path=$4 body=${5-}
+	shift 4
+	[ $# -gt 0 ] && shift
+	local args=(-s -o "$work/body" -D "$work/head" -w '%{http_code}' -X "$method")
+	[ -n "$body" ] && args+=(--data-binary "$body")
+	local got
+	got=$(curl "${args[@]}" -H 'X-Request-Id: e2e-'"$pass" "$B$path")
+	if [ "$got" != "$want" ]; then
+		not_ok "$name: $method $path → $got, wanted $want: $(cat "$work/body")"
+		return
+	fi
+	for pat in "$@"; do
+		if ! grep -q -- "$pat" "$work/head" "$work/body"; then
+			not_ok "$name: '$pat' not in: $(cat "$work/head" "$work/body")"
+			return
+		fi
+	done
+	ok "$name"
+}
+
+expect "health" 200 GET / "" '{"status":"ok"}'
+expect "advertisers for editor 1" 200 GET "/advertisers?editor_id=1" "" \
+	'^\[{"id":2,"name":"Alpine Gear Co"' 'Content-Type: application/json'
+n=$(grep -o '"id":' "$work/body" | wc -l)
+[ "$n" = 16 ] && ok "editor 1 may join 16 advertisers" || not_ok "editor 1 sees $n advertisers, not 16"
+expect "all advertisers, first page of 10" 200 GET "/advertisers?limit=10" "" \
+	'Link: </advertisers?limit=10&after=10>; rel="next"'
+expect "one advertiser" 200 GET "/advertisers/2?editor_id=1" "" \
+	'"commission_rate_bps":650' '"currency":"CHF"'
+expect "not eligible" 403 GET "/advertisers/1?editor_id=1" "" '"code":"PERMISSION_DENIED"'
+expect "unknown advertiser" 404 GET /advertisers/999 "" '"code":"NOT_FOUND"'
+expect "unknown editor" 404 GET "/advertisers?editor_id=42" "" '"message":"no editor with id 42"'
+expect "malformed id" 400 GET /advertisers/abc "" '"code":"INVALID_ARGUMENT"'
+expect "negative editor" 400 GET "/advertisers?editor_id=-1" "" '"code":"INVALID_ARGUMENT"'
+expect "malformed body" 400 POST /applications '{"advertiser_id":' '"code":"INVALID_ARGUMENT"'
+expect "wrong type" 400 POST /applications '{"advertiser_id":"2","editor_id":1}' \
+	'advertiser_id must be an integer'
+expect "apply (ApplicationService not landed)" 501 POST /applications \
+	'{"advertiser_id":2,"editor_id":1}' '"code":"UNIMPLEMENTED"'
+expect "applications (not landed)" 501 GET /applications "" '"code":"UNIMPLEMENTED"'
+expect "webhook (OrderService not landed)" 501 POST /webhook/orders \
+	'{"order_id":"A-1","advertiser_id":2,"user_id":1,"amount":49.9,"commission":4.99}' \
+	'"code":"UNIMPLEMENTED"'
+expect "orders (not landed)" 501 GET /orders "" '"code":"UNIMPLEMENTED"'
+expect "unknown route" 404 GET /nope "" '"code":"NOT_FOUND"'
+expect "wrong method" 405 DELETE /advertisers "" 'Allow: GET' '"code":"UNIMPLEMENTED"'
+head -c 2000000 /dev/zero | tr '\0' x >"$work/big"
+expect "body over the cap" 413 POST /webhook/orders "@$work/big" '"code":"RESOURCE_EXHAUSTED"'
+expect "OpenAPI description" 200 GET /openapi.json "" '"openapi": "3.0.3"' '"/advertisers/{id}"'
+
+# The request id travels: response header, bridge log, server log.
+curl -s -o /dev/null -D "$work/head" -H 'X-Request-Id: trace-me-123' "$B/advertisers/3"
+grep -q "X-Request-Id: trace-me-123" "$work/head" && ok "request id echoed" || not_ok "request id echoed"
+grep -q "req=trace-me-123 http GET /advertisers/3 200" "$work/bridge.log" &&
+	ok "bridge access log line" || not_ok "bridge access log line"
+grep -q "req=trace-me-123 rpc affiliate.v1.AdvertiserService/GetAdvertiser OK" "$work/server.log" &&
+	ok "server log line with the same id" || not_ok "server log line with the same id"
+
+# The server dies: 503 with Retry-After; it returns: 200, bridge untouched.
+kill -9 "$server_pid"
+wait "$server_pid" 2>/dev/null
+expect "server down" 503 GET /advertisers/2 "" 'Retry-After: 1' '"code":"UNAVAILABLE"'
+expect "health with the server down" 503 GET / "" '"code":"UNAVAILABLE"'
+start_server
+wait_for "$work/server.log" "ready (pid $server_pid)" || true
+for _ in $(seq 1 100); do
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "$B/advertisers/2")" = 200 ] && break
+	sleep 0.05
+done
+expect "server back, no bridge restart" 200 GET /advertisers/2 "" '"name":"Alpine Gear Co"'
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
