@@ -1,6 +1,7 @@
 /* aff_client.c - see aff_client.h. */
 #include "aff_client.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,12 +22,66 @@ struct client_sock {
 	atomic_int pipes; /* connections up right now */
 };
 
+/*
+ * Each calling thread keeps its aio and one context per socket for its
+ * next call: opening and closing them per call took socket locks and
+ * allocations on the hot path. Freed when the thread ends (or, for the
+ * thread that closes the client, then).
+ */
+struct client_tls {
+	nng_aio *aio;
+	nng_ctx ctx[CLIENT_MAX_SOCKETS];
+	uint64_t open; /* bit i: ctx[i] is open */
+};
+
 struct aff_client {
 	struct client_sock socks[CLIENT_MAX_SOCKETS];
 	int n_socks;
 	atomic_uint next; /* round-robin cursor */
 	int timeout_ms;
+	pthread_key_t tls;
 };
+
+static void
+client_tls_free(void *p)
+{
+	struct client_tls *t = p;
+
+	if (t == NULL)
+		return;
+	for (int i = 0; i < CLIENT_MAX_SOCKETS; i++)
+		if (t->open & ((uint64_t)1 << i))
+			nng_ctx_close(t->ctx[i]);
+	nng_aio_free(t->aio);
+	free(t);
+}
+
+/* This thread's aio and its context on socket i, made on first use. */
+static int
+client_tls_get(aff_client *c, int i, nng_aio **aio, nng_ctx *ctx)
+{
+	struct client_tls *t = pthread_getspecific(c->tls);
+
+	if (t == NULL) {
+		if ((t = calloc(1, sizeof(*t))) == NULL)
+			return (AFF_RESOURCE_EXHAUSTED);
+		if (nng_aio_alloc(&t->aio, NULL, NULL) != 0) {
+			free(t);
+			return (AFF_RESOURCE_EXHAUSTED);
+		}
+		pthread_setspecific(c->tls, t);
+	}
+	if (!(t->open & ((uint64_t)1 << i))) {
+		if (nng_ctx_open(&t->ctx[i], c->socks[i].sock) != 0)
+			return (AFF_UNAVAILABLE);
+		nng_ctx_set_ms(
+		    t->ctx[i], NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+		t->open |= (uint64_t)1 << i;
+	}
+	*aio = t->aio;
+	*ctx = t->ctx[i];
+	return (AFF_OK);
+}
 
 static void
 client_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
@@ -80,6 +135,10 @@ aff_client_open(aff_client **cp, const struct aff_client_opts *opts)
 		return (AFF_INVALID_ARGUMENT);
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);
+	if (pthread_key_create(&c->tls, client_tls_free) != 0) {
+		free(c);
+		return (AFF_RESOURCE_EXHAUSTED);
+	}
 	c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 5000;
 	atomic_init(&c->next, 0);
 	for (; c->n_socks < n; c->n_socks++) {
@@ -99,6 +158,8 @@ aff_client_close(aff_client *c)
 {
 	if (c == NULL)
 		return;
+	client_tls_free(pthread_getspecific(c->tls));
+	pthread_key_delete(c->tls);
 	for (int i = 0; i < c->n_socks; i++)
 		nng_close(c->socks[i].sock);
 	free(c);
@@ -238,16 +299,11 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 	if ((rv = client_request_msg(service, method, payload, len, request_id,
 	         deadline, opts, &m)) != AFF_OK)
 		return (result_set(res, rv, "cannot build the request"));
-	if (nng_aio_alloc(&aio, NULL, NULL) != 0) {
+	if ((rv = client_tls_get(c, (int)(cs - c->socks), &aio, &ctx)) !=
+	    AFF_OK) {
 		nng_msg_free(m);
-		return (result_set(res, AFF_RESOURCE_EXHAUSTED, "out of memory"));
+		return (result_set(res, rv, "cannot open an NNG context"));
 	}
-	if (nng_ctx_open(&ctx, cs->sock) != 0) {
-		nng_msg_free(m);
-		nng_aio_free(aio);
-		return (result_set(res, AFF_UNAVAILABLE, "client is closed"));
-	}
-	nng_ctx_set_ms(ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	nng_aio_set_timeout(aio, timeout);
 	nng_aio_set_msg(aio, m);
 	nng_ctx_send(ctx, aio);
@@ -289,8 +345,6 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 	}
 	affiliate__v1__reply_envelope__free_unpacked(rep, NULL);
 done:
-	nng_ctx_close(ctx);
-	nng_aio_free(aio);
 	return (rv);
 }
 

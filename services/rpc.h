@@ -8,8 +8,8 @@
  * name; a method without a handler answers UNIMPLEMENTED.
  *
  * Methods marked cacheable read only the catalog (advertisers, editors,
- * eligibility): their replies are cached in Redis under the catalog
- * version, so any write to the catalog retires them.
+ * eligibility): their replies are cached in memory (lcache.h) and in Redis
+ * under the catalog version, so any write to the catalog retires them.
  */
 #ifndef RPC_H
 #define RPC_H
@@ -23,6 +23,7 @@
 #include "aff_arena.h"
 #include "affiliate/v1/rpc.pb-c.h"
 #include "cache.h"
+#include "lcache.h"
 #include "store.h"
 
 /* One call being handled. Everything in it lives until the reply is sent. */
@@ -78,6 +79,7 @@ struct rpc_thread_env {
 	const rpc_registry *registry;
 	store *store;
 	cache *cache;
+	lcache *lcache;         /* shared by the threads; may be NULL */
 	void *app;
 };
 

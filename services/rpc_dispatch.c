@@ -276,15 +276,25 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len)
 		    "the payload is not a valid %s", md->input->name);
 		goto reply;
 	}
-	if (def->cacheable && cache_enabled(env->cache) &&
-	    (key = cache_key(&call, in, &keylen)) != NULL &&
-	    cache_get(env->cache, key, keylen, &cached, &blen) == AFF_OK) {
-		m = reply_msg(cached, blen, call.request_id);
-		free(cached);
-		aff_log(AFF_LOG_INFO, call.request_id, "rpc %s/%s cached %lldms",
-		    call.service, call.method, (long long)(aff_mono_ms() - t0));
-		aff_arena_fini(&call.arena);
-		return (m);
+	if (def->cacheable && (env->lcache != NULL || cache_enabled(env->cache)) &&
+	    (key = cache_key(&call, in, &keylen)) != NULL) {
+		const char *where = "memory";
+		int hit = lcache_get(env->lcache, key, keylen, &cached, &blen);
+		if (hit != AFF_OK && cache_enabled(env->cache) &&
+		    (hit = cache_get(env->cache, key, keylen, &cached, &blen)) ==
+		        AFF_OK) {
+			where = "redis";
+			lcache_put(env->lcache, key, keylen, cached, blen);
+		}
+		if (hit == AFF_OK) {
+			m = reply_msg(cached, blen, call.request_id);
+			free(cached);
+			aff_log(AFF_LOG_INFO, call.request_id,
+			    "rpc %s/%s cached (%s) %lldms", call.service, call.method,
+			    where, (long long)(aff_mono_ms() - t0));
+			aff_arena_fini(&call.arena);
+			return (m);
+		}
 	}
 	code = def->fn(&call, in, &out);
 	/* A handler returning another type than the contract says is a bug. */
@@ -298,8 +308,11 @@ reply:
 		code = AFF_RESOURCE_EXHAUSTED;
 		body = reply_body(&call.arena, code, "out of memory", NULL, &blen);
 	}
-	if (key != NULL && body != NULL && cacheable_code(code))
-		(void)cache_set(env->cache, key, keylen, body, blen);
+	if (key != NULL && body != NULL && cacheable_code(code)) {
+		lcache_put(env->lcache, key, keylen, body, blen);
+		if (cache_enabled(env->cache))
+			(void)cache_set(env->cache, key, keylen, body, blen);
+	}
 	m = body != NULL ? reply_msg(body, blen, call.request_id) : NULL;
 	aff_log(code == AFF_OK || code == AFF_NOT_FOUND ||
 	            code == AFF_PERMISSION_DENIED

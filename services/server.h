@@ -16,6 +16,7 @@ struct server_config {
 	int redis_port;
 	int redis_timeout_ms;   /* AFFILIATE_REDIS_TIMEOUT_MS */
 	int cache_ttl_s;        /* AFFILIATE_CACHE_TTL, --cache-ttl */
+	int local_cache;        /* AFFILIATE_LOCAL_CACHE, --local-cache (entries) */
 	int threads;            /* AFFILIATE_THREADS, --threads */
 	int contexts;           /* AFFILIATE_CONTEXTS, --contexts */
 	size_t max_message;     /* AFFILIATE_MAX_MESSAGE, --max-message */

@@ -31,16 +31,32 @@ struct fixture {
 	struct tu_server ts;
 };
 
+/* Redis alone (no in-memory cache): what is cached is visible in Redis. */
 static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
+	setenv("AFFILIATE_LOCAL_CACHE", "0", 1);
 	assert_int_equal(tu_redis_start(&f->redis), 0);
 	assert_int_equal(tu_server_start(&f->ts, f->redis.port), 0);
 	*state = f;
 	return (0);
+}
+
+/* The default: the in-memory cache in front of Redis. */
+static int
+setup_memory(void **state)
+{
+	int rv = setup(state);
+
+	tu_server_stop(&((struct fixture *)*state)->ts);
+	setenv("AFFILIATE_LOCAL_CACHE", "4096", 1);
+	assert_int_equal(tu_server_start(&((struct fixture *)*state)->ts,
+	                     ((struct fixture *)*state)->redis.port),
+	    0);
+	return (rv);
 }
 
 static int
@@ -266,6 +282,21 @@ test_reads_are_cached_in_redis(void **state)
 }
 
 static void
+test_the_memory_cache_answers_before_redis(void **state)
+{
+	struct fixture *f = *state;
+	Affiliate__V1__Advertiser *a = NULL;
+
+	assert_int_equal(get(f, 2, 0, NULL), AFF_OK);
+	assert_int_equal(tu_redis_int(&f->redis, "DBSIZE"), 1);
+	/* Redis is written through, but the next read does not go there. */
+	assert_int_equal(forge_cached_gets(f, "From Redis"), 1);
+	assert_int_equal(get(f, 2, 0, &a), AFF_OK);
+	assert_string_equal(a->name, "Alpine Gear Co");
+	protobuf_c_message_free_unpacked(&a->base, NULL);
+}
+
+static void
 test_a_catalog_change_retires_cached_reads(void **state)
 {
 	struct fixture *f = *state;
@@ -349,6 +380,15 @@ main(void)
 		    test_reads_are_cached_in_redis, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_a_catalog_change_retires_cached_reads, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_the_memory_cache_answers_before_redis, setup_memory,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_a_catalog_change_retires_cached_reads, setup_memory,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_advertisers_answer_as_the_contract_says, setup_memory,
+		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_redis_down_then_back, setup, teardown),
 	};

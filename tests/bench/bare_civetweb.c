@@ -119,6 +119,8 @@ main(int argc, char **argv)
 		"enable_keep_alive", "yes",
 		"keep_alive_timeout_ms", "5000",
 		"request_timeout_ms", "10000",
+		"max_request_size", "16384",
+		"tcp_nodelay", "1",
 		NULL,
 	};
 
