@@ -397,39 +397,54 @@ call_body(struct http_call *hc, const struct route *r, ProtobufCMessage *req)
 	return (0);
 }
 
-/* The Link header for the next page: this URL with after=cursor. */
-static const char *
-next_link(struct http_call *hc, json_t *cursor)
+/* The address of m's field called name (NULL when there is none). */
+static const void *
+field_ptr(const ProtobufCMessage *m, const char *name,
+    const ProtobufCFieldDescriptor **fp)
 {
-	char enc[256], *link;
-	const char *q = hc->ri->query_string != NULL ? hc->ri->query_string : "";
-	char *kept = aff_arena_alloc(&hc->arena, strlen(q) + 1), *out;
+	const ProtobufCFieldDescriptor *f =
+	    protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
 
-	if (json_is_integer(cursor) && json_integer_value(cursor) != 0)
-		snprintf(enc, sizeof(enc), "%lld",
-		    (long long)json_integer_value(cursor));
-	else if (json_is_string(cursor) && json_string_length(cursor) > 0)
-		mg_url_encode(json_string_value(cursor), enc, sizeof(enc));
+	*fp = f;
+	return (f != NULL ? (const char *)m + f->offset : NULL);
+}
+
+/* The Link header for the next page: this URL with after=cursor, when the
+ * reply's cursor field says there is one. */
+static const char *
+next_link(struct http_call *hc, const ProtobufCMessage *reply, const char *name)
+{
+	const ProtobufCFieldDescriptor *f;
+	const void *p = field_ptr(reply, name, &f);
+	const char *q = hc->ri->query_string != NULL ? hc->ri->query_string : "";
+	char enc[256], *kept, *out;
+
+	if (p == NULL)
+		return (NULL);
+	if (f->type == PROTOBUF_C_TYPE_INT64 && *(const int64_t *)p != 0)
+		snprintf(enc, sizeof(enc), "%lld", (long long)*(const int64_t *)p);
+	else if (f->type == PROTOBUF_C_TYPE_STRING && *(char *const *)p != NULL &&
+	    **(char *const *)p != '\0')
+		mg_url_encode(*(char *const *)p, enc, sizeof(enc));
 	else
 		return (NULL);
-	if (kept == NULL)
+	if ((kept = aff_arena_alloc(&hc->arena, strlen(q) + 1)) == NULL)
 		return (NULL);
 	/* Keep every parameter but after, as the client wrote it. */
 	out = kept;
-	for (const char *p = q; *p != '\0';) {
-		size_t n = strcspn(p, "&");
-		if (n > 0 && strncmp(p, "after=", 6) != 0 &&
-		    !(n == 5 && strncmp(p, "after", 5) == 0)) {
-			memcpy(out, p, n);
+	for (const char *p2 = q; *p2 != '\0';) {
+		size_t n = strcspn(p2, "&");
+		if (n > 0 && strncmp(p2, "after=", 6) != 0 &&
+		    !(n == 5 && strncmp(p2, "after", 5) == 0)) {
+			memcpy(out, p2, n);
 			out += n;
 			*out++ = '&';
 		}
-		p += n + (p[n] == '&');
+		p2 += n + (p2[n] == '&');
 	}
 	*out = '\0';
-	link = aff_arena_printf(&hc->arena, "<%s?%safter=%s>; rel=\"next\"",
-	    hc->ri->local_uri, kept, enc);
-	return (link);
+	return (aff_arena_printf(&hc->arena, "<%s?%safter=%s>; rel=\"next\"",
+	    hc->ri->local_uri, kept, enc));
 }
 
 /* Answers a successful reply by the route's rendering. */
@@ -437,42 +452,44 @@ static int
 call_render(struct http_call *hc, const struct route *r,
     const ProtobufCMessage *reply)
 {
-	json_t *obj = aff_json_from_message(reply), *body;
+	const ProtobufCFieldDescriptor *f;
+	struct aff_buf b;
+	int st = r->status;
 
-	if (obj == NULL)
-		return (call_error(hc, 500, "INTERNAL", "out of memory"));
+	aff_buf_init(&b);
 	switch (r->render) {
 	case ROUTE_RENDER_HEALTH: {
 		const Affiliate__V1__HealthCheckResponse *h = (const void *)reply;
-		json_decref(obj);
 		if (h->status !=
 		    AFFILIATE__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING) {
 			hc->retry_after = 1;
 			return (call_error(hc, 503, "UNAVAILABLE",
 			    "affiliate-server is up but its store is not serving"));
 		}
-		call_send_json(hc, 200, json_pack("{s:s}", "status", "ok"));
-		return (200);
-	}
-	case ROUTE_RENDER_LIST:
-		body = json_incref(json_object_get(obj, r->list_field));
-		hc->link = next_link(hc, json_object_get(obj, r->next_field));
-		json_decref(obj);
-		call_send_json(hc, r->status, body);
-		return (r->status);
-	case ROUTE_RENDER_WEBHOOK: {
-		json_t *created = json_object_get(obj, "created");
-		int st = json_is_true(created) ? 201 : 200;
-		body = json_incref(json_object_get(obj, "order"));
-		json_decref(obj);
-		call_send_json(hc, st, body);
-		return (st);
-	}
-	case ROUTE_RENDER_MESSAGE:
+		aff_buf_add(&b, "{\"status\":\"ok\"}", 15);
 		break;
 	}
-	call_send_json(hc, r->status, obj);
-	return (r->status);
+	case ROUTE_RENDER_LIST:
+		aff_json_write_field(&b, reply, r->list_field);
+		hc->link = next_link(hc, reply, r->next_field);
+		break;
+	case ROUTE_RENDER_WEBHOOK: {
+		const protobuf_c_boolean *created = field_ptr(reply, "created", &f);
+		st = created != NULL && *created ? 201 : 200;
+		aff_json_write_field(&b, reply, "order");
+		break;
+	}
+	case ROUTE_RENDER_MESSAGE:
+		aff_json_write_message(&b, reply);
+		break;
+	}
+	if (b.failed) {
+		aff_buf_fini(&b);
+		return (call_error(hc, 500, "INTERNAL", "out of memory"));
+	}
+	call_send(hc, st, b.data, b.len);
+	aff_buf_fini(&b);
+	return (st);
 }
 
 /* Makes the RPC for a matched route and answers it. */

@@ -1,6 +1,8 @@
 /* aff_json.c - see aff_json.h. */
 #include "aff_json.h"
 
+#include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -9,94 +11,6 @@
 
 #include "aff_err.h"
 #include "aff_util.h"
-
-static json_t *
-json_base64(const ProtobufCBinaryData *b)
-{
-	static const char tab[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t outlen = 4 * ((b->len + 2) / 3), i, o = 0;
-	char *out;
-	json_t *j;
-
-	if ((out = malloc(outlen + 1)) == NULL)
-		return (NULL);
-	for (i = 0; i + 2 < b->len; i += 3) {
-		uint32_t v = (uint32_t)b->data[i] << 16 |
-		    (uint32_t)b->data[i + 1] << 8 | b->data[i + 2];
-		out[o++] = tab[v >> 18];
-		out[o++] = tab[(v >> 12) & 63];
-		out[o++] = tab[(v >> 6) & 63];
-		out[o++] = tab[v & 63];
-	}
-	if (i < b->len) {
-		uint32_t v = (uint32_t)b->data[i] << 16;
-		if (i + 1 < b->len)
-			v |= (uint32_t)b->data[i + 1] << 8;
-		out[o++] = tab[v >> 18];
-		out[o++] = tab[(v >> 12) & 63];
-		out[o++] = i + 1 < b->len ? tab[(v >> 6) & 63] : '=';
-		out[o++] = '=';
-	}
-	j = json_stringn(out, o);
-	free(out);
-	return (j);
-}
-
-/* One scalar, message or enum value at p, of field f's type. */
-static json_t *
-json_value(const ProtobufCFieldDescriptor *f, const void *p)
-{
-	switch (f->type) {
-	case PROTOBUF_C_TYPE_INT32:
-	case PROTOBUF_C_TYPE_SINT32:
-	case PROTOBUF_C_TYPE_SFIXED32:
-		return (json_integer(*(const int32_t *)p));
-	case PROTOBUF_C_TYPE_UINT32:
-	case PROTOBUF_C_TYPE_FIXED32:
-		return (json_integer(*(const uint32_t *)p));
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-		return (json_integer(*(const int64_t *)p));
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64: {
-		uint64_t v = *(const uint64_t *)p;
-		if (v > INT64_MAX) /* beyond json_int_t: keep it exact */
-			return (json_sprintf("%llu", (unsigned long long)v));
-		return (json_integer((json_int_t)v));
-	}
-	case PROTOBUF_C_TYPE_FLOAT:
-		return (json_real(*(const float *)p));
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return (json_real(*(const double *)p));
-	case PROTOBUF_C_TYPE_BOOL:
-		return (json_boolean(*(const protobuf_c_boolean *)p));
-	case PROTOBUF_C_TYPE_ENUM: {
-		const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(
-		    f->descriptor, *(const int *)p);
-		return (ev != NULL ? json_string(ev->name)
-		                   : json_integer(*(const int *)p));
-	}
-	case PROTOBUF_C_TYPE_STRING: {
-		const char *s = *(char *const *)p;
-		json_t *j;
-		if (s == NULL)
-			s = "";
-		/* Invalid UTF-8 must not make the whole reply fail. */
-		if ((j = json_string(s)) == NULL)
-			j = json_string("\xef\xbf\xbd");
-		return (j);
-	}
-	case PROTOBUF_C_TYPE_BYTES:
-		return (json_base64(p));
-	case PROTOBUF_C_TYPE_MESSAGE: {
-		const ProtobufCMessage *m = *(const ProtobufCMessage *const *)p;
-		return (m != NULL ? aff_json_from_message(m) : json_null());
-	}
-	}
-	return (json_null());
-}
 
 static size_t
 field_elem_size(const ProtobufCFieldDescriptor *f)
@@ -124,47 +38,326 @@ field_elem_size(const ProtobufCFieldDescriptor *f)
 	}
 }
 
+void
+aff_buf_init(struct aff_buf *b)
+{
+	b->data = NULL;
+	b->len = b->cap = 0;
+	b->failed = 0;
+}
+
+void
+aff_buf_fini(struct aff_buf *b)
+{
+	free(b->data);
+	aff_buf_init(b);
+}
+
+/* Makes room for n more bytes (and a NUL); 0 or -1 (b->failed set). */
+static int
+buf_reserve(struct aff_buf *b, size_t n)
+{
+	char *p;
+	size_t cap;
+
+	if (b->failed)
+		return (-1);
+	if (b->len + n + 1 <= b->cap)
+		return (0);
+	cap = b->cap > 0 ? b->cap : 256;
+	while (cap < b->len + n + 1)
+		cap *= 2;
+	if ((p = realloc(b->data, cap)) == NULL) {
+		b->failed = 1;
+		return (-1);
+	}
+	b->data = p;
+	b->cap = cap;
+	return (0);
+}
+
+void
+aff_buf_add(struct aff_buf *b, const void *p, size_t n)
+{
+	if (buf_reserve(b, n) != 0)
+		return;
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+void
+aff_buf_printf(struct aff_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || buf_reserve(b, (size_t)n) != 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+/* Whether s[0..n) is well-formed UTF-8 (no overlongs, no surrogates). */
+static int
+utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned c = s[i];
+		size_t k;
+		uint32_t cp;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			k = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			k = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			k = 3;
+			cp = c & 0x07;
+		} else
+			return (0);
+		for (size_t j = 1; j <= k; j++) {
+			if (i + j >= n || (s[i + j] & 0xc0) != 0x80)
+				return (0);
+			cp = (cp << 6) | (s[i + j] & 0x3f);
+		}
+		if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return (0);
+		i += k + 1;
+	}
+	return (1);
+}
+
+/* A JSON string; text that is not UTF-8 becomes U+FFFD rather than
+ * failing the whole reply. */
+static void
+write_string(struct aff_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = s != NULL ? strlen(s) : 0, start = 0;
+
+	if (!utf8_valid((const unsigned char *)s, n)) {
+		aff_buf_add(b, "\"\xef\xbf\xbd\"", 5);
+		return;
+	}
+	aff_buf_add(b, "\"", 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[6];
+		size_t elen = 2;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		aff_buf_add(b, s + start, i - start);
+		start = i + 1;
+		esc[0] = '\\';
+		switch (c) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		default:
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			elen = 6;
+		}
+		aff_buf_add(b, esc, elen);
+	}
+	aff_buf_add(b, s + start, n - start);
+	aff_buf_add(b, "\"", 1);
+}
+
+static void
+write_base64(struct aff_buf *b, const ProtobufCBinaryData *d)
+{
+	static const char tab[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char q[4];
+	size_t i;
+
+	aff_buf_add(b, "\"", 1);
+	for (i = 0; i + 2 < d->len; i += 3) {
+		uint32_t v = (uint32_t)d->data[i] << 16 |
+		    (uint32_t)d->data[i + 1] << 8 | d->data[i + 2];
+		q[0] = tab[v >> 18];
+		q[1] = tab[(v >> 12) & 63];
+		q[2] = tab[(v >> 6) & 63];
+		q[3] = tab[v & 63];
+		aff_buf_add(b, q, 4);
+	}
+	if (i < d->len) {
+		uint32_t v = (uint32_t)d->data[i] << 16;
+		if (i + 1 < d->len)
+			v |= (uint32_t)d->data[i + 1] << 8;
+		q[0] = tab[v >> 18];
+		q[1] = tab[(v >> 12) & 63];
+		q[2] = i + 1 < d->len ? tab[(v >> 6) & 63] : '=';
+		q[3] = '=';
+		aff_buf_add(b, q, 4);
+	}
+	aff_buf_add(b, "\"", 1);
+}
+
+static void write_message(struct aff_buf *b, const ProtobufCMessage *m);
+
+/* One scalar, message or enum value at p, of field f's type. */
+static void
+write_value(struct aff_buf *b, const ProtobufCFieldDescriptor *f, const void *p)
+{
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+		aff_buf_printf(b, "%" PRId32, *(const int32_t *)p);
+		return;
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		aff_buf_printf(b, "%" PRIu32, *(const uint32_t *)p);
+		return;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		aff_buf_printf(b, "%" PRId64, *(const int64_t *)p);
+		return;
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		aff_buf_printf(b, "%" PRIu64, *(const uint64_t *)p);
+		return;
+	case PROTOBUF_C_TYPE_FLOAT:
+	case PROTOBUF_C_TYPE_DOUBLE: {
+		double v = f->type == PROTOBUF_C_TYPE_FLOAT ? *(const float *)p
+		                                            : *(const double *)p;
+		if (isfinite(v))
+			aff_buf_printf(b, "%.17g", v);
+		else
+			aff_buf_add(b, "null", 4);
+		return;
+	}
+	case PROTOBUF_C_TYPE_BOOL:
+		if (*(const protobuf_c_boolean *)p)
+			aff_buf_add(b, "true", 4);
+		else
+			aff_buf_add(b, "false", 5);
+		return;
+	case PROTOBUF_C_TYPE_ENUM: {
+		const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(
+		    f->descriptor, *(const int *)p);
+		if (ev != NULL)
+			write_string(b, ev->name);
+		else
+			aff_buf_printf(b, "%d", *(const int *)p);
+		return;
+	}
+	case PROTOBUF_C_TYPE_STRING:
+		write_string(b, *(char *const *)p);
+		return;
+	case PROTOBUF_C_TYPE_BYTES:
+		write_base64(b, p);
+		return;
+	case PROTOBUF_C_TYPE_MESSAGE: {
+		const ProtobufCMessage *m = *(const ProtobufCMessage *const *)p;
+		if (m != NULL)
+			write_message(b, m);
+		else
+			aff_buf_add(b, "null", 4);
+		return;
+	}
+	}
+	aff_buf_add(b, "null", 4);
+}
+
+/* Field f of m, whole: an array for a repeated field. */
+static void
+write_field(struct aff_buf *b, const ProtobufCMessage *m,
+    const ProtobufCFieldDescriptor *f)
+{
+	const char *base = (const char *)m + f->offset;
+
+	if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+		size_t n = *(const size_t *)((const char *)m + f->quantifier_offset);
+		const char *arr = *(char *const *)base;
+		size_t es = field_elem_size(f);
+		aff_buf_add(b, "[", 1);
+		for (size_t k = 0; k < n; k++) {
+			if (k > 0)
+				aff_buf_add(b, ",", 1);
+			write_value(b, f, arr + k * es);
+		}
+		aff_buf_add(b, "]", 1);
+	} else
+		write_value(b, f, base);
+}
+
+static void
+write_message(struct aff_buf *b, const ProtobufCMessage *m)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+	int first = 1;
+
+	aff_buf_add(b, "{", 1);
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+		    *(const uint32_t *)((const char *)m + f->quantifier_offset) !=
+		        f->id)
+			continue;
+		if (!first)
+			aff_buf_add(b, ",", 1);
+		first = 0;
+		write_string(b, f->name);
+		aff_buf_add(b, ":", 1);
+		write_field(b, m, f);
+	}
+	aff_buf_add(b, "}", 1);
+}
+
+int
+aff_json_write_message(struct aff_buf *b, const ProtobufCMessage *m)
+{
+	write_message(b, m);
+	return (b->failed ? AFF_RESOURCE_EXHAUSTED : AFF_OK);
+}
+
+int
+aff_json_write_field(
+    struct aff_buf *b, const ProtobufCMessage *m, const char *field)
+{
+	const ProtobufCFieldDescriptor *f =
+	    protobuf_c_message_descriptor_get_field_by_name(m->descriptor, field);
+
+	if (f == NULL)
+		return (AFF_NOT_FOUND);
+	write_field(b, m, f);
+	return (b->failed ? AFF_RESOURCE_EXHAUSTED : AFF_OK);
+}
+
 json_t *
 aff_json_from_message(const ProtobufCMessage *msg)
 {
-	const ProtobufCMessageDescriptor *d = msg->descriptor;
-	json_t *obj, *v;
+	struct aff_buf b;
+	json_t *j = NULL;
 
-	if ((obj = json_object()) == NULL)
-		return (NULL);
-	for (unsigned i = 0; i < d->n_fields; i++) {
-		const ProtobufCFieldDescriptor *f = &d->fields[i];
-		const char *base = (const char *)msg + f->offset;
-
-		if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-			uint32_t which = *(const uint32_t *)(
-			    (const char *)msg + f->quantifier_offset);
-			if (which != f->id)
-				continue;
-		}
-		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-			size_t n = *(const size_t *)(
-			    (const char *)msg + f->quantifier_offset);
-			const char *arr = *(char *const *)base;
-			size_t es = field_elem_size(f);
-			if ((v = json_array()) == NULL)
-				goto failed;
-			for (size_t k = 0; k < n; k++)
-				if (json_array_append_new(
-				        v, json_value(f, arr + k * es)) != 0) {
-					json_decref(v);
-					goto failed;
-				}
-		} else {
-			v = json_value(f, base);
-		}
-		if (v == NULL || json_object_set_new(obj, f->name, v) != 0)
-			goto failed;
-	}
-	return (obj);
-failed:
-	json_decref(obj);
-	return (NULL);
+	aff_buf_init(&b);
+	if (aff_json_write_message(&b, msg) == AFF_OK)
+		j = json_loadb(b.data, b.len, 0, NULL);
+	aff_buf_fini(&b);
+	return (j);
 }
 
 ProtobufCMessage *

@@ -17,7 +17,33 @@
 
 #include "aff_arena.h"
 
-/* Returns a new JSON object (caller json_decref()s), or NULL out of memory. */
+/* A growable byte buffer (always NUL-terminated once written). */
+struct aff_buf {
+	char *data;
+	size_t len, cap;
+	int failed; /* out of memory: later writes are dropped */
+};
+
+void aff_buf_init(struct aff_buf *b);
+void aff_buf_fini(struct aff_buf *b);
+void aff_buf_add(struct aff_buf *b, const void *p, size_t n);
+void aff_buf_printf(struct aff_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Appends m as compact JSON to b, straight from the descriptors (no
+ * intermediate tree: this is the bridge's hot path). AFF_OK or
+ * AFF_RESOURCE_EXHAUSTED.
+ */
+int aff_json_write_message(struct aff_buf *b, const ProtobufCMessage *m);
+
+/* Appends only the value of m's field (an array for a repeated one).
+ * AFF_NOT_FOUND when m has no such field. */
+int aff_json_write_field(
+    struct aff_buf *b, const ProtobufCMessage *m, const char *field);
+
+/* The same rendering as a jansson value (caller json_decref()s), or NULL
+ * out of memory. */
 json_t *aff_json_from_message(const ProtobufCMessage *msg);
 
 /* Allocates and initialises a message of type d in the arena (NULL when
