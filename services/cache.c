@@ -180,3 +180,9 @@ cache_ping(cache *c)
 	freeReplyObject(r);
 	return (rv);
 }
+
+int
+cache_status(cache *c)
+{
+	return (cache_conn(c) != NULL ? AFF_OK : AFF_UNAVAILABLE);
+}

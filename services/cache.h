@@ -45,4 +45,9 @@ int cache_set(cache *c, const void *key, size_t keylen, const void *val,
  * answers, AFF_UNAVAILABLE when not. */
 int cache_ping(cache *c);
 
+/* Whether the connection is up, without a round trip (reconnecting if
+ * the backoff allows); a dead connection shows on its next command. For
+ * health checks that run under load. */
+int cache_status(cache *c);
+
 #endif /* CACHE_H */

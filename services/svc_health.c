@@ -33,8 +33,9 @@ health_check(
 	if (!cache_enabled(call->cache))
 		resp->cache = ST(UNKNOWN);
 	else
-		resp->cache = cache_ping(call->cache) == AFF_OK ? ST(SERVING)
-		                                                : ST(NOT_SERVING);
+		resp->cache = cache_status(call->cache) == AFF_OK
+		    ? ST(SERVING)
+		    : ST(NOT_SERVING);
 	resp->status = resp->store;
 	resp->version = (char *)AFFILIATE_VERSION;
 	*out = &resp->base;
