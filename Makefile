@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 WERROR := $(if $(CI),ON,OFF)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build test run asan clean
+.PHONY: all deps build test run asan bench clean
 
 all: build
 
@@ -26,6 +26,11 @@ run: build
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan:
 	$(MAKE) test BUILD_DIR=build-asan CMAKE_ARGS="-DAFFILIATE_SANITIZER=address+undefined -DCMAKE_BUILD_TYPE=Debug"
+
+# Printed figures, not a timed test: each target beside its bare limit
+# (civetweb, NNG echo) measured in the same run. BENCH_SECONDS=10 each.
+bench: build
+	tests/bench/bench.sh $(BUILD_DIR)/bin
 
 clean:
 	rm -rf build build-asan

@@ -10,6 +10,8 @@ pkgs=(
 	redis-server
 	# for the README's wire example and its test
 	protobuf-compiler nng-utils
+	# for the benchmarks (make bench)
+	wrk iproute2
 )
 missing=()
 for p in "${pkgs[@]}"; do
