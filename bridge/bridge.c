@@ -206,9 +206,11 @@ call_error(
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	j = json_pack("{s:{s:s,s:s?,s:s}}", "error", "code", code, "message",
-	    json_string(msg) != NULL ? msg : "(a message that is not UTF-8)",
+	j = json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message", msg,
 	    "request_id", hc->request_id);
+	if (j == NULL) /* msg quoted bytes that are not UTF-8 */
+		j = json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message",
+		    "(a message that is not UTF-8)", "request_id", hc->request_id);
 	call_send_json(hc, status, j);
 	return (status);
 }
