@@ -494,6 +494,37 @@ call_render(struct http_call *hc, const struct route *r,
 	return (st);
 }
 
+/*
+ * Answers an RPC error. A reply that carries a message with its error
+ * (ALREADY_EXISTS carries the application in the way) shows it as
+ * error.details.
+ */
+static void
+call_error_reply(struct http_call *hc, int http, int code,
+    const ProtobufCMethodDescriptor *md, const struct aff_call_result *res)
+{
+	const char *msg = res->message[0] != '\0' ? res->message
+	                                          : aff_strerror(code);
+	ProtobufCMessage *detail = NULL;
+	json_t *j, *dj;
+
+	if (res->payload_len > 0)
+		detail = protobuf_c_message_unpack(md->output,
+		    aff_arena_allocator(&hc->arena), res->payload_len, res->payload);
+	if (detail == NULL || (dj = aff_json_from_message(detail)) == NULL) {
+		call_error(hc, http, aff_code_name(code), "%s", msg);
+		return;
+	}
+	j = json_pack("{s:{s:s,s:s,s:s,s:o}}", "error", "code",
+	    aff_code_name(code), "message", msg, "request_id", hc->request_id,
+	    "details", dj);
+	if (j == NULL) {
+		call_error(hc, http, aff_code_name(code), "%s", msg);
+		return;
+	}
+	call_send_json(hc, http, j);
+}
+
 /* Makes the RPC for a matched route and answers it. */
 static int
 call_route(struct http_call *hc, const struct route_match *m)
@@ -535,8 +566,7 @@ call_route(struct http_call *hc, const struct route_match *m)
 		int http = http_status_from_code(st);
 		if (st == AFF_UNAVAILABLE)
 			hc->retry_after = 1;
-		call_error(hc, http, aff_code_name(st), "%s",
-		    res.message[0] != '\0' ? res.message : aff_strerror(st));
+		call_error_reply(hc, http, st, md, &res);
 		aff_call_result_fini(&res);
 		return (http);
 	}

@@ -12,6 +12,7 @@
 #include "aff_err.h"
 #include "aff_log.h"
 #include "aff_util.h"
+#include "jobs.h"
 #include "rpc.h"
 #include "rpc_server.h"
 #include "services.h"
@@ -20,6 +21,7 @@ struct server {
 	struct server_config cfg;
 	rpc_registry *registry;
 	lcache *lcache;
+	jobs *jobs;
 	struct svc_app app;
 	rpc_server *rpc;
 };
@@ -92,6 +94,21 @@ server_config_load(
 		{ "log-level", "AFFILIATE_LOG_LEVEL", AFF_OPT_LEVEL,
 		    &cfg->log_level, 0, 0, 0, NULL, "LEVEL",
 		    "debug, info, warn or error (info)" },
+		{ "jobs", "AFFILIATE_JOBS_URL", AFF_OPT_STRING, cfg->jobs_url,
+		    sizeof(cfg->jobs_url), 0, 0, NULL, "URL",
+		    "where workers pull jobs (tcp://127.0.0.1:5556)" },
+		{ "results", "AFFILIATE_RESULTS_URL", AFF_OPT_STRING,
+		    cfg->results_url, sizeof(cfg->results_url), 0, 0, NULL, "URL",
+		    "where workers push results (tcp://127.0.0.1:5557)" },
+		{ "job-visibility", "AFFILIATE_JOB_VISIBILITY_MS", AFF_OPT_INT,
+		    &cfg->job_visibility_ms, 0, 10, 86400000, NULL, "MS",
+		    "a job without a result by then is pushed again (10000)" },
+		{ "job-attempts", "AFFILIATE_JOB_MAX_ATTEMPTS", AFF_OPT_INT,
+		    &cfg->job_max_attempts, 0, 1, 100, NULL, "N",
+		    "deliveries before a job is dead (5)" },
+		{ "job-backoff", "AFFILIATE_JOB_BACKOFF_MS", AFF_OPT_INT,
+		    &cfg->job_backoff_ms, 0, 1, 3600000, NULL, "MS",
+		    "first retry delay after a failure, doubling (200)" },
 	};
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -111,6 +128,12 @@ server_config_load(
 	cfg->contexts = 128;
 	cfg->max_message = 2u << 20;
 	cfg->log_level = AFF_LOG_INFO;
+	snprintf(cfg->jobs_url, sizeof(cfg->jobs_url), "tcp://127.0.0.1:5556");
+	snprintf(cfg->results_url, sizeof(cfg->results_url),
+	    "tcp://127.0.0.1:5557");
+	cfg->job_visibility_ms = 10000;
+	cfg->job_max_attempts = 5;
+	cfg->job_backoff_ms = 200;
 	return (aff_config_load("affiliate-server", opts,
 	    sizeof(opts) / sizeof(opts[0]), argc, argv, help));
 }
@@ -165,6 +188,7 @@ int
 server_start(const struct server_config *cfg, server **sp)
 {
 	struct rpc_server_opts ro;
+	struct jobs_config jc = { 0 };
 	server *s;
 	store *first;
 	int rv;
@@ -200,6 +224,20 @@ server_start(const struct server_config *cfg, server **sp)
 	         64 << 10)) != AFF_OK)
 		goto failed_lcache;
 
+	s->app.job_policy = (struct store_job_policy){
+		.visibility_ms = s->cfg.job_visibility_ms,
+		.max_attempts = s->cfg.job_max_attempts,
+		.backoff_ms = s->cfg.job_backoff_ms,
+		.backoff_max_ms = 60000,
+	};
+	jc.jobs_url = s->cfg.jobs_url;
+	jc.results_url = s->cfg.results_url;
+	jc.db_path = s->cfg.db_path;
+	jc.policy = s->app.job_policy;
+	if ((rv = jobs_start(&jc, &s->jobs)) != AFF_OK)
+		goto failed_jobs;
+	s->app.jobs = s->jobs;
+
 	memset(&ro, 0, sizeof(ro));
 	ro.url = s->cfg.listen_url;
 	ro.n_contexts = s->cfg.contexts;
@@ -219,6 +257,8 @@ server_start(const struct server_config *cfg, server **sp)
 	return (AFF_OK);
 
 failed_rpc:
+	jobs_stop(s->jobs);
+failed_jobs:
 	lcache_free(s->lcache);
 failed_lcache:
 	rpc_registry_free(s->registry);
@@ -234,6 +274,7 @@ server_stop(server *s)
 	if (s == NULL)
 		return;
 	rpc_server_stop(s->rpc);
+	jobs_stop(s->jobs);
 	lcache_free(s->lcache);
 	rpc_registry_free(s->registry);
 	free(s);

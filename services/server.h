@@ -21,6 +21,11 @@ struct server_config {
 	int contexts;           /* AFFILIATE_CONTEXTS, --contexts */
 	size_t max_message;     /* AFFILIATE_MAX_MESSAGE, --max-message */
 	int log_level;          /* AFFILIATE_LOG_LEVEL, --log-level */
+	char jobs_url[256];     /* AFFILIATE_JOBS_URL, --jobs */
+	char results_url[256];  /* AFFILIATE_RESULTS_URL, --results */
+	int job_visibility_ms;  /* AFFILIATE_JOB_VISIBILITY_MS */
+	int job_max_attempts;   /* AFFILIATE_JOB_MAX_ATTEMPTS */
+	int job_backoff_ms;     /* AFFILIATE_JOB_BACKOFF_MS */
 };
 
 /*

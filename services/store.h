@@ -20,6 +20,7 @@
 
 #include "aff_arena.h"
 #include "affiliate/v1/affiliate.pb-c.h"
+#include "affiliate/v1/jobs.pb-c.h"
 
 typedef struct store store;
 
@@ -27,6 +28,35 @@ struct store_advertiser_query {
 	int64_t editor_id; /* 0: all advertisers; else those it may join */
 	int64_t after;     /* ids greater than this */
 	int limit;         /* page size, > 0 */
+};
+
+struct store_application_query {
+	int64_t editor_id;  /* 0: any */
+	const char *status; /* "" or NULL: any */
+	int64_t after;      /* ids greater than this */
+	int limit;          /* page size, > 0 */
+};
+
+/* A job claimed for delivery (strings and payload in the caller's arena). */
+struct store_job {
+	int64_t id;
+	const char *kind;
+	int attempt;        /* 1 for the first delivery */
+	const uint8_t *payload;
+	size_t payload_len;
+};
+
+/* How jobs are retried. */
+struct store_job_policy {
+	int64_t visibility_ms;  /* no result by then: deliver again */
+	int max_attempts;       /* deliveries before the job is dead */
+	int64_t backoff_ms;     /* a failure waits backoff * 2^(attempt-1) */
+	int64_t backoff_max_ms;
+};
+
+/* Counts of jobs by state. */
+struct store_job_counts {
+	int64_t queued, inflight, done, dead;
 };
 
 struct store_ops {
@@ -72,6 +102,55 @@ struct store_ops {
 	/* Makes the editor eligible (or not) for the advertiser. */
 	int (*eligibility_set)(store *s, int64_t editor_id,
 	    int64_t advertiser_id, int eligible);
+
+	/*
+	 * Inserts a pending application and its review job (the outbox row)
+	 * in one transaction. AFF_ALREADY_EXISTS when the editor has a
+	 * pending or approved application to the advertiser: *out is that
+	 * one. The caller has checked the ids and the eligibility.
+	 */
+	int (*application_create)(store *s, int64_t editor_id,
+	    int64_t advertiser_id, const struct store_job_policy *p,
+	    aff_arena *a, Affiliate__V1__Application **out);
+
+	int (*application_get)(store *s, int64_t id, aff_arena *a,
+	    Affiliate__V1__Application **out);
+
+	/* One page in id order; as advertiser_list. */
+	int (*application_list)(store *s,
+	    const struct store_application_query *q, aff_arena *a,
+	    Affiliate__V1__Application ***out, size_t *n, int *more);
+
+	/*
+	 * Claims up to max jobs that are due: queued ones whose time has
+	 * come and in-flight ones whose visibility timeout has passed. Each
+	 * is marked in flight until now + visibility and its attempt counted.
+	 * In-flight jobs out of attempts become dead instead (and their
+	 * application rejected).
+	 */
+	int (*jobs_claim)(store *s, int64_t now_ms,
+	    const struct store_job_policy *p, int max, aff_arena *a,
+	    struct store_job **out, size_t *n);
+
+	/* Gives a claimed job back, due now (it could not be sent). */
+	int (*job_unclaim)(store *s, int64_t job_id);
+
+	/*
+	 * Applies a job's result, once: AFF_OK when applied, AFF_ALREADY_EXISTS
+	 * when the job was already finished or the result is stale (a
+	 * duplicate: nothing changes), AFF_NOT_FOUND for an unknown job,
+	 * AFF_INVALID_ARGUMENT for a result payload that does not parse. A
+	 * failure is retried after the backoff, or makes the job dead and
+	 * rejects the application when attempts are spent.
+	 */
+	int (*job_finish)(store *s, const struct Affiliate__V1__JobResult *r,
+	    int64_t now_ms, const struct store_job_policy *p);
+
+	/* At start: in-flight jobs (their results may never come) are due
+	 * now. *n is how many. */
+	int (*jobs_resume)(store *s, int64_t now_ms, int *n);
+
+	int (*job_counts)(store *s, struct store_job_counts *c);
 };
 
 struct store {

@@ -24,8 +24,30 @@ enum {
 	ST_ADV_PUT,
 	ST_ELIG_ADD,
 	ST_ELIG_DEL,
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_APP_INSERT,
+	ST_APP_OPEN,
+	ST_APP_GET,
+	ST_APP_LIST,
+	ST_APP_DECIDE,
+	ST_EVENT_INSERT,
+	ST_JOB_INSERT,
+	ST_JOBS_EXPIRED,
+	ST_JOBS_CLAIM,
+	ST_JOB_UNCLAIM,
+	ST_JOB_GET,
+	ST_JOB_DONE,
+	ST_JOB_DEAD,
+	ST_JOB_RETRY,
+	ST_JOBS_RESUME,
+	ST_JOB_COUNTS,
 	ST_COUNT,
 };
+
+#define APP_COLUMNS                                                            \
+	"id, editor_id, advertiser_id, status, reason, created_at, updated_at"
 
 #define ADV_COLUMNS                                                            \
 	"a.id, a.name, a.category, a.currency, a.commission_rate_bps, "        \
@@ -56,6 +78,49 @@ static const char *const stmt_sql[ST_COUNT] = {
 	                " advertiser_id) VALUES (?1, ?2)",
 	[ST_ELIG_DEL] = "DELETE FROM eligibility"
 	                " WHERE editor_id = ?1 AND advertiser_id = ?2",
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_APP_INSERT] = "INSERT INTO applications (editor_id, advertiser_id,"
+	                  " status, created_at, updated_at)"
+	                  " VALUES (?1, ?2, 'pending', ?3, ?3)",
+	[ST_APP_OPEN] = "SELECT " APP_COLUMNS " FROM applications"
+	                " WHERE editor_id = ?1 AND advertiser_id = ?2"
+	                " AND status IN ('pending', 'approved')",
+	[ST_APP_GET] = "SELECT " APP_COLUMNS " FROM applications WHERE id = ?1",
+	[ST_APP_LIST] = "SELECT " APP_COLUMNS " FROM applications"
+	                " WHERE id > ?1 AND (?3 = 0 OR editor_id = ?3)"
+	                " AND (?4 = '' OR status = ?4) ORDER BY id LIMIT ?2",
+	[ST_APP_DECIDE] = "UPDATE applications SET status = ?2, reason = ?3,"
+	                  " updated_at = ?4 WHERE id = ?1 AND status = 'pending'",
+	[ST_EVENT_INSERT] = "INSERT INTO application_events (application_id,"
+	                    " status, reason, at) VALUES (?1, ?2, ?3, ?4)",
+	[ST_JOB_INSERT] = "INSERT INTO jobs (kind, ref_id, payload, state,"
+	                  " max_attempts, due_at, created_at, updated_at)"
+	                  " VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?5, ?5)",
+	[ST_JOBS_EXPIRED] = "SELECT id, kind, ref_id, attempts FROM jobs"
+	                    " WHERE state = 'inflight' AND due_at <= ?1"
+	                    " AND attempts >= max_attempts",
+	[ST_JOBS_CLAIM] =
+	    "UPDATE jobs SET state = 'inflight', attempts = attempts + 1,"
+	    " due_at = ?1 + ?2, updated_at = ?1 WHERE id IN (SELECT id FROM jobs"
+	    " WHERE state IN ('queued', 'inflight') AND due_at <= ?1"
+	    " AND attempts < max_attempts ORDER BY due_at LIMIT ?3)"
+	    " RETURNING id, kind, attempts, payload",
+	[ST_JOB_UNCLAIM] = "UPDATE jobs SET state = 'queued',"
+	                   " attempts = attempts - 1, due_at = 0"
+	                   " WHERE id = ?1 AND state = 'inflight'",
+	[ST_JOB_GET] = "SELECT kind, ref_id, state, attempts, max_attempts"
+	               " FROM jobs WHERE id = ?1",
+	[ST_JOB_DONE] = "UPDATE jobs SET state = 'done', updated_at = ?2"
+	                " WHERE id = ?1",
+	[ST_JOB_DEAD] = "UPDATE jobs SET state = 'dead', last_error = ?2,"
+	                " updated_at = ?3 WHERE id = ?1",
+	[ST_JOB_RETRY] = "UPDATE jobs SET state = 'queued', last_error = ?2,"
+	                 " due_at = ?3, updated_at = ?4 WHERE id = ?1",
+	[ST_JOBS_RESUME] = "UPDATE jobs SET due_at = ?1"
+	                   " WHERE state = 'inflight' AND due_at > ?1",
+	[ST_JOB_COUNTS] = "SELECT state, count(*) FROM jobs GROUP BY state",
 };
 
 typedef struct sqlite_store {
@@ -126,6 +191,49 @@ static const char *const migrations[] = {
 	"  UPDATE catalog_version SET version = version + 1 WHERE id = 1; END;"
 	"CREATE TRIGGER eligibility_del AFTER DELETE ON eligibility BEGIN"
 	"  UPDATE catalog_version SET version = version + 1 WHERE id = 1; END;",
+
+	/* 1 -> 2: applications, their history, and the job outbox. */
+	"CREATE TABLE applications ("
+	"  id INTEGER PRIMARY KEY,"
+	"  editor_id INTEGER NOT NULL REFERENCES editors (id),"
+	"  advertiser_id INTEGER NOT NULL REFERENCES advertisers (id),"
+	"  status TEXT NOT NULL"
+	"    CHECK (status IN ('pending', 'approved', 'rejected')),"
+	"  reason TEXT NOT NULL DEFAULT '',"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL"
+	");"
+	/* At most one open (pending or approved) application per pair: the
+	 * database, not only the code, says so. */
+	"CREATE UNIQUE INDEX applications_one_open"
+	"  ON applications (editor_id, advertiser_id)"
+	"  WHERE status IN ('pending', 'approved');"
+	"CREATE INDEX applications_by_editor ON applications (editor_id, id);"
+	"CREATE TABLE application_events ("
+	"  id INTEGER PRIMARY KEY,"
+	"  application_id INTEGER NOT NULL REFERENCES applications (id),"
+	"  status TEXT NOT NULL,"
+	"  reason TEXT NOT NULL DEFAULT '',"
+	"  at INTEGER NOT NULL"
+	");"
+	"CREATE INDEX application_events_by_application"
+	"  ON application_events (application_id);"
+	"CREATE TABLE jobs ("
+	"  id INTEGER PRIMARY KEY,"
+	"  kind TEXT NOT NULL,"
+	"  ref_id INTEGER NOT NULL,"
+	"  payload BLOB NOT NULL,"
+	"  state TEXT NOT NULL"
+	"    CHECK (state IN ('queued', 'inflight', 'done', 'dead')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  max_attempts INTEGER NOT NULL,"
+	"  due_at INTEGER NOT NULL," /* ms; in flight: the visibility deadline */
+	"  last_error TEXT NOT NULL DEFAULT '',"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL"
+	");"
+	"CREATE INDEX jobs_due ON jobs (due_at)"
+	"  WHERE state IN ('queued', 'inflight');",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -349,6 +457,7 @@ store_migrate(sqlite3 *db)
 		rv = AFF_FAILED_PRECONDITION;
 		goto failed;
 	}
+	/* The seed belongs to the catalog (step 1); later steps only add. */
 	seeded = v > 0;
 	for (; v < SCHEMA_VERSION; v++) {
 		aff_info("store: migrating schema %d -> %d", v, v + 1);
@@ -645,6 +754,441 @@ sqlite_eligibility_set(
 	return (step_write(s, st, "eligibility set"));
 }
 
+/* ---- transactions ---- */
+
+static int
+tx_run(sqlite_store *s, int which, const char *what)
+{
+	sqlite3_stmt *st = s->st[which];
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	return (rc == SQLITE_DONE ? AFF_OK : sqlite_err(s->db, rc, what));
+}
+
+static int
+tx_begin(sqlite_store *s)
+{
+	return (tx_run(s, ST_BEGIN, "begin"));
+}
+
+/* Commits, or rolls back when rv is an error; returns rv or the commit's
+ * error. */
+static int
+tx_end(sqlite_store *s, int rv)
+{
+	if (rv == AFF_OK && (rv = tx_run(s, ST_COMMIT, "commit")) == AFF_OK)
+		return (AFF_OK);
+	if (!sqlite3_get_autocommit(s->db))
+		(void)tx_run(s, ST_ROLLBACK, "rollback");
+	return (rv);
+}
+
+/* ---- applications ---- */
+
+static Affiliate__V1__Application *
+row_application(sqlite3_stmt *st, aff_arena *a)
+{
+	Affiliate__V1__Application *app;
+
+	if ((app = aff_arena_alloc(a, sizeof(*app))) == NULL)
+		return (NULL);
+	affiliate__v1__application__init(app);
+	app->id = sqlite3_column_int64(st, 0);
+	app->editor_id = sqlite3_column_int64(st, 1);
+	app->advertiser_id = sqlite3_column_int64(st, 2);
+	app->status = col_text(st, 3, a);
+	app->reason = col_text(st, 4, a);
+	app->created_at = col_time(st, 5, a);
+	app->updated_at = col_time(st, 6, a);
+	if (app->status == NULL || app->reason == NULL ||
+	    app->created_at == NULL || app->updated_at == NULL)
+		return (NULL);
+	return (app);
+}
+
+/* Reads one application with a statement whose parameters are bound. */
+static int
+one_application(sqlite_store *s, sqlite3_stmt *st, aff_arena *a,
+    Affiliate__V1__Application **out)
+{
+	int rc = sqlite3_step(st), rv;
+
+	if (rc == SQLITE_ROW)
+		rv = (*out = row_application(st, a)) != NULL
+		    ? AFF_OK
+		    : AFF_RESOURCE_EXHAUSTED;
+	else if (rc == SQLITE_DONE)
+		rv = AFF_NOT_FOUND;
+	else
+		rv = sqlite_err(s->db, rc, "application read");
+	stmt_done(st);
+	return (rv);
+}
+
+static int
+event_insert(sqlite_store *s, int64_t app_id, const char *status,
+    const char *reason, int64_t now_s)
+{
+	sqlite3_stmt *st = s->st[ST_EVENT_INSERT];
+
+	sqlite3_bind_int64(st, 1, app_id);
+	sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, now_s);
+	return (step_write(s, st, "event insert"));
+}
+
+static int
+sqlite_application_create(store *base, int64_t editor_id,
+    int64_t advertiser_id, const struct store_job_policy *p, aff_arena *a,
+    Affiliate__V1__Application **out)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	Affiliate__V1__ReviewApplicationJob job =
+	    AFFILIATE__V1__REVIEW_APPLICATION_JOB__INIT;
+	uint8_t payload[64];
+	size_t plen;
+	int64_t now_ms = aff_now_ms(), id;
+	sqlite3_stmt *st;
+	int rv;
+
+	if ((rv = tx_begin(s)) != AFF_OK)
+		return (rv);
+	st = s->st[ST_APP_OPEN];
+	sqlite3_bind_int64(st, 1, editor_id);
+	sqlite3_bind_int64(st, 2, advertiser_id);
+	if ((rv = one_application(s, st, a, out)) == AFF_OK) {
+		rv = AFF_ALREADY_EXISTS;
+		goto done;
+	}
+	if (rv != AFF_NOT_FOUND)
+		goto done;
+	st = s->st[ST_APP_INSERT];
+	sqlite3_bind_int64(st, 1, editor_id);
+	sqlite3_bind_int64(st, 2, advertiser_id);
+	sqlite3_bind_int64(st, 3, now_ms / 1000);
+	if ((rv = step_write(s, st, "application insert")) != AFF_OK)
+		goto done;
+	id = sqlite3_last_insert_rowid(s->db);
+	if ((rv = event_insert(s, id, "pending", "", now_ms / 1000)) != AFF_OK)
+		goto done;
+	job.application_id = id;
+	job.editor_id = editor_id;
+	job.advertiser_id = advertiser_id;
+	plen = affiliate__v1__review_application_job__pack(&job, payload);
+	st = s->st[ST_JOB_INSERT];
+	sqlite3_bind_text(st, 1, "review_application", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, id);
+	sqlite3_bind_blob(st, 3, payload, (int)plen, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, p->max_attempts);
+	sqlite3_bind_int64(st, 5, now_ms);
+	if ((rv = step_write(s, st, "job insert")) != AFF_OK)
+		goto done;
+	st = s->st[ST_APP_GET];
+	sqlite3_bind_int64(st, 1, id);
+	rv = one_application(s, st, a, out);
+done:
+	if (rv == AFF_ALREADY_EXISTS) {
+		(void)tx_end(s, AFF_ABORTED); /* nothing written: roll back */
+		return (AFF_ALREADY_EXISTS);
+	}
+	return (tx_end(s, rv));
+}
+
+static int
+sqlite_application_get(
+    store *base, int64_t id, aff_arena *a, Affiliate__V1__Application **out)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	sqlite3_stmt *st = s->st[ST_APP_GET];
+
+	sqlite3_bind_int64(st, 1, id);
+	return (one_application(s, st, a, out));
+}
+
+static int
+sqlite_application_list(store *base, const struct store_application_query *q,
+    aff_arena *a, Affiliate__V1__Application ***out, size_t *n, int *more)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	sqlite3_stmt *st = s->st[ST_APP_LIST];
+	Affiliate__V1__Application **v;
+	int rc, rv = AFF_OK;
+	size_t k = 0;
+
+	if (q->limit <= 0)
+		return (AFF_INVALID_ARGUMENT);
+	if ((v = aff_arena_alloc(a, sizeof(*v) * (size_t)q->limit)) == NULL)
+		return (AFF_RESOURCE_EXHAUSTED);
+	sqlite3_bind_int64(st, 1, q->after);
+	sqlite3_bind_int64(st, 2, (int64_t)q->limit + 1);
+	sqlite3_bind_int64(st, 3, q->editor_id);
+	sqlite3_bind_text(
+	    st, 4, q->status != NULL ? q->status : "", -1, SQLITE_STATIC);
+	*more = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (k == (size_t)q->limit) {
+			*more = 1;
+			break;
+		}
+		if ((v[k++] = row_application(st, a)) == NULL) {
+			rv = AFF_RESOURCE_EXHAUSTED;
+			break;
+		}
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		rv = sqlite_err(s->db, rc, "application list");
+	stmt_done(st);
+	*out = v;
+	*n = k;
+	return (rv);
+}
+
+/* ---- jobs ---- */
+
+/* Decides a pending application (once: a decided one stays decided). */
+static int
+application_decide(sqlite_store *s, int64_t app_id, const char *status,
+    const char *reason, int64_t now_s)
+{
+	sqlite3_stmt *st = s->st[ST_APP_DECIDE];
+	int rv;
+
+	sqlite3_bind_int64(st, 1, app_id);
+	sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, now_s);
+	if ((rv = step_write(s, st, "application decide")) != AFF_OK)
+		return (rv);
+	if (sqlite3_changes(s->db) == 0)
+		return (AFF_OK);
+	return (event_insert(s, app_id, status, reason, now_s));
+}
+
+/* A job out of attempts: dead, and what it was for rejected. */
+static int
+job_kill(sqlite_store *s, int64_t job_id, const char *kind, int64_t ref_id,
+    const char *why, int64_t now_ms)
+{
+	sqlite3_stmt *st = s->st[ST_JOB_DEAD];
+	int rv;
+
+	sqlite3_bind_int64(st, 1, job_id);
+	sqlite3_bind_text(st, 2, why, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, now_ms);
+	if ((rv = step_write(s, st, "job dead")) != AFF_OK)
+		return (rv);
+	aff_warn("jobs: job %lld (%s %lld) is dead: %s", (long long)job_id, kind,
+	    (long long)ref_id, why);
+	if (strcmp(kind, "review_application") == 0)
+		return (application_decide(s, ref_id, "rejected", why, now_ms / 1000));
+	return (AFF_OK);
+}
+
+static int
+sqlite_jobs_claim(store *base, int64_t now_ms, const struct store_job_policy *p,
+    int max, aff_arena *a, struct store_job **out, size_t *n)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	sqlite3_stmt *st;
+	struct store_job *v;
+	struct {
+		int64_t id, ref;
+		char kind[64];
+		int attempts;
+	} dead[32];
+	int rc, rv, nd = 0;
+	size_t k = 0;
+
+	*n = 0;
+	if ((v = aff_arena_alloc(a, sizeof(*v) * (size_t)max)) == NULL)
+		return (AFF_RESOURCE_EXHAUSTED);
+	if ((rv = tx_begin(s)) != AFF_OK)
+		return (rv);
+	/* In flight, no result, no attempts left: dead. */
+	st = s->st[ST_JOBS_EXPIRED];
+	sqlite3_bind_int64(st, 1, now_ms);
+	while (nd < 32 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		dead[nd].id = sqlite3_column_int64(st, 0);
+		snprintf(dead[nd].kind, sizeof(dead[nd].kind), "%s",
+		    (const char *)sqlite3_column_text(st, 1));
+		dead[nd].ref = sqlite3_column_int64(st, 2);
+		dead[nd].attempts = sqlite3_column_int(st, 3);
+		nd++;
+	}
+	stmt_done(st);
+	for (int i = 0; i < nd && rv == AFF_OK; i++) {
+		char why[96];
+		snprintf(why, sizeof(why), "no result after %d attempts",
+		    dead[i].attempts);
+		rv = job_kill(s, dead[i].id, dead[i].kind, dead[i].ref, why, now_ms);
+	}
+	if (rv != AFF_OK)
+		return (tx_end(s, rv));
+	st = s->st[ST_JOBS_CLAIM];
+	sqlite3_bind_int64(st, 1, now_ms);
+	sqlite3_bind_int64(st, 2, p->visibility_ms);
+	sqlite3_bind_int(st, 3, max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && k < (size_t)max) {
+		struct store_job *j = &v[k];
+		const void *blob = sqlite3_column_blob(st, 3);
+		j->payload_len = (size_t)sqlite3_column_bytes(st, 3);
+		j->id = sqlite3_column_int64(st, 0);
+		j->kind = col_text(st, 1, a);
+		j->attempt = sqlite3_column_int(st, 2);
+		j->payload = aff_arena_alloc(a, j->payload_len);
+		if (j->kind == NULL || j->payload == NULL) {
+			rv = AFF_RESOURCE_EXHAUSTED;
+			break;
+		}
+		memcpy((void *)j->payload, blob, j->payload_len);
+		k++;
+	}
+	if (rv == AFF_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		rv = sqlite_err(s->db, rc, "jobs claim");
+	stmt_done(st);
+	if ((rv = tx_end(s, rv)) != AFF_OK)
+		return (rv);
+	*out = v;
+	*n = k;
+	return (AFF_OK);
+}
+
+static int
+sqlite_job_unclaim(store *base, int64_t job_id)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	sqlite3_stmt *st = s->st[ST_JOB_UNCLAIM];
+
+	sqlite3_bind_int64(st, 1, job_id);
+	return (step_write(s, st, "job unclaim"));
+}
+
+/* Applies a successful result of kind review_application. */
+static int
+apply_review(sqlite_store *s, int64_t app_id, const Affiliate__V1__JobResult *r,
+    int64_t now_ms)
+{
+	Affiliate__V1__ReviewApplicationResult *rr;
+	int rv;
+
+	rr = affiliate__v1__review_application_result__unpack(
+	    NULL, r->payload.len, r->payload.data);
+	if (rr == NULL)
+		return (AFF_INVALID_ARGUMENT);
+	if (strcmp(rr->decision, "approved") != 0 &&
+	    strcmp(rr->decision, "rejected") != 0)
+		rv = AFF_INVALID_ARGUMENT;
+	else
+		rv = application_decide(
+		    s, app_id, rr->decision, rr->reason, now_ms / 1000);
+	affiliate__v1__review_application_result__free_unpacked(rr, NULL);
+	return (rv);
+}
+
+static int
+sqlite_job_finish(store *base, const Affiliate__V1__JobResult *r,
+    int64_t now_ms, const struct store_job_policy *p)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	sqlite3_stmt *st;
+	char kind[64], state[16], why[512];
+	int64_t ref;
+	int attempts, max_attempts, rc, rv;
+
+	if ((rv = tx_begin(s)) != AFF_OK)
+		return (rv);
+	st = s->st[ST_JOB_GET];
+	sqlite3_bind_int64(st, 1, r->job_id);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		rv = rc == SQLITE_DONE ? AFF_NOT_FOUND
+		                       : sqlite_err(s->db, rc, "job get");
+		stmt_done(st);
+		return (tx_end(s, rv));
+	}
+	snprintf(kind, sizeof(kind), "%s", (const char *)sqlite3_column_text(st, 0));
+	ref = sqlite3_column_int64(st, 1);
+	snprintf(state, sizeof(state), "%s", (const char *)sqlite3_column_text(st, 2));
+	attempts = sqlite3_column_int(st, 3);
+	max_attempts = sqlite3_column_int(st, 4);
+	stmt_done(st);
+
+	/* Finished already, or a failure from an earlier delivery while a
+	 * later one runs: a duplicate, nothing changes. */
+	if (strcmp(state, "done") == 0 || strcmp(state, "dead") == 0 ||
+	    (!r->ok && r->attempt < attempts)) {
+		(void)tx_end(s, AFF_ABORTED);
+		return (AFF_ALREADY_EXISTS);
+	}
+	if (r->ok) {
+		if (strcmp(kind, "review_application") == 0)
+			rv = apply_review(s, ref, r, now_ms);
+		if (rv == AFF_OK) {
+			st = s->st[ST_JOB_DONE];
+			sqlite3_bind_int64(st, 1, r->job_id);
+			sqlite3_bind_int64(st, 2, now_ms);
+			rv = step_write(s, st, "job done");
+		}
+		return (tx_end(s, rv));
+	}
+	snprintf(why, sizeof(why), "review failed: %.400s",
+	    r->error[0] != '\0' ? r->error : "no reason given");
+	if (attempts >= max_attempts)
+		return (tx_end(s, job_kill(s, r->job_id, kind, ref, why, now_ms)));
+	{
+		int64_t backoff = p->backoff_ms;
+		for (int i = 1; i < attempts && backoff < p->backoff_max_ms; i++)
+			backoff *= 2;
+		if (backoff > p->backoff_max_ms)
+			backoff = p->backoff_max_ms;
+		st = s->st[ST_JOB_RETRY];
+		sqlite3_bind_int64(st, 1, r->job_id);
+		sqlite3_bind_text(st, 2, why, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 3, now_ms + backoff);
+		sqlite3_bind_int64(st, 4, now_ms);
+		rv = step_write(s, st, "job retry");
+	}
+	return (tx_end(s, rv));
+}
+
+static int
+sqlite_jobs_resume(store *base, int64_t now_ms, int *n)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	sqlite3_stmt *st = s->st[ST_JOBS_RESUME];
+	int rv;
+
+	sqlite3_bind_int64(st, 1, now_ms);
+	rv = step_write(s, st, "jobs resume");
+	*n = rv == AFF_OK ? sqlite3_changes(s->db) : 0;
+	return (rv);
+}
+
+static int
+sqlite_job_counts(store *base, struct store_job_counts *c)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	sqlite3_stmt *st = s->st[ST_JOB_COUNTS];
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *state = (const char *)sqlite3_column_text(st, 0);
+		int64_t n = sqlite3_column_int64(st, 1);
+		if (strcmp(state, "queued") == 0)
+			c->queued = n;
+		else if (strcmp(state, "inflight") == 0)
+			c->inflight = n;
+		else if (strcmp(state, "done") == 0)
+			c->done = n;
+		else if (strcmp(state, "dead") == 0)
+			c->dead = n;
+	}
+	stmt_done(st);
+	return (rc == SQLITE_DONE ? AFF_OK : sqlite_err(s->db, rc, "job counts"));
+}
+
 const struct store_ops store_sqlite_ops = {
 	.name = "sqlite",
 	.open = sqlite_open,
@@ -656,6 +1200,14 @@ const struct store_ops store_sqlite_ops = {
 	.eligible = sqlite_eligible,
 	.advertiser_put = sqlite_advertiser_put,
 	.eligibility_set = sqlite_eligibility_set,
+	.application_create = sqlite_application_create,
+	.application_get = sqlite_application_get,
+	.application_list = sqlite_application_list,
+	.jobs_claim = sqlite_jobs_claim,
+	.job_unclaim = sqlite_job_unclaim,
+	.job_finish = sqlite_job_finish,
+	.jobs_resume = sqlite_jobs_resume,
+	.job_counts = sqlite_job_counts,
 };
 
 int

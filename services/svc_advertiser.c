@@ -112,11 +112,7 @@ const struct rpc_service_def svc_advertiser_def = {
 	.n_methods = sizeof(advertiser_methods) / sizeof(advertiser_methods[0]),
 };
 
-/* Their issues have not landed: every method answers UNIMPLEMENTED. */
-const struct rpc_service_def svc_application_def = {
-	.desc = &affiliate__v1__application_service__descriptor,
-};
-
+/* Its issue has not landed: every method answers UNIMPLEMENTED. */
 const struct rpc_service_def svc_order_def = {
 	.desc = &affiliate__v1__order_service__descriptor,
 };

@@ -40,6 +40,7 @@ run_cli() {
 }
 
 "$BIN/affiliate-server" --listen "$url" --data-dir "$work/data" --redis off \
+	--jobs "ipc://$work/jobs.sock" --results "ipc://$work/results.sock" \
 	>"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 100); do
@@ -107,7 +108,8 @@ check "and says what is wrong" grep -q "threads must be a whole number" "$work/e
 AFFILIATE_REDIS=nonsense "$BIN/affiliate-server" >/dev/null 2>"$work/err"
 check "a bad environment variable exits 2" [ $? = 2 ]
 check "and names it" grep -q "AFFILIATE_REDIS" "$work/err"
-"$BIN/affiliate-server" --listen "bogus://x" --data-dir "$work/data2" --redis off >/dev/null 2>"$work/err"
+"$BIN/affiliate-server" --listen "bogus://x" --data-dir "$work/data2" --redis off \
+	--jobs "ipc://$work/jobs2.sock" --results "ipc://$work/results2.sock" >/dev/null 2>"$work/err"
 check "an invalid listen URL fails to start" [ $? = 1 ]
 
 kill -TERM "$server_pid"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # e2e.sh - a user's curl session over every REST endpoint, against the real
-# processes: redis-server, affiliate-server and affiliate-bridge on free
-# loopback ports. Then the server is killed (503) and restarted (200 again,
+# processes: redis-server, affiliate-server, affiliate-bridge and an
+# affiliate-worker on free loopback ports. Then the server is killed (503) and restarted (200 again,
 # with no bridge restart).
 set -u
 BIN=${AFFILIATE_BIN_DIR:?}
@@ -40,6 +40,8 @@ not_ok() { fail=$((fail + 1)); echo "not ok - $1"; }
 redis_port=$(free_port)
 rpc_port=$(free_port)
 http_port=$(free_port)
+jobs_url="ipc://$work/jobs.sock"
+results_url="ipc://$work/results.sock"
 B="http://127.0.0.1:$http_port"
 
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
@@ -48,6 +50,7 @@ pids+=($!)
 start_server() {
 	"$BIN/affiliate-server" --listen "tcp://127.0.0.1:$rpc_port" \
 		--data-dir "$work/data" --redis "127.0.0.1:$redis_port" \
+		--jobs "$jobs_url" --results "$results_url" \
 		>>"$work/server.log" 2>&1 &
 	server_pid=$!
 	pids+=($server_pid)
@@ -55,6 +58,9 @@ start_server() {
 start_server
 "$BIN/affiliate-bridge" --listen "127.0.0.1:$http_port" \
 	--server "tcp://127.0.0.1:$rpc_port" >"$work/bridge.log" 2>&1 &
+pids+=($!)
+"$BIN/affiliate-worker" --jobs "$jobs_url" --results "$results_url" \
+	--review-delay 10 >"$work/worker.log" 2>&1 &
 pids+=($!)
 wait_for "$work/server.log" "server: ready" || exit 1
 wait_for "$work/bridge.log" "bridge: listening" || exit 1
@@ -99,9 +105,19 @@ expect "negative editor" 400 GET "/advertisers?editor_id=-1" "" '"code":"INVALID
 expect "malformed body" 400 POST /applications '{"advertiser_id":' '"code":"INVALID_ARGUMENT"'
 expect "wrong type" 400 POST /applications '{"advertiser_id":"2","editor_id":1}' \
 	'advertiser_id must be an integer'
-expect "apply (ApplicationService not landed)" 501 POST /applications \
-	'{"advertiser_id":2,"editor_id":1}' '"code":"UNIMPLEMENTED"'
-expect "applications (not landed)" 501 GET /applications "" '"code":"UNIMPLEMENTED"'
+expect "apply" 202 POST /applications '{"advertiser_id":2,"editor_id":1}' \
+	'"status":"pending"' '"editor_id":1'
+expect "apply again: conflict with the details" 409 POST /applications \
+	'{"advertiser_id":2,"editor_id":1}' '"code":"ALREADY_EXISTS"' '"details":{"id":1'
+expect "apply, not eligible" 403 POST /applications '{"advertiser_id":1,"editor_id":1}' \
+	'"code":"PERMISSION_DENIED"'
+# The worker reviews it in the background: approved within a second.
+for _ in $(seq 1 40); do
+	curl -s "$B/applications/1" | grep -q '"status":"approved"' && break
+	sleep 0.05
+done
+expect "the application is approved by a worker" 200 GET /applications/1 "" '"status":"approved"'
+expect "applications list" 200 GET "/applications?editor_id=1&status=approved" "" '^\[{"id":1,'
 expect "webhook (OrderService not landed)" 501 POST /webhook/orders \
 	'{"order_id":"A-1","advertiser_id":2,"user_id":1,"amount":49.9,"commission":4.99}' \
 	'"code":"UNIMPLEMENTED"'

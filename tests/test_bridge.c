@@ -263,18 +263,70 @@ test_every_error_class_is_a_json_error(void **state)
 	    "'\\\"advertiser_id\\\"' (line 1, column 34)");
 	check_error("POST", "/applications", "{\"advertiser\":2}", 400,
 	    "INVALID_ARGUMENT", "unknown field 'advertiser'");
-	/* Services whose issue has not landed answer 501 through the same path. */
 	check_error("POST", "/applications",
-	    "{\"advertiser_id\":2,\"editor_id\":1}", 501, "UNIMPLEMENTED",
-	    "affiliate.v1.ApplicationService/Apply is not implemented yet");
-	check_error("GET", "/applications", NULL, 501, "UNIMPLEMENTED",
-	    "affiliate.v1.ApplicationService/ListApplications is not "
-	    "implemented yet");
+	    "{\"advertiser_id\":1,\"editor_id\":1}", 403, "PERMISSION_DENIED",
+	    "editor 1 is not eligible for advertiser 1");
+	check_error("POST", "/applications",
+	    "{\"advertiser_id\":2,\"editor_id\":77}", 404, "NOT_FOUND",
+	    "no editor with id 77");
+	check_error("POST", "/applications",
+	    "{\"advertiser_id\":0,\"editor_id\":1}", 400, "INVALID_ARGUMENT",
+	    "advertiser_id must be a positive integer");
+	check_error("GET", "/applications/999", NULL, 404, "NOT_FOUND",
+	    "no application with id 999");
+	check_error("GET", "/applications?status=maybe", NULL, 400,
+	    "INVALID_ARGUMENT", "status must be pending, approved or rejected");
+	/* Services whose issue has not landed answer 501 through the same path. */
 	check_error("GET", "/orders", NULL, 501, "UNIMPLEMENTED",
 	    "affiliate.v1.OrderService/ListOrders is not implemented yet");
 	check_error("POST", "/webhook/orders", "{\"order_id\":\"o-1\"}", 501,
 	    "UNIMPLEMENTED",
 	    "affiliate.v1.OrderService/ReceiveWebhook is not implemented yet");
+}
+
+static void
+test_an_application_is_accepted_and_a_second_one_conflicts(void **state)
+{
+	struct tu_http_response r;
+	json_t *j, *err;
+	json_int_t id;
+
+	(void)state;
+	req(&r, "POST", "/applications", NULL,
+	    "{\"advertiser_id\":3,\"editor_id\":1}", 202);
+	j = body_json(&r);
+	id = json_integer_value(json_object_get(j, "id"));
+	assert_true(id > 0);
+	assert_int_equal(json_integer_value(json_object_get(j, "editor_id")), 1);
+	assert_int_equal(
+	    json_integer_value(json_object_get(j, "advertiser_id")), 3);
+	/* No worker runs in this test: it stays pending. */
+	assert_string_equal(
+	    json_string_value(json_object_get(j, "status")), "pending");
+	json_decref(j);
+	tu_http_response_fini(&r);
+
+	req(&r, "POST", "/applications", NULL,
+	    "{\"advertiser_id\":3,\"editor_id\":1}", 409);
+	j = body_json(&r);
+	err = json_object_get(j, "error");
+	assert_string_equal(json_string_value(json_object_get(err, "code")),
+	    "ALREADY_EXISTS");
+	/* The conflict carries the application in the way. */
+	assert_int_equal(json_integer_value(json_object_get(
+	                     json_object_get(err, "details"), "id")),
+	    id);
+	json_decref(j);
+	tu_http_response_fini(&r);
+
+	req(&r, "GET", "/applications?editor_id=1&status=pending", NULL, NULL,
+	    200);
+	j = body_json(&r);
+	assert_int_equal(json_array_size(j), 1);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_array_get(j, 0), "id")), id);
+	json_decref(j);
+	tu_http_response_fini(&r);
 }
 
 static void
@@ -525,6 +577,8 @@ main(void)
 		cmocka_unit_test(test_advertiser_get_renders_every_field),
 		cmocka_unit_test(test_lists_page_with_a_link_to_the_next_page),
 		cmocka_unit_test(test_every_error_class_is_a_json_error),
+		cmocka_unit_test(
+		    test_an_application_is_accepted_and_a_second_one_conflicts),
 		cmocka_unit_test(test_a_wrong_method_lists_the_allowed_ones),
 		cmocka_unit_test(test_a_body_over_the_cap_is_413_without_reading_it),
 		cmocka_unit_test(test_garbage_on_the_wire_gets_a_json_400),

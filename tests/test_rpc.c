@@ -140,9 +140,6 @@ static void
 test_methods_whose_issue_has_not_landed_are_unimplemented(void **state)
 {
 	static const char *const calls[][2] = {
-		{ "affiliate.v1.ApplicationService", "Apply" },
-		{ "affiliate.v1.ApplicationService", "ListApplications" },
-		{ "affiliate.v1.ApplicationService", "GetApplication" },
 		{ "affiliate.v1.OrderService", "ReceiveWebhook" },
 		{ "affiliate.v1.OrderService", "ListOrders" },
 	};

@@ -157,11 +157,17 @@ tu_server_start(struct tu_server *ts, int redis_port)
 	unsetenv("AFFILIATE_DB");
 	unsetenv("AFFILIATE_REDIS");
 	unsetenv("AFFILIATE_DATA_DIR");
+	unsetenv("AFFILIATE_JOBS_URL");
+	unsetenv("AFFILIATE_RESULTS_URL");
 	if (server_config_load(&ts->cfg, 0, NULL, &help) != AFF_OK)
 		return (-1);
 	snprintf(ts->url, sizeof(ts->url), "tcp://127.0.0.1:%d", tu_free_port());
 	snprintf(ts->cfg.listen_url, sizeof(ts->cfg.listen_url), "%s", ts->url);
 	snprintf(ts->cfg.data_dir, sizeof(ts->cfg.data_dir), "%s", ts->dir);
+	snprintf(ts->cfg.jobs_url, sizeof(ts->cfg.jobs_url), "ipc://%s/jobs.sock",
+	    ts->dir);
+	snprintf(ts->cfg.results_url, sizeof(ts->cfg.results_url),
+	    "ipc://%s/results.sock", ts->dir);
 	if (redis_port > 0) {
 		snprintf(ts->cfg.redis_host, sizeof(ts->cfg.redis_host),
 		    "127.0.0.1");
