@@ -15,7 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <hiredis/hiredis.h>
+#include <sqlite3.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
@@ -353,4 +356,98 @@ tu_http_response_fini(struct tu_http_response *resp)
 	free(resp->head);
 	free(resp->body);
 	memset(resp, 0, sizeof(*resp));
+}
+
+pid_t
+tu_spawn(const char *bin, const char *const *args, const char *log)
+{
+	const char *dir = getenv("AFFILIATE_BIN_DIR");
+	char path[1024];
+	const char *argv[64];
+	size_t n = 0;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/%s", dir != NULL ? dir : ".", bin);
+	argv[n++] = path;
+	while (args != NULL && args[n - 1] != NULL && n < 63) {
+		argv[n] = args[n - 1];
+		n++;
+	}
+	argv[n] = NULL;
+	if ((pid = fork()) == 0) {
+		int fd = open(log != NULL ? log : "/dev/null",
+		    O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(path, (char *const *)argv);
+		_exit(127);
+	}
+	return (pid);
+}
+
+void
+tu_kill(pid_t pid, int sig)
+{
+	if (pid <= 0)
+		return;
+	kill(pid, sig);
+	waitpid(pid, NULL, 0);
+}
+
+void
+tu_sleep_ms(int ms)
+{
+	sleep_ms(ms);
+}
+
+long long
+tu_sql_int(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	long long v = -1;
+
+	if (sqlite3_open(path, &db) != SQLITE_OK) {
+		sqlite3_close(db);
+		return (-1);
+	}
+	sqlite3_busy_timeout(db, 5000);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return (v);
+}
+
+int
+tu_sql_exec(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	int rc;
+
+	if (sqlite3_open(path, &db) != SQLITE_OK) {
+		sqlite3_close(db);
+		return (-1);
+	}
+	sqlite3_busy_timeout(db, 5000);
+	rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	sqlite3_close(db);
+	return (rc == SQLITE_OK ? 0 : -1);
+}
+
+long long
+tu_sql_wait(const char *path, const char *sql, long long want, int timeout_ms)
+{
+	long long v = -1;
+
+	for (int waited = 0; waited <= timeout_ms; waited += 20) {
+		if ((v = tu_sql_int(path, sql)) == want)
+			break;
+		sleep_ms(20);
+	}
+	return (v);
 }

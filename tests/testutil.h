@@ -58,6 +58,27 @@ int tu_call(struct tu_server *ts, const ProtobufCServiceDescriptor *svc,
 uint8_t *tu_raw_call(const char *url, const void *data, size_t len,
     int timeout_ms, size_t *outlen);
 
+/* Starts bin (a name in $AFFILIATE_BIN_DIR) with argv (NULL-terminated,
+ * without argv[0]); its output goes to log (or /dev/null). Returns the pid
+ * or -1. */
+pid_t tu_spawn(const char *bin, const char *const *args, const char *log);
+
+/* Sends sig and reaps it. */
+void tu_kill(pid_t pid, int sig);
+
+/* Runs one integer query on the database at path (its own connection). */
+long long tu_sql_int(const char *path, const char *sql);
+
+/* Runs statements on the database at path; 0 or -1. */
+int tu_sql_exec(const char *path, const char *sql);
+
+/* Polls tu_sql_int(path, sql) until it equals want or timeout_ms passes;
+ * returns the last value. */
+long long tu_sql_wait(const char *path, const char *sql, long long want,
+    int timeout_ms);
+
+void tu_sleep_ms(int ms);
+
 struct tu_http_response {
 	int status;
 	char *head;  /* status line and headers, NUL-terminated */
