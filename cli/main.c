@@ -24,13 +24,17 @@ static const char usage[] =
     "  health\n"
     "  advertisers list [--editor E] [--limit N] [--after ID]\n"
     "  advertisers get ID [--editor E]\n"
+    "  applications apply --editor E --advertiser A\n"
+    "  applications list [--editor E] [--status S] [--limit N] [--after ID]\n"
+    "  applications get ID\n"
     "URL defaults to $AFFILIATE_URL or tcp://127.0.0.1:5555.\n";
 
 struct cli {
 	const char *url;
 	const char *request_id;
 	int timeout_ms;
-	int64_t editor, limit, after;
+	int64_t editor, advertiser, limit, after;
+	const char *status;
 	int argc;
 	char **argv; /* the positional words */
 };
@@ -146,6 +150,40 @@ cmd_advertisers(struct cli *c)
 	return (usage_error("unknown advertisers command%s", ""));
 }
 
+static int
+cmd_applications(struct cli *c)
+{
+	const ProtobufCServiceDescriptor *svc =
+	    &affiliate__v1__application_service__descriptor;
+
+	if (c->argc == 2 && strcmp(c->argv[1], "apply") == 0) {
+		Affiliate__V1__ApplyRequest req = AFFILIATE__V1__APPLY_REQUEST__INIT;
+		req.editor_id = c->editor;
+		req.advertiser_id = c->advertiser;
+		return (cli_call(c, svc, "Apply", &req.base));
+	}
+	if (c->argc == 2 && strcmp(c->argv[1], "list") == 0) {
+		Affiliate__V1__ListApplicationsRequest req =
+		    AFFILIATE__V1__LIST_APPLICATIONS_REQUEST__INIT;
+		req.editor_id = c->editor;
+		req.status = (char *)(c->status != NULL ? c->status : "");
+		req.limit = (int32_t)c->limit;
+		req.after = c->after;
+		return (cli_call(c, svc, "ListApplications", &req.base));
+	}
+	if (c->argc == 3 && strcmp(c->argv[1], "get") == 0) {
+		Affiliate__V1__GetApplicationRequest req =
+		    AFFILIATE__V1__GET_APPLICATION_REQUEST__INIT;
+		if (aff_parse_int64(c->argv[2], INT64_MIN, INT64_MAX, &req.id) !=
+		    AFF_OK)
+			return (usage_error(
+			    "application id must be an integer, not '%s'",
+			    c->argv[2]));
+		return (cli_call(c, svc, "GetApplication", &req.base));
+	}
+	return (usage_error("unknown applications command%s", ""));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -154,6 +192,8 @@ main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "request-id", required_argument, NULL, 'r' },
 		{ "editor", required_argument, NULL, 'e' },
+		{ "advertiser", required_argument, NULL, 'A' },
+		{ "status", required_argument, NULL, 's' },
 		{ "limit", required_argument, NULL, 'l' },
 		{ "after", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
@@ -181,6 +221,10 @@ main(int argc, char **argv)
 				    optarg));
 			c.timeout_ms = (int)n;
 			break;
+		case 's':
+			c.status = optarg;
+			break;
+		case 'A':
 		case 'e':
 		case 'l':
 		case 'a':
@@ -190,6 +234,8 @@ main(int argc, char **argv)
 				    optarg));
 			if (opt == 'e')
 				c.editor = n;
+			else if (opt == 'A')
+				c.advertiser = n;
 			else if (opt == 'l')
 				c.limit = n;
 			else
@@ -211,5 +257,7 @@ main(int argc, char **argv)
 		return (cmd_health(&c));
 	if (strcmp(c.argv[0], "advertisers") == 0)
 		return (cmd_advertisers(&c));
+	if (strcmp(c.argv[0], "applications") == 0)
+		return (cmd_applications(&c));
 	return (usage_error("unknown command '%s'", c.argv[0]));
 }

@@ -76,6 +76,14 @@ check "a request id given is echoed" run_cli 1 --request-id cli-test-7 advertise
 check "echoed in the error" grep -q '"request_id": "cli-test-7"' "$work/out"
 check "the server logs the request id" grep -q "req=cli-test-7 rpc affiliate.v1.AdvertiserService/GetAdvertiser NOT_FOUND" "$work/server.log"
 
+check "applications apply exits 0" run_cli 0 applications apply --editor 1 --advertiser 2
+check "and prints the pending application" grep -q '"status": "pending"' "$work/out"
+check "applying twice exits 1" run_cli 1 applications apply --editor 1 --advertiser 2
+check "with ALREADY_EXISTS" grep -q '"code": "ALREADY_EXISTS"' "$work/out"
+check "applications list --status pending" run_cli 0 applications list --status pending
+check "lists it" grep -q '"advertiser_id": 2' "$work/out"
+check "applications get 1" run_cli 0 applications get 1
+check "an unknown application exits 1" run_cli 1 applications get 99
 check "a non-numeric id is a usage error (exit 2)" run_cli 2 advertisers get abc
 check "an unknown command is a usage error" run_cli 2 frobnicate
 check "no command is a usage error" run_cli 2
