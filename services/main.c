@@ -2,13 +2,12 @@
  * main.c - affiliate-server: the RPC services over NNG, with SQLite as the
  * system of record and Redis as cache. Runs until SIGINT or SIGTERM.
  */
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 
 #include "aff_err.h"
 #include "aff_log.h"
+#include "aff_signal.h"
 #include "server.h"
 
 int
@@ -17,7 +16,7 @@ main(int argc, char **argv)
 	struct server_config cfg;
 	server *srv;
 	sigset_t set;
-	int help, sig, rv;
+	int help, rv;
 
 	aff_log_init("affiliate-server");
 	if (server_config_load(&cfg, argc, argv, &help) != AFF_OK)
@@ -26,11 +25,7 @@ main(int argc, char **argv)
 		return (0);
 	/* Block the stop signals before any thread starts, so every thread
 	 * inherits the mask and sigwait below is the one place they land. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	aff_signal_block(&set);
 
 	if ((rv = server_start(&cfg, &srv)) != AFF_OK) {
 		aff_error("server: cannot start: %s", aff_strerror(rv));
@@ -38,9 +33,7 @@ main(int argc, char **argv)
 	}
 	aff_info("server: ready (pid %d); SIGINT or SIGTERM stops it",
 	    (int)getpid());
-	sigwait(&set, &sig);
-	aff_info("server: %s received, stopping", sig == SIGINT ? "SIGINT"
-	                                                          : "SIGTERM");
+	aff_info("server: %s received, stopping", aff_signal_wait(&set));
 	server_stop(srv);
 	aff_info("server: stopped");
 	return (0);

@@ -21,4 +21,16 @@ struct svc_app {
 	struct store_job_policy job_policy; /* for jobs created by calls */
 };
 
+/* Answers a store failure ("the store failed: ...") with its code. */
+int svc_store_failed(struct rpc_call *call, int rv);
+
+/* AFF_OK when editor_id is 0 (not given) or names an editor; else the
+ * error, answered (INVALID_ARGUMENT, NOT_FOUND, a store failure). */
+int svc_check_editor(struct rpc_call *call, int64_t editor_id);
+
+/* Checks a page request (limit 0..1000, after >= 0) and sets *page to the
+ * page size to use (100 when limit is 0). */
+int svc_check_page(struct rpc_call *call, int32_t limit, int64_t after,
+    int *page);
+
 #endif /* SERVICES_H */

@@ -672,43 +672,64 @@ sqlite_advertiser_get(
 	return (rv);
 }
 
+static void *
+row_advertiser_any(sqlite3_stmt *st, aff_arena *a)
+{
+	return (row_advertiser(st, a));
+}
+
+/*
+ * Reads one page of rows with st (parameters bound, LIMIT = limit + 1: the
+ * extra row only tells that another page follows) through row().
+ */
+static int
+list_page(sqlite_store *s, sqlite3_stmt *st, int limit,
+    void *(*row)(sqlite3_stmt *, aff_arena *), aff_arena *a, void ***out,
+    size_t *n, int *more, const char *what)
+{
+	void **v;
+	int rc, rv = AFF_OK;
+	size_t k = 0;
+
+	*more = 0;
+	if ((v = aff_arena_alloc(a, sizeof(*v) * (size_t)limit)) == NULL) {
+		stmt_done(st);
+		return (AFF_RESOURCE_EXHAUSTED);
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (k == (size_t)limit) {
+			*more = 1;
+			break;
+		}
+		if ((v[k++] = row(st, a)) == NULL) {
+			rv = AFF_RESOURCE_EXHAUSTED;
+			break;
+		}
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		rv = sqlite_err(s->db, rc, what);
+	stmt_done(st);
+	*out = v;
+	*n = k;
+	return (rv);
+}
+
 static int
 sqlite_advertiser_list(store *base, const struct store_advertiser_query *q,
     aff_arena *a, Affiliate__V1__Advertiser ***out, size_t *n, int *more)
 {
 	sqlite_store *s = (sqlite_store *)base;
 	sqlite3_stmt *st;
-	Affiliate__V1__Advertiser **v;
-	int rc, rv = AFF_OK;
-	size_t k = 0;
 
 	if (q->limit <= 0)
 		return (AFF_INVALID_ARGUMENT);
-	if ((v = aff_arena_alloc(a, sizeof(*v) * (size_t)q->limit)) == NULL)
-		return (AFF_RESOURCE_EXHAUSTED);
 	st = s->st[q->editor_id > 0 ? ST_ADV_LIST_EDITOR : ST_ADV_LIST];
 	sqlite3_bind_int64(st, 1, q->after);
-	/* One row more than the page tells whether another page follows. */
 	sqlite3_bind_int64(st, 2, (int64_t)q->limit + 1);
 	if (q->editor_id > 0)
 		sqlite3_bind_int64(st, 3, q->editor_id);
-	*more = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (k == (size_t)q->limit) {
-			*more = 1;
-			break;
-		}
-		if ((v[k++] = row_advertiser(st, a)) == NULL) {
-			rv = AFF_RESOURCE_EXHAUSTED;
-			break;
-		}
-	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		rv = sqlite_err(s->db, rc, "advertiser list");
-	stmt_done(st);
-	*out = v;
-	*n = k;
-	return (rv);
+	return (list_page(s, st, q->limit, row_advertiser_any, a, (void ***)out,
+	    n, more, "advertiser list"));
 }
 
 /* Runs a write statement to completion; its bindings are set. */
@@ -805,6 +826,12 @@ row_application(sqlite3_stmt *st, aff_arena *a)
 	    app->created_at == NULL || app->updated_at == NULL)
 		return (NULL);
 	return (app);
+}
+
+static void *
+row_application_any(sqlite3_stmt *st, aff_arena *a)
+{
+	return (row_application(st, a));
 }
 
 /* Reads one application with a statement whose parameters are bound. */
@@ -913,36 +940,16 @@ sqlite_application_list(store *base, const struct store_application_query *q,
 {
 	sqlite_store *s = (sqlite_store *)base;
 	sqlite3_stmt *st = s->st[ST_APP_LIST];
-	Affiliate__V1__Application **v;
-	int rc, rv = AFF_OK;
-	size_t k = 0;
 
 	if (q->limit <= 0)
 		return (AFF_INVALID_ARGUMENT);
-	if ((v = aff_arena_alloc(a, sizeof(*v) * (size_t)q->limit)) == NULL)
-		return (AFF_RESOURCE_EXHAUSTED);
 	sqlite3_bind_int64(st, 1, q->after);
 	sqlite3_bind_int64(st, 2, (int64_t)q->limit + 1);
 	sqlite3_bind_int64(st, 3, q->editor_id);
 	sqlite3_bind_text(
 	    st, 4, q->status != NULL ? q->status : "", -1, SQLITE_STATIC);
-	*more = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (k == (size_t)q->limit) {
-			*more = 1;
-			break;
-		}
-		if ((v[k++] = row_application(st, a)) == NULL) {
-			rv = AFF_RESOURCE_EXHAUSTED;
-			break;
-		}
-	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		rv = sqlite_err(s->db, rc, "application list");
-	stmt_done(st);
-	*out = v;
-	*n = k;
-	return (rv);
+	return (list_page(s, st, q->limit, row_application_any, a,
+	    (void ***)out, n, more, "application list"));
 }
 
 /* ---- jobs ---- */

@@ -11,15 +11,6 @@
 #include "jobs.h"
 #include "services.h"
 
-#define LIST_DEFAULT_LIMIT 100
-#define LIST_MAX_LIMIT 1000
-
-static int
-store_failed(struct rpc_call *call, int rv)
-{
-	return (rpc_errorf(call, rv, "the store failed: %s", aff_strerror(rv)));
-}
-
 static int
 apply(struct rpc_call *call, const ProtobufCMessage *in_, ProtobufCMessage **out)
 {
@@ -36,17 +27,14 @@ apply(struct rpc_call *call, const ProtobufCMessage *in_, ProtobufCMessage **out
 	if (in->editor_id <= 0)
 		return (rpc_errorf(call, AFF_INVALID_ARGUMENT,
 		    "editor_id must be a positive integer"));
-	if ((rv = s->ops->editor_exists(s, in->editor_id)) != AFF_OK)
-		return (rv == AFF_NOT_FOUND
-		        ? rpc_errorf(call, rv, "no editor with id %lld",
-		              (long long)in->editor_id)
-		        : store_failed(call, rv));
+	if ((rv = svc_check_editor(call, in->editor_id)) != AFF_OK)
+		return (rv);
 	rv = s->ops->advertiser_get(s, in->advertiser_id, &call->arena, &adv);
 	if (rv != AFF_OK)
 		return (rv == AFF_NOT_FOUND
 		        ? rpc_errorf(call, rv, "no advertiser with id %lld",
 		              (long long)in->advertiser_id)
-		        : store_failed(call, rv));
+		        : svc_store_failed(call, rv));
 	if ((rv = s->ops->eligible(s, in->editor_id, in->advertiser_id)) !=
 	    AFF_OK)
 		return (rv == AFF_PERMISSION_DENIED
@@ -54,7 +42,7 @@ apply(struct rpc_call *call, const ProtobufCMessage *in_, ProtobufCMessage **out
 		              "editor %lld is not eligible for advertiser %lld",
 		              (long long)in->editor_id,
 		              (long long)in->advertiser_id)
-		        : store_failed(call, rv));
+		        : svc_store_failed(call, rv));
 	if (strcmp(adv->status, "active") != 0)
 		return (rpc_errorf(call, AFF_FAILED_PRECONDITION,
 		    "advertiser %lld's programme is %s and takes no applications",
@@ -72,7 +60,7 @@ apply(struct rpc_call *call, const ProtobufCMessage *in_, ProtobufCMessage **out
 		    (long long)a->id, (long long)in->advertiser_id));
 	}
 	if (rv != AFF_OK)
-		return (store_failed(call, rv));
+		return (svc_store_failed(call, rv));
 	jobs_notify(app->jobs);
 	*out = &a->base;
 	return (AFF_OK);
@@ -87,38 +75,25 @@ list_applications(
 	struct store_application_query q;
 	int rv, more;
 
-	if (in->editor_id < 0)
-		return (rpc_errorf(call, AFF_INVALID_ARGUMENT,
-		    "editor_id must be a positive integer"));
 	if (in->status[0] != '\0' && strcmp(in->status, "pending") != 0 &&
 	    strcmp(in->status, "approved") != 0 &&
 	    strcmp(in->status, "rejected") != 0)
 		return (rpc_errorf(call, AFF_INVALID_ARGUMENT,
 		    "status must be pending, approved or rejected"));
-	if (in->limit < 0 || in->limit > LIST_MAX_LIMIT)
-		return (rpc_errorf(call, AFF_INVALID_ARGUMENT,
-		    "limit must be between 1 and %d", LIST_MAX_LIMIT));
-	if (in->after < 0)
-		return (rpc_errorf(call, AFF_INVALID_ARGUMENT,
-		    "after must be an application id (0 or more)"));
-	if (in->editor_id > 0 &&
-	    (rv = call->store->ops->editor_exists(call->store, in->editor_id)) !=
-	        AFF_OK)
-		return (rv == AFF_NOT_FOUND
-		        ? rpc_errorf(call, rv, "no editor with id %lld",
-		              (long long)in->editor_id)
-		        : store_failed(call, rv));
+	if ((rv = svc_check_page(call, in->limit, in->after, &q.limit)) !=
+	        AFF_OK ||
+	    (rv = svc_check_editor(call, in->editor_id)) != AFF_OK)
+		return (rv);
 	if ((resp = aff_arena_alloc(&call->arena, sizeof(*resp))) == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);
 	affiliate__v1__list_applications_response__init(resp);
 	q.editor_id = in->editor_id;
 	q.status = in->status;
 	q.after = in->after;
-	q.limit = in->limit > 0 ? in->limit : LIST_DEFAULT_LIMIT;
 	rv = call->store->ops->application_list(call->store, &q, &call->arena,
 	    &resp->applications, &resp->n_applications, &more);
 	if (rv != AFF_OK)
-		return (store_failed(call, rv));
+		return (svc_store_failed(call, rv));
 	if (more && resp->n_applications > 0)
 		resp->next_after =
 		    resp->applications[resp->n_applications - 1]->id;
@@ -143,7 +118,7 @@ get_application(
 		return (rpc_errorf(
 		    call, rv, "no application with id %lld", (long long)in->id));
 	if (rv != AFF_OK)
-		return (store_failed(call, rv));
+		return (svc_store_failed(call, rv));
 	*out = &a->base;
 	return (AFF_OK);
 }
