@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 
+#include "aff_json.h"
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "routes.h"
 
@@ -81,9 +82,18 @@ schema_of_message(const ProtobufCMessageDescriptor *d, json_t *components)
 {
 	json_t *props = json_object();
 
-	for (unsigned i = 0; i < d->n_fields; i++)
+	char money[64];
+
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		if (aff_json_money_name(&d->fields[i], money, sizeof(money))) {
+			json_object_set_new(props, money,
+			    json_pack("{s:s,s:s}", "type", "number", "description",
+			        "exact to the cent: two decimals"));
+			continue;
+		}
 		json_object_set_new(props, d->fields[i].name,
 		    schema_of_field(&d->fields[i], components));
+	}
 	return (json_pack("{s:s,s:o}", "type", "object", "properties", props));
 }
 

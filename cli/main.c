@@ -15,6 +15,7 @@
 #include "aff_err.h"
 #include "aff_json.h"
 #include "aff_util.h"
+#include "aff_webhook.h"
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "affiliate/v1/health.pb-c.h"
 
@@ -27,7 +28,11 @@ static const char usage[] =
     "  applications apply --editor E --advertiser A\n"
     "  applications list [--editor E] [--status S] [--limit N] [--after ID]\n"
     "  applications get ID\n"
-    "URL defaults to $AFFILIATE_URL or tcp://127.0.0.1:5555.\n";
+    "  orders list [--editor E] [--advertiser A] [--status S] [--limit N] [--after C]\n"
+    "  webhook sign [--timestamp] FILE|-   (the X-Partner-Signature for a body)\n"
+    "URL defaults to $AFFILIATE_URL or tcp://127.0.0.1:5555. webhook sign uses\n"
+    "the first of $AFFILIATE_WEBHOOK_SECRET, else $AFFILIATE_DATA_DIR/webhook_secret\n"
+    "(data/webhook_secret).\n";
 
 struct cli {
 	const char *url;
@@ -35,6 +40,8 @@ struct cli {
 	int timeout_ms;
 	int64_t editor, advertiser, limit, after;
 	const char *status;
+	const char *after_text;
+	int timestamp;
 	int argc;
 	char **argv; /* the positional words */
 };
@@ -184,6 +191,97 @@ cmd_applications(struct cli *c)
 	return (usage_error("unknown applications command%s", ""));
 }
 
+static int
+cmd_orders(struct cli *c)
+{
+	Affiliate__V1__ListOrdersRequest req =
+	    AFFILIATE__V1__LIST_ORDERS_REQUEST__INIT;
+
+	if (c->argc != 2 || strcmp(c->argv[1], "list") != 0)
+		return (usage_error("unknown orders command%s", ""));
+	req.editor_id = c->editor;
+	req.advertiser_id = c->advertiser;
+	req.status = (char *)(c->status != NULL ? c->status : "");
+	req.limit = (int32_t)c->limit;
+	req.after = (char *)(c->after_text != NULL ? c->after_text : "");
+	return (cli_call(c, &affiliate__v1__order_service__descriptor,
+	    "ListOrders", &req.base));
+}
+
+/* Reads a whole file (or stdin for "-"); NULL on error. */
+static uint8_t *
+read_all(const char *path, size_t *len)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	uint8_t *buf = NULL, *nb;
+	size_t cap = 0, n;
+
+	*len = 0;
+	if (f == NULL)
+		return (NULL);
+	do {
+		if (*len == cap) {
+			cap = cap > 0 ? cap * 2 : 65536;
+			if ((nb = realloc(buf, cap)) == NULL) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nb;
+		}
+		n = fread(buf + *len, 1, cap - *len, f);
+		*len += n;
+	} while (n > 0);
+	if (f != stdin)
+		fclose(f);
+	return (buf);
+}
+
+static int
+cmd_webhook(struct cli *c)
+{
+	struct aff_webhook_secrets ws;
+	char sig[128], *dir;
+	uint8_t *body;
+	size_t len;
+	int made = 0;
+
+	if (c->argc != 3 || strcmp(c->argv[1], "sign") != 0)
+		return (usage_error("unknown webhook command%s", ""));
+	if ((body = read_all(c->argv[2], &len)) == NULL) {
+		fprintf(stderr, "affiliate: cannot read %s\n", c->argv[2]);
+		return (1);
+	}
+	dir = (char *)aff_env("AFFILIATE_DATA_DIR", "data");
+	/* Never make a secret here: only the server does. */
+	if (getenv("AFFILIATE_WEBHOOK_SECRET") == NULL) {
+		char path[1024];
+		FILE *f;
+		snprintf(path, sizeof(path), "%s/webhook_secret", dir);
+		if ((f = fopen(path, "r")) == NULL) {
+			fprintf(stderr,
+			    "affiliate: no secret: set AFFILIATE_WEBHOOK_SECRET or "
+			    "AFFILIATE_DATA_DIR (no %s)\n",
+			    path);
+			free(body);
+			return (1);
+		}
+		fclose(f);
+	}
+	if (aff_webhook_secrets_load(&ws, getenv("AFFILIATE_WEBHOOK_SECRET"), dir,
+	        &made) != AFF_OK) {
+		fprintf(stderr, "affiliate: the webhook secret cannot be read\n");
+		free(body);
+		return (1);
+	}
+	aff_webhook_sign(ws.secret[0], body, len,
+	    c->timestamp ? aff_now_ms() / 1000 : 0, sig);
+	puts(sig);
+	aff_webhook_secrets_fini(&ws);
+	free(body);
+	return (0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -196,6 +294,7 @@ main(int argc, char **argv)
 		{ "status", required_argument, NULL, 's' },
 		{ "limit", required_argument, NULL, 'l' },
 		{ "after", required_argument, NULL, 'a' },
+		{ "timestamp", no_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -224,6 +323,9 @@ main(int argc, char **argv)
 		case 's':
 			c.status = optarg;
 			break;
+		case 'T':
+			c.timestamp = 1;
+			break;
 		case 'A':
 		case 'e':
 		case 'l':
@@ -236,6 +338,8 @@ main(int argc, char **argv)
 				c.editor = n;
 			else if (opt == 'A')
 				c.advertiser = n;
+			else if (opt == 'a')
+				c.after_text = optarg;
 			else if (opt == 'l')
 				c.limit = n;
 			else
@@ -259,5 +363,9 @@ main(int argc, char **argv)
 		return (cmd_advertisers(&c));
 	if (strcmp(c.argv[0], "applications") == 0)
 		return (cmd_applications(&c));
+	if (strcmp(c.argv[0], "orders") == 0)
+		return (cmd_orders(&c));
+	if (strcmp(c.argv[0], "webhook") == 0)
+		return (cmd_webhook(&c));
 	return (usage_error("unknown command '%s'", c.argv[0]));
 }

@@ -304,10 +304,34 @@ write_field(struct aff_buf *b, const ProtobufCMessage *m,
 		write_value(b, f, base);
 }
 
+int
+aff_json_money_name(const ProtobufCFieldDescriptor *f, char *name, size_t cap)
+{
+	size_t n = strlen(f->name);
+
+	if (f->type != PROTOBUF_C_TYPE_INT64 || f->label == PROTOBUF_C_LABEL_REPEATED ||
+	    n <= 6 || n - 6 >= cap || strcmp(f->name + n - 6, "_cents") != 0)
+		return (0);
+	memcpy(name, f->name, n - 6);
+	name[n - 6] = '\0';
+	return (1);
+}
+
+/* Cents as an exact decimal JSON number: 4990 -> 49.90. */
+static void
+write_money(struct aff_buf *b, int64_t cents)
+{
+	uint64_t u = cents < 0 ? (uint64_t)0 - (uint64_t)cents : (uint64_t)cents;
+
+	aff_buf_printf(b, "%s%" PRIu64 ".%02" PRIu64, cents < 0 ? "-" : "",
+	    u / 100, u % 100);
+}
+
 static void
 write_message(struct aff_buf *b, const ProtobufCMessage *m)
 {
 	const ProtobufCMessageDescriptor *d = m->descriptor;
+	char money[64];
 	int first = 1;
 
 	aff_buf_add(b, "{", 1);
@@ -320,6 +344,12 @@ write_message(struct aff_buf *b, const ProtobufCMessage *m)
 		if (!first)
 			aff_buf_add(b, ",", 1);
 		first = 0;
+		if (aff_json_money_name(f, money, sizeof(money))) {
+			write_string(b, money);
+			aff_buf_add(b, ":", 1);
+			write_money(b, *(const int64_t *)((const char *)m + f->offset));
+			continue;
+		}
 		write_string(b, f->name);
 		aff_buf_add(b, ":", 1);
 		write_field(b, m, f);

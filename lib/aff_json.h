@@ -3,7 +3,8 @@
  * descriptors (no code per message).
  *
  * Field names are the proto names (snake_case, as grpc-gateway's
- * OrigName); every field is emitted, defaults included, so a client sees a
+ * OrigName), but for money (see aff_json_money_name); every field is
+ * emitted, defaults included, so a client sees a
  * stable shape; 64-bit integers stay integers (jansson keeps them exact);
  * enums are their value names; bytes are base64. The reverse direction
  * is as strict as a typed API: a wrong type or an unknown field is an
@@ -41,6 +42,15 @@ int aff_json_write_message(struct aff_buf *b, const ProtobufCMessage *m);
  * AFF_NOT_FOUND when m has no such field. */
 int aff_json_write_field(
     struct aff_buf *b, const ProtobufCMessage *m, const char *field);
+
+/*
+ * Money: an int64 field named <name>_cents renders as <name> with exactly
+ * two decimals ("amount_cents": 4990 -> "amount": 49.90), so JSON carries
+ * the amount while the message keeps integer cents. Returns 1 and the
+ * JSON name when f is such a field.
+ */
+int aff_json_money_name(
+    const ProtobufCFieldDescriptor *f, char *name, size_t cap);
 
 /* The same rendering as a jansson value (caller json_decref()s), or NULL
  * out of memory. */

@@ -12,7 +12,9 @@
 #include "aff_err.h"
 #include "aff_log.h"
 #include "aff_util.h"
+#include "aff_webhook.h"
 #include "jobs.h"
+#include "order_writer.h"
 #include "rpc.h"
 #include "rpc_server.h"
 #include "services.h"
@@ -22,6 +24,8 @@ struct server {
 	rpc_registry *registry;
 	lcache *lcache;
 	jobs *jobs;
+	order_writer *orders;
+	struct aff_webhook_secrets secrets;
 	struct svc_app app;
 	rpc_server *rpc;
 };
@@ -190,6 +194,7 @@ server_start(const struct server_config *cfg, server **sp)
 	struct rpc_server_opts ro;
 	struct jobs_config jc = { 0 };
 	server *s;
+	int made;
 	store *first;
 	int rv;
 
@@ -197,13 +202,15 @@ server_start(const struct server_config *cfg, server **sp)
 		return (AFF_RESOURCE_EXHAUSTED);
 	s->cfg = *cfg;
 	aff_log_set_level(cfg->log_level);
+	/* The data folder keeps the database (by default) and the webhook
+	 * secret made when none is configured. */
+	if (mkdir(s->cfg.data_dir, 0700) != 0 && errno != EEXIST) {
+		aff_error("server: cannot create data folder %s: %s",
+		    s->cfg.data_dir, strerror(errno));
+		rv = AFF_UNAVAILABLE;
+		goto failed_store;
+	}
 	if (s->cfg.db_path[0] == '\0') {
-		if (mkdir(s->cfg.data_dir, 0700) != 0 && errno != EEXIST) {
-			aff_error("server: cannot create data folder %s: %s",
-			    s->cfg.data_dir, strerror(errno));
-			rv = AFF_UNAVAILABLE;
-			goto failed_store;
-		}
 		if (snprintf(s->cfg.db_path, sizeof(s->cfg.db_path),
 		        "%s/affiliate.db",
 		        s->cfg.data_dir) >= (int)sizeof(s->cfg.db_path)) {
@@ -230,6 +237,26 @@ server_start(const struct server_config *cfg, server **sp)
 		.backoff_ms = s->cfg.job_backoff_ms,
 		.backoff_max_ms = 60000,
 	};
+	if ((rv = aff_webhook_secrets_load(&s->secrets,
+	         getenv("AFFILIATE_WEBHOOK_SECRET"), s->cfg.data_dir, &made)) !=
+	    AFF_OK) {
+		aff_error("server: no usable webhook secret (AFFILIATE_WEBHOOK_SECRET "
+		          "or %s/webhook_secret)",
+		    s->cfg.data_dir);
+		goto failed_secrets;
+	}
+	if (getenv("AFFILIATE_WEBHOOK_SECRET") != NULL &&
+	    *getenv("AFFILIATE_WEBHOOK_SECRET") != '\0')
+		aff_info("server: %zu webhook secret(s) from "
+		         "AFFILIATE_WEBHOOK_SECRET",
+		    s->secrets.n);
+	else
+		aff_info("server: webhook secret %s %s/webhook_secret (mode 0600)",
+		    made ? "made and kept in" : "read from", s->cfg.data_dir);
+	s->app.webhook_secrets = &s->secrets;
+	if ((rv = order_writer_start(s->cfg.db_path, &s->orders)) != AFF_OK)
+		goto failed_orders;
+	s->app.orders = s->orders;
 	jc.jobs_url = s->cfg.jobs_url;
 	jc.results_url = s->cfg.results_url;
 	jc.db_path = s->cfg.db_path;
@@ -259,6 +286,10 @@ server_start(const struct server_config *cfg, server **sp)
 failed_rpc:
 	jobs_stop(s->jobs);
 failed_jobs:
+	order_writer_stop(s->orders);
+failed_orders:
+	aff_webhook_secrets_fini(&s->secrets);
+failed_secrets:
 	lcache_free(s->lcache);
 failed_lcache:
 	rpc_registry_free(s->registry);
@@ -275,6 +306,8 @@ server_stop(server *s)
 		return;
 	rpc_server_stop(s->rpc);
 	jobs_stop(s->jobs);
+	order_writer_stop(s->orders);
+	aff_webhook_secrets_fini(&s->secrets);
 	lcache_free(s->lcache);
 	rpc_registry_free(s->registry);
 	free(s);

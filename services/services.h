@@ -13,12 +13,16 @@ extern const struct rpc_service_def svc_order_def;
 extern const struct rpc_service_def svc_health_def;
 
 struct jobs;
+struct order_writer;
+struct aff_webhook_secrets;
 
 /* The server's per-process state that handlers may read (call->app). */
 struct svc_app {
 	const rpc_registry *registry;
 	struct jobs *jobs;                  /* told when jobs are queued */
 	struct store_job_policy job_policy; /* for jobs created by calls */
+	struct order_writer *orders;        /* group commit of orders */
+	const struct aff_webhook_secrets *webhook_secrets;
 };
 
 /* Answers a store failure ("the store failed: ...") with its code. */

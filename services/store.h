@@ -59,6 +59,29 @@ struct store_job_counts {
 	int64_t queued, inflight, done, dead;
 };
 
+/* An order as a partner reports it (validated by the caller). */
+struct store_order_in {
+	const char *order_id;
+	int64_t advertiser_id, editor_id;
+	int64_t amount_cents, commission_cents;
+	const char *currency;
+	const char *status; /* "" or NULL: pending for a new order */
+};
+
+struct store_order_query {
+	int64_t editor_id, advertiser_id; /* 0: any */
+	const char *status;               /* "" or NULL: any */
+	int64_t after;                    /* seq cursor */
+	int limit;
+};
+
+/* What order_put did. */
+enum store_order_outcome {
+	STORE_ORDER_CREATED,
+	STORE_ORDER_DUPLICATE, /* the same order again: nothing written */
+	STORE_ORDER_MOVED,     /* its status moved forward */
+};
+
 struct store_ops {
 	const char *name;
 
@@ -151,6 +174,30 @@ struct store_ops {
 	int (*jobs_resume)(store *s, int64_t now_ms, int *n);
 
 	int (*job_counts)(store *s, struct store_job_counts *c);
+
+	/*
+	 * Stores a reported order, once: new (created), the same again
+	 * (duplicate), or a later status (pending -> approved | declined,
+	 * recorded with its time). AFF_FAILED_PRECONDITION for a move back or
+	 * across; AFF_ALREADY_EXISTS when order_id is stored with another
+	 * advertiser, editor, amount, commission or currency. *out is the
+	 * stored order. Inside batch_begin/batch_end it is one savepoint of
+	 * the batch's transaction, else a transaction of its own.
+	 */
+	int (*order_put)(store *s, const struct store_order_in *o,
+	    aff_arena *a, Affiliate__V1__Order **out,
+	    enum store_order_outcome *outcome);
+
+	/* One page in seq order; *next is the cursor of the next page (0
+	 * when none). */
+	int (*order_list)(store *s, const struct store_order_query *q,
+	    aff_arena *a, Affiliate__V1__Order ***out, size_t *n,
+	    int64_t *next);
+
+	/* Group commit: the writes between begin and end are one
+	 * transaction, so one fsync covers them all. */
+	int (*batch_begin)(store *s);
+	int (*batch_end)(store *s, int rv);
 };
 
 struct store {

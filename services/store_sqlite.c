@@ -43,8 +43,20 @@ enum {
 	ST_JOB_RETRY,
 	ST_JOBS_RESUME,
 	ST_JOB_COUNTS,
+	ST_ORDER_GET,
+	ST_ORDER_INSERT,
+	ST_ORDER_MOVE,
+	ST_ORDER_EVENT,
+	ST_ORDER_LIST,
+	ST_SAVEPOINT,
+	ST_RELEASE,
+	ST_ROLLBACK_TO,
 	ST_COUNT,
 };
+
+#define ORDER_COLUMNS                                                          \
+	"seq, order_id, advertiser_id, editor_id, amount_cents,"              \
+	" commission_cents, currency, status, created_at, updated_at"
 
 #define APP_COLUMNS                                                            \
 	"id, editor_id, advertiser_id, status, reason, created_at, updated_at"
@@ -121,6 +133,23 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_JOBS_RESUME] = "UPDATE jobs SET due_at = ?1"
 	                   " WHERE state = 'inflight' AND due_at > ?1",
 	[ST_JOB_COUNTS] = "SELECT state, count(*) FROM jobs GROUP BY state",
+	[ST_ORDER_GET] = "SELECT " ORDER_COLUMNS " FROM orders WHERE order_id = ?1",
+	[ST_ORDER_INSERT] =
+	    "INSERT INTO orders (order_id, advertiser_id, editor_id,"
+	    " amount_cents, commission_cents, currency, status, created_at,"
+	    " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)"
+	    " RETURNING " ORDER_COLUMNS,
+	[ST_ORDER_MOVE] = "UPDATE orders SET status = ?2, updated_at = ?3"
+	                  " WHERE order_id = ?1 RETURNING " ORDER_COLUMNS,
+	[ST_ORDER_EVENT] = "INSERT INTO order_events (order_id, status, at)"
+	                   " VALUES (?1, ?2, ?3)",
+	[ST_ORDER_LIST] =
+	    "SELECT " ORDER_COLUMNS " FROM orders WHERE seq > ?1"
+	    " AND (?3 = 0 OR editor_id = ?3) AND (?4 = 0 OR advertiser_id = ?4)"
+	    " AND (?5 = '' OR status = ?5) ORDER BY seq LIMIT ?2",
+	[ST_SAVEPOINT] = "SAVEPOINT one",
+	[ST_RELEASE] = "RELEASE one",
+	[ST_ROLLBACK_TO] = "ROLLBACK TO one",
 };
 
 typedef struct sqlite_store {
@@ -234,6 +263,31 @@ static const char *const migrations[] = {
 	");"
 	"CREATE INDEX jobs_due ON jobs (due_at)"
 	"  WHERE state IN ('queued', 'inflight');",
+
+	/* 2 -> 3: orders reported by partners, and their history. */
+	"CREATE TABLE orders ("
+	"  seq INTEGER PRIMARY KEY," /* arrival order: the list cursor */
+	"  order_id TEXT NOT NULL UNIQUE,"
+	"  advertiser_id INTEGER NOT NULL REFERENCES advertisers (id),"
+	"  editor_id INTEGER NOT NULL REFERENCES editors (id),"
+	"  amount_cents INTEGER NOT NULL CHECK (amount_cents >= 0),"
+	"  commission_cents INTEGER NOT NULL"
+	"    CHECK (commission_cents BETWEEN 0 AND amount_cents),"
+	"  currency TEXT NOT NULL CHECK (length(currency) = 3),"
+	"  status TEXT NOT NULL"
+	"    CHECK (status IN ('pending', 'approved', 'declined')),"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL"
+	");"
+	"CREATE INDEX orders_by_editor ON orders (editor_id, seq);"
+	"CREATE INDEX orders_by_advertiser ON orders (advertiser_id, seq);"
+	"CREATE TABLE order_events ("
+	"  id INTEGER PRIMARY KEY,"
+	"  order_id TEXT NOT NULL,"
+	"  status TEXT NOT NULL,"
+	"  at INTEGER NOT NULL"
+	");"
+	"CREATE INDEX order_events_by_order ON order_events (order_id);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -685,7 +739,7 @@ row_advertiser_any(sqlite3_stmt *st, aff_arena *a)
 static int
 list_page(sqlite_store *s, sqlite3_stmt *st, int limit,
     void *(*row)(sqlite3_stmt *, aff_arena *), aff_arena *a, void ***out,
-    size_t *n, int *more, const char *what)
+    size_t *n, int *more, int64_t *last, const char *what)
 {
 	void **v;
 	int rc, rv = AFF_OK;
@@ -705,6 +759,9 @@ list_page(sqlite_store *s, sqlite3_stmt *st, int limit,
 			rv = AFF_RESOURCE_EXHAUSTED;
 			break;
 		}
+		/* Column 0 is the key the next page starts after. */
+		if (last != NULL)
+			*last = sqlite3_column_int64(st, 0);
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		rv = sqlite_err(s->db, rc, what);
@@ -729,7 +786,7 @@ sqlite_advertiser_list(store *base, const struct store_advertiser_query *q,
 	if (q->editor_id > 0)
 		sqlite3_bind_int64(st, 3, q->editor_id);
 	return (list_page(s, st, q->limit, row_advertiser_any, a, (void ***)out,
-	    n, more, "advertiser list"));
+	    n, more, NULL, "advertiser list"));
 }
 
 /* Runs a write statement to completion; its bindings are set. */
@@ -949,7 +1006,7 @@ sqlite_application_list(store *base, const struct store_application_query *q,
 	sqlite3_bind_text(
 	    st, 4, q->status != NULL ? q->status : "", -1, SQLITE_STATIC);
 	return (list_page(s, st, q->limit, row_application_any, a,
-	    (void ***)out, n, more, "application list"));
+	    (void ***)out, n, more, NULL, "application list"));
 }
 
 /* ---- jobs ---- */
@@ -1196,6 +1253,196 @@ sqlite_job_counts(store *base, struct store_job_counts *c)
 	return (rc == SQLITE_DONE ? AFF_OK : sqlite_err(s->db, rc, "job counts"));
 }
 
+/* ---- orders ---- */
+
+static Affiliate__V1__Order *
+row_order(sqlite3_stmt *st, aff_arena *a)
+{
+	Affiliate__V1__Order *o;
+
+	if ((o = aff_arena_alloc(a, sizeof(*o))) == NULL)
+		return (NULL);
+	affiliate__v1__order__init(o);
+	o->order_id = col_text(st, 1, a);
+	o->advertiser_id = sqlite3_column_int64(st, 2);
+	o->editor_id = sqlite3_column_int64(st, 3);
+	o->amount_cents = sqlite3_column_int64(st, 4);
+	o->commission_cents = sqlite3_column_int64(st, 5);
+	o->currency = col_text(st, 6, a);
+	o->status = col_text(st, 7, a);
+	o->created_at = col_time(st, 8, a);
+	o->updated_at = col_time(st, 9, a);
+	if (o->order_id == NULL || o->currency == NULL || o->status == NULL ||
+	    o->created_at == NULL || o->updated_at == NULL)
+		return (NULL);
+	return (o);
+}
+
+static void *
+row_order_any(sqlite3_stmt *st, aff_arena *a)
+{
+	return (row_order(st, a));
+}
+
+/* Runs a statement that returns one order row (parameters bound). */
+static int
+one_order(sqlite_store *s, sqlite3_stmt *st, aff_arena *a,
+    Affiliate__V1__Order **out, const char *what)
+{
+	int rc = sqlite3_step(st), rv;
+
+	if (rc == SQLITE_ROW)
+		rv = (*out = row_order(st, a)) != NULL ? AFF_OK
+		                                       : AFF_RESOURCE_EXHAUSTED;
+	else if (rc == SQLITE_DONE)
+		rv = AFF_NOT_FOUND;
+	else
+		rv = sqlite_err(s->db, rc, what);
+	stmt_done(st);
+	return (rv);
+}
+
+/* pending may move to approved or declined; nothing else moves. */
+static int
+order_may_move(const char *from, const char *to)
+{
+	return (strcmp(from, "pending") == 0 &&
+	    (strcmp(to, "approved") == 0 || strcmp(to, "declined") == 0));
+}
+
+static int
+order_event(sqlite_store *s, const char *order_id, const char *status,
+    int64_t now_s)
+{
+	sqlite3_stmt *st = s->st[ST_ORDER_EVENT];
+
+	sqlite3_bind_text(st, 1, order_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now_s);
+	return (step_write(s, st, "order event"));
+}
+
+/* The work of order_put, inside a transaction or savepoint. */
+static int
+order_put_tx(sqlite_store *s, const struct store_order_in *in, aff_arena *a,
+    Affiliate__V1__Order **out, enum store_order_outcome *outcome)
+{
+	const char *status = in->status != NULL && in->status[0] != '\0'
+	    ? in->status
+	    : NULL;
+	int64_t now_s = aff_now_ms() / 1000;
+	Affiliate__V1__Order *o;
+	sqlite3_stmt *st;
+	int rv;
+
+	st = s->st[ST_ORDER_GET];
+	sqlite3_bind_text(st, 1, in->order_id, -1, SQLITE_STATIC);
+	rv = one_order(s, st, a, &o, "order get");
+	if (rv == AFF_NOT_FOUND) {
+		st = s->st[ST_ORDER_INSERT];
+		sqlite3_bind_text(st, 1, in->order_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, in->advertiser_id);
+		sqlite3_bind_int64(st, 3, in->editor_id);
+		sqlite3_bind_int64(st, 4, in->amount_cents);
+		sqlite3_bind_int64(st, 5, in->commission_cents);
+		sqlite3_bind_text(st, 6, in->currency, -1, SQLITE_STATIC);
+		sqlite3_bind_text(
+		    st, 7, status != NULL ? status : "pending", -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 8, now_s);
+		if ((rv = one_order(s, st, a, out, "order insert")) != AFF_OK)
+			return (rv);
+		*outcome = STORE_ORDER_CREATED;
+		return (order_event(s, in->order_id, (*out)->status, now_s));
+	}
+	if (rv != AFF_OK)
+		return (rv);
+	*out = o;
+	if (o->advertiser_id != in->advertiser_id ||
+	    o->editor_id != in->editor_id ||
+	    o->amount_cents != in->amount_cents ||
+	    o->commission_cents != in->commission_cents ||
+	    strcmp(o->currency, in->currency) != 0)
+		return (AFF_ALREADY_EXISTS);
+	if (status == NULL || strcmp(status, o->status) == 0) {
+		*outcome = STORE_ORDER_DUPLICATE;
+		return (AFF_OK);
+	}
+	if (!order_may_move(o->status, status))
+		return (AFF_FAILED_PRECONDITION);
+	st = s->st[ST_ORDER_MOVE];
+	sqlite3_bind_text(st, 1, in->order_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now_s);
+	if ((rv = one_order(s, st, a, out, "order move")) != AFF_OK)
+		return (rv);
+	*outcome = STORE_ORDER_MOVED;
+	return (order_event(s, in->order_id, status, now_s));
+}
+
+static int
+sqlite_order_put(store *base, const struct store_order_in *in, aff_arena *a,
+    Affiliate__V1__Order **out, enum store_order_outcome *outcome)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	int in_batch = !sqlite3_get_autocommit(s->db), rv;
+
+	/* In a batch, one savepoint per order: a bad one rolls back alone. */
+	if ((rv = in_batch ? tx_run(s, ST_SAVEPOINT, "savepoint")
+	                   : tx_begin(s)) != AFF_OK)
+		return (rv);
+	rv = order_put_tx(s, in, a, out, outcome);
+	if (in_batch) {
+		/* A refused order wrote nothing, but undo to be sure. */
+		if (rv != AFF_OK)
+			(void)tx_run(s, ST_ROLLBACK_TO, "rollback to");
+		(void)tx_run(s, ST_RELEASE, "release");
+		return (rv);
+	}
+	if (rv != AFF_OK) {
+		/* Refusals (duplicates with other content, moves back) wrote
+		 * nothing: roll back, keep the refusal and the stored order. */
+		(void)tx_end(s, AFF_ABORTED);
+		return (rv);
+	}
+	return (tx_end(s, AFF_OK));
+}
+
+static int
+sqlite_order_list(store *base, const struct store_order_query *q, aff_arena *a,
+    Affiliate__V1__Order ***out, size_t *n, int64_t *next)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	sqlite3_stmt *st = s->st[ST_ORDER_LIST];
+	int64_t last = 0;
+	int more, rv;
+
+	if (q->limit <= 0)
+		return (AFF_INVALID_ARGUMENT);
+	sqlite3_bind_int64(st, 1, q->after);
+	sqlite3_bind_int64(st, 2, (int64_t)q->limit + 1);
+	sqlite3_bind_int64(st, 3, q->editor_id);
+	sqlite3_bind_int64(st, 4, q->advertiser_id);
+	sqlite3_bind_text(
+	    st, 5, q->status != NULL ? q->status : "", -1, SQLITE_STATIC);
+	/* The cursor is the seq, which the Order message does not carry. */
+	rv = list_page(s, st, q->limit, row_order_any, a, (void ***)out, n, &more,
+	    &last, "order list");
+	*next = rv == AFF_OK && more ? last : 0;
+	return (rv);
+}
+
+static int
+sqlite_batch_begin(store *base)
+{
+	return (tx_begin((sqlite_store *)base));
+}
+
+static int
+sqlite_batch_end(store *base, int rv)
+{
+	return (tx_end((sqlite_store *)base, rv));
+}
+
 const struct store_ops store_sqlite_ops = {
 	.name = "sqlite",
 	.open = sqlite_open,
@@ -1215,6 +1462,10 @@ const struct store_ops store_sqlite_ops = {
 	.job_finish = sqlite_job_finish,
 	.jobs_resume = sqlite_jobs_resume,
 	.job_counts = sqlite_job_counts,
+	.order_put = sqlite_order_put,
+	.order_list = sqlite_order_list,
+	.batch_begin = sqlite_batch_begin,
+	.batch_end = sqlite_batch_end,
 };
 
 int

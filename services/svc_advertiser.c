@@ -78,8 +78,3 @@ const struct rpc_service_def svc_advertiser_def = {
 	.methods = advertiser_methods,
 	.n_methods = sizeof(advertiser_methods) / sizeof(advertiser_methods[0]),
 };
-
-/* Its issue has not landed: every method answers UNIMPLEMENTED. */
-const struct rpc_service_def svc_order_def = {
-	.desc = &affiliate__v1__order_service__descriptor,
-};

@@ -118,10 +118,32 @@ for _ in $(seq 1 40); do
 done
 expect "the application is approved by a worker" 200 GET /applications/1 "" '"status":"approved"'
 expect "applications list" 200 GET "/applications?editor_id=1&status=approved" "" '^\[{"id":1,'
-expect "webhook (OrderService not landed)" 501 POST /webhook/orders \
-	'{"order_id":"A-1","advertiser_id":2,"user_id":1,"amount":49.9,"commission":4.99}' \
-	'"code":"UNIMPLEMENTED"'
-expect "orders (not landed)" 501 GET /orders "" '"code":"UNIMPLEMENTED"'
+# A partner's signed order: stored once, exact to the cent.
+order='{"order_id":"A-1","advertiser_id":2,"user_id":1,"amount":49.9,"commission":4.99}'
+printf '%s' "$order" >"$work/order.json"
+sig=$(AFFILIATE_DATA_DIR="$work/data" "$BIN/affiliate" webhook sign "$work/order.json")
+expect_signed() { # expect_signed NAME STATUS SIGNATURE PATTERN...
+	local name=$1 want=$2 s=$3
+	shift 3
+	local got
+	got=$(curl -s -o "$work/body" -D "$work/head" -w '%{http_code}' -X POST \
+		-H "X-Partner-Signature: $s" --data-binary @"$work/order.json" "$B/webhook/orders")
+	if [ "$got" != "$want" ]; then
+		not_ok "$name: $got, wanted $want: $(cat "$work/body")"
+		return
+	fi
+	for pat in "$@"; do
+		grep -q -- "$pat" "$work/body" || { not_ok "$name: '$pat' not in $(cat "$work/body")"; return; }
+	done
+	ok "$name"
+}
+expect_signed "webhook: a new order" 201 "$sig" '"amount":49.90' '"commission":4.99' '"status":"pending"'
+expect_signed "webhook: the same order again" 200 "$sig" '"order_id":"A-1"'
+tsig=$(AFFILIATE_DATA_DIR="$work/data" "$BIN/affiliate" webhook sign --timestamp "$work/order.json")
+expect_signed "webhook: the timestamped signature" 200 "$tsig" '"order_id":"A-1"'
+expect_signed "webhook: a wrong signature" 401 "$(printf '%064d' 0)" '"code":"UNAUTHENTICATED"'
+expect "webhook: no signature" 401 POST /webhook/orders "$order" '"code":"UNAUTHENTICATED"'
+expect "orders" 200 GET /orders "" '^\[{"order_id":"A-1","advertiser_id":2,"editor_id":1,"amount":49.90'
 expect "unknown route" 404 GET /nope "" '"code":"NOT_FOUND"'
 expect "wrong method" 405 DELETE /advertisers "" 'Allow: GET' '"code":"UNIMPLEMENTED"'
 head -c 2000000 /dev/zero | tr '\0' x >"$work/big"

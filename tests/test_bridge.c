@@ -276,12 +276,10 @@ test_every_error_class_is_a_json_error(void **state)
 	    "no application with id 999");
 	check_error("GET", "/applications?status=maybe", NULL, 400,
 	    "INVALID_ARGUMENT", "status must be pending, approved or rejected");
-	/* Services whose issue has not landed answer 501 through the same path. */
-	check_error("GET", "/orders", NULL, 501, "UNIMPLEMENTED",
-	    "affiliate.v1.OrderService/ListOrders is not implemented yet");
-	check_error("POST", "/webhook/orders", "{\"order_id\":\"o-1\"}", 501,
-	    "UNIMPLEMENTED",
-	    "affiliate.v1.OrderService/ReceiveWebhook is not implemented yet");
+	check_error("POST", "/webhook/orders", "{\"order_id\":\"o-1\"}", 401,
+	    "UNAUTHENTICATED", "the X-Partner-Signature header is missing");
+	check_error("GET", "/orders?status=lost", NULL, 400, "INVALID_ARGUMENT",
+	    "status must be pending, approved or declined");
 }
 
 static void

@@ -155,10 +155,13 @@ seed_pairs(const char *db_path, size_t n, struct pair **pairs, int64_t *base)
 	if (seed_exec(db, "BEGIN IMMEDIATE") != 0)
 		goto failed;
 
-	rc = sqlite3_prepare_v2(db,
-	    "SELECT id FROM advertisers WHERE status = 'active' ORDER BY id",
-	    -1, &st, NULL);
-	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+	if (sqlite3_prepare_v2(db,
+	        "SELECT id FROM advertisers WHERE status = 'active' ORDER BY id",
+	        -1, &st, NULL) != SQLITE_OK) {
+		fprintf(stderr, "app_load: %s\n", sqlite3_errmsg(db));
+		goto failed_tx;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (n_adv == cap_adv) {
 			int64_t *q;
 			cap_adv = cap_adv ? cap_adv * 2 : 64;

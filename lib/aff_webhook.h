@@ -1,0 +1,55 @@
+/*
+ * aff_webhook.h - X-Partner-Signature: HMAC-SHA256 over the raw body,
+ * checked in constant time against every configured secret (rotation).
+ *
+ * Two forms are accepted:
+ *   <64 hex>                        HMAC(secret, body)           (the seed's)
+ *   t=<unix seconds>,v1=<64 hex>[,v1=<64 hex>...]
+ *                                   HMAC(secret, "<t>.<body>"), |now - t| <= 300
+ */
+#ifndef AFF_WEBHOOK_H
+#define AFF_WEBHOOK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define AFF_WEBHOOK_TOLERANCE_S 300
+#define AFF_WEBHOOK_MAX_SECRETS 8
+
+struct aff_webhook_secrets {
+	size_t n;
+	char *secret[AFF_WEBHOOK_MAX_SECRETS];
+};
+
+/*
+ * Parses a comma-separated list of secrets (empty entries skipped).
+ * AFF_OK, or AFF_INVALID_ARGUMENT (none, or more than 8). Free with
+ * aff_webhook_secrets_fini.
+ */
+int aff_webhook_secrets_parse(struct aff_webhook_secrets *ws, const char *list);
+void aff_webhook_secrets_fini(struct aff_webhook_secrets *ws);
+
+/*
+ * Loads the secrets: from env_list when set; else from the file dir/
+ * webhook_secret, made with a random secret (mode 0600) when missing.
+ * *made is set when a new file was written.
+ */
+int aff_webhook_secrets_load(struct aff_webhook_secrets *ws, const char *env_list,
+    const char *dir, int *made);
+
+/*
+ * Verifies header against body at time now. AFF_OK, or AFF_UNAUTHENTICATED
+ * with a reason in why (missing, malformed, stale, future, no match) that
+ * names no secret.
+ */
+int aff_webhook_verify(const struct aff_webhook_secrets *ws, const char *header,
+    const uint8_t *body, size_t len, int64_t now, char *why, size_t whylen);
+
+/*
+ * Writes the header value for body signed with secret: the timestamped
+ * form when t > 0, else the plain hex form. out needs 128 bytes.
+ */
+void aff_webhook_sign(const char *secret, const uint8_t *body, size_t len,
+    int64_t t, char out[128]);
+
+#endif /* AFF_WEBHOOK_H */
