@@ -1,0 +1,391 @@
+/*
+ * test_orders.c - partner webhooks end to end over real HTTP: a bridge and
+ * a server in-process on real sockets, a real redis-server and SQLite file.
+ * The lifecycle, conflicts, unknown ids with nothing stored, one order_id
+ * posted by 20 clients at once (one row), 10,000 distinct orders (10,000
+ * rows, 10,000 listed), and Redis stopped mid-stream (nothing lost).
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "aff_err.h"
+#include "aff_log.h"
+#include "aff_util.h"
+#include "aff_webhook.h"
+#include "bridge.h"
+#include "testutil.h"
+
+#define SECRET "test-secret"
+
+struct fixture {
+	struct tu_redis redis;
+	struct tu_server ts;
+	struct bridge_config bcfg;
+	bridge *b;
+	int port;
+	char db[600];
+};
+
+static struct fixture *F;
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	int help;
+
+	assert_non_null(f);
+	setenv("AFFILIATE_WEBHOOK_SECRET", SECRET ",older-secret", 1);
+	assert_int_equal(tu_redis_start(&f->redis), 0);
+	assert_int_equal(tu_server_start(&f->ts, f->redis.port), 0);
+	snprintf(f->db, sizeof(f->db), "%s/affiliate.db", f->ts.dir);
+	unsetenv("AFFILIATE_URL");
+	unsetenv("AFFILIATE_BRIDGE_LISTEN");
+	assert_int_equal(bridge_config_load(&f->bcfg, 0, NULL, &help), AFF_OK);
+	f->port = tu_free_port();
+	snprintf(f->bcfg.listen, sizeof(f->bcfg.listen), "127.0.0.1:%d", f->port);
+	snprintf(f->bcfg.server_url, sizeof(f->bcfg.server_url), "%s", f->ts.url);
+	f->bcfg.threads = 32;
+	f->bcfg.log_level = AFF_LOG_ERROR;
+	assert_int_equal(bridge_start(&f->bcfg, &f->b), AFF_OK);
+	*state = F = f;
+	return (0);
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	bridge_stop(f->b);
+	tu_server_stop(&f->ts);
+	tu_redis_stop(&f->redis);
+	free(f);
+	return (0);
+}
+
+/* POSTs body signed with secret (timestamped when ts); returns the status
+ * and leaves the response in r. */
+static int
+post_signed(const char *secret, int ts, const char *body,
+    struct tu_http_response *r)
+{
+	char sig[128], hdr[200];
+
+	aff_webhook_sign(secret, (const uint8_t *)body, strlen(body),
+	    ts ? aff_now_ms() / 1000 : 0, sig);
+	snprintf(hdr, sizeof(hdr), "X-Partner-Signature: %s\r\n", sig);
+	assert_int_equal(tu_http(F->port, "POST", "/webhook/orders", hdr, body, r), 0);
+	return (r->status);
+}
+
+static int
+post(const char *body, const char *want_in_body)
+{
+	struct tu_http_response r;
+	int st = post_signed(SECRET, 0, body, &r);
+
+	if (want_in_body != NULL && strstr(r.body, want_in_body) == NULL) {
+		fprintf(stderr, "'%s' not in %s\n", want_in_body, r.body);
+		fail();
+	}
+	tu_http_response_fini(&r);
+	return (st);
+}
+
+static long long
+rows(const char *sql)
+{
+	return (tu_sql_int(F->db, sql));
+}
+
+static void
+test_an_order_moves_forward_only_and_is_stored_once(void **state)
+{
+	static const char o1[] = "{\"order_id\":\"L-1\",\"advertiser_id\":2,"
+	                         "\"user_id\":1,\"amount\":49.9,\"commission\":4.99}";
+	static const char ok[] = "{\"order_id\":\"L-1\",\"advertiser_id\":2,"
+	                         "\"user_id\":1,\"amount\":49.9,\"commission\":4.99,"
+	                         "\"status\":\"approved\"}";
+	static const char back[] = "{\"order_id\":\"L-1\",\"advertiser_id\":2,"
+	                           "\"user_id\":1,\"amount\":49.9,"
+	                           "\"commission\":4.99,\"status\":\"pending\"}";
+	static const char other[] = "{\"order_id\":\"L-1\",\"advertiser_id\":2,"
+	                            "\"user_id\":1,\"amount\":50,\"commission\":4.99}";
+	struct tu_http_response r;
+
+	(void)state;
+	assert_int_equal(post_signed(SECRET, 1, o1, &r), 201);
+	assert_non_null(strstr(r.body,
+	    "{\"order_id\":\"L-1\",\"advertiser_id\":2,\"editor_id\":1,"
+	    "\"amount\":49.90,\"commission\":4.99,\"currency\":\"EUR\","
+	    "\"status\":\"pending\","));
+	tu_http_response_fini(&r);
+	/* The older secret still signs (rotation). */
+	assert_int_equal(post_signed("older-secret", 0, o1, &r), 200);
+	tu_http_response_fini(&r);
+	assert_int_equal(post(ok, "\"status\":\"approved\""), 200);
+	assert_int_equal(post(ok, "\"status\":\"approved\""), 200);
+	assert_int_equal(post(back,
+	                     "order L-1 is approved and cannot become pending"),
+	    400);
+	assert_int_equal(post(other, "\"code\":\"ALREADY_EXISTS\""), 409);
+	assert_int_equal(rows("SELECT count(*) FROM orders"), 1);
+	assert_int_equal(rows("SELECT amount_cents FROM orders"), 4990);
+	assert_int_equal(rows("SELECT count(*) FROM order_events"), 2);
+	assert_int_equal(rows("SELECT count(*) FROM order_events WHERE status ="
+	                      " 'approved'"),
+	    1);
+}
+
+static void
+test_bad_webhooks_store_nothing(void **state)
+{
+	struct tu_http_response r;
+
+	(void)state;
+	assert_int_equal(post("{\"order_id\":\"B-1\",\"advertiser_id\":999,"
+	                      "\"user_id\":1,\"amount\":1,\"commission\":0}",
+	                     "no advertiser with id 999"),
+	    404);
+	assert_int_equal(post("{\"order_id\":\"B-2\",\"advertiser_id\":2,"
+	                      "\"user_id\":999,\"amount\":1,\"commission\":0}",
+	                     "no editor with id 999"),
+	    404);
+	assert_int_equal(post("{\"order_id\":\"B-3\",\"advertiser_id\":2,"
+	                      "\"user_id\":1,\"amount\":1.001,\"commission\":0}",
+	                     "amount must be a number of at least 0 with at most "
+	                     "two decimals"),
+	    400);
+	assert_int_equal(post_signed("wrong", 0,
+	                     "{\"order_id\":\"B-4\",\"advertiser_id\":2,"
+	                     "\"user_id\":1,\"amount\":1,\"commission\":0}",
+	                     &r),
+	    401);
+	assert_non_null(strstr(r.body, "the signature does not match the body"));
+	tu_http_response_fini(&r);
+	assert_int_equal(rows("SELECT count(*) FROM orders"), 0);
+	assert_int_equal(rows("SELECT count(*) FROM order_events"), 0);
+}
+
+struct same_order {
+	int status;
+};
+
+static void *
+post_same(void *arg)
+{
+	struct same_order *so = arg;
+
+	so->status = post("{\"order_id\":\"SAME-1\",\"advertiser_id\":3,"
+	                  "\"editor_id\":2,\"amount\":10,\"commission\":1}",
+	    NULL);
+	return (NULL);
+}
+
+static void
+test_one_order_id_posted_by_20_clients_at_once_is_one_row(void **state)
+{
+	struct same_order so[20];
+	pthread_t t[20];
+	int created = 0, dup = 0;
+
+	(void)state;
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, post_same, &so[i]), 0);
+	for (int i = 0; i < 20; i++) {
+		pthread_join(t[i], NULL);
+		created += so[i].status == 201;
+		dup += so[i].status == 200;
+	}
+	assert_int_equal(created, 1);
+	assert_int_equal(dup, 19);
+	assert_int_equal(rows("SELECT count(*) FROM orders"), 1);
+	assert_int_equal(rows("SELECT count(*) FROM order_events"), 1);
+}
+
+#define N_ORDERS 10000
+#define N_POSTERS 16
+
+struct poster {
+	int from, to, created;
+	int stop_redis_at; /* -1: never */
+};
+
+static void *
+poster_main(void *arg)
+{
+	struct poster *p = arg;
+	char body[256];
+
+	for (int i = p->from; i < p->to; i++) {
+		if (i == p->stop_redis_at)
+			tu_redis_stop(&F->redis);
+		snprintf(body, sizeof(body),
+		    "{\"order_id\":\"ORD-%06d\",\"advertiser_id\":%d,"
+		    "\"user_id\":%d,\"amount\":%d.%02d,\"commission\":%d.%02d}",
+		    i, 1 + i % 24, 1 + i % 6, i % 500, i % 100, i % 50, i % 100);
+		/* Retry what got no 2xx, as a partner does. */
+		for (int attempt = 0; attempt < 5; attempt++) {
+			int st = post(body, NULL);
+			if (st == 201) {
+				p->created++;
+				break;
+			}
+			if (st == 200)
+				break;
+		}
+	}
+	return (NULL);
+}
+
+/* Counts every order through GET /orders, page by page. */
+static long long
+count_listed(void)
+{
+	char target[128] = "/orders?limit=1000", link[256];
+	long long n = 0;
+
+	for (int pages = 0; pages < 100; pages++) {
+		struct tu_http_response r;
+		json_t *j;
+		assert_int_equal(tu_http(F->port, "GET", target, NULL, NULL, &r), 0);
+		assert_int_equal(r.status, 200);
+		assert_non_null(j = json_loads(r.body, 0, NULL));
+		n += (long long)json_array_size(j);
+		json_decref(j);
+		if (tu_http_header(&r, "Link", link, sizeof(link)) == NULL) {
+			tu_http_response_fini(&r);
+			break;
+		}
+		snprintf(target, sizeof(target), "%.*s",
+		    (int)(strchr(link, '>') - link - 1), link + 1);
+		tu_http_response_fini(&r);
+	}
+	return (n);
+}
+
+static void
+post_many(int stop_redis_at)
+{
+	struct poster p[N_POSTERS];
+	pthread_t t[N_POSTERS];
+	int created = 0;
+
+	for (int i = 0; i < N_POSTERS; i++) {
+		p[i] = (struct poster){ N_ORDERS * i / N_POSTERS,
+			N_ORDERS * (i + 1) / N_POSTERS, 0, -1 };
+		if (i == 0)
+			p[i].stop_redis_at = stop_redis_at;
+		assert_int_equal(pthread_create(&t[i], NULL, poster_main, &p[i]), 0);
+	}
+	for (int i = 0; i < N_POSTERS; i++) {
+		pthread_join(t[i], NULL);
+		created += p[i].created;
+	}
+	assert_int_equal(created, N_ORDERS);
+	assert_int_equal(rows("SELECT count(*) FROM orders"), N_ORDERS);
+	assert_int_equal(rows("SELECT count(DISTINCT order_id) FROM orders"),
+	    N_ORDERS);
+	/* To the cent: the sums of what was sent. */
+	{
+		long long amount = 0, commission = 0;
+		for (int i = 0; i < N_ORDERS; i++) {
+			amount += (i % 500) * 100 + i % 100;
+			commission += (i % 50) * 100 + i % 100;
+		}
+		assert_int_equal(rows("SELECT sum(amount_cents) FROM orders"), amount);
+		assert_int_equal(
+		    rows("SELECT sum(commission_cents) FROM orders"), commission);
+	}
+	assert_int_equal(count_listed(), N_ORDERS);
+}
+
+static void
+test_10000_distinct_orders_are_10000_rows_and_10000_listed(void **state)
+{
+	(void)state;
+	post_many(-1);
+}
+
+static void
+test_redis_stopped_mid_stream_loses_nothing(void **state)
+{
+	(void)state;
+	post_many(N_ORDERS / N_POSTERS / 2);
+	/* And back: the listing is still complete. */
+	assert_int_equal(tu_redis_start(&F->redis), 0);
+	assert_int_equal(count_listed(), N_ORDERS);
+}
+
+static void
+test_orders_filter_and_page(void **state)
+{
+	struct tu_http_response r;
+	json_t *j;
+
+	(void)state;
+	for (int i = 0; i < 30; i++) {
+		char body[256];
+		snprintf(body, sizeof(body),
+		    "{\"order_id\":\"F-%d\",\"advertiser_id\":%d,\"editor_id\":%d,"
+		    "\"amount\":1,\"commission\":0.5%s}",
+		    i, i % 2 ? 2 : 3, i % 3 ? 1 : 2,
+		    i % 5 == 0 ? ",\"status\":\"approved\"" : "");
+		assert_int_equal(post(body, NULL), 201);
+	}
+	assert_int_equal(tu_http(F->port, "GET",
+	                     "/orders?advertiser_id=2&editor_id=1&limit=100", NULL,
+	                     NULL, &r),
+	    0);
+	assert_int_equal(r.status, 200);
+	j = json_loads(r.body, 0, NULL);
+	/* i odd and i % 3 != 0: 1,5,7,11,13,17,19,23,25,29 */
+	assert_int_equal(json_array_size(j), 10);
+	json_decref(j);
+	tu_http_response_fini(&r);
+	assert_int_equal(tu_http(F->port, "GET", "/orders?status=approved", NULL,
+	                     NULL, &r),
+	    0);
+	j = json_loads(r.body, 0, NULL);
+	assert_int_equal(json_array_size(j), 6);
+	json_decref(j);
+	tu_http_response_fini(&r);
+	assert_int_equal(tu_http(F->port, "GET", "/orders?after=oops", NULL,
+	                     NULL, &r),
+	    0);
+	assert_int_equal(r.status, 400);
+	tu_http_response_fini(&r);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+		    test_an_order_moves_forward_only_and_is_stored_once, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_bad_webhooks_store_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_one_order_id_posted_by_20_clients_at_once_is_one_row,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_orders_filter_and_page, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_10000_distinct_orders_are_10000_rows_and_10000_listed,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_redis_stopped_mid_stream_loses_nothing, setup, teardown),
+	};
+
+	return (cmocka_run_group_tests_name("orders", tests, NULL, NULL));
+}
