@@ -1,6 +1,8 @@
 /* cache.c - see cache.h. */
 #include "cache.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +11,7 @@
 #include "aff_err.h"
 #include "aff_log.h"
 #include "aff_util.h"
+#include "store.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -185,4 +188,241 @@ int
 cache_status(cache *c)
 {
 	return (cache_conn(c) != NULL ? AFF_OK : AFF_UNAVAILABLE);
+}
+
+/* ---- the orders' copy ---- */
+
+/* Appends one command; the replies are read by pipeline_finish. */
+static void
+pipe_cmd(redisContext *rc, int *queued, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (redisvAppendCommand(rc, fmt, ap) == REDIS_OK)
+		(*queued)++;
+	va_end(ap);
+}
+
+/* Reads queued replies; AFF_UNAVAILABLE on a connection or Redis error. */
+static int
+pipeline_finish(cache *c, int queued)
+{
+	redisReply *r;
+	int rv = AFF_OK;
+
+	for (int i = 0; i < queued; i++) {
+		if (redisGetReply(c->rc, (void **)&r) != REDIS_OK || r == NULL) {
+			cache_down(c, c->rc->errstr[0] ? c->rc->errstr : "no reply");
+			return (AFF_UNAVAILABLE);
+		}
+		if (r->type == REDIS_REPLY_ERROR) {
+			aff_warn("cache: redis: %s", r->str);
+			rv = AFF_UNAVAILABLE;
+		}
+		freeReplyObject(r);
+	}
+	return (rv);
+}
+
+int
+cache_orders_put(cache *c, const char *db_id,
+    const struct store_order_row *rows, size_t n)
+{
+	static const char *const statuses[] = { "pending", "approved",
+		"declined" };
+	redisContext *rc;
+	int queued = 0;
+
+	if ((rc = cache_conn(c)) == NULL)
+		return (AFF_UNAVAILABLE);
+	for (size_t i = 0; i < n; i++) {
+		const Affiliate__V1__Order *o = rows[i].order;
+		uint8_t buf[1024];
+		size_t len = affiliate__v1__order__get_packed_size(o);
+		const char *id = o->order_id;
+		long long seq = (long long)rows[i].seq;
+
+		if (len > sizeof(buf))
+			continue; /* cannot be: order ids are at most 256 bytes */
+		affiliate__v1__order__pack(o, buf);
+		pipe_cmd(rc, &queued, "SET aff:%s:o:%s %b", db_id, id, buf, len);
+		pipe_cmd(rc, &queued, "ZADD aff:%s:oi:all %lld %s", db_id, seq, id);
+		pipe_cmd(rc, &queued, "ZADD aff:%s:oi:e:%lld %lld %s", db_id,
+		    (long long)o->editor_id, seq, id);
+		pipe_cmd(rc, &queued, "ZADD aff:%s:oi:a:%lld %lld %s", db_id,
+		    (long long)o->advertiser_id, seq, id);
+		for (size_t k = 0; k < 3; k++)
+			if (strcmp(statuses[k], o->status) != 0)
+				pipe_cmd(rc, &queued, "ZREM aff:%s:oi:s:%s %s", db_id,
+				    statuses[k], id);
+		pipe_cmd(rc, &queued, "ZADD aff:%s:oi:s:%s %lld %s", db_id,
+		    o->status, seq, id);
+	}
+	return (pipeline_finish(c, queued));
+}
+
+int
+cache_orders_epoch(cache *c, const char *db_id)
+{
+	redisContext *rc;
+	redisReply *r;
+	int rv;
+
+	if ((rc = cache_conn(c)) == NULL)
+		return (AFF_UNAVAILABLE);
+	r = cache_reply(c, redisCommand(rc, "EXISTS aff:%s:o:epoch", db_id));
+	if (r == NULL)
+		return (AFF_UNAVAILABLE);
+	rv = r->type == REDIS_REPLY_INTEGER && r->integer == 1 ? AFF_OK
+	                                                        : AFF_NOT_FOUND;
+	freeReplyObject(r);
+	return (rv);
+}
+
+int
+cache_orders_epoch_set(cache *c, const char *db_id)
+{
+	redisContext *rc;
+	int queued = 0;
+
+	if ((rc = cache_conn(c)) == NULL)
+		return (AFF_UNAVAILABLE);
+	pipe_cmd(rc, &queued, "SET aff:%s:o:epoch %lld", db_id,
+	    (long long)aff_now_ms());
+	return (pipeline_finish(c, queued));
+}
+
+/* Whether o passes the query's filters. */
+static int
+order_matches(const Affiliate__V1__Order *o, const struct store_order_query *q)
+{
+	return ((q->editor_id == 0 || o->editor_id == q->editor_id) &&
+	    (q->advertiser_id == 0 || o->advertiser_id == q->advertiser_id) &&
+	    (q->status == NULL || q->status[0] == '\0' ||
+	        strcmp(o->status, q->status) == 0));
+}
+
+int
+cache_orders_list(cache *c, const char *db_id, const struct store_order_query *q,
+    aff_arena *a, Affiliate__V1__Order ***out, size_t *n, int64_t *next)
+{
+	char index[128];
+	Affiliate__V1__Order **v;
+	redisContext *rc;
+	redisReply *ids = NULL, *vals = NULL;
+	int64_t after = q->after, last = 0;
+	size_t k = 0, chunk = (size_t)q->limit + 1 < 256 ? 256 : (size_t)q->limit + 1;
+	int rv = AFF_OK, more = 0;
+
+	if ((rc = cache_conn(c)) == NULL)
+		return (AFF_UNAVAILABLE);
+	if (cache_orders_epoch(c, db_id) != AFF_OK)
+		return (AFF_UNAVAILABLE);
+	/* The most selective index; the other filters apply in memory. */
+	if (q->editor_id > 0)
+		snprintf(index, sizeof(index), "aff:%s:oi:e:%lld", db_id,
+		    (long long)q->editor_id);
+	else if (q->advertiser_id > 0)
+		snprintf(index, sizeof(index), "aff:%s:oi:a:%lld", db_id,
+		    (long long)q->advertiser_id);
+	else if (q->status != NULL && q->status[0] != '\0')
+		snprintf(index, sizeof(index), "aff:%s:oi:s:%s", db_id, q->status);
+	else
+		snprintf(index, sizeof(index), "aff:%s:oi:all", db_id);
+	if ((v = aff_arena_alloc(a, sizeof(*v) * (size_t)q->limit)) == NULL)
+		return (AFF_RESOURCE_EXHAUSTED);
+	while (!more) {
+		int queued = 0;
+		size_t i;
+
+		pipe_cmd(rc, &queued,
+		    "ZRANGEBYSCORE %s (%lld +inf WITHSCORES LIMIT 0 %lld", index,
+		    (long long)after, (long long)chunk);
+		if (queued != 1 ||
+		    redisGetReply(rc, (void **)&ids) != REDIS_OK || ids == NULL) {
+			cache_down(c, "no reply");
+			return (AFF_UNAVAILABLE);
+		}
+		if (ids->type != REDIS_REPLY_ARRAY || ids->elements % 2 != 0) {
+			rv = AFF_UNAVAILABLE;
+			break;
+		}
+		if (ids->elements == 0)
+			break;
+		/* MGET the orders of this chunk. */
+		{
+			size_t m = ids->elements / 2, argc = m + 1;
+			const char **argv = aff_arena_alloc(a, sizeof(char *) * argc);
+			size_t *lens = aff_arena_alloc(a, sizeof(size_t) * argc);
+			if (argv == NULL || lens == NULL) {
+				rv = AFF_RESOURCE_EXHAUSTED;
+				break;
+			}
+			argv[0] = "MGET";
+			lens[0] = 4;
+			for (i = 0; i < m; i++) {
+				const redisReply *id = ids->element[2 * i];
+				char *key = aff_arena_printf(a, "aff:%s:o:%.*s", db_id,
+				    (int)id->len, id->str);
+				if (key == NULL) {
+					rv = AFF_RESOURCE_EXHAUSTED;
+					break;
+				}
+				argv[i + 1] = key;
+				lens[i + 1] = strlen(key);
+			}
+			if (rv != AFF_OK)
+				break;
+			vals = cache_reply(c,
+			    redisCommandArgv(rc, (int)argc, argv, lens));
+			if (vals == NULL) {
+				freeReplyObject(ids);
+				return (AFF_UNAVAILABLE);
+			}
+			if (vals->type != REDIS_REPLY_ARRAY || vals->elements != m) {
+				rv = AFF_UNAVAILABLE;
+				break;
+			}
+			for (i = 0; i < m; i++) {
+				const redisReply *val = vals->element[i];
+				Affiliate__V1__Order *o;
+				int64_t seq = strtoll(ids->element[2 * i + 1]->str, NULL, 10);
+				if (val->type != REDIS_REPLY_STRING) {
+					rv = AFF_UNAVAILABLE; /* a listed order is missing */
+					break;
+				}
+				o = affiliate__v1__order__unpack(aff_arena_allocator(a),
+				    val->len, (const uint8_t *)val->str);
+				if (o == NULL) {
+					rv = AFF_UNAVAILABLE;
+					break;
+				}
+				after = seq;
+				if (!order_matches(o, q))
+					continue;
+				if (k == (size_t)q->limit) {
+					more = 1;
+					break;
+				}
+				v[k++] = o;
+				last = seq;
+			}
+		}
+		if (rv != AFF_OK || ids->elements / 2 < chunk)
+			break;
+		freeReplyObject(ids);
+		freeReplyObject(vals);
+		ids = vals = NULL;
+	}
+	if (ids != NULL)
+		freeReplyObject(ids);
+	if (vals != NULL)
+		freeReplyObject(vals);
+	if (rv != AFF_OK)
+		return (rv);
+	*out = v;
+	*n = k;
+	*next = more ? last : 0;
+	return (AFF_OK);
 }

@@ -13,6 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aff_arena.h"
+#include "affiliate/v1/affiliate.pb-c.h"
+
 typedef struct cache cache;
 
 struct cache_opts {
@@ -49,5 +52,35 @@ int cache_ping(cache *c);
  * the backoff allows); a dead connection shows on its next command. For
  * health checks that run under load. */
 int cache_status(cache *c);
+
+/*
+ * The Redis copy of the orders, for GET /orders: each order packed under
+ * aff:<db>:o:<order_id>, and sorted sets of order ids scored by seq: all,
+ * by editor, by advertiser, by status. An epoch key says the copy is whole:
+ * a Redis that lost its data (restarted empty) has none.
+ */
+struct store_order_row;
+struct store_order_query;
+
+/* Writes the orders and their index entries in one pipeline. AFF_OK or
+ * AFF_UNAVAILABLE. */
+int cache_orders_put(cache *c, const char *db_id,
+    const struct store_order_row *rows, size_t n);
+
+/* AFF_OK when the epoch key is there; AFF_NOT_FOUND when Redis lost the
+ * copy; AFF_UNAVAILABLE when Redis is down. */
+int cache_orders_epoch(cache *c, const char *db_id);
+
+/* Sets the epoch key (after a full resync was scheduled). */
+int cache_orders_epoch_set(cache *c, const char *db_id);
+
+/*
+ * One page of orders from the copy, as store_ops.order_list: AFF_OK, or
+ * AFF_UNAVAILABLE when Redis is down, lacks the epoch or a listed order
+ * (the caller then reads SQLite).
+ */
+int cache_orders_list(cache *c, const char *db_id,
+    const struct store_order_query *q, aff_arena *a,
+    Affiliate__V1__Order ***out, size_t *n, int64_t *next);
 
 #endif /* CACHE_H */

@@ -14,6 +14,7 @@
 #include "aff_util.h"
 #include "aff_webhook.h"
 #include "jobs.h"
+#include "order_sync.h"
 #include "order_writer.h"
 #include "rpc.h"
 #include "rpc_server.h"
@@ -25,6 +26,7 @@ struct server {
 	lcache *lcache;
 	jobs *jobs;
 	order_writer *orders;
+	order_sync *order_sync;
 	struct aff_webhook_secrets secrets;
 	struct svc_app app;
 	rpc_server *rpc;
@@ -254,7 +256,19 @@ server_start(const struct server_config *cfg, server **sp)
 		aff_info("server: webhook secret %s %s/webhook_secret (mode 0600)",
 		    made ? "made and kept in" : "read from", s->cfg.data_dir);
 	s->app.webhook_secrets = &s->secrets;
-	if ((rv = order_writer_start(s->cfg.db_path, &s->orders)) != AFF_OK)
+	{
+		struct cache_opts co = {
+			.host = s->cfg.redis_host,
+			.port = s->cfg.redis_port,
+			.timeout_ms = s->cfg.redis_timeout_ms,
+			.ttl_s = s->cfg.cache_ttl_s,
+		};
+		if ((rv = order_sync_start(s->cfg.db_path, &co, &s->order_sync)) !=
+		    AFF_OK)
+			goto failed_sync;
+	}
+	if ((rv = order_writer_start(s->cfg.db_path, s->order_sync,
+	         &s->orders)) != AFF_OK)
 		goto failed_orders;
 	s->app.orders = s->orders;
 	jc.jobs_url = s->cfg.jobs_url;
@@ -288,6 +302,8 @@ failed_rpc:
 failed_jobs:
 	order_writer_stop(s->orders);
 failed_orders:
+	order_sync_stop(s->order_sync);
+failed_sync:
 	aff_webhook_secrets_fini(&s->secrets);
 failed_secrets:
 	lcache_free(s->lcache);
@@ -307,6 +323,7 @@ server_stop(server *s)
 	rpc_server_stop(s->rpc);
 	jobs_stop(s->jobs);
 	order_writer_stop(s->orders);
+	order_sync_stop(s->order_sync);
 	aff_webhook_secrets_fini(&s->secrets);
 	lcache_free(s->lcache);
 	rpc_registry_free(s->registry);

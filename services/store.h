@@ -75,6 +75,12 @@ struct store_order_query {
 	int limit;
 };
 
+/* An order with its place (seq) and revision, for the Redis copy. */
+struct store_order_row {
+	int64_t seq, rev;
+	Affiliate__V1__Order *order;
+};
+
 /* What order_put did. */
 enum store_order_outcome {
 	STORE_ORDER_CREATED,
@@ -193,6 +199,23 @@ struct store_ops {
 	int (*order_list)(store *s, const struct store_order_query *q,
 	    aff_arena *a, Affiliate__V1__Order ***out, size_t *n,
 	    int64_t *next);
+
+	/* Up to max orders whose Redis copy is missing or behind, in seq
+	 * order. */
+	int (*orders_uncached)(store *s, int max, aff_arena *a,
+	    struct store_order_row **out, size_t *n);
+
+	/* Records that these revisions are in Redis (a row changed since
+	 * stays behind). */
+	int (*orders_mark_cached)(store *s, const struct store_order_row *rows,
+	    size_t n);
+
+	/* AFF_OK when Redis has every order as it is now, AFF_NOT_FOUND when
+	 * not: only then may a list be read from Redis. */
+	int (*orders_all_cached)(store *s);
+
+	/* Redis lost its copy: every order is to be written again. */
+	int (*orders_cache_reset)(store *s);
 
 	/* Group commit: the writes between begin and end are one
 	 * transaction, so one fsync covers them all. */

@@ -48,6 +48,10 @@ enum {
 	ST_ORDER_MOVE,
 	ST_ORDER_EVENT,
 	ST_ORDER_LIST,
+	ST_ORDERS_UNCACHED,
+	ST_ORDER_CACHED,
+	ST_ORDERS_ALL_CACHED,
+	ST_ORDERS_CACHE_RESET,
 	ST_SAVEPOINT,
 	ST_RELEASE,
 	ST_ROLLBACK_TO,
@@ -139,14 +143,23 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    " amount_cents, commission_cents, currency, status, created_at,"
 	    " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)"
 	    " RETURNING " ORDER_COLUMNS,
-	[ST_ORDER_MOVE] = "UPDATE orders SET status = ?2, updated_at = ?3"
-	                  " WHERE order_id = ?1 RETURNING " ORDER_COLUMNS,
+	[ST_ORDER_MOVE] = "UPDATE orders SET status = ?2, updated_at = ?3,"
+	                  " rev = rev + 1 WHERE order_id = ?1"
+	                  " RETURNING " ORDER_COLUMNS,
 	[ST_ORDER_EVENT] = "INSERT INTO order_events (order_id, status, at)"
 	                   " VALUES (?1, ?2, ?3)",
 	[ST_ORDER_LIST] =
 	    "SELECT " ORDER_COLUMNS " FROM orders WHERE seq > ?1"
 	    " AND (?3 = 0 OR editor_id = ?3) AND (?4 = 0 OR advertiser_id = ?4)"
 	    " AND (?5 = '' OR status = ?5) ORDER BY seq LIMIT ?2",
+	[ST_ORDERS_UNCACHED] = "SELECT " ORDER_COLUMNS ", rev FROM orders"
+	                       " WHERE cached_rev < rev ORDER BY seq LIMIT ?1",
+	[ST_ORDER_CACHED] = "UPDATE orders SET cached_rev = ?2"
+	                    " WHERE seq = ?1 AND rev = ?2",
+	[ST_ORDERS_ALL_CACHED] = "SELECT NOT EXISTS (SELECT 1 FROM orders"
+	                         " WHERE cached_rev < rev)",
+	[ST_ORDERS_CACHE_RESET] = "UPDATE orders SET cached_rev = 0"
+	                          " WHERE cached_rev > 0",
 	[ST_SAVEPOINT] = "SAVEPOINT one",
 	[ST_RELEASE] = "RELEASE one",
 	[ST_ROLLBACK_TO] = "ROLLBACK TO one",
@@ -277,8 +290,13 @@ static const char *const migrations[] = {
 	"  status TEXT NOT NULL"
 	"    CHECK (status IN ('pending', 'approved', 'declined')),"
 	"  created_at INTEGER NOT NULL,"
-	"  updated_at INTEGER NOT NULL"
+	"  updated_at INTEGER NOT NULL,"
+	/* Every change counts up rev; the Redis copy is current when
+	 * cached_rev has caught up with it. */
+	"  rev INTEGER NOT NULL DEFAULT 1,"
+	"  cached_rev INTEGER NOT NULL DEFAULT 0"
 	");"
+	"CREATE INDEX orders_uncached ON orders (seq) WHERE cached_rev < rev;"
 	"CREATE INDEX orders_by_editor ON orders (editor_id, seq);"
 	"CREATE INDEX orders_by_advertiser ON orders (advertiser_id, seq);"
 	"CREATE TABLE order_events ("
@@ -1432,6 +1450,77 @@ sqlite_order_list(store *base, const struct store_order_query *q, aff_arena *a,
 }
 
 static int
+sqlite_orders_uncached(store *base, int max, aff_arena *a,
+    struct store_order_row **out, size_t *n)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	sqlite3_stmt *st = s->st[ST_ORDERS_UNCACHED];
+	struct store_order_row *v;
+	int rc, rv = AFF_OK;
+	size_t k = 0;
+
+	if ((v = aff_arena_alloc(a, sizeof(*v) * (size_t)max)) == NULL)
+		return (AFF_RESOURCE_EXHAUSTED);
+	sqlite3_bind_int(st, 1, max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && k < (size_t)max) {
+		v[k].seq = sqlite3_column_int64(st, 0);
+		v[k].rev = sqlite3_column_int64(st, 10);
+		if ((v[k].order = row_order(st, a)) == NULL) {
+			rv = AFF_RESOURCE_EXHAUSTED;
+			break;
+		}
+		k++;
+	}
+	if (rv == AFF_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		rv = sqlite_err(s->db, rc, "orders uncached");
+	stmt_done(st);
+	*out = v;
+	*n = k;
+	return (rv);
+}
+
+static int
+sqlite_orders_mark_cached(store *base, const struct store_order_row *rows,
+    size_t n)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	int rv;
+
+	if ((rv = tx_begin(s)) != AFF_OK)
+		return (rv);
+	for (size_t i = 0; i < n && rv == AFF_OK; i++) {
+		sqlite3_stmt *st = s->st[ST_ORDER_CACHED];
+		sqlite3_bind_int64(st, 1, rows[i].seq);
+		sqlite3_bind_int64(st, 2, rows[i].rev);
+		rv = step_write(s, st, "order cached");
+	}
+	return (tx_end(s, rv));
+}
+
+static int
+sqlite_orders_all_cached(store *base)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	sqlite3_stmt *st = s->st[ST_ORDERS_ALL_CACHED];
+	int rc = sqlite3_step(st), rv;
+
+	if (rc == SQLITE_ROW)
+		rv = sqlite3_column_int(st, 0) ? AFF_OK : AFF_NOT_FOUND;
+	else
+		rv = sqlite_err(s->db, rc, "orders all cached");
+	stmt_done(st);
+	return (rv);
+}
+
+static int
+sqlite_orders_cache_reset(store *base)
+{
+	sqlite_store *s = (sqlite_store *)base;
+
+	return (step_write(s, s->st[ST_ORDERS_CACHE_RESET], "orders cache reset"));
+}
+
+static int
 sqlite_batch_begin(store *base)
 {
 	return (tx_begin((sqlite_store *)base));
@@ -1464,6 +1553,10 @@ const struct store_ops store_sqlite_ops = {
 	.job_counts = sqlite_job_counts,
 	.order_put = sqlite_order_put,
 	.order_list = sqlite_order_list,
+	.orders_uncached = sqlite_orders_uncached,
+	.orders_mark_cached = sqlite_orders_mark_cached,
+	.orders_all_cached = sqlite_orders_all_cached,
+	.orders_cache_reset = sqlite_orders_cache_reset,
 	.batch_begin = sqlite_batch_begin,
 	.batch_end = sqlite_batch_end,
 };

@@ -81,7 +81,8 @@ list_orders(
 	const Affiliate__V1__ListOrdersRequest *in = (const void *)in_;
 	Affiliate__V1__ListOrdersResponse *resp;
 	struct store_order_query q = { 0 };
-	int64_t next;
+	const char *db_id;
+	int64_t next, version;
 	int rv;
 
 	if (in->status[0] != '\0' && strcmp(in->status, "pending") != 0 &&
@@ -105,8 +106,17 @@ list_orders(
 	q.editor_id = in->editor_id;
 	q.advertiser_id = in->advertiser_id;
 	q.status = in->status;
-	rv = call->store->ops->order_list(call->store, &q, &call->arena,
-	    &resp->orders, &resp->n_orders, &next);
+	/* From Redis when its copy is whole; from SQLite otherwise. */
+	rv = AFF_UNAVAILABLE;
+	if (cache_enabled(call->cache) &&
+	    call->store->ops->orders_all_cached(call->store) == AFF_OK &&
+	    call->store->ops->catalog_version(call->store, &db_id, &version) ==
+	        AFF_OK)
+		rv = cache_orders_list(call->cache, db_id, &q, &call->arena,
+		    &resp->orders, &resp->n_orders, &next);
+	if (rv != AFF_OK)
+		rv = call->store->ops->order_list(call->store, &q, &call->arena,
+		    &resp->orders, &resp->n_orders, &next);
 	if (rv != AFF_OK)
 		return (svc_store_failed(call, rv));
 	if (next != 0 &&

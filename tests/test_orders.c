@@ -14,12 +14,14 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 
 #include "aff_err.h"
 #include "aff_log.h"
 #include "aff_util.h"
 #include "aff_webhook.h"
+#include "affiliate/v1/affiliate.pb-c.h"
 #include "bridge.h"
 #include "testutil.h"
 
@@ -366,6 +368,95 @@ test_orders_filter_and_page(void **state)
 	tu_http_response_fini(&r);
 }
 
+/* GET /orders as one string (one page of up to 1000). */
+static char *
+list_body(const char *target)
+{
+	struct tu_http_response r;
+	char *b;
+
+	assert_int_equal(tu_http(F->port, "GET", target, NULL, NULL, &r), 0);
+	assert_int_equal(r.status, 200);
+	b = strdup(r.body);
+	tu_http_response_fini(&r);
+	return (b);
+}
+
+static void
+test_the_list_comes_from_the_redis_copy_and_survives_its_loss(void **state)
+{
+	char *b;
+
+	(void)state;
+	for (int i = 0; i < 5; i++) {
+		char body[200];
+		snprintf(body, sizeof(body),
+		    "{\"order_id\":\"R-%d\",\"advertiser_id\":2,\"editor_id\":1,"
+		    "\"amount\":%d,\"commission\":1}",
+		    i, 10 + i);
+		assert_int_equal(post(body, NULL), 201);
+	}
+	/* The copy catches up right after the commit. */
+	assert_int_equal(tu_sql_wait(F->db,
+	                     "SELECT count(*) FROM orders WHERE cached_rev < rev",
+	                     0, 5000),
+	    0);
+	assert_true(tu_redis_int(&F->redis, "DBSIZE") >= 5);
+	/* Proof the list is read from Redis: change the copy of R-4 there. */
+	{
+		struct timeval tv = { 1, 0 };
+		redisContext *c = redisConnectWithTimeout("127.0.0.1",
+		    F->redis.port, tv);
+		redisReply *keys, *r;
+		Affiliate__V1__Order o = AFFILIATE__V1__ORDER__INIT;
+		uint8_t buf[256];
+		assert_non_null(c);
+		keys = redisCommand(c, "KEYS aff:*:o:R-4");
+		assert_int_equal(keys->elements, 1);
+		o.order_id = "R-4";
+		o.advertiser_id = 2;
+		o.editor_id = 1;
+		o.amount_cents = 999999;
+		o.currency = "EUR";
+		o.status = "pending";
+		r = redisCommand(c, "SET %s %b", keys->element[0]->str, buf,
+		    affiliate__v1__order__pack(&o, buf));
+		freeReplyObject(r);
+		freeReplyObject(keys);
+		redisFree(c);
+	}
+	b = list_body("/orders?editor_id=1");
+	assert_non_null(strstr(b, "\"order_id\":\"R-4\",\"advertiser_id\":2,"
+	                          "\"editor_id\":1,\"amount\":9999.99"));
+	free(b);
+	/* Redis lost: the list comes from SQLite, whole. */
+	tu_redis_stop(&F->redis);
+	b = list_body("/orders?editor_id=1&limit=3");
+	assert_non_null(strstr(b, "\"order_id\":\"R-0\""));
+	assert_non_null(strstr(b, "\"order_id\":\"R-2\""));
+	assert_null(strstr(b, "\"order_id\":\"R-3\""));
+	free(b);
+	/* Back empty: the copy is rebuilt by itself. */
+	assert_int_equal(tu_redis_start(&F->redis), 0);
+	for (int i = 0; i < 100 && tu_redis_int(&F->redis, "DBSIZE") < 5; i++)
+		tu_sleep_ms(50);
+	assert_true(tu_redis_int(&F->redis, "DBSIZE") >= 5);
+	assert_int_equal(tu_sql_wait(F->db,
+	                     "SELECT count(*) FROM orders WHERE cached_rev < rev",
+	                     0, 5000),
+	    0);
+	b = list_body("/orders");
+	/* The rebuilt copy has the true amount again. */
+	assert_non_null(strstr(b, "\"order_id\":\"R-4\",\"advertiser_id\":2,"
+	                          "\"editor_id\":1,\"amount\":14.00"));
+	for (int i = 0; i < 5; i++) {
+		char want[32];
+		snprintf(want, sizeof(want), "\"order_id\":\"R-%d\"", i);
+		assert_non_null(strstr(b, want));
+	}
+	free(b);
+}
+
 int
 main(void)
 {
@@ -380,6 +471,9 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_orders_filter_and_page, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_the_list_comes_from_the_redis_copy_and_survives_its_loss,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_10000_distinct_orders_are_10000_rows_and_10000_listed,
 		    setup, teardown),

@@ -1,0 +1,147 @@
+/* order_sync.c - see order_sync.h. */
+#include "order_sync.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "aff_err.h"
+#include "aff_log.h"
+#include "store.h"
+
+#define SYNC_BATCH 500
+#define SYNC_TICK_MS 200
+
+struct order_sync {
+	store *s;
+	cache *c;
+	pthread_t thread;
+	int started;
+	pthread_mutex_t mtx;
+	pthread_cond_t cv;
+	int stopping, notified;
+};
+
+/* One pass: the epoch checked, then everything behind written. */
+static void
+sync_pass(order_sync *os)
+{
+	const char *db_id;
+	int64_t version;
+	int rv;
+
+	if (os->s->ops->catalog_version(os->s, &db_id, &version) != AFF_OK)
+		return;
+	rv = cache_orders_epoch(os->c, db_id);
+	if (rv == AFF_UNAVAILABLE)
+		return;
+	if (rv == AFF_NOT_FOUND) {
+		/* Empty or new Redis: write every order again, then say the
+		 * copy is whole (in that order, so a reader never trusts a copy
+		 * that is being refilled). */
+		if (os->s->ops->orders_cache_reset(os->s) != AFF_OK ||
+		    cache_orders_epoch_set(os->c, db_id) != AFF_OK)
+			return;
+		aff_info("orders: the Redis copy is being rebuilt");
+	}
+	for (;;) {
+		struct store_order_row *rows;
+		size_t n;
+		aff_arena a;
+
+		aff_arena_init(&a);
+		rv = os->s->ops->orders_uncached(os->s, SYNC_BATCH, &a, &rows, &n);
+		if (rv == AFF_OK && n > 0 &&
+		    (rv = cache_orders_put(os->c, db_id, rows, n)) == AFF_OK)
+			rv = os->s->ops->orders_mark_cached(os->s, rows, n);
+		aff_arena_fini(&a);
+		if (rv != AFF_OK || n < SYNC_BATCH)
+			break;
+	}
+}
+
+static void *
+sync_main(void *arg)
+{
+	order_sync *os = arg;
+	struct timespec ts;
+
+	for (;;) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += SYNC_TICK_MS * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_mutex_lock(&os->mtx);
+		while (!os->stopping && !os->notified)
+			if (pthread_cond_timedwait(&os->cv, &os->mtx, &ts) ==
+			    ETIMEDOUT)
+				break;
+		os->notified = 0;
+		if (os->stopping) {
+			pthread_mutex_unlock(&os->mtx);
+			break;
+		}
+		pthread_mutex_unlock(&os->mtx);
+		sync_pass(os);
+	}
+	return (NULL);
+}
+
+int
+order_sync_start(const char *db_path, const struct cache_opts *co,
+    order_sync **sp)
+{
+	order_sync *os;
+	int rv;
+
+	if ((os = calloc(1, sizeof(*os))) == NULL)
+		return (AFF_RESOURCE_EXHAUSTED);
+	pthread_mutex_init(&os->mtx, NULL);
+	pthread_cond_init(&os->cv, NULL);
+	*sp = os;
+	if (co->host == NULL || co->host[0] == '\0')
+		return (AFF_OK);
+	if ((rv = store_open(db_path, &os->s)) != AFF_OK ||
+	    (rv = cache_open(co, &os->c)) != AFF_OK)
+		goto failed;
+	if (pthread_create(&os->thread, NULL, sync_main, os) != 0) {
+		rv = AFF_RESOURCE_EXHAUSTED;
+		goto failed;
+	}
+	os->started = 1;
+	return (AFF_OK);
+failed:
+	order_sync_stop(os);
+	*sp = NULL;
+	return (rv);
+}
+
+void
+order_sync_stop(order_sync *os)
+{
+	if (os == NULL)
+		return;
+	pthread_mutex_lock(&os->mtx);
+	os->stopping = 1;
+	pthread_cond_signal(&os->cv);
+	pthread_mutex_unlock(&os->mtx);
+	if (os->started)
+		pthread_join(os->thread, NULL);
+	cache_close(os->c);
+	store_close(os->s);
+	pthread_cond_destroy(&os->cv);
+	pthread_mutex_destroy(&os->mtx);
+	free(os);
+}
+
+void
+order_sync_notify(order_sync *os)
+{
+	if (os == NULL || !os->started)
+		return;
+	pthread_mutex_lock(&os->mtx);
+	os->notified = 1;
+	pthread_cond_signal(&os->cv);
+	pthread_mutex_unlock(&os->mtx);
+}
