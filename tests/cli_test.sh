@@ -49,6 +49,16 @@ for _ in $(seq 1 100); do
 done
 check "server starts and says it is ready" grep -q "server: ready" "$work/server.log"
 
+check "the server made a webhook secret, mode 0600" \
+	[ "$(stat -c %a "$work/data/webhook_secret" 2>/dev/null)" = 600 ]
+check "and said where" grep -q "webhook secret made and kept in $work/data/webhook_secret" "$work/server.log"
+printf '{"order_id":"C-1"}' >"$work/body.json"
+AFFILIATE_DATA_DIR="$work/data" "$BIN/affiliate" webhook sign "$work/body.json" >"$work/out" 2>"$work/err"
+check "webhook sign prints 64 hex digits" grep -qE '^[0-9a-f]{64}$' "$work/out"
+AFFILIATE_DATA_DIR="$work/data" "$BIN/affiliate" webhook sign --timestamp "$work/body.json" >"$work/out" 2>"$work/err"
+check "webhook sign --timestamp prints t=...,v1=..." grep -qE '^t=[0-9]+,v1=[0-9a-f]{64}$' "$work/out"
+AFFILIATE_DATA_DIR="$work/nowhere" "$BIN/affiliate" webhook sign "$work/body.json" >/dev/null 2>"$work/err"
+check "webhook sign without a secret exits 1" [ $? = 1 ]
 check "health exits 0" run_cli 0 health
 check "health says SERVING" grep -q '"status": "SERVING"' "$work/out"
 
