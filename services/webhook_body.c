@@ -301,7 +301,7 @@ read_field(struct cursor *c, enum field f, struct webhook_order *o,
 		if (strcmp(buf, "pending") != 0 && strcmp(buf, "approved") != 0 &&
 		    strcmp(buf, "declined") != 0)
 			return (fail(c, "status must be pending, approved or declined"));
-		snprintf(o->status, sizeof(o->status), "%s", buf);
+		snprintf(o->status, sizeof(o->status), "%.15s", buf);
 		return (AFF_OK);
 	}
 	n = number_len(c);
