@@ -114,11 +114,25 @@ dispatch_round(jobs *j)
 	struct store_job *v;
 	size_t n, i;
 	aff_arena a;
+	int64_t now = aff_now_ms(), inflight, room;
 	int sent = 0, rv;
 
+	/*
+	 * No more in flight than the workers can finish within the
+	 * visibility timeout: a flood would sit in their socket buffers,
+	 * time out there and spend attempts for nothing.
+	 */
+	if (j->dispatch_store->ops->jobs_inflight(j->dispatch_store, now,
+	        &inflight) != AFF_OK)
+		return (-1);
+	room = (int64_t)atomic_load(&j->workers) * j->cfg.policy.window -
+	    inflight;
+	if (room <= 0)
+		return (0);
 	aff_arena_init(&a);
-	rv = j->dispatch_store->ops->jobs_claim(j->dispatch_store, aff_now_ms(),
-	    &j->cfg.policy, j->cfg.batch, &a, &v, &n);
+	rv = j->dispatch_store->ops->jobs_claim(j->dispatch_store, now,
+	    &j->cfg.policy, room < j->cfg.batch ? (int)room : j->cfg.batch, &a,
+	    &v, &n);
 	if (rv != AFF_OK) {
 		aff_arena_fini(&a);
 		return (-1);
@@ -191,8 +205,7 @@ applier_main(void *arg)
 		else
 			aff_warn("jobs: result for job %lld from %s not applied: %s",
 			    (long long)r->job_id, r->worker, aff_strerror(rv));
-		if (!r->ok)
-			jobs_notify(j); /* a retry may be due soon */
+		jobs_notify(j); /* room for another job, or a retry due soon */
 		affiliate__v1__job_result__free_unpacked(r, NULL);
 	}
 	return (NULL);
@@ -223,6 +236,8 @@ jobs_start(const struct jobs_config *cfg, jobs **jp)
 		j->cfg.batch = 64;
 	if (j->cfg.tick_ms <= 0)
 		j->cfg.tick_ms = 50;
+	if (j->cfg.policy.window <= 0)
+		j->cfg.policy.window = 16;
 	atomic_init(&j->workers, 0);
 	pthread_mutex_init(&j->mtx, NULL);
 	pthread_cond_init(&j->cv, NULL);

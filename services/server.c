@@ -115,6 +115,9 @@ server_config_load(
 		{ "job-backoff", "AFFILIATE_JOB_BACKOFF_MS", AFF_OPT_INT,
 		    &cfg->job_backoff_ms, 0, 1, 3600000, NULL, "MS",
 		    "first retry delay after a failure, doubling (200)" },
+		{ "job-window", "AFFILIATE_JOB_WINDOW", AFF_OPT_INT,
+		    &cfg->job_window, 0, 1, 10000, NULL, "N",
+		    "jobs in flight per connected worker (16)" },
 	};
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -140,6 +143,7 @@ server_config_load(
 	cfg->job_visibility_ms = 10000;
 	cfg->job_max_attempts = 5;
 	cfg->job_backoff_ms = 200;
+	cfg->job_window = 16;
 	return (aff_config_load("affiliate-server", opts,
 	    sizeof(opts) / sizeof(opts[0]), argc, argv, help));
 }
@@ -238,6 +242,7 @@ server_start(const struct server_config *cfg, server **sp)
 		.max_attempts = s->cfg.job_max_attempts,
 		.backoff_ms = s->cfg.job_backoff_ms,
 		.backoff_max_ms = 60000,
+		.window = s->cfg.job_window,
 	};
 	if ((rv = aff_webhook_secrets_load(&s->secrets,
 	         getenv("AFFILIATE_WEBHOOK_SECRET"), s->cfg.data_dir, &made)) !=

@@ -26,6 +26,7 @@ struct server_config {
 	int job_visibility_ms;  /* AFFILIATE_JOB_VISIBILITY_MS */
 	int job_max_attempts;   /* AFFILIATE_JOB_MAX_ATTEMPTS */
 	int job_backoff_ms;     /* AFFILIATE_JOB_BACKOFF_MS */
+	int job_window;         /* AFFILIATE_JOB_WINDOW */
 };
 
 /*

@@ -52,6 +52,7 @@ struct store_job_policy {
 	int max_attempts;       /* deliveries before the job is dead */
 	int64_t backoff_ms;     /* a failure waits backoff * 2^(attempt-1) */
 	int64_t backoff_max_ms;
+	int window;             /* jobs in flight per connected worker */
 };
 
 /* Counts of jobs by state. */
@@ -180,6 +181,9 @@ struct store_ops {
 	int (*jobs_resume)(store *s, int64_t now_ms, int *n);
 
 	int (*job_counts)(store *s, struct store_job_counts *c);
+
+	/* Jobs in flight whose visibility timeout has not passed. */
+	int (*jobs_inflight)(store *s, int64_t now_ms, int64_t *n);
 
 	/*
 	 * Stores a reported order, once: new (created), the same again

@@ -43,6 +43,7 @@ enum {
 	ST_JOB_RETRY,
 	ST_JOBS_RESUME,
 	ST_JOB_COUNTS,
+	ST_JOBS_INFLIGHT,
 	ST_ORDER_GET,
 	ST_ORDER_INSERT,
 	ST_ORDER_MOVE,
@@ -137,6 +138,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_JOBS_RESUME] = "UPDATE jobs SET due_at = ?1"
 	                   " WHERE state = 'inflight' AND due_at > ?1",
 	[ST_JOB_COUNTS] = "SELECT state, count(*) FROM jobs GROUP BY state",
+	[ST_JOBS_INFLIGHT] = "SELECT count(*) FROM jobs WHERE state = 'inflight'"
+	                     " AND due_at > ?1",
 	[ST_ORDER_GET] = "SELECT " ORDER_COLUMNS " FROM orders WHERE order_id = ?1",
 	[ST_ORDER_INSERT] =
 	    "INSERT INTO orders (order_id, advertiser_id, editor_id,"
@@ -1248,6 +1251,20 @@ sqlite_jobs_resume(store *base, int64_t now_ms, int *n)
 }
 
 static int
+sqlite_jobs_inflight(store *base, int64_t now_ms, int64_t *n)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	sqlite3_stmt *st = s->st[ST_JOBS_INFLIGHT];
+	int rc;
+
+	sqlite3_bind_int64(st, 1, now_ms);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*n = sqlite3_column_int64(st, 0);
+	stmt_done(st);
+	return (rc == SQLITE_ROW ? AFF_OK : sqlite_err(s->db, rc, "jobs inflight"));
+}
+
+static int
 sqlite_job_counts(store *base, struct store_job_counts *c)
 {
 	sqlite_store *s = (sqlite_store *)base;
@@ -1551,6 +1568,7 @@ const struct store_ops store_sqlite_ops = {
 	.job_finish = sqlite_job_finish,
 	.jobs_resume = sqlite_jobs_resume,
 	.job_counts = sqlite_job_counts,
+	.jobs_inflight = sqlite_jobs_inflight,
 	.order_put = sqlite_order_put,
 	.order_list = sqlite_order_list,
 	.orders_uncached = sqlite_orders_uncached,

@@ -17,10 +17,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { # a loopback port nothing answers on
+free_port() { # a loopback port nothing answers on, below the ephemeral range
 	local p
 	for _ in $(seq 1 50); do
-		p=$(shuf -i 20000-60000 -n 1)
+		p=$(shuf -i 10000-30000 -n 1)
 		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
 	done
 	return 1
@@ -38,8 +38,8 @@ ok() { pass=$((pass + 1)); echo "ok - $1"; }
 not_ok() { fail=$((fail + 1)); echo "not ok - $1"; }
 
 redis_port=$(free_port)
-rpc_port=$(free_port)
 http_port=$(free_port)
+rpc_url="ipc://$work/rpc.sock"
 jobs_url="ipc://$work/jobs.sock"
 results_url="ipc://$work/results.sock"
 B="http://127.0.0.1:$http_port"
@@ -48,7 +48,7 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
 	--loglevel warning >"$work/redis.log" 2>&1 &
 pids+=($!)
 start_server() {
-	"$BIN/affiliate-server" --listen "tcp://127.0.0.1:$rpc_port" \
+	"$BIN/affiliate-server" --listen "$rpc_url" \
 		--data-dir "$work/data" --redis "127.0.0.1:$redis_port" \
 		--jobs "$jobs_url" --results "$results_url" \
 		>>"$work/server.log" 2>&1 &
@@ -57,7 +57,7 @@ start_server() {
 }
 start_server
 "$BIN/affiliate-bridge" --listen "127.0.0.1:$http_port" \
-	--server "tcp://127.0.0.1:$rpc_port" >"$work/bridge.log" 2>&1 &
+	--server "$rpc_url" >"$work/bridge.log" 2>&1 &
 pids+=($!)
 "$BIN/affiliate-worker" --jobs "$jobs_url" --results "$results_url" \
 	--review-delay 10 >"$work/worker.log" 2>&1 &

@@ -25,23 +25,36 @@
 #include "aff_err.h"
 #include "aff_log.h"
 
+/*
+ * A port below the kernel's ephemeral range (32768 and up here), so that
+ * no outgoing connection of a test running beside this one can take it
+ * between this check and the bind; random, and checked free.
+ */
 int
 tu_free_port(void)
 {
+	static unsigned seed;
 	struct sockaddr_in sa;
-	socklen_t len = sizeof(sa);
-	int fd, port = -1;
+	int fd, one = 1;
 
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
-		return (-1);
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-		port = ntohs(sa.sin_port);
-	close(fd);
-	return (port);
+	if (seed == 0)
+		seed = (unsigned)getpid() ^ (unsigned)time(NULL);
+	for (int tries = 0; tries < 200; tries++) {
+		int port = 10000 + (int)(rand_r(&seed) % 20000);
+		if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+			return (-1);
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		memset(&sa, 0, sizeof(sa));
+		sa.sin_family = AF_INET;
+		sa.sin_port = htons((uint16_t)port);
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			close(fd);
+			return (port);
+		}
+		close(fd);
+	}
+	return (-1);
 }
 
 char *
