@@ -144,9 +144,9 @@ dispatch_round(jobs *j)
 		    (long long)v[i].id, v[i].kind, v[i].attempt);
 		sent++;
 	}
-	/* What could not be pushed goes back, due now, its attempt uncounted. */
-	for (; i < n; i++)
-		(void)j->dispatch_store->ops->job_unclaim(j->dispatch_store, v[i].id);
+	/* What could not be pushed goes back, due now, its attempt uncounted
+	 * (one transaction: one fsync, not one per job). */
+	(void)j->dispatch_store->ops->jobs_unclaim(j->dispatch_store, v + i, n - i);
 	aff_arena_fini(&a);
 	return (sent < (int)n ? -1 : sent);
 }
@@ -249,6 +249,11 @@ jobs_start(const struct jobs_config *cfg, jobs **jp)
 		goto failed;
 	}
 	nng_socket_set_size(j->pull, NNG_OPT_RECVMAXSZ, 1 << 20);
+	/* Without a send buffer a non-blocking send fails as soon as each
+	 * worker's connection has one message in flight, and claimed jobs
+	 * would go back unsent (measured: 14 fsyncs an application instead
+	 * of 3). The window bounds what is claimed; the buffer holds it. */
+	nng_socket_set_int(j->push, NNG_OPT_SENDBUF, 1024);
 	nng_socket_set_ms(j->pull, NNG_OPT_RECVTIMEO, 200);
 	nng_pipe_notify(j->push, NNG_PIPE_EV_ADD_POST, push_pipe_cb, j);
 	nng_pipe_notify(j->push, NNG_PIPE_EV_REM_POST, push_pipe_cb, j);

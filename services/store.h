@@ -162,8 +162,9 @@ struct store_ops {
 	    const struct store_job_policy *p, int max, aff_arena *a,
 	    struct store_job **out, size_t *n);
 
-	/* Gives a claimed job back, due now (it could not be sent). */
-	int (*job_unclaim)(store *s, int64_t job_id);
+	/* Gives claimed jobs back, due now (they could not be sent), in one
+	 * transaction. */
+	int (*jobs_unclaim)(store *s, const struct store_job *jobs, size_t n);
 
 	/*
 	 * Applies a job's result, once: AFF_OK when applied, AFF_ALREADY_EXISTS

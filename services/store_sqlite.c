@@ -1141,13 +1141,21 @@ sqlite_jobs_claim(store *base, int64_t now_ms, const struct store_job_policy *p,
 }
 
 static int
-sqlite_job_unclaim(store *base, int64_t job_id)
+sqlite_jobs_unclaim(store *base, const struct store_job *jobs, size_t n)
 {
 	sqlite_store *s = (sqlite_store *)base;
-	sqlite3_stmt *st = s->st[ST_JOB_UNCLAIM];
+	int rv;
 
-	sqlite3_bind_int64(st, 1, job_id);
-	return (step_write(s, st, "job unclaim"));
+	if (n == 0)
+		return (AFF_OK);
+	if ((rv = tx_begin(s)) != AFF_OK)
+		return (rv);
+	for (size_t i = 0; i < n && rv == AFF_OK; i++) {
+		sqlite3_stmt *st = s->st[ST_JOB_UNCLAIM];
+		sqlite3_bind_int64(st, 1, jobs[i].id);
+		rv = step_write(s, st, "job unclaim");
+	}
+	return (tx_end(s, rv));
 }
 
 /* Applies a successful result of kind review_application. */
@@ -1564,7 +1572,7 @@ const struct store_ops store_sqlite_ops = {
 	.application_get = sqlite_application_get,
 	.application_list = sqlite_application_list,
 	.jobs_claim = sqlite_jobs_claim,
-	.job_unclaim = sqlite_job_unclaim,
+	.jobs_unclaim = sqlite_jobs_unclaim,
 	.job_finish = sqlite_job_finish,
 	.jobs_resume = sqlite_jobs_resume,
 	.job_counts = sqlite_job_counts,

@@ -17,6 +17,8 @@
 # finally prints one table. Everything it started is stopped on exit,
 # Ctrl-C included. The load generator runs on the same cores as the
 # servers, so compare rows of one run, not figures across machines.
+# Each row's wait for the reviews is bounded (bench-app-load gives up
+# after 120 s), and so is every other wait here.
 set -u
 
 if [ $# -ne 1 ] || [ ! -d "$1" ]; then
@@ -47,6 +49,7 @@ fi
 
 work=$(mktemp -d /tmp/affiliate-appbench-XXXXXX)
 pids=()
+load_pid=
 
 # stop_all: stops what this script started: SIGTERM, up to 3 s to exit,
 # then SIGKILL.
@@ -72,6 +75,10 @@ stop_all() {
 
 cleanup() {
 	trap - EXIT INT TERM
+	if [ -n "$load_pid" ]; then
+		kill -TERM "$load_pid" 2>/dev/null
+		wait "$load_pid" 2>/dev/null
+	fi
 	stop_all
 	rm -rf "$work"
 }
@@ -167,10 +174,15 @@ run() {
 			die "worker $i exited: $(tail -n 5 "$dir/worker-$i.log")"
 	done
 
-	out=$("$BIN/bench-app-load" "$dir/data/affiliate.db" "$bridge_port" \
-		"$APPS" "$CONNS" 2>"$dir/load.err")
+	# In the background, so that a signal to this script alone is handled
+	# now (wait returns at once), not when the client is done.
+	"$BIN/bench-app-load" "$dir/data/affiliate.db" "$bridge_port" \
+		"$APPS" "$CONNS" >"$dir/load.out" 2>"$dir/load.err" &
+	load_pid=$!
+	wait "$load_pid"
 	rc=$?
-	echo "$out" >"$dir/load.out"
+	load_pid=
+	out=$(cat "$dir/load.out")
 	stop_all
 
 	acc=$(echo "$out" | awk '$1 == "accepted_per_s" { print $2 }')

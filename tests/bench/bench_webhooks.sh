@@ -12,9 +12,11 @@
 #   for: BENCH_SECONDS x BENCH_RATE for the run, BENCH_RATE more for the
 #   warm-up (its own orders, never sent again). A run faster than that
 #   wraps around to orders already sent (duplicates, answered 200); the
-#   table's counts show it. BENCH_PERF=1 records the server and the bridge
-#   with `perf record -g` for the first half of the bridge run and prints
-#   their top symbols (perf must be installed and allowed).
+#   table's counts show it (BENCH_RATE=100 on purpose measures the path of
+#   a duplicate, which writes nothing). BENCH_PERF=1 records the server and
+#   the bridge with `perf record --call-graph dwarf` for the first half of
+#   the bridge run and prints their top symbols (perf must be installed and
+#   allowed).
 #   BENCH_SERVER_ARGS (default none) adds flags to affiliate-server's
 #   command line, split on spaces (e.g. "--threads 32"), to try settings.
 #   BENCH_KEEP=1 keeps the logs and wrk outputs (the folder is printed).
@@ -25,11 +27,14 @@
 # order answers 201, the same again 200, a bad signature 401; runs
 # wrk -t2 -c32 --latency with webhook.lua (one distinct pre-signed order
 # per request) against the bridge and a plain POST of the same size against
-# the bare handler; prints one table; checks that GET /orders?limit=1 still
-# answers and that SQLite holds exactly the orders answered 201; and stops
-# everything it started on exit, Ctrl-C included. wrk runs on the same
-# cores as the servers, so compare rows of one run, not figures across
-# machines.
+# the bare handler; prints one table and where the CPU went during the
+# bridge run (server, bridge, wrk, redis, kernel, anything else: other
+# jobs on the host make the figures low, and the script says so); checks
+# that GET /orders?limit=1 still answers and that SQLite holds the orders
+# answered 201 (plus at most one in flight per connection when wrk
+# stopped); and stops everything it started on exit, Ctrl-C included. wrk
+# runs on the same cores as the servers, so compare rows of one run, not
+# figures across machines.
 set -u
 
 if [ $# -ne 1 ] || [ ! -d "$1" ]; then
@@ -193,6 +198,34 @@ wrk_figure() {
 	esac
 }
 
+# cpu_ticks [PID|irq|kthreads|steal]: CPU time used so far, in clock
+# ticks: by PID (user + system), by the host's tasks (user + nice +
+# system), by interrupts (irq + softirq: loopback TCP is mostly there), by
+# kernel threads, or taken by the hypervisor (steal).
+cpu_ticks() {
+	case ${1:-} in
+	'') awk '$1 == "cpu" { print $2 + $3 + $4 }' /proc/stat ;;
+	irq) awk '$1 == "cpu" { print $7 + $8 }' /proc/stat ;;
+	# Kernel threads (children of kthreadd, pid 2): block I/O, writeback.
+	kthreads) cat /proc/[0-9]*/stat 2>/dev/null |
+		awk '{ sub(/^.*\) /, ""); if ($2 == 2) t += $12 + $13 } END { print t + 0 }' ;;
+	steal) awk '$1 == "cpu" { print $9 }' /proc/stat ;;
+	*) awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0 ;;
+	esac
+}
+
+# host_busy SECONDS: the host's busy share, in percent, over SECONDS.
+host_busy() {
+	local a t0 b t1
+	a=$(($(cpu_ticks) + $(cpu_ticks irq)))
+	t0=$(awk '$1 == "cpu" { print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
+	sleep "$1"
+	b=$(($(cpu_ticks) + $(cpu_ticks irq)))
+	t1=$(awk '$1 == "cpu" { print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
+	awk -v a="$a" -v b="$b" -v t0="$t0" -v t1="$t1" \
+		'BEGIN { if (t1 > t0) printf "%d", 100 * (b - a) / (t1 - t0); else print 0 }'
+}
+
 # sign NAME COUNT: writes COUNT signed orders to $work/NAME.txt.
 sign() {
 	"$BIN/bench-sign-orders" "$2" "$SECRET" "$work/$1.txt" ||
@@ -206,6 +239,12 @@ post_status() {
 		--data-binary "$3" "$1"
 }
 
+# Figures taken while something else loads the cores are low: say so.
+notes=()
+idle_busy=$(host_busy 1)
+[ "$idle_busy" -le 10 ] ||
+	notes+=("the host was ${idle_busy}% busy before this script started anything: other processes share the cores, figures are low")
+
 redis_port=$(free_port) || die "no free port"
 rpc_port=$(free_port) || die "no free port"
 bare_port=$(free_port) || die "no free port"
@@ -213,7 +252,8 @@ bridge_port=$(free_port) || die "no free port"
 
 start redis redis-server --port "$redis_port" --bind 127.0.0.1 --save "" \
 	--appendonly no --dir "$work"
-wait_port redis "$last_pid" "$redis_port"
+redis_pid=$last_pid
+wait_port redis "$redis_pid" "$redis_port"
 
 start server env AFFILIATE_WEBHOOK_SECRET="$SECRET" "$BIN/affiliate-server" \
 	--listen "tcp://127.0.0.1:$rpc_port" --data-dir "$work/data" \
@@ -235,7 +275,6 @@ bridge_url="http://127.0.0.1:$bridge_port"
 hook_url="$bridge_url/webhook/orders"
 
 # Figures for error answers would mean nothing: check the contract once.
-notes=()
 sign check 1
 IFS=$'\t' read -r sig body <"$work/check.txt"
 st=$(post_status "$hook_url" "$sig" "$body")
@@ -279,15 +318,43 @@ wout=$(wrk -t$THREADS -c$CONNS -d1s -s "$HERE/webhook.lua" "$hook_url" -- \
 echo "$wout" >"$work/wrk-warm.txt"
 if [ "$PERF" = 1 ]; then
 	half=$(((SECS + 1) / 2))
-	perf record -g -o "$work/perf-server.data" -p "$server_pid" -- sleep "$half" \
-		>"$work/perf-server.log" 2>&1 &
-	perf_pids+=($!)
-	perf record -g -o "$work/perf-bridge.data" -p "$bridge_pid" -- sleep "$half" \
-		>"$work/perf-bridge.log" 2>&1 &
-	perf_pids+=($!)
+	# DWARF call graphs: the distribution's libraries (SQLite, NNG, libc)
+	# have no frame pointers. 499 Hz keeps the files small.
+	for name in server bridge; do
+		pid=$server_pid
+		[ "$name" = bridge ] && pid=$bridge_pid
+		perf record --call-graph dwarf,16384 -F 499 -o "$work/perf-$name.data" \
+			-p "$pid" -- sleep "$half" >"$work/perf-$name.log" 2>&1 &
+		perf_pids+=($!)
+	done
+	notes+=("perf recorded the server and the bridge for the first ${half} s of the bridge run: its figures are a little low")
 fi
+tick_hz=$(getconf CLK_TCK)
+# This shell's waited-for children (wrk, in the command substitution).
+kids_ticks() { awk '{ print $16 + $17 }' "/proc/$$/stat"; }
+h0=$(cpu_ticks) s0=$(cpu_ticks "$server_pid") b0=$(cpu_ticks "$bridge_pid")
+r0=$(cpu_ticks "$redis_pid") i0=$(cpu_ticks irq) st0=$(cpu_ticks steal) kt0=$(cpu_ticks kthreads)
+k0=$(kids_ticks) # last, so the probes above are not counted as wrk's
+t_start=$(date +%s.%N)
 out=$(wrk -t$THREADS -c$CONNS -d"${SECS}s" --latency -s "$HERE/webhook.lua" \
 	"$hook_url" -- "$work/run.txt" $THREADS 2>&1)
+k1=$(kids_ticks) # first, for the same reason
+t_end=$(date +%s.%N)
+h1=$(cpu_ticks) s1=$(cpu_ticks "$server_pid") b1=$(cpu_ticks "$bridge_pid")
+r1=$(cpu_ticks "$redis_pid") i1=$(cpu_ticks irq) st1=$(cpu_ticks steal) kt1=$(cpu_ticks kthreads)
+cpu_line=$(awk -v hz="$tick_hz" -v t0="$t_start" -v t1="$t_end" -v n="$(nproc)" \
+	-v h="$((h1 - h0))" -v s="$((s1 - s0))" -v b="$((b1 - b0))" \
+	-v r="$((r1 - r0))" -v k="$((k1 - k0))" -v i="$((i1 - i0))" -v st="$((st1 - st0))" \
+	-v kt="$((kt1 - kt0))" 'BEGIN {
+	w = (t1 - t0) * hz
+	o = (h - s - b - r - k - kt) / w
+	printf "CPU during the bridge run, in cores of %d: affiliate-server %.2f, affiliate-bridge %.2f, wrk %.2f, redis %.2f, kernel threads %.2f, softirq+irq %.2f, other processes %.2f, steal %.2f; idle %.2f", n, s / w, b / w, k / w, r / w, kt / w, i / w, o < 0 ? 0 : o, st / w, n - (h + i + st) / w }')
+other_cpu=$(awk -v h="$((h1 - h0))" -v s="$((s1 - s0))" -v b="$((b1 - b0))" \
+	-v r="$((r1 - r0))" -v k="$((k1 - k0))" -v kt="$((kt1 - kt0))" -v hz="$tick_hz" \
+	-v t0="$t_start" -v t1="$t_end" \
+	'BEGIN { printf "%d", 100 * (h - s - b - r - k - kt) / ((t1 - t0) * hz) }')
+[ "$other_cpu" -le 5 ] ||
+	notes+=("processes this script did not start used about 0.$(printf '%02d' "$((other_cpu > 99 ? 99 : other_cpu))") cores during the bridge run: the figures are low, run again on a quiet host")
 echo "$out" >"$work/wrk-bridge.txt"
 rps=$(wrk_figure "$out" rps)
 [ -n "$rps" ] || { echo "$out" >&2; die "wrk gave no figures for the bridge"; }
@@ -349,6 +416,7 @@ done
 ops=$(awk -v c="$created" -v s="$SECS" 'BEGIN { printf "%.0f", c / s }')
 verdict=$(awk -v o="$ops" -v t="$TARGET_RATE" 'BEGIN { print (o >= t ? "meets" : "misses") }')
 echo "new orders stored: $created in ${SECS} s = $ops orders/s ($verdict the target of $TARGET_RATE)"
+echo "$cpu_line"
 for n in "${notes[@]}"; do
 	echo "note: $n"
 done
@@ -360,10 +428,19 @@ if [ "$PERF" = 1 ]; then
 	perf_pids=()
 	for name in server bridge; do
 		echo
-		echo "perf: affiliate-$name, top symbols (children excluded, self %)"
+		echo "perf: affiliate-$name, samples by library (self %)"
 		perf report -i "$work/perf-$name.data" --no-children --stdio \
-			--sort symbol --percent-limit 1.5 -g none 2>/dev/null |
-			grep -v '^#' | grep -v '^$' | head -n 25
+			--sort dso --percent-limit 0.5 -g none 2>/dev/null |
+			grep -v '^#' | grep -v '^$' | head -n 8
+		echo "perf: affiliate-$name, top symbols (self %)"
+		perf report -i "$work/perf-$name.data" --no-children --stdio \
+			--sort dso,sym --percent-limit 1 -g none 2>/dev/null |
+			grep -v '^#' | grep -v '^$' | head -n 15
+		echo "perf: affiliate-$name, this project's functions and some system paths (children %, self %)"
+		perf report -i "$work/perf-$name.data" --children --stdio \
+			--sort dso,sym --percent-limit 2 -g none 2>/dev/null |
+			grep -E "affiliate-$name +\[|\] (__GI_)?(fdatasync|__libc_pwrite|sqlite3WalFrames|__x64_sys_futex|schedule|tcp_sendmsg|tcp_recvmsg|nng_ctx_send|nng_ctx_recv|aff_client_invoke|mg_read|mg_write|sqlite3_step|sqlite3InvokeBusyHandler)( \(inlined\))?\$" |
+			head -n 30
 	done
 fi
 exit 0
