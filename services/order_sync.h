@@ -1,8 +1,8 @@
 /*
  * order_sync.h - keeps the Redis copy of the orders (see cache.h) caught
  * up with SQLite, off the request path: a thread writes orders whose copy
- * is missing or behind, right after each commit (order_sync_notify) and
- * every 200 ms. While Redis is down nothing is refused or lost: orders
+ * is missing or behind every 100 ms. While Redis is down nothing is
+ * refused or lost: orders
  * stay marked behind, and are written when it returns. A Redis that comes
  * back empty (no epoch key) gets every order again.
  */
@@ -18,8 +18,5 @@ typedef struct order_sync order_sync;
 int order_sync_start(const char *db_path, const struct cache_opts *co,
     order_sync **sp);
 void order_sync_stop(order_sync *s);
-
-/* Orders were committed: copy them now. */
-void order_sync_notify(order_sync *s);
 
 #endif /* ORDER_SYNC_H */

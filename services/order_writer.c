@@ -6,7 +6,6 @@
 
 #include "aff_err.h"
 #include "aff_log.h"
-#include "order_sync.h"
 
 #define BATCH_MAX 512
 
@@ -22,7 +21,6 @@ struct owrite {
 
 struct order_writer {
 	store *s;
-	struct order_sync *sync;
 	pthread_t thread;
 	int started;
 	pthread_mutex_t mtx;
@@ -70,8 +68,6 @@ writer_main(void *arg)
 			for (r = batch; r != NULL; r = r->next)
 				r->rv = rv;
 		}
-		if (rv == AFF_OK)
-			order_sync_notify(w->sync);
 		pthread_mutex_lock(&w->mtx);
 		for (r = batch; r != NULL; r = r->next)
 			r->done = 1;
@@ -82,15 +78,13 @@ writer_main(void *arg)
 }
 
 int
-order_writer_start(
-    const char *db_path, struct order_sync *sync, order_writer **wp)
+order_writer_start(const char *db_path, order_writer **wp)
 {
 	order_writer *w;
 	int rv;
 
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);
-	w->sync = sync;
 	pthread_mutex_init(&w->mtx, NULL);
 	pthread_cond_init(&w->work, NULL);
 	pthread_cond_init(&w->done, NULL);

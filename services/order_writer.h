@@ -11,12 +11,8 @@
 
 typedef struct order_writer order_writer;
 
-struct order_sync;
-
-/* Opens the writer's own store connection to db_path and starts it; sync
- * (may be NULL) is told after each commit. */
-int order_writer_start(
-    const char *db_path, struct order_sync *sync, order_writer **wp);
+/* Opens the writer's own store connection to db_path and starts it. */
+int order_writer_start(const char *db_path, order_writer **wp);
 void order_writer_stop(order_writer *w);
 
 /*

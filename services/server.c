@@ -272,8 +272,7 @@ server_start(const struct server_config *cfg, server **sp)
 		    AFF_OK)
 			goto failed_sync;
 	}
-	if ((rv = order_writer_start(s->cfg.db_path, s->order_sync,
-	         &s->orders)) != AFF_OK)
+	if ((rv = order_writer_start(s->cfg.db_path, &s->orders)) != AFF_OK)
 		goto failed_orders;
 	s->app.orders = s->orders;
 	jc.jobs_url = s->cfg.jobs_url;
