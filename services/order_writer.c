@@ -15,7 +15,8 @@ struct owrite {
 	Affiliate__V1__Order *out;
 	enum store_order_outcome outcome;
 	int rv;
-	int done;
+	order_writer_done_fn done;
+	void *arg;
 	struct owrite *next;
 };
 
@@ -25,7 +26,6 @@ struct order_writer {
 	int started;
 	pthread_mutex_t mtx;
 	pthread_cond_t work;  /* writes queued, or stopping */
-	pthread_cond_t done;  /* a batch committed */
 	struct owrite *head, *tail;
 	int stopping;
 };
@@ -68,11 +68,11 @@ writer_main(void *arg)
 			for (r = batch; r != NULL; r = r->next)
 				r->rv = rv;
 		}
-		pthread_mutex_lock(&w->mtx);
-		for (r = batch; r != NULL; r = r->next)
-			r->done = 1;
-		pthread_cond_broadcast(&w->done);
-		pthread_mutex_unlock(&w->mtx);
+		while ((r = batch) != NULL) {
+			batch = r->next;
+			r->done(r->arg, r->rv, r->out, r->outcome);
+			free(r);
+		}
 	}
 	return (NULL);
 }
@@ -87,7 +87,6 @@ order_writer_start(const char *db_path, order_writer **wp)
 		return (AFF_RESOURCE_EXHAUSTED);
 	pthread_mutex_init(&w->mtx, NULL);
 	pthread_cond_init(&w->work, NULL);
-	pthread_cond_init(&w->done, NULL);
 	if ((rv = store_open(db_path, &w->s)) != AFF_OK)
 		goto failed;
 	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
@@ -116,33 +115,34 @@ order_writer_stop(order_writer *w)
 		pthread_join(w->thread, NULL);
 	store_close(w->s);
 	pthread_cond_destroy(&w->work);
-	pthread_cond_destroy(&w->done);
 	pthread_mutex_destroy(&w->mtx);
 	free(w);
 }
 
 int
-order_writer_put(order_writer *w, const struct store_order_in *in,
-    aff_arena *a, Affiliate__V1__Order **out,
-    enum store_order_outcome *outcome)
+order_writer_submit(order_writer *w, const struct store_order_in *in,
+    aff_arena *a, order_writer_done_fn done, void *arg)
 {
-	struct owrite r = { .in = in, .arena = a };
+	struct owrite *r;
 
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return (AFF_RESOURCE_EXHAUSTED);
+	r->in = in;
+	r->arena = a;
+	r->done = done;
+	r->arg = arg;
 	pthread_mutex_lock(&w->mtx);
 	if (w->stopping) {
 		pthread_mutex_unlock(&w->mtx);
+		free(r);
 		return (AFF_UNAVAILABLE);
 	}
 	if (w->tail != NULL)
-		w->tail->next = &r;
+		w->tail->next = r;
 	else
-		w->head = &r;
-	w->tail = &r;
+		w->head = r;
+	w->tail = r;
 	pthread_cond_signal(&w->work);
-	while (!r.done)
-		pthread_cond_wait(&w->done, &w->mtx);
 	pthread_mutex_unlock(&w->mtx);
-	*out = r.out;
-	*outcome = r.outcome;
-	return (r.rv);
+	return (AFF_OK);
 }

@@ -1,8 +1,9 @@
 /*
- * order_writer.h - group commit for orders. Handler threads hand their
- * order to one writer thread and wait; the writer puts every order waiting
- * into one transaction, so one fsync (synchronous=FULL) makes a whole
- * batch durable, and each caller is answered only after that commit.
+ * order_writer.h - group commit for orders. Handler threads queue their
+ * order for one writer thread and go on; the writer puts every order
+ * waiting into one transaction, so one fsync (synchronous=FULL) makes a
+ * whole batch durable, and each call is answered (a deferred RPC reply)
+ * only after that commit.
  */
 #ifndef ORDER_WRITER_H
 #define ORDER_WRITER_H
@@ -16,11 +17,20 @@ int order_writer_start(const char *db_path, order_writer **wp);
 void order_writer_stop(order_writer *w);
 
 /*
- * As store_ops.order_put, committed before it returns: AFF_OK means the
- * order is on disk. *out is allocated in a (the caller's arena).
+ * Called on the writer's thread once the order's batch is committed (or
+ * failed): rv as store_ops.order_put, AFF_OK meaning on disk; order (in
+ * the submitter's arena) and outcome as order_put's.
  */
-int order_writer_put(order_writer *w, const struct store_order_in *in,
-    aff_arena *a, Affiliate__V1__Order **out,
-    enum store_order_outcome *outcome);
+typedef void (*order_writer_done_fn)(void *arg, int rv,
+    Affiliate__V1__Order *order, enum store_order_outcome outcome);
+
+/*
+ * Queues an order; returns at once, so a handler thread is not held while
+ * the batch fills and commits (the batch can then be as large as the
+ * requests in flight). in and a must stay valid until done is called.
+ * AFF_UNAVAILABLE (and no call of done) when the writer is stopping.
+ */
+int order_writer_submit(order_writer *w, const struct store_order_in *in,
+    aff_arena *a, order_writer_done_fn done, void *arg);
 
 #endif /* ORDER_WRITER_H */

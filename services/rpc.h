@@ -40,7 +40,24 @@ struct rpc_call {
 	const char *message;    /* set by rpc_errorf */
 	ProtobufCMessage *error_payload; /* optional payload with an error */
 	void *app;              /* the server's per-process state */
+
+	/* Private to the dispatcher. */
+	const ProtobufCMessageDescriptor *output;
+	int64_t t0;
+	char rid[33];
+	struct rpc_slot *slot;
+	void (*complete)(struct rpc_slot *slot, nng_msg *reply);
 };
+
+/*
+ * A handler may return RPC_DEFERRED instead of a status: it keeps call (and
+ * its arena) and answers later, from any thread, with rpc_call_finish.
+ * Nothing may touch call after that.
+ */
+#define RPC_DEFERRED (-1)
+
+/* Answers a deferred call: code, and on AFF_OK out (in call->arena). */
+void rpc_call_finish(struct rpc_call *call, int code, ProtobufCMessage *out);
 
 /*
  * A handler: reads in (already unpacked, of the method's input type) and on
@@ -75,8 +92,12 @@ void rpc_registry_free(rpc_registry *r);
 int rpc_registry_has(const rpc_registry *r, const char *service);
 
 /* Per-thread resources a call needs. */
+struct rpc_slot;
+
 struct rpc_thread_env {
 	const rpc_registry *registry;
+	/* Sends a deferred reply (rpc_server_reply). */
+	void (*complete)(struct rpc_slot *slot, nng_msg *reply);
 	store *store;
 	cache *cache;
 	lcache *lcache;         /* shared by the threads; may be NULL */
@@ -85,11 +106,13 @@ struct rpc_thread_env {
 
 /*
  * Decodes one request envelope, runs the handler and returns the reply
- * envelope as a new message (caller sends or frees it). Never NULL except
- * out of memory: every bad input gets an error reply.
+ * envelope as a new message (caller sends or frees it), or
+ * RPC_SERVER_DEFERRED when the handler answers later through
+ * env->complete(slot, ...). Never NULL except out of memory: every bad
+ * input gets an error reply.
  */
-nng_msg *rpc_dispatch(
-    struct rpc_thread_env *env, const void *data, size_t len);
+nng_msg *rpc_dispatch(struct rpc_thread_env *env, const void *data,
+    size_t len, struct rpc_slot *slot);
 
 /* Sets call->message from a format and returns code, for
  * `return (rpc_errorf(call, AFF_NOT_FOUND, "no advertiser %lld", id));`. */

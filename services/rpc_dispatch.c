@@ -10,6 +10,7 @@
 #include "aff_util.h"
 #include "affiliate/v1/rpc.pb-c.h"
 #include "rpc.h"
+#include "rpc_server.h"
 
 struct reg_service {
 	const ProtobufCServiceDescriptor *desc;
@@ -202,82 +203,138 @@ cacheable_code(int code)
 	    code == AFF_PERMISSION_DENIED);
 }
 
+/*
+ * Builds the reply of a call (caching it when key is set), logs the call's
+ * line and frees the call.
+ */
+static nng_msg *
+call_reply(struct rpc_call *call, struct rpc_thread_env *env, int code,
+    ProtobufCMessage *out, const char *key, size_t keylen)
+{
+	uint8_t *body;
+	size_t blen = 0;
+	nng_msg *m;
+
+	if (code != AFF_OK)
+		out = call->error_payload;
+	body = reply_body(&call->arena, code, call->message, out, &blen);
+	if (body == NULL) {
+		code = AFF_RESOURCE_EXHAUSTED;
+		body = reply_body(&call->arena, code, "out of memory", NULL, &blen);
+	}
+	if (key != NULL && body != NULL && cacheable_code(code)) {
+		lcache_put(env->lcache, key, keylen, body, blen);
+		if (cache_enabled(env->cache))
+			(void)cache_set(env->cache, key, keylen, body, blen);
+	}
+	m = body != NULL ? reply_msg(body, blen, call->request_id) : NULL;
+	aff_log(code == AFF_OK || code == AFF_NOT_FOUND ||
+	            code == AFF_PERMISSION_DENIED
+	        ? AFF_LOG_INFO
+	        : AFF_LOG_WARN,
+	    call->request_id, "rpc %s/%s %s %lldms%s%s", call->service,
+	    call->method, aff_code_name(code),
+	    (long long)(aff_mono_ms() - call->t0), code != AFF_OK ? ": " : "",
+	    code != AFF_OK && call->message != NULL ? call->message : "");
+	aff_arena_fini(&call->arena);
+	free(call);
+	return (m);
+}
+
+void
+rpc_call_finish(struct rpc_call *call, int code, ProtobufCMessage *out)
+{
+	struct rpc_slot *slot = call->slot;
+	void (*complete)(struct rpc_slot *, nng_msg *) = call->complete;
+
+	/* A handler returning another type than the contract says is a bug. */
+	assert(code != AFF_OK ||
+	    (out != NULL && out->descriptor == call->output));
+	complete(slot, call_reply(call, NULL, code, out, NULL, 0));
+}
+
 nng_msg *
-rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len)
+rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
+    struct rpc_slot *slot)
 {
 	const rpc_registry *r = env->registry;
-	struct rpc_call call;
+	struct rpc_call *call;
 	Affiliate__V1__RequestEnvelope *req;
 	const struct reg_service *svc;
 	const ProtobufCMethodDescriptor *md = NULL;
 	const struct rpc_method_def *def = NULL;
 	ProtobufCMessage *in = NULL, *out = NULL;
-	char rid[33], *key = NULL;
+	char *key = NULL;
 	size_t keylen = 0, blen = 0;
-	uint8_t *body, *cached = NULL;
-	int64_t t0 = aff_mono_ms();
+	uint8_t *cached = NULL;
 	int code;
 	nng_msg *m;
 
-	memset(&call, 0, sizeof(call));
-	aff_arena_init(&call.arena);
-	call.store = env->store;
-	call.cache = env->cache;
-	call.app = env->app;
-	call.service = "?";
-	call.method = "?";
-	call.request_id = "";
+	/* The call lives on the heap: a deferred one outlives this frame. */
+	if ((call = calloc(1, sizeof(*call))) == NULL)
+		return (NULL);
+	aff_arena_init(&call->arena);
+	call->t0 = aff_mono_ms();
+	call->store = env->store;
+	call->cache = env->cache;
+	call->app = env->app;
+	call->service = "?";
+	call->method = "?";
+	call->request_id = "";
+	call->slot = slot;
+	call->complete = env->complete;
 
 	req = affiliate__v1__request_envelope__unpack(
-	    aff_arena_allocator(&call.arena), len, data);
+	    aff_arena_allocator(&call->arena), len, data);
 	if (req == NULL) {
-		code = rpc_errorf(&call, AFF_INVALID_ARGUMENT,
+		code = rpc_errorf(call, AFF_INVALID_ARGUMENT,
 		    "the request is not an affiliate.v1.RequestEnvelope");
 		goto reply;
 	}
-	call.service = printable(&call.arena, req->service);
-	call.method = printable(&call.arena, req->method);
-	call.deadline_ms = req->deadline_unix_ms;
-	call.n_metadata = req->n_metadata;
-	call.metadata = req->metadata;
+	call->service = printable(&call->arena, req->service);
+	call->method = printable(&call->arena, req->method);
+	call->deadline_ms = req->deadline_unix_ms;
+	call->n_metadata = req->n_metadata;
+	call->metadata = req->metadata;
 	if (req->request_id[0] == '\0') {
-		aff_request_id_new(rid);
-		call.request_id = rid;
+		aff_request_id_new(call->rid);
+		call->request_id = call->rid;
 	} else
-		call.request_id = printable(&call.arena, req->request_id);
+		call->request_id = printable(&call->arena, req->request_id);
 
-	if (call.deadline_ms > 0 && aff_now_ms() > call.deadline_ms) {
-		code = rpc_errorf(&call, AFF_DEADLINE_EXCEEDED,
+	if (call->deadline_ms > 0 && aff_now_ms() > call->deadline_ms) {
+		code = rpc_errorf(call, AFF_DEADLINE_EXCEEDED,
 		    "the deadline passed before the call could run");
 		goto reply;
 	}
 	if ((svc = registry_find(r, req->service)) == NULL) {
-		code = rpc_errorf(&call, AFF_UNIMPLEMENTED, "unknown service '%s'",
-		    call.service);
+		code = rpc_errorf(call, AFF_UNIMPLEMENTED, "unknown service '%s'",
+		    call->service);
 		goto reply;
 	}
 	md = protobuf_c_service_descriptor_get_method_by_name(
 	    svc->desc, req->method);
 	if (md == NULL) {
-		code = rpc_errorf(&call, AFF_UNIMPLEMENTED,
-		    "unknown method '%s' in %s", call.method, call.service);
+		code = rpc_errorf(call, AFF_UNIMPLEMENTED,
+		    "unknown method '%s' in %s", call->method, call->service);
 		goto reply;
 	}
 	if ((def = svc->by_index[md - svc->desc->methods]) == NULL) {
-		code = rpc_errorf(&call, AFF_UNIMPLEMENTED,
-		    "%s/%s is not implemented yet", call.service, call.method);
+		code = rpc_errorf(call, AFF_UNIMPLEMENTED,
+		    "%s/%s is not implemented yet", call->service, call->method);
 		goto reply;
 	}
+	call->output = md->output;
 	in = protobuf_c_message_unpack(md->input,
-	    aff_arena_allocator(&call.arena), req->payload.len,
+	    aff_arena_allocator(&call->arena), req->payload.len,
 	    req->payload.data);
 	if (in == NULL) {
-		code = rpc_errorf(&call, AFF_INVALID_ARGUMENT,
+		code = rpc_errorf(call, AFF_INVALID_ARGUMENT,
 		    "the payload is not a valid %s", md->input->name);
 		goto reply;
 	}
 	if (def->cacheable && (env->lcache != NULL || cache_enabled(env->cache)) &&
-	    (key = cache_key(&call, in, &keylen)) != NULL) {
+	    (key = cache_key(call, in, &keylen)) != NULL) {
 		const char *where = "memory";
 		int hit = lcache_get(env->lcache, key, keylen, &cached, &blen);
 		if (hit != AFF_OK && cache_enabled(env->cache) &&
@@ -287,41 +344,22 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len)
 			lcache_put(env->lcache, key, keylen, cached, blen);
 		}
 		if (hit == AFF_OK) {
-			m = reply_msg(cached, blen, call.request_id);
+			m = reply_msg(cached, blen, call->request_id);
 			free(cached);
-			aff_log(AFF_LOG_INFO, call.request_id,
-			    "rpc %s/%s cached (%s) %lldms", call.service, call.method,
-			    where, (long long)(aff_mono_ms() - t0));
-			aff_arena_fini(&call.arena);
+			aff_log(AFF_LOG_INFO, call->request_id,
+			    "rpc %s/%s cached (%s) %lldms", call->service,
+			    call->method, where,
+			    (long long)(aff_mono_ms() - call->t0));
+			aff_arena_fini(&call->arena);
+			free(call);
 			return (m);
 		}
 	}
-	code = def->fn(&call, in, &out);
+	code = def->fn(call, in, &out);
+	if (code == RPC_DEFERRED)
+		return (RPC_SERVER_DEFERRED);
 	/* A handler returning another type than the contract says is a bug. */
 	assert(code != AFF_OK || (out != NULL && out->descriptor == md->output));
-	if (code != AFF_OK)
-		out = call.error_payload;
-
 reply:
-	body = reply_body(&call.arena, code, call.message, out, &blen);
-	if (body == NULL) {
-		code = AFF_RESOURCE_EXHAUSTED;
-		body = reply_body(&call.arena, code, "out of memory", NULL, &blen);
-	}
-	if (key != NULL && body != NULL && cacheable_code(code)) {
-		lcache_put(env->lcache, key, keylen, body, blen);
-		if (cache_enabled(env->cache))
-			(void)cache_set(env->cache, key, keylen, body, blen);
-	}
-	m = body != NULL ? reply_msg(body, blen, call.request_id) : NULL;
-	aff_log(code == AFF_OK || code == AFF_NOT_FOUND ||
-	            code == AFF_PERMISSION_DENIED
-	        ? AFF_LOG_INFO
-	        : AFF_LOG_WARN,
-	    call.request_id, "rpc %s/%s %s %lldms%s%s", call.service,
-	    call.method, aff_code_name(code), (long long)(aff_mono_ms() - t0),
-	    code != AFF_OK ? ": " : "",
-	    code != AFF_OK && call.message != NULL ? call.message : "");
-	aff_arena_fini(&call.arena);
-	return (m);
+	return (call_reply(call, env, code, out, key, keylen));
 }

@@ -10,16 +10,19 @@
 #include "aff_err.h"
 #include "aff_log.h"
 
-enum slot_state { SLOT_RECV, SLOT_QUEUED, SLOT_SEND };
+enum slot_state { SLOT_RECV, SLOT_QUEUED, SLOT_DEFERRED, SLOT_SEND };
+
+/* Only its address is used: the sentinel of a deferred reply. */
+char rpc_server_deferred_;
 
 /* One NNG context and its aio: one request at a time moves through it. */
-struct slot {
+struct rpc_slot {
 	rpc_server *srv;
 	nng_ctx ctx;
 	nng_aio *aio;
 	enum slot_state state;
 	nng_msg *req;
-	struct slot *next; /* queue link */
+	struct rpc_slot *next; /* queue link */
 };
 
 struct handler_thread {
@@ -32,7 +35,7 @@ struct handler_thread {
 struct rpc_server {
 	struct rpc_server_opts opts;
 	nng_socket sock;
-	struct slot *slots;
+	struct rpc_slot *slots;
 	int n_slots;
 	struct handler_thread *threads;
 	int n_threads;
@@ -40,13 +43,14 @@ struct rpc_server {
 	pthread_mutex_t mtx;
 	pthread_cond_t cv;       /* work queued, or stopping */
 	pthread_cond_t init_cv;  /* a thread finished thread_init */
-	struct slot *head, *tail;
+	struct rpc_slot *head, *tail;
 	int stopping;
+	int closed;
 	int n_ready, init_failed;
 };
 
 static void
-slot_recv(struct slot *sl)
+slot_recv(struct rpc_slot *sl)
 {
 	sl->state = SLOT_RECV;
 	nng_ctx_recv(sl->ctx, sl->aio);
@@ -56,7 +60,7 @@ slot_recv(struct slot *sl)
 static void
 slot_cb(void *arg)
 {
-	struct slot *sl = arg;
+	struct rpc_slot *sl = arg;
 	rpc_server *srv = sl->srv;
 	int rv = nng_aio_result(sl->aio);
 
@@ -88,6 +92,7 @@ slot_cb(void *arg)
 		slot_recv(sl);
 		break;
 	case SLOT_QUEUED:
+	case SLOT_DEFERRED:
 		break;
 	}
 }
@@ -97,7 +102,7 @@ handler_main(void *arg)
 {
 	struct handler_thread *t = arg;
 	rpc_server *srv = t->srv;
-	struct slot *sl;
+	struct rpc_slot *sl;
 	nng_msg *rep;
 
 	t->state = srv->opts.thread_init != NULL
@@ -123,21 +128,29 @@ handler_main(void *arg)
 			srv->tail = NULL;
 		pthread_mutex_unlock(&srv->mtx);
 
-		rep = srv->opts.handle(t->state, sl->req);
+		sl->state = SLOT_DEFERRED;
+		rep = srv->opts.handle(t->state, sl->req, sl);
 		nng_msg_free(sl->req);
 		sl->req = NULL;
-		if (rep == NULL) {
-			/* No reply: REP must still be ready for the next. */
-			slot_recv(sl);
-			continue;
-		}
-		sl->state = SLOT_SEND;
-		nng_aio_set_msg(sl->aio, rep);
-		nng_ctx_send(sl->ctx, sl->aio);
+		if (rep != RPC_SERVER_DEFERRED)
+			rpc_server_reply(sl, rep);
 	}
 	if (srv->opts.thread_fini != NULL && t->state != NULL)
 		srv->opts.thread_fini(t->state);
 	return (NULL);
+}
+
+void
+rpc_server_reply(struct rpc_slot *sl, nng_msg *reply)
+{
+	if (reply == NULL) {
+		/* No reply: REP must still be ready for the next. */
+		slot_recv(sl);
+		return;
+	}
+	sl->state = SLOT_SEND;
+	nng_aio_set_msg(sl->aio, reply);
+	nng_ctx_send(sl->ctx, sl->aio);
 }
 
 int
@@ -194,7 +207,7 @@ rpc_server_start(const struct rpc_server_opts *opts, rpc_server **sp)
 		goto failed_slots;
 	}
 	for (i = 0; i < srv->n_slots; i++) {
-		struct slot *sl = &srv->slots[i];
+		struct rpc_slot *sl = &srv->slots[i];
 		sl->srv = srv;
 		if (nng_aio_alloc(&sl->aio, slot_cb, sl) != 0 ||
 		    nng_ctx_open(&sl->ctx, srv->sock) != 0) {
@@ -227,27 +240,34 @@ failed_socket:
 }
 
 void
-rpc_server_stop(rpc_server *s)
+rpc_server_close(rpc_server *s)
 {
-	int i;
-
-	if (s == NULL)
+	if (s == NULL || s->closed)
 		return;
+	s->closed = 1;
 	/* 1. Let the handler threads finish what they hold, then stop. */
 	pthread_mutex_lock(&s->mtx);
 	s->stopping = 1;
 	pthread_cond_broadcast(&s->cv);
 	pthread_mutex_unlock(&s->mtx);
 	if (s->threads != NULL)
-		for (i = 0; i < s->n_threads; i++)
+		for (int i = 0; i < s->n_threads; i++)
 			if (s->threads[i].started)
 				pthread_join(s->threads[i].tid, NULL);
 	/* 2. Closing the socket aborts every pending receive and send; the
 	 * callbacks see NNG_ECLOSED and do not re-arm. */
 	nng_close(s->sock);
+}
+
+void
+rpc_server_free(rpc_server *s)
+{
+	if (s == NULL)
+		return;
+	rpc_server_close(s);
 	if (s->slots != NULL)
-		for (i = 0; i < s->n_slots; i++) {
-			struct slot *sl = &s->slots[i];
+		for (int i = 0; i < s->n_slots; i++) {
+			struct rpc_slot *sl = &s->slots[i];
 			if (sl->aio != NULL) {
 				nng_aio_stop(sl->aio);
 				nng_aio_free(sl->aio);
@@ -262,4 +282,10 @@ rpc_server_stop(rpc_server *s)
 	pthread_cond_destroy(&s->init_cv);
 	pthread_mutex_destroy(&s->mtx);
 	free(s);
+}
+
+void
+rpc_server_stop(rpc_server *s)
+{
+	rpc_server_free(s);
 }

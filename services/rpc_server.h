@@ -15,6 +15,8 @@
 
 #include <nng/nng.h>
 
+struct rpc_slot;
+
 typedef struct rpc_server rpc_server;
 
 struct rpc_server_opts {
@@ -30,9 +32,24 @@ struct rpc_server_opts {
 	void *arg;
 
 	/* Handles one request: returns the reply (which the server sends and
-	 * frees), or NULL to send no reply. Does not take ownership of req. */
-	nng_msg *(*handle)(void *state, nng_msg *req);
+	 * frees), NULL to send no reply, or RPC_SERVER_DEFERRED when the
+	 * reply will come later through rpc_server_reply(slot, ...). Does not
+	 * take ownership of req. */
+	nng_msg *(*handle)(void *state, nng_msg *req, struct rpc_slot *slot);
 };
+
+/* The request a deferred reply answers. */
+struct rpc_slot;
+
+extern char rpc_server_deferred_;
+#define RPC_SERVER_DEFERRED ((nng_msg *)(void *)&rpc_server_deferred_)
+
+/*
+ * Sends the reply of a deferred request (takes ownership of reply; NULL
+ * sends none). Callable from any thread, also after rpc_server_close(),
+ * never after rpc_server_free().
+ */
+void rpc_server_reply(struct rpc_slot *slot, nng_msg *reply);
 
 /*
  * Starts listening and serving. Returns AFF_OK, AFF_INVALID_ARGUMENT for a
@@ -41,7 +58,14 @@ struct rpc_server_opts {
  */
 int rpc_server_start(const struct rpc_server_opts *opts, rpc_server **sp);
 
-/* Stops serving (requests being handled finish first) and frees it all. */
+/* Stops serving: handler threads finish what they hold and stop, and the
+ * socket closes. Deferred replies may still be given (they go nowhere). */
+void rpc_server_close(rpc_server *s);
+
+/* Frees it all; no deferred reply may come after. */
+void rpc_server_free(rpc_server *s);
+
+/* rpc_server_close then rpc_server_free. */
 void rpc_server_stop(rpc_server *s);
 
 #endif /* RPC_SERVER_H */

@@ -163,6 +163,7 @@ server_thread_init(void *arg)
 	if ((env = calloc(1, sizeof(*env))) == NULL)
 		return (NULL);
 	env->registry = s->registry;
+	env->complete = rpc_server_reply;
 	env->lcache = s->lcache;
 	env->app = &s->app;
 	if (store_open(s->cfg.db_path, &env->store) != AFF_OK)
@@ -189,9 +190,9 @@ server_thread_fini(void *state)
 }
 
 static nng_msg *
-server_handle(void *state, nng_msg *req)
+server_handle(void *state, nng_msg *req, struct rpc_slot *slot)
 {
-	return (rpc_dispatch(state, nng_msg_body(req), nng_msg_len(req)));
+	return (rpc_dispatch(state, nng_msg_body(req), nng_msg_len(req), slot));
 }
 
 int
@@ -324,9 +325,12 @@ server_stop(server *s)
 {
 	if (s == NULL)
 		return;
-	rpc_server_stop(s->rpc);
-	jobs_stop(s->jobs);
+	/* No new calls; then the order writer commits and answers what it
+	 * holds (deferred replies); then the slots they answer go. */
+	rpc_server_close(s->rpc);
 	order_writer_stop(s->orders);
+	rpc_server_free(s->rpc);
+	jobs_stop(s->jobs);
 	order_sync_stop(s->order_sync);
 	aff_webhook_secrets_fini(&s->secrets);
 	lcache_free(s->lcache);

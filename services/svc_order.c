@@ -14,64 +14,93 @@
 #include "services.h"
 #include "webhook_body.h"
 
+/* What a webhook call keeps while its order waits for the commit. */
+struct webhook_call {
+	struct rpc_call *call;
+	struct webhook_order o;
+	struct store_order_in in;
+};
+
+/* The order's batch committed (or failed): answer the call. Runs on the
+ * order writer's thread. */
+static void
+webhook_done(void *arg, int rv, Affiliate__V1__Order *order,
+    enum store_order_outcome outcome)
+{
+	struct webhook_call *wc = arg;
+	struct rpc_call *call = wc->call;
+	Affiliate__V1__ReceiveWebhookResponse *resp = NULL;
+	int code = AFF_OK;
+
+	if (rv == AFF_ALREADY_EXISTS)
+		code = rpc_errorf(call, rv,
+		    "order %s is already stored with another advertiser, editor, "
+		    "amount, commission or currency",
+		    wc->o.order_id);
+	else if (rv == AFF_FAILED_PRECONDITION)
+		code = rpc_errorf(call, rv, "order %s is %s and cannot become %s",
+		    wc->o.order_id, order->status, wc->o.status);
+	else if (rv != AFF_OK)
+		code = svc_store_failed(call, rv);
+	else if ((resp = aff_arena_alloc(&call->arena, sizeof(*resp))) == NULL)
+		code = AFF_RESOURCE_EXHAUSTED;
+	if (code != AFF_OK || resp == NULL) {
+		rpc_call_finish(call, code != AFF_OK ? code : AFF_INTERNAL, NULL);
+		return;
+	}
+	affiliate__v1__receive_webhook_response__init(resp);
+	resp->order = order;
+	resp->created = outcome == STORE_ORDER_CREATED;
+	rpc_call_finish(call, AFF_OK, &resp->base);
+}
+
 static int
 receive_webhook(
     struct rpc_call *call, const ProtobufCMessage *in_, ProtobufCMessage **out)
 {
 	const Affiliate__V1__ReceiveWebhookRequest *in = (const void *)in_;
 	const struct svc_app *app = call->app;
-	Affiliate__V1__ReceiveWebhookResponse *resp;
 	Affiliate__V1__Advertiser *adv;
-	struct webhook_order o;
-	struct store_order_in so;
-	enum store_order_outcome outcome;
+	struct webhook_call *wc;
 	char why[256];
 	int rv;
 
+	(void)out;
 	rv = aff_webhook_verify(app->webhook_secrets, in->signature,
 	    in->body.data, in->body.len, aff_now_ms() / 1000, why, sizeof(why));
 	if (rv != AFF_OK)
 		return (rpc_errorf(call, rv, "%s", why));
-	if (webhook_body_parse(in->body.data, in->body.len, &o, why,
+	if ((wc = aff_arena_alloc(&call->arena, sizeof(*wc))) == NULL)
+		return (AFF_RESOURCE_EXHAUSTED);
+	if (webhook_body_parse(in->body.data, in->body.len, &wc->o, why,
 	        sizeof(why)) != AFF_OK)
 		return (rpc_errorf(call, AFF_INVALID_ARGUMENT, "%s", why));
 	rv = call->store->ops->advertiser_get(
-	    call->store, o.advertiser_id, &call->arena, &adv);
+	    call->store, wc->o.advertiser_id, &call->arena, &adv);
 	if (rv == AFF_NOT_FOUND)
 		return (rpc_errorf(call, rv, "no advertiser with id %lld",
-		    (long long)o.advertiser_id));
+		    (long long)wc->o.advertiser_id));
 	if (rv != AFF_OK)
 		return (svc_store_failed(call, rv));
-	if ((rv = svc_check_editor(call, o.editor_id)) != AFF_OK)
+	if ((rv = svc_check_editor(call, wc->o.editor_id)) != AFF_OK)
 		return (rv);
-	so = (struct store_order_in){
-		.order_id = o.order_id,
-		.advertiser_id = o.advertiser_id,
-		.editor_id = o.editor_id,
-		.amount_cents = o.amount_cents,
-		.commission_cents = o.commission_cents,
-		.currency = o.currency,
-		.status = o.status,
+	wc->call = call;
+	wc->in = (struct store_order_in){
+		.order_id = wc->o.order_id,
+		.advertiser_id = wc->o.advertiser_id,
+		.editor_id = wc->o.editor_id,
+		.amount_cents = wc->o.amount_cents,
+		.commission_cents = wc->o.commission_cents,
+		.currency = wc->o.currency,
+		.status = wc->o.status,
 	};
-	if ((resp = aff_arena_alloc(&call->arena, sizeof(*resp))) == NULL)
-		return (AFF_RESOURCE_EXHAUSTED);
-	affiliate__v1__receive_webhook_response__init(resp);
-	rv = order_writer_put(app->orders, &so, &call->arena, &resp->order,
-	    &outcome);
-	if (rv == AFF_ALREADY_EXISTS)
-		return (rpc_errorf(call, rv,
-		    "order %s is already stored with another advertiser, editor, "
-		    "amount, commission or currency",
-		    o.order_id));
-	if (rv == AFF_FAILED_PRECONDITION)
-		return (rpc_errorf(call, rv,
-		    "order %s is %s and cannot become %s", o.order_id,
-		    resp->order->status, o.status));
+	/* Answered by webhook_done once the order is on disk: this thread
+	 * goes on to the next request meanwhile. */
+	rv = order_writer_submit(app->orders, &wc->in, &call->arena,
+	    webhook_done, wc);
 	if (rv != AFF_OK)
-		return (svc_store_failed(call, rv));
-	resp->created = outcome == STORE_ORDER_CREATED;
-	*out = &resp->base;
-	return (AFF_OK);
+		return (rpc_errorf(call, rv, "the order writer is stopping"));
+	return (RPC_DEFERRED);
 }
 
 static int
