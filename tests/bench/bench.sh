@@ -52,82 +52,11 @@ for t in wrk redis-server protoc ss; do
 done
 
 work=$(mktemp -d /tmp/affiliate-bench-XXXXXX)
-pids=()
+. "$(dirname "$0")/common.sh"
 
-# Stops what this script started: SIGTERM, up to 3 s to exit, then SIGKILL.
-cleanup() {
-	local pid i alive
-	trap - EXIT INT TERM
-	for pid in "${pids[@]}"; do
-		kill -TERM "$pid" 2>/dev/null
-	done
-	for i in $(seq 1 60); do
-		alive=0
-		for pid in "${pids[@]}"; do
-			kill -0 "$pid" 2>/dev/null && alive=1
-		done
-		[ "$alive" = 0 ] && break
-		sleep 0.05
-	done
-	for pid in "${pids[@]}"; do
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'echo "bench: interrupted" >&2; exit 130' INT
-trap 'exit 143' TERM
-
-die() {
-	echo "bench: $*" >&2
-	exit 1
-}
 
 # free_port: prints a loopback TCP port nobody listens on and this script
 # has not handed out yet.
-used_ports=" "
-free_port() {
-	local p i
-	for i in $(seq 1 200); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-		case $used_ports in *" $p "*) continue ;; esac
-		if [ -z "$(ss -Htln "sport = :$p")" ]; then
-			used_ports="$used_ports$p "
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
-
-# start NAME COMMAND...: runs COMMAND in the background, output in
-# $work/NAME.log; its pid is remembered for cleanup.
-start() {
-	local name=$1
-	shift
-	"$@" >"$work/$name.log" 2>&1 &
-	pids+=($!)
-	last_pid=$!
-}
-
-# wait_port NAME PID PORT: waits up to 10 s for PORT to accept connections,
-# and fails at once if PID exits first.
-wait_port() {
-	local name=$1 pid=$2 port=$3 i
-	for i in $(seq 1 200); do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			tail -n 20 "$work/$name.log" >&2
-			die "$name exited before listening on port $port"
-		fi
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.05
-	done
-	tail -n 20 "$work/$name.log" >&2
-	die "$name is not listening on port $port after 10 s"
-}
 
 # to_us VALUE: wrk's "812.00us", "1.23ms" or "1.50s" in whole microseconds.
 to_us() {

@@ -48,93 +48,11 @@ if ! command -v ss >/dev/null; then
 fi
 
 work=$(mktemp -d /tmp/affiliate-appbench-XXXXXX)
-pids=()
-load_pid=
+. "$(dirname "$0")/common.sh"
 
-# stop_all: stops what this script started: SIGTERM, up to 3 s to exit,
-# then SIGKILL.
-stop_all() {
-	local pid i alive
-	for pid in "${pids[@]}"; do
-		kill -TERM "$pid" 2>/dev/null
-	done
-	for i in $(seq 1 60); do
-		alive=0
-		for pid in "${pids[@]}"; do
-			kill -0 "$pid" 2>/dev/null && alive=1
-		done
-		[ "$alive" = 0 ] && break
-		sleep 0.05
-	done
-	for pid in "${pids[@]}"; do
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-	done
-	pids=()
-}
-
-cleanup() {
-	trap - EXIT INT TERM
-	if [ -n "$load_pid" ]; then
-		kill -TERM "$load_pid" 2>/dev/null
-		wait "$load_pid" 2>/dev/null
-	fi
-	stop_all
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'echo "bench: interrupted" >&2; exit 130' INT
-trap 'exit 143' TERM
-
-die() {
-	echo "bench: $*" >&2
-	exit 1
-}
 
 # free_port: prints a loopback TCP port nobody listens on and this script
 # has not handed out yet.
-used_ports=" "
-free_port() {
-	local p i
-	for i in $(seq 1 200); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-		case $used_ports in *" $p "*) continue ;; esac
-		if [ -z "$(ss -Htln "sport = :$p")" ]; then
-			used_ports="$used_ports$p "
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
-
-# start LOG COMMAND...: runs COMMAND in the background, output in LOG; its
-# pid is remembered for stop_all.
-start() {
-	local log=$1
-	shift
-	"$@" >"$log" 2>&1 &
-	pids+=($!)
-	last_pid=$!
-}
-
-# wait_port NAME PID PORT LOG: waits up to 10 s for PORT to accept
-# connections, and fails at once if PID exits first.
-wait_port() {
-	local name=$1 pid=$2 port=$3 log=$4 i
-	for i in $(seq 1 200); do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			tail -n 20 "$log" >&2
-			die "$name exited before listening on port $port"
-		fi
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.05
-	done
-	tail -n 20 "$log" >&2
-	die "$name is not listening on port $port after 10 s"
-}
 
 # Results, one row each: workers, accepted/s, approved/s, accept s,
 # approve s, p50 us, p99 us, errors.
@@ -151,17 +69,17 @@ run() {
 	bridge_port=$(free_port) || die "no free port"
 	echo "bench: $w worker(s), $APPS applications ..." >&2
 
-	start "$dir/server.log" "$BIN/affiliate-server" \
+	start "${dir#"$work"/}/server" "$BIN/affiliate-server" \
 		--listen "tcp://127.0.0.1:$rpc_port" --data-dir "$dir/data" \
 		--redis off --jobs "ipc://$dir/jobs.sock" \
 		--results "ipc://$dir/results.sock" --log-level warn
-	wait_port server "$last_pid" "$rpc_port" "$dir/server.log"
-	start "$dir/bridge.log" "$BIN/affiliate-bridge" \
+	wait_port "${dir#"$work"/}/server" "$last_pid" "$rpc_port"
+	start "${dir#"$work"/}/bridge" "$BIN/affiliate-bridge" \
 		--listen "127.0.0.1:$bridge_port" \
 		--server "tcp://127.0.0.1:$rpc_port" --log-level warn
-	wait_port bridge "$last_pid" "$bridge_port" "$dir/bridge.log"
+	wait_port "${dir#"$work"/}/bridge" "$last_pid" "$bridge_port"
 	for i in $(seq 1 "$w"); do
-		start "$dir/worker-$i.log" "$BIN/affiliate-worker" \
+		start "${dir#"$work"/}/worker-$i" "$BIN/affiliate-worker" \
 			--jobs "ipc://$dir/jobs.sock" \
 			--results "ipc://$dir/results.sock" \
 			--review-delay 0 --log-level warn
@@ -178,10 +96,10 @@ run() {
 	# now (wait returns at once), not when the client is done.
 	"$BIN/bench-app-load" "$dir/data/affiliate.db" "$bridge_port" \
 		"$APPS" "$CONNS" >"$dir/load.out" 2>"$dir/load.err" &
-	load_pid=$!
-	wait "$load_pid"
+	extra_pids=($!)
+	wait "${extra_pids[0]}"
 	rc=$?
-	load_pid=
+	extra_pids=()
 	out=$(cat "$dir/load.out")
 	stop_all
 

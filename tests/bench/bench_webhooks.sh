@@ -86,93 +86,14 @@ if [ "$PERF" = 1 ] && ! command -v perf >/dev/null; then
 fi
 
 work=$(mktemp -d /tmp/affiliate-whbench-XXXXXX)
-pids=()
-perf_pids=()
+. "$(dirname "$0")/common.sh"
 
-# Stops what this script started: SIGTERM, up to 3 s to exit, then SIGKILL.
-cleanup() {
-	local pid i alive
-	trap - EXIT INT TERM
-	for pid in "${perf_pids[@]}" "${pids[@]}"; do
-		kill -TERM "$pid" 2>/dev/null
-	done
-	for i in $(seq 1 60); do
-		alive=0
-		for pid in "${perf_pids[@]}" "${pids[@]}"; do
-			kill -0 "$pid" 2>/dev/null && alive=1
-		done
-		[ "$alive" = 0 ] && break
-		sleep 0.05
-	done
-	for pid in "${perf_pids[@]}" "${pids[@]}"; do
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-	done
-	if [ -n "${BENCH_KEEP:-}" ]; then
-		echo "bench: logs kept in $work" >&2
-	else
-		rm -rf "$work"
-	fi
-}
-trap cleanup EXIT
-trap 'echo "bench: interrupted" >&2; exit 130' INT
-trap 'exit 143' TERM
-
-die() {
-	echo "bench: $*" >&2
-	exit 1
-}
 
 # free_port: prints a loopback TCP port that no socket uses, in any state,
 # and that this script has not handed out yet. It is drawn below the
 # kernel's ephemeral range: there, wrk's and the bridge's own outgoing
 # connections (and their TIME-WAIT leftovers) take ports at random, and a
 # listener's bind() to one of them fails.
-used_ports=" "
-eph_lo=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
-case $eph_lo in '' | *[!0-9]*) eph_lo=32768 ;; esac
-[ "$eph_lo" -gt 11024 ] || eph_lo=32768
-free_port() {
-	local p i
-	for i in $(seq 1 200); do
-		p=$((10000 + (RANDOM * 32768 + RANDOM) % (eph_lo - 10000)))
-		case $used_ports in *" $p "*) continue ;; esac
-		if [ -z "$(ss -Htan "sport = :$p")" ]; then
-			used_ports="$used_ports$p "
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
-
-# start NAME COMMAND...: runs COMMAND in the background, output in
-# $work/NAME.log; its pid is remembered for cleanup.
-start() {
-	local name=$1
-	shift
-	"$@" >"$work/$name.log" 2>&1 &
-	pids+=($!)
-	last_pid=$!
-}
-
-# wait_port NAME PID PORT: waits up to 10 s for PORT to accept connections,
-# and fails at once if PID exits first.
-wait_port() {
-	local name=$1 pid=$2 port=$3 i
-	for i in $(seq 1 200); do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			tail -n 20 "$work/$name.log" >&2
-			die "$name exited before listening on port $port"
-		fi
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.05
-	done
-	tail -n 20 "$work/$name.log" >&2
-	die "$name is not listening on port $port after 10 s"
-}
 
 # to_us VALUE: wrk's "812.00us", "1.23ms" or "1.50s" in whole microseconds.
 to_us() {
@@ -325,7 +246,7 @@ if [ "$PERF" = 1 ]; then
 		[ "$name" = bridge ] && pid=$bridge_pid
 		perf record --call-graph dwarf,16384 -F 499 -o "$work/perf-$name.data" \
 			-p "$pid" -- sleep "$half" >"$work/perf-$name.log" 2>&1 &
-		perf_pids+=($!)
+		extra_pids+=($!)
 	done
 	notes+=("perf recorded the server and the bridge for the first ${half} s of the bridge run: its figures are a little low")
 fi
@@ -422,10 +343,10 @@ for n in "${notes[@]}"; do
 done
 
 if [ "$PERF" = 1 ]; then
-	for pid in "${perf_pids[@]}"; do
+	for pid in "${extra_pids[@]}"; do
 		wait "$pid" 2>/dev/null
 	done
-	perf_pids=()
+	extra_pids=()
 	for name in server bridge; do
 		echo
 		echo "perf: affiliate-$name, samples by library (self %)"
