@@ -22,13 +22,45 @@ struct owrite {
 
 struct order_writer {
 	store *s;
-	pthread_t thread;
-	int started;
+	pthread_t thread, answerer;
+	int started, started_answerer;
 	pthread_mutex_t mtx;
 	pthread_cond_t work;  /* writes queued, or stopping */
-	struct owrite *head, *tail;
-	int stopping;
+	pthread_cond_t done;  /* committed writes to answer, or stopping */
+	struct owrite *head, *tail;       /* to write */
+	struct owrite *dhead, *dtail;     /* written, to answer */
+	int stopping, writer_done;
 };
+
+/*
+ * Answers committed writes on a thread of its own, so the writer starts
+ * the next batch's SQL while the last batch's replies are packed and sent.
+ */
+static void *
+answerer_main(void *arg)
+{
+	order_writer *w = arg;
+	struct owrite *r;
+
+	for (;;) {
+		pthread_mutex_lock(&w->mtx);
+		while (w->dhead == NULL && !w->writer_done)
+			pthread_cond_wait(&w->done, &w->mtx);
+		if ((r = w->dhead) == NULL) {
+			pthread_mutex_unlock(&w->mtx);
+			break;
+		}
+		w->dhead = w->dtail = NULL;
+		pthread_mutex_unlock(&w->mtx);
+		while (r != NULL) {
+			struct owrite *next = r->next;
+			r->done(r->arg, r->rv, r->out, r->outcome);
+			free(r);
+			r = next;
+		}
+	}
+	return (NULL);
+}
 
 static void *
 writer_main(void *arg)
@@ -68,12 +100,21 @@ writer_main(void *arg)
 			for (r = batch; r != NULL; r = r->next)
 				r->rv = rv;
 		}
-		while ((r = batch) != NULL) {
-			batch = r->next;
-			r->done(r->arg, r->rv, r->out, r->outcome);
-			free(r);
-		}
+		for (r = batch; r->next != NULL; r = r->next)
+			;
+		pthread_mutex_lock(&w->mtx);
+		if (w->dtail != NULL)
+			w->dtail->next = batch;
+		else
+			w->dhead = batch;
+		w->dtail = r;
+		pthread_cond_signal(&w->done);
+		pthread_mutex_unlock(&w->mtx);
 	}
+	pthread_mutex_lock(&w->mtx);
+	w->writer_done = 1;
+	pthread_cond_signal(&w->done);
+	pthread_mutex_unlock(&w->mtx);
 	return (NULL);
 }
 
@@ -87,8 +128,14 @@ order_writer_start(const char *db_path, order_writer **wp)
 		return (AFF_RESOURCE_EXHAUSTED);
 	pthread_mutex_init(&w->mtx, NULL);
 	pthread_cond_init(&w->work, NULL);
+	pthread_cond_init(&w->done, NULL);
 	if ((rv = store_open(db_path, &w->s)) != AFF_OK)
 		goto failed;
+	if (pthread_create(&w->answerer, NULL, answerer_main, w) != 0) {
+		rv = AFF_RESOURCE_EXHAUSTED;
+		goto failed;
+	}
+	w->started_answerer = 1;
 	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
 		rv = AFF_RESOURCE_EXHAUSTED;
 		goto failed;
@@ -110,9 +157,19 @@ order_writer_stop(order_writer *w)
 	w->stopping = 1;
 	pthread_cond_signal(&w->work);
 	pthread_mutex_unlock(&w->mtx);
-	/* The writer finishes what is queued before it stops. */
+	/* The writer finishes what is queued before it stops, and the
+	 * answerer answers all of it. */
 	if (w->started)
 		pthread_join(w->thread, NULL);
+	else {
+		pthread_mutex_lock(&w->mtx);
+		w->writer_done = 1;
+		pthread_cond_signal(&w->done);
+		pthread_mutex_unlock(&w->mtx);
+	}
+	if (w->started_answerer)
+		pthread_join(w->answerer, NULL);
+	pthread_cond_destroy(&w->done);
 	store_close(w->s);
 	pthread_cond_destroy(&w->work);
 	pthread_mutex_destroy(&w->mtx);
