@@ -88,13 +88,18 @@ writer_main(void *arg)
 		pthread_mutex_unlock(&w->mtx);
 
 		rv = w->s->ops->batch_begin(w->s);
-		for (r = batch; r != NULL; r = r->next)
-			r->rv = rv != AFF_OK ? rv
-			                     : w->s->ops->order_put(w->s, r->in,
-			                           r->arena, &r->out, &r->outcome);
+		for (r = batch; r != NULL && rv == AFF_OK; r = r->next) {
+			r->rv = w->s->ops->order_put(
+			    w->s, r->in, r->arena, &r->out, &r->outcome);
+			/* Refusals write nothing; anything else (a full disk, an
+			 * I/O error) may have written half an order: the whole
+			 * batch is rolled back and every caller told. */
+			if (r->rv != AFF_OK && r->rv != AFF_ALREADY_EXISTS &&
+			    r->rv != AFF_FAILED_PRECONDITION)
+				rv = r->rv;
+		}
 		/* Nothing is answered as stored before the commit is. */
-		if (rv == AFF_OK && (rv = w->s->ops->batch_end(w->s, AFF_OK)) !=
-		        AFF_OK) {
+		if ((rv = w->s->ops->batch_end(w->s, rv)) != AFF_OK) {
 			aff_error("orders: a batch of %d did not commit: %s", n,
 			    aff_strerror(rv));
 			for (r = batch; r != NULL; r = r->next)

@@ -192,8 +192,10 @@ struct store_ops {
 	 * recorded with its time). AFF_FAILED_PRECONDITION for a move back or
 	 * across; AFF_ALREADY_EXISTS when order_id is stored with another
 	 * advertiser, editor, amount, commission or currency. *out is the
-	 * stored order. Inside batch_begin/batch_end it is one savepoint of
-	 * the batch's transaction, else a transaction of its own.
+	 * stored order. Inside batch_begin/batch_end it is part of the
+	 * batch's transaction (a refusal writes nothing; after any other
+	 * error the caller must end the batch with that error), else a
+	 * transaction of its own.
 	 */
 	int (*order_put)(store *s, const struct store_order_in *o,
 	    aff_arena *a, Affiliate__V1__Order **out,

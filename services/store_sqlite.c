@@ -54,9 +54,6 @@ enum {
 	ST_ORDER_CACHED,
 	ST_ORDERS_ALL_CACHED,
 	ST_ORDERS_CACHE_RESET,
-	ST_SAVEPOINT,
-	ST_RELEASE,
-	ST_ROLLBACK_TO,
 	ST_COUNT,
 };
 
@@ -146,7 +143,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    "INSERT INTO orders (order_id, advertiser_id, editor_id,"
 	    " amount_cents, commission_cents, currency, status, created_at,"
 	    " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)"
-	    " RETURNING " ORDER_COLUMNS,
+	    " ON CONFLICT (order_id) DO NOTHING RETURNING " ORDER_COLUMNS,
 	[ST_ORDER_MOVE] = "UPDATE orders SET status = ?2, updated_at = ?3,"
 	                  " rev = rev + 1 WHERE order_id = ?1"
 	                  " RETURNING " ORDER_COLUMNS,
@@ -164,9 +161,6 @@ static const char *const stmt_sql[ST_COUNT] = {
 	                         " WHERE cached_rev < rev)",
 	[ST_ORDERS_CACHE_RESET] = "UPDATE orders SET cached_rev = 0"
 	                          " WHERE cached_rev > 0",
-	[ST_SAVEPOINT] = "SAVEPOINT one",
-	[ST_RELEASE] = "RELEASE one",
-	[ST_ROLLBACK_TO] = "ROLLBACK TO one",
 };
 
 typedef struct sqlite_store {
@@ -1403,25 +1397,28 @@ order_put_tx(sqlite_store *s, const struct store_order_in *in, aff_arena *a,
 	sqlite3_stmt *st;
 	int rv;
 
-	st = s->st[ST_ORDER_GET];
+	/* The common case, a new order, is one statement; a conflict (the
+	 * same order_id again) inserts nothing and reads what is stored. */
+	st = s->st[ST_ORDER_INSERT];
 	sqlite3_bind_text(st, 1, in->order_id, -1, SQLITE_STATIC);
-	rv = one_order(s, st, a, &o, "order get");
-	if (rv == AFF_NOT_FOUND) {
-		st = s->st[ST_ORDER_INSERT];
-		sqlite3_bind_text(st, 1, in->order_id, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, in->advertiser_id);
-		sqlite3_bind_int64(st, 3, in->editor_id);
-		sqlite3_bind_int64(st, 4, in->amount_cents);
-		sqlite3_bind_int64(st, 5, in->commission_cents);
-		sqlite3_bind_text(st, 6, in->currency, -1, SQLITE_STATIC);
-		sqlite3_bind_text(
-		    st, 7, status != NULL ? status : "pending", -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 8, now_s);
-		if ((rv = one_order(s, st, a, out, "order insert")) != AFF_OK)
-			return (rv);
+	sqlite3_bind_int64(st, 2, in->advertiser_id);
+	sqlite3_bind_int64(st, 3, in->editor_id);
+	sqlite3_bind_int64(st, 4, in->amount_cents);
+	sqlite3_bind_int64(st, 5, in->commission_cents);
+	sqlite3_bind_text(st, 6, in->currency, -1, SQLITE_STATIC);
+	sqlite3_bind_text(
+	    st, 7, status != NULL ? status : "pending", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, now_s);
+	rv = one_order(s, st, a, out, "order insert");
+	if (rv == AFF_OK) {
 		*outcome = STORE_ORDER_CREATED;
 		return (order_event(s, in->order_id, (*out)->status, now_s));
 	}
+	if (rv != AFF_NOT_FOUND)
+		return (rv);
+	st = s->st[ST_ORDER_GET];
+	sqlite3_bind_text(st, 1, in->order_id, -1, SQLITE_STATIC);
+	rv = one_order(s, st, a, &o, "order get");
 	if (rv != AFF_OK)
 		return (rv);
 	*out = o;
@@ -1452,20 +1449,16 @@ sqlite_order_put(store *base, const struct store_order_in *in, aff_arena *a,
     Affiliate__V1__Order **out, enum store_order_outcome *outcome)
 {
 	sqlite_store *s = (sqlite_store *)base;
-	int in_batch = !sqlite3_get_autocommit(s->db), rv;
+	int rv;
 
-	/* In a batch, one savepoint per order: a bad one rolls back alone. */
-	if ((rv = in_batch ? tx_run(s, ST_SAVEPOINT, "savepoint")
-	                   : tx_begin(s)) != AFF_OK)
+	/* In a batch the batch's transaction holds it: a refusal writes
+	 * nothing, and any other failure fails the whole batch (see
+	 * order_writer.c), so no savepoint per order is needed. */
+	if (!sqlite3_get_autocommit(s->db))
+		return (order_put_tx(s, in, a, out, outcome));
+	if ((rv = tx_begin(s)) != AFF_OK)
 		return (rv);
 	rv = order_put_tx(s, in, a, out, outcome);
-	if (in_batch) {
-		/* A refused order wrote nothing, but undo to be sure. */
-		if (rv != AFF_OK)
-			(void)tx_run(s, ST_ROLLBACK_TO, "rollback to");
-		(void)tx_run(s, ST_RELEASE, "release");
-		return (rv);
-	}
 	if (rv != AFF_OK) {
 		/* Refusals (duplicates with other content, moves back) wrote
 		 * nothing: roll back, keep the refusal and the stored order. */
