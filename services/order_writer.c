@@ -95,7 +95,8 @@ writer_main(void *arg)
 			 * I/O error) may have written half an order: the whole
 			 * batch is rolled back and every caller told. */
 			if (r->rv != AFF_OK && r->rv != AFF_ALREADY_EXISTS &&
-			    r->rv != AFF_FAILED_PRECONDITION)
+			    r->rv != AFF_FAILED_PRECONDITION &&
+			    r->rv != AFF_NOT_FOUND)
 				rv = r->rv;
 		}
 		/* Nothing is answered as stored before the commit is. */

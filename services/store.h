@@ -87,6 +87,8 @@ enum store_order_outcome {
 	STORE_ORDER_CREATED,
 	STORE_ORDER_DUPLICATE, /* the same order again: nothing written */
 	STORE_ORDER_MOVED,     /* its status moved forward */
+	STORE_ORDER_NO_ADVERTISER, /* AFF_NOT_FOUND: no such advertiser */
+	STORE_ORDER_NO_EDITOR,     /* AFF_NOT_FOUND: no such editor */
 };
 
 struct store_ops {
@@ -189,8 +191,9 @@ struct store_ops {
 	/*
 	 * Stores a reported order, once: new (created), the same again
 	 * (duplicate), or a later status (pending -> approved | declined,
-	 * recorded with its time). AFF_FAILED_PRECONDITION for a move back or
-	 * across; AFF_ALREADY_EXISTS when order_id is stored with another
+	 * recorded with its time). AFF_NOT_FOUND when the advertiser or the
+	 * editor does not exist (the foreign keys say so; *outcome names
+	 * which); AFF_FAILED_PRECONDITION for a move back or across; AFF_ALREADY_EXISTS when order_id is stored with another
 	 * advertiser, editor, amount, commission or currency. *out is the
 	 * stored order. Inside batch_begin/batch_end it is part of the
 	 * batch's transaction (a refusal writes nothing; after any other

@@ -1414,6 +1414,16 @@ order_put_tx(sqlite_store *s, const struct store_order_in *in, aff_arena *a,
 		*outcome = STORE_ORDER_CREATED;
 		return (order_event(s, in->order_id, (*out)->status, now_s));
 	}
+	/* The foreign keys check the ids (no read on the request path); the
+	 * rare refusal says which. */
+	if (rv == AFF_INVALID_ARGUMENT &&
+	    sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_FOREIGNKEY) {
+		*outcome = exists2(s, ST_EDITOR_EXISTS, in->editor_id, 0,
+		               AFF_NOT_FOUND) == AFF_NOT_FOUND
+		    ? STORE_ORDER_NO_EDITOR
+		    : STORE_ORDER_NO_ADVERTISER;
+		return (AFF_NOT_FOUND);
+	}
 	if (rv != AFF_NOT_FOUND)
 		return (rv);
 	st = s->st[ST_ORDER_GET];

@@ -32,7 +32,13 @@ webhook_done(void *arg, int rv, Affiliate__V1__Order *order,
 	Affiliate__V1__ReceiveWebhookResponse *resp = NULL;
 	int code = AFF_OK;
 
-	if (rv == AFF_ALREADY_EXISTS)
+	if (rv == AFF_NOT_FOUND && outcome == STORE_ORDER_NO_ADVERTISER)
+		code = rpc_errorf(call, rv, "no advertiser with id %lld",
+		    (long long)wc->o.advertiser_id);
+	else if (rv == AFF_NOT_FOUND)
+		code = rpc_errorf(call, rv, "no editor with id %lld",
+		    (long long)wc->o.editor_id);
+	else if (rv == AFF_ALREADY_EXISTS)
 		code = rpc_errorf(call, rv,
 		    "order %s is already stored with another advertiser, editor, "
 		    "amount, commission or currency",
@@ -60,7 +66,6 @@ receive_webhook(
 {
 	const Affiliate__V1__ReceiveWebhookRequest *in = (const void *)in_;
 	const struct svc_app *app = call->app;
-	Affiliate__V1__Advertiser *adv;
 	struct webhook_call *wc;
 	char why[256];
 	int rv;
@@ -75,15 +80,6 @@ receive_webhook(
 	if (webhook_body_parse(in->body.data, in->body.len, &wc->o, why,
 	        sizeof(why)) != AFF_OK)
 		return (rpc_errorf(call, AFF_INVALID_ARGUMENT, "%s", why));
-	rv = call->store->ops->advertiser_get(
-	    call->store, wc->o.advertiser_id, &call->arena, &adv);
-	if (rv == AFF_NOT_FOUND)
-		return (rpc_errorf(call, rv, "no advertiser with id %lld",
-		    (long long)wc->o.advertiser_id));
-	if (rv != AFF_OK)
-		return (svc_store_failed(call, rv));
-	if ((rv = svc_check_editor(call, wc->o.editor_id)) != AFF_OK)
-		return (rv);
 	wc->call = call;
 	wc->in = (struct store_order_in){
 		.order_id = wc->o.order_id,
