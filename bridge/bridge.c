@@ -70,8 +70,12 @@ bridge_config_load(struct bridge_config *cfg, int argc, char **argv, int *help)
 		{ "timeout", "AFFILIATE_BRIDGE_TIMEOUT_MS", AFF_OPT_INT,
 		    &cfg->timeout_ms, 0, 1, 600000, NULL, "MS",
 		    "deadline of each RPC (5000)" },
+		/* At most what fits an RPC envelope under the server's default
+		 * message limit (2 MiB): a larger body would be dropped there
+		 * and answered 504, not 413. */
 		{ "max-body", "AFFILIATE_MAX_BODY", AFF_OPT_SIZE, &cfg->max_body, 0,
-		    0, 64 << 20, NULL, "BYTES", "largest request body (1048576)" },
+		    0, (2 << 20) - (64 << 10), NULL, "BYTES",
+		    "largest request body (1048576)" },
 		{ "log-level", "AFFILIATE_LOG_LEVEL", AFF_OPT_LEVEL,
 		    &cfg->log_level, 0, 0, 0, NULL, "LEVEL",
 		    "debug, info, warn or error (info)" },
@@ -117,8 +121,8 @@ call_keep_alive(const struct http_call *hc)
 static void
 call_send(struct http_call *hc, int status, const char *body, size_t len)
 {
-	char head[1024], date[64];
-	size_t n;
+	struct aff_buf b;
+	char date[64];
 	time_t now = time(NULL);
 	struct tm tm;
 	int head_only;
@@ -127,7 +131,8 @@ call_send(struct http_call *hc, int status, const char *body, size_t len)
 	hc->sent = len;
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-	n = (size_t)snprintf(head, sizeof(head),
+	aff_buf_init(&b);
+	aff_buf_printf(&b,
 	    "HTTP/1.1 %d %s\r\n"
 	    "Content-Type: application/json; charset=utf-8\r\n"
 	    "Content-Length: %zu\r\n"
@@ -136,41 +141,30 @@ call_send(struct http_call *hc, int status, const char *body, size_t len)
 	    "Date: %s\r\n",
 	    status, mg_get_response_code_text(hc->conn, status), len,
 	    hc->request_id, date);
-	if (hc->allow != NULL && n < sizeof(head))
-		n += (size_t)snprintf(
-		    head + n, sizeof(head) - n, "Allow: %s\r\n", hc->allow);
-	if (hc->link != NULL && n < sizeof(head))
-		n += (size_t)snprintf(
-		    head + n, sizeof(head) - n, "Link: %s\r\n", hc->link);
-	if (hc->retry_after > 0 && n < sizeof(head))
-		n += (size_t)snprintf(head + n, sizeof(head) - n,
-		    "Retry-After: %d\r\n", hc->retry_after);
-	if (n < sizeof(head))
-		n += (size_t)snprintf(head + n, sizeof(head) - n,
-		    "Connection: %s\r\n\r\n",
-		    call_keep_alive(hc) ? "keep-alive" : "close");
-	if (n >= sizeof(head)) {
-		/* Only a giant Link could do it; answer without extras. */
-		hc->allow = hc->link = NULL;
-		call_send(hc, status, body, len);
-		return;
-	}
+	if (hc->allow != NULL)
+		aff_buf_printf(&b, "Allow: %s\r\n", hc->allow);
+	/* A Link is as long as the client's query: never dropped, or a
+	 * client would take the page for the last. */
+	if (hc->link != NULL)
+		aff_buf_printf(&b, "Link: %s\r\n", hc->link);
+	if (hc->retry_after > 0)
+		aff_buf_printf(&b, "Retry-After: %d\r\n", hc->retry_after);
+	aff_buf_printf(&b, "Connection: %s\r\n\r\n",
+	    call_keep_alive(hc) ? "keep-alive" : "close");
 	/* A request line too broken to parse has no method. */
 	head_only = hc->ri->request_method != NULL &&
 	    strcmp(hc->ri->request_method, "HEAD") == 0;
-	if (head_only || len == 0) {
-		mg_write(hc->conn, head, n);
+	if (!head_only && len > 0 && len <= 16384)
+		aff_buf_add(&b, body, len); /* one write for all of it */
+	else if (!head_only && len > 0) {
+		mg_write(hc->conn, b.data, b.len);
+		aff_buf_fini(&b);
+		mg_write(hc->conn, body, len);
 		return;
 	}
-	if (n + len <= 16384) {
-		char buf[16384];
-		memcpy(buf, head, n);
-		memcpy(buf + n, body, len);
-		mg_write(hc->conn, buf, n + len);
-	} else {
-		mg_write(hc->conn, head, n);
-		mg_write(hc->conn, body, len);
-	}
+	if (!b.failed)
+		mg_write(hc->conn, b.data, b.len);
+	aff_buf_fini(&b);
 }
 
 static void
@@ -430,7 +424,8 @@ next_link(struct http_call *hc, const ProtobufCMessage *reply, const char *name)
 		mg_url_encode(*(char *const *)p, enc, sizeof(enc));
 	else
 		return (NULL);
-	if ((kept = aff_arena_alloc(&hc->arena, strlen(q) + 1)) == NULL)
+	/* Every segment kept plus its '&' and the NUL: strlen(q) + 2. */
+	if ((kept = aff_arena_alloc(&hc->arena, strlen(q) + 2)) == NULL)
 		return (NULL);
 	/* Keep every parameter but after, as the client wrote it. */
 	out = kept;

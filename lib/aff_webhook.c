@@ -164,19 +164,29 @@ unhex32(const char *s, size_t n, unsigned char out[32])
 	return (0);
 }
 
-/* Whether any secret's MAC over prefix||body equals want (constant time
- * per comparison; every secret is always tried). */
-static int
-any_secret_matches(const struct aff_webhook_secrets *ws, const char *prefix,
-    const uint8_t *body, size_t len, const unsigned char want[32])
+/* The MACs of prefix||body under every secret (computed once per
+ * request, whatever the header carries); the number made. */
+static size_t
+macs_of(const struct aff_webhook_secrets *ws, const char *prefix,
+    const uint8_t *body, size_t len, unsigned char macs[][32])
 {
-	unsigned char mac[32];
-	int ok = 0;
+	size_t n = 0;
 
 	for (size_t i = 0; i < ws->n; i++)
-		ok |= hmac(ws->secret[i], prefix, body, len, mac) == 0 &&
-		    CRYPTO_memcmp(mac, want, 32) == 0;
-	OPENSSL_cleanse(mac, sizeof(mac));
+		if (hmac(ws->secret[i], prefix, body, len, macs[n]) == 0)
+			n++;
+	return (n);
+}
+
+/* Whether want equals any of the macs (constant time per comparison;
+ * every one is always compared). */
+static int
+any_mac_matches(unsigned char macs[][32], size_t n, const unsigned char want[32])
+{
+	int ok = 0;
+
+	for (size_t i = 0; i < n; i++)
+		ok |= CRYPTO_memcmp(macs[i], want, 32) == 0;
 	return (ok);
 }
 
@@ -191,20 +201,29 @@ int
 aff_webhook_verify(const struct aff_webhook_secrets *ws, const char *header,
     const uint8_t *body, size_t len, int64_t now, char *why, size_t whylen)
 {
-	unsigned char want[32];
+	unsigned char want[32], macs[AFF_WEBHOOK_MAX_SECRETS][32];
 	char prefix[32];
 	const char *p;
 	int64_t t = -1;
+	size_t n_macs;
 	int n_v1 = 0, ok = 0;
 
 	if (header == NULL || *header == '\0')
 		return (unauth(why, whylen,
 		    "the X-Partner-Signature header is missing"));
+	/* Bounded before any hashing: the work per request must not grow
+	 * with what an unauthenticated sender writes in the header. */
+	if (strlen(header) > AFF_WEBHOOK_MAX_HEADER)
+		return (unauth(why, whylen,
+		    "the X-Partner-Signature header is malformed"));
 	if (strncmp(header, "t=", 2) != 0) {
 		if (unhex32(header, strlen(header), want) != 0)
 			return (unauth(why, whylen,
 			    "the X-Partner-Signature header is malformed"));
-		if (!any_secret_matches(ws, NULL, body, len, want))
+		n_macs = macs_of(ws, NULL, body, len, macs);
+		ok = any_mac_matches(macs, n_macs, want);
+		OPENSSL_cleanse(macs, sizeof(macs));
+		if (!ok)
 			return (unauth(why, whylen,
 			    "the signature does not match the body"));
 		return (AFF_OK);
@@ -223,10 +242,10 @@ aff_webhook_verify(const struct aff_webhook_secrets *ws, const char *header,
 				    "the signature's timestamp is malformed"));
 			t = v;
 		} else if (n > 3 && strncmp(p, "v1=", 3) == 0) {
-			if (unhex32(p + 3, n - 3, want) != 0)
+			if (unhex32(p + 3, n - 3, want) != 0 ||
+			    ++n_v1 > AFF_WEBHOOK_MAX_V1)
 				return (unauth(why, whylen,
 				    "the X-Partner-Signature header is malformed"));
-			n_v1++;
 		} else
 			return (unauth(why, whylen,
 			    "the X-Partner-Signature header is malformed"));
@@ -242,12 +261,14 @@ aff_webhook_verify(const struct aff_webhook_secrets *ws, const char *header,
 		return (unauth(why, whylen,
 		    "the signature's timestamp is more than 300 s ahead"));
 	snprintf(prefix, sizeof(prefix), "%lld.", (long long)t);
+	n_macs = macs_of(ws, prefix, body, len, macs);
 	for (p = header; *p != '\0';) {
 		size_t n = strcspn(p, ",");
 		if (strncmp(p, "v1=", 3) == 0 && unhex32(p + 3, n - 3, want) == 0)
-			ok |= any_secret_matches(ws, prefix, body, len, want);
+			ok |= any_mac_matches(macs, n_macs, want);
 		p += n + (p[n] == ',');
 	}
+	OPENSSL_cleanse(macs, sizeof(macs));
 	if (!ok)
 		return (unauth(why, whylen, "the signature does not match the body"));
 	return (AFF_OK);

@@ -6,6 +6,10 @@
  *   <64 hex>                        HMAC(secret, body)           (the seed's)
  *   t=<unix seconds>,v1=<64 hex>[,v1=<64 hex>...]
  *                                   HMAC(secret, "<t>.<body>"), |now - t| <= 300
+ *
+ * One MAC is computed per secret and request, whatever the header holds,
+ * and headers over 1 KiB or with more than 8 v1= are refused unhashed, so
+ * an unauthenticated sender cannot make the check expensive.
  */
 #ifndef AFF_WEBHOOK_H
 #define AFF_WEBHOOK_H
@@ -15,6 +19,8 @@
 
 #define AFF_WEBHOOK_TOLERANCE_S 300
 #define AFF_WEBHOOK_MAX_SECRETS 8
+#define AFF_WEBHOOK_MAX_V1 8        /* v1= entries in one header */
+#define AFF_WEBHOOK_MAX_HEADER 1024 /* bytes */
 
 struct aff_webhook_secrets {
 	size_t n;

@@ -146,7 +146,13 @@ dispatch_round(jobs *j)
 	}
 	/* What could not be pushed goes back, due now, its attempt uncounted
 	 * (one transaction: one fsync, not one per job). */
-	(void)j->dispatch_store->ops->jobs_unclaim(j->dispatch_store, v + i, n - i);
+	if (i < n &&
+	    (rv = j->dispatch_store->ops->jobs_unclaim(j->dispatch_store, v + i,
+	         n - i)) != AFF_OK)
+		/* They stay in flight with an attempt counted, and come back
+		 * after the visibility timeout: late, not lost. */
+		aff_warn("jobs: %zu unsent jobs could not be given back: %s",
+		    n - i, aff_strerror(rv));
 	aff_arena_fini(&a);
 	return (sent < (int)n ? -1 : sent);
 }

@@ -103,7 +103,7 @@ handler_main(void *arg)
 	struct handler_thread *t = arg;
 	rpc_server *srv = t->srv;
 	struct rpc_slot *sl;
-	nng_msg *rep;
+	nng_msg *req, *rep;
 
 	t->state = srv->opts.thread_init != NULL
 	    ? srv->opts.thread_init(srv->opts.arg)
@@ -128,10 +128,15 @@ handler_main(void *arg)
 			srv->tail = NULL;
 		pthread_mutex_unlock(&srv->mtx);
 
-		sl->state = SLOT_DEFERRED;
-		rep = srv->opts.handle(t->state, sl->req, sl);
-		nng_msg_free(sl->req);
+		/* Take the request out of the slot first: once the handler has
+		 * deferred, its reply may be sent (and the slot re-armed with
+		 * the next request) before handle() even returns, so nothing
+		 * may touch the slot after a deferral. */
+		req = sl->req;
 		sl->req = NULL;
+		sl->state = SLOT_DEFERRED;
+		rep = srv->opts.handle(t->state, req, sl);
+		nng_msg_free(req);
 		if (rep != RPC_SERVER_DEFERRED)
 			rpc_server_reply(sl, rep);
 	}

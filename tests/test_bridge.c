@@ -209,6 +209,26 @@ test_lists_page_with_a_link_to_the_next_page(void **state)
 }
 
 static void
+test_a_long_query_keeps_its_link(void **state)
+{
+	struct tu_http_response r;
+	char target[4096], link[4096];
+	size_t n;
+
+	(void)state;
+	/* limit=00...05 percent-encoded: a legal 3 KB query for limit=5. */
+	n = (size_t)snprintf(target, sizeof(target), "/advertisers?limit=");
+	for (int i = 0; i < 1000; i++)
+		n += (size_t)snprintf(target + n, sizeof(target) - n, "%%30");
+	snprintf(target + n, sizeof(target) - n, "%%35");
+	req(&r, "GET", target, NULL, NULL, 200);
+	assert_non_null(tu_http_header(&r, "Link", link, sizeof(link)));
+	assert_non_null(strstr(link, "after=5>; rel=\"next\""));
+	assert_true(strlen(link) > 3000);
+	tu_http_response_fini(&r);
+}
+
+static void
 test_every_error_class_is_a_json_error(void **state)
 {
 	(void)state;
@@ -575,6 +595,7 @@ main(void)
 		cmocka_unit_test(test_advertiser_get_renders_every_field),
 		cmocka_unit_test(test_lists_page_with_a_link_to_the_next_page),
 		cmocka_unit_test(test_every_error_class_is_a_json_error),
+		cmocka_unit_test(test_a_long_query_keeps_its_link),
 		cmocka_unit_test(
 		    test_an_application_is_accepted_and_a_second_one_conflicts),
 		cmocka_unit_test(test_a_wrong_method_lists_the_allowed_ones),

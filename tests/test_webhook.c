@@ -152,6 +152,31 @@ test_malformed_headers_are_refused(void **state)
 }
 
 static void
+test_headers_that_would_cost_many_macs_are_refused_unhashed(void **state)
+{
+	char sig[128], hdr[2048];
+	size_t n;
+
+	(void)state;
+	sign("s3cret", body, NOW, sig);
+	/* Eight v1= are fine; a ninth is refused. */
+	n = (size_t)snprintf(hdr, sizeof(hdr), "%s", sig);
+	for (int i = 0; i < 7; i++)
+		n += (size_t)snprintf(hdr + n, sizeof(hdr) - n, ",v1=%064d", 0);
+	assert_int_equal(verify("s3cret", hdr, body, NULL), AFF_OK);
+	snprintf(hdr + n, sizeof(hdr) - n, ",v1=%064d", 0);
+	assert_int_equal(verify("s3cret", hdr, body,
+	                     "the X-Partner-Signature header is malformed"),
+	    AFF_UNAUTHENTICATED);
+	/* Over 1 KiB, whatever it holds. */
+	memset(hdr, 'a', 1100);
+	hdr[1100] = '\0';
+	assert_int_equal(verify("s3cret", hdr, body,
+	                     "the X-Partner-Signature header is malformed"),
+	    AFF_UNAUTHENTICATED);
+}
+
+static void
 test_rotated_secrets_and_several_v1_are_accepted(void **state)
 {
 	char sig[128], two[300], good[128];
@@ -316,6 +341,8 @@ main(void)
 		cmocka_unit_test(test_stale_and_future_timestamps_are_refused),
 		cmocka_unit_test(test_malformed_headers_are_refused),
 		cmocka_unit_test(test_rotated_secrets_and_several_v1_are_accepted),
+		cmocka_unit_test(
+		    test_headers_that_would_cost_many_macs_are_refused_unhashed),
 		cmocka_unit_test(test_secret_lists_parse),
 		cmocka_unit_test(test_a_good_body_is_read_exactly),
 		cmocka_unit_test(test_every_validation_rule_has_its_message),
