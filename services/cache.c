@@ -204,9 +204,10 @@ pipe_cmd(redisContext *rc, int *queued, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Reads queued replies; AFF_UNAVAILABLE on a connection or Redis error. */
+/* Reads queued replies; AFF_UNAVAILABLE on a connection or Redis error.
+ * *last (may be NULL) gets the last reply's integer. */
 static int
-pipeline_finish(cache *c, int queued)
+pipeline_finish(cache *c, int queued, int64_t *last)
 {
 	redisReply *r;
 	int rv = AFF_OK;
@@ -220,6 +221,12 @@ pipeline_finish(cache *c, int queued)
 			aff_warn("cache: redis: %s", r->str);
 			rv = AFF_UNAVAILABLE;
 		}
+		if (last != NULL && i == queued - 1) {
+			if (r->type == REDIS_REPLY_INTEGER)
+				*last = r->integer;
+			else
+				rv = AFF_UNAVAILABLE;
+		}
 		freeReplyObject(r);
 	}
 	return (rv);
@@ -227,7 +234,7 @@ pipeline_finish(cache *c, int queued)
 
 int
 cache_orders_put(cache *c, const char *db_id,
-    const struct store_order_row *rows, size_t n)
+    const struct store_order_row *rows, size_t n, int64_t *gen)
 {
 	static const char *const statuses[] = { "pending", "approved",
 		"declined" };
@@ -259,38 +266,30 @@ cache_orders_put(cache *c, const char *db_id,
 		pipe_cmd(rc, &queued, "ZADD aff:%s:oi:s:%s %lld %s", db_id,
 		    o->status, seq, id);
 	}
-	return (pipeline_finish(c, queued));
+	pipe_cmd(rc, &queued, "INCR aff:%s:o:gen", db_id);
+	return (pipeline_finish(c, queued, gen));
 }
 
 int
-cache_orders_epoch(cache *c, const char *db_id)
+cache_orders_gen(cache *c, const char *db_id, int64_t *gen)
 {
 	redisContext *rc;
 	redisReply *r;
-	int rv;
+	int rv = AFF_OK;
 
 	if ((rc = cache_conn(c)) == NULL)
 		return (AFF_UNAVAILABLE);
-	r = cache_reply(c, redisCommand(rc, "EXISTS aff:%s:o:epoch", db_id));
+	r = cache_reply(c, redisCommand(rc, "GET aff:%s:o:gen", db_id));
 	if (r == NULL)
 		return (AFF_UNAVAILABLE);
-	rv = r->type == REDIS_REPLY_INTEGER && r->integer == 1 ? AFF_OK
-	                                                        : AFF_NOT_FOUND;
+	if (r->type == REDIS_REPLY_NIL)
+		*gen = 0;
+	else if (r->type == REDIS_REPLY_STRING)
+		*gen = strtoll(r->str, NULL, 10);
+	else
+		rv = AFF_UNAVAILABLE;
 	freeReplyObject(r);
 	return (rv);
-}
-
-int
-cache_orders_epoch_set(cache *c, const char *db_id)
-{
-	redisContext *rc;
-	int queued = 0;
-
-	if ((rc = cache_conn(c)) == NULL)
-		return (AFF_UNAVAILABLE);
-	pipe_cmd(rc, &queued, "SET aff:%s:o:epoch %lld", db_id,
-	    (long long)aff_now_ms());
-	return (pipeline_finish(c, queued));
 }
 
 /* Whether o passes the query's filters. */
@@ -304,8 +303,9 @@ order_matches(const Affiliate__V1__Order *o, const struct store_order_query *q)
 }
 
 int
-cache_orders_list(cache *c, const char *db_id, const struct store_order_query *q,
-    aff_arena *a, Affiliate__V1__Order ***out, size_t *n, int64_t *next)
+cache_orders_list(cache *c, const char *db_id, int64_t gen,
+    const struct store_order_query *q, aff_arena *a,
+    Affiliate__V1__Order ***out, size_t *n, int64_t *next)
 {
 	char index[128];
 	Affiliate__V1__Order **v;
@@ -317,7 +317,10 @@ cache_orders_list(cache *c, const char *db_id, const struct store_order_query *q
 
 	if ((rc = cache_conn(c)) == NULL)
 		return (AFF_UNAVAILABLE);
-	if (cache_orders_epoch(c, db_id) != AFF_OK)
+	int64_t shown;
+
+	if (gen <= 0 || cache_orders_gen(c, db_id, &shown) != AFF_OK ||
+	    shown != gen)
 		return (AFF_UNAVAILABLE);
 	/* The most selective index; the other filters apply in memory. */
 	if (q->editor_id > 0)

@@ -56,30 +56,30 @@ int cache_status(cache *c);
 /*
  * The Redis copy of the orders, for GET /orders: each order packed under
  * aff:<db>:o:<order_id>, and sorted sets of order ids scored by seq: all,
- * by editor, by advertiser, by status. An epoch key says the copy is whole:
- * a Redis that lost its data (restarted empty) has none.
+ * by editor, by advertiser, by status. A generation counter in Redis,
+ * bumped with every batch written, is recorded in SQLite with the rows it
+ * covers: a Redis that lost data or came back from an older snapshot
+ * shows another generation, and is not read (and gets everything again).
  */
 struct store_order_row;
 struct store_order_query;
 
-/* Writes the orders and their index entries in one pipeline. AFF_OK or
- * AFF_UNAVAILABLE. */
+/* Writes the orders and their index entries and bumps the generation, in
+ * one pipeline; *gen is the new generation. AFF_OK or AFF_UNAVAILABLE. */
 int cache_orders_put(cache *c, const char *db_id,
-    const struct store_order_row *rows, size_t n);
+    const struct store_order_row *rows, size_t n, int64_t *gen);
 
-/* AFF_OK when the epoch key is there; AFF_NOT_FOUND when Redis lost the
- * copy; AFF_UNAVAILABLE when Redis is down. */
-int cache_orders_epoch(cache *c, const char *db_id);
-
-/* Sets the epoch key (after a full resync was scheduled). */
-int cache_orders_epoch_set(cache *c, const char *db_id);
+/* The copy's generation (0 when there is none). AFF_OK or
+ * AFF_UNAVAILABLE. */
+int cache_orders_gen(cache *c, const char *db_id, int64_t *gen);
 
 /*
- * One page of orders from the copy, as store_ops.order_list: AFF_OK, or
- * AFF_UNAVAILABLE when Redis is down, lacks the epoch or a listed order
- * (the caller then reads SQLite).
+ * One page of orders from the copy, as store_ops.order_list, when the
+ * copy shows generation gen: AFF_OK, or AFF_UNAVAILABLE when Redis is
+ * down, shows another generation or lacks a listed order (the caller then
+ * reads SQLite).
  */
-int cache_orders_list(cache *c, const char *db_id,
+int cache_orders_list(cache *c, const char *db_id, int64_t gen,
     const struct store_order_query *q, aff_arena *a,
     Affiliate__V1__Order ***out, size_t *n, int64_t *next);
 

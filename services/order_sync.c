@@ -27,38 +27,40 @@ struct order_sync {
 	int stopping, notified;
 };
 
-/* One pass: the epoch checked, then everything behind written. */
+/* One pass: the copy's generation checked, then everything behind
+ * written. */
 static void
 sync_pass(order_sync *os)
 {
 	const char *db_id;
-	int64_t version;
+	int64_t version, shown, recorded;
 	int rv;
 
 	if (os->s->ops->catalog_version(os->s, &db_id, &version) != AFF_OK)
 		return;
-	rv = cache_orders_epoch(os->c, db_id);
-	if (rv == AFF_UNAVAILABLE)
+	if (cache_orders_gen(os->c, db_id, &shown) != AFF_OK)
 		return;
-	if (rv == AFF_NOT_FOUND) {
-		/* Empty or new Redis: write every order again, then say the
-		 * copy is whole (in that order, so a reader never trusts a copy
-		 * that is being refilled). */
-		if (os->s->ops->orders_cache_reset(os->s) != AFF_OK ||
-		    cache_orders_epoch_set(os->c, db_id) != AFF_OK)
+	(void)os->s->ops->orders_all_cached(os->s, &recorded);
+	if (shown < recorded) {
+		/* Redis lost data or came back from an older snapshot: write
+		 * every order again. */
+		if (os->s->ops->orders_cache_reset(os->s) != AFF_OK)
 			return;
-		aff_info("orders: the Redis copy is being rebuilt");
+		aff_info("orders: the Redis copy is behind (generation %lld, "
+		         "expected %lld); rebuilding it",
+		    (long long)shown, (long long)recorded);
 	}
 	for (;;) {
 		struct store_order_row *rows;
+		int64_t gen = 0;
 		size_t n;
 		aff_arena a;
 
 		aff_arena_init(&a);
 		rv = os->s->ops->orders_uncached(os->s, SYNC_BATCH, &a, &rows, &n);
 		if (rv == AFF_OK && n > 0 &&
-		    (rv = cache_orders_put(os->c, db_id, rows, n)) == AFF_OK)
-			rv = os->s->ops->orders_mark_cached(os->s, rows, n);
+		    (rv = cache_orders_put(os->c, db_id, rows, n, &gen)) == AFF_OK)
+			rv = os->s->ops->orders_mark_cached(os->s, rows, n, gen);
 		aff_arena_fini(&a);
 		if (rv != AFF_OK || n < SYNC_BATCH)
 			break;

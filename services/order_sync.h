@@ -2,9 +2,9 @@
  * order_sync.h - keeps the Redis copy of the orders (see cache.h) caught
  * up with SQLite, off the request path: a thread writes orders whose copy
  * is missing or behind every 100 ms. While Redis is down nothing is
- * refused or lost: orders
- * stay marked behind, and are written when it returns. A Redis that comes
- * back empty (no epoch key) gets every order again.
+ * refused or lost: orders stay marked behind, and are written when it
+ * returns. A Redis that comes back empty or from an older snapshot (an
+ * older generation, see cache.h) gets every order again.
  */
 #ifndef ORDER_SYNC_H
 #define ORDER_SYNC_H

@@ -216,15 +216,17 @@ struct store_ops {
 	    struct store_order_row **out, size_t *n);
 
 	/* Records that these revisions are in Redis (a row changed since
-	 * stays behind). */
+	 * stays behind), and that the copy's generation is now gen, in one
+	 * transaction. */
 	int (*orders_mark_cached)(store *s, const struct store_order_row *rows,
-	    size_t n);
+	    size_t n, int64_t gen);
 
 	/* AFF_OK when Redis has every order as it is now, AFF_NOT_FOUND when
-	 * not: only then may a list be read from Redis. */
-	int (*orders_all_cached)(store *s);
+	 * not; *gen is the generation the copy must show to be trusted. */
+	int (*orders_all_cached)(store *s, int64_t *gen);
 
-	/* Redis lost its copy: every order is to be written again. */
+	/* Redis lost or rolled back its copy: every order is to be written
+	 * again (and the generation forgotten). */
 	int (*orders_cache_reset)(store *s);
 
 	/* Group commit: the writes between begin and end are one

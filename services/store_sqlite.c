@@ -54,6 +54,7 @@ enum {
 	ST_ORDER_CACHED,
 	ST_ORDERS_ALL_CACHED,
 	ST_ORDERS_CACHE_RESET,
+	ST_ORDERS_GEN_SET,
 	ST_COUNT,
 };
 
@@ -157,8 +158,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 	                       " WHERE cached_rev < rev ORDER BY seq LIMIT ?1",
 	[ST_ORDER_CACHED] = "UPDATE orders SET cached_rev = ?2"
 	                    " WHERE seq = ?1 AND rev = ?2",
-	[ST_ORDERS_ALL_CACHED] = "SELECT NOT EXISTS (SELECT 1 FROM orders"
-	                         " WHERE cached_rev < rev)",
+	[ST_ORDERS_ALL_CACHED] =
+	    "SELECT NOT EXISTS (SELECT 1 FROM orders WHERE cached_rev < rev),"
+	    " coalesce((SELECT CAST(value AS INTEGER) FROM meta"
+	    " WHERE key = 'orders_gen'), 0)",
+	[ST_ORDERS_GEN_SET] = "INSERT INTO meta (key, value)"
+	                      " VALUES ('orders_gen', ?1) ON CONFLICT (key)"
+	                      " DO UPDATE SET value = excluded.value",
 	[ST_ORDERS_CACHE_RESET] = "UPDATE orders SET cached_rev = 0"
 	                          " WHERE cached_rev > 0",
 };
@@ -1533,8 +1539,17 @@ sqlite_orders_uncached(store *base, int max, aff_arena *a,
 }
 
 static int
+orders_gen_set(sqlite_store *s, int64_t gen)
+{
+	sqlite3_stmt *st = s->st[ST_ORDERS_GEN_SET];
+
+	sqlite3_bind_int64(st, 1, gen);
+	return (step_write(s, st, "orders gen"));
+}
+
+static int
 sqlite_orders_mark_cached(store *base, const struct store_order_row *rows,
-    size_t n)
+    size_t n, int64_t gen)
 {
 	sqlite_store *s = (sqlite_store *)base;
 	int rv;
@@ -1547,19 +1562,22 @@ sqlite_orders_mark_cached(store *base, const struct store_order_row *rows,
 		sqlite3_bind_int64(st, 2, rows[i].rev);
 		rv = step_write(s, st, "order cached");
 	}
+	if (rv == AFF_OK)
+		rv = orders_gen_set(s, gen);
 	return (tx_end(s, rv));
 }
 
 static int
-sqlite_orders_all_cached(store *base)
+sqlite_orders_all_cached(store *base, int64_t *gen)
 {
 	sqlite_store *s = (sqlite_store *)base;
 	sqlite3_stmt *st = s->st[ST_ORDERS_ALL_CACHED];
 	int rc = sqlite3_step(st), rv;
 
-	if (rc == SQLITE_ROW)
+	if (rc == SQLITE_ROW) {
 		rv = sqlite3_column_int(st, 0) ? AFF_OK : AFF_NOT_FOUND;
-	else
+		*gen = sqlite3_column_int64(st, 1);
+	} else
 		rv = sqlite_err(s->db, rc, "orders all cached");
 	stmt_done(st);
 	return (rv);
@@ -1569,8 +1587,14 @@ static int
 sqlite_orders_cache_reset(store *base)
 {
 	sqlite_store *s = (sqlite_store *)base;
+	int rv;
 
-	return (step_write(s, s->st[ST_ORDERS_CACHE_RESET], "orders cache reset"));
+	if ((rv = tx_begin(s)) != AFF_OK)
+		return (rv);
+	rv = step_write(s, s->st[ST_ORDERS_CACHE_RESET], "orders cache reset");
+	if (rv == AFF_OK)
+		rv = orders_gen_set(s, 0);
+	return (tx_end(s, rv));
 }
 
 static int

@@ -107,7 +107,7 @@ list_orders(
 	Affiliate__V1__ListOrdersResponse *resp;
 	struct store_order_query q = { 0 };
 	const char *db_id;
-	int64_t next, version;
+	int64_t next, version, gen;
 	int rv;
 
 	if (in->status[0] != '\0' && strcmp(in->status, "pending") != 0 &&
@@ -134,10 +134,10 @@ list_orders(
 	/* From Redis when its copy is whole; from SQLite otherwise. */
 	rv = AFF_UNAVAILABLE;
 	if (cache_enabled(call->cache) &&
-	    call->store->ops->orders_all_cached(call->store) == AFF_OK &&
+	    call->store->ops->orders_all_cached(call->store, &gen) == AFF_OK &&
 	    call->store->ops->catalog_version(call->store, &db_id, &version) ==
 	        AFF_OK)
-		rv = cache_orders_list(call->cache, db_id, &q, &call->arena,
+		rv = cache_orders_list(call->cache, db_id, gen, &q, &call->arena,
 		    &resp->orders, &resp->n_orders, &next);
 	if (rv != AFF_OK)
 		rv = call->store->ops->order_list(call->store, &q, &call->arena,

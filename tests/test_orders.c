@@ -429,6 +429,24 @@ test_the_list_comes_from_the_redis_copy_and_survives_its_loss(void **state)
 	assert_non_null(strstr(b, "\"order_id\":\"R-4\",\"advertiser_id\":2,"
 	                          "\"editor_id\":1,\"amount\":9999.99"));
 	free(b);
+	/* Redis "back from an older snapshot": its generation goes back. The
+	 * copy is no longer trusted (SQLite answers, with the true amount)
+	 * and is rebuilt. */
+	{
+		struct timeval tv = { 1, 0 };
+		redisContext *c = redisConnectWithTimeout("127.0.0.1",
+		    F->redis.port, tv);
+		redisReply *keys = redisCommand(c, "KEYS aff:*:o:gen"), *r;
+		assert_int_equal(keys->elements, 1);
+		r = redisCommand(c, "DECR %s", keys->element[0]->str);
+		freeReplyObject(r);
+		freeReplyObject(keys);
+		redisFree(c);
+	}
+	b = list_body("/orders?editor_id=1");
+	assert_non_null(strstr(b, "\"order_id\":\"R-4\",\"advertiser_id\":2,"
+	                          "\"editor_id\":1,\"amount\":14.00"));
+	free(b);
 	/* Redis lost: the list comes from SQLite, whole. */
 	tu_redis_stop(&F->redis);
 	b = list_body("/orders?editor_id=1&limit=3");
