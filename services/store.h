@@ -137,13 +137,16 @@ struct store_ops {
 
 	/*
 	 * Inserts a pending application and its review job (the outbox row)
-	 * in one transaction. AFF_ALREADY_EXISTS when the editor has a
-	 * pending or approved application to the advertiser: *out is that
-	 * one. The caller has checked the ids and the eligibility.
+	 * in one transaction, recording request_id. AFF_ALREADY_EXISTS when
+	 * the editor has a pending or approved application to the advertiser
+	 * (*out is that one), unless that one was made by this same
+	 * request_id: then AFF_OK with it (a resent request). The caller has
+	 * checked the ids and the eligibility.
 	 */
 	int (*application_create)(store *s, int64_t editor_id,
-	    int64_t advertiser_id, const struct store_job_policy *p,
-	    aff_arena *a, Affiliate__V1__Application **out);
+	    int64_t advertiser_id, const char *request_id,
+	    const struct store_job_policy *p, aff_arena *a,
+	    Affiliate__V1__Application **out);
 
 	int (*application_get)(store *s, int64_t id, aff_arena *a,
 	    Affiliate__V1__Application **out);

@@ -98,9 +98,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_APP_INSERT] = "INSERT INTO applications (editor_id, advertiser_id,"
-	                  " status, created_at, updated_at)"
-	                  " VALUES (?1, ?2, 'pending', ?3, ?3)",
-	[ST_APP_OPEN] = "SELECT " APP_COLUMNS " FROM applications"
+	                  " status, created_at, updated_at, request_id)"
+	                  " VALUES (?1, ?2, 'pending', ?3, ?3, ?4)",
+	[ST_APP_OPEN] = "SELECT " APP_COLUMNS ", request_id FROM applications"
 	                " WHERE editor_id = ?1 AND advertiser_id = ?2"
 	                " AND status IN ('pending', 'approved')",
 	[ST_APP_GET] = "SELECT " APP_COLUMNS " FROM applications WHERE id = ?1",
@@ -248,7 +248,10 @@ static const char *const migrations[] = {
 	"    CHECK (status IN ('pending', 'approved', 'rejected')),"
 	"  reason TEXT NOT NULL DEFAULT '',"
 	"  created_at INTEGER NOT NULL,"
-	"  updated_at INTEGER NOT NULL"
+	"  updated_at INTEGER NOT NULL,"
+	/* The request that made it: the same request again (NNG resends a
+	 * request whose connection dropped) gets it back, not a conflict. */
+	"  request_id TEXT NOT NULL DEFAULT ''"
 	");"
 	/* At most one open (pending or approved) application per pair: the
 	 * database, not only the code, says so. */
@@ -971,7 +974,8 @@ event_insert(sqlite_store *s, int64_t app_id, const char *status,
 
 static int
 sqlite_application_create(store *base, int64_t editor_id,
-    int64_t advertiser_id, const struct store_job_policy *p, aff_arena *a,
+    int64_t advertiser_id, const char *request_id,
+    const struct store_job_policy *p, aff_arena *a,
     Affiliate__V1__Application **out)
 {
 	sqlite_store *s = (sqlite_store *)base;
@@ -988,16 +992,26 @@ sqlite_application_create(store *base, int64_t editor_id,
 	st = s->st[ST_APP_OPEN];
 	sqlite3_bind_int64(st, 1, editor_id);
 	sqlite3_bind_int64(st, 2, advertiser_id);
-	if ((rv = one_application(s, st, a, out)) == AFF_OK) {
-		rv = AFF_ALREADY_EXISTS;
-		goto done;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const char *made_by = (const char *)sqlite3_column_text(st, 7);
+		int same = request_id != NULL && request_id[0] != '\0' &&
+		    made_by != NULL && strcmp(made_by, request_id) == 0;
+		*out = row_application(st, a);
+		stmt_done(st);
+		if (*out == NULL)
+			rv = AFF_RESOURCE_EXHAUSTED;
+		else
+			rv = same ? AFF_OK : AFF_ALREADY_EXISTS;
+		(void)tx_end(s, AFF_ABORTED); /* nothing written: roll back */
+		return (rv);
 	}
-	if (rv != AFF_NOT_FOUND)
-		goto done;
+	stmt_done(st);
 	st = s->st[ST_APP_INSERT];
 	sqlite3_bind_int64(st, 1, editor_id);
 	sqlite3_bind_int64(st, 2, advertiser_id);
 	sqlite3_bind_int64(st, 3, now_ms / 1000);
+	sqlite3_bind_text(st, 4, request_id != NULL ? request_id : "", -1,
+	    SQLITE_STATIC);
 	if ((rv = step_write(s, st, "application insert")) != AFF_OK)
 		goto done;
 	id = sqlite3_last_insert_rowid(s->db);
@@ -1019,10 +1033,6 @@ sqlite_application_create(store *base, int64_t editor_id,
 	sqlite3_bind_int64(st, 1, id);
 	rv = one_application(s, st, a, out);
 done:
-	if (rv == AFF_ALREADY_EXISTS) {
-		(void)tx_end(s, AFF_ABORTED); /* nothing written: roll back */
-		return (AFF_ALREADY_EXISTS);
-	}
 	return (tx_end(s, rv));
 }
 

@@ -48,7 +48,7 @@ apply(struct rpc_call *call, const ProtobufCMessage *in_, ProtobufCMessage **out
 		    "advertiser %lld's programme is %s and takes no applications",
 		    (long long)in->advertiser_id, adv->status));
 	rv = s->ops->application_create(s, in->editor_id, in->advertiser_id,
-	    &app->job_policy, &call->arena, &a);
+	    call->request_id, &app->job_policy, &call->arena, &a);
 	if (rv == AFF_ALREADY_EXISTS) {
 		/* The reply carries the application that is in the way. */
 		call->error_payload = &a->base;

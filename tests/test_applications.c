@@ -498,12 +498,52 @@ test_apply_errors_are_clear(void **state)
 	assert_int_equal(tu_sql_int(f->db, "SELECT count(*) FROM jobs"), 1);
 }
 
+static void
+test_the_same_apply_request_again_gets_its_application_back(void **state)
+{
+	struct fixture *f = *state;
+	Affiliate__V1__ApplyRequest req = AFFILIATE__V1__APPLY_REQUEST__INIT;
+	struct aff_call_opts opts = { .request_id = "apply-once-1" };
+	struct aff_call_result res;
+	ProtobufCMessage *a1 = NULL, *a2 = NULL;
+
+	/* What NNG does when a connection drops with the request in flight:
+	 * the same request (same id) arrives again. */
+	req.editor_id = 1;
+	req.advertiser_id = 3;
+	assert_int_equal(aff_client_call(f->ts.client, APP_SVC, "Apply",
+	                     &req.base, &opts, &a1, &res),
+	    AFF_OK);
+	aff_call_result_fini(&res);
+	assert_int_equal(aff_client_call(f->ts.client, APP_SVC, "Apply",
+	                     &req.base, &opts, &a2, &res),
+	    AFF_OK);
+	aff_call_result_fini(&res);
+	assert_int_equal(((Affiliate__V1__Application *)a1)->id,
+	    ((Affiliate__V1__Application *)a2)->id);
+	protobuf_c_message_free_unpacked(a1, NULL);
+	protobuf_c_message_free_unpacked(a2, NULL);
+	/* Another request for the same pair is a conflict. */
+	opts.request_id = "apply-other-2";
+	assert_int_equal(aff_client_call(f->ts.client, APP_SVC, "Apply",
+	                     &req.base, &opts, &a2, &res),
+	    AFF_ALREADY_EXISTS);
+	aff_call_result_fini(&res);
+	if (a2 != NULL)
+		protobuf_c_message_free_unpacked(a2, NULL);
+	assert_int_equal(tu_sql_int(f->db, "SELECT count(*) FROM applications"), 1);
+	assert_int_equal(tu_sql_int(f->db, "SELECT count(*) FROM jobs"), 1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_apply_errors_are_clear, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_the_same_apply_request_again_gets_its_application_back,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_1000_applications_with_4_workers_are_each_approved_once,
 		    setup, teardown),
