@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 WERROR := $(if $(CI),ON,OFF)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build test run asan bench clean
+.PHONY: all deps build test run asan bench fuzz clean
 
 all: build
 
@@ -32,5 +32,24 @@ asan:
 bench: build
 	tests/bench/bench.sh $(BUILD_DIR)/bin
 
+# libFuzzer targets (tests/fuzz/), each FUZZ_SECONDS (60) from its seed
+# corpus, under AddressSanitizer + UndefinedBehaviorSanitizer. New inputs
+# go to build-fuzz/corpus/, crashes to build-fuzz/crash-*.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = fuzz_dispatch fuzz_json fuzz_route fuzz_webhook fuzz_job
+fuzz: deps
+	@command -v clang >/dev/null || { echo "fuzz: needs clang: apt-get install -y clang"; exit 1; }
+	@CC=clang cmake -S . -B build-fuzz -DAFFILIATE_FUZZ=ON -DAFFILIATE_TESTS=OFF \
+	  -DAFFILIATE_SANITIZER=address+undefined -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build build-fuzz -j$(JOBS)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build-fuzz/corpus/$$t; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  build-fuzz/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	    -artifact_prefix=build-fuzz/crash-$$t- build-fuzz/corpus/$$t tests/fuzz/corpus/$$t \
+	    2>&1 | grep -E "DONE|ERROR|SUMMARY" || true; \
+	  ! ls build-fuzz/crash-$$t-* >/dev/null 2>&1; \
+	done
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,56 @@
+/*
+ * fuzz_json.c - libFuzzer target: the bridge's JSON -> protobuf
+ * transcoder and query-parameter setter, on every request message type,
+ * and the message -> JSON writer on what came out.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "aff_arena.h"
+#include "aff_json.h"
+#include "affiliate/v1/affiliate.pb-c.h"
+
+static const ProtobufCMessageDescriptor *const types[] = {
+	&affiliate__v1__apply_request__descriptor,
+	&affiliate__v1__list_advertisers_request__descriptor,
+	&affiliate__v1__get_advertiser_request__descriptor,
+	&affiliate__v1__list_applications_request__descriptor,
+	&affiliate__v1__list_orders_request__descriptor,
+	&affiliate__v1__order__descriptor,
+};
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
+{
+	const ProtobufCMessageDescriptor *d;
+	ProtobufCMessage *m;
+	struct aff_buf b;
+	aff_arena a;
+	char err[256];
+	json_t *j;
+
+	if (len < 1)
+		return (0);
+	d = types[data[0] % (sizeof(types) / sizeof(types[0]))];
+	aff_arena_init(&a);
+	m = aff_message_new(d, &a);
+	if (data[0] & 0x80) {
+		/* "name=value" for the query path */
+		char *s = aff_arena_strndup(&a, (const char *)data + 1, len - 1);
+		char *eq = s != NULL ? strchr(s, '=') : NULL;
+		if (eq != NULL) {
+			*eq = '\0';
+			(void)aff_message_set_text(m, s, eq + 1, &a, err, sizeof(err));
+		}
+	} else if ((j = json_loadb((const char *)data + 1, len - 1,
+	                JSON_REJECT_DUPLICATES, NULL)) != NULL) {
+		(void)aff_json_to_message(j, m, &a, err, sizeof(err));
+		json_decref(j);
+	}
+	aff_buf_init(&b);
+	(void)aff_json_write_message(&b, m);
+	aff_buf_fini(&b);
+	aff_arena_fini(&a);
+	return (0);
+}
