@@ -32,6 +32,10 @@ int svc_store_failed(struct rpc_call *call, int rv);
  * error, answered (INVALID_ARGUMENT, NOT_FOUND, a store failure). */
 int svc_check_editor(struct rpc_call *call, int64_t editor_id);
 
+/* For a list filter (the REST contract has no 404 for lists: an id that
+ * matches nothing gives an empty page): only a negative id is refused. */
+int svc_check_filter_id(struct rpc_call *call, int64_t id, const char *name);
+
 /* Checks a page request (limit 0..1000, after >= 0) and sets *page to the
  * page size to use (100 when limit is 0). */
 int svc_check_page(struct rpc_call *call, int32_t limit, int64_t after,

@@ -82,7 +82,8 @@ list_applications(
 		    "status must be pending, approved or rejected"));
 	if ((rv = svc_check_page(call, in->limit, in->after, &q.limit)) !=
 	        AFF_OK ||
-	    (rv = svc_check_editor(call, in->editor_id)) != AFF_OK)
+	    (rv = svc_check_filter_id(call, in->editor_id, "editor_id")) !=
+	        AFF_OK)
 		return (rv);
 	if ((resp = aff_arena_alloc(&call->arena, sizeof(*resp))) == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);

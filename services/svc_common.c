@@ -29,6 +29,15 @@ svc_check_editor(struct rpc_call *call, int64_t editor_id)
 }
 
 int
+svc_check_filter_id(struct rpc_call *call, int64_t id, const char *name)
+{
+	if (id < 0)
+		return (rpc_errorf(call, AFF_INVALID_ARGUMENT,
+		    "%s must be a positive integer", name));
+	return (AFF_OK);
+}
+
+int
 svc_check_page(struct rpc_call *call, int32_t limit, int64_t after, int *page)
 {
 	if (limit < 0 || limit > LIST_MAX_LIMIT)

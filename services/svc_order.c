@@ -119,11 +119,11 @@ list_orders(
 	    aff_parse_int64(in->after, 0, INT64_MAX, &q.after) != AFF_OK)
 		return (rpc_errorf(call, AFF_INVALID_ARGUMENT,
 		    "after must be a cursor from a previous page"));
-	if (in->advertiser_id < 0)
-		return (rpc_errorf(call, AFF_INVALID_ARGUMENT,
-		    "advertiser_id must be a positive integer"));
 	if ((rv = svc_check_page(call, in->limit, 0, &q.limit)) != AFF_OK ||
-	    (rv = svc_check_editor(call, in->editor_id)) != AFF_OK)
+	    (rv = svc_check_filter_id(call, in->editor_id, "editor_id")) !=
+	        AFF_OK ||
+	    (rv = svc_check_filter_id(call, in->advertiser_id,
+	         "advertiser_id")) != AFF_OK)
 		return (rv);
 	if ((resp = aff_arena_alloc(&call->arena, sizeof(*resp))) == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);

@@ -209,6 +209,21 @@ test_lists_page_with_a_link_to_the_next_page(void **state)
 }
 
 static void
+test_list_filters_that_match_nothing_give_an_empty_page(void **state)
+{
+	struct tu_http_response r;
+
+	(void)state;
+	/* The REST contract has no 404 for lists: nothing matches, []. */
+	req(&r, "GET", "/applications?editor_id=99", NULL, NULL, 200);
+	assert_string_equal(r.body, "[]");
+	tu_http_response_fini(&r);
+	req(&r, "GET", "/orders?editor_id=99&advertiser_id=98", NULL, NULL, 200);
+	assert_string_equal(r.body, "[]");
+	tu_http_response_fini(&r);
+}
+
+static void
 test_a_long_query_keeps_its_link(void **state)
 {
 	struct tu_http_response r;
@@ -294,6 +309,10 @@ test_every_error_class_is_a_json_error(void **state)
 	    "advertiser_id must be a positive integer");
 	check_error("GET", "/applications/999", NULL, 404, "NOT_FOUND",
 	    "no application with id 999");
+	check_error("GET", "/applications?editor_id=-1", NULL, 400,
+	    "INVALID_ARGUMENT", "editor_id must be a positive integer");
+	check_error("GET", "/orders?advertiser_id=-2", NULL, 400,
+	    "INVALID_ARGUMENT", "advertiser_id must be a positive integer");
 	check_error("GET", "/applications?status=maybe", NULL, 400,
 	    "INVALID_ARGUMENT", "status must be pending, approved or rejected");
 	check_error("POST", "/webhook/orders", "{\"order_id\":\"o-1\"}", 401,
@@ -596,6 +615,8 @@ main(void)
 		cmocka_unit_test(test_lists_page_with_a_link_to_the_next_page),
 		cmocka_unit_test(test_every_error_class_is_a_json_error),
 		cmocka_unit_test(test_a_long_query_keeps_its_link),
+		cmocka_unit_test(
+		    test_list_filters_that_match_nothing_give_an_empty_page),
 		cmocka_unit_test(
 		    test_an_application_is_accepted_and_a_second_one_conflicts),
 		cmocka_unit_test(test_a_wrong_method_lists_the_allowed_ones),
