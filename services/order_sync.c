@@ -24,7 +24,7 @@ struct order_sync {
 	int started;
 	pthread_mutex_t mtx;
 	pthread_cond_t cv;
-	int stopping, notified;
+	int stopping;
 };
 
 /* One pass: the copy's generation checked, then everything behind
@@ -79,11 +79,10 @@ sync_main(void *arg)
 		ts.tv_sec += ts.tv_nsec / 1000000000L;
 		ts.tv_nsec %= 1000000000L;
 		pthread_mutex_lock(&os->mtx);
-		while (!os->stopping && !os->notified)
+		while (!os->stopping)
 			if (pthread_cond_timedwait(&os->cv, &os->mtx, &ts) ==
 			    ETIMEDOUT)
 				break;
-		os->notified = 0;
 		if (os->stopping) {
 			pthread_mutex_unlock(&os->mtx);
 			break;
