@@ -27,37 +27,17 @@
 
 #define SECRET "test-secret"
 
-struct fixture {
-	struct tu_redis redis;
-	struct tu_server ts;
-	struct bridge_config bcfg;
-	bridge *b;
-	int port;
-	char db[600];
-};
-
-static struct fixture *F;
+/* The whole stack (see testutil.h); F is the one running. */
+static struct tu_stack *F;
 
 static int
 setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	int help;
+	struct tu_stack *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
 	setenv("AFFILIATE_WEBHOOK_SECRET", SECRET ",older-secret", 1);
-	assert_int_equal(tu_redis_start(&f->redis), 0);
-	assert_int_equal(tu_server_start(&f->ts, f->redis.port), 0);
-	snprintf(f->db, sizeof(f->db), "%s/affiliate.db", f->ts.dir);
-	unsetenv("AFFILIATE_URL");
-	unsetenv("AFFILIATE_BRIDGE_LISTEN");
-	assert_int_equal(bridge_config_load(&f->bcfg, 0, NULL, &help), AFF_OK);
-	f->port = tu_free_port();
-	snprintf(f->bcfg.listen, sizeof(f->bcfg.listen), "127.0.0.1:%d", f->port);
-	snprintf(f->bcfg.server_url, sizeof(f->bcfg.server_url), "%s", f->ts.url);
-	f->bcfg.threads = 32;
-	f->bcfg.log_level = AFF_LOG_ERROR;
-	assert_int_equal(bridge_start(&f->bcfg, &f->b), AFF_OK);
+	assert_int_equal(tu_stack_start(f, 32, 5000), 0);
 	*state = F = f;
 	return (0);
 }
@@ -65,12 +45,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	struct fixture *f = *state;
-
-	bridge_stop(f->b);
-	tu_server_stop(&f->ts);
-	tu_redis_stop(&f->redis);
-	free(f);
+	tu_stack_stop(*state);
+	free(*state);
 	return (0);
 }
 

@@ -214,6 +214,40 @@ tu_server_stop(struct tu_server *ts)
 }
 
 int
+tu_stack_start(struct tu_stack *st, int threads, int timeout_ms)
+{
+	int help;
+
+	memset(st, 0, sizeof(*st));
+	if (tu_redis_start(&st->redis) != 0 ||
+	    tu_server_start(&st->ts, st->redis.port) != 0)
+		return (-1);
+	snprintf(st->db, sizeof(st->db), "%s/affiliate.db", st->ts.dir);
+	unsetenv("AFFILIATE_URL");
+	unsetenv("AFFILIATE_BRIDGE_LISTEN");
+	if (bridge_config_load(&st->bcfg, 0, NULL, &help) != AFF_OK)
+		return (-1);
+	st->port = tu_free_port();
+	snprintf(st->bcfg.listen, sizeof(st->bcfg.listen), "127.0.0.1:%d",
+	    st->port);
+	snprintf(st->bcfg.server_url, sizeof(st->bcfg.server_url), "%s",
+	    st->ts.url);
+	st->bcfg.threads = threads;
+	st->bcfg.timeout_ms = timeout_ms;
+	st->bcfg.log_level = getenv("AFFILIATE_TEST_VERBOSE") ? AFF_LOG_DEBUG
+	                                                      : AFF_LOG_ERROR;
+	return (bridge_start(&st->bcfg, &st->b) == AFF_OK ? 0 : -1);
+}
+
+void
+tu_stack_stop(struct tu_stack *st)
+{
+	bridge_stop(st->b);
+	tu_server_stop(&st->ts);
+	tu_redis_stop(&st->redis);
+}
+
+int
 tu_call(struct tu_server *ts, const ProtobufCServiceDescriptor *svc,
     const char *method, const ProtobufCMessage *req, ProtobufCMessage **resp)
 {

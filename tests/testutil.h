@@ -12,6 +12,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "aff_client.h"
+#include "bridge.h"
 #include "server.h"
 
 /* A TCP port on 127.0.0.1 that nothing listens on right now. */
@@ -47,6 +48,22 @@ struct tu_server {
  * ts->client on it. Returns 0 or -1. */
 int tu_server_start(struct tu_server *ts, int redis_port);
 void tu_server_stop(struct tu_server *ts);
+
+/* The whole stack in-process on real sockets: a real redis-server, the
+ * server, and a bridge on a free port in front of it. */
+struct tu_stack {
+	struct tu_redis redis;
+	struct tu_server ts;
+	struct bridge_config bcfg;
+	bridge *b;
+	int port;      /* the bridge's */
+	char db[600];  /* the server's SQLite file */
+};
+
+/* Starts it all (bridge with threads workers and an RPC timeout of
+ * timeout_ms); 0 or -1. */
+int tu_stack_start(struct tu_stack *st, int threads, int timeout_ms);
+void tu_stack_stop(struct tu_stack *st);
 
 /* Calls a method with the test client; *resp as aff_client_call. Returns
  * the status and frees the call result. */
