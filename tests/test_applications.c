@@ -327,7 +327,9 @@ test_a_job_its_worker_never_answers_is_pushed_again(void **state)
 	/* A real worker gets it after the visibility timeout (600 ms). */
 	start_worker(f, "0", NULL, NULL);
 	check_all_approved_once(f, 1, 10000);
-	assert_int_equal(tu_sql_int(f->db, "SELECT attempts FROM jobs"), 2);
+	/* At least the second delivery did it (a loaded machine may need a
+	 * third within 600 ms); approved once either way. */
+	assert_true(tu_sql_int(f->db, "SELECT attempts FROM jobs") >= 2);
 }
 
 static void
