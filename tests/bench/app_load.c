@@ -45,6 +45,8 @@
 
 #include <sqlite3.h>
 
+#include "latency.h"
+
 /* An answer that takes longer than this (on one read or write) is an
  * error, so a stuck bridge cannot hang the benchmark. */
 #define IO_TIMEOUT_S 10
@@ -87,21 +89,12 @@ struct load_thread {
 	const struct pair *pairs;
 	size_t n_pairs;
 	atomic_size_t *next; /* the next pair to apply for, shared */
-	uint32_t *lat_us;    /* one per answered POST; the thread owns it */
-	size_t n_lat, cap_lat;
+	struct lat lat;      /* the thread's latencies; it owns them */
 	uint64_t accepted, errors;
 	uint64_t last_ns; /* when this thread's last answer came */
 	int started;
 	int failed; /* could not even set up: out of memory */
 };
-
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec);
-}
 
 static void
 sleep_ms(int ms)
@@ -422,22 +415,6 @@ http_after(struct http_conn *c, const struct http_answer *a)
 
 /* --- The POST phase ----------------------------------------------------- */
 
-static int
-lat_push(struct load_thread *t, uint64_t ns)
-{
-	if (t->n_lat == t->cap_lat) {
-		size_t cap = t->cap_lat ? t->cap_lat * 2 : 4096;
-		uint32_t *p = realloc(t->lat_us, cap * sizeof(*p));
-		if (p == NULL)
-			return (-1);
-		t->lat_us = p;
-		t->cap_lat = cap;
-	}
-	uint64_t us = ns / 1000;
-	t->lat_us[t->n_lat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t) us;
-	return (0);
-}
-
 static void *
 load_thread_main(void *arg)
 {
@@ -476,7 +453,7 @@ load_thread_main(void *arg)
 		t->last_ns = t1;
 		if (a.status == 202) {
 			t->accepted++;
-			if (lat_push(t, t1 - t0) != 0) {
+			if (lat_push(&t->lat, t1 - t0) != 0) {
 				t->failed = 1;
 				break;
 			}
@@ -615,13 +592,6 @@ count_approved(struct http_conn *c, int64_t base)
 	return (-1);
 }
 
-static int
-cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
-	return (x < y ? -1 : x > y);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -630,10 +600,10 @@ main(int argc, char **argv)
 	struct pair *pairs;
 	atomic_size_t next;
 	uint64_t accepted = 0, errors = 0, start, accept_end = 0, done = 0;
-	uint32_t *all;
+	struct lat all = { 0 };
 	int64_t base;
 	long long approved = -1;
-	size_t n, total = 0, k;
+	size_t n, total = 0;
 	long port, n_conns;
 	char *end;
 	int failed = 0, waited, i;
@@ -685,7 +655,7 @@ main(int argc, char **argv)
 	for (i = 0; i < n_conns; i++) {
 		if (threads[i].started)
 			pthread_join(threads[i].tid, NULL);
-		total += threads[i].n_lat;
+		total += threads[i].lat.n;
 		accepted += threads[i].accepted;
 		errors += threads[i].errors;
 		failed |= threads[i].failed;
@@ -703,20 +673,15 @@ main(int argc, char **argv)
 	free(poll.buf);
 
 	/* Percentiles over every accepted POST of every thread. */
-	if ((all = malloc((total ? total : 1) * sizeof(*all))) == NULL) {
-		fprintf(stderr, "app_load: out of memory\n");
-		failed = 1;
-	} else {
+	for (i = 0; i < n_conns && !failed; i++)
+		if (lat_merge(&all, &threads[i].lat) != 0) {
+			fprintf(stderr, "app_load: out of memory\n");
+			failed = 1;
+		}
+	if (!failed) {
 		double acc_s = (double) (accept_end - start) / 1e9;
 		double app_s = (double) (done - start) / 1e9;
 
-		k = 0;
-		for (i = 0; i < n_conns; i++) {
-			memcpy(all + k, threads[i].lat_us,
-			    threads[i].n_lat * sizeof(*all));
-			k += threads[i].n_lat;
-		}
-		qsort(all, total, sizeof(*all), cmp_u32);
 		printf("accepted %llu\n", (unsigned long long) accepted);
 		printf("errors %llu\n", (unsigned long long) errors);
 		printf("accept_seconds %.3f\n", acc_s);
@@ -726,17 +691,17 @@ main(int argc, char **argv)
 			printf("approved_per_s %.1f\n", (double) accepted / app_s);
 		}
 		printf("approved %lld\n", approved);
-		printf("p50_us %u\n", total ? all[(total - 1) * 50 / 100] : 0);
-		printf("p99_us %u\n", total ? all[(total - 1) * 99 / 100] : 0);
-		free(all);
+		printf("p50_us %u\n", lat_percentile(&all, 50));
+		printf("p99_us %u\n", lat_percentile(&all, 99));
 	}
+	lat_free(&all);
 	if (approved >= 0 && (uint64_t) approved != accepted)
 		fprintf(stderr, "app_load: %llu accepted but %lld approved\n",
 		    (unsigned long long) accepted, approved);
 	if (failed)
 		fprintf(stderr, "app_load: some threads could not run\n");
 	for (i = 0; i < n_conns; i++)
-		free(threads[i].lat_us);
+		lat_free(&threads[i].lat);
 	free(threads);
 	free(pairs);
 	return (!failed && errors == 0 && accepted == n && waited == 0 &&

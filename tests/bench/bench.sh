@@ -54,20 +54,6 @@ done
 work=$(mktemp -d /tmp/affiliate-bench-XXXXXX)
 . "$(dirname "$0")/common.sh"
 
-
-# free_port: prints a loopback TCP port nobody listens on and this script
-# has not handed out yet.
-
-# to_us VALUE: wrk's "812.00us", "1.23ms" or "1.50s" in whole microseconds.
-to_us() {
-	awk -v v="$1" 'BEGIN {
-		n = v + 0
-		if (v ~ /us$/) m = 1; else if (v ~ /ms$/) m = 1000;
-		else if (v ~ /m$/) m = 60000000; else if (v ~ /s$/) m = 1000000; else m = 1
-		printf "%d", n * m + 0.5
-	}'
-}
-
 # Results, one row each: name, requests/s, p50 us, p99 us, errors, kind.
 rows=()
 

@@ -50,10 +50,6 @@ fi
 work=$(mktemp -d /tmp/affiliate-appbench-XXXXXX)
 . "$(dirname "$0")/common.sh"
 
-
-# free_port: prints a loopback TCP port nobody listens on and this script
-# has not handed out yet.
-
 # Results, one row each: workers, accepted/s, approved/s, accept s,
 # approve s, p50 us, p99 us, errors.
 rows=()

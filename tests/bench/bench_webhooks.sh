@@ -88,23 +88,6 @@ fi
 work=$(mktemp -d /tmp/affiliate-whbench-XXXXXX)
 . "$(dirname "$0")/common.sh"
 
-
-# free_port: prints a loopback TCP port that no socket uses, in any state,
-# and that this script has not handed out yet. It is drawn below the
-# kernel's ephemeral range: there, wrk's and the bridge's own outgoing
-# connections (and their TIME-WAIT leftovers) take ports at random, and a
-# listener's bind() to one of them fails.
-
-# to_us VALUE: wrk's "812.00us", "1.23ms" or "1.50s" in whole microseconds.
-to_us() {
-	awk -v v="$1" 'BEGIN {
-		n = v + 0
-		if (v ~ /us$/) m = 1; else if (v ~ /ms$/) m = 1000;
-		else if (v ~ /m$/) m = 60000000; else if (v ~ /s$/) m = 1000000; else m = 1
-		printf "%d", n * m + 0.5
-	}'
-}
-
 # wrk_figure OUT KEY: one figure from wrk's output (requests/s, p50, p99,
 # socket errors, non-2xx) or from webhook.lua's "key value" lines.
 wrk_figure() {

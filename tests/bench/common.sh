@@ -96,3 +96,13 @@ wait_port() {
 	tail -n 20 "$work/$name.log" >&2
 	die "$name is not listening on port $port after 10 s"
 }
+
+# to_us VALUE: wrk's "812.00us", "1.23ms" or "1.50s" in whole microseconds.
+to_us() {
+	awk -v v="$1" 'BEGIN {
+		n = v + 0
+		if (v ~ /us$/) m = 1; else if (v ~ /ms$/) m = 1000;
+		else if (v ~ /m$/) m = 60000000; else if (v ~ /s$/) m = 1000000; else m = 1
+		printf "%d", n * m + 0.5
+	}'
+}

@@ -27,6 +27,8 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "latency.h"
+
 /* A call that takes longer than this is counted as an error, so a server
  * that stops answering cannot hang the benchmark. */
 #define CALL_TIMEOUT_MS 10000
@@ -37,36 +39,11 @@ struct load_thread {
 	const void *payload;
 	size_t payload_len;
 	uint64_t deadline_ns;
-	uint32_t *lat_us; /* one per answered call; the thread owns it */
-	size_t n_lat, cap_lat;
+	struct lat lat;      /* the thread's latencies; it owns them */
 	uint64_t errors;
 	int started;
 	int failed;       /* could not even set up: out of memory, no ctx */
 };
-
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec);
-}
-
-static int
-lat_push(struct load_thread *t, uint64_t ns)
-{
-	if (t->n_lat == t->cap_lat) {
-		size_t cap = t->cap_lat ? t->cap_lat * 2 : 65536;
-		uint32_t *p = realloc(t->lat_us, cap * sizeof(*p));
-		if (p == NULL)
-			return (-1);
-		t->lat_us = p;
-		t->cap_lat = cap;
-	}
-	uint64_t us = ns / 1000;
-	t->lat_us[t->n_lat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t) us;
-	return (0);
-}
 
 /* One call: send the payload, wait for the reply, free it. Returns 0 or an
  * NNG error. */
@@ -126,7 +103,7 @@ load_thread_main(void *arg)
 			continue;
 		}
 		t1 = now_ns();
-		if (lat_push(t, t1 - t0) != 0) {
+		if (lat_push(&t->lat, t1 - t0) != 0) {
 			t->failed = 1;
 			break;
 		}
@@ -134,13 +111,6 @@ load_thread_main(void *arg)
 	nng_ctx_close(ctx);
 	nng_aio_free(aio);
 	return (NULL);
-}
-
-static int
-cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
-	return (x < y ? -1 : x > y);
 }
 
 /* Reads the whole of PATH; caller frees *buf. */
@@ -184,9 +154,9 @@ main(int argc, char **argv)
 	struct load_thread *threads;
 	nng_socket sock;
 	void *payload;
-	size_t payload_len, total = 0, k;
+	size_t payload_len, total = 0;
 	uint64_t errors = 0, start, elapsed;
-	uint32_t *all;
+	struct lat all = { 0 };
 	double seconds;
 	char *end;
 	int n_threads, failed = 0, rv, i;
@@ -248,7 +218,7 @@ main(int argc, char **argv)
 	for (i = 0; i < n_threads; i++) {
 		if (threads[i].started)
 			pthread_join(threads[i].tid, NULL);
-		total += threads[i].n_lat;
+		total += threads[i].lat.n;
 		errors += threads[i].errors;
 		failed |= threads[i].failed;
 	}
@@ -256,30 +226,25 @@ main(int argc, char **argv)
 
 	/* Percentiles over every call of every thread. */
 	rv = 0;
-	if ((all = malloc((total ? total : 1) * sizeof(*all))) == NULL) {
-		fprintf(stderr, "rpc_load: out of memory\n");
-		rv = NNG_ENOMEM;
-	} else {
-		k = 0;
-		for (i = 0; i < n_threads; i++) {
-			memcpy(all + k, threads[i].lat_us,
-			    threads[i].n_lat * sizeof(*all));
-			k += threads[i].n_lat;
+	for (i = 0; i < n_threads && rv == 0; i++)
+		if (lat_merge(&all, &threads[i].lat) != 0) {
+			fprintf(stderr, "rpc_load: out of memory\n");
+			rv = NNG_ENOMEM;
 		}
-		qsort(all, total, sizeof(*all), cmp_u32);
+	if (rv == 0) {
 		printf("calls %zu\n", total);
 		printf("errors %llu\n", (unsigned long long) errors);
 		printf("seconds %.3f\n", (double) elapsed / 1e9);
 		printf("calls_per_s %.1f\n",
 		    (double) total / ((double) elapsed / 1e9));
-		printf("p50_us %u\n", total ? all[(total - 1) * 50 / 100] : 0);
-		printf("p99_us %u\n", total ? all[(total - 1) * 99 / 100] : 0);
-		free(all);
+		printf("p50_us %u\n", lat_percentile(&all, 50));
+		printf("p99_us %u\n", lat_percentile(&all, 99));
 	}
+	lat_free(&all);
 	if (failed)
 		fprintf(stderr, "rpc_load: some threads could not run\n");
 	for (i = 0; i < n_threads; i++)
-		free(threads[i].lat_us);
+		lat_free(&threads[i].lat);
 	free(threads);
 	nng_close(sock);
 	free(payload);
