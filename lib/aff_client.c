@@ -165,16 +165,6 @@ aff_client_close(aff_client *c)
 	free(c);
 }
 
-int
-aff_client_connected(aff_client *c)
-{
-	int n = 0;
-
-	for (int i = 0; i < c->n_socks; i++)
-		n += atomic_load(&c->socks[i].pipes);
-	return (n);
-}
-
 /* The next socket, round-robin, that has a connection; NULL when none. */
 static struct client_sock *
 client_pick(aff_client *c)

@@ -61,9 +61,6 @@ int aff_client_open(aff_client **cp, const struct aff_client_opts *opts);
 /* Closes the client; no call may be running on it. */
 void aff_client_close(aff_client *c);
 
-/* Number of connections to servers that are up right now (all sockets). */
-int aff_client_connected(aff_client *c);
-
 /*
  * Sends payload to service/method and waits for the reply or the deadline.
  * Returns the call's status (also in res->code): the server's code, or

@@ -169,22 +169,6 @@ cache_set(cache *c, const void *key, size_t keylen, const void *val, size_t len)
 }
 
 int
-cache_ping(cache *c)
-{
-	redisContext *rc;
-	redisReply *r;
-	int rv;
-
-	if ((rc = cache_conn(c)) == NULL)
-		return (AFF_UNAVAILABLE);
-	if ((r = cache_reply(c, redisCommand(rc, "PING"))) == NULL)
-		return (AFF_UNAVAILABLE);
-	rv = r->type == REDIS_REPLY_STATUS ? AFF_OK : AFF_UNAVAILABLE;
-	freeReplyObject(r);
-	return (rv);
-}
-
-int
 cache_status(cache *c)
 {
 	return (cache_conn(c) != NULL ? AFF_OK : AFF_UNAVAILABLE);

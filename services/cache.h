@@ -44,10 +44,6 @@ int cache_get(cache *c, const void *key, size_t keylen, uint8_t **val,
 int cache_set(cache *c, const void *key, size_t keylen, const void *val,
     size_t len);
 
-/* Pings Redis (reconnecting if the backoff allows): AFF_OK when it
- * answers, AFF_UNAVAILABLE when not. */
-int cache_ping(cache *c);
-
 /* Whether the connection is up, without a round trip (reconnecting if
  * the backoff allows); a dead connection shows on its next command. For
  * health checks that run under load. */

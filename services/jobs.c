@@ -55,12 +55,6 @@ jobs_notify(jobs *j)
 	pthread_mutex_unlock(&j->mtx);
 }
 
-int
-jobs_workers(jobs *j)
-{
-	return (j != NULL ? atomic_load(&j->workers) : 0);
-}
-
 /* Waits for a notification or the tick; returns 0 when stopping. */
 static int
 dispatcher_wait(jobs *j)

@@ -38,7 +38,4 @@ void jobs_stop(jobs *j);
 /* Says new jobs are waiting: the dispatcher runs now, not at its tick. */
 void jobs_notify(jobs *j);
 
-/* Workers connected right now. */
-int jobs_workers(jobs *j);
-
 #endif /* JOBS_H */

@@ -240,7 +240,7 @@ rpc_server_start(const struct rpc_server_opts *opts, rpc_server **sp)
 failed_slots:
 failed_threads:
 failed_socket:
-	rpc_server_stop(srv);
+	rpc_server_free(srv);
 	return (rv);
 }
 
@@ -289,8 +289,3 @@ rpc_server_free(rpc_server *s)
 	free(s);
 }
 
-void
-rpc_server_stop(rpc_server *s)
-{
-	rpc_server_free(s);
-}

@@ -65,7 +65,5 @@ void rpc_server_close(rpc_server *s);
 /* Frees it all; no deferred reply may come after. */
 void rpc_server_free(rpc_server *s);
 
-/* rpc_server_close then rpc_server_free. */
-void rpc_server_stop(rpc_server *s);
 
 #endif /* RPC_SERVER_H */

@@ -55,11 +55,6 @@ struct store_job_policy {
 	int window;             /* jobs in flight per connected worker */
 };
 
-/* Counts of jobs by state. */
-struct store_job_counts {
-	int64_t queued, inflight, done, dead;
-};
-
 /* An order as a partner reports it (validated by the caller). */
 struct store_order_in {
 	const char *order_id;
@@ -185,8 +180,6 @@ struct store_ops {
 	/* At start: in-flight jobs (their results may never come) are due
 	 * now. *n is how many. */
 	int (*jobs_resume)(store *s, int64_t now_ms, int *n);
-
-	int (*job_counts)(store *s, struct store_job_counts *c);
 
 	/* Jobs in flight whose visibility timeout has not passed. */
 	int (*jobs_inflight)(store *s, int64_t now_ms, int64_t *n);

@@ -43,7 +43,6 @@ enum {
 	ST_JOB_DEAD,
 	ST_JOB_RETRY,
 	ST_JOBS_RESUME,
-	ST_JOB_COUNTS,
 	ST_JOBS_INFLIGHT,
 	ST_ORDER_GET,
 	ST_ORDER_INSERT,
@@ -136,7 +135,6 @@ static const char *const stmt_sql[ST_COUNT] = {
 	                 " due_at = ?3, updated_at = ?4 WHERE id = ?1",
 	[ST_JOBS_RESUME] = "UPDATE jobs SET due_at = ?1"
 	                   " WHERE state = 'inflight' AND due_at > ?1",
-	[ST_JOB_COUNTS] = "SELECT state, count(*) FROM jobs GROUP BY state",
 	[ST_JOBS_INFLIGHT] = "SELECT count(*) FROM jobs WHERE state = 'inflight'"
 	                     " AND due_at > ?1",
 	[ST_ORDER_GET] = "SELECT " ORDER_COLUMNS " FROM orders WHERE order_id = ?1",
@@ -1307,30 +1305,6 @@ sqlite_jobs_inflight(store *base, int64_t now_ms, int64_t *n)
 	return (rc == SQLITE_ROW ? AFF_OK : sqlite_err(s->db, rc, "jobs inflight"));
 }
 
-static int
-sqlite_job_counts(store *base, struct store_job_counts *c)
-{
-	sqlite_store *s = (sqlite_store *)base;
-	sqlite3_stmt *st = s->st[ST_JOB_COUNTS];
-	int rc;
-
-	memset(c, 0, sizeof(*c));
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *state = (const char *)sqlite3_column_text(st, 0);
-		int64_t n = sqlite3_column_int64(st, 1);
-		if (strcmp(state, "queued") == 0)
-			c->queued = n;
-		else if (strcmp(state, "inflight") == 0)
-			c->inflight = n;
-		else if (strcmp(state, "done") == 0)
-			c->done = n;
-		else if (strcmp(state, "dead") == 0)
-			c->dead = n;
-	}
-	stmt_done(st);
-	return (rc == SQLITE_DONE ? AFF_OK : sqlite_err(s->db, rc, "job counts"));
-}
-
 /* ---- orders ---- */
 
 static Affiliate__V1__Order *
@@ -1637,7 +1611,6 @@ const struct store_ops store_sqlite_ops = {
 	.jobs_unclaim = sqlite_jobs_unclaim,
 	.job_finish = sqlite_job_finish,
 	.jobs_resume = sqlite_jobs_resume,
-	.job_counts = sqlite_job_counts,
 	.jobs_inflight = sqlite_jobs_inflight,
 	.order_put = sqlite_order_put,
 	.order_list = sqlite_order_list,
