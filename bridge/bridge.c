@@ -24,6 +24,7 @@
 #include "aff_err.h"
 #include "aff_json.h"
 #include "aff_log.h"
+#include "aff_sp.h"
 #include "aff_util.h"
 #include "affiliate/v1/health.pb-c.h"
 #include "http_status.h"
@@ -66,7 +67,9 @@ bridge_config_load(struct bridge_config *cfg, int argc, char **argv, int *help)
 		{ "threads", "AFFILIATE_BRIDGE_THREADS", AFF_OPT_INT, &cfg->threads,
 		    0, 1, 1024, NULL, "N", "HTTP worker threads (64)" },
 		{ "sockets", "AFFILIATE_BRIDGE_SOCKETS", AFF_OPT_INT, &cfg->sockets,
-		    0, 1, 64, NULL, "N", "NNG REQ sockets to the server (4)" },
+		    0, 1, 64, NULL, "N",
+		    "NNG REQ sockets to the server, for URLs other than tcp:// and "
+		    "ipc:// (4)" },
 		{ "timeout", "AFFILIATE_BRIDGE_TIMEOUT_MS", AFF_OPT_INT,
 		    &cfg->timeout_ms, 0, 1, 600000, NULL, "MS",
 		    "deadline of each RPC (5000)" },
@@ -672,6 +675,11 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 	co.url = cfg->server_url;
 	co.timeout_ms = cfg->timeout_ms;
 	co.n_sockets = cfg->sockets;
+	/* Each civetweb worker waits for its reply anyway: on its own SP
+	 * connection the call costs no thread hand-off (see aff_sp.h). NNG
+	 * sockets serve the transports aff_sp does not speak (tls+tcp://,
+	 * ws://, ...). */
+	co.direct = aff_sp_supported(cfg->server_url);
 	if ((rv = aff_client_open(&b->client, &co)) != AFF_OK) {
 		aff_error("bridge: cannot use server address %s: %s",
 		    cfg->server_url, aff_strerror(rv));
@@ -706,10 +714,11 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 		goto failed_start;
 	}
 	mg_set_request_handler(b->ctx, "/", bridge_handle, b);
-	aff_info("bridge: listening on http://%s, server %s (%d threads, %d "
-	         "sockets, body cap %zu bytes)",
-	    cfg->listen, cfg->server_url, cfg->threads, cfg->sockets,
-	    cfg->max_body);
+	aff_info("bridge: listening on http://%s, server %s over %s (%d "
+	         "threads, body cap %zu bytes)",
+	    cfg->listen, cfg->server_url,
+	    co.direct ? "one SP connection per thread" : "NNG REQ sockets",
+	    cfg->threads, cfg->max_body);
 	*bp = b;
 	return (AFF_OK);
 

@@ -13,6 +13,7 @@
 
 #include "affiliate/v1/rpc.pb-c.h"
 #include "aff_err.h"
+#include "aff_sp.h"
 #include "aff_util.h"
 
 #define CLIENT_MAX_SOCKETS 64
@@ -31,7 +32,8 @@ struct client_sock {
 struct client_tls {
 	nng_aio *aio;
 	nng_ctx ctx[CLIENT_MAX_SOCKETS];
-	uint64_t open; /* bit i: ctx[i] is open */
+	uint64_t open;   /* bit i: ctx[i] is open */
+	aff_sp_conn *sp; /* direct mode: this thread's connection */
 };
 
 struct aff_client {
@@ -39,6 +41,9 @@ struct aff_client {
 	int n_socks;
 	atomic_uint next; /* round-robin cursor */
 	int timeout_ms;
+	size_t max_reply;
+	int direct;       /* per-thread SP connections, no NNG sockets */
+	char url[256];
 	pthread_key_t tls;
 };
 
@@ -49,6 +54,7 @@ client_tls_free(void *p)
 
 	if (t == NULL)
 		return;
+	aff_sp_close(t->sp);
 	for (int i = 0; i < CLIENT_MAX_SOCKETS; i++)
 		if (t->open & ((uint64_t)1 << i))
 			nng_ctx_close(t->ctx[i]);
@@ -57,20 +63,31 @@ client_tls_free(void *p)
 }
 
 /* This thread's aio and its context on socket i, made on first use. */
-static int
-client_tls_get(aff_client *c, int i, nng_aio **aio, nng_ctx *ctx)
+/* This thread's state, made on first use; NULL when out of memory. */
+static struct client_tls *
+client_tls(aff_client *c)
 {
 	struct client_tls *t = pthread_getspecific(c->tls);
 
 	if (t == NULL) {
 		if ((t = calloc(1, sizeof(*t))) == NULL)
-			return (AFF_RESOURCE_EXHAUSTED);
-		if (nng_aio_alloc(&t->aio, NULL, NULL) != 0) {
+			return (NULL);
+		if (!c->direct && nng_aio_alloc(&t->aio, NULL, NULL) != 0) {
 			free(t);
-			return (AFF_RESOURCE_EXHAUSTED);
+			return (NULL);
 		}
 		pthread_setspecific(c->tls, t);
 	}
+	return (t);
+}
+
+static int
+client_tls_get(aff_client *c, int i, nng_aio **aio, nng_ctx *ctx)
+{
+	struct client_tls *t = client_tls(c);
+
+	if (t == NULL)
+		return (AFF_RESOURCE_EXHAUSTED);
 	if (!(t->open & ((uint64_t)1 << i))) {
 		if (nng_ctx_open(&t->ctx[i], c->socks[i].sock) != 0)
 			return (AFF_UNAVAILABLE);
@@ -140,7 +157,19 @@ aff_client_open(aff_client **cp, const struct aff_client_opts *opts)
 		return (AFF_RESOURCE_EXHAUSTED);
 	}
 	c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 5000;
+	c->max_reply = opts->max_reply > 0 ? opts->max_reply : (size_t)16 << 20;
 	atomic_init(&c->next, 0);
+	if (opts->direct) {
+		if (!aff_sp_supported(opts->url) ||
+		    strlen(opts->url) >= sizeof(c->url)) {
+			aff_client_close(c);
+			return (AFF_INVALID_ARGUMENT);
+		}
+		snprintf(c->url, sizeof(c->url), "%s", opts->url);
+		c->direct = 1;
+		*cp = c;
+		return (AFF_OK);
+	}
 	for (; c->n_socks < n; c->n_socks++) {
 		atomic_init(&c->socks[c->n_socks].pipes, 0);
 		if ((rv = client_socket_open(&c->socks[c->n_socks], opts)) !=
@@ -257,12 +286,107 @@ client_request_msg(const char *service, const char *method,
 	return (AFF_OK);
 }
 
+/* Fills res from a packed ReplyEnvelope; returns the call's status. */
+static int
+client_reply(struct aff_call_result *res, const void *data, size_t len)
+{
+	Affiliate__V1__ReplyEnvelope *rep;
+	int rv;
+
+	rep = affiliate__v1__reply_envelope__unpack(NULL, len, data);
+	if (rep == NULL)
+		return (result_set(res, AFF_INTERNAL, "malformed reply envelope"));
+	rv = result_set(res, (int)rep->code, rep->message);
+	if ((int)rep->code < 0 || (int)rep->code > AFF_ERR_MAX)
+		rv = result_set(res, AFF_UNKNOWN, rep->message);
+	if (rep->payload.len > 0 &&
+	    (res->payload = malloc(rep->payload.len)) != NULL) {
+		memcpy(res->payload, rep->payload.data, rep->payload.len);
+		res->payload_len = rep->payload.len;
+	}
+	affiliate__v1__reply_envelope__free_unpacked(rep, NULL);
+	return (rv);
+}
+
+/*
+ * This thread's connection, dialled when it has none. A server that is
+ * starting (or restarting) gets the same short grace as a missing NNG
+ * pipe.
+ */
+static int
+client_direct_conn(aff_client *c, struct client_tls *t, int64_t deadline)
+{
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+	int64_t grace = aff_mono_ms() + 100;
+	int rv;
+
+	if (grace > deadline)
+		grace = deadline;
+	while ((rv = aff_sp_dial(c->url, deadline, &t->sp)) == AFF_UNAVAILABLE &&
+	    aff_mono_ms() + 5 < grace)
+		nanosleep(&ts, NULL);
+	return (rv);
+}
+
+/*
+ * A call on this thread's own connection. A connection that breaks before
+ * its reply is dialled again and the request sent once more, as NNG's REQ
+ * does when its pipe drops (the server restarted since the last call).
+ */
+static int
+client_invoke_direct(aff_client *c, nng_msg *m, int timeout,
+    struct aff_call_result *res)
+{
+	int64_t deadline = aff_mono_ms() + timeout;
+	struct client_tls *t;
+	void *rep = NULL;
+	size_t rlen = 0;
+	int rv = AFF_UNAVAILABLE;
+
+	if ((t = client_tls(c)) == NULL)
+		return (result_set(res, AFF_RESOURCE_EXHAUSTED, "out of memory"));
+	for (int attempt = 0; attempt < 2; attempt++) {
+		int fresh = t->sp == NULL;
+
+		if (fresh && (rv = client_direct_conn(c, t, deadline)) != AFF_OK)
+			break;
+		rv = aff_sp_call(t->sp, nng_msg_body(m), nng_msg_len(m), deadline,
+		    c->max_reply, &rep, &rlen);
+		if (rv == AFF_OK)
+			break;
+		aff_sp_close(t->sp);
+		t->sp = NULL;
+		if (rv != AFF_UNAVAILABLE || fresh)
+			break;
+	}
+	switch (rv) {
+	case AFF_OK:
+		rv = client_reply(res, rep, rlen);
+		free(rep);
+		return (rv);
+	case AFF_DEADLINE_EXCEEDED:
+		return (result_set(res, rv,
+		    "no reply from affiliate-server before the deadline"));
+	case AFF_RESOURCE_EXHAUSTED:
+		return (result_set(res, AFF_INTERNAL,
+		    "the reply is larger than this client accepts"));
+	case AFF_INTERNAL:
+		return (result_set(res, rv,
+		    "affiliate-server broke the SP protocol"));
+	case AFF_INVALID_ARGUMENT:
+		return (result_set(res, AFF_UNAVAILABLE,
+		    "the server address cannot be dialled"));
+	default:
+		return (result_set(res, AFF_UNAVAILABLE,
+		    "affiliate-server is not reachable"));
+	}
+}
+
 int
 aff_client_invoke(aff_client *c, const char *service, const char *method,
     const uint8_t *payload, size_t len, const struct aff_call_opts *opts,
     struct aff_call_result *res)
 {
-	Affiliate__V1__ReplyEnvelope *rep;
 	struct client_sock *cs;
 	nng_ctx ctx;
 	nng_aio *aio;
@@ -282,6 +406,15 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 		request_id = rid;
 	}
 	snprintf(res->request_id, sizeof(res->request_id), "%s", request_id);
+	deadline = aff_now_ms() + timeout;
+	if (c->direct) {
+		if ((rv = client_request_msg(service, method, payload, len,
+		         request_id, deadline, opts, &m)) != AFF_OK)
+			return (result_set(res, rv, "cannot build the request"));
+		rv = client_invoke_direct(c, m, timeout, res);
+		nng_msg_free(m);
+		return (rv);
+	}
 	if ((cs = client_wait_pipe(c, timeout < 100 ? timeout : 100)) == NULL)
 		return (result_set(res, AFF_UNAVAILABLE,
 		    "affiliate-server is not reachable"));
@@ -300,8 +433,7 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 	nng_aio_wait(aio);
 	if ((rv = nng_aio_result(aio)) != 0) {
 		nng_msg_free(nng_aio_get_msg(aio));
-		rv = result_set(res, AFF_UNAVAILABLE, nng_strerror(rv));
-		goto done;
+		return (result_set(res, AFF_UNAVAILABLE, nng_strerror(rv)));
 	}
 	nng_aio_set_timeout(aio, (nng_duration)(deadline - aff_now_ms() > 0
 	                                            ? deadline - aff_now_ms()
@@ -310,31 +442,14 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 	nng_aio_wait(aio);
 	if ((rv = nng_aio_result(aio)) != 0) {
 		if (rv == NNG_ETIMEDOUT && atomic_load(&cs->pipes) > 0)
-			rv = result_set(res, AFF_DEADLINE_EXCEEDED,
-			    "no reply from affiliate-server before the deadline");
-		else
-			rv = result_set(res, AFF_UNAVAILABLE,
-			    "affiliate-server is not reachable");
-		goto done;
+			return (result_set(res, AFF_DEADLINE_EXCEEDED,
+			    "no reply from affiliate-server before the deadline"));
+		return (result_set(res, AFF_UNAVAILABLE,
+		    "affiliate-server is not reachable"));
 	}
 	m = nng_aio_get_msg(aio);
-	rep = affiliate__v1__reply_envelope__unpack(
-	    NULL, nng_msg_len(m), nng_msg_body(m));
+	rv = client_reply(res, nng_msg_body(m), nng_msg_len(m));
 	nng_msg_free(m);
-	if (rep == NULL) {
-		rv = result_set(res, AFF_INTERNAL, "malformed reply envelope");
-		goto done;
-	}
-	rv = result_set(res, (int)rep->code, rep->message);
-	if ((int)rep->code < 0 || (int)rep->code > AFF_ERR_MAX)
-		rv = result_set(res, AFF_UNKNOWN, rep->message);
-	if (rep->payload.len > 0 &&
-	    (res->payload = malloc(rep->payload.len)) != NULL) {
-		memcpy(res->payload, rep->payload.data, rep->payload.len);
-		res->payload_len = rep->payload.len;
-	}
-	affiliate__v1__reply_envelope__free_unpacked(rep, NULL);
-done:
 	return (rv);
 }
 

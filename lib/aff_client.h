@@ -29,6 +29,11 @@ struct aff_client_opts {
 	int n_sockets;        /* REQ sockets (connections) to spread calls
 	                         over; 0 = 1. NNG 1.5.2 slows down with many
 	                         requests outstanding on one REQ socket. */
+	int direct;           /* non-zero: no NNG socket; each calling thread
+	                         dials its own blocking SP connection (see
+	                         aff_sp.h), for threads that wait for each
+	                         reply anyway (a thread-per-connection HTTP
+	                         server). tcp:// and ipc:// only. */
 };
 
 struct aff_metadata {

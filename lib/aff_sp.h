@@ -1,0 +1,50 @@
+/*
+ * aff_sp.h - one blocking SP REQ connection: the wire protocol of NNG's
+ * REQ/REP (the nanomsg "scalability protocols", sp-tcp-mapping and
+ * sp-request-reply) spoken over a plain socket, for a thread that waits for
+ * its reply anyway.
+ *
+ * Why it exists: a civetweb worker thread blocks for each RPC. Through NNG
+ * 1.5.2's REQ contexts that wait costs about four thread hand-offs per call
+ * (the send completion and the reply each pass through NNG's poller and
+ * task threads before the waiting thread is woken); on a 2-core host those
+ * switches, not the work, bound the bridge. A connection owned by the
+ * calling thread writes the request and reads the reply itself. The server
+ * side stays NNG's REP socket: the bytes on the wire are the same.
+ *
+ * A connection carries one call at a time and is not thread-safe: keep one
+ * per thread. Supports tcp://HOST:PORT and ipc:///PATH.
+ */
+#ifndef AFF_SP_H
+#define AFF_SP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct aff_sp_conn aff_sp_conn;
+
+/* Whether aff_sp_dial can speak to url (tcp:// or ipc://). */
+int aff_sp_supported(const char *url);
+
+/*
+ * Connects to url and exchanges the SP headers (REQ to REP) before
+ * deadline (aff_mono_ms() clock). Returns AFF_OK, AFF_INVALID_ARGUMENT for
+ * a URL it cannot dial, AFF_UNAVAILABLE when nobody answers as a REP
+ * socket, AFF_DEADLINE_EXCEEDED. Caller closes with aff_sp_close.
+ */
+int aff_sp_dial(const char *url, int64_t deadline, aff_sp_conn **cp);
+
+/*
+ * Sends one request and waits for its reply until deadline (aff_mono_ms()
+ * clock). On AFF_OK *rep is the reply body (caller frees with free()),
+ * *rlen its length. Errors: AFF_UNAVAILABLE (the connection broke: the
+ * request may or may not have reached the server), AFF_DEADLINE_EXCEEDED, AFF_RESOURCE_EXHAUSTED (a reply over max_reply),
+ * AFF_INTERNAL (the peer broke the protocol). After any error the
+ * connection is unusable: close it.
+ */
+int aff_sp_call(aff_sp_conn *c, const void *req, size_t len, int64_t deadline,
+    size_t max_reply, void **rep, size_t *rlen);
+
+void aff_sp_close(aff_sp_conn *c);
+
+#endif /* AFF_SP_H */
