@@ -116,7 +116,9 @@ start redis redis-server --port "$redis_port" --bind 127.0.0.1 --save "" \
 wait_port redis "$last_pid" "$redis_port"
 
 start server "$BIN/affiliate-server" --listen "tcp://127.0.0.1:$rpc_port" \
-	--data-dir "$work/data" --redis "127.0.0.1:$redis_port" --log-level warn
+	--data-dir "$work/data" --redis "127.0.0.1:$redis_port" \
+	--jobs "ipc://$work/jobs.sock" --results "ipc://$work/results.sock" \
+	--log-level warn
 wait_port server "$last_pid" "$rpc_port"
 
 have_bridge=0
