@@ -8,6 +8,7 @@
 #include "aff_err.h"
 #include "aff_log.h"
 #include "aff_util.h"
+#include "aff_wire.h"
 #include "affiliate/v1/rpc.pb-c.h"
 #include "rpc.h"
 #include "rpc_server.h"
@@ -323,6 +324,7 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 	char *key = NULL;
 	size_t keylen = 0, blen = 0;
 	uint8_t *cached = NULL;
+	char why[160];
 	int code;
 	nng_msg *m;
 
@@ -340,6 +342,14 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 	call->slot = slot;
 	call->complete = env->complete;
 
+	/* Text must be UTF-8 without NUL (a metadata value cut short at a
+	 * NUL would be read as something else). */
+	if (aff_wire_check_text(&affiliate__v1__request_envelope__descriptor,
+	        data, len, why, sizeof(why)) != AFF_OK) {
+		code = rpc_errorf(call, AFF_INVALID_ARGUMENT,
+		    "the request envelope's %s", why);
+		goto reply;
+	}
 	req = affiliate__v1__request_envelope__unpack(
 	    aff_arena_allocator(&call->arena), len, data);
 	if (req == NULL) {
@@ -385,6 +395,11 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 	if ((code = auth_admit(env->auth, call, def->access, env->pipe)) !=
 	    AFF_OK)
 		goto reply;
+	if (aff_wire_check_text(md->input, req->payload.data, req->payload.len,
+	        why, sizeof(why)) != AFF_OK) {
+		code = rpc_errorf(call, AFF_INVALID_ARGUMENT, "%s", why);
+		goto reply;
+	}
 	in = protobuf_c_message_unpack(md->input,
 	    aff_arena_allocator(&call->arena), req->payload.len,
 	    req->payload.data);

@@ -726,6 +726,345 @@ test_keys_and_secrets_never_reach_the_logs(void **state)
 	free(buf);
 }
 
+/* ---- hygiene: hostile text in every text field of every endpoint ---- */
+
+/* A fingerprint of every table the API writes. */
+static void
+db_state(char *out, size_t cap)
+{
+	snprintf(out, cap, "%lld/%lld/%lld/%lld/%lld/%lld/%lld",
+	    rows("SELECT count(*) FROM applications"),
+	    rows("SELECT count(*) FROM application_events"),
+	    rows("SELECT count(*) FROM orders WHERE order_id NOT IN ("
+	         "''' OR 1=1 --', '1; DROP TABLE orders; --')"),
+	    rows("SELECT count(*) FROM api_keys"),
+	    rows("SELECT count(*) FROM webhook_secrets"),
+	    rows("SELECT count(*) + sum(length(name)) FROM advertisers"),
+	    rows("SELECT version FROM catalog_version"));
+}
+
+/* Hostile values, as raw bytes: n of them. */
+static const char *const hostile[] = {
+	"' OR 1=1 --",
+	"1; DROP TABLE orders; --",
+	"\") OR (\"1\"=\"1",
+	"nul\0byte",
+	"bad \xff\xfe utf-8",
+	"\xc0\xaf overlong",
+	"\xed\xa0\x80 surrogate",
+};
+#define N_HOSTILE (sizeof(hostile) / sizeof(hostile[0]))
+#define BIG_LEN 10240
+
+/* hostile[i]'s length (NUL bytes included). */
+static size_t
+hostile_len(size_t i)
+{
+	return (i == 3 ? 9 : strlen(hostile[i]));
+}
+
+/* Percent-encodes n bytes of s into out. */
+static void
+pct(const char *s, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		out += sprintf(out, "%%%02X", (unsigned char)s[i]);
+	*out = '\0';
+}
+
+/* Checks a 4xx JSON error: its code and a message, nothing crashed. */
+static void
+check_clear_error(const struct tu_http_response *r, const char *what)
+{
+	json_error_t e;
+	json_t *j;
+
+	if (r->status < 400 || r->status > 431)
+		fprintf(stderr, "%s: %d %s\n", what, r->status, r->body);
+	assert_true(r->status >= 400 && r->status <= 431);
+	j = json_loads(r->body, 0, &e);
+	assert_non_null(j);
+	assert_true(json_is_string(json_object_get(json_object_get(j, "error"),
+	    "code")));
+	assert_true(strlen(json_string_value(json_object_get(
+	                json_object_get(j, "error"), "message"))) > 0);
+	json_decref(j);
+}
+
+static void
+test_hostile_text_in_every_rest_field_is_a_clear_error(void **state)
+{
+	static const char *const query[] = {
+		"/advertisers?editor_id=%s", "/advertisers?limit=%s",
+		"/advertisers?after=%s", "/advertisers/%s",
+		"/advertisers/2?editor_id=%s", "/applications?editor_id=%s",
+		"/applications?status=%s", "/applications?limit=%s",
+		"/applications?after=%s", "/applications/%s",
+		"/orders?editor_id=%s", "/orders?advertiser_id=%s",
+		"/orders?status=%s", "/orders?limit=%s", "/orders?after=%s",
+	};
+	static const char *const json_body[] = {
+		"{\"advertiser_id\":\"%s\",\"editor_id\":1}",
+		"{\"advertiser_id\":2,\"editor_id\":\"%s\"}",
+		"{\"advertiser_id\":2,\"editor_id\":1,\"%s\":1}",
+	};
+	static const char *const webhook[] = {
+		"{\"order_id\":\"H-1\",\"advertiser_id\":\"%s\",\"editor_id\":1,"
+		"\"amount\":1,\"commission\":0}",
+		"{\"order_id\":\"H-1\",\"advertiser_id\":2,\"user_id\":\"%s\","
+		"\"amount\":1,\"commission\":0}",
+		"{\"order_id\":\"H-1\",\"advertiser_id\":2,\"editor_id\":1,"
+		"\"amount\":\"%s\",\"commission\":0}",
+		"{\"order_id\":\"H-1\",\"advertiser_id\":2,\"editor_id\":1,"
+		"\"amount\":1,\"commission\":\"%s\"}",
+		"{\"order_id\":\"H-1\",\"advertiser_id\":2,\"editor_id\":1,"
+		"\"amount\":1,\"commission\":0,\"currency\":\"%s\"}",
+		"{\"order_id\":\"H-1\",\"advertiser_id\":2,\"editor_id\":1,"
+		"\"amount\":1,\"commission\":0,\"status\":\"%s\"}",
+		"{\"order_id\":\"%s\",\"advertiser_id\":2,\"editor_id\":1,"
+		"\"amount\":1,\"commission\":0}",
+	};
+	char before[256], after[256], *val, *enc, *target, *body, *hdr;
+	char sig[128];
+	struct tu_http_response r;
+	long long orders_before;
+
+	(void)state;
+	val = malloc(BIG_LEN + 1);
+	enc = malloc(3 * BIG_LEN + 1);
+	target = malloc(3 * BIG_LEN + 256);
+	body = malloc(BIG_LEN + 512);
+	hdr = malloc(BIG_LEN + 256);
+	assert_true(val && enc && target && body && hdr);
+	db_state(before, sizeof(before));
+	orders_before = rows("SELECT count(*) FROM orders");
+	for (size_t i = 0; i <= N_HOSTILE; i++) {
+		/* The last round: a 10 kB string. */
+		size_t n = i < N_HOSTILE ? hostile_len(i) : BIG_LEN;
+		if (i < N_HOSTILE)
+			memcpy(val, hostile[i], n);
+		else
+			memset(val, 'x', n);
+		val[n] = '\0';
+		/* Query and path parameters, percent-encoded. */
+		pct(val, n, enc);
+		for (size_t q = 0; q < sizeof(query) / sizeof(query[0]); q++) {
+			snprintf(target, 3 * BIG_LEN + 256, query[q], enc);
+			(void)http_as(admin_tok, "GET", target, NULL, &r);
+			check_clear_error(&r, target);
+			tu_http_response_fini(&r);
+		}
+		/* JSON bodies: the value as raw bytes in a JSON string. */
+		for (size_t b = 0; b < sizeof(json_body) / sizeof(json_body[0]);
+		     b++) {
+			size_t len;
+			snprintf(body, BIG_LEN + 512, json_body[b], "");
+			len = strlen(body);
+			/* Splice the raw bytes (NUL included) into the "" hole. */
+			snprintf(body, BIG_LEN + 512, json_body[b], "\x01");
+			{
+				char *hole = memchr(body, 1, len + 1);
+				memmove(hole + n, hole + 1, strlen(hole + 1) + 1);
+				memcpy(hole, val, n);
+				len += n;
+			}
+			snprintf(hdr, BIG_LEN + 256,
+			    "Authorization: Bearer %s\r\nContent-Type: "
+			    "application/json\r\n",
+			    admin_tok);
+			{
+				char *req = malloc(len + 1024);
+				int k = snprintf(req, 1024,
+				    "POST /applications HTTP/1.1\r\nHost: x\r\n"
+				    "Connection: close\r\n%sContent-Length: %zu\r\n\r\n",
+				    hdr, len);
+				memcpy(req + k, body, len);
+				assert_int_equal(tu_http_raw(F->port, req, (size_t)k + len,
+				                     10000, &r),
+				    0);
+				free(req);
+			}
+			check_clear_error(&r, body);
+			tu_http_response_fini(&r);
+		}
+		/* Webhook bodies, correctly signed over the raw bytes. */
+		for (size_t w = 0; w < sizeof(webhook) / sizeof(webhook[0]); w++) {
+			size_t len;
+			char *req, *hole;
+			int k;
+			snprintf(body, BIG_LEN + 512, webhook[w], "\x01");
+			len = strlen(body);
+			hole = memchr(body, 1, len);
+			memmove(hole + n, hole + 1, strlen(hole + 1) + 1);
+			memcpy(hole, val, n);
+			len += n - 1;
+			aff_webhook_sign(SECRET, (const uint8_t *)body, len, 0, sig);
+			req = malloc(len + 1024);
+			k = snprintf(req, 1024,
+			    "POST /webhook/orders HTTP/1.1\r\nHost: x\r\n"
+			    "Connection: close\r\nX-Partner-Signature: %s\r\n"
+			    "Content-Length: %zu\r\n\r\n",
+			    sig, len);
+			memcpy(req + k, body, len);
+			assert_int_equal(
+			    tu_http_raw(F->port, req, (size_t)k + len, 10000, &r), 0);
+			free(req);
+			/* An order_id of plain text that is only SQL-looking is
+			 * a valid id: stored as it is, nothing else touched. */
+			if (w == sizeof(webhook) / sizeof(webhook[0]) - 1 && i < 2) {
+				if (r.status != 201)
+					fprintf(stderr, "%s\n", r.body);
+				assert_int_equal(r.status, 201);
+			}
+			else
+				check_clear_error(&r, body);
+			tu_http_response_fini(&r);
+		}
+		/* Headers: the key and the signature (printable values only:
+		 * a header cannot hold NUL or line breaks). */
+		if (i < 3 || i == N_HOSTILE) {
+			snprintf(hdr, BIG_LEN + 256, "Authorization: Bearer %s\r\n",
+			    val);
+			assert_int_equal(tu_http(F->port, "GET", "/orders", hdr, NULL,
+			                     &r),
+			    0);
+			check_clear_error(&r, "authorization");
+			assert_null(strstr(r.body, val));
+			tu_http_response_fini(&r);
+			snprintf(hdr, BIG_LEN + 256, "X-Partner-Signature: %s\r\n",
+			    val);
+			assert_int_equal(tu_http(F->port, "POST", "/webhook/orders", hdr,
+			                     "{\"order_id\":\"H-2\",\"advertiser_id\":2,"
+			                     "\"editor_id\":1,\"amount\":1,"
+			                     "\"commission\":0}",
+			                     &r),
+			    0);
+			assert_int_equal(r.status, 401);
+			check_clear_error(&r, "signature");
+			tu_http_response_fini(&r);
+		}
+	}
+	/* Nothing else written; the two ids stored exactly as sent. */
+	db_state(after, sizeof(after));
+	assert_string_equal(before, after);
+	assert_int_equal(rows("SELECT count(*) FROM orders WHERE order_id IN "
+	                      "(''' OR 1=1 --', '1; DROP TABLE orders; --')"),
+	    2);
+	assert_int_equal(rows("SELECT count(*) FROM orders"), orders_before + 2);
+	free(val);
+	free(enc);
+	free(target);
+	free(body);
+	free(hdr);
+}
+
+/* Sets string field f of m to s[0..n) (arena-free: s must outlive m). */
+static void
+set_string(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f, char *s)
+{
+	*(char **)(void *)((char *)m + f->offset) = s;
+}
+
+static void
+test_hostile_text_in_every_rpc_string_field_is_refused(void **state)
+{
+	static const ProtobufCServiceDescriptor *const svcs[] = { ADV, APP, ORD,
+		KEYS, WHS, &affiliate__v1__health_service__descriptor };
+	char before[256], after[256], *val;
+	size_t n_checked = 0;
+
+	(void)state;
+	val = malloc(BIG_LEN + 1);
+	assert_non_null(val);
+	db_state(before, sizeof(before));
+	for (size_t sv = 0; sv < sizeof(svcs) / sizeof(svcs[0]); sv++)
+		for (unsigned m = 0; m < svcs[sv]->n_methods; m++) {
+			const ProtobufCMethodDescriptor *md = &svcs[sv]->methods[m];
+			for (unsigned fi = 0; fi < md->input->n_fields; fi++) {
+				const ProtobufCFieldDescriptor *f = &md->input->fields[fi];
+				if (f->type != PROTOBUF_C_TYPE_STRING)
+					continue;
+				for (size_t i = 0; i <= N_HOSTILE; i++) {
+					ProtobufCMessage *req = calloc(1, md->input->sizeof_message);
+					struct aff_call_result res;
+					ProtobufCMessage *resp = NULL;
+					uint8_t *buf;
+					size_t len;
+					int rv;
+
+					size_t n = i < N_HOSTILE ? hostile_len(i) : BIG_LEN;
+					if (i < N_HOSTILE)
+						memcpy(val, hostile[i], n);
+					else
+						memset(val, 'x', n);
+					val[n] = '\0';
+					md->input->message_init(req);
+					set_string(req, f, val);
+					/* Packed by hand: protobuf-c stops a string at a NUL,
+					 * a client in another language would not. */
+					len = protobuf_c_message_get_packed_size(req);
+					buf = malloc(len + n + 16);
+					protobuf_c_message_pack(req, buf);
+					if (i == 3) { /* rewrite as the 9 raw bytes */
+						size_t h = 0;
+						buf[h++] = (uint8_t)(f->id << 3 | 2);
+						buf[h++] = (uint8_t)n;
+						memcpy(buf + h, val, n);
+						len = h + n;
+					}
+					{
+						char bearer[160];
+						struct aff_metadata mdt = { "authorization", bearer };
+						struct aff_call_opts o = { 0 };
+						snprintf(bearer, sizeof(bearer), "Bearer %s",
+						    admin_tok);
+						o.metadata = &mdt;
+						o.n_metadata = 1;
+						rv = aff_client_invoke(F->ts.client, svcs[sv]->name,
+						    md->name, buf, len, &o, &res);
+					}
+					if (rv == AFF_OK)
+						fprintf(stderr, "%s/%s %s #%zu accepted\n",
+						    svcs[sv]->name, md->name, f->name, i);
+					assert_true(rv == AFF_INVALID_ARGUMENT ||
+					    rv == AFF_UNAUTHENTICATED || rv == AFF_NOT_FOUND);
+					assert_true(strlen(res.message) > 0);
+					if (i >= 3 && i < N_HOSTILE)
+						assert_non_null(strstr(res.message, "UTF-8"));
+					aff_call_result_fini(&res);
+					(void)resp;
+					free(buf);
+					free(req);
+					n_checked++;
+				}
+			}
+		}
+	/* ListApplications.status, ListOrders.status and .after,
+	 * ReceiveWebhook.signature, HealthCheck.service. */
+	assert_int_equal(n_checked, 5 * (N_HOSTILE + 1));
+	/* The envelope's own text: metadata and the request id. */
+	for (size_t i = 3; i < N_HOSTILE; i++) {
+		Affiliate__V1__ListOrdersRequest lo =
+		    AFFILIATE__V1__LIST_ORDERS_REQUEST__INIT;
+		char bearer[200];
+		struct aff_metadata mdt = { "authorization", bearer };
+		struct aff_call_opts o = { 0 };
+		struct aff_call_result res;
+		ProtobufCMessage *resp = NULL;
+		snprintf(bearer, sizeof(bearer), "Bearer %s%s", admin_tok,
+		    hostile[i]);
+		o.metadata = &mdt;
+		o.n_metadata = 1;
+		assert_int_equal(aff_client_call(F->ts.client, ORD, "ListOrders",
+		                     &lo.base, &o, &resp, &res),
+		    i == 3 ? AFF_UNAUTHENTICATED : AFF_INVALID_ARGUMENT);
+		aff_call_result_fini(&res);
+	}
+	db_state(after, sizeof(after));
+	assert_string_equal(before, after);
+	free(val);
+}
+
 int
 main(void)
 {
@@ -742,6 +1081,10 @@ main(void)
 		cmocka_unit_test(
 		    test_an_advertisers_own_secret_signs_only_its_own_orders),
 		cmocka_unit_test(test_keys_and_secrets_never_reach_the_logs),
+		cmocka_unit_test(
+		    test_hostile_text_in_every_rest_field_is_a_clear_error),
+		cmocka_unit_test(
+		    test_hostile_text_in_every_rpc_string_field_is_refused),
 	};
 	const struct CMUnitTest limits[] = {
 		cmocka_unit_test(
