@@ -18,6 +18,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <cmocka.h>
 #include <jansson.h>
 
@@ -34,6 +38,7 @@
 
 #define SECRET "global-test-secret"
 #define NETNS_ADDR "192.0.2.1"
+#define NETNS_SETUP "ip link set lo up && ip addr add " NETNS_ADDR "/32 dev lo"
 
 #define ADV (&affiliate__v1__advertiser_service__descriptor)
 #define APP (&affiliate__v1__application_service__descriptor)
@@ -1065,8 +1070,188 @@ test_hostile_text_in_every_rpc_string_field_is_refused(void **state)
 	free(val);
 }
 
+/* ---- protected mode (inside a network namespace) ---- */
+
+static int in_netns;
+
+/* A server on listen_url and a bridge on bridge_listen in front of it,
+ * both made here (testutil's listen on loopback only). */
+struct pm {
+	struct server_config cfg;
+	server *srv;
+	struct bridge_config bcfg;
+	bridge *b;
+	aff_client *client;
+	char *dir;
+	int port;
+};
+
+static void
+pm_start(struct pm *p, const char *host, const char *bridge_host,
+    const char *auth, const char *addr_limit)
+{
+	struct aff_client_opts co = { 0 };
+	int help;
+
+	memset(p, 0, sizeof(*p));
+	env_set(auth, "off", addr_limit);
+	unsetenv("AFFILIATE_LISTEN");
+	unsetenv("AFFILIATE_URL");
+	unsetenv("AFFILIATE_BRIDGE_LISTEN");
+	assert_int_equal(server_config_load(&p->cfg, 0, NULL, &help), AFF_OK);
+	assert_int_equal(bridge_config_load(&p->bcfg, 0, NULL, &help), AFF_OK);
+	env_clear();
+	assert_non_null(p->dir = tu_tmpdir());
+	snprintf(p->cfg.listen_url, sizeof(p->cfg.listen_url), "tcp://%s:%d",
+	    host, tu_free_port());
+	snprintf(p->cfg.data_dir, sizeof(p->cfg.data_dir), "%s", p->dir);
+	snprintf(p->cfg.jobs_url, sizeof(p->cfg.jobs_url), "ipc://%s/j", p->dir);
+	snprintf(p->cfg.results_url, sizeof(p->cfg.results_url), "ipc://%s/r",
+	    p->dir);
+	p->cfg.redis_host[0] = '\0';
+	p->cfg.threads = 2;
+	p->cfg.log_level = AFF_LOG_ERROR;
+	assert_int_equal(server_start(&p->cfg, &p->srv), AFF_OK);
+	co.url = p->cfg.listen_url;
+	co.wait_connected = 1;
+	assert_int_equal(aff_client_open(&p->client, &co), AFF_OK);
+	p->port = tu_free_port();
+	snprintf(p->bcfg.listen, sizeof(p->bcfg.listen), "%s:%d", bridge_host,
+	    p->port);
+	snprintf(p->bcfg.server_url, sizeof(p->bcfg.server_url), "%s",
+	    p->cfg.listen_url);
+	p->bcfg.threads = 4;
+	p->bcfg.log_level = AFF_LOG_ERROR;
+	assert_int_equal(bridge_start(&p->bcfg, &p->b), AFF_OK);
+}
+
+static void
+pm_stop(struct pm *p)
+{
+	bridge_stop(p->b);
+	aff_client_close(p->client);
+	server_stop(p->srv);
+	tu_rmtree(p->dir);
+	free(p->dir);
+}
+
+/* GET target from the bridge at host:port; the status. */
+static int
+pm_get(const char *host, int port, const char *target)
+{
+	struct sockaddr_in sa = { 0 };
+	char req[256], buf[64];
+	int fd, n, st = -1;
+
+	snprintf(req, sizeof(req),
+	    "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", target);
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	inet_pton(AF_INET, host, &sa.sin_addr);
+	assert_true((fd = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+	if ((n = (int)read(fd, buf, sizeof(buf) - 1)) > 12) {
+		buf[n] = '\0';
+		st = atoi(buf + 9);
+	}
+	close(fd);
+	return (st);
+}
+
+static int
+pm_rpc(struct pm *p, const char *fwd)
+{
+	Affiliate__V1__ListOrdersRequest lo = AFFILIATE__V1__LIST_ORDERS_REQUEST__INIT;
+	struct aff_metadata md = { "x-forwarded-for", fwd };
+	struct aff_call_opts o = { 0 };
+	struct aff_call_result res;
+	ProtobufCMessage *resp = NULL;
+	int rv;
+
+	if (fwd != NULL) {
+		o.metadata = &md;
+		o.n_metadata = 1;
+	}
+	rv = aff_client_call(p->client, ORD, "ListOrders", &lo.base, &o, &resp,
+	    &res);
+	if (resp != NULL)
+		protobuf_c_message_free_unpacked(resp, NULL);
+	aff_call_result_fini(&res);
+	return (rv);
+}
+
+static void
+test_keys_are_required_on_a_non_loopback_rpc_listener(void **state)
+{
+	struct pm p;
+
+	(void)state;
+	if (!in_netns)
+		skip();
+	pm_start(&p, NETNS_ADDR, "127.0.0.1", "auto", "off");
+	assert_int_equal(pm_rpc(&p, NULL), AFF_UNAUTHENTICATED);
+	/* Even through a loopback bridge: the server is exposed anyway. */
+	assert_int_equal(pm_get("127.0.0.1", p.port, "/orders"), 401);
+	assert_int_equal(pm_get("127.0.0.1", p.port, "/"), 200);
+	pm_stop(&p);
+	/* An explicit off is obeyed (and warned about). */
+	pm_start(&p, NETNS_ADDR, "127.0.0.1", "off", "off");
+	assert_int_equal(pm_rpc(&p, NULL), AFF_OK);
+	pm_stop(&p);
+}
+
+static void
+test_a_non_loopback_bridge_makes_the_server_require_keys(void **state)
+{
+	struct pm p;
+
+	(void)state;
+	if (!in_netns)
+		skip();
+	/* The server on loopback: open to local RPC clients... */
+	pm_start(&p, "127.0.0.1", NETNS_ADDR, "auto", "off");
+	assert_int_equal(pm_rpc(&p, NULL), AFF_OK);
+	/* ...but not through a bridge other hosts can reach. */
+	assert_int_equal(pm_get(NETNS_ADDR, p.port, "/orders"), 401);
+	assert_int_equal(pm_get(NETNS_ADDR, p.port, "/applications"), 401);
+	assert_int_equal(pm_get(NETNS_ADDR, p.port, "/"), 200);
+	pm_stop(&p);
+	/* Every interface ("0.0.0.0") counts as exposed too. */
+	pm_start(&p, "127.0.0.1", "0.0.0.0", "auto", "off");
+	assert_int_equal(pm_get("127.0.0.1", p.port, "/orders"), 401);
+	pm_stop(&p);
+	/* A loopback bridge in front of a loopback server: open. */
+	pm_start(&p, "127.0.0.1", "127.0.0.1", "auto", "off");
+	assert_int_equal(pm_get("127.0.0.1", p.port, "/orders"), 200);
+	pm_stop(&p);
+}
+
+static void
+test_a_binary_client_cannot_spoof_its_address(void **state)
+{
+	char fwd[32];
+	int rv = AFF_OK, n;
+	struct pm p;
+
+	(void)state;
+	if (!in_netns)
+		skip();
+	/* Auth off, so calls need no key and count per address: a client
+	 * on 192.0.2.1 is not a trusted bridge, its x-forwarded-for is
+	 * ignored and every call lands in its own one bucket. */
+	pm_start(&p, NETNS_ADDR, "127.0.0.1", "off", "1/3");
+	for (n = 0; n < 20 && rv == AFF_OK; n++) {
+		snprintf(fwd, sizeof(fwd), "10.0.0.%d", n);
+		rv = pm_rpc(&p, fwd);
+	}
+	assert_int_equal(rv, AFF_RESOURCE_EXHAUSTED);
+	assert_true(n >= 4);
+	pm_stop(&p);
+}
+
 int
-main(void)
+main(int argc, char **argv)
 {
 	const struct CMUnitTest auth[] = {
 		cmocka_unit_test(test_no_key_or_a_bad_key_is_401_with_www_authenticate),
@@ -1092,11 +1277,33 @@ main(void)
 		cmocka_unit_test(
 		    test_over_the_address_limit_is_429_for_calls_without_a_key),
 	};
+	const struct CMUnitTest protected[] = {
+		cmocka_unit_test(
+		    test_keys_are_required_on_a_non_loopback_rpc_listener),
+		cmocka_unit_test(
+		    test_a_non_loopback_bridge_makes_the_server_require_keys),
+		cmocka_unit_test(test_a_binary_client_cannot_spoof_its_address),
+	};
 	int failed = 0;
 
+	(void)argc;
+	/* Run again inside a network namespace of our own, where a
+	 * non-loopback address exists and no packet can leave. */
+	in_netns = getenv("AFF_TEST_NETNS") != NULL;
+	if (!in_netns &&
+	    system("unshare -rn sh -c '" NETNS_SETUP "' >/dev/null 2>&1") == 0) {
+		execlp("unshare", "unshare", "-rn", "sh", "-c",
+		    NETNS_SETUP " && AFF_TEST_NETNS=1 exec \"$0\"", argv[0],
+		    (char *)NULL);
+		perror("unshare");
+	}
+	if (!in_netns)
+		fprintf(stderr, "test_security: no network namespace here: the "
+		                "protected-mode tests are skipped\n");
 	failed += cmocka_run_group_tests_name("auth", auth, setup_auth_on,
 	    teardown);
 	failed += cmocka_run_group_tests_name("limits", limits, setup_limits,
 	    teardown);
+	failed += cmocka_run_group_tests_name("protected", protected, NULL, NULL);
 	return (failed);
 }
