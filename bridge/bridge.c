@@ -18,6 +18,7 @@
 #include <civetweb.h>
 #include <jansson.h>
 
+#include "aff_addr.h"
 #include "aff_arena.h"
 #include "aff_client.h"
 #include "aff_config.h"
@@ -33,6 +34,7 @@
 
 struct bridge {
 	struct bridge_config cfg;
+	int exposed;       /* listens on a non-loopback address */
 	struct mg_context *ctx;
 	aff_client *client;
 	char *openapi;
@@ -51,6 +53,7 @@ struct http_call {
 	const char *allow;       /* 405 */
 	const char *link;        /* a next page */
 	int retry_after;         /* 503 */
+	const struct aff_call_result *res; /* its metadata become headers */
 	int close;               /* the connection cannot be reused */
 };
 
@@ -116,6 +119,33 @@ call_keep_alive(const struct http_call *hc)
 }
 
 /*
+ * The reply metadata the server means for the HTTP client, as headers
+ * (RateLimit-*, Retry-After with a 429, WWW-Authenticate with a 401).
+ * Values are the server's, but still checked: no CR or LF gets through.
+ */
+static void
+call_reply_headers(const struct http_call *hc, struct aff_buf *b)
+{
+	static const struct {
+		const char *key, *header;
+	} map[] = {
+		{ "www-authenticate", "WWW-Authenticate" },
+		{ "ratelimit-limit", "RateLimit-Limit" },
+		{ "ratelimit-remaining", "RateLimit-Remaining" },
+		{ "ratelimit-reset", "RateLimit-Reset" },
+		{ "retry-after", "Retry-After" },
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		const char *v = aff_call_result_metadata(hc->res, map[i].key);
+		if (v == NULL || strpbrk(v, "\r\n") != NULL || strlen(v) > 256 ||
+		    (hc->retry_after > 0 && strcmp(map[i].key, "retry-after") == 0))
+			continue;
+		aff_buf_printf(b, "%s: %s\r\n", map[i].header, v);
+	}
+}
+
+/*
  * Writes status line, headers and body in one mg_write: civetweb's
  * mg_response_header_* functions send each header line on its own, and
  * with Nagle's algorithm and delayed ACKs that cost ~40 ms a response
@@ -152,6 +182,8 @@ call_send(struct http_call *hc, int status, const char *body, size_t len)
 		aff_buf_printf(&b, "Link: %s\r\n", hc->link);
 	if (hc->retry_after > 0)
 		aff_buf_printf(&b, "Retry-After: %d\r\n", hc->retry_after);
+	if (hc->res != NULL)
+		call_reply_headers(hc, &b);
 	aff_buf_printf(&b, "Connection: %s\r\n\r\n",
 	    call_keep_alive(hc) ? "keep-alive" : "close");
 	/* A request line too broken to parse has no method. */
@@ -530,7 +562,7 @@ call_route(struct http_call *hc, const struct route_match *m)
 	const struct route *r = m->route;
 	const ProtobufCMethodDescriptor *md =
 	    protobuf_c_service_descriptor_get_method_by_name(r->service, r->rpc);
-	struct aff_metadata meta[2];
+	struct aff_metadata meta[3];
 	struct aff_call_opts opts = { 0 };
 	struct aff_call_result res;
 	ProtobufCMessage *req, *reply;
@@ -552,29 +584,41 @@ call_route(struct http_call *hc, const struct route_match *m)
 
 	opts.request_id = hc->request_id;
 	opts.timeout_ms = hc->b->cfg.timeout_ms;
-	meta[0] = (struct aff_metadata){ "peer", hc->ri->remote_addr };
+	/* The client's address (for the server's per-address rate limit),
+	 * whether this bridge is reachable from other hosts (protected mode:
+	 * the server then requires a key), and the key, untouched: the
+	 * server decides. */
+	meta[0] = (struct aff_metadata){ "x-forwarded-for", hc->ri->remote_addr };
 	opts.metadata = meta;
 	opts.n_metadata = 1;
+	if (hc->b->exposed)
+		meta[opts.n_metadata++] =
+		    (struct aff_metadata){ "x-affiliate-exposed", "1" };
 	if ((auth = mg_get_header(hc->conn, "Authorization")) != NULL)
 		meta[opts.n_metadata++] =
 		    (struct aff_metadata){ "authorization", auth };
 	st = aff_client_invoke(hc->b->client, r->service->name, r->rpc, buf, len,
 	    &opts, &res);
+	hc->res = &res;
 	if (st != AFF_OK) {
 		int http = http_status_from_code(st);
 		if (st == AFF_UNAVAILABLE)
 			hc->retry_after = 1;
 		call_error_reply(hc, http, st, md, &res);
+		hc->res = NULL;
 		aff_call_result_fini(&res);
 		return (http);
 	}
 	reply = protobuf_c_message_unpack(md->output,
 	    aff_arena_allocator(&hc->arena), res.payload_len, res.payload);
-	aff_call_result_fini(&res);
 	if (reply == NULL)
-		return (call_error(hc, 502, "INTERNAL",
-		    "affiliate-server sent a reply that does not unpack"));
-	return (call_render(hc, r, reply));
+		st = call_error(hc, 502, "INTERNAL",
+		    "affiliate-server sent a reply that does not unpack");
+	else
+		st = call_render(hc, r, reply);
+	hc->res = NULL;
+	aff_call_result_fini(&res);
+	return (st);
 }
 
 static int
@@ -671,6 +715,7 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);
 	b->cfg = *cfg;
+	b->exposed = !aff_listen_is_local(cfg->listen);
 	aff_log_set_level(cfg->log_level);
 	co.url = cfg->server_url;
 	co.timeout_ms = cfg->timeout_ms;
@@ -719,6 +764,13 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 	    cfg->listen, cfg->server_url,
 	    co.direct ? "one SP connection per thread" : "NNG REQ sockets",
 	    cfg->threads, cfg->max_body);
+	if (b->exposed)
+		aff_info("bridge: %s is reachable from other hosts: the server "
+		         "requires API keys for calls through this bridge "
+		         "(protected mode) unless it runs with AFFILIATE_AUTH=off; "
+		         "this bridge speaks plain HTTP: put a TLS terminator in "
+		         "front of it (README, Security)",
+		    cfg->listen);
 	*bp = b;
 	return (AFF_OK);
 

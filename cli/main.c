@@ -16,6 +16,7 @@
 #include "aff_json.h"
 #include "aff_util.h"
 #include "aff_webhook.h"
+#include "affiliate/v1/admin.pb-c.h"
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "affiliate/v1/health.pb-c.h"
 
@@ -30,9 +31,14 @@ static const char usage[] =
     "  applications get ID\n"
     "  orders list [--editor E] [--advertiser A] [--status S] [--limit N] [--after C]\n"
     "  webhook sign [--timestamp] FILE|-   (the X-Partner-Signature for a body)\n"
-    "URL defaults to $AFFILIATE_URL or tcp://127.0.0.1:5555. webhook sign uses\n"
-    "the first of $AFFILIATE_WEBHOOK_SECRET, else $AFFILIATE_DATA_DIR/webhook_secret\n"
-    "(data/webhook_secret).\n";
+    "  webhook secret rotate --advertiser A [--grace SECS]   (admin)\n"
+    "  keys create --editor E | --admin    (admin; prints the key once)\n"
+    "  keys list                           (admin)\n"
+    "  keys revoke ID                      (admin)\n"
+    "URL defaults to $AFFILIATE_URL or tcp://127.0.0.1:5555. The API key, when\n"
+    "needed, is $AFFILIATE_KEY (sent as 'authorization: Bearer $AFFILIATE_KEY').\n"
+    "webhook sign uses the first of $AFFILIATE_WEBHOOK_SECRET, else\n"
+    "$AFFILIATE_DATA_DIR/webhook_secret (data/webhook_secret).\n";
 
 struct cli {
 	const char *url;
@@ -42,6 +48,8 @@ struct cli {
 	const char *status;
 	const char *after_text;
 	int timestamp;
+	int admin;
+	int64_t grace;
 	int argc;
 	char **argv; /* the positional words */
 };
@@ -80,12 +88,25 @@ cli_call(struct cli *c, const ProtobufCServiceDescriptor *svc,
 		.request_id = c->request_id,
 		.timeout_ms = c->timeout_ms,
 	};
+	struct aff_metadata md;
+	char *bearer = NULL;
+	const char *key = getenv("AFFILIATE_KEY");
 	struct aff_call_result res;
 	ProtobufCMessage *resp = NULL;
 	aff_client *client;
 	json_t *j;
 	int rv;
 
+	/* From the environment, not a flag: argv is visible to every user. */
+	if (key != NULL && *key != '\0') {
+		size_t n = strlen(key) + 8;
+		if ((bearer = malloc(n)) == NULL)
+			return (1);
+		snprintf(bearer, n, "Bearer %s", key);
+		md = (struct aff_metadata){ "authorization", bearer };
+		opts.metadata = &md;
+		opts.n_metadata = 1;
+	}
 	if ((rv = aff_client_open(&client, &co)) != AFF_OK) {
 		memset(&res, 0, sizeof(res));
 		res.code = rv;
@@ -115,6 +136,7 @@ cli_call(struct cli *c, const ProtobufCServiceDescriptor *svc,
 		protobuf_c_message_free_unpacked(resp, NULL);
 	aff_call_result_fini(&res);
 	aff_client_close(client);
+	free(bearer);
 	return (rv == AFF_OK ? 0 : 1);
 }
 
@@ -238,6 +260,39 @@ read_all(const char *path, size_t *len)
 }
 
 static int
+cmd_keys(struct cli *c)
+{
+	const ProtobufCServiceDescriptor *svc =
+	    &affiliate__v1__key_service__descriptor;
+
+	if (c->argc == 2 && strcmp(c->argv[1], "create") == 0) {
+		Affiliate__V1__CreateKeyRequest req =
+		    AFFILIATE__V1__CREATE_KEY_REQUEST__INIT;
+		if (c->admin == (c->editor != 0))
+			return (usage_error(
+			    "keys create takes --editor E or --admin%s", ""));
+		req.editor_id = c->editor;
+		req.admin = c->admin;
+		return (cli_call(c, svc, "CreateKey", &req.base));
+	}
+	if (c->argc == 2 && strcmp(c->argv[1], "list") == 0) {
+		Affiliate__V1__ListKeysRequest req =
+		    AFFILIATE__V1__LIST_KEYS_REQUEST__INIT;
+		return (cli_call(c, svc, "ListKeys", &req.base));
+	}
+	if (c->argc == 3 && strcmp(c->argv[1], "revoke") == 0) {
+		Affiliate__V1__RevokeKeyRequest req =
+		    AFFILIATE__V1__REVOKE_KEY_REQUEST__INIT;
+		if (aff_parse_int64(c->argv[2], 1, INT64_MAX, &req.id) != AFF_OK)
+			return (usage_error(
+			    "key id must be a positive integer, not '%s'",
+			    c->argv[2]));
+		return (cli_call(c, svc, "RevokeKey", &req.base));
+	}
+	return (usage_error("unknown keys command%s", ""));
+}
+
+static int
 cmd_webhook(struct cli *c)
 {
 	struct aff_webhook_secrets ws;
@@ -246,6 +301,18 @@ cmd_webhook(struct cli *c)
 	size_t len;
 	int made = 0;
 
+	if (c->argc == 3 && strcmp(c->argv[1], "secret") == 0 &&
+	    strcmp(c->argv[2], "rotate") == 0) {
+		Affiliate__V1__RotateWebhookSecretRequest req =
+		    AFFILIATE__V1__ROTATE_WEBHOOK_SECRET_REQUEST__INIT;
+		if (c->advertiser <= 0)
+			return (usage_error(
+			    "webhook secret rotate needs --advertiser A%s", ""));
+		req.advertiser_id = c->advertiser;
+		req.grace_seconds = (int32_t)c->grace;
+		return (cli_call(c, &affiliate__v1__webhook_secret_service__descriptor,
+		    "RotateWebhookSecret", &req.base));
+	}
 	if (c->argc != 3 || strcmp(c->argv[1], "sign") != 0)
 		return (usage_error("unknown webhook command%s", ""));
 	if ((body = read_all(c->argv[2], &len)) == NULL) {
@@ -295,6 +362,8 @@ main(int argc, char **argv)
 		{ "limit", required_argument, NULL, 'l' },
 		{ "after", required_argument, NULL, 'a' },
 		{ "timestamp", no_argument, NULL, 'T' },
+		{ "admin", no_argument, NULL, 'M' },
+		{ "grace", required_argument, NULL, 'g' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -325,6 +394,14 @@ main(int argc, char **argv)
 			break;
 		case 'T':
 			c.timestamp = 1;
+			break;
+		case 'M':
+			c.admin = 1;
+			break;
+		case 'g':
+			if (aff_parse_int64(optarg, 0, 30 * 86400, &c.grace) != AFF_OK)
+				return (usage_error(
+				    "--grace must be 0..2592000 seconds, not '%s'", optarg));
 			break;
 		case 'A':
 		case 'e':
@@ -367,5 +444,7 @@ main(int argc, char **argv)
 		return (cmd_orders(&c));
 	if (strcmp(c.argv[0], "webhook") == 0)
 		return (cmd_webhook(&c));
+	if (strcmp(c.argv[0], "keys") == 0)
+		return (cmd_keys(&c));
 	return (usage_error("unknown command '%s'", c.argv[0]));
 }

@@ -237,6 +237,43 @@ result_set(struct aff_call_result *res, int code, const char *msg)
 	return (code);
 }
 
+/* Copies the reply's metadata into res: one block, the entries first and
+ * their strings after. Out of memory drops them (they only inform). */
+static void
+result_metadata(struct aff_call_result *res,
+    const Affiliate__V1__ReplyEnvelope *rep)
+{
+	size_t n = rep->n_metadata, size = n * sizeof(struct aff_metadata);
+	char *p;
+
+	for (size_t i = 0; i < n; i++)
+		size += strlen(rep->metadata[i]->key) +
+		    strlen(rep->metadata[i]->value) + 2;
+	if ((res->metadata = malloc(size)) == NULL)
+		return;
+	p = (char *)(res->metadata + n);
+	for (size_t i = 0; i < n; i++) {
+		size_t kl = strlen(rep->metadata[i]->key) + 1;
+		size_t vl = strlen(rep->metadata[i]->value) + 1;
+		memcpy(p, rep->metadata[i]->key, kl);
+		res->metadata[i].key = p;
+		p += kl;
+		memcpy(p, rep->metadata[i]->value, vl);
+		res->metadata[i].value = p;
+		p += vl;
+	}
+	res->n_metadata = n;
+}
+
+const char *
+aff_call_result_metadata(const struct aff_call_result *res, const char *key)
+{
+	for (size_t i = 0; i < res->n_metadata; i++)
+		if (strcmp(res->metadata[i].key, key) == 0)
+			return (res->metadata[i].value);
+	return (NULL);
+}
+
 /* Builds the request message; returns AFF_OK or an error code. */
 static int
 client_request_msg(const char *service, const char *method,
@@ -304,6 +341,8 @@ client_reply(struct aff_call_result *res, const void *data, size_t len)
 		memcpy(res->payload, rep->payload.data, rep->payload.len);
 		res->payload_len = rep->payload.len;
 	}
+	if (rep->n_metadata > 0)
+		result_metadata(res, rep);
 	affiliate__v1__reply_envelope__free_unpacked(rep, NULL);
 	return (rv);
 }
@@ -494,7 +533,10 @@ aff_call_result_fini(struct aff_call_result *res)
 {
 	free(res->message);
 	free(res->payload);
+	free(res->metadata);
 	res->message = NULL;
 	res->payload = NULL;
 	res->payload_len = 0;
+	res->metadata = NULL;
+	res->n_metadata = 0;
 }

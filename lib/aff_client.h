@@ -55,7 +55,15 @@ struct aff_call_result {
 	uint8_t *payload;        /* may be NULL */
 	size_t payload_len;
 	char request_id[65];
+	/* The reply's trailing metadata (rate limits, WWW-Authenticate);
+	 * n_metadata is 0 for most replies. */
+	struct aff_metadata *metadata;
+	size_t n_metadata;
 };
+
+/* The value of the reply's metadata entry key, or NULL. */
+const char *aff_call_result_metadata(const struct aff_call_result *res,
+    const char *key);
 
 /*
  * Opens a client. Returns AFF_OK, AFF_INVALID_ARGUMENT for a bad URL,

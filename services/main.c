@@ -3,6 +3,7 @@
  * system of record and Redis as cache. Runs until SIGINT or SIGTERM.
  */
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "aff_err.h"
@@ -16,13 +17,34 @@ main(int argc, char **argv)
 	struct server_config cfg;
 	server *srv;
 	sigset_t set;
-	int help, rv;
+	int help, rv, create_key = 0, n = 0;
 
 	aff_log_init("affiliate-server");
+	/* --create-admin-key is an action, not a setting: taken out before
+	 * the settings are read. */
+	for (int i = 0; i < argc; i++) {
+		if (i > 0 && strcmp(argv[i], "--create-admin-key") == 0)
+			create_key = 1;
+		else
+			argv[n++] = argv[i];
+	}
+	argc = n;
 	if (server_config_load(&cfg, argc, argv, &help) != AFF_OK)
 		return (2);
-	if (help)
+	if (help) {
+		printf("  --create-admin-key         make an admin API key in the "
+		       "database, print it, exit\n");
 		return (0);
+	}
+	if (create_key) {
+		aff_log_set_level(cfg.log_level);
+		if ((rv = server_create_admin_key(&cfg)) != AFF_OK) {
+			aff_error("server: cannot make an admin key: %s",
+			    aff_strerror(rv));
+			return (1);
+		}
+		return (0);
+	}
 	/* Block the stop signals before any thread starts, so every thread
 	 * inherits the mask and sigwait below is the one place they land. */
 	aff_signal_block(&set);

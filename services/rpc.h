@@ -22,9 +22,12 @@
 
 #include "aff_arena.h"
 #include "affiliate/v1/rpc.pb-c.h"
+#include "auth.h"
 #include "cache.h"
 #include "lcache.h"
 #include "store.h"
+
+#define RPC_MAX_TRAILERS 8
 
 /* One call being handled. Everything in it lives until the reply is sent. */
 struct rpc_call {
@@ -40,8 +43,11 @@ struct rpc_call {
 	const char *message;    /* set by rpc_errorf */
 	ProtobufCMessage *error_payload; /* optional payload with an error */
 	void *app;              /* the server's per-process state */
+	struct auth_caller caller; /* set before the handler runs */
 
 	/* Private to the dispatcher. */
+	Affiliate__V1__MetadataEntry *trailers[RPC_MAX_TRAILERS];
+	size_t n_trailers;
 	const ProtobufCMessageDescriptor *output;
 	int64_t t0;
 	char rid[33];
@@ -72,6 +78,8 @@ struct rpc_method_def {
 	const char *name;   /* as in the .proto */
 	rpc_handler_fn fn;
 	int cacheable;      /* reads the catalog only */
+	enum auth_access access; /* who may call it (auth.h) */
+	enum auth_scope scope;   /* how editor_id binds to an editor key */
 };
 
 struct rpc_service_def {
@@ -102,6 +110,8 @@ struct rpc_thread_env {
 	cache *cache;
 	lcache *lcache;         /* shared by the threads; may be NULL */
 	void *app;
+	const struct auth_policy *auth; /* NULL: no keys, no limits */
+	nng_pipe pipe;          /* the connection of the request at hand */
 };
 
 /*
@@ -113,6 +123,11 @@ struct rpc_thread_env {
  */
 nng_msg *rpc_dispatch(struct rpc_thread_env *env, const void *data,
     size_t len, struct rpc_slot *slot);
+
+/* Adds a metadata entry to the reply envelope (copied; at most
+ * RPC_MAX_TRAILERS, the rest dropped). */
+void rpc_call_trailer(struct rpc_call *call, const char *key,
+    const char *value);
 
 /* Sets call->message from a format and returns code, for
  * `return (rpc_errorf(call, AFF_NOT_FOUND, "no advertiser %lld", id));`. */

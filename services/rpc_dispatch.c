@@ -8,6 +8,7 @@
 #include "aff_err.h"
 #include "aff_log.h"
 #include "aff_util.h"
+#include "aff_wire.h"
 #include "affiliate/v1/rpc.pb-c.h"
 #include "rpc.h"
 #include "rpc_server.h"
@@ -119,6 +120,61 @@ printable(aff_arena *a, const char *s)
  * order). The first part is what the cache keeps, so a cached reply is
  * sent to any caller with its own request id appended.
  */
+void
+rpc_call_trailer(struct rpc_call *call, const char *key, const char *value)
+{
+	Affiliate__V1__MetadataEntry *e;
+
+	if (call->n_trailers == RPC_MAX_TRAILERS ||
+	    (e = aff_arena_alloc(&call->arena, sizeof(*e))) == NULL)
+		return;
+	affiliate__v1__metadata_entry__init(e);
+	e->key = aff_arena_strdup(&call->arena, key);
+	e->value = aff_arena_strdup(&call->arena, value);
+	if (e->key == NULL || e->value == NULL)
+		return;
+	call->trailers[call->n_trailers++] = e;
+}
+
+/* Appends the varint v at p; returns the bytes written. */
+static size_t
+varint_put(uint8_t *p, size_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return (n);
+}
+
+/* Appends the call's trailers to m as ReplyEnvelope field 5 entries
+ * (fields may come in any order, so cached bodies stay shareable). */
+static nng_msg *
+reply_trailers(nng_msg *m, const struct rpc_call *call)
+{
+	for (size_t i = 0; m != NULL && i < call->n_trailers; i++) {
+		const ProtobufCMessage *e = &call->trailers[i]->base;
+		size_t len = protobuf_c_message_get_packed_size(e);
+		uint8_t hdr[16], buf[512];
+		size_t h = 0;
+
+		if (len > sizeof(buf))
+			continue;
+		hdr[h++] = (5 << 3) | 2; /* field 5, length-delimited */
+		h += varint_put(hdr + h, len);
+		protobuf_c_message_pack(e, buf);
+		if (nng_msg_append(m, hdr, h) != 0 ||
+		    nng_msg_append(m, buf, len) != 0) {
+			nng_msg_free(m);
+			return (NULL);
+		}
+	}
+	return (m);
+}
+
 static nng_msg *
 reply_msg(const void *body, size_t len, const char *request_id)
 {
@@ -228,6 +284,7 @@ call_reply(struct rpc_call *call, struct rpc_thread_env *env, int code,
 			(void)cache_set(env->cache, key, keylen, body, blen);
 	}
 	m = body != NULL ? reply_msg(body, blen, call->request_id) : NULL;
+	m = reply_trailers(m, call);
 	aff_log(code == AFF_OK || code == AFF_NOT_FOUND ||
 	            code == AFF_PERMISSION_DENIED
 	        ? AFF_LOG_INFO
@@ -267,6 +324,7 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 	char *key = NULL;
 	size_t keylen = 0, blen = 0;
 	uint8_t *cached = NULL;
+	char why[160];
 	int code;
 	nng_msg *m;
 
@@ -284,6 +342,14 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 	call->slot = slot;
 	call->complete = env->complete;
 
+	/* Text must be UTF-8 without NUL (a metadata value cut short at a
+	 * NUL would be read as something else). */
+	if (aff_wire_check_text(&affiliate__v1__request_envelope__descriptor,
+	        data, len, why, sizeof(why)) != AFF_OK) {
+		code = rpc_errorf(call, AFF_INVALID_ARGUMENT,
+		    "the request envelope's %s", why);
+		goto reply;
+	}
 	req = affiliate__v1__request_envelope__unpack(
 	    aff_arena_allocator(&call->arena), len, data);
 	if (req == NULL) {
@@ -325,6 +391,15 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 		goto reply;
 	}
 	call->output = md->output;
+	/* Who calls, and may they: before the payload is even read. */
+	if ((code = auth_admit(env->auth, call, def->access, env->pipe)) !=
+	    AFF_OK)
+		goto reply;
+	if (aff_wire_check_text(md->input, req->payload.data, req->payload.len,
+	        why, sizeof(why)) != AFF_OK) {
+		code = rpc_errorf(call, AFF_INVALID_ARGUMENT, "%s", why);
+		goto reply;
+	}
 	in = protobuf_c_message_unpack(md->input,
 	    aff_arena_allocator(&call->arena), req->payload.len,
 	    req->payload.data);
@@ -333,6 +408,9 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 		    "the payload is not a valid %s", md->input->name);
 		goto reply;
 	}
+	/* Before the cache: the key names the request as it is bound. */
+	if ((code = auth_scope(call, def->scope, in)) != AFF_OK)
+		goto reply;
 	if (def->cacheable && (env->lcache != NULL || cache_enabled(env->cache)) &&
 	    (key = cache_key(call, in, &keylen)) != NULL) {
 		const char *where = "memory";
@@ -344,7 +422,8 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 			lcache_put(env->lcache, key, keylen, cached, blen);
 		}
 		if (hit == AFF_OK) {
-			m = reply_msg(cached, blen, call->request_id);
+			m = reply_trailers(
+			    reply_msg(cached, blen, call->request_id), call);
 			free(cached);
 			aff_log(AFF_LOG_INFO, call->request_id,
 			    "rpc %s/%s cached (%s) %lldms", call->service,

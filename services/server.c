@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
+#include "aff_addr.h"
 #include "aff_config.h"
 #include "aff_err.h"
 #include "aff_log.h"
@@ -16,6 +19,7 @@
 #include "jobs.h"
 #include "order_sync.h"
 #include "order_writer.h"
+#include "auth.h"
 #include "rpc.h"
 #include "rpc_server.h"
 #include "services.h"
@@ -29,6 +33,7 @@ struct server {
 	order_sync *order_sync;
 	struct aff_webhook_secrets secrets;
 	struct svc_app app;
+	struct auth_policy auth;
 	rpc_server *rpc;
 };
 
@@ -37,6 +42,8 @@ static const struct rpc_service_def *const service_defs[] = {
 	&svc_application_def,
 	&svc_order_def,
 	&svc_health_def,
+	&svc_key_def,
+	&svc_webhook_secret_def,
 };
 
 /* "host:port", or "off" (or "") for no cache. */
@@ -64,6 +71,56 @@ parse_redis(void *dst, const char *v)
 	cfg->redis_host[colon - v] = '\0';
 	cfg->redis_port = (int)port;
 	return (0);
+}
+
+static int
+parse_auth(void *dst, const char *v)
+{
+	struct server_config *cfg = dst;
+	enum auth_mode m;
+
+	if (auth_mode_parse(v, &m) != 0) {
+		fprintf(stderr,
+		    "affiliate-server: --auth must be auto, on or off, not '%s'\n",
+		    v);
+		return (-1);
+	}
+	snprintf(cfg->auth, sizeof(cfg->auth), "%s", v);
+	return (0);
+}
+
+static int
+parse_limit(char *dst, size_t cap, const char *flag, const char *v)
+{
+	struct auth_limit l;
+
+	if (strlen(v) >= cap || auth_limit_parse(v, &l) != 0) {
+		fprintf(stderr,
+		    "affiliate-server: --%s must be auto, off or RATE[/BURST] "
+		    "(calls a second, 1..1000000), not '%s'\n",
+		    flag, v);
+		return (-1);
+	}
+	snprintf(dst, cap, "%s", v);
+	return (0);
+}
+
+static int
+parse_limit_key(void *dst, const char *v)
+{
+	struct server_config *cfg = dst;
+
+	return (parse_limit(
+	    cfg->rate_limit, sizeof(cfg->rate_limit), "rate-limit", v));
+}
+
+static int
+parse_limit_anon(void *dst, const char *v)
+{
+	struct server_config *cfg = dst;
+
+	return (parse_limit(cfg->rate_limit_anon, sizeof(cfg->rate_limit_anon),
+	    "rate-limit-anon", v));
 }
 
 int
@@ -118,6 +175,23 @@ server_config_load(
 		{ "job-window", "AFFILIATE_JOB_WINDOW", AFF_OPT_INT,
 		    &cfg->job_window, 0, 1, 10000, NULL, "N",
 		    "jobs in flight per connected worker (16)" },
+		{ "auth", "AFFILIATE_AUTH", AFF_OPT_CUSTOM, cfg, 0, 0, 0,
+		    parse_auth, "MODE",
+		    "API keys required: auto (when reachable from another host), "
+		    "on, off (auto)" },
+		{ "rate-limit", "AFFILIATE_RATE_LIMIT", AFF_OPT_CUSTOM, cfg, 0, 0, 0,
+		    parse_limit_key, "RATE[/BURST]",
+		    "calls a second per API key; auto = 50/100 where keys are "
+		    "required; off (auto)" },
+		{ "rate-limit-anon", "AFFILIATE_RATE_LIMIT_ANON", AFF_OPT_CUSTOM,
+		    cfg, 0, 0, 0, parse_limit_anon, "RATE[/BURST]",
+		    "calls a second per client address without a key (webhooks "
+		    "too); auto = 200/400 where keys are required; off (auto)" },
+		{ "trusted-bridges", "AFFILIATE_TRUSTED_BRIDGES", AFF_OPT_STRING,
+		    cfg->trusted_bridges, sizeof(cfg->trusted_bridges), 0, 0, NULL,
+		    "ADDRS",
+		    "bridges (IP addresses, comma-separated) whose x-forwarded-for "
+		    "is believed, besides loopback and ipc (none)" },
 	};
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -144,6 +218,9 @@ server_config_load(
 	cfg->job_max_attempts = 5;
 	cfg->job_backoff_ms = 200;
 	cfg->job_window = 16;
+	snprintf(cfg->auth, sizeof(cfg->auth), "auto");
+	snprintf(cfg->rate_limit, sizeof(cfg->rate_limit), "auto");
+	snprintf(cfg->rate_limit_anon, sizeof(cfg->rate_limit_anon), "auto");
 	return (aff_config_load("affiliate-server", opts,
 	    sizeof(opts) / sizeof(opts[0]), argc, argv, help));
 }
@@ -166,6 +243,7 @@ server_thread_init(void *arg)
 	env->complete = rpc_server_reply;
 	env->lcache = s->lcache;
 	env->app = &s->app;
+	env->auth = &s->auth;
 	if (store_open(s->cfg.db_path, &env->store) != AFF_OK)
 		goto failed_store;
 	if (cache_open(&co, &env->cache) != AFF_OK)
@@ -192,7 +270,106 @@ server_thread_fini(void *state)
 static nng_msg *
 server_handle(void *state, nng_msg *req, struct rpc_slot *slot)
 {
-	return (rpc_dispatch(state, nng_msg_body(req), nng_msg_len(req), slot));
+	struct rpc_thread_env *env = state;
+
+	env->pipe = nng_msg_get_pipe(req);
+	return (rpc_dispatch(env, nng_msg_body(req), nng_msg_len(req), slot));
+}
+
+/* The data folder and the database path of cfg, made ready. */
+static int
+server_paths(struct server_config *cfg)
+{
+	/* The data folder keeps the database (by default) and the webhook
+	 * secret made when none is configured. */
+	if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
+		aff_error("server: cannot create data folder %s: %s",
+		    cfg->data_dir, strerror(errno));
+		return (AFF_UNAVAILABLE);
+	}
+	if (cfg->db_path[0] == '\0' &&
+	    snprintf(cfg->db_path, sizeof(cfg->db_path), "%s/affiliate.db",
+	        cfg->data_dir) >= (int)sizeof(cfg->db_path))
+		return (AFF_INVALID_ARGUMENT);
+	return (AFF_OK);
+}
+
+int
+server_create_admin_key(const struct server_config *cfg_in)
+{
+	struct server_config cfg = *cfg_in;
+	Affiliate__V1__ApiKey *k;
+	char token[AUTH_TOKEN_MAX];
+	aff_arena a;
+	store *s;
+	int rv;
+
+	if ((rv = server_paths(&cfg)) != AFF_OK ||
+	    (rv = store_open(cfg.db_path, &s)) != AFF_OK)
+		return (rv);
+	aff_arena_init(&a);
+	if ((rv = auth_key_create(s, 0, &a, &k, token)) == AFF_OK) {
+		printf("%s\n", token);
+		fflush(stdout);
+		aff_info("keys: admin key %lld made in %s (its token is printed "
+		         "once, on stdout)",
+		    (long long)k->id, cfg.db_path);
+	}
+	OPENSSL_cleanse(token, sizeof(token));
+	aff_arena_fini(&a);
+	store_close(s);
+	return (rv);
+}
+
+/* Sets up the auth policy from the configuration and says at start what
+ * it is (the operator must know whether keys are required). */
+static int
+server_auth_setup(server *s)
+{
+	struct auth_policy *p = &s->auth;
+	int rv;
+
+	(void)auth_mode_parse(s->cfg.auth, &p->mode);
+	(void)auth_limit_parse(s->cfg.rate_limit, &p->per_key);
+	(void)auth_limit_parse(s->cfg.rate_limit_anon, &p->per_addr);
+	if (p->per_key.mode == AUTH_MODE_AUTO)
+		p->per_key.rule = (struct ratelimit_rule){ 50, 100 };
+	if (p->per_addr.mode == AUTH_MODE_AUTO)
+		p->per_addr.rule = (struct ratelimit_rule){ 200, 400 };
+	p->listener_public = !aff_url_is_local(s->cfg.listen_url);
+	p->trusted = s->cfg.trusted_bridges;
+	if ((p->per_key.mode != AUTH_MODE_OFF ||
+	        p->per_addr.mode != AUTH_MODE_OFF) &&
+	    (rv = ratelimit_alloc(&p->buckets, 1 << 16)) != AFF_OK)
+		return (rv);
+	switch (p->mode) {
+	case AUTH_MODE_ON:
+		aff_info("server: auth on: every call but health and signed "
+		         "webhooks needs an API key");
+		break;
+	case AUTH_MODE_OFF:
+		if (p->listener_public)
+			aff_warn("server: auth OFF (AFFILIATE_AUTH=off) on %s, which "
+			         "other hosts can reach: anyone there reads every "
+			         "editor's data",
+			    s->cfg.listen_url);
+		else
+			aff_info("server: auth off (AFFILIATE_AUTH=off): no API key "
+			         "is required, even through a public bridge");
+		break;
+	case AUTH_MODE_AUTO:
+		if (p->listener_public)
+			aff_info("server: auth on (protected mode: %s is not a "
+			         "loopback address): API keys are required",
+			    s->cfg.listen_url);
+		else
+			aff_info("server: auth off on this loopback listener "
+			         "(protected mode); calls through a bridge on a "
+			         "public address still need API keys; "
+			         "AFFILIATE_AUTH=on requires them everywhere");
+		break;
+	}
+	return (AFF_OK);
 }
 
 int
@@ -209,22 +386,8 @@ server_start(const struct server_config *cfg, server **sp)
 		return (AFF_RESOURCE_EXHAUSTED);
 	s->cfg = *cfg;
 	aff_log_set_level(cfg->log_level);
-	/* The data folder keeps the database (by default) and the webhook
-	 * secret made when none is configured. */
-	if (mkdir(s->cfg.data_dir, 0700) != 0 && errno != EEXIST) {
-		aff_error("server: cannot create data folder %s: %s",
-		    s->cfg.data_dir, strerror(errno));
-		rv = AFF_UNAVAILABLE;
+	if ((rv = server_paths(&s->cfg)) != AFF_OK)
 		goto failed_store;
-	}
-	if (s->cfg.db_path[0] == '\0') {
-		if (snprintf(s->cfg.db_path, sizeof(s->cfg.db_path),
-		        "%s/affiliate.db",
-		        s->cfg.data_dir) >= (int)sizeof(s->cfg.db_path)) {
-			rv = AFF_INVALID_ARGUMENT;
-			goto failed_store;
-		}
-	}
 	/* Create, migrate and seed once, before the threads open it. */
 	if ((rv = store_open(s->cfg.db_path, &first)) != AFF_OK)
 		goto failed_store;
@@ -233,6 +396,8 @@ server_start(const struct server_config *cfg, server **sp)
 	         sizeof(service_defs) / sizeof(service_defs[0]))) != AFF_OK)
 		goto failed_registry;
 	s->app.registry = s->registry;
+	if ((rv = server_auth_setup(s)) != AFF_OK)
+		goto failed_auth;
 	/* Replies over 64 KiB (long pages) are left to Redis. */
 	if ((rv = lcache_alloc(&s->lcache, (size_t)s->cfg.local_cache,
 	         64 << 10)) != AFF_OK)
@@ -313,6 +478,8 @@ failed_sync:
 failed_secrets:
 	lcache_free(s->lcache);
 failed_lcache:
+	ratelimit_free(s->auth.buckets);
+failed_auth:
 	rpc_registry_free(s->registry);
 failed_registry:
 failed_store:
@@ -334,6 +501,7 @@ server_stop(server *s)
 	order_sync_stop(s->order_sync);
 	aff_webhook_secrets_fini(&s->secrets);
 	lcache_free(s->lcache);
+	ratelimit_free(s->auth.buckets);
 	rpc_registry_free(s->registry);
 	free(s);
 }

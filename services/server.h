@@ -27,6 +27,10 @@ struct server_config {
 	int job_max_attempts;   /* AFFILIATE_JOB_MAX_ATTEMPTS */
 	int job_backoff_ms;     /* AFFILIATE_JOB_BACKOFF_MS */
 	int job_window;         /* AFFILIATE_JOB_WINDOW */
+	char auth[8];           /* AFFILIATE_AUTH, --auth: auto | on | off */
+	char rate_limit[32];    /* AFFILIATE_RATE_LIMIT: per key */
+	char rate_limit_anon[32]; /* AFFILIATE_RATE_LIMIT_ANON: per address */
+	char trusted_bridges[512]; /* AFFILIATE_TRUSTED_BRIDGES */
 };
 
 /*
@@ -36,6 +40,13 @@ struct server_config {
  */
 int server_config_load(struct server_config *cfg, int argc, char **argv,
     int *help);
+
+/*
+ * Makes an admin API key in the database of cfg (created and migrated if
+ * need be) and prints its token on stdout: the first key, made by whoever
+ * can write the data folder. AFF_OK or the store's error.
+ */
+int server_create_admin_key(const struct server_config *cfg);
 
 typedef struct server server;
 

@@ -11,6 +11,8 @@ extern const struct rpc_service_def svc_advertiser_def;
 extern const struct rpc_service_def svc_application_def;
 extern const struct rpc_service_def svc_order_def;
 extern const struct rpc_service_def svc_health_def;
+extern const struct rpc_service_def svc_key_def;
+extern const struct rpc_service_def svc_webhook_secret_def;
 
 struct jobs;
 struct order_writer;

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "aff_arena.h"
+#include "affiliate/v1/admin.pb-c.h"
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "affiliate/v1/jobs.pb-c.h"
 
@@ -84,6 +85,14 @@ enum store_order_outcome {
 	STORE_ORDER_MOVED,     /* its status moved forward */
 	STORE_ORDER_NO_ADVERTISER, /* AFF_NOT_FOUND: no such advertiser */
 	STORE_ORDER_NO_EDITOR,     /* AFF_NOT_FOUND: no such editor */
+};
+
+/* An API key as the check needs it. */
+struct store_key {
+	int admin;                 /* else an editor key */
+	int64_t editor_id;         /* the editor it acts as (0 for admin) */
+	unsigned char sha256[32];  /* of its secret */
+	int revoked;
 };
 
 struct store_ops {
@@ -224,6 +233,34 @@ struct store_ops {
 	/* Redis lost or rolled back its copy: every order is to be written
 	 * again (and the generation forgotten). */
 	int (*orders_cache_reset)(store *s);
+
+	/*
+	 * API keys. key_create stores an editor key (editor_id > 0) or an
+	 * admin key (0) with the SHA-256 of its secret (never the secret);
+	 * AFF_NOT_FOUND for an unknown editor. key_get reads one for the
+	 * check (AFF_NOT_FOUND when there is none). key_revoke marks it
+	 * revoked at once (again: unchanged); AFF_NOT_FOUND when unknown.
+	 */
+	int (*key_create)(store *s, int64_t editor_id,
+	    const unsigned char sha256[32], aff_arena *a,
+	    Affiliate__V1__ApiKey **out);
+	int (*key_get)(store *s, int64_t id, struct store_key *k);
+	int (*key_list)(store *s, aff_arena *a, Affiliate__V1__ApiKey ***out,
+	    size_t *n);
+	int (*key_revoke)(store *s, int64_t id, aff_arena *a,
+	    Affiliate__V1__ApiKey **out);
+
+	/*
+	 * An advertiser's own webhook signing secrets. rotate makes secret
+	 * the current one and lets the one it replaces run until grace_until
+	 * (Unix seconds), in one transaction (*replaced: there was one);
+	 * AFF_NOT_FOUND for an unknown advertiser. get returns up to max secrets valid at now, newest
+	 * first (*n = 0: the advertiser has none of its own).
+	 */
+	int (*webhook_secret_rotate)(store *s, int64_t advertiser_id,
+	    const char *secret, int64_t grace_until, int *replaced);
+	int (*webhook_secrets_get)(store *s, int64_t advertiser_id, int64_t now,
+	    aff_arena *a, char **out, size_t max, size_t *n);
 
 	/* Group commit: the writes between begin and end are one
 	 * transaction, so one fsync covers them all. */

@@ -54,6 +54,13 @@ enum {
 	ST_ORDERS_ALL_CACHED,
 	ST_ORDERS_CACHE_RESET,
 	ST_ORDERS_GEN_SET,
+	ST_KEY_INSERT,
+	ST_KEY_GET,
+	ST_KEY_LIST,
+	ST_KEY_REVOKE,
+	ST_WHSEC_EXPIRE,
+	ST_WHSEC_INSERT,
+	ST_WHSEC_GET,
 	ST_COUNT,
 };
 
@@ -63,6 +70,9 @@ enum {
 
 #define APP_COLUMNS                                                            \
 	"id, editor_id, advertiser_id, status, reason, created_at, updated_at"
+
+#define KEY_COLUMNS                                                            \
+	"id, role, coalesce(editor_id, 0), created_at, revoked_at"
 
 #define ADV_COLUMNS                                                            \
 	"a.id, a.name, a.category, a.currency, a.commission_rate_bps, "        \
@@ -165,6 +175,25 @@ static const char *const stmt_sql[ST_COUNT] = {
 	                      " DO UPDATE SET value = excluded.value",
 	[ST_ORDERS_CACHE_RESET] = "UPDATE orders SET cached_rev = 0"
 	                          " WHERE cached_rev > 0",
+	[ST_KEY_INSERT] = "INSERT INTO api_keys (role, editor_id, secret_sha256,"
+	                  " created_at) VALUES (?1, ?2, ?3, ?4)"
+	                  " RETURNING " KEY_COLUMNS,
+	[ST_KEY_GET] = "SELECT role, coalesce(editor_id, 0), secret_sha256,"
+	               " revoked_at IS NOT NULL FROM api_keys WHERE id = ?1",
+	[ST_KEY_LIST] = "SELECT " KEY_COLUMNS " FROM api_keys ORDER BY id",
+	[ST_KEY_REVOKE] = "UPDATE api_keys SET revoked_at ="
+	                  " coalesce(revoked_at, ?2) WHERE id = ?1"
+	                  " RETURNING " KEY_COLUMNS,
+	/* The secret in use now stops at ?2 (the end of the grace period);
+	 * one already ending keeps its earlier end. */
+	[ST_WHSEC_EXPIRE] = "UPDATE webhook_secrets SET expires_at = ?2"
+	                    " WHERE advertiser_id = ?1 AND (expires_at IS NULL"
+	                    " OR expires_at > ?2)",
+	[ST_WHSEC_INSERT] = "INSERT INTO webhook_secrets (advertiser_id, secret,"
+	                    " created_at) VALUES (?1, ?2, ?3)",
+	[ST_WHSEC_GET] = "SELECT secret FROM webhook_secrets"
+	                 " WHERE advertiser_id = ?1 AND (expires_at IS NULL"
+	                 " OR expires_at > ?2) ORDER BY id DESC LIMIT ?3",
 };
 
 typedef struct sqlite_store {
@@ -312,6 +341,28 @@ static const char *const migrations[] = {
 	"  at INTEGER NOT NULL"
 	");"
 	"CREATE INDEX order_events_by_order ON order_events (order_id);",
+
+	/* 3 -> 4: API keys (only the SHA-256 of each secret is kept) and the
+	 * advertisers' own webhook signing secrets (kept as they are: an
+	 * HMAC needs the secret itself). */
+	"CREATE TABLE api_keys ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  role TEXT NOT NULL CHECK (role IN ('editor', 'admin')),"
+	"  editor_id INTEGER REFERENCES editors (id),"
+	"  secret_sha256 BLOB NOT NULL CHECK (length(secret_sha256) = 32),"
+	"  created_at INTEGER NOT NULL,"
+	"  revoked_at INTEGER,"
+	"  CHECK ((role = 'admin') = (editor_id IS NULL))"
+	");"
+	"CREATE TABLE webhook_secrets ("
+	"  id INTEGER PRIMARY KEY,"
+	"  advertiser_id INTEGER NOT NULL REFERENCES advertisers (id),"
+	"  secret TEXT NOT NULL CHECK (length(secret) >= 32),"
+	"  created_at INTEGER NOT NULL,"
+	"  expires_at INTEGER" /* NULL: the current one */
+	");"
+	"CREATE INDEX webhook_secrets_by_advertiser"
+	"  ON webhook_secrets (advertiser_id, id);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -1581,6 +1632,196 @@ sqlite_orders_cache_reset(store *base)
 	return (tx_end(s, rv));
 }
 
+/* ---- API keys and webhook secrets ---- */
+
+static Affiliate__V1__ApiKey *
+row_key(sqlite3_stmt *st, aff_arena *a)
+{
+	Affiliate__V1__ApiKey *k;
+
+	if ((k = aff_arena_alloc(a, sizeof(*k))) == NULL)
+		return (NULL);
+	affiliate__v1__api_key__init(k);
+	k->id = sqlite3_column_int64(st, 0);
+	k->role = col_text(st, 1, a);
+	k->editor_id = sqlite3_column_int64(st, 2);
+	k->created_at = col_time(st, 3, a);
+	k->revoked_at = sqlite3_column_type(st, 4) == SQLITE_NULL
+	    ? ""
+	    : col_time(st, 4, a);
+	if (k->role == NULL || k->created_at == NULL || k->revoked_at == NULL)
+		return (NULL);
+	return (k);
+}
+
+static void *
+row_key_any(sqlite3_stmt *st, aff_arena *a)
+{
+	return (row_key(st, a));
+}
+
+/* Steps a statement RETURNING KEY_COLUMNS: one key or AFF_NOT_FOUND. */
+static int
+one_key(sqlite_store *s, sqlite3_stmt *st, aff_arena *a,
+    Affiliate__V1__ApiKey **out, const char *what)
+{
+	int rc = sqlite3_step(st), rv;
+
+	if (rc == SQLITE_ROW)
+		rv = (*out = row_key(st, a)) != NULL ? AFF_OK
+		                                     : AFF_RESOURCE_EXHAUSTED;
+	else if (rc == SQLITE_DONE)
+		rv = AFF_NOT_FOUND;
+	else
+		rv = sqlite_err(s->db, rc, what);
+	stmt_done(st);
+	return (rv);
+}
+
+static int
+sqlite_key_create(store *base, int64_t editor_id,
+    const unsigned char sha256[32], aff_arena *a, Affiliate__V1__ApiKey **out)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	sqlite3_stmt *st = s->st[ST_KEY_INSERT];
+	int rv;
+
+	sqlite3_bind_text(st, 1, editor_id > 0 ? "editor" : "admin", -1,
+	    SQLITE_STATIC);
+	if (editor_id > 0)
+		sqlite3_bind_int64(st, 2, editor_id);
+	else
+		sqlite3_bind_null(st, 2);
+	sqlite3_bind_blob(st, 3, sha256, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, aff_now_ms() / 1000);
+	rv = one_key(s, st, a, out, "key create");
+	/* The only constraint a checked editor id can break is the editor's
+	 * foreign key. */
+	return (rv == AFF_INVALID_ARGUMENT ? AFF_NOT_FOUND : rv);
+}
+
+static int
+sqlite_key_get(store *base, int64_t id, struct store_key *k)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	sqlite3_stmt *st = s->st[ST_KEY_GET];
+	int rc, rv;
+
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 2) == 32) {
+		const char *role = (const char *)sqlite3_column_text(st, 0);
+		k->admin = role != NULL && strcmp(role, "admin") == 0;
+		k->editor_id = sqlite3_column_int64(st, 1);
+		memcpy(k->sha256, sqlite3_column_blob(st, 2), 32);
+		k->revoked = sqlite3_column_int(st, 3);
+		rv = AFF_OK;
+	} else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		rv = AFF_NOT_FOUND;
+	else
+		rv = sqlite_err(s->db, rc, "key get");
+	stmt_done(st);
+	return (rv);
+}
+
+static int
+sqlite_key_list(
+    store *base, aff_arena *a, Affiliate__V1__ApiKey ***out, size_t *n)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	sqlite3_stmt *st = s->st[ST_KEY_LIST];
+	void **v = NULL, **nv;
+	size_t k = 0, cap = 0;
+	int rc, rv = AFF_OK;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (k == cap) {
+			cap = cap > 0 ? cap * 2 : 16;
+			if ((nv = aff_arena_alloc(a, cap * sizeof(*v))) == NULL) {
+				rv = AFF_RESOURCE_EXHAUSTED;
+				break;
+			}
+			if (k > 0)
+				memcpy(nv, v, k * sizeof(*v));
+			v = nv;
+		}
+		if ((v[k++] = row_key_any(st, a)) == NULL) {
+			rv = AFF_RESOURCE_EXHAUSTED;
+			break;
+		}
+	}
+	if (rv == AFF_OK && rc != SQLITE_DONE)
+		rv = sqlite_err(s->db, rc, "key list");
+	stmt_done(st);
+	*out = (Affiliate__V1__ApiKey **)v;
+	*n = k;
+	return (rv);
+}
+
+static int
+sqlite_key_revoke(
+    store *base, int64_t id, aff_arena *a, Affiliate__V1__ApiKey **out)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	sqlite3_stmt *st = s->st[ST_KEY_REVOKE];
+
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, aff_now_ms() / 1000);
+	return (one_key(s, st, a, out, "key revoke"));
+}
+
+static int
+sqlite_webhook_secret_rotate(store *base, int64_t advertiser_id,
+    const char *secret, int64_t grace_until, int *replaced)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	sqlite3_stmt *st;
+	int rv;
+
+	if ((rv = tx_begin(s)) != AFF_OK)
+		return (rv);
+	st = s->st[ST_WHSEC_EXPIRE];
+	sqlite3_bind_int64(st, 1, advertiser_id);
+	sqlite3_bind_int64(st, 2, grace_until);
+	rv = step_write(s, st, "webhook secret expire");
+	*replaced = sqlite3_changes(s->db) > 0;
+	if (rv == AFF_OK) {
+		st = s->st[ST_WHSEC_INSERT];
+		sqlite3_bind_int64(st, 1, advertiser_id);
+		sqlite3_bind_text(st, 2, secret, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, aff_now_ms() / 1000);
+		rv = step_write(s, st, "webhook secret insert");
+		if (rv == AFF_INVALID_ARGUMENT) /* the advertiser's foreign key */
+			rv = AFF_NOT_FOUND;
+	}
+	return (tx_end(s, rv));
+}
+
+static int
+sqlite_webhook_secrets_get(store *base, int64_t advertiser_id, int64_t now,
+    aff_arena *a, char **out, size_t max, size_t *n)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	sqlite3_stmt *st = s->st[ST_WHSEC_GET];
+	int rc, rv = AFF_OK;
+
+	*n = 0;
+	sqlite3_bind_int64(st, 1, advertiser_id);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_int64(st, 3, (int64_t)max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((out[*n] = col_text(st, 0, a)) == NULL) {
+			rv = AFF_RESOURCE_EXHAUSTED;
+			break;
+		}
+		(*n)++;
+	}
+	if (rv == AFF_OK && rc != SQLITE_DONE)
+		rv = sqlite_err(s->db, rc, "webhook secrets");
+	stmt_done(st);
+	return (rv);
+}
+
 static int
 sqlite_batch_begin(store *base)
 {
@@ -1618,6 +1859,12 @@ const struct store_ops store_sqlite_ops = {
 	.orders_mark_cached = sqlite_orders_mark_cached,
 	.orders_all_cached = sqlite_orders_all_cached,
 	.orders_cache_reset = sqlite_orders_cache_reset,
+	.key_create = sqlite_key_create,
+	.key_get = sqlite_key_get,
+	.key_list = sqlite_key_list,
+	.key_revoke = sqlite_key_revoke,
+	.webhook_secret_rotate = sqlite_webhook_secret_rotate,
+	.webhook_secrets_get = sqlite_webhook_secrets_get,
 	.batch_begin = sqlite_batch_begin,
 	.batch_end = sqlite_batch_end,
 };

@@ -69,8 +69,10 @@ get_advertiser(
 }
 
 static const struct rpc_method_def advertiser_methods[] = {
-	{ .name = "ListAdvertisers", .fn = list_advertisers, .cacheable = 1 },
-	{ .name = "GetAdvertiser", .fn = get_advertiser, .cacheable = 1 },
+	{ .name = "ListAdvertisers", .fn = list_advertisers, .cacheable = 1,
+	    .scope = AUTH_SCOPE_CHECK },
+	{ .name = "GetAdvertiser", .fn = get_advertiser, .cacheable = 1,
+	    .scope = AUTH_SCOPE_CHECK },
 };
 
 const struct rpc_service_def svc_advertiser_def = {

@@ -115,6 +115,11 @@ get_application(
 		    "id must be a positive integer"));
 	rv = call->store->ops->application_get(
 	    call->store, in->id, &call->arena, &a);
+	/* Another editor's application is answered as if there were none:
+	 * an editor key learns nothing of the others'. */
+	if (rv == AFF_OK && call->caller.role == AUTH_EDITOR &&
+	    a->editor_id != call->caller.editor_id)
+		rv = AFF_NOT_FOUND;
 	if (rv == AFF_NOT_FOUND)
 		return (rpc_errorf(
 		    call, rv, "no application with id %lld", (long long)in->id));
@@ -125,8 +130,9 @@ get_application(
 }
 
 static const struct rpc_method_def application_methods[] = {
-	{ .name = "Apply", .fn = apply },
-	{ .name = "ListApplications", .fn = list_applications },
+	{ .name = "Apply", .fn = apply, .scope = AUTH_SCOPE_FILL },
+	{ .name = "ListApplications", .fn = list_applications,
+	    .scope = AUTH_SCOPE_FILL },
 	{ .name = "GetApplication", .fn = get_application },
 };
 

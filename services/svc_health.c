@@ -43,7 +43,7 @@ health_check(
 }
 
 static const struct rpc_method_def health_methods[] = {
-	{ .name = "Check", .fn = health_check },
+	{ .name = "Check", .fn = health_check, .access = AUTH_ACCESS_OPEN },
 };
 
 const struct rpc_service_def svc_health_def = {

@@ -66,20 +66,42 @@ receive_webhook(
 {
 	const Affiliate__V1__ReceiveWebhookRequest *in = (const void *)in_;
 	const struct svc_app *app = call->app;
+	struct aff_webhook_secrets own = { 0 };
+	const struct aff_webhook_secrets *ws = app->webhook_secrets;
 	struct webhook_call *wc;
-	char why[256];
-	int rv;
+	char why[256], bad_body[256];
+	int64_t now = aff_now_ms() / 1000;
+	int rv, body_rv;
 
 	(void)out;
-	rv = aff_webhook_verify(app->webhook_secrets, in->signature,
-	    in->body.data, in->body.len, aff_now_ms() / 1000, why, sizeof(why));
-	if (rv != AFF_OK)
-		return (rpc_errorf(call, rv, "%s", why));
 	if ((wc = aff_arena_alloc(&call->arena, sizeof(*wc))) == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);
-	if (webhook_body_parse(in->body.data, in->body.len, &wc->o, why,
-	        sizeof(why)) != AFF_OK)
-		return (rpc_errorf(call, AFF_INVALID_ARGUMENT, "%s", why));
+	memset(&wc->o, 0, sizeof(wc->o));
+	/* The body names the advertiser whose secret must have signed it, so
+	 * it is read first; a bad body is answered 400 only once the
+	 * signature holds (advertiser_id is kept when the parser got that
+	 * far). */
+	body_rv = webhook_body_parse(in->body.data, in->body.len, &wc->o,
+	    bad_body, sizeof(bad_body));
+	if (wc->o.advertiser_id > 0) {
+		rv = call->store->ops->webhook_secrets_get(call->store,
+		    wc->o.advertiser_id, now, &call->arena, own.secret,
+		    AFF_WEBHOOK_MAX_SECRETS, &own.n);
+		if (rv != AFF_OK)
+			return (svc_store_failed(call, rv));
+		/* An advertiser with secrets of its own is verified with them
+		 * only: another partner's secret (or the global one) cannot
+		 * post its orders. */
+		if (own.n > 0)
+			ws = &own;
+	}
+	rv = aff_webhook_verify(ws, in->signature, in->body.data, in->body.len,
+	    now, why, sizeof(why));
+	if (rv != AFF_OK)
+		return (rpc_errorf(call, rv, "%s%s", why,
+		    own.n > 0 ? " (checked with advertiser's own secret)" : ""));
+	if (body_rv != AFF_OK)
+		return (rpc_errorf(call, AFF_INVALID_ARGUMENT, "%s", bad_body));
 	wc->call = call;
 	wc->in = (struct store_order_in){
 		.order_id = wc->o.order_id,
@@ -153,8 +175,10 @@ list_orders(
 }
 
 static const struct rpc_method_def order_methods[] = {
-	{ .name = "ReceiveWebhook", .fn = receive_webhook },
-	{ .name = "ListOrders", .fn = list_orders },
+	/* Signed by the partner instead of a key. */
+	{ .name = "ReceiveWebhook", .fn = receive_webhook,
+	    .access = AUTH_ACCESS_OPEN },
+	{ .name = "ListOrders", .fn = list_orders, .scope = AUTH_SCOPE_FILL },
 };
 
 const struct rpc_service_def svc_order_def = {

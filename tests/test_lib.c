@@ -127,7 +127,8 @@ test_a_message_renders_as_json_with_every_field(void **state)
 	j = aff_json_from_message(&rep.base);
 	s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	assert_string_equal(s, "{\"code\":\"OK\",\"message\":\"\xef\xbf\xbd\","
-	                       "\"payload\":\"aGVsbG8=\",\"request_id\":\"\"}");
+	                       "\"payload\":\"aGVsbG8=\",\"request_id\":\"\","
+	                       "\"metadata\":[]}");
 	free(s);
 	json_decref(j);
 }

@@ -1,0 +1,120 @@
+/* aff_wire.c - see aff_wire.h. */
+#include "aff_wire.h"
+
+#include <stdio.h>
+
+#include "aff_err.h"
+
+#define MAX_DEPTH 16
+
+int
+aff_utf8_valid(const uint8_t *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		uint8_t c = s[i];
+		uint32_t cp;
+		size_t n;
+
+		if (c == 0)
+			return (0);
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07;
+		} else
+			return (0);
+		if (len - i <= n)
+			return (0);
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return (0);
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return (0);
+		i += n + 1;
+	}
+	return (1);
+}
+
+static int
+varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if ((b & 0x80) == 0)
+			return (0);
+	}
+	return (-1);
+}
+
+static int
+walk(const ProtobufCMessageDescriptor *d, const uint8_t *p,
+    const uint8_t *end, int depth, char *err, size_t errlen)
+{
+	uint64_t tag, len;
+
+	while (p < end) {
+		const ProtobufCFieldDescriptor *f;
+
+		if (varint(&p, end, &tag) != 0)
+			return (AFF_OK);
+		switch (tag & 7) {
+		case 0:
+			if (varint(&p, end, &len) != 0)
+				return (AFF_OK);
+			break;
+		case 1:
+			p += (size_t)(end - p) < 8 ? (size_t)(end - p) : 8;
+			break;
+		case 5:
+			p += (size_t)(end - p) < 4 ? (size_t)(end - p) : 4;
+			break;
+		case 2:
+			if (varint(&p, end, &len) != 0 || len > (uint64_t)(end - p))
+				return (AFF_OK);
+			f = tag >> 3 <= UINT32_MAX
+			    ? protobuf_c_message_descriptor_get_field(
+			          d, (unsigned)(tag >> 3))
+			    : NULL;
+			if (f != NULL && f->type == PROTOBUF_C_TYPE_STRING &&
+			    !aff_utf8_valid(p, (size_t)len)) {
+				snprintf(err, errlen,
+				    "field '%s' is not valid UTF-8 or holds a NUL byte",
+				    f->name);
+				return (AFF_INVALID_ARGUMENT);
+			}
+			if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+			    depth < MAX_DEPTH &&
+			    walk(f->descriptor, p, p + len, depth + 1, err,
+			        errlen) != AFF_OK)
+				return (AFF_INVALID_ARGUMENT);
+			p += len;
+			break;
+		default: /* groups, or not protobuf: unpack refuses it */
+			return (AFF_OK);
+		}
+	}
+	return (AFF_OK);
+}
+
+int
+aff_wire_check_text(const ProtobufCMessageDescriptor *d, const uint8_t *data,
+    size_t len, char *err, size_t errlen)
+{
+	return (walk(d, data, data + len, 0, err, errlen));
+}

@@ -1,0 +1,29 @@
+/*
+ * aff_wire.h - checks the text in a serialized protobuf message before it
+ * is unpacked. proto3 says a string field holds UTF-8; protobuf-c 1.4.1
+ * does not check, and a C string ends at the first NUL, so "pending\0x"
+ * would be read as "pending". Every string field (in nested messages too)
+ * is checked to be valid UTF-8 without NUL.
+ */
+#ifndef AFF_WIRE_H
+#define AFF_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+/* 1 when s[0..len) is valid UTF-8 (no overlong forms, surrogates or code
+ * points past U+10FFFF) and holds no NUL. */
+int aff_utf8_valid(const uint8_t *s, size_t len);
+
+/*
+ * AFF_OK, or AFF_INVALID_ARGUMENT with a sentence naming the field in err
+ * ("field 'status' is not valid UTF-8 or holds a NUL byte"). Bytes that are
+ * not well-formed protobuf are left for protobuf_c_message_unpack to
+ * refuse (AFF_OK here).
+ */
+int aff_wire_check_text(const ProtobufCMessageDescriptor *d,
+    const uint8_t *data, size_t len, char *err, size_t errlen);
+
+#endif /* AFF_WIRE_H */

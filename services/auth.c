@@ -1,0 +1,353 @@
+/* auth.c - see auth.h. */
+#include "auth.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "aff_err.h"
+#include "aff_util.h"
+#include "rpc.h"
+
+#define BEARER_REALM "Bearer realm=\"affiliate\""
+
+int
+auth_mode_parse(const char *v, enum auth_mode *mode)
+{
+	if (strcmp(v, "auto") == 0)
+		*mode = AUTH_MODE_AUTO;
+	else if (strcmp(v, "on") == 0)
+		*mode = AUTH_MODE_ON;
+	else if (strcmp(v, "off") == 0)
+		*mode = AUTH_MODE_OFF;
+	else
+		return (-1);
+	return (0);
+}
+
+int
+auth_limit_parse(const char *v, struct auth_limit *l)
+{
+	const char *slash = strchr(v, '/');
+	char rate[32];
+	int64_t r, b;
+
+	if (auth_mode_parse(v, &l->mode) == 0 && l->mode != AUTH_MODE_ON)
+		return (0);
+	if (slash == NULL)
+		slash = v + strlen(v);
+	if ((size_t)(slash - v) >= sizeof(rate))
+		return (-1);
+	memcpy(rate, v, (size_t)(slash - v));
+	rate[slash - v] = '\0';
+	if (aff_parse_int64(rate, 1, 1000000, &r) != AFF_OK)
+		return (-1);
+	b = 2 * r;
+	if (*slash == '/' && aff_parse_int64(slash + 1, 1, 1000000, &b) != AFF_OK)
+		return (-1);
+	l->mode = AUTH_MODE_ON;
+	l->rule.rate = (double)r;
+	l->rule.burst = (int)b;
+	return (0);
+}
+
+/* The value of metadata entry key (lower-case), or NULL. */
+static const char *
+metadata_get(const struct rpc_call *call, const char *key)
+{
+	for (size_t i = 0; i < call->n_metadata; i++)
+		if (call->metadata[i]->key != NULL &&
+		    strcmp(call->metadata[i]->key, key) == 0)
+			return (call->metadata[i]->value);
+	return (NULL);
+}
+
+static void
+sha256(const void *data, size_t len, unsigned char out[32])
+{
+	unsigned int n = 32;
+
+	if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1)
+		memset(out, 0xff, 32); /* matches no stored hash */
+}
+
+static int
+is_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return (0);
+	return (1);
+}
+
+/*
+ * Checks "Bearer aff_<id>_<64 hex>" against the store. AFF_OK with *c set,
+ * AFF_UNAUTHENTICATED (why says which of malformed or not valid, never
+ * the key), or a store failure.
+ */
+static int
+key_check(store *s, const char *header, struct auth_caller *c,
+    const char **why)
+{
+	const char *tok, *us;
+	char digits[24];
+	unsigned char hash[32];
+	struct store_key k;
+	int64_t id;
+	size_t n;
+	int rv, same;
+
+	*why = "the authorization metadata must be 'Bearer <API key>' with a "
+	       "key of the form aff_<id>_<secret>";
+	if (strncasecmp(header, "Bearer ", 7) != 0)
+		return (AFF_UNAUTHENTICATED);
+	tok = header + 7;
+	while (*tok == ' ')
+		tok++;
+	n = strnlen(tok, AUTH_TOKEN_MAX);
+	if (n >= AUTH_TOKEN_MAX || strncmp(tok, "aff_", 4) != 0 ||
+	    (us = memchr(tok + 4, '_', n - 4)) == NULL ||
+	    (size_t)(us - tok - 4) >= sizeof(digits) ||
+	    (size_t)(tok + n - us - 1) != 64 || !is_hex(us + 1, 64))
+		return (AFF_UNAUTHENTICATED);
+	memcpy(digits, tok + 4, (size_t)(us - tok - 4));
+	digits[us - tok - 4] = '\0';
+	if (aff_parse_int64(digits, 1, INT64_MAX, &id) != AFF_OK)
+		return (AFF_UNAUTHENTICATED);
+	*why = "the API key is not valid (unknown, wrong or revoked)";
+	sha256(us + 1, 64, hash);
+	rv = s->ops->key_get(s, id, &k);
+	if (rv == AFF_NOT_FOUND)
+		return (AFF_UNAUTHENTICATED);
+	if (rv != AFF_OK) {
+		*why = "the store failed while checking the API key";
+		return (rv);
+	}
+	same = CRYPTO_memcmp(k.sha256, hash, 32) == 0;
+	if (!same || k.revoked)
+		return (AFF_UNAUTHENTICATED);
+	c->role = k.admin ? AUTH_ADMIN : AUTH_EDITOR;
+	c->editor_id = k.admin ? 0 : k.editor_id;
+	c->key_id = id;
+	return (AFF_OK);
+}
+
+int
+auth_key_create(store *s, int64_t editor_id, aff_arena *a,
+    Affiliate__V1__ApiKey **out, char token[AUTH_TOKEN_MAX])
+{
+	unsigned char raw[32], hash[32];
+	char hex[65];
+	int rv;
+
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		return (AFF_INTERNAL);
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+	sha256(hex, 64, hash);
+	if ((rv = s->ops->key_create(s, editor_id, hash, a, out)) == AFF_OK)
+		snprintf(token, AUTH_TOKEN_MAX, "aff_%lld_%s",
+		    (long long)(*out)->id, hex);
+	OPENSSL_cleanse(raw, sizeof(raw));
+	OPENSSL_cleanse(hex, sizeof(hex));
+	return (rv);
+}
+
+/* Whether address (as formatted) is in the comma-separated list. */
+static int
+in_list(const char *list, const char *address)
+{
+	size_t alen = strlen(address);
+
+	for (const char *p = list; p != NULL && *p != '\0';) {
+		size_t n = strcspn(p, ",");
+		if (n == alen && strncmp(p, address, n) == 0)
+			return (1);
+		p += n + (p[n] == ',');
+	}
+	return (0);
+}
+
+/*
+ * The client's address, for the per-address limit: the connection's own
+ * address, or the x-forwarded-for the bridge set when the connection comes
+ * from a trusted peer (loopback, ipc, or --trusted-bridges). Any other
+ * binary client could write anything there, so it is not believed.
+ */
+static void
+client_address(const struct auth_policy *p, const struct rpc_call *call,
+    nng_pipe pipe, char *buf, size_t cap)
+{
+	nng_sockaddr sa;
+	const char *fwd;
+	int trusted = 0;
+
+	snprintf(buf, cap, "unknown");
+	if (nng_pipe_id(pipe) > 0 &&
+	    nng_pipe_get_addr(pipe, NNG_OPT_REMADDR, &sa) == 0) {
+		switch (sa.s_family) {
+		case NNG_AF_INET:
+			inet_ntop(AF_INET, &sa.s_in.sa_addr, buf, (socklen_t)cap);
+			trusted = (ntohl(sa.s_in.sa_addr) >> 24) == 127;
+			break;
+		case NNG_AF_INET6:
+			inet_ntop(AF_INET6, sa.s_in6.sa_addr, buf, (socklen_t)cap);
+			trusted = strcmp(buf, "::1") == 0;
+			break;
+		default: /* ipc, inproc, abstract: this host */
+			snprintf(buf, cap, "local");
+			trusted = 1;
+			break;
+		}
+		trusted = trusted || in_list(p->trusted, buf);
+	}
+	fwd = trusted ? metadata_get(call, "x-forwarded-for") : NULL;
+	if (fwd != NULL && *fwd != '\0') {
+		size_t n = strcspn(fwd, ", ");
+		if (n > 0 && n < cap) {
+			memcpy(buf, fwd, n);
+			buf[n] = '\0';
+		}
+	}
+}
+
+/* Whether this call needs a key (protected mode; see auth.h). */
+static int
+keys_required(const struct auth_policy *p, const struct rpc_call *call)
+{
+	const char *exposed;
+
+	if (p == NULL || p->mode == AUTH_MODE_OFF)
+		return (0);
+	if (p->mode == AUTH_MODE_ON || p->listener_public)
+		return (1);
+	exposed = metadata_get(call, "x-affiliate-exposed");
+	return (exposed != NULL && strcmp(exposed, "1") == 0);
+}
+
+/* Applies limit l to bucket key; AFF_OK or RESOURCE_EXHAUSTED. Adds the
+ * RateLimit-* trailers when a limit applies. */
+static int
+limit_take(const struct auth_policy *p, const struct auth_limit *l,
+    int required, struct rpc_call *call, const char *key, const char *who)
+{
+	struct ratelimit_state st;
+	char v[24];
+
+	if (p->buckets == NULL || l->mode == AUTH_MODE_OFF ||
+	    (l->mode == AUTH_MODE_AUTO && !required))
+		return (AFF_OK);
+	int ok = ratelimit_take(p->buckets, key, &l->rule, aff_mono_ms(), &st);
+	snprintf(v, sizeof(v), "%d", st.limit);
+	rpc_call_trailer(call, "ratelimit-limit", v);
+	snprintf(v, sizeof(v), "%d", st.remaining);
+	rpc_call_trailer(call, "ratelimit-remaining", v);
+	snprintf(v, sizeof(v), "%d", st.reset_s);
+	rpc_call_trailer(call, "ratelimit-reset", v);
+	if (ok)
+		return (AFF_OK);
+	snprintf(v, sizeof(v), "%d", st.retry_s);
+	rpc_call_trailer(call, "retry-after", v);
+	return (rpc_errorf(call, AFF_RESOURCE_EXHAUSTED,
+	    "too many calls %s: at most %d at once, %g a second; retry in %d s",
+	    who, l->rule.burst, l->rule.rate, st.retry_s));
+}
+
+/* The per-address limit for a call without a (valid) key. */
+static int
+limit_address(const struct auth_policy *p, struct rpc_call *call,
+    int required, nng_pipe pipe)
+{
+	char addr[64], key[80];
+
+	if (p->buckets == NULL || p->per_addr.mode == AUTH_MODE_OFF ||
+	    (p->per_addr.mode == AUTH_MODE_AUTO && !required))
+		return (AFF_OK);
+	client_address(p, call, pipe, addr, sizeof(addr));
+	snprintf(key, sizeof(key), "a:%s", addr);
+	return (limit_take(p, &p->per_addr, required, call, key,
+	    "from this address"));
+}
+
+static int
+unauthenticated(struct rpc_call *call, const char *challenge, const char *why)
+{
+	rpc_call_trailer(call, "www-authenticate", challenge);
+	return (rpc_errorf(call, AFF_UNAUTHENTICATED, "%s", why));
+}
+
+int
+auth_admit(const struct auth_policy *p, struct rpc_call *call,
+    enum auth_access access, nng_pipe pipe)
+{
+	const char *header = metadata_get(call, "authorization"), *why;
+	int required = keys_required(p, call);
+	char key[32];
+	int rv;
+
+	memset(&call->caller, 0, sizeof(call->caller));
+	/* Open methods ignore a key (a partner's proxy may send one). */
+	if (access == AUTH_ACCESS_OPEN || header == NULL || *header == '\0') {
+		if (p != NULL &&
+		    (rv = limit_address(p, call, required, pipe)) != AFF_OK)
+			return (rv);
+		if (access == AUTH_ACCESS_ADMIN)
+			return (unauthenticated(call, BEARER_REALM,
+			    "this call needs an admin API key (authorization: "
+			    "Bearer <key>)"));
+		if (access == AUTH_ACCESS_CALLER && required)
+			return (unauthenticated(call, BEARER_REALM,
+			    "an API key is required (authorization: Bearer <key>)"));
+		return (AFF_OK);
+	}
+	rv = key_check(call->store, header, &call->caller, &why);
+	if (rv != AFF_OK) {
+		memset(&call->caller, 0, sizeof(call->caller));
+		if (rv != AFF_UNAUTHENTICATED)
+			return (rpc_errorf(call, rv, "%s", why));
+		/* Guesses count against the address they come from. */
+		if (p != NULL &&
+		    (rv = limit_address(p, call, required, pipe)) != AFF_OK)
+			return (rv);
+		return (unauthenticated(call,
+		    BEARER_REALM ", error=\"invalid_token\"", why));
+	}
+	snprintf(key, sizeof(key), "k:%lld", (long long)call->caller.key_id);
+	if (p != NULL && (rv = limit_take(p, &p->per_key, required, call, key,
+	                      "with this API key")) != AFF_OK)
+		return (rv);
+	if (access == AUTH_ACCESS_ADMIN && call->caller.role != AUTH_ADMIN)
+		return (rpc_errorf(call, AFF_PERMISSION_DENIED,
+		    "this call needs an admin API key; key %lld is an editor's",
+		    (long long)call->caller.key_id));
+	return (AFF_OK);
+}
+
+int
+auth_scope(struct rpc_call *call, enum auth_scope scope, ProtobufCMessage *in)
+{
+	const ProtobufCFieldDescriptor *f;
+	int64_t *v;
+
+	if (scope == AUTH_SCOPE_NONE || call->caller.role != AUTH_EDITOR)
+		return (AFF_OK);
+	f = protobuf_c_message_descriptor_get_field_by_name(
+	    in->descriptor, "editor_id");
+	/* A scope on a method without an int64 editor_id is a bug. */
+	if (f == NULL || f->type != PROTOBUF_C_TYPE_INT64)
+		abort();
+	v = (int64_t *)(void *)((char *)in + f->offset);
+	if (*v == 0 && scope == AUTH_SCOPE_FILL)
+		*v = call->caller.editor_id;
+	else if (*v != 0 && *v != call->caller.editor_id)
+		return (rpc_errorf(call, AFF_PERMISSION_DENIED,
+		    "this API key acts for editor %lld, not editor %lld",
+		    (long long)call->caller.editor_id, (long long)*v));
+	return (AFF_OK);
+}

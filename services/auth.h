@@ -1,0 +1,113 @@
+/*
+ * auth.h - who is calling, and may they: API keys, protected mode, rate
+ * limits and editor scoping, checked once in rpc_dispatch before any
+ * handler (or the reply cache) runs, so binary RPC clients and the bridge
+ * meet the same rules.
+ *
+ * A key is the bearer token "aff_<id>_<64 hex>": <id> finds its row, and
+ * the row holds only the SHA-256 of the 64 hex characters (256 random
+ * bits: a hash without salt or stretching is enough), compared in
+ * constant time. It is read from the database on every call, so a revoked
+ * key stops working at once.
+ *
+ * When is a key required (protected mode, as Redis does it)? With
+ * --auth on, always; with off, never; with auto (the default), when the
+ * RPC listener is not on a loopback address, or when the call comes
+ * through a bridge that listens on one (the bridge says so in the
+ * "x-affiliate-exposed" metadata: a client can only make its own call
+ * stricter with it). A key that is given is always checked, whatever the
+ * mode, and scopes the call to its editor. Admin methods always need an
+ * admin key.
+ */
+#ifndef AUTH_H
+#define AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <nng/nng.h>
+
+#include "aff_arena.h"
+#include "affiliate/v1/admin.pb-c.h"
+#include "ratelimit.h"
+#include "store.h"
+
+#define AUTH_TOKEN_MAX 96 /* "aff_" + 19 digits + "_" + 64 hex + NUL */
+
+enum auth_mode { AUTH_MODE_AUTO, AUTH_MODE_ON, AUTH_MODE_OFF };
+
+enum auth_role { AUTH_ANON, AUTH_EDITOR, AUTH_ADMIN };
+
+/* Who a call comes from. */
+struct auth_caller {
+	enum auth_role role;
+	int64_t editor_id;  /* AUTH_EDITOR: the editor the key acts as */
+	int64_t key_id;     /* 0 when no key */
+};
+
+/* Which calls a method takes. */
+enum auth_access {
+	AUTH_ACCESS_CALLER, /* a key when keys are required (the default) */
+	AUTH_ACCESS_OPEN,   /* never a key (health; webhooks are signed) */
+	AUTH_ACCESS_ADMIN,  /* an admin key, always */
+};
+
+/* How a method's editor_id field is bound to an editor key's editor. */
+enum auth_scope {
+	AUTH_SCOPE_NONE,
+	AUTH_SCOPE_FILL,  /* 0 becomes the caller's; another editor is 403 */
+	AUTH_SCOPE_CHECK, /* another editor is 403; 0 stays 0 */
+};
+
+/* A rate-limit setting: off, auto (only where keys are required) or on. */
+struct auth_limit {
+	enum auth_mode mode;
+	struct ratelimit_rule rule;
+};
+
+/* The server's policy, shared by the handler threads (read-only). */
+struct auth_policy {
+	enum auth_mode mode;
+	int listener_public;       /* the RPC listener is not loopback-only */
+	struct auth_limit per_key; /* per API key */
+	struct auth_limit per_addr;/* per client address, calls without a key */
+	ratelimit *buckets;        /* NULL when both limits are off */
+	const char *trusted;       /* comma-separated addresses whose
+	                              x-forwarded-for is believed (besides
+	                              loopback and ipc) */
+};
+
+struct rpc_call;
+
+/*
+ * Admits a call to a method of the given access: authenticates its
+ * "authorization" metadata (sets call->caller), applies the rate limit
+ * and adds the trailers (RateLimit-*, WWW-Authenticate). pipe is the
+ * connection it came on (for the client address). AFF_OK, or the error
+ * to answer (UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED, a
+ * store failure), already explained with rpc_errorf. p may be NULL (no
+ * policy: nothing required, nothing limited).
+ */
+int auth_admit(const struct auth_policy *p, struct rpc_call *call,
+    enum auth_access access, nng_pipe pipe);
+
+/* Binds in's editor_id field to an editor caller's editor (see enum
+ * auth_scope). AFF_OK or PERMISSION_DENIED (explained). */
+int auth_scope(struct rpc_call *call, enum auth_scope scope,
+    ProtobufCMessage *in);
+
+/*
+ * Makes a key: an editor key for editor_id > 0, an admin key for 0. The
+ * token (shown once) goes to token; the stored row to *out (in a).
+ */
+int auth_key_create(store *s, int64_t editor_id, aff_arena *a,
+    Affiliate__V1__ApiKey **out, char token[AUTH_TOKEN_MAX]);
+
+/* "auto", "on" or "off" into *mode; -1 when it is none of these. */
+int auth_mode_parse(const char *v, enum auth_mode *mode);
+
+/* "auto", "off" or RATE[/BURST] (calls a second; burst = 2 * rate when
+ * not given) into l; -1 when malformed. */
+int auth_limit_parse(const char *v, struct auth_limit *l);
+
+#endif /* AUTH_H */

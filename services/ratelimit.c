@@ -1,0 +1,122 @@
+/* ratelimit.c - see ratelimit.h. */
+#include "ratelimit.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "aff_err.h"
+
+#define WAYS 4
+#define LOCKS 64
+
+struct bucket {
+	uint64_t tag;   /* the key's hash; 0 = free */
+	double tokens;
+	int64_t t_ms;   /* when tokens was last brought up to date */
+};
+
+struct ratelimit {
+	size_t n_sets;
+	uint64_t seed;  /* random: a peer cannot aim keys at one set */
+	struct bucket *b;
+	pthread_mutex_t locks[LOCKS];
+};
+
+int
+ratelimit_alloc(ratelimit **rp, size_t slots)
+{
+	ratelimit *r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return (AFF_RESOURCE_EXHAUSTED);
+	r->n_sets = slots / WAYS > 0 ? slots / WAYS : 1;
+	if ((r->b = calloc(r->n_sets * WAYS, sizeof(*r->b))) == NULL) {
+		free(r);
+		return (AFF_RESOURCE_EXHAUSTED);
+	}
+	if (RAND_bytes((unsigned char *)&r->seed, sizeof(r->seed)) != 1)
+		r->seed = (uint64_t)(uintptr_t)r ^ 0x9e3779b97f4a7c15ull;
+	for (int i = 0; i < LOCKS; i++)
+		pthread_mutex_init(&r->locks[i], NULL);
+	*rp = r;
+	return (AFF_OK);
+}
+
+void
+ratelimit_free(ratelimit *r)
+{
+	if (r == NULL)
+		return;
+	for (int i = 0; i < LOCKS; i++)
+		pthread_mutex_destroy(&r->locks[i]);
+	free(r->b);
+	free(r);
+}
+
+/* FNV-1a from a random seed, then a final mix; never 0. */
+static uint64_t
+key_hash(const ratelimit *r, const char *key)
+{
+	uint64_t h = 0xcbf29ce484222325ull ^ r->seed;
+
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
+		h ^= *p;
+		h *= 0x100000001b3ull;
+	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return (h != 0 ? h : 1);
+}
+
+int
+ratelimit_take(ratelimit *r, const char *key,
+    const struct ratelimit_rule *rule, int64_t now_ms,
+    struct ratelimit_state *st)
+{
+	uint64_t h = key_hash(r, key);
+	size_t set = (size_t)(h % r->n_sets);
+	struct bucket *b = &r->b[set * WAYS], *found = NULL, *victim = NULL;
+	pthread_mutex_t *lock = &r->locks[set % LOCKS];
+	double cap = (double)rule->burst;
+	int ok;
+
+	pthread_mutex_lock(lock);
+	for (int i = 0; i < WAYS; i++) {
+		if (b[i].tag == h) {
+			found = &b[i];
+			break;
+		}
+		/* A free place first, else the one idle longest. */
+		if (victim == NULL || (victim->tag != 0 &&
+		        (b[i].tag == 0 || b[i].t_ms < victim->t_ms)))
+			victim = &b[i];
+	}
+	if (found == NULL) {
+		found = victim;
+		found->tag = h;
+		found->tokens = cap;
+		found->t_ms = now_ms;
+	}
+	if (now_ms > found->t_ms) {
+		found->tokens += (double)(now_ms - found->t_ms) / 1000.0 * rule->rate;
+		found->t_ms = now_ms;
+	}
+	if (found->tokens > cap)
+		found->tokens = cap;
+	ok = found->tokens >= 1.0;
+	if (ok)
+		found->tokens -= 1.0;
+	st->limit = rule->burst;
+	st->remaining = (int)floor(found->tokens);
+	st->reset_s = (int)ceil((cap - found->tokens) / rule->rate);
+	st->retry_s = ok ? 0 : (int)ceil((1.0 - found->tokens) / rule->rate);
+	if (!ok && st->retry_s < 1)
+		st->retry_s = 1;
+	pthread_mutex_unlock(lock);
+	return (ok);
+}

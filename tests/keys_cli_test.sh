@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# keys_cli_test.sh - the key commands as an operator runs them, with the
+# real binaries: the first admin key from `affiliate-server
+# --create-admin-key`, then `affiliate keys create|list|revoke` and
+# `affiliate webhook secret rotate` with AFFILIATE_KEY, against a server
+# with AFFILIATE_AUTH=on (ipc://, fresh database); the start line naming
+# the mode; and no key or secret in the server's log.
+set -u
+BIN=${AFFILIATE_BIN_DIR:?}
+work=$(mktemp -d /tmp/affiliate-keys-XXXXXX)
+url="ipc://$work/rpc.sock"
+pass=0
+fail=0
+server_pid=
+
+cleanup() {
+	[ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+ok() { pass=$((pass + 1)); echo "ok - $1"; }
+not_ok() { fail=$((fail + 1)); echo "not ok - $1"; }
+check() {
+	local name=$1
+	shift
+	if "$@"; then ok "$name"; else not_ok "$name"; fi
+}
+cli() { # cli KEY ARGS...: output in $work/out, exit status returned
+	local key=$1
+	shift
+	AFFILIATE_KEY=$key "$BIN/affiliate" --url "$url" "$@" >"$work/out" 2>"$work/err"
+}
+field() { # field NAME: a top-level string or number from $work/out
+	sed -n "s/^  \"$1\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" "$work/out" | head -1
+}
+
+"$BIN/affiliate-server" --data-dir "$work/data" --create-admin-key >"$work/admin" 2>"$work/create.log"
+check "--create-admin-key exits 0" [ $? = 0 ]
+admin=$(cat "$work/admin")
+check "and prints one aff_<id>_<64 hex> key" grep -qE '^aff_1_[0-9a-f]{64}$' "$work/admin"
+
+AFFILIATE_AUTH=on "$BIN/affiliate-server" --listen "$url" --data-dir "$work/data" --redis off \
+	--jobs "ipc://$work/jobs.sock" --results "ipc://$work/results.sock" --log-level debug \
+	>"$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 100); do
+	grep -q "server: ready" "$work/server.log" 2>/dev/null && break
+	sleep 0.05
+done
+check "the server says keys are required" grep -q "server: auth on:" "$work/server.log"
+
+cli "" advertisers list
+check "no key: exit 1" [ $? = 1 ]
+check "UNAUTHENTICATED" grep -q '"code": "UNAUTHENTICATED"' "$work/out"
+cli "$admin" keys create --editor 2
+check "keys create --editor 2" [ $? = 0 ]
+editor=$(field token)
+check "prints the editor's key once" bash -c "echo '$editor' | grep -qE '^aff_2_[0-9a-f]{64}$'"
+cli "$admin" keys create
+check "keys create without --editor or --admin is a usage error" [ $? = 2 ]
+cli "$editor" keys list
+check "an editor's key cannot list keys (exit 1)" [ $? = 1 ]
+check "PERMISSION_DENIED" grep -q PERMISSION_DENIED "$work/out"
+cli "$editor" applications list --editor 3
+check "another editor's applications: PERMISSION_DENIED" grep -q PERMISSION_DENIED "$work/out"
+cli "$editor" orders list
+check "its own orders: exit 0" [ $? = 0 ]
+cli "$admin" keys list
+check "keys list shows both keys, no secret" bash -c "grep -c '\"role\"' '$work/out' | grep -qx 2 && ! grep -q '${editor##*_}' '$work/out'"
+cli "$admin" webhook secret rotate --advertiser 2
+check "webhook secret rotate prints the new secret" grep -qE '"secret": "[0-9a-f]{64}"' "$work/out"
+secret=$(field secret)
+cli "$admin" keys revoke 2
+check "keys revoke 2" grep -q '"revoked_at": "2' "$work/out"
+cli "$editor" orders list
+check "the revoked key fails at once" grep -q UNAUTHENTICATED "$work/out"
+
+check "no key or secret in the server's log" bash -c \
+	"! grep -qE '${admin##*_}|${editor##*_}|$secret' '$work/server.log' '$work/create.log'"
+
+kill -TERM "$server_pid"
+wait "$server_pid"
+server_pid=
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
