@@ -269,11 +269,13 @@ jobs_start(const struct jobs_config *cfg, jobs **jp)
 		rv = AFF_RESOURCE_EXHAUSTED;
 		goto failed;
 	}
+	pthread_setname_np(j->applier, "aff:jobs-apply");
 	j->started_applier = 1;
 	if (pthread_create(&j->dispatcher, NULL, dispatcher_main, j) != 0) {
 		rv = AFF_RESOURCE_EXHAUSTED;
 		goto failed;
 	}
+	pthread_setname_np(j->dispatcher, "aff:jobs-push");
 	j->started_dispatcher = 1;
 	aff_info("jobs: pushing on %s, results on %s (visibility %lld ms, %d "
 	         "attempts)",

@@ -114,6 +114,7 @@ order_sync_start(const char *db_path, const struct cache_opts *co,
 		rv = AFF_RESOURCE_EXHAUSTED;
 		goto failed;
 	}
+	pthread_setname_np(os->thread, "aff:ord-sync");
 	os->started = 1;
 	return (AFF_OK);
 failed:

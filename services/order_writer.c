@@ -141,11 +141,13 @@ order_writer_start(const char *db_path, order_writer **wp)
 		rv = AFF_RESOURCE_EXHAUSTED;
 		goto failed;
 	}
+	pthread_setname_np(w->answerer, "aff:ord-answer");
 	w->started_answerer = 1;
 	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
 		rv = AFF_RESOURCE_EXHAUSTED;
 		goto failed;
 	}
+	pthread_setname_np(w->thread, "aff:ord-write");
 	w->started = 1;
 	*wp = w;
 	return (AFF_OK);

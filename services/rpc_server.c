@@ -195,6 +195,8 @@ rpc_server_start(const struct rpc_server_opts *opts, rpc_server **sp)
 			rv = AFF_RESOURCE_EXHAUSTED;
 			goto failed_threads;
 		}
+		/* Named for top -H and perf: where the server's time goes. */
+		pthread_setname_np(srv->threads[i].tid, "aff:handler");
 		srv->threads[i].started = 1;
 	}
 	pthread_mutex_lock(&srv->mtx);
