@@ -1,0 +1,259 @@
+/*
+ * test_faults_applications.c - applications in flight when the server or
+ * a worker is killed with SIGKILL all end approved, none twice.
+ *
+ * 600 applications are posted through a real affiliate-bridge on 16
+ * keep-alive connections, each with its own X-Request-Id; whatever gets
+ * no 2xx is posted again with the same id (the server gives back the
+ * application that id made, so a retry never makes a second one). The
+ * server is killed while they are being posted, a worker while jobs run,
+ * and the server again once all are in with jobs in flight; each comes
+ * back on the same addresses and data folder. Then every application
+ * that got a 2xx must exist once and end approved, with one approval
+ * event and its job done.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "aff_util.h"
+#include "faults.h"
+
+#define N_APPS 600
+#define N_CONNS 16
+#define LOAD_DEADLINE_MS 120000
+#define APPROVE_TIMEOUT_MS 90000
+#define DOWN_MS 300
+/* Extra editors 100..149, each eligible for every active advertiser:
+ * 50 x 23 pairs, more than N_APPS. */
+#define EXTRA_EDITORS 50
+
+struct load {
+	struct fs_stack *s;
+	atomic_long next, acked, retries, conn_errors, refused;
+	atomic_int odd_status;
+	int64_t *app_id; /* per application: the id its 2xx answered, or 0 */
+	int64_t deadline;
+};
+
+/* Application k: editor 100 + k / 23, the (k % 23)-th active advertiser
+ * (12 is paused). */
+static void
+pair(long k, long *editor, long *adv)
+{
+	long a = 1 + k % 23;
+
+	*editor = 100 + k / 23;
+	*adv = a >= 12 ? a + 1 : a;
+}
+
+static void *
+load_main(void *arg)
+{
+	struct load *l = arg;
+	struct fs_conn c;
+	char body[128], hdr[64];
+	long k;
+
+	fs_conn_init(&c, l->s->port, 10000);
+	while ((k = atomic_fetch_add(&l->next, 1)) < N_APPS) {
+		long e, adv;
+		int backoff = 5;
+
+		pair(k, &e, &adv);
+		snprintf(body, sizeof(body), "{\"advertiser_id\":%ld,\"editor_id\":%ld}",
+		    adv, e);
+		snprintf(hdr, sizeof(hdr), "X-Request-Id: fa-%ld\r\n", k);
+		for (int attempt = 0; aff_mono_ms() < l->deadline; attempt++) {
+			struct fs_answer a;
+			const char *id;
+
+			if (attempt > 0)
+				atomic_fetch_add(&l->retries, 1);
+			if (fs_request(&c, "POST", "/applications", hdr, body, &a) != 0)
+				atomic_fetch_add(&l->conn_errors, 1);
+			else if (a.status == 202 &&
+			    (id = strstr(a.body, "\"id\":")) != NULL) {
+				l->app_id[k] = strtoll(id + 5, NULL, 10);
+				atomic_fetch_add(&l->acked, 1);
+				break;
+			} else {
+				atomic_fetch_add(&l->refused, 1);
+				/* 409 would be a second application for the same
+				 * request: a retry that was not recognised. */
+				if (a.status != 503 && a.status != 504 &&
+				    a.status != 429 && atomic_load(&l->odd_status) == 0) {
+					atomic_store(&l->odd_status, a.status);
+					fprintf(stderr, "application fa-%ld: %d %s\n", k,
+					    a.status, a.body);
+				}
+			}
+			tu_sleep_ms(backoff);
+			backoff = backoff < 200 ? backoff * 2 : 200;
+		}
+	}
+	fs_conn_fini(&c);
+	return (NULL);
+}
+
+static void
+wait_acked(struct load *l, long want)
+{
+	while (atomic_load(&l->acked) < want && aff_mono_ms() < l->deadline)
+		tu_sleep_ms(5);
+	assert_true(atomic_load(&l->acked) >= want);
+}
+
+static void
+server_kill_and_restart(struct fs_stack *s)
+{
+	fs_server_kill(s);
+	tu_sleep_ms(DOWN_MS);
+	assert_int_equal(fs_server_start(s), 0);
+}
+
+static long long
+sql(const struct fs_stack *s, const char *q)
+{
+	return (tu_sql_int(s->db, q));
+}
+
+static void
+count_one(const char *item, void *arg)
+{
+	(void)item;
+	(*(long *)arg)++;
+}
+
+static void
+test_applications_in_flight_when_server_or_worker_dies_end_approved_once(
+    void **state)
+{
+	struct fs_stack s = { 0 };
+	struct load l = { 0 };
+	pthread_t t[N_CONNS];
+	long acked = 0, lost = 0, listed = 0;
+	long long rows, approved, dup;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t t0;
+
+	(void)state;
+	assert_int_equal(fs_stack_start(&s, 1, 2), 0);
+	assert_int_equal(tu_sql_exec(s.db,
+	                     "WITH RECURSIVE n(i) AS (SELECT 100 UNION ALL"
+	                     " SELECT i + 1 FROM n WHERE i < 149)"
+	                     " INSERT INTO editors (id, name, created_at)"
+	                     " SELECT i, 'Editor ' || i, 0 FROM n;"
+	                     "INSERT INTO eligibility (editor_id, advertiser_id)"
+	                     " SELECT e.id, a.id FROM editors e, advertisers a"
+	                     " WHERE e.id >= 100 AND a.status = 'active';"),
+	    0);
+	l.s = &s;
+	l.app_id = calloc(N_APPS, sizeof(int64_t));
+	assert_non_null(l.app_id);
+	t0 = aff_mono_ms();
+	l.deadline = t0 + LOAD_DEADLINE_MS;
+	for (int i = 0; i < N_CONNS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, load_main, &l), 0);
+	/* The server dies while applications are being posted, ... */
+	wait_acked(&l, N_APPS / 4);
+	server_kill_and_restart(&s);
+	/* ... a worker while it has jobs in hand, ... */
+	wait_acked(&l, N_APPS / 2);
+	assert_true(tu_sql_wait(s.db,
+	                "SELECT count(*) > 0 FROM jobs WHERE state = 'inflight'",
+	                1, 10000) == 1);
+	fs_worker_kill(&s, 0);
+	tu_sleep_ms(DOWN_MS);
+	assert_int_equal(fs_worker_start(&s, 0), 0);
+	for (int i = 0; i < N_CONNS; i++)
+		pthread_join(t[i], NULL);
+	/* ... and the server again, all posted and jobs still in flight. */
+	assert_true(tu_sql_wait(s.db,
+	                "SELECT count(*) > 0 FROM jobs WHERE state = 'inflight'",
+	                1, 10000) == 1);
+	server_kill_and_restart(&s);
+	approved = tu_sql_wait(s.db,
+	    "SELECT count(*) FROM applications WHERE status = 'approved'", N_APPS,
+	    APPROVE_TIMEOUT_MS);
+
+	/* Each acked application is there, made by its own request. */
+	assert_int_equal(sqlite3_open_v2(s.db, &db, SQLITE_OPEN_READONLY, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+	                     "SELECT count(*) FROM applications WHERE id = ?1"
+	                     " AND request_id = ?2 AND status = 'approved'",
+	                     -1, &st, NULL),
+	    SQLITE_OK);
+	for (long k = 0; k < N_APPS; k++) {
+		char rid[32];
+		if (l.app_id[k] == 0)
+			continue;
+		acked++;
+		snprintf(rid, sizeof(rid), "fa-%ld", k);
+		sqlite3_bind_int64(st, 1, l.app_id[k]);
+		sqlite3_bind_text(st, 2, rid, -1, SQLITE_TRANSIENT);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		lost += sqlite3_column_int64(st, 0) != 1;
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	rows = sql(&s, "SELECT count(*) FROM applications");
+	/* A second row for one pair, or a second approval of one. */
+	dup = rows - sql(&s, "SELECT count(*) FROM (SELECT DISTINCT editor_id,"
+	                     " advertiser_id FROM applications)") +
+	    sql(&s, "SELECT count(*) FROM application_events"
+	            " WHERE status = 'approved'") -
+	    approved;
+	assert_true(fs_list_each(s.port,
+	                "/applications?status=approved&limit=1000", "{\"id\":",
+	                count_one, &listed) >= 0);
+	printf("faults applications: %d posted on %d connections; server killed "
+	       "twice, a worker once; %.1f s until all approved\n",
+	    N_APPS, N_CONNS, (double)(aff_mono_ms() - t0) / 1000);
+	printf("faults applications: acked %ld, lost %ld, duplicated %lld; %lld "
+	       "rows, %lld approved, %ld listed approved; %ld retries after %ld "
+	       "broken connections and %ld error answers; %lld deliveries for "
+	       "%d jobs\n",
+	    acked, lost, dup, rows, approved, listed,
+	    (long)atomic_load(&l.retries), (long)atomic_load(&l.conn_errors),
+	    (long)atomic_load(&l.refused), sql(&s, "SELECT sum(attempts) FROM jobs"),
+	    N_APPS);
+	fflush(stdout);
+	assert_int_equal(atomic_load(&l.odd_status), 0);
+	assert_int_equal(lost, 0);
+	assert_int_equal(dup, 0);
+	assert_int_equal(acked, N_APPS);
+	assert_int_equal(rows, N_APPS);
+	assert_int_equal(approved, N_APPS);
+	assert_int_equal(listed, N_APPS);
+	assert_int_equal(sql(&s, "SELECT count(*) FROM jobs WHERE state = 'done'"),
+	    N_APPS);
+	assert_int_equal(sql(&s, "SELECT max(c) FROM (SELECT count(*) AS c FROM"
+	                         " application_events GROUP BY application_id)"),
+	    2);
+	free(l.app_id);
+	fs_stack_stop(&s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(
+		    test_applications_in_flight_when_server_or_worker_dies_end_approved_once),
+	};
+
+	return (cmocka_run_group_tests_name("faults_applications", tests, NULL,
+	    NULL));
+}

@@ -1,0 +1,224 @@
+/*
+ * test_faults_orders.c - nothing acknowledged is lost, nothing is stored
+ * twice, while every part of the system is killed with SIGKILL under a
+ * running webhook load.
+ *
+ * 20,000 distinct signed orders are posted on 32 keep-alive connections
+ * to a real affiliate-bridge in front of a real affiliate-server, Redis
+ * and two workers, all separate processes. A client retries whatever got
+ * no 2xx (an error answer or a broken connection) with a short backoff
+ * until it is acknowledged: that is safe because an order_id is stored
+ * once. Meanwhile the bridge, the server, a worker and Redis are killed
+ * in turn and started again on the same addresses and data folder. Then
+ * every order that got a 2xx must be in SQLite and in GET /orders exactly
+ * once, and so must every order, since all are retried until acked.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "aff_util.h"
+#include "faults.h"
+
+#define N_ORDERS 20000
+#define N_CONNS 32
+/* All orders must be acked by then, kills and restarts included. */
+#define LOAD_DEADLINE_MS 150000
+/* How long each killed part stays down, so the load meets the outage. */
+#define DOWN_MS 300
+
+struct load {
+	struct fs_stack *s;
+	atomic_long next;       /* the next order to post */
+	atomic_long acked;      /* orders answered 2xx */
+	atomic_long retries;    /* posts after the first of an order */
+	atomic_long conn_errors;
+	atomic_long refused;    /* non-2xx answers (503, 504 ...) */
+	atomic_int odd_status;  /* an answer a retry cannot fix (4xx) */
+	unsigned char *acked_by; /* per order: 1 once it got a 2xx */
+	int64_t deadline;
+};
+
+static void *
+load_main(void *arg)
+{
+	struct load *l = arg;
+	struct fs_conn c;
+	char body[256], hdr[200];
+	long i;
+
+	fs_conn_init(&c, l->s->port, 10000);
+	while ((i = atomic_fetch_add(&l->next, 1)) < N_ORDERS) {
+		int backoff = 5;
+
+		fs_order_body(i, body, sizeof(body), hdr, sizeof(hdr));
+		for (int attempt = 0; aff_mono_ms() < l->deadline; attempt++) {
+			struct fs_answer a;
+
+			if (attempt > 0)
+				atomic_fetch_add(&l->retries, 1);
+			if (fs_request(&c, "POST", "/webhook/orders", hdr, body, &a) !=
+			    0)
+				atomic_fetch_add(&l->conn_errors, 1);
+			else if (a.status == 200 || a.status == 201) {
+				l->acked_by[i] = 1;
+				atomic_fetch_add(&l->acked, 1);
+				break;
+			} else {
+				atomic_fetch_add(&l->refused, 1);
+				/* Unavailable (503), deadline (504) and overload
+				 * (429) are worth a retry; any other status says
+				 * the order itself was refused: a bug here. */
+				if (a.status != 503 && a.status != 504 &&
+				    a.status != 429 && atomic_load(&l->odd_status) == 0) {
+					atomic_store(&l->odd_status, a.status);
+					fprintf(stderr, "order F-%ld: %d %s\n", i, a.status,
+					    a.body);
+				}
+			}
+			tu_sleep_ms(backoff);
+			backoff = backoff < 200 ? backoff * 2 : 200;
+		}
+	}
+	fs_conn_fini(&c);
+	return (NULL);
+}
+
+/* Waits until at least want orders are acked; the time waited in ms. */
+static int64_t
+wait_acked(struct load *l, long want)
+{
+	int64_t t0 = aff_mono_ms();
+
+	while (atomic_load(&l->acked) < want && aff_mono_ms() < l->deadline)
+		tu_sleep_ms(5);
+	assert_true(atomic_load(&l->acked) >= want);
+	return (aff_mono_ms() - t0);
+}
+
+enum victim { V_BRIDGE, V_SERVER, V_WORKER, V_REDIS };
+static const char *const victim_name[] = { "bridge", "server", "worker",
+	"redis" };
+
+/* Kills one part with SIGKILL, keeps it down DOWN_MS, starts it again
+ * and returns how long it was out of service (ms). */
+static int64_t
+kill_and_restart(struct fs_stack *s, enum victim v)
+{
+	int64_t t0 = aff_mono_ms();
+
+	switch (v) {
+	case V_BRIDGE:
+		fs_bridge_kill(s);
+		tu_sleep_ms(DOWN_MS);
+		assert_int_equal(fs_bridge_start(s), 0);
+		break;
+	case V_SERVER:
+		fs_server_kill(s);
+		tu_sleep_ms(DOWN_MS);
+		assert_int_equal(fs_server_start(s), 0);
+		break;
+	case V_WORKER:
+		fs_worker_kill(s, 0);
+		tu_sleep_ms(DOWN_MS);
+		assert_int_equal(fs_worker_start(s, 0), 0);
+		break;
+	case V_REDIS:
+		tu_redis_stop(&s->redis);
+		tu_sleep_ms(DOWN_MS);
+		assert_int_equal(tu_redis_start(&s->redis), 0);
+		break;
+	}
+	return (aff_mono_ms() - t0);
+}
+
+static void
+test_orders_acked_while_each_part_is_killed_are_stored_once(void **state)
+{
+	static const enum victim order[] = { V_BRIDGE, V_SERVER, V_WORKER,
+		V_REDIS };
+	struct fs_stack s = { 0 };
+	struct load l = { 0 };
+	pthread_t t[N_CONNS];
+	int *stored, *listed;
+	long acked = 0, lost_db = 0, lost_list = 0, dup_db = 0, dup_list = 0;
+	long rows, listed_total;
+	int64_t t0, elapsed, outage[4];
+
+	(void)state;
+	assert_int_equal(fs_stack_start(&s, 1, 2), 0);
+	l.s = &s;
+	l.acked_by = calloc(N_ORDERS, 1);
+	assert_non_null(l.acked_by);
+	t0 = aff_mono_ms();
+	l.deadline = t0 + LOAD_DEADLINE_MS;
+	for (int i = 0; i < N_CONNS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, load_main, &l), 0);
+	/* One kill at each fifth of the load, so each meets traffic. */
+	for (int k = 0; k < 4; k++) {
+		wait_acked(&l, (long)N_ORDERS * (k + 1) / 5);
+		outage[k] = kill_and_restart(&s, order[k]);
+	}
+	for (int i = 0; i < N_CONNS; i++)
+		pthread_join(t[i], NULL);
+	elapsed = aff_mono_ms() - t0;
+
+	stored = calloc(N_ORDERS, sizeof(int));
+	listed = calloc(N_ORDERS, sizeof(int));
+	assert_non_null(stored);
+	assert_non_null(listed);
+	rows = fs_orders_stored(s.db, N_ORDERS, stored);
+	listed_total = fs_orders_listed(s.port, N_ORDERS, listed);
+	for (long i = 0; i < N_ORDERS; i++) {
+		acked += l.acked_by[i];
+		lost_db += l.acked_by[i] && stored[i] == 0;
+		lost_list += l.acked_by[i] && listed[i] == 0;
+		dup_db += stored[i] > 1;
+		dup_list += listed[i] > 1;
+	}
+	printf("faults orders: %d posted on %d connections in %.1f s; kill -9 "
+	       "and restart of %s %.2f s, %s %.2f s, %s %.2f s, %s %.2f s\n",
+	    N_ORDERS, N_CONNS, (double)elapsed / 1000, victim_name[order[0]],
+	    (double)outage[0] / 1000, victim_name[order[1]],
+	    (double)outage[1] / 1000, victim_name[order[2]],
+	    (double)outage[2] / 1000, victim_name[order[3]],
+	    (double)outage[3] / 1000);
+	printf("faults orders: acked %ld, lost %ld (SQLite) %ld (GET /orders), "
+	       "duplicated %ld (SQLite) %ld (GET /orders); %ld rows, %ld listed; "
+	       "%ld retries after %ld broken connections and %ld error answers\n",
+	    acked, lost_db, lost_list, dup_db, dup_list, rows, listed_total,
+	    (long)atomic_load(&l.retries), (long)atomic_load(&l.conn_errors),
+	    (long)atomic_load(&l.refused));
+	fflush(stdout);
+	assert_int_equal(atomic_load(&l.odd_status), 0);
+	assert_int_equal(lost_db, 0);
+	assert_int_equal(lost_list, 0);
+	assert_int_equal(dup_db, 0);
+	assert_int_equal(dup_list, 0);
+	/* After the retries, every order exactly once. */
+	assert_int_equal(acked, N_ORDERS);
+	assert_int_equal(rows, N_ORDERS);
+	assert_int_equal(listed_total, N_ORDERS);
+	free(stored);
+	free(listed);
+	free(l.acked_by);
+	fs_stack_stop(&s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(
+		    test_orders_acked_while_each_part_is_killed_are_stored_once),
+	};
+
+	return (cmocka_run_group_tests_name("faults_orders", tests, NULL, NULL));
+}
