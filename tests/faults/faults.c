@@ -295,6 +295,28 @@ failed:
 	return (-1);
 }
 
+int
+fs_seed_editors(const char *db)
+{
+	return (tu_sql_exec(db,
+	    "WITH RECURSIVE n(i) AS (SELECT 100 UNION ALL"
+	    " SELECT i + 1 FROM n WHERE i < 149)"
+	    " INSERT INTO editors (id, name, created_at)"
+	    " SELECT i, 'Editor ' || i, 0 FROM n;"
+	    "INSERT INTO eligibility (editor_id, advertiser_id)"
+	    " SELECT e.id, a.id FROM editors e, advertisers a"
+	    " WHERE e.id >= 100 AND a.status = 'active';"));
+}
+
+void
+fs_pair(long k, long *editor, long *adv)
+{
+	long a = 1 + k % 23;
+
+	*editor = 100 + k / 23;
+	*adv = a >= 12 ? a + 1 : a; /* 12 is paused */
+}
+
 void
 fs_order_body(long i, char *buf, size_t cap, char *hdr, size_t hcap)
 {

@@ -85,6 +85,13 @@ void fs_conn_fini(struct fs_conn *c);
 int fs_request(struct fs_conn *c, const char *method, const char *target,
     const char *extra_headers, const char *body, struct fs_answer *a);
 
+/* Adds editors 100..149 to the database, each eligible for every active
+ * advertiser (50 x 23 pairs for applications); 0 or -1. */
+int fs_seed_editors(const char *db);
+/* Application pair k (k < 1150) among those: editor 100 + k / 23 and the
+ * (k % 23)-th active advertiser. */
+void fs_pair(long k, long *editor, long *adv);
+
 /* The order webhook body of order i (a valid order, id "F-<i>") into buf;
  * its X-Partner-Signature header line into hdr. */
 void fs_order_body(long i, char *buf, size_t cap, char *hdr, size_t hcap);

@@ -32,9 +32,6 @@
 #define LOAD_DEADLINE_MS 120000
 #define APPROVE_TIMEOUT_MS 90000
 #define DOWN_MS 300
-/* Extra editors 100..149, each eligible for every active advertiser:
- * 50 x 23 pairs, more than N_APPS. */
-#define EXTRA_EDITORS 50
 
 struct load {
 	struct fs_stack *s;
@@ -43,17 +40,6 @@ struct load {
 	int64_t *app_id; /* per application: the id its 2xx answered, or 0 */
 	int64_t deadline;
 };
-
-/* Application k: editor 100 + k / 23, the (k % 23)-th active advertiser
- * (12 is paused). */
-static void
-pair(long k, long *editor, long *adv)
-{
-	long a = 1 + k % 23;
-
-	*editor = 100 + k / 23;
-	*adv = a >= 12 ? a + 1 : a;
-}
 
 static void *
 load_main(void *arg)
@@ -68,7 +54,7 @@ load_main(void *arg)
 		long e, adv;
 		int backoff = 5;
 
-		pair(k, &e, &adv);
+		fs_pair(k, &e, &adv);
 		snprintf(body, sizeof(body), "{\"advertiser_id\":%ld,\"editor_id\":%ld}",
 		    adv, e);
 		snprintf(hdr, sizeof(hdr), "X-Request-Id: fa-%ld\r\n", k);
@@ -148,15 +134,7 @@ test_applications_in_flight_when_server_or_worker_dies_end_approved_once(
 
 	(void)state;
 	assert_int_equal(fs_stack_start(&s, 1, 2), 0);
-	assert_int_equal(tu_sql_exec(s.db,
-	                     "WITH RECURSIVE n(i) AS (SELECT 100 UNION ALL"
-	                     " SELECT i + 1 FROM n WHERE i < 149)"
-	                     " INSERT INTO editors (id, name, created_at)"
-	                     " SELECT i, 'Editor ' || i, 0 FROM n;"
-	                     "INSERT INTO eligibility (editor_id, advertiser_id)"
-	                     " SELECT e.id, a.id FROM editors e, advertisers a"
-	                     " WHERE e.id >= 100 AND a.status = 'active';"),
-	    0);
+	assert_int_equal(fs_seed_editors(s.db), 0);
 	l.s = &s;
 	l.app_id = calloc(N_APPS, sizeof(int64_t));
 	assert_non_null(l.app_id);
