@@ -87,11 +87,12 @@ fs_bridge_start(struct fs_stack *s)
 int
 fs_worker_start(struct fs_stack *s, int i)
 {
-	char log[700];
+	char log[700], delay[16];
 	const char *args[] = { "--jobs", s->jobs_url, "--results",
-		s->results_url, "--review-delay", "20", "--concurrency", "4",
+		s->results_url, "--review-delay", delay, "--concurrency", "4",
 		"--log-level", "warn", NULL };
 
+	snprintf(delay, sizeof(delay), "%d", s->review_ms > 0 ? s->review_ms : 20);
 	snprintf(log, sizeof(log), "%s/worker.log", s->dir);
 	s->workers[i] = tu_spawn("affiliate-worker", args, log);
 	return (s->workers[i] > 0 ? 0 : -1);
@@ -122,9 +123,11 @@ int
 fs_stack_start(struct fs_stack *s, int use_redis, int n_workers)
 {
 	long max_pages = s->max_pages;
+	int review_ms = s->review_ms;
 
 	memset(s, 0, sizeof(*s));
 	s->max_pages = max_pages;
+	s->review_ms = review_ms;
 	s->use_redis = use_redis;
 	s->n_workers = n_workers;
 	if ((s->dir = tu_tmpdir()) == NULL)

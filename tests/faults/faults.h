@@ -30,13 +30,15 @@ struct fs_stack {
 	int n_workers;
 	int port;              /* the bridge's HTTP port */
 	long max_pages;        /* AFFILIATE_DB_MAX_PAGES for the server; 0 none */
+	int review_ms;         /* the workers' review delay; 0 for 20 ms */
 };
 
 /*
  * Starts Redis (when use_redis), the server, the bridge (default options
  * but the addresses: the shipped thread count and timeouts) and
  * n_workers workers, all as processes, with a new data folder; returns
- * when GET / answers 200. The webhook secret is FS_SECRET. 0 or -1.
+ * when GET / answers 200. The webhook secret is FS_SECRET. max_pages and
+ * review_ms are kept from *s, the rest is set here. 0 or -1.
  */
 int fs_stack_start(struct fs_stack *s, int use_redis, int n_workers);
 /* Kills whatever still runs (SIGKILL) and removes the data folder. */

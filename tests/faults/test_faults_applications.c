@@ -133,6 +133,9 @@ test_applications_in_flight_when_server_or_worker_dies_end_approved_once(
 	int64_t t0;
 
 	(void)state;
+	/* 600 reviews of 100 ms on 2 x 4 slots: about 7.5 s of work, so
+	 * jobs are still in flight when the last POST is answered. */
+	s.review_ms = 100;
 	assert_int_equal(fs_stack_start(&s, 1, 2), 0);
 	assert_int_equal(fs_seed_editors(s.db), 0);
 	l.s = &s;
