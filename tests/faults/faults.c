@@ -6,14 +6,18 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <setjmp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmocka.h>
 #include <sqlite3.h>
 
 #include "aff_util.h"
@@ -117,6 +121,53 @@ fs_worker_kill(struct fs_stack *s, int i)
 {
 	tu_kill(s->workers[i], SIGKILL);
 	s->workers[i] = 0;
+}
+
+/* Whether pid (0: not started) ended; reaps it when it did. */
+static int
+ended(pid_t pid)
+{
+	return (pid > 0 && waitpid(pid, NULL, WNOHANG) == pid);
+}
+
+static void
+log_tail(const struct fs_stack *s, const char *name)
+{
+	char path[700], line[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s.log", s->dir, name);
+	if ((f = fopen(path, "r")) == NULL)
+		return;
+	fprintf(stderr, "--- %s (first lines)\n", path);
+	for (int i = 0; i < 30 && fgets(line, sizeof(line), f) != NULL; i++)
+		fputs(line, stderr);
+	fclose(f);
+}
+
+const char *
+fs_stack_dead(struct fs_stack *s)
+{
+	const char *dead = NULL;
+
+	if (ended(s->server)) {
+		s->server = 0;
+		dead = "server";
+	} else if (ended(s->bridge)) {
+		s->bridge = 0;
+		dead = "bridge";
+	} else if (s->use_redis && ended(s->redis.pid)) {
+		s->redis.pid = 0;
+		return ("redis");
+	}
+	for (int i = 0; dead == NULL && i < s->n_workers; i++)
+		if (ended(s->workers[i])) {
+			s->workers[i] = 0;
+			dead = "worker";
+		}
+	if (dead != NULL)
+		log_tail(s, dead);
+	return (dead);
 }
 
 int
@@ -296,6 +347,55 @@ fs_request(struct fs_conn *c, const char *method, const char *target,
 failed:
 	conn_close(c);
 	return (-1);
+}
+
+int
+fs_load_post(struct fs_load *l, struct fs_conn *c, const char *target,
+    const char *hdr, const char *body, const char *what, struct fs_answer *a)
+{
+	int backoff = 5;
+
+	for (int attempt = 0; aff_mono_ms() < atomic_load(&l->deadline);
+	     attempt++) {
+		if (attempt > 0)
+			atomic_fetch_add(&l->retries, 1);
+		if (fs_request(c, "POST", target, hdr, body, a) != 0)
+			atomic_fetch_add(&l->conn_errors, 1);
+		else if (a->status / 100 == 2) {
+			atomic_fetch_add(&l->acked, 1);
+			return (0);
+		} else {
+			int none = 0;
+			atomic_fetch_add(&l->refused, 1);
+			/* One item refused for long: say why, once. */
+			if (attempt == 50)
+				fprintf(stderr, "%s: still %d after 50 posts: %s\n", what,
+				    a->status, a->body);
+			if (a->status != 503 && a->status != 504 && a->status != 429 &&
+			    atomic_compare_exchange_strong(&l->odd_status, &none,
+			        a->status))
+				fprintf(stderr, "%s: %d %s\n", what, a->status, a->body);
+		}
+		tu_sleep_ms(backoff);
+		backoff = backoff < 200 ? backoff * 2 : 200;
+	}
+	return (-1);
+}
+
+void
+fs_load_wait(struct fs_load *l, long want)
+{
+	const char *dead = NULL;
+
+	while (atomic_load(&l->acked) < want &&
+	    aff_mono_ms() < atomic_load(&l->deadline) &&
+	    (dead = fs_stack_dead(l->s)) == NULL)
+		tu_sleep_ms(5);
+	if (dead != NULL) {
+		atomic_store(&l->deadline, 0);
+		fail_msg("affiliate-%s died by itself", dead);
+	}
+	assert_true(atomic_load(&l->acked) >= want);
 }
 
 int

@@ -8,6 +8,7 @@
 #ifndef FAULTS_H
 #define FAULTS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -54,6 +55,13 @@ void fs_server_kill(struct fs_stack *s);
 void fs_bridge_kill(struct fs_stack *s);
 void fs_worker_kill(struct fs_stack *s, int i);
 
+/*
+ * NULL while every started part still runs; else the name of one that
+ * died by itself (a crash: its log in the data folder says why), whose
+ * log's last lines are copied to stderr.
+ */
+const char *fs_stack_dead(struct fs_stack *s);
+
 /* Polls GET / until it answers 200 or timeout_ms passes; 0 or -1. */
 int fs_wait_healthy(const struct fs_stack *s, int timeout_ms);
 
@@ -86,6 +94,40 @@ void fs_conn_fini(struct fs_conn *c);
  */
 int fs_request(struct fs_conn *c, const char *method, const char *target,
     const char *extra_headers, const char *body, struct fs_answer *a);
+
+/*
+ * A load of POSTs from several threads, each retrying what got no 2xx (an
+ * error answer or no answer) with a short backoff until it gets one, as
+ * a partner's client would: safe where a repeat is recognised (an order's
+ * order_id, an application's request id).
+ */
+struct fs_load {
+	struct fs_stack *s;
+	atomic_long next;        /* the next item to post */
+	atomic_long acked;       /* items answered 2xx */
+	atomic_long retries;     /* posts after an item's first */
+	atomic_long conn_errors; /* posts without an answer */
+	atomic_long refused;     /* non-2xx answers */
+	atomic_int odd_status;   /* the first answer a retry cannot fix */
+	atomic_llong deadline;   /* aff_mono_ms(); 0 stops the load */
+};
+
+/*
+ * Posts body to target on c until a 2xx (left in *a) or the deadline;
+ * counts into l. Answers 503, 504 and 429 are retried; any other status
+ * means the item itself was refused, a bug under test: it is recorded in
+ * odd_status (and printed with what) and retried anyway. 0 when acked,
+ * -1 at the deadline.
+ */
+int fs_load_post(struct fs_load *l, struct fs_conn *c, const char *target,
+    const char *hdr, const char *body, const char *what, struct fs_answer *a);
+
+/*
+ * Waits until at least want items are acked, checking meanwhile that no
+ * part of the stack died by itself; if one did, the load is stopped and
+ * the test fails at once, naming it. Fails too at the deadline.
+ */
+void fs_load_wait(struct fs_load *l, long want);
 
 /* Adds editors 100..149 to the database, each eligible for every active
  * advertiser (50 x 23 pairs for applications); 0 or -1. */

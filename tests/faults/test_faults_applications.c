@@ -34,11 +34,8 @@
 #define DOWN_MS 300
 
 struct load {
-	struct fs_stack *s;
-	atomic_long next, acked, retries, conn_errors, refused;
-	atomic_int odd_status;
+	struct fs_load base;
 	int64_t *app_id; /* per application: the id its 2xx answered, or 0 */
-	int64_t deadline;
 };
 
 static void *
@@ -46,56 +43,29 @@ load_main(void *arg)
 {
 	struct load *l = arg;
 	struct fs_conn c;
-	char body[128], hdr[64];
+	struct fs_answer a;
+	char body[128], hdr[64], what[48];
+	const char *id;
 	long k;
 
-	fs_conn_init(&c, l->s->port, 10000);
-	while ((k = atomic_fetch_add(&l->next, 1)) < N_APPS) {
+	fs_conn_init(&c, l->base.s->port, 10000);
+	while ((k = atomic_fetch_add(&l->base.next, 1)) < N_APPS) {
 		long e, adv;
-		int backoff = 5;
 
 		fs_pair(k, &e, &adv);
 		snprintf(body, sizeof(body), "{\"advertiser_id\":%ld,\"editor_id\":%ld}",
 		    adv, e);
+		/* The same id on every retry: the server gives back what the
+		 * first attempt made (a 409 here would be a second one). */
 		snprintf(hdr, sizeof(hdr), "X-Request-Id: fa-%ld\r\n", k);
-		for (int attempt = 0; aff_mono_ms() < l->deadline; attempt++) {
-			struct fs_answer a;
-			const char *id;
-
-			if (attempt > 0)
-				atomic_fetch_add(&l->retries, 1);
-			if (fs_request(&c, "POST", "/applications", hdr, body, &a) != 0)
-				atomic_fetch_add(&l->conn_errors, 1);
-			else if (a.status == 202 &&
-			    (id = strstr(a.body, "\"id\":")) != NULL) {
-				l->app_id[k] = strtoll(id + 5, NULL, 10);
-				atomic_fetch_add(&l->acked, 1);
-				break;
-			} else {
-				atomic_fetch_add(&l->refused, 1);
-				/* 409 would be a second application for the same
-				 * request: a retry that was not recognised. */
-				if (a.status != 503 && a.status != 504 &&
-				    a.status != 429 && atomic_load(&l->odd_status) == 0) {
-					atomic_store(&l->odd_status, a.status);
-					fprintf(stderr, "application fa-%ld: %d %s\n", k,
-					    a.status, a.body);
-				}
-			}
-			tu_sleep_ms(backoff);
-			backoff = backoff < 200 ? backoff * 2 : 200;
-		}
+		snprintf(what, sizeof(what), "application fa-%ld", k);
+		if (fs_load_post(&l->base, &c, "/applications", hdr, body, what,
+		        &a) == 0 &&
+		    (id = strstr(a.body, "\"id\":")) != NULL)
+			l->app_id[k] = strtoll(id + 5, NULL, 10);
 	}
 	fs_conn_fini(&c);
 	return (NULL);
-}
-
-static void
-wait_acked(struct load *l, long want)
-{
-	while (atomic_load(&l->acked) < want && aff_mono_ms() < l->deadline)
-		tu_sleep_ms(5);
-	assert_true(atomic_load(&l->acked) >= want);
 }
 
 static void
@@ -138,24 +108,25 @@ test_applications_in_flight_when_server_or_worker_dies_end_approved_once(
 	s.review_ms = 100;
 	assert_int_equal(fs_stack_start(&s, 1, 2), 0);
 	assert_int_equal(fs_seed_editors(s.db), 0);
-	l.s = &s;
+	l.base.s = &s;
 	l.app_id = calloc(N_APPS, sizeof(int64_t));
 	assert_non_null(l.app_id);
 	t0 = aff_mono_ms();
-	l.deadline = t0 + LOAD_DEADLINE_MS;
+	l.base.deadline = t0 + LOAD_DEADLINE_MS;
 	for (int i = 0; i < N_CONNS; i++)
 		assert_int_equal(pthread_create(&t[i], NULL, load_main, &l), 0);
 	/* The server dies while applications are being posted, ... */
-	wait_acked(&l, N_APPS / 4);
+	fs_load_wait(&l.base, N_APPS / 4);
 	server_kill_and_restart(&s);
 	/* ... a worker while it has jobs in hand, ... */
-	wait_acked(&l, N_APPS / 2);
+	fs_load_wait(&l.base, N_APPS / 2);
 	assert_true(tu_sql_wait(s.db,
 	                "SELECT count(*) > 0 FROM jobs WHERE state = 'inflight'",
 	                1, 10000) == 1);
 	fs_worker_kill(&s, 0);
 	tu_sleep_ms(DOWN_MS);
 	assert_int_equal(fs_worker_start(&s, 0), 0);
+	fs_load_wait(&l.base, N_APPS);
 	for (int i = 0; i < N_CONNS; i++)
 		pthread_join(t[i], NULL);
 	/* ... and the server again, all posted and jobs still in flight. */
@@ -207,11 +178,13 @@ test_applications_in_flight_when_server_or_worker_dies_end_approved_once(
 	       "broken connections and %ld error answers; %lld deliveries for "
 	       "%d jobs\n",
 	    acked, lost, dup, rows, approved, listed,
-	    (long)atomic_load(&l.retries), (long)atomic_load(&l.conn_errors),
-	    (long)atomic_load(&l.refused), sql(&s, "SELECT sum(attempts) FROM jobs"),
-	    N_APPS);
+	    (long)atomic_load(&l.base.retries),
+	    (long)atomic_load(&l.base.conn_errors),
+	    (long)atomic_load(&l.base.refused),
+	    sql(&s, "SELECT sum(attempts) FROM jobs"), N_APPS);
 	fflush(stdout);
-	assert_int_equal(atomic_load(&l.odd_status), 0);
+	assert_null(fs_stack_dead(&s));
+	assert_int_equal(atomic_load(&l.base.odd_status), 0);
 	assert_int_equal(lost, 0);
 	assert_int_equal(dup, 0);
 	assert_int_equal(acked, N_APPS);
