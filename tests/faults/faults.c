@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -295,7 +294,7 @@ int
 fs_request(struct fs_conn *c, const char *method, const char *target,
     const char *extra_headers, const char *body, struct fs_answer *a)
 {
-	char *req, *eoh, *cl, *conn;
+	char *req, *eoh, *cl;
 	size_t blen = body != NULL ? strlen(body) : 0, head_len, clen;
 	int n;
 
@@ -338,7 +337,7 @@ fs_request(struct fs_conn *c, const char *method, const char *target,
 	a->body_len = clen;
 	/* Pipelining is not used, so nothing follows the body; the server
 	 * closing after this answer means the next call reconnects. */
-	if ((conn = strcasestr(c->buf, "\r\nConnection: close")) != NULL) {
+	if (strcasestr(c->buf, "\r\nConnection: close") != NULL) {
 		close(c->fd);
 		c->fd = -1;
 	}
