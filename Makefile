@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 WERROR := $(if $(CI),ON,OFF)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build test run asan bench fuzz clean
+.PHONY: all deps build test faults run asan bench fuzz clean
 
 all: build
 
@@ -19,6 +19,13 @@ build: deps
 
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2
+
+# Only the fault tests (tests/faults/, also part of `make test`), with
+# their printed counts (acked, lost, duplicated) shown.
+faults: build
+	@ctest --test-dir $(BUILD_DIR) -R '^test_faults_' -V > $(BUILD_DIR)/faults.log; rc=$$?; \
+	  grep -E '^[0-9]+: faults |tests passed|\*\*\*Failed' $(BUILD_DIR)/faults.log; \
+	  [ $$rc -eq 0 ] || echo "faults: see $(BUILD_DIR)/faults.log"; exit $$rc
 
 run: build
 	scripts/run.sh $(BUILD_DIR)/bin

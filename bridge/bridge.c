@@ -68,7 +68,7 @@ bridge_config_load(struct bridge_config *cfg, int argc, char **argv, int *help)
 		    sizeof(cfg->server_url), 0, 0, NULL, "URL",
 		    "affiliate-server's RPC address (tcp://127.0.0.1:5555)" },
 		{ "threads", "AFFILIATE_BRIDGE_THREADS", AFF_OPT_INT, &cfg->threads,
-		    0, 1, 1024, NULL, "N", "HTTP worker threads (64)" },
+		    0, 1, 1024, NULL, "N", "HTTP worker threads (512)" },
 		{ "sockets", "AFFILIATE_BRIDGE_SOCKETS", AFF_OPT_INT, &cfg->sockets,
 		    0, 1, 64, NULL, "N",
 		    "NNG REQ sockets to the server, for URLs other than tcp:// and "
@@ -90,7 +90,11 @@ bridge_config_load(struct bridge_config *cfg, int argc, char **argv, int *help)
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->listen, sizeof(cfg->listen), "127.0.0.1:8080");
 	snprintf(cfg->server_url, sizeof(cfg->server_url), "tcp://127.0.0.1:5555");
-	cfg->threads = 64;
+	/* civetweb 1.15 holds a thread per connection until it closes or
+	 * times out, so slow or idle clients hold threads: with 64, 200 of
+	 * them kept a normal request waiting ~30 s (tests/faults). An idle
+	 * thread costs ~15 KB here. */
+	cfg->threads = 512;
 	cfg->sockets = 4;
 	cfg->timeout_ms = 5000;
 	cfg->max_body = 1 << 20;

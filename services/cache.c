@@ -65,17 +65,19 @@ cache_enabled(const cache *c)
 	return (c != NULL && c->host != NULL);
 }
 
+/* why may be the context's own errstr, so it is logged before the
+ * context is freed. */
 static void
 cache_down(cache *c, const char *why)
 {
-	if (c->rc != NULL) {
-		redisFree(c->rc);
-		c->rc = NULL;
-	}
 	if (c->was_up)
 		aff_warn("cache: redis %s:%d unavailable (%s); serving from the "
 		         "store, retrying with backoff",
 		    c->host, c->port, why);
+	if (c->rc != NULL) {
+		redisFree(c->rc);
+		c->rc = NULL;
+	}
 	c->was_up = 0;
 	c->next_try_ms = aff_mono_ms() + c->backoff_ms;
 	c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS

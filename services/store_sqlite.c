@@ -636,6 +636,34 @@ busy_nap(void *arg, int count)
 	return (1);
 }
 
+/*
+ * The size cap from AFFILIATE_DB_MAX_PAGES, when set: SQLite's
+ * max_page_count, which holds per connection, so every connection sets
+ * it. It is an operator's quota, and how the fault tests make a full disk
+ * (tests/faults): a write that needs a page past the cap fails as one on
+ * a full disk does (AFF_RESOURCE_EXHAUSTED, nothing half-written), reads
+ * go on, and writes succeed again once pages are freed.
+ */
+static int
+apply_max_pages(sqlite3 *db)
+{
+	const char *v = aff_env("AFFILIATE_DB_MAX_PAGES", NULL);
+	char sql[64];
+	int64_t pages;
+
+	if (v == NULL)
+		return (AFF_OK);
+	if (aff_parse_int64(v, 1, 4294967294LL, &pages) != AFF_OK) {
+		aff_error("store: AFFILIATE_DB_MAX_PAGES must be a number of pages"
+		          " from 1 to 4294967294, not '%s'",
+		    v);
+		return (AFF_INVALID_ARGUMENT);
+	}
+	snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld",
+	    (long long)pages);
+	return (exec_sql(db, sql));
+}
+
 static int
 sqlite_open(const char *path, store **sp)
 {
@@ -661,7 +689,8 @@ sqlite_open(const char *path, store **sp)
 	 * survive a power cut, not only a crash. */
 	if ((rv = exec_sql(s->db, "PRAGMA journal_mode = WAL;"
 	                          "PRAGMA synchronous = FULL;"
-	                          "PRAGMA foreign_keys = ON;")) != AFF_OK)
+	                          "PRAGMA foreign_keys = ON;")) != AFF_OK ||
+	    (rv = apply_max_pages(s->db)) != AFF_OK)
 		goto failed;
 	if ((rv = store_migrate(s->db)) != AFF_OK)
 		goto failed;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -131,6 +132,8 @@ tu_redis_start(struct tu_redis *r)
 		r->port = tu_free_port();
 	snprintf(port, sizeof(port), "%d", r->port);
 	if ((r->pid = fork()) == 0) {
+		/* Dies with the test, even one that fails half-way. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		/* Quiet, no persistence: a cache that lives for one test. */
 		execlp("redis-server", "redis-server", "--port", port, "--bind",
 		    "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -422,7 +425,11 @@ tu_spawn(const char *bin, const char *const *args, const char *log)
 	}
 	argv[n] = NULL;
 	if ((pid = fork()) == 0) {
-		int fd = open(log != NULL ? log : "/dev/null",
+		int fd;
+
+		/* Dies with the test, even one that fails half-way. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		fd = open(log != NULL ? log : "/dev/null",
 		    O_WRONLY | O_CREAT | O_APPEND, 0600);
 		if (fd >= 0) {
 			dup2(fd, 1);
