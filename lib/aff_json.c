@@ -147,40 +147,85 @@ static void
 write_string(struct aff_buf *b, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t n = s != NULL ? strlen(s) : 0, start = 0;
+	size_t n = s != NULL ? strlen(s) : 0;
+	char *o;
 
 	if (!utf8_valid((const unsigned char *)s, n)) {
 		aff_buf_add(b, "\"\xef\xbf\xbd\"", 5);
 		return;
 	}
-	aff_buf_add(b, "\"", 1);
+	/* One reservation for the worst case (every byte a \u00XX), then
+	 * written in place: a list of advertisers is mostly short strings. */
+	if (buf_reserve(b, 6 * n + 2) != 0)
+		return;
+	o = b->data + b->len;
+	*o++ = '"';
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
-		char esc[6];
-		size_t elen = 2;
-		if (c >= 0x20 && c != '"' && c != '\\')
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			*o++ = (char)c;
 			continue;
-		aff_buf_add(b, s + start, i - start);
-		start = i + 1;
-		esc[0] = '\\';
-		switch (c) {
-		case '"': esc[1] = '"'; break;
-		case '\\': esc[1] = '\\'; break;
-		case '\n': esc[1] = 'n'; break;
-		case '\r': esc[1] = 'r'; break;
-		case '\t': esc[1] = 't'; break;
-		case '\b': esc[1] = 'b'; break;
-		case '\f': esc[1] = 'f'; break;
-		default:
-			memcpy(esc + 1, "u00", 3);
-			esc[4] = hex[c >> 4];
-			esc[5] = hex[c & 15];
-			elen = 6;
 		}
-		aff_buf_add(b, esc, elen);
+		*o++ = '\\';
+		switch (c) {
+		case '"': *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '\n': *o++ = 'n'; break;
+		case '\r': *o++ = 'r'; break;
+		case '\t': *o++ = 't'; break;
+		case '\b': *o++ = 'b'; break;
+		case '\f': *o++ = 'f'; break;
+		default:
+			memcpy(o, "u00", 3);
+			o[3] = hex[c >> 4];
+			o[4] = hex[c & 15];
+			o += 5;
+		}
 	}
-	aff_buf_add(b, s + start, n - start);
-	aff_buf_add(b, "\"", 1);
+	*o++ = '"';
+	*o = '\0';
+	b->len = (size_t)(o - b->data);
+}
+
+/* "name": for a field name from a descriptor (protoc allows only letters,
+ * digits and '_' there, so nothing needs escaping). */
+static void
+write_key(struct aff_buf *b, const char *name)
+{
+	size_t n = strlen(name);
+	char *o;
+
+	if (buf_reserve(b, n + 3) != 0)
+		return;
+	o = b->data + b->len;
+	*o++ = '"';
+	memcpy(o, name, n);
+	o += n;
+	*o++ = '"';
+	*o++ = ':';
+	*o = '\0';
+	b->len = (size_t)(o - b->data);
+}
+
+/* An integer in decimal, without printf (a list writes hundreds). */
+static void
+write_uint(struct aff_buf *b, uint64_t v, int negative)
+{
+	char tmp[24], *e = tmp + sizeof(tmp), *p = e;
+
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	if (negative)
+		*--p = '-';
+	aff_buf_add(b, p, (size_t)(e - p));
+}
+
+static void
+write_int(struct aff_buf *b, int64_t v)
+{
+	write_uint(b, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, v < 0);
 }
 
 static void
@@ -224,20 +269,20 @@ write_value(struct aff_buf *b, const ProtobufCFieldDescriptor *f, const void *p)
 	case PROTOBUF_C_TYPE_INT32:
 	case PROTOBUF_C_TYPE_SINT32:
 	case PROTOBUF_C_TYPE_SFIXED32:
-		aff_buf_printf(b, "%" PRId32, *(const int32_t *)p);
+		write_int(b, *(const int32_t *)p);
 		return;
 	case PROTOBUF_C_TYPE_UINT32:
 	case PROTOBUF_C_TYPE_FIXED32:
-		aff_buf_printf(b, "%" PRIu32, *(const uint32_t *)p);
+		write_uint(b, *(const uint32_t *)p, 0);
 		return;
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
 	case PROTOBUF_C_TYPE_SFIXED64:
-		aff_buf_printf(b, "%" PRId64, *(const int64_t *)p);
+		write_int(b, *(const int64_t *)p);
 		return;
 	case PROTOBUF_C_TYPE_UINT64:
 	case PROTOBUF_C_TYPE_FIXED64:
-		aff_buf_printf(b, "%" PRIu64, *(const uint64_t *)p);
+		write_uint(b, *(const uint64_t *)p, 0);
 		return;
 	case PROTOBUF_C_TYPE_FLOAT:
 	case PROTOBUF_C_TYPE_DOUBLE: {
@@ -261,7 +306,7 @@ write_value(struct aff_buf *b, const ProtobufCFieldDescriptor *f, const void *p)
 		if (ev != NULL)
 			write_string(b, ev->name);
 		else
-			aff_buf_printf(b, "%d", *(const int *)p);
+			write_int(b, *(const int *)p);
 		return;
 	}
 	case PROTOBUF_C_TYPE_STRING:
@@ -322,9 +367,10 @@ static void
 write_money(struct aff_buf *b, int64_t cents)
 {
 	uint64_t u = cents < 0 ? (uint64_t)0 - (uint64_t)cents : (uint64_t)cents;
+	char frac[3] = { '.', (char)('0' + u % 100 / 10), (char)('0' + u % 10) };
 
-	aff_buf_printf(b, "%s%" PRIu64 ".%02" PRIu64, cents < 0 ? "-" : "",
-	    u / 100, u % 100);
+	write_uint(b, u / 100, cents < 0);
+	aff_buf_add(b, frac, 3);
 }
 
 static void
@@ -345,13 +391,11 @@ write_message(struct aff_buf *b, const ProtobufCMessage *m)
 			aff_buf_add(b, ",", 1);
 		first = 0;
 		if (aff_json_money_name(f, money, sizeof(money))) {
-			write_string(b, money);
-			aff_buf_add(b, ":", 1);
+			write_key(b, money);
 			write_money(b, *(const int64_t *)((const char *)m + f->offset));
 			continue;
 		}
-		write_string(b, f->name);
-		aff_buf_add(b, ":", 1);
+		write_key(b, f->name);
 		write_field(b, m, f);
 	}
 	aff_buf_add(b, "}", 1);

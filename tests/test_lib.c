@@ -133,6 +133,47 @@ test_a_message_renders_as_json_with_every_field(void **state)
 	json_decref(j);
 }
 
+/* The writer the bridge answers with: integers to their extremes, money
+ * as exact decimals of either sign, every escape, bad UTF-8 replaced. */
+static void
+test_the_writer_renders_numbers_money_and_escapes_exactly(void **state)
+{
+	Affiliate__V1__Order o = AFFILIATE__V1__ORDER__INIT;
+	struct aff_buf b;
+
+	(void)state;
+	o.order_id = "a\"b\\c\n\r\t\b\f\x01\x1f/\xc3\xa9";
+	o.advertiser_id = INT64_MIN;
+	o.editor_id = INT64_MAX;
+	o.amount_cents = 4990;
+	o.commission_cents = -7;
+	o.currency = "EUR";
+	o.status = "pending\xff";
+	o.created_at = "";
+	o.updated_at = "2026-01-01T00:00:00Z";
+	aff_buf_init(&b);
+	assert_int_equal(aff_json_write_message(&b, &o.base), AFF_OK);
+	assert_string_equal(b.data,
+	    "{\"order_id\":\"a\\\"b\\\\c\\n\\r\\t\\b\\f\\u0001\\u001f/"
+	    "\xc3\xa9\",\"advertiser_id\":-9223372036854775808,"
+	    "\"editor_id\":9223372036854775807,\"amount\":49.90,"
+	    "\"commission\":-0.07,\"currency\":\"EUR\","
+	    "\"status\":\"\xef\xbf\xbd\",\"created_at\":\"\","
+	    "\"updated_at\":\"2026-01-01T00:00:00Z\"}");
+	assert_int_equal(b.len, strlen(b.data));
+	aff_buf_fini(&b);
+
+	o.advertiser_id = 0;
+	o.amount_cents = 0;
+	o.commission_cents = INT64_MIN;
+	aff_buf_init(&b);
+	assert_int_equal(aff_json_write_message(&b, &o.base), AFF_OK);
+	assert_non_null(strstr(b.data, "\"advertiser_id\":0,"));
+	assert_non_null(strstr(b.data, "\"amount\":0.00,"));
+	assert_non_null(strstr(b.data, "\"commission\":-92233720368547758.08,"));
+	aff_buf_fini(&b);
+}
+
 static void
 test_request_ids_are_32_hex_and_differ(void **state)
 {
@@ -154,6 +195,8 @@ main(void)
 		cmocka_unit_test(test_parse_int64_is_strict),
 		cmocka_unit_test(test_the_arena_hands_out_aligned_zeroed_memory),
 		cmocka_unit_test(test_a_message_renders_as_json_with_every_field),
+		cmocka_unit_test(
+		    test_the_writer_renders_numbers_money_and_escapes_exactly),
 		cmocka_unit_test(test_request_ids_are_32_hex_and_differ),
 	};
 
