@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -731,6 +732,38 @@ test_keys_and_secrets_never_reach_the_logs(void **state)
 	free(buf);
 }
 
+/* ---- the database is private ---- */
+
+/* The permission bits others have on path (-1 when it is missing). */
+static int
+others_bits(const char *db, const char *ext)
+{
+	char p[700];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s%s", db, ext);
+	return (stat(p, &st) == 0 ? (int)(st.st_mode & 077) : -1);
+}
+
+static void
+test_the_database_is_private_to_its_owner(void **state)
+{
+	store *s;
+
+	(void)state;
+	/* It holds the advertisers' webhook secrets in clear. */
+	assert_int_equal(http_code(admin_tok, "GET", "/orders", NULL), 200);
+	assert_int_equal(others_bits(F->db, ""), 0);
+	assert_int_equal(others_bits(F->db, "-wal"), 0);
+	assert_int_equal(others_bits(F->db, "-shm"), 0);
+	/* One left readable (an older version, a copy, a umask of 0) is
+	 * made private when opened. */
+	assert_int_equal(chmod(F->db, 0644), 0);
+	assert_int_equal(store_open(F->db, &s), AFF_OK);
+	store_close(s);
+	assert_int_equal(others_bits(F->db, ""), 0);
+}
+
 /* ---- hygiene: hostile text in every text field of every endpoint ---- */
 
 /* A fingerprint of every table the API writes. */
@@ -1266,6 +1299,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(
 		    test_an_advertisers_own_secret_signs_only_its_own_orders),
 		cmocka_unit_test(test_keys_and_secrets_never_reach_the_logs),
+		cmocka_unit_test(test_the_database_is_private_to_its_owner),
 		cmocka_unit_test(
 		    test_hostile_text_in_every_rest_field_is_a_clear_error),
 		cmocka_unit_test(
