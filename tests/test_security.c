@@ -685,6 +685,46 @@ test_over_the_address_limit_is_429_for_calls_without_a_key(void **state)
 	assert_int_equal(http_code("aff_1_bad", "GET", "/orders", NULL), 429);
 }
 
+/* A call without a key, as a bridge forwarding a client at fwd. */
+static int
+rpc_from(const char *fwd)
+{
+	Affiliate__V1__ListOrdersRequest lo = AFFILIATE__V1__LIST_ORDERS_REQUEST__INIT;
+	struct aff_metadata md = { "x-forwarded-for", fwd };
+	struct aff_call_opts o = { .metadata = &md, .n_metadata = 1 };
+	struct aff_call_result res;
+	ProtobufCMessage *resp = NULL;
+	int rv;
+
+	rv = aff_client_call(F->ts.client, ORD, "ListOrders", &lo.base, &o, &resp,
+	    &res);
+	if (resp != NULL)
+		protobuf_c_message_free_unpacked(resp, NULL);
+	aff_call_result_fini(&res);
+	return (rv);
+}
+
+static void
+test_ipv6_clients_are_limited_by_their_64_prefix(void **state)
+{
+	char fwd[64];
+	int rv = AFF_UNAUTHENTICATED, n;
+
+	(void)state;
+	/* A new address of its /64 for every call is still one client
+	 * (the test's loopback connection is a trusted bridge). */
+	for (n = 0; n < 20 && rv == AFF_UNAUTHENTICATED; n++) {
+		snprintf(fwd, sizeof(fwd), "2001:db8:0:7::%x", n + 1);
+		rv = rpc_from(fwd);
+	}
+	assert_int_equal(rv, AFF_RESOURCE_EXHAUSTED);
+	assert_true(n >= 4); /* 3 at once, and one a second */
+	/* Another /64 is another client; IPv4 addresses stay apart. */
+	assert_int_equal(rpc_from("2001:db8:0:8::1"), AFF_UNAUTHENTICATED);
+	assert_int_equal(rpc_from("198.51.100.7"), AFF_UNAUTHENTICATED);
+	assert_int_equal(rpc_from("198.51.100.8"), AFF_UNAUTHENTICATED);
+}
+
 /* ---- log hygiene ---- */
 
 static void
@@ -1310,6 +1350,7 @@ main(int argc, char **argv)
 		    test_over_the_key_limit_is_429_with_ratelimit_headers),
 		cmocka_unit_test(
 		    test_over_the_address_limit_is_429_for_calls_without_a_key),
+		cmocka_unit_test(test_ipv6_clients_are_limited_by_their_64_prefix),
 	};
 	const struct CMUnitTest protected[] = {
 		cmocka_unit_test(
