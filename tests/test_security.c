@@ -749,6 +749,20 @@ test_keys_and_secrets_never_reach_the_logs(void **state)
 	t3[strlen(t3) - 1] ^= 1;
 	assert_int_equal(post_order(s10, "LOG-1", 10, 1), 201);
 	assert_int_equal(post_order(SECRET, "LOG-2", 10, 1), 401);
+	/* A line break in what a peer sends cannot forge a log line. */
+	assert_int_equal(http_code(t3, "GET",
+	                     "/nothing%0A2001-01-01T00:00:00.000Z%20affiliate"
+	                     "%5B1%5D%20error%20FORGED",
+	                     NULL),
+	    404);
+	{
+		Affiliate__V1__HealthCheckRequest hc =
+		    AFFILIATE__V1__HEALTH_CHECK_REQUEST__INIT;
+		hc.service = "x\n2001-01-01T00:00:00.000Z affiliate[1] error FORGED";
+		assert_int_equal(rpc_code(NULL, &affiliate__v1__health_service__descriptor,
+		                     "Check", &hc.base),
+		    AFF_NOT_FOUND);
+	}
 	aff_log_set_level(AFF_LOG_ERROR);
 	dup2(saved, STDERR_FILENO);
 	close(saved);
@@ -769,6 +783,8 @@ test_keys_and_secrets_never_reach_the_logs(void **state)
 	assert_null(strstr(buf, s10));
 	assert_null(strstr(buf, SECRET));
 	assert_null(strstr(buf, admin_tok + 6));
+	assert_non_null(strstr(buf, "FORGED"));
+	assert_null(strstr(buf, "\n2001-01-01T"));
 	free(buf);
 }
 
