@@ -788,6 +788,54 @@ test_keys_and_secrets_never_reach_the_logs(void **state)
 	free(buf);
 }
 
+/* ---- Redis down ---- */
+
+static void
+test_with_redis_down_the_rules_hold(void **state)
+{
+	Affiliate__V1__ListOrdersRequest lo = AFFILIATE__V1__LIST_ORDERS_REQUEST__INIT;
+	Affiliate__V1__ListOrdersResponse *lr = NULL;
+	Affiliate__V1__RevokeKeyRequest rk = AFFILIATE__V1__REVOKE_KEY_REQUEST__INIT;
+	struct tu_http_response r;
+	struct aff_call_result res;
+	char t5[AUTH_TOKEN_MAX];
+	int port = F->redis.port;
+
+	(void)state;
+	editor_key(5, t5);
+	assert_int_equal(post_order(SECRET, "R-5-a", 3, 5), 201);
+	assert_int_equal(post_order(SECRET, "R-6-a", 3, 6), 201);
+	/* Fill the reply cache and the orders' copy, then lose Redis. */
+	assert_int_equal(http_code(admin_tok, "GET", "/advertisers?editor_id=6",
+	                     NULL),
+	    200);
+	assert_int_equal(http_code(t5, "GET", "/orders", NULL), 200);
+	tu_redis_stop(&F->redis);
+	/* Keys, scoping and revocation live in SQLite: unchanged. */
+	assert_int_equal(http_code(NULL, "GET", "/orders", NULL), 401);
+	assert_int_equal(http_as(t5, "GET", "/orders", NULL, &r), 200);
+	assert_true(all_have(r.body, "editor_id", 5) >= 1);
+	tu_http_response_fini(&r);
+	assert_int_equal(http_code(t5, "GET", "/orders?editor_id=6", NULL), 403);
+	assert_int_equal(http_code(t5, "GET", "/advertisers?editor_id=6", NULL),
+	    403);
+	assert_int_equal(rpc_as(t5, ORD, "ListOrders", &lo.base,
+	                     (ProtobufCMessage **)&lr, &res),
+	    AFF_OK);
+	for (size_t i = 0; i < lr->n_orders; i++)
+		assert_int_equal(lr->orders[i]->editor_id, 5);
+	protobuf_c_message_free_unpacked(&lr->base, NULL);
+	aff_call_result_fini(&res);
+	rk.id = strtoll(t5 + 4, NULL, 10);
+	assert_int_equal(rpc_code(admin_tok, KEYS, "RevokeKey", &rk.base), AFF_OK);
+	assert_int_equal(http_code(t5, "GET", "/orders", NULL), 401);
+	assert_int_equal(rpc_code(t5, ORD, "ListOrders", &lo.base),
+	    AFF_UNAUTHENTICATED);
+	/* Back for the tests that follow. */
+	F->redis.port = port;
+	assert_int_equal(tu_redis_start(&F->redis), 0);
+}
+
 /* ---- the database is private ---- */
 
 /* The permission bits others have on path (-1 when it is missing). */
@@ -1356,6 +1404,7 @@ main(int argc, char **argv)
 		    test_an_advertisers_own_secret_signs_only_its_own_orders),
 		cmocka_unit_test(test_keys_and_secrets_never_reach_the_logs),
 		cmocka_unit_test(test_the_database_is_private_to_its_owner),
+		cmocka_unit_test(test_with_redis_down_the_rules_hold),
 		cmocka_unit_test(
 		    test_hostile_text_in_every_rest_field_is_a_clear_error),
 		cmocka_unit_test(
