@@ -130,7 +130,9 @@ key_check(store *s, const char *header, struct auth_caller *c,
 		return (rv);
 	}
 	same = CRYPTO_memcmp(k.sha256, hash, 32) == 0;
-	if (!same || k.revoked)
+	/* An editor key must name an editor: 0 means "not given" to the
+	 * scoping (auth_scope), so such a row would see every editor's. */
+	if (!same || k.revoked || (!k.admin && k.editor_id <= 0))
 		return (AFF_UNAUTHENTICATED);
 	c->role = k.admin ? AUTH_ADMIN : AUTH_EDITOR;
 	c->editor_id = k.admin ? 0 : k.editor_id;

@@ -391,6 +391,24 @@ test_a_revoked_key_stops_working_at_once(void **state)
 /* ---- scoping ---- */
 
 static void
+test_an_editor_key_without_an_editor_is_refused_not_unscoped(void **state)
+{
+	char t2[AUTH_TOKEN_MAX], sql[128];
+
+	(void)state;
+	editor_key(2, t2);
+	assert_int_equal(http_code(t2, "GET", "/orders", NULL), 200);
+	/* A row the server would never write (its foreign key stops it),
+	 * written behind its back: editor_id 0 must not mean "every
+	 * editor" to the scoping. */
+	snprintf(sql, sizeof(sql), "UPDATE api_keys SET editor_id = 0 WHERE id = %lld",
+	    strtoll(t2 + 4, NULL, 10));
+	assert_int_equal(tu_sql_exec(F->db, sql), 0);
+	assert_int_equal(http_code(t2, "GET", "/orders", NULL), 401);
+	assert_int_equal(http_code(t2, "GET", "/applications", NULL), 401);
+}
+
+static void
 test_an_editor_sees_and_makes_only_its_own_applications(void **state)
 {
 	Affiliate__V1__ApplyRequest ap = AFFILIATE__V1__APPLY_REQUEST__INIT;
@@ -1398,6 +1416,8 @@ main(int argc, char **argv)
 		cmocka_unit_test(
 		    test_an_editor_sees_and_makes_only_its_own_applications),
 		cmocka_unit_test(test_an_editor_sees_only_its_own_orders),
+		cmocka_unit_test(
+		    test_an_editor_key_without_an_editor_is_refused_not_unscoped),
 		cmocka_unit_test(
 		    test_advertiser_queries_take_only_the_callers_editor_id),
 		cmocka_unit_test(
