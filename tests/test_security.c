@@ -33,6 +33,7 @@
 #include "affiliate/v1/admin.pb-c.h"
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "affiliate/v1/health.pb-c.h"
+#include "affiliate/v1/rpc.pb-c.h"
 #include "auth.h"
 #include "store.h"
 #include "testutil.h"
@@ -806,6 +807,58 @@ test_keys_and_secrets_never_reach_the_logs(void **state)
 	free(buf);
 }
 
+/* ---- huge envelopes ---- */
+
+/* The peak resident size of this process (server and bridge run in it),
+ * in MiB. */
+static long
+peak_rss_mib(void)
+{
+	char line[256];
+	long kb = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+			break;
+	if (f != NULL)
+		fclose(f);
+	return (kb / 1024);
+}
+
+static void
+test_an_envelope_of_countless_tiny_fields_is_refused_unread(void **state)
+{
+	static const char head[] = "\x0a\x1a" "affiliate.v1.HealthService"
+	                           "\x12\x05" "Check";
+	size_t n = 500000, len = sizeof(head) - 1 + 2 * n, outlen;
+	Affiliate__V1__ReplyEnvelope *rep;
+	uint8_t *buf = malloc(len), *out;
+	long before = peak_rss_mib();
+
+	(void)state;
+	/* 500,000 empty metadata entries in 1 MB: each would cost protobuf-c
+	 * ~50 bytes unpacked, so one call ~25 MiB per handler thread. */
+	assert_non_null(buf);
+	memcpy(buf, head, sizeof(head) - 1);
+	for (size_t i = 0; i < n; i++)
+		memcpy(buf + sizeof(head) - 1 + 2 * i, "\x32\x00", 2);
+	out = tu_raw_call(F->ts.url, buf, len, 10000, &outlen);
+	free(buf);
+	fprintf(stderr, "test_security: peak RSS %ld -> %ld MiB around the "
+	                "1 MB envelope of 500,000 metadata entries\n",
+	    before, peak_rss_mib());
+	assert_non_null(out);
+	rep = affiliate__v1__reply_envelope__unpack(NULL, outlen, out);
+	assert_non_null(rep);
+	assert_int_equal(rep->code, AFF_INVALID_ARGUMENT);
+	assert_non_null(strstr(rep->message, "too many fields"));
+	affiliate__v1__reply_envelope__free_unpacked(rep, NULL);
+	free(out);
+	/* A normal call still works. */
+	assert_int_equal(http_code(NULL, "GET", "/", NULL), 200);
+}
+
 /* ---- Redis down ---- */
 
 static void
@@ -1425,6 +1478,8 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_keys_and_secrets_never_reach_the_logs),
 		cmocka_unit_test(test_the_database_is_private_to_its_owner),
 		cmocka_unit_test(test_with_redis_down_the_rules_hold),
+		cmocka_unit_test(
+		    test_an_envelope_of_countless_tiny_fields_is_refused_unread),
 		cmocka_unit_test(
 		    test_hostile_text_in_every_rest_field_is_a_clear_error),
 		cmocka_unit_test(
