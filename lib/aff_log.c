@@ -52,9 +52,16 @@ aff_log(enum aff_log_level level, const char *request_id, const char *fmt, ...)
 		n += (size_t)snprintf(
 		    line + n, sizeof(line) - n, "req=%s ", request_id);
 	if (n < sizeof(line)) {
+		size_t from = n;
 		va_start(ap, fmt);
 		n += (size_t)vsnprintf(line + n, sizeof(line) - n, fmt, ap);
 		va_end(ap);
+		/* Messages carry what peers sent (a decoded URI, a webhook's
+		 * order_id, a service name): a line break in it must not
+		 * start a forged line, nor escapes drive a terminal. */
+		for (size_t i = from; i < n && i < sizeof(line); i++)
+			if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+				line[i] = '?';
 	}
 	if (n >= sizeof(line) - 1)
 		n = sizeof(line) - 2;

@@ -130,7 +130,9 @@ key_check(store *s, const char *header, struct auth_caller *c,
 		return (rv);
 	}
 	same = CRYPTO_memcmp(k.sha256, hash, 32) == 0;
-	if (!same || k.revoked)
+	/* An editor key must name an editor: 0 means "not given" to the
+	 * scoping (auth_scope), so such a row would see every editor's. */
+	if (!same || k.revoked || (!k.admin && k.editor_id <= 0))
 		return (AFF_UNAUTHENTICATED);
 	c->role = k.admin ? AUTH_ADMIN : AUTH_EDITOR;
 	c->editor_id = k.admin ? 0 : k.editor_id;
@@ -175,6 +177,26 @@ in_list(const char *list, const char *address)
 }
 
 /*
+ * An IPv6 address in buf becomes its /64: one host is usually given a
+ * whole /64 and can pick a new address in it for every call, which would
+ * make each call a new, full bucket. IPv4 (and v4-mapped) stay as they
+ * are.
+ */
+static void
+address_prefix(char *buf, size_t cap)
+{
+	struct in6_addr a;
+
+	if (inet_pton(AF_INET6, buf, &a) != 1 || IN6_IS_ADDR_V4MAPPED(&a) ||
+	    IN6_IS_ADDR_LOOPBACK(&a))
+		return;
+	memset(a.s6_addr + 8, 0, 8);
+	if (inet_ntop(AF_INET6, &a, buf, (socklen_t)cap) != NULL &&
+	    strlen(buf) + 3 < cap)
+		strcat(buf, "/64");
+}
+
+/*
  * The client's address, for the per-address limit: the connection's own
  * address, or the x-forwarded-for the bridge set when the connection comes
  * from a trusted peer (loopback, ipc, or --trusted-bridges). Any other
@@ -215,6 +237,7 @@ client_address(const struct auth_policy *p, const struct rpc_call *call,
 			buf[n] = '\0';
 		}
 	}
+	address_prefix(buf, cap);
 }
 
 /* Whether this call needs a key (protected mode; see auth.h). */

@@ -13,6 +13,7 @@
 #include <nng/protocol/pipeline0/push.h>
 
 #include "aff_err.h"
+#include "aff_jobauth.h"
 #include "aff_log.h"
 #include "aff_util.h"
 #include "affiliate/v1/jobs.pb-c.h"
@@ -192,6 +193,16 @@ applier_main(void *arg)
 			continue;
 		}
 		nng_msg_free(m);
+		/* With a worker secret, only a result its MAC vouches for is
+		 * applied: the results address may be reachable by others. */
+		if (j->cfg.secret != NULL && j->cfg.secret[0] != '\0' &&
+		    aff_job_result_verify(j->cfg.secret, r) != AFF_OK) {
+			aff_warn("jobs: result for job %lld without a valid MAC "
+			         "(AFFILIATE_WORKER_SECRET); dropped",
+			    (long long)r->job_id);
+			affiliate__v1__job_result__free_unpacked(r, NULL);
+			continue;
+		}
 		rv = j->result_store->ops->job_finish(
 		    j->result_store, r, aff_now_ms(), &j->cfg.policy);
 		if (rv == AFF_OK)

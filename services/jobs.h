@@ -22,6 +22,10 @@ struct jobs_config {
 	struct store_job_policy policy;
 	int batch;               /* jobs claimed per round; 0 = 64 */
 	int tick_ms;             /* how often due jobs are looked for; 0 = 50 */
+	const char *secret;      /* AFFILIATE_WORKER_SECRET: results must carry
+	                            its MAC (aff_jobauth.h); NULL or "" when
+	                            none is set (loopback or ipc only, see
+	                            server.c) */
 };
 
 typedef struct jobs jobs;

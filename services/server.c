@@ -13,6 +13,7 @@
 #include "aff_addr.h"
 #include "aff_config.h"
 #include "aff_err.h"
+#include "aff_jobauth.h"
 #include "aff_log.h"
 #include "aff_util.h"
 #include "aff_webhook.h"
@@ -34,6 +35,7 @@ struct server {
 	struct aff_webhook_secrets secrets;
 	struct svc_app app;
 	struct auth_policy auth;
+	char worker_secret[256]; /* AFFILIATE_WORKER_SECRET; "" when none */
 	rpc_server *rpc;
 };
 
@@ -372,6 +374,48 @@ server_auth_setup(server *s)
 	return (AFF_OK);
 }
 
+/*
+ * Protected mode for the job sockets: whoever reaches the results address
+ * can push a JobResult, and an unsigned one would approve or reject any
+ * application. So job addresses other hosts can reach need the worker
+ * secret (results then carry its MAC, aff_jobauth.h), unless auth is
+ * explicitly off. Loopback and ipc stay open to this host's users, as
+ * the RPC listener does.
+ */
+static int
+server_jobs_check(server *s)
+{
+	const char *env = getenv("AFFILIATE_WORKER_SECRET");
+	int exposed = !aff_url_is_local(s->cfg.jobs_url) ||
+	    !aff_url_is_local(s->cfg.results_url);
+
+	if (env != NULL && *env != '\0' &&
+	    (strlen(env) < AFF_WORKER_SECRET_MIN ||
+	        strlen(env) >= sizeof(s->worker_secret))) {
+		aff_error("server: AFFILIATE_WORKER_SECRET must be %d to %zu "
+		          "characters",
+		    AFF_WORKER_SECRET_MIN, sizeof(s->worker_secret) - 1);
+		return (AFF_INVALID_ARGUMENT);
+	}
+	snprintf(s->worker_secret, sizeof(s->worker_secret), "%s",
+	    env != NULL ? env : "");
+	if (s->worker_secret[0] != '\0')
+		aff_info("jobs: results are applied only with the MAC of "
+		         "AFFILIATE_WORKER_SECRET");
+	else if (exposed && s->auth.mode != AUTH_MODE_OFF) {
+		aff_error("server: the job addresses (%s, %s) are not loopback: "
+		          "set AFFILIATE_WORKER_SECRET, the same on every "
+		          "worker, so that only workers' results are applied "
+		          "(or AFFILIATE_AUTH=off)",
+		    s->cfg.jobs_url, s->cfg.results_url);
+		return (AFF_INVALID_ARGUMENT);
+	} else if (exposed)
+		aff_warn("server: auth OFF: the job addresses (%s, %s) take "
+		         "results from anyone who reaches them",
+		    s->cfg.jobs_url, s->cfg.results_url);
+	return (AFF_OK);
+}
+
 int
 server_start(const struct server_config *cfg, server **sp)
 {
@@ -445,7 +489,9 @@ server_start(const struct server_config *cfg, server **sp)
 	jc.results_url = s->cfg.results_url;
 	jc.db_path = s->cfg.db_path;
 	jc.policy = s->app.job_policy;
-	if ((rv = jobs_start(&jc, &s->jobs)) != AFF_OK)
+	jc.secret = s->worker_secret;
+	if ((rv = server_jobs_check(s)) != AFF_OK ||
+	    (rv = jobs_start(&jc, &s->jobs)) != AFF_OK)
 		goto failed_jobs;
 	s->app.jobs = s->jobs;
 
@@ -503,5 +549,6 @@ server_stop(server *s)
 	lcache_free(s->lcache);
 	ratelimit_free(s->auth.buckets);
 	rpc_registry_free(s->registry);
+	OPENSSL_cleanse(s->worker_secret, sizeof(s->worker_secret));
 	free(s);
 }

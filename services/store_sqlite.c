@@ -3,10 +3,14 @@
  * prepared statements per connection, schema migrations by user_version,
  * and a deterministic seed on first start.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include <sqlite3.h>
 
@@ -664,6 +668,43 @@ apply_max_pages(sqlite3 *db)
 	return (exec_sql(db, sql));
 }
 
+/*
+ * The database holds the advertisers' webhook secrets in clear and the
+ * API keys' hashes, so it is private to its owner whatever the umask or
+ * the folder's mode: made 0600 before SQLite creates it (SQLite gives
+ * its -wal and -shm files the database's mode), and an existing one that
+ * others can read is made private.
+ *
+ * Never open() and close() an existing database file here: closing any
+ * descriptor of a file drops every POSIX lock this process holds on it,
+ * so the locks of the server's other SQLite connections would vanish and
+ * another process could write under them (acked applications were lost
+ * that way: test_faults_disk). O_EXCL creates only a file that did not
+ * exist, which no connection can have locked yet; chmod takes no lock.
+ */
+static void
+db_file_private(const char *path)
+{
+	static const char *const ext[] = { "", "-wal", "-shm" };
+	char p[4200];
+	struct stat st;
+	int fd;
+
+	if (path[0] == '\0' || strcmp(path, ":memory:") == 0 ||
+	    strncmp(path, "file:", 5) == 0)
+		return;
+	if ((fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) >= 0)
+		close(fd);
+	for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", path, ext[i]);
+		if (stat(p, &st) == 0 && (st.st_mode & 077) != 0 &&
+		    chmod(p, st.st_mode & 0700) != 0)
+			aff_warn("store: other users can read %s and it cannot be "
+			         "made private: %s",
+			    p, strerror(errno));
+	}
+}
+
 static int
 sqlite_open(const char *path, store **sp)
 {
@@ -674,6 +715,7 @@ sqlite_open(const char *path, store **sp)
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);
 	s->base.ops = &store_sqlite_ops;
+	db_file_private(path);
 	rc = sqlite3_open_v2(path, &s->db,
 	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 	    NULL);

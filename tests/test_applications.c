@@ -21,9 +21,12 @@
 #include <nng/protocol/pipeline0/push.h>
 
 #include "aff_err.h"
+#include "aff_jobauth.h"
+#include "aff_log.h"
 #include "aff_util.h"
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "affiliate/v1/jobs.pb-c.h"
+#include "server.h"
 #include "store.h"
 #include "testutil.h"
 
@@ -537,6 +540,146 @@ test_the_same_apply_request_again_gets_its_application_back(void **state)
 	assert_int_equal(tu_sql_int(f->db, "SELECT count(*) FROM jobs"), 1);
 }
 
+#define WORKER_SECRET "worker-secret-for-the-test-0123456789"
+
+static int
+setup_worker_secret(void **state)
+{
+	/* Read by the server at start and by the workers it spawns. */
+	setenv("AFFILIATE_WORKER_SECRET", WORKER_SECRET, 1);
+	return (setup(state));
+}
+
+static int
+teardown_worker_secret(void **state)
+{
+	unsetenv("AFFILIATE_WORKER_SECRET");
+	return (teardown(state));
+}
+
+/* Pushes "approved" for job_id as a worker would, its MAC made with
+ * secret (NULL: none). */
+static void
+push_approval(nng_socket s, int64_t job_id, const char *secret)
+{
+	Affiliate__V1__ReviewApplicationResult rr =
+	    AFFILIATE__V1__REVIEW_APPLICATION_RESULT__INIT;
+	Affiliate__V1__JobResult r = AFFILIATE__V1__JOB_RESULT__INIT;
+	uint8_t pbuf[64], buf[256];
+	char mac[65];
+
+	rr.decision = "approved";
+	r.job_id = job_id;
+	r.attempt = 1;
+	r.ok = 1;
+	r.worker = "forger:1";
+	r.payload.data = pbuf;
+	r.payload.len = affiliate__v1__review_application_result__pack(&rr, pbuf);
+	if (secret != NULL)
+		assert_int_equal(aff_job_result_sign(secret, &r, mac), AFF_OK);
+	assert_int_equal(
+	    nng_send(s, buf, affiliate__v1__job_result__pack(&r, buf), 0), 0);
+}
+
+static void
+test_a_result_without_the_worker_secrets_mac_is_not_applied(void **state)
+{
+	struct fixture *f = *state;
+	Affiliate__V1__Application *a1 = NULL, *a2 = NULL;
+	int64_t j1, j2;
+	char sql[128];
+	nng_socket s;
+
+	/* No worker: both jobs wait, nothing has claimed them. */
+	assert_int_equal(apply(f, 1, 2, &a1), AFF_OK);
+	assert_int_equal(apply(f, 1, 3, &a2), AFF_OK);
+	snprintf(sql, sizeof(sql), "SELECT id FROM jobs WHERE ref_id = %lld",
+	    (long long)a1->id);
+	j1 = tu_sql_int(f->db, sql);
+	snprintf(sql, sizeof(sql), "SELECT id FROM jobs WHERE ref_id = %lld",
+	    (long long)a2->id);
+	j2 = tu_sql_int(f->db, sql);
+	/* Anyone who reaches the results address can push a JobResult. */
+	assert_int_equal(nng_push0_open(&s), 0);
+	assert_int_equal(nng_dial(s, f->ts.cfg.results_url, NULL, 0), 0);
+	push_approval(s, j1, NULL);
+	push_approval(s, j1, "another-secret-0123456789");
+	/* One signed with the secret, behind them on the same connection
+	 * (applied in order): once it is in, the others were looked at. */
+	push_approval(s, j2, WORKER_SECRET);
+	snprintf(sql, sizeof(sql),
+	    "SELECT count(*) FROM applications WHERE id = %lld AND"
+	    " status = 'approved'",
+	    (long long)a2->id);
+	assert_int_equal(tu_sql_wait(f->db, sql, 1, 10000), 1);
+	nng_close(s);
+	snprintf(sql, sizeof(sql),
+	    "SELECT count(*) FROM applications WHERE id = %lld AND"
+	    " status = 'pending'",
+	    (long long)a1->id);
+	assert_int_equal(tu_sql_int(f->db, sql), 1);
+	/* A real worker (with the secret) reviews it. */
+	start_worker(f, "0", NULL, NULL);
+	check_all_approved_once(f, 2, 10000);
+	protobuf_c_message_free_unpacked(&a1->base, NULL);
+	protobuf_c_message_free_unpacked(&a2->base, NULL);
+}
+
+/* server_start's answer with these job addresses and environment. */
+static int
+server_start_with(const char *jobs_url, const char *results_url,
+    const char *auth, const char *secret)
+{
+	struct server_config cfg;
+	server *srv = NULL;
+	char *dir = tu_tmpdir();
+	int help, rv;
+
+	assert_non_null(dir);
+	setenv("AFFILIATE_AUTH", auth, 1);
+	if (secret != NULL)
+		setenv("AFFILIATE_WORKER_SECRET", secret, 1);
+	unsetenv("AFFILIATE_LISTEN");
+	assert_int_equal(server_config_load(&cfg, 0, NULL, &help), AFF_OK);
+	unsetenv("AFFILIATE_AUTH");
+	snprintf(cfg.listen_url, sizeof(cfg.listen_url), "ipc://%s/rpc", dir);
+	snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", dir);
+	snprintf(cfg.jobs_url, sizeof(cfg.jobs_url), "%s", jobs_url);
+	snprintf(cfg.results_url, sizeof(cfg.results_url), "%s", results_url);
+	cfg.redis_host[0] = '\0';
+	cfg.threads = 1;
+	cfg.log_level = AFF_LOG_ERROR;
+	rv = server_start(&cfg, &srv);
+	unsetenv("AFFILIATE_WORKER_SECRET");
+	server_stop(srv);
+	tu_rmtree(dir);
+	free(dir);
+	return (rv);
+}
+
+static void
+test_job_addresses_other_hosts_reach_need_a_worker_secret(void **state)
+{
+	char j[64], r[64];
+
+	(void)state;
+	/* Nothing is bound when refused, so 0.0.0.0 is safe to name here. */
+	snprintf(j, sizeof(j), "tcp://127.0.0.1:%d", tu_free_port());
+	snprintf(r, sizeof(r), "tcp://0.0.0.0:%d", tu_free_port());
+	assert_int_equal(server_start_with(j, r, "auto", NULL),
+	    AFF_INVALID_ARGUMENT);
+	assert_int_equal(server_start_with(r, j, "on", NULL),
+	    AFF_INVALID_ARGUMENT);
+	/* A secret too short to be one. */
+	assert_int_equal(server_start_with(j, j, "auto", "short"),
+	    AFF_INVALID_ARGUMENT);
+	/* Loopback needs none (this host's users are trusted, as with the
+	 * RPC listener), and takes one. */
+	snprintf(r, sizeof(r), "tcp://127.0.0.1:%d", tu_free_port());
+	assert_int_equal(server_start_with(j, r, "auto", NULL), AFF_OK);
+	assert_int_equal(server_start_with(j, r, "on", WORKER_SECRET), AFF_OK);
+}
+
 int
 main(void)
 {
@@ -571,6 +714,11 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_a_second_result_for_a_job_changes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_a_result_without_the_worker_secrets_mac_is_not_applied,
+		    setup_worker_secret, teardown_worker_secret),
+		cmocka_unit_test(
+		    test_job_addresses_other_hosts_reach_need_a_worker_secret),
 	};
 
 	return (cmocka_run_group_tests_name("applications", tests, NULL, NULL));

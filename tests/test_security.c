@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -32,6 +33,7 @@
 #include "affiliate/v1/admin.pb-c.h"
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "affiliate/v1/health.pb-c.h"
+#include "affiliate/v1/rpc.pb-c.h"
 #include "auth.h"
 #include "store.h"
 #include "testutil.h"
@@ -390,6 +392,24 @@ test_a_revoked_key_stops_working_at_once(void **state)
 /* ---- scoping ---- */
 
 static void
+test_an_editor_key_without_an_editor_is_refused_not_unscoped(void **state)
+{
+	char t2[AUTH_TOKEN_MAX], sql[128];
+
+	(void)state;
+	editor_key(2, t2);
+	assert_int_equal(http_code(t2, "GET", "/orders", NULL), 200);
+	/* A row the server would never write (its foreign key stops it),
+	 * written behind its back: editor_id 0 must not mean "every
+	 * editor" to the scoping. */
+	snprintf(sql, sizeof(sql), "UPDATE api_keys SET editor_id = 0 WHERE id = %lld",
+	    strtoll(t2 + 4, NULL, 10));
+	assert_int_equal(tu_sql_exec(F->db, sql), 0);
+	assert_int_equal(http_code(t2, "GET", "/orders", NULL), 401);
+	assert_int_equal(http_code(t2, "GET", "/applications", NULL), 401);
+}
+
+static void
 test_an_editor_sees_and_makes_only_its_own_applications(void **state)
 {
 	Affiliate__V1__ApplyRequest ap = AFFILIATE__V1__APPLY_REQUEST__INIT;
@@ -684,6 +704,46 @@ test_over_the_address_limit_is_429_for_calls_without_a_key(void **state)
 	assert_int_equal(http_code("aff_1_bad", "GET", "/orders", NULL), 429);
 }
 
+/* A call without a key, as a bridge forwarding a client at fwd. */
+static int
+rpc_from(const char *fwd)
+{
+	Affiliate__V1__ListOrdersRequest lo = AFFILIATE__V1__LIST_ORDERS_REQUEST__INIT;
+	struct aff_metadata md = { "x-forwarded-for", fwd };
+	struct aff_call_opts o = { .metadata = &md, .n_metadata = 1 };
+	struct aff_call_result res;
+	ProtobufCMessage *resp = NULL;
+	int rv;
+
+	rv = aff_client_call(F->ts.client, ORD, "ListOrders", &lo.base, &o, &resp,
+	    &res);
+	if (resp != NULL)
+		protobuf_c_message_free_unpacked(resp, NULL);
+	aff_call_result_fini(&res);
+	return (rv);
+}
+
+static void
+test_ipv6_clients_are_limited_by_their_64_prefix(void **state)
+{
+	char fwd[64];
+	int rv = AFF_UNAUTHENTICATED, n;
+
+	(void)state;
+	/* A new address of its /64 for every call is still one client
+	 * (the test's loopback connection is a trusted bridge). */
+	for (n = 0; n < 20 && rv == AFF_UNAUTHENTICATED; n++) {
+		snprintf(fwd, sizeof(fwd), "2001:db8:0:7::%x", n + 1);
+		rv = rpc_from(fwd);
+	}
+	assert_int_equal(rv, AFF_RESOURCE_EXHAUSTED);
+	assert_true(n >= 4); /* 3 at once, and one a second */
+	/* Another /64 is another client; IPv4 addresses stay apart. */
+	assert_int_equal(rpc_from("2001:db8:0:8::1"), AFF_UNAUTHENTICATED);
+	assert_int_equal(rpc_from("198.51.100.7"), AFF_UNAUTHENTICATED);
+	assert_int_equal(rpc_from("198.51.100.8"), AFF_UNAUTHENTICATED);
+}
+
 /* ---- log hygiene ---- */
 
 static void
@@ -708,6 +768,20 @@ test_keys_and_secrets_never_reach_the_logs(void **state)
 	t3[strlen(t3) - 1] ^= 1;
 	assert_int_equal(post_order(s10, "LOG-1", 10, 1), 201);
 	assert_int_equal(post_order(SECRET, "LOG-2", 10, 1), 401);
+	/* A line break in what a peer sends cannot forge a log line. */
+	assert_int_equal(http_code(t3, "GET",
+	                     "/nothing%0A2001-01-01T00:00:00.000Z%20affiliate"
+	                     "%5B1%5D%20error%20FORGED",
+	                     NULL),
+	    404);
+	{
+		Affiliate__V1__HealthCheckRequest hc =
+		    AFFILIATE__V1__HEALTH_CHECK_REQUEST__INIT;
+		hc.service = "x\n2001-01-01T00:00:00.000Z affiliate[1] error FORGED";
+		assert_int_equal(rpc_code(NULL, &affiliate__v1__health_service__descriptor,
+		                     "Check", &hc.base),
+		    AFF_NOT_FOUND);
+	}
 	aff_log_set_level(AFF_LOG_ERROR);
 	dup2(saved, STDERR_FILENO);
 	close(saved);
@@ -728,7 +802,141 @@ test_keys_and_secrets_never_reach_the_logs(void **state)
 	assert_null(strstr(buf, s10));
 	assert_null(strstr(buf, SECRET));
 	assert_null(strstr(buf, admin_tok + 6));
+	assert_non_null(strstr(buf, "FORGED"));
+	assert_null(strstr(buf, "\n2001-01-01T"));
 	free(buf);
+}
+
+/* ---- huge envelopes ---- */
+
+/* The peak resident size of this process (server and bridge run in it),
+ * in MiB. */
+static long
+peak_rss_mib(void)
+{
+	char line[256];
+	long kb = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+			break;
+	if (f != NULL)
+		fclose(f);
+	return (kb / 1024);
+}
+
+static void
+test_an_envelope_of_countless_tiny_fields_is_refused_unread(void **state)
+{
+	static const char head[] = "\x0a\x1a" "affiliate.v1.HealthService"
+	                           "\x12\x05" "Check";
+	size_t n = 500000, len = sizeof(head) - 1 + 2 * n, outlen;
+	Affiliate__V1__ReplyEnvelope *rep;
+	uint8_t *buf = malloc(len), *out;
+	long before = peak_rss_mib();
+
+	(void)state;
+	/* 500,000 empty metadata entries in 1 MB: each would cost protobuf-c
+	 * ~50 bytes unpacked, so one call ~25 MiB per handler thread. */
+	assert_non_null(buf);
+	memcpy(buf, head, sizeof(head) - 1);
+	for (size_t i = 0; i < n; i++)
+		memcpy(buf + sizeof(head) - 1 + 2 * i, "\x32\x00", 2);
+	out = tu_raw_call(F->ts.url, buf, len, 10000, &outlen);
+	free(buf);
+	fprintf(stderr, "test_security: peak RSS %ld -> %ld MiB around the "
+	                "1 MB envelope of 500,000 metadata entries\n",
+	    before, peak_rss_mib());
+	assert_non_null(out);
+	rep = affiliate__v1__reply_envelope__unpack(NULL, outlen, out);
+	assert_non_null(rep);
+	assert_int_equal(rep->code, AFF_INVALID_ARGUMENT);
+	assert_non_null(strstr(rep->message, "too many fields"));
+	affiliate__v1__reply_envelope__free_unpacked(rep, NULL);
+	free(out);
+	/* A normal call still works. */
+	assert_int_equal(http_code(NULL, "GET", "/", NULL), 200);
+}
+
+/* ---- Redis down ---- */
+
+static void
+test_with_redis_down_the_rules_hold(void **state)
+{
+	Affiliate__V1__ListOrdersRequest lo = AFFILIATE__V1__LIST_ORDERS_REQUEST__INIT;
+	Affiliate__V1__ListOrdersResponse *lr = NULL;
+	Affiliate__V1__RevokeKeyRequest rk = AFFILIATE__V1__REVOKE_KEY_REQUEST__INIT;
+	struct tu_http_response r;
+	struct aff_call_result res;
+	char t5[AUTH_TOKEN_MAX];
+	int port = F->redis.port;
+
+	(void)state;
+	editor_key(5, t5);
+	assert_int_equal(post_order(SECRET, "R-5-a", 3, 5), 201);
+	assert_int_equal(post_order(SECRET, "R-6-a", 3, 6), 201);
+	/* Fill the reply cache and the orders' copy, then lose Redis. */
+	assert_int_equal(http_code(admin_tok, "GET", "/advertisers?editor_id=6",
+	                     NULL),
+	    200);
+	assert_int_equal(http_code(t5, "GET", "/orders", NULL), 200);
+	tu_redis_stop(&F->redis);
+	/* Keys, scoping and revocation live in SQLite: unchanged. */
+	assert_int_equal(http_code(NULL, "GET", "/orders", NULL), 401);
+	assert_int_equal(http_as(t5, "GET", "/orders", NULL, &r), 200);
+	assert_true(all_have(r.body, "editor_id", 5) >= 1);
+	tu_http_response_fini(&r);
+	assert_int_equal(http_code(t5, "GET", "/orders?editor_id=6", NULL), 403);
+	assert_int_equal(http_code(t5, "GET", "/advertisers?editor_id=6", NULL),
+	    403);
+	assert_int_equal(rpc_as(t5, ORD, "ListOrders", &lo.base,
+	                     (ProtobufCMessage **)&lr, &res),
+	    AFF_OK);
+	for (size_t i = 0; i < lr->n_orders; i++)
+		assert_int_equal(lr->orders[i]->editor_id, 5);
+	protobuf_c_message_free_unpacked(&lr->base, NULL);
+	aff_call_result_fini(&res);
+	rk.id = strtoll(t5 + 4, NULL, 10);
+	assert_int_equal(rpc_code(admin_tok, KEYS, "RevokeKey", &rk.base), AFF_OK);
+	assert_int_equal(http_code(t5, "GET", "/orders", NULL), 401);
+	assert_int_equal(rpc_code(t5, ORD, "ListOrders", &lo.base),
+	    AFF_UNAUTHENTICATED);
+	/* Back for the tests that follow. */
+	F->redis.port = port;
+	assert_int_equal(tu_redis_start(&F->redis), 0);
+}
+
+/* ---- the database is private ---- */
+
+/* The permission bits others have on path (-1 when it is missing). */
+static int
+others_bits(const char *db, const char *ext)
+{
+	char p[700];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s%s", db, ext);
+	return (stat(p, &st) == 0 ? (int)(st.st_mode & 077) : -1);
+}
+
+static void
+test_the_database_is_private_to_its_owner(void **state)
+{
+	store *s;
+
+	(void)state;
+	/* It holds the advertisers' webhook secrets in clear. */
+	assert_int_equal(http_code(admin_tok, "GET", "/orders", NULL), 200);
+	assert_int_equal(others_bits(F->db, ""), 0);
+	assert_int_equal(others_bits(F->db, "-wal"), 0);
+	assert_int_equal(others_bits(F->db, "-shm"), 0);
+	/* One left readable (an older version, a copy, a umask of 0) is
+	 * made private when opened. */
+	assert_int_equal(chmod(F->db, 0644), 0);
+	assert_int_equal(store_open(F->db, &s), AFF_OK);
+	store_close(s);
+	assert_int_equal(others_bits(F->db, ""), 0);
 }
 
 /* ---- hygiene: hostile text in every text field of every endpoint ---- */
@@ -1262,10 +1470,16 @@ main(int argc, char **argv)
 		    test_an_editor_sees_and_makes_only_its_own_applications),
 		cmocka_unit_test(test_an_editor_sees_only_its_own_orders),
 		cmocka_unit_test(
+		    test_an_editor_key_without_an_editor_is_refused_not_unscoped),
+		cmocka_unit_test(
 		    test_advertiser_queries_take_only_the_callers_editor_id),
 		cmocka_unit_test(
 		    test_an_advertisers_own_secret_signs_only_its_own_orders),
 		cmocka_unit_test(test_keys_and_secrets_never_reach_the_logs),
+		cmocka_unit_test(test_the_database_is_private_to_its_owner),
+		cmocka_unit_test(test_with_redis_down_the_rules_hold),
+		cmocka_unit_test(
+		    test_an_envelope_of_countless_tiny_fields_is_refused_unread),
 		cmocka_unit_test(
 		    test_hostile_text_in_every_rest_field_is_a_clear_error),
 		cmocka_unit_test(
@@ -1276,6 +1490,7 @@ main(int argc, char **argv)
 		    test_over_the_key_limit_is_429_with_ratelimit_headers),
 		cmocka_unit_test(
 		    test_over_the_address_limit_is_429_for_calls_without_a_key),
+		cmocka_unit_test(test_ipv6_clients_are_limited_by_their_64_prefix),
 	};
 	const struct CMUnitTest protected[] = {
 		cmocka_unit_test(

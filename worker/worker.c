@@ -14,6 +14,7 @@
 
 #include "aff_config.h"
 #include "aff_err.h"
+#include "aff_jobauth.h"
 #include "aff_log.h"
 #include "affiliate/v1/jobs.pb-c.h"
 
@@ -49,6 +50,7 @@ worker_config_load(struct worker_config *cfg, int argc, char **argv, int *help)
 		    &cfg->log_level, 0, 0, 0, NULL, "LEVEL",
 		    "debug, info, warn or error (info)" },
 	};
+	const char *secret;
 
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->jobs_url, sizeof(cfg->jobs_url), "tcp://127.0.0.1:5556");
@@ -57,6 +59,17 @@ worker_config_load(struct worker_config *cfg, int argc, char **argv, int *help)
 	cfg->concurrency = 4;
 	cfg->review_delay_ms = 50;
 	cfg->log_level = AFF_LOG_INFO;
+	secret = getenv("AFFILIATE_WORKER_SECRET");
+	if (secret != NULL && *secret != '\0' &&
+	    (strlen(secret) < AFF_WORKER_SECRET_MIN ||
+	        strlen(secret) >= sizeof(cfg->secret))) {
+		fprintf(stderr, "affiliate-worker: AFFILIATE_WORKER_SECRET must "
+		                "be %d to %zu characters\n",
+		    AFF_WORKER_SECRET_MIN, sizeof(cfg->secret) - 1);
+		return (AFF_INVALID_ARGUMENT);
+	}
+	snprintf(cfg->secret, sizeof(cfg->secret), "%s",
+	    secret != NULL ? secret : "");
 	return (aff_config_load("affiliate-worker", opts,
 	    sizeof(opts) / sizeof(opts[0]), argc, argv, help));
 }
@@ -70,7 +83,7 @@ worker_run_job(const struct worker_config *cfg, const char *name,
 	const struct worker_handler *h = NULL;
 	uint8_t *payload = NULL, *out;
 	size_t plen = 0;
-	char err[256] = "";
+	char err[256] = "", mac[65];
 	int rv;
 
 	if ((job = affiliate__v1__job__unpack(NULL, len, msg)) == NULL) {
@@ -95,6 +108,14 @@ worker_run_job(const struct worker_config *cfg, const char *name,
 	res.worker = (char *)name;
 	res.payload.data = payload;
 	res.payload.len = plen;
+	if (cfg->secret[0] != '\0' &&
+	    aff_job_result_sign(cfg->secret, &res, mac) != AFF_OK) {
+		aff_error("worker: cannot sign the result of job %lld",
+		    (long long)job->id);
+		free(payload);
+		affiliate__v1__job__free_unpacked(job, NULL);
+		return (NULL);
+	}
 	*outlen = affiliate__v1__job_result__get_packed_size(&res);
 	if ((out = malloc(*outlen > 0 ? *outlen : 1)) != NULL)
 		affiliate__v1__job_result__pack(&res, out);

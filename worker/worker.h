@@ -19,6 +19,9 @@ struct worker_config {
 	int review_delay_ms;    /* --review-delay, AFFILIATE_REVIEW_DELAY_MS */
 	int fail_percent;       /* --fail-percent, AFFILIATE_REVIEW_FAIL_PERCENT */
 	int log_level;          /* --log-level, AFFILIATE_LOG_LEVEL */
+	char secret[256];       /* AFFILIATE_WORKER_SECRET (the environment
+	                           only: argv is visible to every user): signs
+	                           each result (aff_jobauth.h); "" = none */
 };
 
 int worker_config_load(struct worker_config *cfg, int argc, char **argv,
