@@ -25,9 +25,11 @@ run: build
 
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
 # Every sanitized process (tests, and the servers, bridges and workers they
-# start, whose exit status a test may not look at) writes its reports to
-# build-asan/sanitizer/ instead of stderr: the target fails when any report
-# is there, after printing it, whatever the tests said.
+# start, whose exit status a test may not look at) writes its ASan and LSan
+# reports to build-asan/sanitizer/ instead of stderr: the target fails when
+# any report is there, after printing it, whatever the tests said. (GCC's
+# UBSan runtime ignores log_path: its reports stay on stderr, and
+# -fno-sanitize-recover ends the process at the first one.)
 ASAN_REPORTS = $(CURDIR)/build-asan/sanitizer
 asan:
 	@rm -rf $(ASAN_REPORTS) && mkdir -p $(ASAN_REPORTS)

@@ -100,7 +100,8 @@ replay_dir(const char *dir, int *count)
 		}
 		n++;
 	}
-	qsort(names, n, sizeof(*names), replay_name_cmp);
+	if (n > 0) /* with no file names is NULL, which qsort must not get */
+		qsort(names, n, sizeof(*names), replay_name_cmp);
 	for (size_t i = 0; i < n && rv == 0; i++) {
 		struct stat st;
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
