@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 WERROR := $(if $(CI),ON,OFF)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build test faults run asan bench fuzz clean
+.PHONY: all deps build test faults run asan bench fuzz valgrind soak clean
 
 all: build
 
@@ -31,8 +31,25 @@ run: build
 	scripts/run.sh $(BUILD_DIR)/bin
 
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Every sanitized process (tests, and the servers, bridges and workers they
+# start, whose exit status a test may not look at) writes its ASan and LSan
+# reports to build-asan/sanitizer/ instead of stderr: the target fails when
+# any report is there, after printing it, whatever the tests said (a file
+# that only lists the suppressions LSan used is not a report). (GCC's
+# UBSan runtime ignores log_path: its reports stay on stderr, and
+# -fno-sanitize-recover ends the process at the first one.)
+ASAN_REPORTS = $(CURDIR)/build-asan/sanitizer
 asan:
-	$(MAKE) test BUILD_DIR=build-asan CMAKE_ARGS="-DAFFILIATE_SANITIZER=address+undefined -DCMAKE_BUILD_TYPE=Debug"
+	@rm -rf $(ASAN_REPORTS) && mkdir -p $(ASAN_REPORTS)
+	@rc=0; ASAN_OPTIONS=log_path=$(ASAN_REPORTS)/report UBSAN_OPTIONS=log_path=$(ASAN_REPORTS)/report \
+	  $(MAKE) test BUILD_DIR=build-asan CMAKE_ARGS="-DAFFILIATE_SANITIZER=address+undefined -DCMAKE_BUILD_TYPE=Debug" || rc=$$?; \
+	for f in $(ASAN_REPORTS)/report*; do \
+	  [ -e "$$f" ] || continue; \
+	  if ! grep -qE "ERROR: |SUMMARY: " "$$f"; then \
+	    echo "asan: $$f: only leaks suppressed by tests/lsan.supp"; continue; fi; \
+	  rc=1; echo "asan: report $$f:"; cat "$$f"; \
+	done; \
+	[ $$rc = 0 ] && echo "asan: no sanitizer report" || echo "asan: FAILED"; exit $$rc
 
 # Printed figures, not a timed test: each target beside its bare limit
 # (civetweb, NNG echo) measured in the same run. BENCH_SECONDS=10 each.
@@ -41,22 +58,48 @@ bench: build
 
 # libFuzzer targets (tests/fuzz/), each FUZZ_SECONDS (60) from its seed
 # corpus, under AddressSanitizer + UndefinedBehaviorSanitizer. New inputs
-# go to build-fuzz/corpus/, crashes to build-fuzz/crash-*.
+# go to build-fuzz/corpus/, crashes to build-fuzz/crash-<target>-*: every
+# target runs, then the make fails naming each crash, to be copied into
+# tests/fuzz/regressions/<target>/ (a ctest test from then on) before the
+# fix. One input running over 60 s is a hang (a timeout-* artifact, a
+# failure); libFuzzer's slow-unit-* notes are not failures (a loaded host
+# pausing the process makes them). CI runs each for 20 s (.ci/run).
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS = fuzz_dispatch fuzz_json fuzz_route fuzz_webhook fuzz_job
-fuzz: deps
-	@command -v clang >/dev/null || { echo "fuzz: needs clang: apt-get install -y clang"; exit 1; }
+fuzz:
+	@scripts/deps.sh fuzz
 	@CC=clang cmake -S . -B build-fuzz -DAFFILIATE_FUZZ=ON -DAFFILIATE_TESTS=OFF \
 	  -DAFFILIATE_SANITIZER=address+undefined -DCMAKE_BUILD_TYPE=Debug >/dev/null
-	@cmake --build build-fuzz -j$(JOBS)
-	@set -e; for t in $(FUZZ_TARGETS); do \
+	@cmake --build build-fuzz -j$(JOBS) >/dev/null
+	@bad=0; for t in $(FUZZ_TARGETS); do \
 	  mkdir -p build-fuzz/corpus/$$t; \
 	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
-	  build-fuzz/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  build-fuzz/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=60 \
 	    -artifact_prefix=build-fuzz/crash-$$t- build-fuzz/corpus/$$t tests/fuzz/corpus/$$t \
-	    2>&1 | grep -E "DONE|ERROR|SUMMARY" || true; \
-	  ! ls build-fuzz/crash-$$t-* >/dev/null 2>&1; \
-	done
+	    >build-fuzz/$$t.log 2>&1 || { bad=1; echo "fuzz: $$t FAILED (build-fuzz/$$t.log)"; }; \
+	  grep -E "DONE|ERROR|SUMMARY" build-fuzz/$$t.log; \
+	done; \
+	for f in build-fuzz/crash-*; do \
+	  [ -e "$$f" ] || continue; \
+	  case $$f in *-slow-unit-*) echo "fuzz: $$f: slow (host pauses make these; not a failure)"; continue;; esac; \
+	  bad=1; \
+	  t=$$(basename $$f | sed 's/^crash-\(fuzz_[a-z]*\)-.*/\1/'); \
+	  echo "fuzz: CRASH $$f (log: build-fuzz/$$t.log); keep it as a test first:"; \
+	  echo "  mv $$f tests/fuzz/regressions/$$t/<what-it-broke>"; \
+	done; exit $$bad
+
+# The e2e session with the server, bridge and worker under valgrind
+# memcheck: fails on any error or definitely lost byte (tests/valgrind.sh).
+valgrind: build
+	@scripts/deps.sh valgrind
+	tests/valgrind.sh $(BUILD_DIR)/bin
+
+# A bounded soak (tests/soak/soak.c): SOAK_SECONDS (180) of mixed traffic
+# at SOAK_RATE (200) requests/s against redis, the server, two workers and
+# the bridge; fails when RSS or open descriptors grow past a small margin
+# from the first minute to the last, or any answer is not the expected one.
+soak: build
+	AFFILIATE_BIN_DIR=$(BUILD_DIR)/bin $(BUILD_DIR)/bin/soak
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# deps.sh - installs the Debian packages the project needs that are missing
-# (apt-get, when root), or prints the apt-get line to run (when not).
+# deps.sh [fuzz] [valgrind] - installs the Debian packages the project needs
+# that are missing (apt-get, when root), or prints the apt-get line to run
+# (when not). The named extras are for `make fuzz` and `make valgrind` only,
+# so `make test` does not pull in a second compiler.
 set -eu
 pkgs=(
 	build-essential cmake pkg-config
@@ -13,6 +15,15 @@ pkgs=(
 	# for the benchmarks (make bench)
 	wrk iproute2
 )
+for extra in "$@"; do
+	case $extra in
+	# clang's libFuzzer runtime is only a Recommends of clang, which
+	# --no-install-recommends skips.
+	fuzz) pkgs+=(clang libclang-rt-dev) ;;
+	valgrind) pkgs+=(valgrind) ;;
+	*) echo "deps: unknown extra '$extra' (fuzz, valgrind)" >&2; exit 2 ;;
+	esac
+done
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

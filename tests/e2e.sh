@@ -2,9 +2,13 @@
 # e2e.sh - a user's curl session over every REST endpoint, against the real
 # processes: redis-server, affiliate-server, affiliate-bridge and an
 # affiliate-worker on free loopback ports. Then the server is killed (503) and restarted (200 again,
-# with no bridge restart).
+# with no bridge restart), and the bridge, worker and server are stopped with
+# SIGTERM and must exit 0.
+# E2E_TIMEOUT_SCALE (1) multiplies every wait: tests/valgrind.sh runs this
+# session with the binaries under valgrind, many times slower.
 set -u
 BIN=${AFFILIATE_BIN_DIR:?}
+scale=${E2E_TIMEOUT_SCALE:-1}
 work=$(mktemp -d /tmp/affiliate-e2e-XXXXXX)
 pids=()
 pass=0
@@ -25,8 +29,8 @@ free_port() { # a loopback port nothing answers on, below the ephemeral range
 	done
 	return 1
 }
-wait_for() { # wait_for FILE PATTERN: up to 5 s
-	for _ in $(seq 1 100); do
+wait_for() { # wait_for FILE PATTERN: up to 5 s (times the scale)
+	for _ in $(seq 1 $((100 * scale))); do
 		grep -q "$2" "$1" 2>/dev/null && return 0
 		sleep 0.05
 	done
@@ -58,10 +62,12 @@ start_server() {
 start_server
 "$BIN/affiliate-bridge" --listen "127.0.0.1:$http_port" \
 	--server "$rpc_url" >"$work/bridge.log" 2>&1 &
-pids+=($!)
+bridge_pid=$!
+pids+=($bridge_pid)
 "$BIN/affiliate-worker" --jobs "$jobs_url" --results "$results_url" \
 	--review-delay 10 >"$work/worker.log" 2>&1 &
-pids+=($!)
+worker_pid=$!
+pids+=($worker_pid)
 wait_for "$work/server.log" "server: ready" || exit 1
 wait_for "$work/bridge.log" "bridge: listening" || exit 1
 
@@ -112,7 +118,7 @@ expect "apply again: conflict with the details" 409 POST /applications \
 expect "apply, not eligible" 403 POST /applications '{"advertiser_id":1,"editor_id":1}' \
 	'"code":"PERMISSION_DENIED"'
 # The worker reviews it in the background: approved within a second.
-for _ in $(seq 1 40); do
+for _ in $(seq 1 $((40 * scale))); do
 	curl -s "$B/applications/1" | grep -q '"status":"approved"' && break
 	sleep 0.05
 done
@@ -165,11 +171,35 @@ expect "server down" 503 GET /advertisers/2 "" 'Retry-After: 1' '"code":"UNAVAIL
 expect "health with the server down" 503 GET / "" '"code":"UNAVAILABLE"'
 start_server
 wait_for "$work/server.log" "ready (pid $server_pid)" || true
-for _ in $(seq 1 100); do
+for _ in $(seq 1 $((100 * scale))); do
 	[ "$(curl -s -o /dev/null -w '%{http_code}' "$B/advertisers/2")" = 200 ] && break
 	sleep 0.05
 done
 expect "server back, no bridge restart" 200 GET /advertisers/2 "" '"name":"Alpine Gear Co"'
+
+# A clean stop: SIGTERM, and exit 0 within 10 s (times the scale; valgrind's
+# leak check runs then, and its --error-exitcode turns a report into a
+# failure here).
+stop() { # stop NAME PID
+	kill -TERM "$2"
+	for _ in $(seq 1 $((200 * scale))); do
+		kill -0 "$2" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$2" 2>/dev/null; then
+		kill -9 "$2"
+		wait "$2" 2>/dev/null
+		not_ok "$1 stops on SIGTERM: still running after $((10 * scale)) s"
+		return
+	fi
+	wait "$2"
+	local rc=$?
+	[ "$rc" = 0 ] && ok "$1 stops on SIGTERM with exit 0" ||
+		not_ok "$1 stops on SIGTERM with exit $rc, wanted 0: $(tail -3 "$work/$1.log")"
+}
+stop bridge "$bridge_pid"
+stop worker "$worker_pid"
+stop server "$server_pid"
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

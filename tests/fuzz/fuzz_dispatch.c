@@ -24,10 +24,12 @@ stub(struct rpc_call *call, const ProtobufCMessage *in, ProtobufCMessage **out)
 #define STUBS(name, ...)                                                       \
 	static const struct rpc_method_def name[] = { __VA_ARGS__ }
 
-STUBS(adv_m, { "ListAdvertisers", stub, 0 }, { "GetAdvertiser", stub, 0 });
-STUBS(app_m, { "Apply", stub, 0 }, { "ListApplications", stub, 0 },
-    { "GetApplication", stub, 0 });
-STUBS(ord_m, { "ReceiveWebhook", stub, 0 }, { "ListOrders", stub, 0 });
+/* Designated: rpc_method_def grows fields (access rules) that a stub
+ * leaves at their zero defaults. */
+#define STUB(m) { .name = (m), .fn = stub }
+STUBS(adv_m, STUB("ListAdvertisers"), STUB("GetAdvertiser"));
+STUBS(app_m, STUB("Apply"), STUB("ListApplications"), STUB("GetApplication"));
+STUBS(ord_m, STUB("ReceiveWebhook"), STUB("ListOrders"));
 
 static const struct rpc_service_def adv = {
 	&affiliate__v1__advertiser_service__descriptor, adv_m, 2
