@@ -76,6 +76,7 @@ fuzz:
 	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
 	  build-fuzz/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=60 \
 	    -artifact_prefix=build-fuzz/crash-$$t- build-fuzz/corpus/$$t tests/fuzz/corpus/$$t \
+	    tests/fuzz/regressions/$$t \
 	    >build-fuzz/$$t.log 2>&1 || { bad=1; echo "fuzz: $$t FAILED (build-fuzz/$$t.log)"; }; \
 	  grep -E "DONE|ERROR|SUMMARY" build-fuzz/$$t.log; \
 	done; \
