@@ -128,5 +128,9 @@ int
 aff_wire_check_text(const ProtobufCMessageDescriptor *d, const uint8_t *data,
     size_t len, char *err, size_t errlen)
 {
+	/* An empty message (protobuf-c gives an absent payload as NULL, 0)
+	 * has no text to check, and NULL + 0 is undefined in C. */
+	if (len == 0)
+		return (AFF_OK);
 	return (walk(d, data, data + len, 0, err, errlen));
 }
