@@ -1060,22 +1060,38 @@ row_application_any(sqlite3_stmt *st, aff_arena *a)
 	return (row_application(st, a));
 }
 
+/*
+ * Steps a statement (parameters bound) that returns at most one row and
+ * reads it with row: AFF_OK with *out set, AFF_NOT_FOUND when there is no
+ * row (*out untouched), or the error; what names it in the log.
+ */
+static int
+one_row(sqlite_store *s, sqlite3_stmt *st,
+    void *(*row)(sqlite3_stmt *, aff_arena *), aff_arena *a, void **out,
+    const char *what)
+{
+	int rc = sqlite3_step(st), rv;
+
+	if (rc == SQLITE_ROW)
+		rv = (*out = row(st, a)) != NULL ? AFF_OK : AFF_RESOURCE_EXHAUSTED;
+	else if (rc == SQLITE_DONE)
+		rv = AFF_NOT_FOUND;
+	else
+		rv = sqlite_err(s->db, rc, what);
+	stmt_done(st);
+	return (rv);
+}
+
 /* Reads one application with a statement whose parameters are bound. */
 static int
 one_application(sqlite_store *s, sqlite3_stmt *st, aff_arena *a,
     Affiliate__V1__Application **out)
 {
-	int rc = sqlite3_step(st), rv;
+	void *r = NULL;
+	int rv = one_row(s, st, row_application_any, a, &r, "application read");
 
-	if (rc == SQLITE_ROW)
-		rv = (*out = row_application(st, a)) != NULL
-		    ? AFF_OK
-		    : AFF_RESOURCE_EXHAUSTED;
-	else if (rc == SQLITE_DONE)
-		rv = AFF_NOT_FOUND;
-	else
-		rv = sqlite_err(s->db, rc, "application read");
-	stmt_done(st);
+	if (rv == AFF_OK)
+		*out = r;
 	return (rv);
 }
 
@@ -1463,16 +1479,11 @@ static int
 one_order(sqlite_store *s, sqlite3_stmt *st, aff_arena *a,
     Affiliate__V1__Order **out, const char *what)
 {
-	int rc = sqlite3_step(st), rv;
+	void *r = NULL;
+	int rv = one_row(s, st, row_order_any, a, &r, what);
 
-	if (rc == SQLITE_ROW)
-		rv = (*out = row_order(st, a)) != NULL ? AFF_OK
-		                                       : AFF_RESOURCE_EXHAUSTED;
-	else if (rc == SQLITE_DONE)
-		rv = AFF_NOT_FOUND;
-	else
-		rv = sqlite_err(s->db, rc, what);
-	stmt_done(st);
+	if (rv == AFF_OK)
+		*out = r;
 	return (rv);
 }
 
@@ -1736,16 +1747,11 @@ static int
 one_key(sqlite_store *s, sqlite3_stmt *st, aff_arena *a,
     Affiliate__V1__ApiKey **out, const char *what)
 {
-	int rc = sqlite3_step(st), rv;
+	void *r = NULL;
+	int rv = one_row(s, st, row_key_any, a, &r, what);
 
-	if (rc == SQLITE_ROW)
-		rv = (*out = row_key(st, a)) != NULL ? AFF_OK
-		                                     : AFF_RESOURCE_EXHAUSTED;
-	else if (rc == SQLITE_DONE)
-		rv = AFF_NOT_FOUND;
-	else
-		rv = sqlite_err(s->db, rc, what);
-	stmt_done(st);
+	if (rv == AFF_OK)
+		*out = r;
 	return (rv);
 }
 
