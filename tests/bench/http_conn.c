@@ -16,8 +16,9 @@
 #include "http_conn.h"
 
 /* An answer that takes longer than this (on one read or write) is an
- * error, so a stuck bridge cannot hang a load driver. */
-#define IO_TIMEOUT_S 10
+ * error, so a stuck bridge cannot hang a load driver; c->timeout_ms says
+ * otherwise. */
+#define IO_TIMEOUT_MS 10000
 /* Headers larger than this are an error; bodies may be larger. */
 #define MAX_HEADER 16384
 
@@ -33,8 +34,9 @@ http_disconnect(struct http_conn *c)
 static int
 http_connect(struct http_conn *c)
 {
+	int ms = c->timeout_ms > 0 ? c->timeout_ms : IO_TIMEOUT_MS;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 	struct sockaddr_in sa;
-	struct timeval tv = { IO_TIMEOUT_S, 0 };
 	int one = 1;
 
 	http_disconnect(c);

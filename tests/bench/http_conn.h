@@ -13,6 +13,7 @@
 struct http_conn {
 	int fd;
 	int port;
+	int timeout_ms; /* per read or write; 0 = 10 s */
 	char *buf;
 	size_t len, cap;
 };
@@ -35,7 +36,8 @@ void http_disconnect(struct http_conn *c);
  * Sends REQ (the whole request) and reads one answer into *a, which stays
  * valid until the next call on c. Reconnects first when c is not
  * connected. Returns 0, or -1 when there is no answer (the connection is
- * then closed). A read or write that waits more than 10 s is no answer.
+ * then closed). A read or write that waits more than c->timeout_ms (10 s
+ * when 0) is no answer.
  */
 int http_roundtrip(struct http_conn *c, const char *req, size_t req_len,
     struct http_answer *a);

@@ -1,10 +1,6 @@
 /* faults.c - see faults.h. */
 #include "faults.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -12,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,8 +23,8 @@ int
 fs_wait_healthy(const struct fs_stack *s, int timeout_ms)
 {
 	int64_t until = aff_mono_ms() + timeout_ms;
-	struct fs_conn c;
-	struct fs_answer a;
+	struct http_conn c;
+	struct http_answer a;
 	int rv = -1;
 
 	fs_conn_init(&c, s->port, 2000);
@@ -214,10 +209,10 @@ fs_stack_stop(struct fs_stack *s)
 	s->dir = NULL;
 }
 
-/* ---- a keep-alive HTTP client ---- */
+/* ---- requests on the load drivers' keep-alive HTTP client ---- */
 
 void
-fs_conn_init(struct fs_conn *c, int port, int timeout_ms)
+fs_conn_init(struct http_conn *c, int port, int timeout_ms)
 {
 	memset(c, 0, sizeof(*c));
 	c->port = port;
@@ -225,132 +220,42 @@ fs_conn_init(struct fs_conn *c, int port, int timeout_ms)
 	c->timeout_ms = timeout_ms;
 }
 
-static void
-conn_close(struct fs_conn *c)
-{
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-	c->len = 0;
-}
-
 void
-fs_conn_fini(struct fs_conn *c)
+fs_conn_fini(struct http_conn *c)
 {
-	conn_close(c);
+	http_disconnect(c);
 	free(c->buf);
 	c->buf = NULL;
 }
 
-static int
-conn_open(struct fs_conn *c)
-{
-	struct sockaddr_in sa;
-	struct timeval tv = { c->timeout_ms / 1000,
-		(c->timeout_ms % 1000) * 1000 };
-	int one = 1;
-
-	if ((c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return (-1);
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)c->port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		conn_close(c);
-		return (-1);
-	}
-	return (0);
-}
-
-/* Reads more bytes into c->buf; -1 on close, error or timeout. */
-static int
-conn_fill(struct fs_conn *c)
-{
-	ssize_t got;
-
-	if (c->cap - c->len < 4096) {
-		size_t cap = c->cap ? c->cap * 2 : 16384;
-		char *nb = realloc(c->buf, cap);
-		if (nb == NULL)
-			return (-1);
-		c->buf = nb;
-		c->cap = cap;
-	}
-	do
-		got = recv(c->fd, c->buf + c->len, c->cap - c->len - 1, 0);
-	while (got < 0 && errno == EINTR);
-	if (got <= 0)
-		return (-1);
-	c->len += (size_t)got;
-	c->buf[c->len] = '\0';
-	return (0);
-}
-
 int
-fs_request(struct fs_conn *c, const char *method, const char *target,
-    const char *extra_headers, const char *body, struct fs_answer *a)
+fs_request(struct http_conn *c, const char *method, const char *target,
+    const char *extra_headers, const char *body, struct http_answer *a)
 {
-	char *req, *eoh, *cl;
-	size_t blen = body != NULL ? strlen(body) : 0, head_len, clen;
-	int n;
+	char *req;
+	size_t blen = body != NULL ? strlen(body) : 0;
+	int n, rv;
 
-	c->len = 0;
-	if (c->fd < 0 && conn_open(c) != 0)
-		return (-1);
 	n = asprintf(&req,
 	    "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sContent-Length: %zu\r\n\r\n%s",
 	    method, target, extra_headers != NULL ? extra_headers : "", blen,
 	    body != NULL ? body : "");
-	if (n < 0)
-		goto failed;
-	for (size_t off = 0; off < (size_t)n;) {
-		ssize_t w = send(c->fd, req + off, (size_t)n - off, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			free(req);
-			goto failed;
-		}
-		off += (size_t)w;
+	if (n < 0) {
+		http_disconnect(c);
+		return (-1);
 	}
+	rv = http_roundtrip(c, req, (size_t)n, a);
 	free(req);
-	while (c->len == 0 || (eoh = strstr(c->buf, "\r\n\r\n")) == NULL)
-		if (c->len > 65536 || conn_fill(c) != 0)
-			goto failed;
-	head_len = (size_t)(eoh - c->buf);
-	*eoh = '\0';
-	if (strncmp(c->buf, "HTTP/1.1 ", 9) != 0 ||
-	    (cl = strcasestr(c->buf, "\r\nContent-Length:")) == NULL)
-		goto failed;
-	clen = strtoul(cl + 17, NULL, 10);
-	while (c->len < head_len + 4 + clen)
-		if (conn_fill(c) != 0)
-			goto failed;
-	c->buf[head_len + 4 + clen] = '\0';
-	a->status = atoi(c->buf + 9);
-	a->head = c->buf;
-	a->body = c->buf + head_len + 4;
-	a->body_len = clen;
-	/* Pipelining is not used, so nothing follows the body; the server
-	 * closing after this answer means the next call reconnects. */
-	if (strcasestr(c->buf, "\r\nConnection: close") != NULL) {
-		close(c->fd);
-		c->fd = -1;
-	}
-	return (0);
-
-failed:
-	conn_close(c);
-	return (-1);
+	/* The server closing after this answer means the next call
+	 * reconnects. */
+	if (rv == 0)
+		http_after(c, a);
+	return (rv);
 }
 
 int
-fs_load_post(struct fs_load *l, struct fs_conn *c, const char *target,
-    const char *hdr, const char *body, const char *what, struct fs_answer *a)
+fs_load_post(struct fs_load *l, struct http_conn *c, const char *target,
+    const char *hdr, const char *body, const char *what, struct http_answer *a)
 {
 	int backoff = 5;
 
@@ -455,8 +360,8 @@ long
 fs_list_each(int port, const char *first, const char *key,
     void (*each)(const char *item, void *arg), void *arg)
 {
-	struct fs_conn c;
-	struct fs_answer a;
+	struct http_conn c;
+	struct http_answer a;
 	char target[512];
 	size_t klen = strlen(key);
 	long total = 0;
@@ -475,7 +380,7 @@ fs_list_each(int port, const char *first, const char *key,
 			each(p + klen, arg);
 			total++;
 		}
-		if ((link = strcasestr(a.head, "\r\nLink: <")) == NULL)
+		if ((link = strcasestr(a.headers, "\r\nLink: <")) == NULL)
 			break;
 		lt = strchr(link, '<');
 		if ((gt = strchr(lt, '>')) == NULL ||

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "http_conn.h"
 #include "testutil.h"
 
 #define FS_SECRET "faults-secret"
@@ -66,25 +67,9 @@ const char *fs_stack_dead(struct fs_stack *s);
 int fs_wait_healthy(const struct fs_stack *s, int timeout_ms);
 
 /* One keep-alive HTTP/1.1 connection to 127.0.0.1:port. */
-struct fs_conn {
-	int port;
-	int fd;        /* -1 while not connected */
-	int timeout_ms; /* per read or write */
-	char *buf;
-	size_t len, cap;
-};
-
-/* An answer; head and body point into the connection's buffer and stay
- * valid until its next request. */
-struct fs_answer {
-	int status;
-	const char *head; /* status line and headers, NUL-terminated */
-	const char *body; /* NUL-terminated */
-	size_t body_len;
-};
-
-void fs_conn_init(struct fs_conn *c, int port, int timeout_ms);
-void fs_conn_fini(struct fs_conn *c);
+/* The HTTP client is the load drivers' (tests/bench/http_conn.h). */
+void fs_conn_init(struct http_conn *c, int port, int timeout_ms);
+void fs_conn_fini(struct http_conn *c);
 
 /*
  * Sends one request (connecting first when needed) and reads its answer
@@ -92,8 +77,8 @@ void fs_conn_fini(struct fs_conn *c);
  * NULL; body may be NULL. Returns 0, or -1 when no whole answer came (the
  * connection is then closed, so the next call connects again).
  */
-int fs_request(struct fs_conn *c, const char *method, const char *target,
-    const char *extra_headers, const char *body, struct fs_answer *a);
+int fs_request(struct http_conn *c, const char *method, const char *target,
+    const char *extra_headers, const char *body, struct http_answer *a);
 
 /*
  * A load of POSTs from several threads, each retrying what got no 2xx (an
@@ -119,8 +104,8 @@ struct fs_load {
  * odd_status (and printed with what) and retried anyway. 0 when acked,
  * -1 at the deadline.
  */
-int fs_load_post(struct fs_load *l, struct fs_conn *c, const char *target,
-    const char *hdr, const char *body, const char *what, struct fs_answer *a);
+int fs_load_post(struct fs_load *l, struct http_conn *c, const char *target,
+    const char *hdr, const char *body, const char *what, struct http_answer *a);
 
 /*
  * Waits until at least want items are acked, checking meanwhile that no

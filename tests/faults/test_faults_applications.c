@@ -42,8 +42,8 @@ static void *
 load_main(void *arg)
 {
 	struct load *l = arg;
-	struct fs_conn c;
-	struct fs_answer a;
+	struct http_conn c;
+	struct http_answer a;
 	char body[128], hdr[64], what[48];
 	const char *id;
 	long k;

@@ -30,7 +30,7 @@
 #define NEW_AFTER_ROOM 200
 
 static int
-post_order(struct fs_conn *c, long i, struct fs_answer *a)
+post_order(struct http_conn *c, long i, struct http_answer *a)
 {
 	char body[256], hdr[200];
 
@@ -40,9 +40,9 @@ post_order(struct fs_conn *c, long i, struct fs_answer *a)
 }
 
 static int
-get(struct fs_conn *c, const char *target)
+get(struct http_conn *c, const char *target)
 {
-	struct fs_answer a;
+	struct http_answer a;
 
 	assert_int_equal(fs_request(c, "GET", target, NULL, NULL, &a), 0);
 	return (a.status);
@@ -50,7 +50,7 @@ get(struct fs_conn *c, const char *target)
 
 /* Applies for pair k (fs_pair). */
 static int
-post_application(struct fs_conn *c, long k, struct fs_answer *a)
+post_application(struct http_conn *c, long k, struct http_answer *a)
 {
 	char body[96];
 	long editor, adv;
@@ -85,8 +85,8 @@ static void
 test_a_full_disk_refuses_writes_serves_reads_and_recovers(void **state)
 {
 	struct fs_stack s = { 0 };
-	struct fs_conn c;
-	struct fs_answer a;
+	struct http_conn c;
+	struct http_answer a;
 	long acked = 0, apps = 0, pages;
 	int full_status;
 

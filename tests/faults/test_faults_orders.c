@@ -44,8 +44,8 @@ static void *
 load_main(void *arg)
 {
 	struct load *l = arg;
-	struct fs_conn c;
-	struct fs_answer a;
+	struct http_conn c;
+	struct http_answer a;
 	char body[256], hdr[200], what[48];
 	long i;
 

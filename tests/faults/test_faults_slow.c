@@ -80,8 +80,8 @@ static int
 probe(const struct fs_stack *s, const char *method, const char *target,
     const char *hdr, const char *body, int64_t *ms)
 {
-	struct fs_conn c;
-	struct fs_answer a;
+	struct http_conn c;
+	struct http_answer a;
 	int64_t t0 = aff_mono_ms();
 	int status = -1;
 
