@@ -8,23 +8,14 @@ BIN=${AFFILIATE_BIN_DIR:?}
 SRC=${AFFILIATE_SOURCE_DIR:?}
 work=$(mktemp -d /tmp/affiliate-cli-XXXXXX)
 url="ipc://$work/rpc.sock"
-pass=0
-fail=0
 server_pid=
+. "$(dirname "$0")/tap.sh"
 
 cleanup() {
 	[ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null
 	rm -rf "$work"
 }
 trap cleanup EXIT
-
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-not_ok() { fail=$((fail + 1)); echo "not ok - $1"; }
-check() { # check NAME COMMAND...: passes when COMMAND succeeds
-	local name=$1
-	shift
-	if "$@"; then ok "$name"; else not_ok "$name"; fi
-}
 
 # run_cli EXPECTED_EXIT ARGS...: runs the CLI, output in $work/out, $work/err
 run_cli() {
@@ -141,5 +132,4 @@ server_pid=
 check "SIGTERM stops the server with exit 0" [ "$rc" = 0 ]
 check "and it says so" grep -q "server: stopped" "$work/server.log"
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+tap_done

@@ -11,8 +11,7 @@ BIN=${AFFILIATE_BIN_DIR:?}
 scale=${E2E_TIMEOUT_SCALE:-1}
 work=$(mktemp -d /tmp/affiliate-e2e-XXXXXX)
 pids=()
-pass=0
-fail=0
+. "$(dirname "$0")/tap.sh"
 
 cleanup() {
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
@@ -38,8 +37,6 @@ wait_for() { # wait_for FILE PATTERN: up to 5 s (times the scale)
 	cat "$1" >&2
 	return 1
 }
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-not_ok() { fail=$((fail + 1)); echo "not ok - $1"; }
 
 redis_port=$(free_port)
 http_port=$(free_port)
@@ -201,5 +198,4 @@ stop bridge "$bridge_pid"
 stop worker "$worker_pid"
 stop server "$server_pid"
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+tap_done

@@ -9,9 +9,8 @@ set -u
 BIN=${AFFILIATE_BIN_DIR:?}
 work=$(mktemp -d /tmp/affiliate-keys-XXXXXX)
 url="ipc://$work/rpc.sock"
-pass=0
-fail=0
 server_pid=
+. "$(dirname "$0")/tap.sh"
 
 cleanup() {
 	[ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null
@@ -19,13 +18,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-not_ok() { fail=$((fail + 1)); echo "not ok - $1"; }
-check() {
-	local name=$1
-	shift
-	if "$@"; then ok "$name"; else not_ok "$name"; fi
-}
 cli() { # cli KEY ARGS...: output in $work/out, exit status returned
 	local key=$1
 	shift
@@ -82,5 +74,4 @@ check "no key or secret in the server's log" bash -c \
 kill -TERM "$server_pid"
 wait "$server_pid"
 server_pid=
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+tap_done
