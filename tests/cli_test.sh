@@ -4,6 +4,7 @@
 # the README's protoc --encode | nngcat | protoc --decode call, bad flags,
 # and a clean stop on SIGTERM.
 set -u
+. "$(dirname "$0")/clean_env.sh"
 BIN=${AFFILIATE_BIN_DIR:?}
 SRC=${AFFILIATE_SOURCE_DIR:?}
 work=$(mktemp -d /tmp/affiliate-cli-XXXXXX)

@@ -5,8 +5,10 @@
 # with no bridge restart), and the bridge, worker and server are stopped with
 # SIGTERM and must exit 0.
 # E2E_TIMEOUT_SCALE (1) multiplies every wait: tests/valgrind.sh runs this
-# session with the binaries under valgrind, many times slower.
+# session with the binaries under valgrind, many times slower, and with
+# E2E_BRIDGE_THREADS (the bridge's default when unset) lower.
 set -u
+. "$(dirname "$0")/clean_env.sh"
 BIN=${AFFILIATE_BIN_DIR:?}
 scale=${E2E_TIMEOUT_SCALE:-1}
 work=$(mktemp -d /tmp/affiliate-e2e-XXXXXX)
@@ -58,6 +60,7 @@ start_server() {
 }
 start_server
 "$BIN/affiliate-bridge" --listen "127.0.0.1:$http_port" \
+	${E2E_BRIDGE_THREADS:+--threads "$E2E_BRIDGE_THREADS"} \
 	--server "$rpc_url" >"$work/bridge.log" 2>&1 &
 bridge_pid=$!
 pids+=($bridge_pid)

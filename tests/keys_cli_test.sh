@@ -6,6 +6,7 @@
 # with AFFILIATE_AUTH=on (ipc://, fresh database); the start line naming
 # the mode; and no key or secret in the server's log.
 set -u
+. "$(dirname "$0")/clean_env.sh"
 BIN=${AFFILIATE_BIN_DIR:?}
 work=$(mktemp -d /tmp/affiliate-keys-XXXXXX)
 url="ipc://$work/rpc.sock"
