@@ -127,7 +127,7 @@ expect "applications list" 200 GET "/applications?editor_id=1&status=approved" "
 # A partner's signed order: stored once, exact to the cent.
 order='{"order_id":"A-1","advertiser_id":2,"user_id":1,"amount":49.9,"commission":4.99}'
 printf '%s' "$order" >"$work/order.json"
-sig=$(AFFILIATE_DATA_DIR="$work/data" "$BIN/affiliate" webhook sign "$work/order.json")
+sig=$(AFFILIATE_DATA_DIR="$work/data" "$BIN/affiliate" webhook sign --plain "$work/order.json")
 expect_signed() { # expect_signed NAME STATUS SIGNATURE PATTERN...
 	local name=$1 want=$2 s=$3
 	shift 3
@@ -145,7 +145,7 @@ expect_signed() { # expect_signed NAME STATUS SIGNATURE PATTERN...
 }
 expect_signed "webhook: a new order" 201 "$sig" '"amount":49.90' '"commission":4.99' '"status":"pending"'
 expect_signed "webhook: the same order again" 200 "$sig" '"order_id":"A-1"'
-tsig=$(AFFILIATE_DATA_DIR="$work/data" "$BIN/affiliate" webhook sign --timestamp "$work/order.json")
+tsig=$(AFFILIATE_DATA_DIR="$work/data" "$BIN/affiliate" webhook sign "$work/order.json")
 expect_signed "webhook: the timestamped signature" 200 "$tsig" '"order_id":"A-1"'
 expect_signed "webhook: a wrong signature" 401 "$(printf '%064d' 0)" '"code":"UNAUTHENTICATED"'
 expect "webhook: no signature" 401 POST /webhook/orders "$order" '"code":"UNAUTHENTICATED"'
