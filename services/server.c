@@ -194,6 +194,20 @@ server_config_load(
 		    "ADDRS",
 		    "bridges (IP addresses, comma-separated) whose x-forwarded-for "
 		    "is believed, besides loopback and ipc (none)" },
+		/* Environment only (secrets are never flags: argv is visible
+		 * to every user), read where they are used. */
+		{ NULL, "AFFILIATE_WEBHOOK_SECRET", AFF_OPT_STRING, NULL, 0, 0, 0,
+		    NULL, NULL,
+		    "webhook signing secrets, comma-separated (none: one is made "
+		    "in DIR/webhook_secret)" },
+		{ NULL, "AFFILIATE_WORKER_SECRET", AFF_OPT_STRING, NULL, 0, 0, 0,
+		    NULL, NULL,
+		    "shared with the workers (16+ characters): results without "
+		    "its MAC are dropped (none)" },
+		{ NULL, "AFFILIATE_DB_MAX_PAGES", AFF_OPT_STRING, NULL, 0, 0, 0,
+		    NULL, NULL,
+		    "size cap of the SQLite file in pages; past it writes fail "
+		    "as on a full disk (none)" },
 	};
 
 	memset(cfg, 0, sizeof(*cfg));

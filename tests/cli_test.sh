@@ -216,6 +216,31 @@ else
 	not_ok "protoc and nngcat are installed (make deps)"
 fi
 
+# --help of each binary names every AFFILIATE_* variable its code reads,
+# those that exist only in the environment too.
+for pair in affiliate-server:services affiliate-worker:worker \
+	affiliate-bridge:bridge affiliate:cli; do
+	prog=${pair%%:*}
+	"$BIN/$prog" --help >"$work/help" 2>&1
+	missing=
+	for v in $(grep -ho '"AFFILIATE_[A-Z][A-Z0-9_]*"' "$SRC/${pair#*:}"/*.c | tr -d '"' | sort -u); do
+		grep -q "$v" "$work/help" || missing+="$v "
+	done
+	check "$prog --help lists every variable it reads (missing: ${missing:-none})" [ -z "$missing" ]
+done
+"$BIN/affiliate-server" --help | sed -n '/^environment only/,$p' >"$work/envonly"
+check "affiliate-server --help lists the secrets under 'environment only'" \
+	bash -c "grep -q '^  AFFILIATE_WEBHOOK_SECRET ' '$work/envonly' && grep -q '^  AFFILIATE_WORKER_SECRET ' '$work/envonly'"
+
+# The README's test table names every ctest test (the fuzz replays,
+# named from a list, share one row).
+missing=
+for t in $(grep -rhoE '(affiliate_test|affiliate_script_test)\([a-z_0-9]+|add_test\(NAME [a-z_0-9]+' \
+	"$SRC/tests" --include=CMakeLists.txt | sed -E 's/.*[( ]//' | sort -u); do
+	grep -q "^| \`$t\` |" "$SRC/README.md" || missing+="$t "
+done
+check "the README's test table names every test (missing: ${missing:-none})" [ -z "$missing" ]
+
 # Configuration errors are reported, not guessed around.
 "$BIN/affiliate-server" --threads lots >/dev/null 2>"$work/err"
 check "a bad flag exits 2" [ $? = 2 ]
