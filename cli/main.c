@@ -35,6 +35,9 @@ static const char usage[] =
     "  webhook sign [--plain] FILE|-       (the X-Partner-Signature for a body:\n"
     "                                      t=<unix>,v1=<hex>; --plain: <hex>)\n"
     "  webhook secret rotate --advertiser A [--grace SECS]   (admin)\n"
+    "  webhook require-timestamp ADVERTISER on|off   (admin; on: that\n"
+    "                                      advertiser's --plain signatures\n"
+    "                                      are refused)\n"
     "  keys create --editor E | --admin    (admin; prints the key once)\n"
     "  keys list                           (admin)\n"
     "  keys revoke ID                      (admin)\n"
@@ -509,15 +512,47 @@ webhook_sign(struct cli *c)
 	return (0);
 }
 
+/* webhook require-timestamp ADVERTISER on|off (admin). */
+static int
+webhook_require_timestamp(struct cli *c)
+{
+	Affiliate__V1__SetWebhookPolicyRequest req =
+	    AFFILIATE__V1__SET_WEBHOOK_POLICY_REQUEST__INIT;
+
+	if (c->argc < 4)
+		return (usage_error(
+		    "webhook require-timestamp needs ADVERTISER and on or off"));
+	if (c->argc > 4)
+		return (usage_error(
+		    "webhook require-timestamp takes ADVERTISER and on or off, "
+		    "not also '%s'",
+		    c->argv[4]));
+	if (aff_parse_int64(c->argv[2], 1, INT64_MAX, &req.advertiser_id) !=
+	    AFF_OK)
+		return (usage_error(
+		    "advertiser id must be a positive integer, not '%s'",
+		    c->argv[2]));
+	if (strcmp(c->argv[3], "on") == 0)
+		req.require_timestamp = 1;
+	else if (strcmp(c->argv[3], "off") != 0)
+		return (usage_error(
+		    "webhook require-timestamp takes on or off, not '%s'",
+		    c->argv[3]));
+	return (cli_call(c, &affiliate__v1__webhook_secret_service__descriptor,
+	    "SetWebhookPolicy", &req.base));
+}
+
 static int
 cmd_webhook(struct cli *c)
 {
-	const char *v = verb(c, "sign, secret rotate");
+	const char *v = verb(c, "sign, secret rotate, require-timestamp");
 
 	if (v == NULL)
 		return (2);
 	if (strcmp(v, "sign") == 0)
 		return (webhook_sign(c));
+	if (strcmp(v, "require-timestamp") == 0)
+		return (webhook_require_timestamp(c));
 	if (strcmp(v, "secret") == 0) {
 		Affiliate__V1__RotateWebhookSecretRequest req =
 		    AFFILIATE__V1__ROTATE_WEBHOOK_SECRET_REQUEST__INIT;
@@ -535,7 +570,7 @@ cmd_webhook(struct cli *c)
 		return (cli_call(c, &affiliate__v1__webhook_secret_service__descriptor,
 		    "RotateWebhookSecret", &req.base));
 	}
-	return (unknown_verb(c, "sign, secret rotate"));
+	return (unknown_verb(c, "sign, secret rotate, require-timestamp"));
 }
 
 int
