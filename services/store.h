@@ -262,6 +262,17 @@ struct store_ops {
 	int (*webhook_secrets_get)(store *s, int64_t advertiser_id, int64_t now,
 	    aff_arena *a, char **out, size_t max, size_t *n);
 
+	/*
+	 * Whether an advertiser's webhooks must carry the timestamped
+	 * signature (the plain form refused). get sets *require_timestamp
+	 * to 0 for an advertiser never set (or unknown); set answers
+	 * AFF_NOT_FOUND for an unknown advertiser.
+	 */
+	int (*webhook_policy_get)(store *s, int64_t advertiser_id,
+	    int *require_timestamp);
+	int (*webhook_policy_set)(store *s, int64_t advertiser_id,
+	    int require_timestamp);
+
 	/* Group commit: the writes between begin and end are one
 	 * transaction, so one fsync covers them all. */
 	int (*batch_begin)(store *s);
