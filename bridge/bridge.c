@@ -383,7 +383,6 @@ call_body(struct http_call *hc, const struct route *r, ProtobufCMessage *req)
 {
 	char *body = NULL, err[256];
 	size_t len = 0;
-	json_error_t jerr;
 	json_t *j;
 	int st;
 
@@ -418,11 +417,10 @@ call_body(struct http_call *hc, const struct route *r, ProtobufCMessage *req)
 	if (len == 0)
 		return (call_error(
 		    hc, 400, "INVALID_ARGUMENT", "a JSON object body is required"));
-	j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (j == NULL)
-		return (call_error(hc, 400, "INVALID_ARGUMENT",
-		    "the body is not valid JSON: %s (line %d, column %d)", jerr.text,
-		    jerr.line, jerr.column));
+	/* Nesting is bounded before jansson's recursive parser runs on
+	 * civetweb's 100 KB stack (aff_json.h). */
+	if (aff_json_parse(body, len, &j, err, sizeof(err)) != AFF_OK)
+		return (call_error(hc, 400, "INVALID_ARGUMENT", "%s", err));
 	st = aff_json_to_message(j, req, &hc->arena, err, sizeof(err));
 	json_decref(j);
 	if (st != AFF_OK)
