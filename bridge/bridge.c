@@ -635,6 +635,7 @@ call_route(struct http_call *hc, const struct route_match *m)
 	    protobuf_c_service_descriptor_get_method_by_name(r->service, r->rpc);
 	struct aff_metadata meta[3];
 	char client[64];
+	int proxied;
 	struct aff_call_opts opts = { 0 };
 	struct aff_call_result res;
 	ProtobufCMessage *req, *reply;
@@ -656,13 +657,12 @@ call_route(struct http_call *hc, const struct route_match *m)
 
 	opts.request_id = hc->request_id;
 	opts.timeout_ms = hc->b->cfg.timeout_ms;
-	/* The client's address (for the server's per-address rate limit),
-	 * whether this bridge is reachable from other hosts (protected mode:
-	 * the server then requires a key), and the key, untouched: the
-	 * server decides. */
-	/* Behind a trusted proxy the client is the one it names (proxy.h); a
-	 * request that came through any proxy makes the bridge exposed. */
-	int proxied = proxy_client_address(&hc->b->proxies, hc->ri, client,
+	/* The client's address (for the server's per-address rate limit;
+	 * behind a trusted proxy the one it names, see proxy.h), whether
+	 * this bridge is reachable from other hosts (protected mode: the
+	 * server then requires a key; a request that came through any proxy
+	 * says it is), and the key, untouched: the server decides. */
+	proxied = proxy_client_address(&hc->b->proxies, hc->ri, client,
 	    sizeof(client));
 	meta[0] = (struct aff_metadata){ "x-forwarded-for", client };
 	opts.metadata = meta;
