@@ -36,6 +36,7 @@
 #include "aff_util.h"
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "fuzz/cw_stack.h"
+#include "proxy.h"
 #include "routes.h"
 #include "testutil.h"
 
@@ -762,6 +763,126 @@ test_bad_edge_settings_stop_the_bridge_at_start(void **state)
 	check_bad_setting("--tls-cert", "/nonexistent.pem");
 }
 
+/* --- the proxy chain, as a function ------------------------------------- */
+
+/* proxy_client_address on a request from peer with the header lines
+ * given as "Name", "value" pairs (NULL-terminated); the client in out. */
+static int
+chain(const struct proxy_list *l, const char *peer, const char *const *hdrs,
+    char *out, size_t cap)
+{
+	struct mg_request_info ri;
+
+	memset(&ri, 0, sizeof(ri));
+	snprintf(ri.remote_addr, sizeof(ri.remote_addr), "%s", peer);
+	for (; hdrs != NULL && hdrs[0] != NULL; hdrs += 2) {
+		ri.http_headers[ri.num_headers].name = hdrs[0];
+		ri.http_headers[ri.num_headers].value = hdrs[1];
+		ri.num_headers++;
+	}
+	return (proxy_client_address(l, &ri, out, cap));
+}
+
+static void
+check_chain(const struct proxy_list *l, const char *peer,
+    const char *const *hdrs, int proxied, const char *want)
+{
+	char out[64];
+
+	assert_int_equal(chain(l, peer, hdrs, out, sizeof(out)), proxied);
+	assert_string_equal(out, want);
+}
+
+static void
+test_the_client_is_the_right_most_untrusted_address(void **state)
+{
+	struct proxy_list l, none;
+	char err[128];
+
+	(void)state;
+	assert_int_equal(proxy_list_parse(" 127.0.0.1 ,10.0.0.0/8, fd00::/8,",
+	                     &l, err, sizeof(err)),
+	    AFF_OK);
+	assert_int_equal(l.n, 3);
+	assert_int_equal(proxy_list_parse("", &none, err, sizeof(err)), AFF_OK);
+	assert_int_equal(none.n, 0);
+	assert_int_equal(proxy_list_parse("10.0.0.0/", &none, err, sizeof(err)),
+	    AFF_INVALID_ARGUMENT);
+	assert_int_equal(proxy_list_parse("::1/129", &none, err, sizeof(err)),
+	    AFF_INVALID_ARGUMENT);
+	assert_true(proxy_list_contains(&l, "10.255.0.1"));
+	assert_true(proxy_list_contains(&l, "::ffff:127.0.0.1")); /* v4-mapped */
+	assert_true(proxy_list_contains(&l, "fd12::1"));
+	assert_false(proxy_list_contains(&l, "11.0.0.1"));
+	assert_false(proxy_list_contains(&l, "fe80::1"));
+
+	/* No header: the peer, not proxied. */
+	check_chain(&l, "127.0.0.1", NULL, 0, "127.0.0.1");
+	{
+		const char *h[] = { "X-Forwarded-For", "198.51.100.1", NULL };
+		/* From an untrusted peer: proxied, header ignored. */
+		check_chain(&l, "192.0.2.7", h, 1, "192.0.2.7");
+		check_chain(&none, "127.0.0.1", h, 1, "127.0.0.1");
+		check_chain(&l, "127.0.0.1", h, 1, "198.51.100.1");
+	}
+	{
+		/* Left of the first untrusted hop is the client's own text. */
+		const char *h[] = { "X-Forwarded-For",
+			"6.6.6.6, 198.51.100.1 , 10.0.0.2", "X-Forwarded-For",
+			"10.0.0.3", NULL };
+		check_chain(&l, "127.0.0.1", h, 1, "198.51.100.1");
+	}
+	{
+		/* Only trusted hops: the left-most of them. */
+		const char *h[] = { "x-forwarded-for", "10.0.0.9,10.0.0.8", NULL };
+		check_chain(&l, "127.0.0.1", h, 1, "10.0.0.9");
+	}
+	{
+		/* A hop that is no address stops at the proxy that wrote it. */
+		const char *h[] = { "X-Forwarded-For", "198.51.100.1, unknown",
+			NULL };
+		check_chain(&l, "127.0.0.1", h, 1, "127.0.0.1");
+		const char *h2[] = { "X-Forwarded-For", "", NULL };
+		check_chain(&l, "127.0.0.1", h2, 1, "127.0.0.1");
+		const char *h3[] = { "X-Forwarded-For", "1.2.3.4\r\nX: y", NULL };
+		check_chain(&l, "127.0.0.1", h3, 1, "127.0.0.1");
+	}
+	{
+		/* Ports and brackets as proxies write them. */
+		const char *h[] = { "X-Forwarded-For", "198.51.100.1:5555", NULL };
+		check_chain(&l, "127.0.0.1", h, 1, "198.51.100.1");
+		const char *h2[] = { "X-Forwarded-For", "[2001:db8::1]:443", NULL };
+		check_chain(&l, "127.0.0.1", h2, 1, "2001:db8::1");
+	}
+	{
+		/* Forwarded (RFC 7239), read only when there is no XFF. */
+		const char *h[] = { "Forwarded",
+			"for=192.0.2.60;proto=http;by=203.0.113.43, "
+			"For=\"[2001:db8:cafe::17]:4711\"",
+			NULL };
+		check_chain(&l, "127.0.0.1", h, 1, "2001:db8:cafe::17");
+		const char *h2[] = { "Forwarded", "for=_hidden", NULL };
+		check_chain(&l, "127.0.0.1", h2, 1, "127.0.0.1");
+		const char *h3[] = { "Forwarded", "for=192.0.2.60",
+			"X-Forwarded-For", "198.51.100.9", NULL };
+		check_chain(&l, "127.0.0.1", h3, 1, "198.51.100.9");
+		const char *h4[] = { "Forwarded", "proto=https", NULL };
+		check_chain(&l, "127.0.0.1", h4, 1, "127.0.0.1");
+	}
+	{
+		/* X-Real-IP makes a request proxied but names nobody. */
+		const char *h[] = { "X-Real-IP", "198.51.100.1", NULL };
+		check_chain(&l, "127.0.0.1", h, 1, "127.0.0.1");
+	}
+	{
+		/* A chain longer than the bridge reads: its right end counts. */
+		char *many = repeat("6.6.6.6,", 200, "198.51.100.2", "");
+		const char *h[] = { "X-Forwarded-For", many, NULL };
+		check_chain(&l, "127.0.0.1", h, 1, "198.51.100.2");
+		free(many);
+	}
+}
+
 /* --- exposed: TLS and proxies ------------------------------------------ */
 
 /* Writes a new P-256 key and a self-signed certificate for 127.0.0.1 (as
@@ -1007,6 +1128,7 @@ main(void)
 		cmocka_unit_test(test_no_message_of_a_route_nests_itself_or_deeply),
 		cmocka_unit_test(
 		    test_deep_json_is_refused_before_jansson_on_a_civetweb_stack),
+		cmocka_unit_test(test_the_client_is_the_right_most_untrusted_address),
 		cmocka_unit_test_setup_teardown(
 		    test_deeply_nested_bodies_are_400_and_the_bridge_lives, setup,
 		    teardown),
