@@ -644,6 +644,29 @@ test_expect_100_continue_is_answered_before_the_body(void **state)
 		}
 	}
 
+	/* An unsigned webhook is refused by the server whatever its body:
+	 * its 401 comes at once, without the 100; a signed one is asked for
+	 * its body first (and this signature is wrong: 401 after it). */
+	fd = conn_open(F->port);
+	conn_send(fd, "POST /webhook/orders HTTP/1.1\r\nHost: x\r\n"
+	              "Content-Length: 20\r\nExpect: 100-continue\r\n\r\n");
+	n = conn_read_until(fd, buf, sizeof(buf), 0, "}}", 5000);
+	if (strncmp(buf, "HTTP/1.1 401 ", 13) != 0)
+		fail_msg("unsigned webhook -> %s", buf);
+	assert_non_null(strstr(buf, "X-Partner-Signature header is missing"));
+	assert_non_null(strstr(buf, "\r\nConnection: close\r\n"));
+	close(fd);
+	fd = conn_open(F->port);
+	conn_send(fd, "POST /webhook/orders HTTP/1.1\r\nHost: x\r\n"
+	              "Content-Length: 2\r\nX-Partner-Signature: 00\r\n"
+	              "Expect: 100-continue\r\nConnection: close\r\n\r\n");
+	n = conn_read_until(fd, buf, sizeof(buf), 0, "\r\n\r\n", 2000);
+	assert_string_equal(buf, "HTTP/1.1 100 Continue\r\n\r\n");
+	conn_send(fd, "{}");
+	n = conn_read_until(fd, buf, sizeof(buf), 0, "}}", 5000);
+	assert_true(n > 0 && strncmp(buf, "HTTP/1.1 401 ", 13) == 0);
+	close(fd);
+
 	/* Another expectation cannot be met: 417. */
 	{
 		struct tu_http_response r;
