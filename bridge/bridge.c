@@ -28,9 +28,20 @@
 #include "aff_sp.h"
 #include "aff_util.h"
 #include "affiliate/v1/health.pb-c.h"
+#include "framing.h"
 #include "http_status.h"
 #include "openapi.h"
 #include "routes.h"
+
+/* civetweb's max_request_size: its buffer for the request line and the
+ * headers. */
+#define BRIDGE_MAX_HEAD 16384
+#define BRIDGE_MAX_HEAD_S "16384"
+
+/* Set on a civetweb worker thread when bridge_http_error answered the
+ * connection's last request, so that bridge_connection_close does not
+ * answer it a second time. */
+static __thread int tl_answered;
 
 struct bridge {
 	struct bridge_config cfg;
@@ -104,11 +115,13 @@ bridge_config_load(struct bridge_config *cfg, int argc, char **argv, int *help)
 }
 
 /*
- * Whether civetweb keeps the connection open after this answer, by its own
- * rule (should_keep_alive() and process_new_connection() in civetweb.c):
- * never after a 401 or with a request body left unread; else the client's
- * Connection header when it sent one, HTTP/1.1's default when not. The
- * Connection header sent must say what civetweb will do.
+ * Whether the connection stays open after this answer: never after a 401,
+ * an answer that left the body unread or framing that cannot be trusted;
+ * else the client's Connection header when it sent one, HTTP/1.1's
+ * default when not (civetweb's own rule, should_keep_alive()). civetweb
+ * 1.15 does not see the Connection header the bridge writes itself, so
+ * call_send tells it (mg_disable_connection_keep_alive) whenever this says
+ * close.
  */
 static int
 call_keep_alive(const struct http_call *hc)
@@ -188,8 +201,12 @@ call_send(struct http_call *hc, int status, const char *body, size_t len)
 		aff_buf_printf(&b, "Retry-After: %d\r\n", hc->retry_after);
 	if (hc->res != NULL)
 		call_reply_headers(hc, &b);
-	aff_buf_printf(&b, "Connection: %s\r\n\r\n",
-	    call_keep_alive(hc) ? "keep-alive" : "close");
+	if (call_keep_alive(hc))
+		aff_buf_printf(&b, "Connection: keep-alive\r\n\r\n");
+	else {
+		aff_buf_printf(&b, "Connection: close\r\n\r\n");
+		mg_disable_connection_keep_alive(hc->conn);
+	}
 	/* A request line too broken to parse has no method. */
 	head_only = hc->ri->request_method != NULL &&
 	    strcmp(hc->ri->request_method, "HEAD") == 0;
@@ -630,7 +647,9 @@ bridge_handle(struct mg_connection *conn, void *cbdata)
 {
 	struct http_call hc;
 	struct route_match m;
-	int st;
+	const char *why;
+	char *path;
+	int st, n;
 
 	memset(&hc, 0, sizeof(hc));
 	hc.conn = conn;
@@ -640,12 +659,26 @@ bridge_handle(struct mg_connection *conn, void *cbdata)
 	aff_arena_init(&hc.arena);
 	call_request_id(&hc);
 
-	if (hc.ri->content_length > (long long)hc.b->cfg.max_body) {
+	/* civetweb's decode_url is off: it would decode the path in place,
+	 * a %00 included, and cut it there unseen. */
+	n = (int)strlen(hc.ri->local_uri);
+	if ((path = aff_arena_alloc(&hc.arena, (size_t)n + 1)) == NULL)
+		call_error(&hc, 500, "INTERNAL", "out of memory");
+	else if ((st = framing_check(hc.ri, BRIDGE_MAX_HEAD, &why)) != 0) {
+		/* Nothing after this request can be framed: close. */
+		hc.close = 1;
+		call_error(&hc, st, "INVALID_ARGUMENT", "%s", why);
+	} else if ((n = mg_url_decode(hc.ri->local_uri, n, path, n + 1, 0)) < 0 ||
+	    (size_t)n != strlen(path)) {
+		hc.close = 1;
+		call_error(&hc, 400, "INVALID_ARGUMENT",
+		    "the path contains an encoded NUL");
+	} else if (hc.ri->content_length > (long long)hc.b->cfg.max_body) {
 		/* Whatever the route, do not read a body over the cap. */
 		hc.close = 1;
 		call_error(&hc, 413, "RESOURCE_EXHAUSTED",
 		    "the body is larger than %zu bytes", hc.b->cfg.max_body);
-	} else if (strcmp(hc.ri->local_uri, "/openapi.json") == 0) {
+	} else if (strcmp(path, "/openapi.json") == 0) {
 		if (strcmp(hc.ri->request_method, "GET") == 0)
 			call_send(&hc, 200, hc.b->openapi, strlen(hc.b->openapi));
 		else {
@@ -654,18 +687,18 @@ bridge_handle(struct mg_connection *conn, void *cbdata)
 			    "%s is not allowed on /openapi.json",
 			    hc.ri->request_method);
 		}
-	} else if ((st = route_match(hc.ri->request_method, hc.ri->local_uri,
+	} else if ((st = route_match(hc.ri->request_method, path,
 	                &m)) == 200) {
 		call_route(&hc, &m);
 	} else if (st == 405) {
 		hc.allow = aff_arena_strdup(&hc.arena, m.allow);
 		call_error(&hc, 405, "UNIMPLEMENTED", "%s is not allowed on %.200s",
-		    hc.ri->request_method, hc.ri->local_uri);
+		    hc.ri->request_method, path);
 	} else if (st == 414) {
 		call_error(&hc, 414, "INVALID_ARGUMENT", "a path parameter is too long");
 	} else {
 		call_error(&hc, 404, "NOT_FOUND", "no route for %s %.200s",
-		    hc.ri->request_method, hc.ri->local_uri);
+		    hc.ri->request_method, path);
 	}
 	aff_log(AFF_LOG_INFO, hc.request_id, "http %s %.200s%s%.200s %d %zuB %lldms %s",
 	    hc.ri->request_method, hc.ri->local_uri,
@@ -688,15 +721,71 @@ bridge_http_error(struct mg_connection *conn, int status, const char *msg)
 	hc.ri = mg_get_request_info(conn);
 	if (hc.ri == NULL)
 		return (1); /* nothing to answer with: civetweb's default */
+	tl_answered = 1;
 	aff_arena_init(&hc.arena);
 	aff_request_id_new(hc.request_id);
 	hc.close = 1;
+	/* civetweb's 411 is a Content-Length strtoll could not read at all
+	 * (empty, "x"): malformed framing, as "0x21" is. */
+	if (status == 411) {
+		status = 400;
+		msg = "Content-Length is not a decimal number";
+	}
 	call_error(&hc, status, http_code_name_for_status(status), "%s",
 	    msg != NULL && msg[0] != '\0' ? msg : "bad request");
 	aff_log(AFF_LOG_INFO, hc.request_id, "http %d (%s) %s", status,
 	    msg != NULL ? msg : "", hc.ri->remote_addr);
 	aff_arena_fini(&hc.arena);
 	return (0);
+}
+
+static int
+bridge_init_connection(const struct mg_connection *conn, void **conn_data)
+{
+	(void)conn;
+	(void)conn_data;
+	tl_answered = 0;
+	return (0);
+}
+
+/*
+ * civetweb 1.15 parses a request whose target is "*" (OPTIONS *) or the
+ * absolute form for another host or port, then closes the connection
+ * without calling any handler and without a word (process_new_connection:
+ * "TODO: handle non-local request"). It is answered here, just before that
+ * close. The request fields were reset at the start of the connection's
+ * last request, so a method with no local_uri is that request's.
+ */
+static void
+bridge_connection_close(const struct mg_connection *cconn)
+{
+	struct mg_connection *conn = (struct mg_connection *)cconn;
+	const struct mg_request_info *ri = mg_get_request_info(conn);
+	struct http_call hc;
+
+	if (tl_answered || ri == NULL || ri->request_method == NULL ||
+	    ri->http_version == NULL || ri->request_uri == NULL ||
+	    ri->local_uri != NULL)
+		return;
+	memset(&hc, 0, sizeof(hc));
+	hc.conn = conn;
+	hc.ri = ri;
+	hc.close = 1;
+	aff_arena_init(&hc.arena);
+	call_request_id(&hc);
+	if (strcmp(ri->request_uri, "*") == 0 &&
+	    strcmp(ri->request_method, "OPTIONS") == 0) {
+		hc.allow = "GET, POST, OPTIONS";
+		call_send(&hc, 200, "{}", 2);
+	} else if (strcmp(ri->request_uri, "*") == 0)
+		call_error(&hc, 400, "INVALID_ARGUMENT",
+		    "the target * is for OPTIONS only");
+	else
+		call_error(&hc, 400, "INVALID_ARGUMENT",
+		    "the target %.200s names another server", ri->request_uri);
+	aff_log(AFF_LOG_INFO, hc.request_id, "http %s %.200s %d %s",
+	    ri->request_method, ri->request_uri, hc.status, ri->remote_addr);
+	aff_arena_fini(&hc.arena);
 }
 
 static int
@@ -748,13 +837,20 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 		"enable_keep_alive", "yes",
 		"keep_alive_timeout_ms", "5000",
 		"request_timeout_ms", "10000",
-		"max_request_size", "16384",
+		"max_request_size", BRIDGE_MAX_HEAD_S,
+		/* An absolute-form target (http://host:port/path) for this
+		 * port is served by its path, whatever the host (RFC 9112
+		 * 3.2.2); civetweb would compare the host with its
+		 * authentication_domain and drop the request. */
+		"enable_auth_domain_check", "no",
 		"tcp_nodelay", "1",
-		"decode_url", "yes",
+		"decode_url", "no", /* bridge_handle decodes the path */
 		NULL,
 	};
 	memset(&cb, 0, sizeof(cb));
 	cb.http_error = bridge_http_error;
+	cb.init_connection = bridge_init_connection;
+	cb.connection_close = bridge_connection_close;
 	cb.log_message = bridge_log_message;
 	mg_init_library(0);
 	if ((b->ctx = mg_start(&cb, b, options)) == NULL) {
