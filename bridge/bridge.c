@@ -723,7 +723,7 @@ bridge_http_error(struct mg_connection *conn, int status, const char *msg)
 		return (1); /* nothing to answer with: civetweb's default */
 	tl_answered = 1;
 	aff_arena_init(&hc.arena);
-	aff_request_id_new(hc.request_id);
+	call_request_id(&hc);
 	hc.close = 1;
 	/* civetweb's 411 is a Content-Length strtoll could not read at all
 	 * (empty, "x"): malformed framing, as "0x21" is. */
