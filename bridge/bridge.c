@@ -28,6 +28,7 @@
 #include "aff_sp.h"
 #include "aff_util.h"
 #include "affiliate/v1/health.pb-c.h"
+#include "edge.h"
 #include "framing.h"
 #include "http_status.h"
 #include "openapi.h"
@@ -47,6 +48,7 @@ struct bridge {
 	struct bridge_config cfg;
 	int exposed;       /* listens on a non-loopback address */
 	struct mg_context *ctx;
+	edge *edge;
 	aff_client *client;
 	char *openapi;
 };
@@ -96,6 +98,21 @@ bridge_config_load(struct bridge_config *cfg, int argc, char **argv, int *help)
 		{ "log-level", "AFFILIATE_LOG_LEVEL", AFF_OPT_LEVEL,
 		    &cfg->log_level, 0, 0, 0, NULL, "LEVEL",
 		    "debug, info, warn or error (info)" },
+		{ "header-timeout", "AFFILIATE_BRIDGE_HEADER_TIMEOUT_MS", AFF_OPT_INT,
+		    &cfg->header_timeout_ms, 0, 100, 600000, NULL, "MS",
+		    "a request's headers, from its first byte, arrive within this "
+		    "or get 408 (10000)" },
+		{ "body-timeout", "AFFILIATE_BRIDGE_BODY_TIMEOUT_MS", AFF_OPT_INT,
+		    &cfg->body_timeout_ms, 0, 100, 600000, NULL, "MS",
+		    "a request body's deadline, extended by each byte at the "
+		    "minimum rate; past it, 408 (10000)" },
+		{ "body-min-rate", "AFFILIATE_BRIDGE_BODY_MIN_RATE", AFF_OPT_INT,
+		    &cfg->body_min_rate, 0, 1, 1 << 30, NULL, "BYTES/S",
+		    "each body byte adds 1/this s to the body's deadline (500)" },
+		{ "slow-per-addr", "AFFILIATE_BRIDGE_SLOW_PER_ADDR", AFF_OPT_INT,
+		    &cfg->slow_per_addr, 0, 1, 100000, NULL, "N",
+		    "unfinished requests (headers or body still coming after 1 s) "
+		    "one client address may hold; past it, 429 (32)" },
 	};
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -110,6 +127,13 @@ bridge_config_load(struct bridge_config *cfg, int argc, char **argv, int *help)
 	cfg->timeout_ms = 5000;
 	cfg->max_body = 1 << 20;
 	cfg->log_level = AFF_LOG_INFO;
+	/* As Apache's mod_reqtimeout (header=10-…, body=10,MinRate=500). */
+	cfg->header_timeout_ms = 10000;
+	cfg->body_timeout_ms = 10000;
+	cfg->body_min_rate = 500;
+	/* A browser opens 6 connections to a host; an office behind one
+	 * NAT address a few times that. */
+	cfg->slow_per_addr = 32;
 	return (aff_config_load("affiliate-bridge", opts,
 	    sizeof(opts) / sizeof(opts[0]), argc, argv, help));
 }
@@ -402,9 +426,21 @@ call_body(struct http_call *hc, const struct route *r, ProtobufCMessage *req)
 	size_t len = 0;
 	json_error_t jerr;
 	json_t *j;
-	int st;
+	int st, cut;
 
-	if ((st = call_read_body(hc, &body, &len)) != 0) {
+	edge_body_begin();
+	st = call_read_body(hc, &body, &len);
+	if ((cut = edge_body_end()) != 0) {
+		/* The watchdog shut the socket for reading: too slow. */
+		char msg[256];
+		hc->close = 1;
+		if (cut == 429)
+			hc->retry_after = 1;
+		return (call_error(hc, cut,
+		    cut == 429 ? "RESOURCE_EXHAUSTED" : "DEADLINE_EXCEEDED", "%s",
+		    edge_cut_message(hc->b->edge, cut, 1, msg, sizeof(msg))));
+	}
+	if (st != 0) {
 		if (st == 413) {
 			hc->close = 1; /* what is left of it is never read */
 			return (call_error(hc, 413, "RESOURCE_EXHAUSTED",
@@ -700,6 +736,7 @@ bridge_handle(struct mg_connection *conn, void *cbdata)
 		call_error(&hc, 404, "NOT_FOUND", "no route for %s %.200s",
 		    hc.ri->request_method, path);
 	}
+	edge_request_end();
 	aff_log(AFF_LOG_INFO, hc.request_id, "http %s %.200s%s%.200s %d %zuB %lldms %s",
 	    hc.ri->request_method, hc.ri->local_uri,
 	    hc.ri->query_string != NULL ? "?" : "",
@@ -722,6 +759,8 @@ bridge_http_error(struct mg_connection *conn, int status, const char *msg)
 	if (hc.ri == NULL)
 		return (1); /* nothing to answer with: civetweb's default */
 	tl_answered = 1;
+	if (!edge_answer_claim())
+		return (0); /* the watchdog answered 408 or 429 and cut it */
 	aff_arena_init(&hc.arena);
 	call_request_id(&hc);
 	hc.close = 1;
@@ -765,8 +804,10 @@ bridge_connection_close(const struct mg_connection *cconn)
 
 	if (tl_answered || ri == NULL || ri->request_method == NULL ||
 	    ri->http_version == NULL || ri->request_uri == NULL ||
-	    ri->local_uri != NULL)
+	    ri->local_uri != NULL || !edge_answer_claim()) {
+		edge_connection_close();
 		return;
+	}
 	memset(&hc, 0, sizeof(hc));
 	hc.conn = conn;
 	hc.ri = ri;
@@ -786,6 +827,30 @@ bridge_connection_close(const struct mg_connection *cconn)
 	aff_log(AFF_LOG_INFO, hc.request_id, "http %s %.200s %d %s",
 	    ri->request_method, ri->request_uri, hc.status, ri->remote_addr);
 	aff_arena_fini(&hc.arena);
+	edge_connection_close();
+}
+
+static void *
+bridge_init_thread(const struct mg_context *ctx, int thread_type)
+{
+	bridge *b = mg_get_user_data(ctx);
+
+	edge_thread_init(b->edge, thread_type);
+	return (NULL);
+}
+
+/* The headers are in: unless the watchdog has already cut the
+ * connection, the handler runs. */
+static int
+bridge_begin_request(struct mg_connection *conn)
+{
+	int st = edge_request_begin();
+
+	if (st == 0)
+		return (0);
+	tl_answered = 1;
+	mg_disable_connection_keep_alive(conn);
+	return (st);
 }
 
 static int
@@ -801,7 +866,8 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 {
 	struct aff_client_opts co = { 0 };
 	struct mg_callbacks cb;
-	char threads[16];
+	struct edge_config ec;
+	char threads[16], request_timeout[16];
 	bridge *b;
 	int rv;
 
@@ -827,6 +893,20 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 		rv = AFF_RESOURCE_EXHAUSTED;
 		goto failed_openapi;
 	}
+	ec.header_timeout_ms = cfg->header_timeout_ms;
+	ec.body_timeout_ms = cfg->body_timeout_ms;
+	ec.body_min_rate = cfg->body_min_rate;
+	ec.slow_per_addr = cfg->slow_per_addr;
+	if ((rv = edge_start(&ec, &b->edge)) != AFF_OK)
+		goto failed_edge;
+	/* civetweb's own timeout is a fallback behind the edge's deadlines:
+	 * it counts one silent wait only, and would answer a slow body with
+	 * "the body ended early" (400) before the edge's 408. */
+	snprintf(request_timeout, sizeof(request_timeout), "%d",
+	    (cfg->header_timeout_ms > cfg->body_timeout_ms
+	            ? cfg->header_timeout_ms
+	            : cfg->body_timeout_ms) +
+	        30000);
 	snprintf(threads, sizeof(threads), "%d", cfg->threads);
 	/* Never set document_root: the bridge serves no files (and civetweb
 	 * 1.15 has an overflow in its redirect path). max_request_size bounds
@@ -836,7 +916,7 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 		"num_threads", threads,
 		"enable_keep_alive", "yes",
 		"keep_alive_timeout_ms", "5000",
-		"request_timeout_ms", "10000",
+		"request_timeout_ms", request_timeout,
 		"max_request_size", BRIDGE_MAX_HEAD_S,
 		/* An absolute-form target (http://host:port/path) for this
 		 * port is served by its path, whatever the host (RFC 9112
@@ -850,6 +930,8 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 	memset(&cb, 0, sizeof(cb));
 	cb.http_error = bridge_http_error;
 	cb.init_connection = bridge_init_connection;
+	cb.init_thread = bridge_init_thread;
+	cb.begin_request = bridge_begin_request;
 	cb.connection_close = bridge_connection_close;
 	cb.log_message = bridge_log_message;
 	mg_init_library(0);
@@ -876,6 +958,9 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 
 failed_start:
 	mg_exit_library();
+	edge_stop(b->edge);
+	edge_free(b->edge);
+failed_edge:
 	free(b->openapi);
 failed_openapi:
 	aff_client_close(b->client);
@@ -889,7 +974,9 @@ bridge_stop(bridge *b)
 {
 	if (b == NULL)
 		return;
+	edge_stop(b->edge);
 	mg_stop(b->ctx);
+	edge_free(b->edge);
 	mg_exit_library();
 	aff_client_close(b->client);
 	free(b->openapi);

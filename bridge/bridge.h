@@ -16,6 +16,15 @@ struct bridge_config {
 	int timeout_ms;        /* --timeout, AFFILIATE_BRIDGE_TIMEOUT_MS */
 	size_t max_body;       /* --max-body, AFFILIATE_MAX_BODY */
 	int log_level;         /* --log-level, AFFILIATE_LOG_LEVEL */
+	/* Slow clients (edge.h): --header-timeout,
+	 * AFFILIATE_BRIDGE_HEADER_TIMEOUT_MS; --body-timeout,
+	 * AFFILIATE_BRIDGE_BODY_TIMEOUT_MS; --body-min-rate,
+	 * AFFILIATE_BRIDGE_BODY_MIN_RATE; --slow-per-addr,
+	 * AFFILIATE_BRIDGE_SLOW_PER_ADDR. */
+	int header_timeout_ms;
+	int body_timeout_ms;
+	int body_min_rate;
+	int slow_per_addr;
 };
 
 /* Defaults, then the environment, then argv (may be NULL); as

@@ -13,6 +13,7 @@
  * refused.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -30,6 +31,7 @@
 
 #include "aff_err.h"
 #include "aff_util.h"
+#include "edge.h"
 #include "store.h"
 #include "testutil.h"
 
@@ -414,6 +416,305 @@ test_options_star_and_absolute_form_get_a_json_answer(void **state)
 	assert_true(a.closed);
 }
 
+/* One normal request on a new connection from 127.0.0.1: its status, and
+ * its time in *ms. */
+static int
+probe(int64_t *ms)
+{
+	static const char req[] =
+	    "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	struct answer *a = malloc(sizeof(*a));
+	int64_t t0 = aff_mono_ms();
+	int fd = edge_connect(0), status = -1;
+
+	assert_non_null(a);
+	edge_send(fd, req, sizeof(req) - 1);
+	edge_read(fd, 5000, a);
+	close(fd);
+	*ms = aff_mono_ms() - t0;
+	if (strncmp(a->buf, "HTTP/1.1 ", 9) == 0)
+		status = atoi(a->buf + 9);
+	free(a);
+	return (status);
+}
+
+static void
+test_a_slow_body_gets_408_within_its_deadline(void **state)
+{
+	static const char head[] =
+	    "POST /applications HTTP/1.1\r\nHost: x\r\nX-Request-Id: t-edge\r\n"
+	    "Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n";
+	struct answer a;
+	int64_t t0, ms;
+	int fd = edge_connect(0), sent = 0;
+	char msg[256];
+
+	(void)state;
+	edge_send(fd, head, sizeof(head) - 1);
+	t0 = aff_mono_ms();
+	/* A byte every 200 ms, until the answer comes. */
+	for (;;) {
+		edge_send(fd, "[", 1);
+		sent++;
+		edge_read(fd, 200, &a);
+		if (a.len > 0 || a.closed)
+			break;
+		assert_true(aff_mono_ms() - t0 < 10000);
+	}
+	ms = aff_mono_ms() - t0;
+	if (!a.closed) {
+		struct answer rest;
+		edge_read(fd, 2000, &rest);
+		assert_true(rest.closed);
+		a.closed = 1;
+	}
+	close(fd);
+	snprintf(msg, sizeof(msg),
+	    "the request body came slower than %d bytes/s after its first %d ms",
+	    BODY_MIN_RATE, BODY_TIMEOUT_MS);
+	check_refused(&a, "HTTP/1.1 408 Request Time-out", "DEADLINE_EXCEEDED",
+	    msg);
+	printf("edge: a body trickled at 5 bytes/s got 408 after %lld ms "
+	       "(deadline %d ms + %d bytes at %d bytes/s)\n",
+	    (long long)ms, BODY_TIMEOUT_MS, sent, BODY_MIN_RATE);
+	/* The deadline plus what the bytes bought, plus a watchdog tick. */
+	assert_true(ms >= BODY_TIMEOUT_MS);
+	assert_true(ms <= BODY_TIMEOUT_MS + sent * 1000 / BODY_MIN_RATE + 500);
+}
+
+static void
+test_slow_headers_get_408_within_their_deadline(void **state)
+{
+	static const char text[] = "GET /advertisers HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+	struct answer a;
+	int64_t t0 = aff_mono_ms(), ms;
+	int fd = edge_connect(0);
+	size_t pos = 0;
+	char want[256];
+
+	(void)state;
+	for (;;) {
+		edge_send(fd, pos < sizeof(text) - 1 ? &text[pos] : "a", 1);
+		pos++;
+		edge_read(fd, 100, &a);
+		if (a.len > 0 || a.closed)
+			break;
+		assert_true(aff_mono_ms() - t0 < 10000);
+	}
+	ms = aff_mono_ms() - t0;
+	if (!a.closed) {
+		struct answer rest;
+		edge_read(fd, 2000, &rest);
+		assert_true(rest.closed);
+	}
+	close(fd);
+	/* The watchdog answers these itself: no request id of the client's
+	 * was read. */
+	assert_memory_equal(a.buf, "HTTP/1.1 408 Request Time-out\r\n", 31);
+	assert_non_null(strstr(a.buf, "\r\nConnection: close\r\n"));
+	snprintf(want, sizeof(want),
+	    "\r\n\r\n{\"error\":{\"code\":\"DEADLINE_EXCEEDED\",\"message\":\"the "
+	    "request headers did not arrive within %d ms\",\"request_id\":\"",
+	    HEADER_TIMEOUT_MS);
+	assert_non_null(strstr(a.buf, want));
+	printf("edge: headers trickled at 10 bytes/s got 408 after %lld ms "
+	       "(deadline %d ms)\n",
+	    (long long)ms, HEADER_TIMEOUT_MS);
+	assert_true(ms >= HEADER_TIMEOUT_MS);
+	assert_true(ms <= HEADER_TIMEOUT_MS + 500);
+}
+
+struct slow_run {
+	int n;
+	int fds[400];
+	int status[400]; /* 0 while open without an answer */
+	int closed;
+	int64_t slowest_probe, probes;
+	double probe_total;
+};
+
+/*
+ * Opens n connections, connection i from 127.0.0.(first + i / per_addr),
+ * each sending a request's first bytes and then a byte every 100 ms
+ * without ever finishing its headers; meanwhile normal requests are made
+ * from 127.0.0.1 every 100 ms. Runs until every slow connection got its
+ * answer and was closed (or 10 s).
+ */
+static void
+slow_attack(struct slow_run *r, int n, int first, int per_addr)
+{
+	static const char text[] = "GET /advertisers HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+	int64_t t0, ms;
+
+	memset(r, 0, sizeof(*r));
+	r->n = n;
+	for (int i = 0; i < n; i++) {
+		r->fds[i] = edge_connect(first + i / per_addr);
+		edge_send(r->fds[i], text, 10);
+	}
+	t0 = aff_mono_ms();
+	while (r->closed < n && aff_mono_ms() - t0 < 10000) {
+		for (int i = 0; i < n; i++) {
+			char buf[1024];
+			ssize_t k;
+
+			if (r->fds[i] < 0)
+				continue;
+			while ((k = recv(r->fds[i], buf, sizeof(buf) - 1,
+			            MSG_DONTWAIT)) > 0) {
+				buf[k] = '\0';
+				if (r->status[i] == 0 && strncmp(buf, "HTTP/1.1 ", 9) == 0)
+					r->status[i] = atoi(buf + 9);
+			}
+			if (k == 0 || (k < 0 && errno != EAGAIN)) {
+				close(r->fds[i]);
+				r->fds[i] = -1;
+				r->closed++;
+				continue;
+			}
+			(void)send(r->fds[i], "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		}
+		assert_int_equal(probe(&ms), 200);
+		r->slowest_probe = ms > r->slowest_probe ? ms : r->slowest_probe;
+		r->probe_total += (double)ms;
+		r->probes++;
+		tu_sleep_ms(100);
+	}
+	for (int i = 0; i < n; i++)
+		if (r->fds[i] >= 0)
+			close(r->fds[i]);
+}
+
+static int
+count_status(const struct slow_run *r, int status)
+{
+	int k = 0;
+
+	for (int i = 0; i < r->n; i++)
+		k += r->status[i] == status;
+	return (k);
+}
+
+static void
+test_300_slow_connections_from_one_address_the_excess_get_429(void **state)
+{
+	struct slow_run *r = calloc(1, sizeof(*r));
+
+	(void)state;
+	assert_non_null(r);
+	slow_attack(r, 300, 2, 300);
+	printf("edge: 300 slow connections from 127.0.0.2: %d got 429, %d got "
+	       "408, all closed: %s; %lld normal requests meanwhile, mean %.1f "
+	       "ms, slowest %lld ms\n",
+	    count_status(r, 429), count_status(r, 408),
+	    r->closed == 300 ? "yes" : "no", (long long)r->probes,
+	    r->probe_total / (double)r->probes, (long long)r->slowest_probe);
+	fflush(stdout);
+	assert_int_equal(r->closed, 300);
+	assert_int_equal(count_status(r, 429), 300 - SLOW_PER_ADDR);
+	assert_int_equal(count_status(r, 408), SLOW_PER_ADDR);
+	assert_true(r->slowest_probe < 1000);
+	free(r);
+}
+
+static void
+test_300_slow_connections_from_20_addresses_do_not_stop_others(void **state)
+{
+	struct slow_run *r = calloc(1, sizeof(*r));
+
+	(void)state;
+	assert_non_null(r);
+	/* 15 an address: under the cap, each keeps its header deadline. */
+	slow_attack(r, 300, 10, 15);
+	printf("edge: 300 slow connections from 20 addresses: %d got 408, %d "
+	       "got 429, all closed: %s; %lld normal requests meanwhile, mean "
+	       "%.1f ms, slowest %lld ms\n",
+	    count_status(r, 408), count_status(r, 429),
+	    r->closed == 300 ? "yes" : "no", (long long)r->probes,
+	    r->probe_total / (double)r->probes, (long long)r->slowest_probe);
+	fflush(stdout);
+	assert_int_equal(r->closed, 300);
+	assert_int_equal(count_status(r, 408), 300);
+	assert_true(r->slowest_probe < 1000);
+	free(r);
+}
+
+/* 256 keep-alive connections from one address, each making requests
+ * back to back (half with a body sent apart from its headers) for longer
+ * than EDGE_SLOW_AFTER_MS: none is refused or closed. */
+static void
+test_256_busy_keepalive_connections_from_one_address_are_never_refused(
+    void **state)
+{
+	static const char get[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char post[] = "POST /applications HTTP/1.1\r\nHost: x\r\n"
+	                           "Content-Type: application/json\r\n"
+	                           "Content-Length: 2\r\n\r\n";
+	enum { N = 256 };
+	int *fds = calloc(N, sizeof(int)), rounds = 0, answers = 0, bad = 0;
+	struct answer *a = malloc(sizeof(*a));
+	int64_t t0;
+
+	(void)state;
+	assert_non_null(fds);
+	assert_non_null(a);
+	for (int i = 0; i < N; i++)
+		fds[i] = edge_connect(3);
+	t0 = aff_mono_ms();
+	while (aff_mono_ms() - t0 < 2500) {
+		for (int i = 0; i < N; i++) {
+			if (i % 2 == 0)
+				edge_send(fds[i], get, sizeof(get) - 1);
+			else
+				edge_send(fds[i], post, sizeof(post) - 1);
+		}
+		for (int i = 1; i < N; i += 2)
+			edge_send(fds[i], "{}", 2);
+		for (int i = 0; i < N; i++) {
+			/* One whole answer: the head, then its Content-Length. */
+			size_t got = 0;
+			char *end = NULL;
+			long clen = -1;
+			struct pollfd pfd = { .fd = fds[i], .events = POLLIN };
+
+			while (poll(&pfd, 1, 5000) > 0) {
+				ssize_t k = recv(fds[i], a->buf + got,
+				    sizeof(a->buf) - 1 - got, 0);
+				if (k <= 0)
+					break;
+				got += (size_t)k;
+				a->buf[got] = '\0';
+				if (end == NULL &&
+				    (end = strstr(a->buf, "\r\n\r\n")) != NULL)
+					clen = strtol(strcasestr(a->buf,
+					                  "\r\nContent-Length:") + 17,
+					    NULL, 10);
+				if (end != NULL &&
+				    got >= (size_t)(end + 4 - a->buf) + (size_t)clen)
+					break;
+			}
+			assert_non_null(end);
+			answers++;
+			if (atoi(a->buf + 9) != (i % 2 == 0 ? 200 : 400)) {
+				bad++;
+				fprintf(stderr, "edge: busy connection %d: %.60s\n", i,
+				    a->buf);
+			}
+			assert_null(strstr(a->buf, "Connection: close"));
+		}
+		rounds++;
+	}
+	printf("edge: 256 busy keep-alive connections from 127.0.0.3: %d "
+	       "rounds, %d answers in %lld ms, %d refused\n",
+	    rounds, answers, (long long)(aff_mono_ms() - t0), bad);
+	assert_int_equal(bad, 0);
+	assert_true(aff_mono_ms() - t0 > EDGE_SLOW_AFTER_MS);
+	for (int i = 0; i < N; i++)
+		close(fds[i]);
+	free(fds);
+	free(a);
+}
+
 int
 main(void)
 {
@@ -430,6 +731,14 @@ main(void)
 		cmocka_unit_test(test_an_answer_that_says_close_closes_the_connection),
 		cmocka_unit_test(
 		    test_options_star_and_absolute_form_get_a_json_answer),
+		cmocka_unit_test(test_a_slow_body_gets_408_within_its_deadline),
+		cmocka_unit_test(test_slow_headers_get_408_within_their_deadline),
+		cmocka_unit_test(
+		    test_300_slow_connections_from_one_address_the_excess_get_429),
+		cmocka_unit_test(
+		    test_300_slow_connections_from_20_addresses_do_not_stop_others),
+		cmocka_unit_test(
+		    test_256_busy_keepalive_connections_from_one_address_are_never_refused),
 	};
 
 	return (cmocka_run_group_tests(tests, setup, teardown));
