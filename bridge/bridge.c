@@ -433,12 +433,13 @@ call_body(struct http_call *hc, const struct route *r, ProtobufCMessage *req)
 	if ((cut = edge_body_end()) != 0) {
 		/* The watchdog shut the socket for reading: too slow. */
 		char msg[256];
+
+		edge_cut_message(hc->b->edge, cut, 1, msg, sizeof(msg));
 		hc->close = 1;
-		if (cut == 429)
-			hc->retry_after = 1;
-		return (call_error(hc, cut,
-		    cut == 429 ? "RESOURCE_EXHAUSTED" : "DEADLINE_EXCEEDED", "%s",
-		    edge_cut_message(hc->b->edge, cut, 1, msg, sizeof(msg))));
+		if (cut == 408)
+			return (call_error(hc, 408, "DEADLINE_EXCEEDED", "%s", msg));
+		hc->retry_after = 1;
+		return (call_error(hc, 429, "RESOURCE_EXHAUSTED", "%s", msg));
 	}
 	if (st != 0) {
 		if (st == 413) {
@@ -698,14 +699,18 @@ bridge_handle(struct mg_connection *conn, void *cbdata)
 	/* civetweb's decode_url is off: it would decode the path in place,
 	 * a %00 included, and cut it there unseen. */
 	n = (int)strlen(hc.ri->local_uri);
-	if ((path = aff_arena_alloc(&hc.arena, (size_t)n + 1)) == NULL)
+	path = strchr(hc.ri->local_uri, '%') == NULL
+	    ? (char *)hc.ri->local_uri
+	    : aff_arena_alloc(&hc.arena, (size_t)n + 1);
+	if (path == NULL)
 		call_error(&hc, 500, "INTERNAL", "out of memory");
 	else if ((st = framing_check(hc.ri, BRIDGE_MAX_HEAD, &why)) != 0) {
 		/* Nothing after this request can be framed: close. */
 		hc.close = 1;
 		call_error(&hc, st, "INVALID_ARGUMENT", "%s", why);
-	} else if ((n = mg_url_decode(hc.ri->local_uri, n, path, n + 1, 0)) < 0 ||
-	    (size_t)n != strlen(path)) {
+	} else if (path != hc.ri->local_uri &&
+	    ((n = mg_url_decode(hc.ri->local_uri, n, path, n + 1, 0)) < 0 ||
+	        (size_t)n != strlen(path))) {
 		hc.close = 1;
 		call_error(&hc, 400, "INVALID_ARGUMENT",
 		    "the path contains an encoded NUL");
@@ -850,7 +855,7 @@ bridge_begin_request(struct mg_connection *conn)
 		return (0);
 	tl_answered = 1;
 	mg_disable_connection_keep_alive(conn);
-	return (st);
+	return (st == 408 ? 408 : 429);
 }
 
 static int
@@ -897,6 +902,9 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 	ec.body_timeout_ms = cfg->body_timeout_ms;
 	ec.body_min_rate = cfg->body_min_rate;
 	ec.slow_per_addr = cfg->slow_per_addr;
+	/* A quarter of the threads stays for requests that are not slow,
+	 * however many addresses the slow ones come from. */
+	ec.slow_total = cfg->threads - cfg->threads / 4;
 	if ((rv = edge_start(&ec, &b->edge)) != AFF_OK)
 		goto failed_edge;
 	/* civetweb's own timeout is a fallback behind the edge's deadlines:

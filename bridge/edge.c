@@ -23,7 +23,11 @@
  * body_min_rate (Apache mod_reqtimeout's body=…,MinRate=…), get 408. Then,
  * per client address, the unfinished requests (HEADERS or BODY) older than
  * EDGE_SLOW_AFTER_MS are counted; once an address holds slow_per_addr of
- * them, its younger unfinished requests past the first tick get 429. A
+ * them, its younger unfinished requests past the first tick get 429. So
+ * that many addresses each under their cap cannot take every thread
+ * either, the slow ones of all addresses together are held to slow_total
+ * (the bridge keeps a quarter of its threads for the others): past it the
+ * youngest get 429 too. A
  * connection in HEADERS is answered by the watchdog itself (no handler
  * runs yet) and shut down both ways; one in BODY is shut down for reading
  * only, so that the handler's mg_read returns and the bridge answers.
@@ -33,6 +37,7 @@
 #include "edge.h"
 
 #include <dlfcn.h>
+#include <stdalign.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -66,8 +71,10 @@ enum {
 	SLOT_CUT,
 };
 
+/* A cache line each: adjacent descriptors are served by different
+ * threads. */
 struct edge_slot {
-	_Atomic(edge *) owner;   /* NULL: not a connection being watched */
+	alignas(64) _Atomic(edge *) owner;   /* NULL: not a connection being watched */
 	atomic_int state;
 	atomic_int taken;        /* a worker has started reading it */
 	atomic_int cut_status;   /* 408 or 429, once CUT */
@@ -162,7 +169,8 @@ recv(int fd, void *buf, size_t len, int flags)
 	struct edge_slot *s;
 	ssize_t n;
 
-	pthread_once(&real_once, real_resolve);
+	if (real_recv == NULL)
+		pthread_once(&real_once, real_resolve);
 	n = real_recv(fd, buf, len, flags);
 	if (n > 0 && (s = slot_of(fd)) != NULL) {
 		tl_fd = fd;
@@ -178,7 +186,8 @@ read(int fd, void *buf, size_t len)
 	struct edge_slot *s;
 	ssize_t n;
 
-	pthread_once(&real_once, real_resolve);
+	if (real_read == NULL)
+		pthread_once(&real_once, real_resolve);
 	n = real_read(fd, buf, len);
 	if (n > 0 && (s = slot_of(fd)) != NULL) {
 		tl_fd = fd;
@@ -194,7 +203,8 @@ poll(struct pollfd *fds, nfds_t nfds, int timeout)
 {
 	struct edge_slot *s;
 
-	pthread_once(&real_once, real_resolve);
+	if (real_poll == NULL)
+		pthread_once(&real_once, real_resolve);
 	if (nfds == 1 && (s = slot_of(fds[0].fd)) != NULL) {
 		tl_fd = fds[0].fd;
 		if (!atomic_load_explicit(&s->taken, memory_order_relaxed)) {
@@ -252,7 +262,8 @@ accept(int fd, struct sockaddr *addr, socklen_t *len)
 	edge *e = tl_master;
 	int c;
 
-	pthread_once(&real_once, real_resolve);
+	if (real_accept == NULL)
+		pthread_once(&real_once, real_resolve);
 	c = real_accept(fd, addr, len);
 	if (c >= 0 && e != NULL && !atomic_load(&e->stopping))
 		edge_track(e, c, addr, len != NULL ? *len : 0);
@@ -380,7 +391,12 @@ edge_thread_init(edge *e, int thread_type)
 const char *
 edge_cut_message(const edge *e, int status, int body, char *buf, int cap)
 {
-	if (status == 429)
+	if (status == EDGE_OVER_TOTAL)
+		snprintf(buf, (size_t)cap,
+		    "too many unfinished requests at once (at most %d for more "
+		    "than %d ms)",
+		    e->cfg.slow_total, EDGE_SLOW_AFTER_MS);
+	else if (status == 429)
 		snprintf(buf, (size_t)cap,
 		    "too many unfinished requests from this address (at most %d "
 		    "for more than %d ms)",
@@ -412,8 +428,10 @@ edge_answer(const edge *e, int fd, int status)
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
 	bl = snprintf(body, sizeof(body),
 	    "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"request_id\":\"%s\"}}",
-	    status == 429 ? "RESOURCE_EXHAUSTED" : "DEADLINE_EXCEEDED",
+	    status == 408 ? "DEADLINE_EXCEEDED" : "RESOURCE_EXHAUSTED",
 	    edge_cut_message(e, status, 0, msg, sizeof(msg)), id);
+	if (status == EDGE_OVER_TOTAL)
+		status = 429;
 	hl = snprintf(head, sizeof(head),
 	    "HTTP/1.1 %d %s\r\n"
 	    "Content-Type: application/json; charset=utf-8\r\n"
@@ -450,9 +468,11 @@ edge_cut(edge *e, int fd, int from, int status)
 	} else
 		shutdown(fd, SHUT_RD);
 	atomic_store(&s->state, SLOT_CUT);
-	aff_info("bridge: %s connection cut (%d): %s",
-	    from == SLOT_BODY ? "a slow body's" : "a slow header's", status,
-	    status == 429 ? "over its address's cap" : "past its deadline");
+	aff_info("bridge: %s connection cut: %s",
+	    from == SLOT_BODY ? "a slow body's" : "a slow header's",
+	    status == 408 ? "past its deadline (408)"
+	    : status == 429 ? "over its address's cap (429)"
+	                    : "over the cap of all addresses (429)");
 }
 
 static int
@@ -464,6 +484,38 @@ open_cmp(const void *a, const void *b)
 	if (c != 0)
 		return (c);
 	return (x->t0 < y->t0 ? -1 : x->t0 > y->t0);
+}
+
+/* Youngest first. */
+static int
+open_age_cmp(const void *a, const void *b)
+{
+	const struct edge_open *x = a, *y = b;
+
+	return (x->t0 > y->t0 ? -1 : x->t0 < y->t0);
+}
+
+/* The slow requests left after the caps per address (fd -1: cut), held
+ * to slow_total: past it, the youngest are cut. */
+static void
+edge_scan_total(edge *e, struct edge_open *list, size_t n, int64_t now)
+{
+	size_t slow = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (list[i].fd >= 0 && now - list[i].t0 > EDGE_SLOW_AFTER_MS)
+			slow++;
+	if (slow <= (size_t)e->cfg.slow_total)
+		return;
+	qsort(list, n, sizeof(*list), open_age_cmp);
+	for (size_t i = 0; i < n && slow > (size_t)e->cfg.slow_total; i++) {
+		if (list[i].fd < 0)
+			continue;
+		if (now - list[i].t0 > EDGE_SLOW_AFTER_MS)
+			slow--;
+		edge_cut(e, list[i].fd, list[i].body ? SLOT_BODY : SLOT_HEADERS,
+		    EDGE_OVER_TOTAL);
+	}
 }
 
 /* One look at every connection: deadlines, then the cap per address. */
@@ -522,11 +574,14 @@ edge_scan(edge *e, struct edge_open **listp, size_t *capp)
 		/* Oldest first: the first slow_per_addr keep their deadlines,
 		 * the younger ones are over the cap. */
 		if (slow >= (size_t)e->cfg.slow_per_addr)
-			for (size_t k = i + (size_t)e->cfg.slow_per_addr; k < j; k++)
+			for (size_t k = i + (size_t)e->cfg.slow_per_addr; k < j; k++) {
 				edge_cut(e, (*listp)[k].fd,
 				    (*listp)[k].body ? SLOT_BODY : SLOT_HEADERS, 429);
+				(*listp)[k].fd = -1;
+			}
 		i = j;
 	}
+	edge_scan_total(e, *listp, n, now);
 }
 
 static void *

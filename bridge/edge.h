@@ -27,6 +27,7 @@ struct edge_config {
 	int body_timeout_ms;   /* the body's deadline before any byte counts */
 	int body_min_rate;     /* bytes/s: each byte adds 1/rate s to it */
 	int slow_per_addr;     /* unfinished requests one address may hold */
+	int slow_total;        /* and all addresses together */
 };
 
 /* An unfinished request counts against its address's cap once it is this
@@ -63,8 +64,12 @@ int edge_answer_claim(void);
 /* connection_close: civetweb is about to close the socket. */
 void edge_connection_close(void);
 
-/* The message for a cut (408 for headers or body, 429). */
+/* The message for a cut: 408 for headers or body, 429 over one address's
+ * cap, 430 standing for 429 over the cap of all addresses. */
 const char *edge_cut_message(const edge *e, int status, int body, char *buf,
     int cap);
+
+/* Edge's status for a cut over the cap of all addresses (answered 429). */
+#define EDGE_OVER_TOTAL 430
 
 #endif /* EDGE_H */

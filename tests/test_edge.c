@@ -526,10 +526,10 @@ test_slow_headers_get_408_within_their_deadline(void **state)
 
 struct slow_run {
 	int n;
-	int fds[400];
-	int status[400]; /* 0 while open without an answer */
+	int fds[640];
+	int status[640]; /* 0 while open without an answer */
 	int closed;
-	int64_t slowest_probe, probes;
+	int64_t first_probe, slowest_probe, probes; /* slowest after the first */
 	double probe_total;
 };
 
@@ -575,7 +575,10 @@ slow_attack(struct slow_run *r, int n, int first, int per_addr)
 			(void)send(r->fds[i], "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 		}
 		assert_int_equal(probe(&ms), 200);
-		r->slowest_probe = ms > r->slowest_probe ? ms : r->slowest_probe;
+		if (r->probes == 0)
+			r->first_probe = ms;
+		else if (ms > r->slowest_probe)
+			r->slowest_probe = ms;
 		r->probe_total += (double)ms;
 		r->probes++;
 		tu_sleep_ms(100);
@@ -613,6 +616,7 @@ test_300_slow_connections_from_one_address_the_excess_get_429(void **state)
 	assert_int_equal(r->closed, 300);
 	assert_int_equal(count_status(r, 429), 300 - SLOW_PER_ADDR);
 	assert_int_equal(count_status(r, 408), SLOW_PER_ADDR);
+	assert_true(r->first_probe < 1000);
 	assert_true(r->slowest_probe < 1000);
 	free(r);
 }
@@ -635,6 +639,45 @@ test_300_slow_connections_from_20_addresses_do_not_stop_others(void **state)
 	fflush(stdout);
 	assert_int_equal(r->closed, 300);
 	assert_int_equal(count_status(r, 408), 300);
+	assert_true(r->first_probe < 1000);
+	assert_true(r->slowest_probe < 1000);
+	free(r);
+}
+
+/*
+ * 600 slow connections from 40 addresses, each under its cap, are more
+ * than the bridge's 512 threads: the bridge holds the slow ones of all
+ * addresses together to three quarters of its threads (384) and refuses
+ * the youngest past that with 429, so the first normal request waits
+ * about EDGE_SLOW_AFTER_MS for a thread, not the whole header deadline
+ * (5 s here), and the others are answered at once.
+ */
+static void
+test_600_slow_connections_from_40_addresses_leave_threads_free(void **state)
+{
+	struct slow_run *r = calloc(1, sizeof(*r));
+	int total = 512 - 512 / 4;
+
+	(void)state;
+	assert_non_null(r);
+	bridge_stop(F->b);
+	F->bcfg.header_timeout_ms = 5000;
+	assert_int_equal(bridge_start(&F->bcfg, &F->b), AFF_OK);
+	slow_attack(r, 600, 40, 15);
+	printf("edge: 600 slow connections from 40 addresses (512 threads): "
+	       "%d got 429, %d got 408, all closed: %s; the first normal "
+	       "request %lld ms, %lld more meanwhile, slowest %lld ms\n",
+	    count_status(r, 429), count_status(r, 408),
+	    r->closed == 600 ? "yes" : "no", (long long)r->first_probe,
+	    (long long)r->probes - 1, (long long)r->slowest_probe);
+	fflush(stdout);
+	bridge_stop(F->b);
+	F->bcfg.header_timeout_ms = HEADER_TIMEOUT_MS;
+	assert_int_equal(bridge_start(&F->bcfg, &F->b), AFF_OK);
+	assert_int_equal(r->closed, 600);
+	assert_int_equal(count_status(r, 408), total);
+	assert_int_equal(count_status(r, 429), 600 - total);
+	assert_true(r->first_probe < EDGE_SLOW_AFTER_MS + 1000);
 	assert_true(r->slowest_probe < 1000);
 	free(r);
 }
@@ -737,6 +780,8 @@ main(void)
 		    test_300_slow_connections_from_one_address_the_excess_get_429),
 		cmocka_unit_test(
 		    test_300_slow_connections_from_20_addresses_do_not_stop_others),
+		cmocka_unit_test(
+		    test_600_slow_connections_from_40_addresses_leave_threads_free),
 		cmocka_unit_test(
 		    test_256_busy_keepalive_connections_from_one_address_are_never_refused),
 	};
