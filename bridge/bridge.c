@@ -68,6 +68,7 @@ struct http_call {
 	int retry_after;         /* 503 */
 	const struct aff_call_result *res; /* its metadata become headers */
 	int close;               /* the connection cannot be reused */
+	int body_read;           /* call_read_body ran */
 };
 
 int
@@ -153,6 +154,13 @@ call_keep_alive(const struct http_call *hc)
 	const char *c;
 
 	if (hc->close || hc->status == 401 || hc->ri->http_version == NULL)
+		return (0);
+	/* A body left unread would be read and dropped by civetweb after
+	 * the answer, at whatever pace the client sends it, with no
+	 * deadline: close instead. */
+	if (!hc->body_read &&
+	    (hc->ri->content_length > 0 ||
+	        mg_get_header(hc->conn, "Transfer-Encoding") != NULL))
 		return (0);
 	if ((c = mg_get_header(hc->conn, "Connection")) != NULL)
 		return (strcasestr(c, "keep-alive") != NULL);
@@ -430,6 +438,7 @@ call_body(struct http_call *hc, const struct route *r, ProtobufCMessage *req)
 
 	edge_body_begin();
 	st = call_read_body(hc, &body, &len);
+	hc->body_read = 1;
 	if ((cut = edge_body_end()) != 0) {
 		/* The watchdog shut the socket for reading: too slow. */
 		char msg[256];
@@ -741,7 +750,6 @@ bridge_handle(struct mg_connection *conn, void *cbdata)
 		call_error(&hc, 404, "NOT_FOUND", "no route for %s %.200s",
 		    hc.ri->request_method, path);
 	}
-	edge_request_end();
 	aff_log(AFF_LOG_INFO, hc.request_id, "http %s %.200s%s%.200s %d %zuB %lldms %s",
 	    hc.ri->request_method, hc.ri->local_uri,
 	    hc.ri->query_string != NULL ? "?" : "",
@@ -844,6 +852,16 @@ bridge_init_thread(const struct mg_context *ctx, int thread_type)
 	return (NULL);
 }
 
+/* Whoever answered (the handler or civetweb itself), the connection is
+ * idle until its next request's first byte. */
+static void
+bridge_end_request(const struct mg_connection *conn, int status)
+{
+	(void)conn;
+	(void)status;
+	edge_request_end();
+}
+
 /* The headers are in: unless the watchdog has already cut the
  * connection, the handler runs. */
 static int
@@ -940,6 +958,7 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 	cb.init_connection = bridge_init_connection;
 	cb.init_thread = bridge_init_thread;
 	cb.begin_request = bridge_begin_request;
+	cb.end_request = bridge_end_request;
 	cb.connection_close = bridge_connection_close;
 	cb.log_message = bridge_log_message;
 	mg_init_library(0);

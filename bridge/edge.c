@@ -32,7 +32,8 @@
  * runs yet) and shut down both ways; one in BODY is shut down for reading
  * only, so that the handler's mg_read returns and the bridge answers.
  * Connections accepted but still queued for a worker are not the client's
- * fault and are left alone.
+ * fault and are left alone, and so is one whose worker is not waiting for
+ * it in poll() or has its bytes unread (a starved thread on a busy host).
  */
 #include "edge.h"
 
@@ -45,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <netinet/in.h>
@@ -77,6 +79,7 @@ struct edge_slot {
 	alignas(64) _Atomic(edge *) owner;   /* NULL: not a connection being watched */
 	atomic_int state;
 	atomic_int taken;        /* a worker has started reading it */
+	atomic_int waiting;      /* its worker is in poll() for it */
 	atomic_int cut_status;   /* 408 or 429, once CUT */
 	atomic_int cut_body;     /* the cut was in the body */
 	_Atomic int64_t t0;      /* ms: when this phase began */
@@ -202,18 +205,21 @@ int
 poll(struct pollfd *fds, nfds_t nfds, int timeout)
 {
 	struct edge_slot *s;
+	int n;
 
 	if (real_poll == NULL)
 		pthread_once(&real_once, real_resolve);
-	if (nfds == 1 && (s = slot_of(fds[0].fd)) != NULL) {
-		tl_fd = fds[0].fd;
-		if (!atomic_load_explicit(&s->taken, memory_order_relaxed)) {
-			atomic_store_explicit(&s->t0, edge_now_ms(),
-			    memory_order_relaxed);
-			atomic_store_explicit(&s->taken, 1, memory_order_release);
-		}
+	if (nfds != 1 || (s = slot_of(fds[0].fd)) == NULL)
+		return (real_poll(fds, nfds, timeout));
+	tl_fd = fds[0].fd;
+	if (!atomic_load_explicit(&s->taken, memory_order_relaxed)) {
+		atomic_store_explicit(&s->t0, edge_now_ms(), memory_order_relaxed);
+		atomic_store_explicit(&s->taken, 1, memory_order_release);
 	}
-	return (real_poll(fds, nfds, timeout));
+	atomic_store_explicit(&s->waiting, 1, memory_order_relaxed);
+	n = real_poll(fds, nfds, timeout);
+	atomic_store_explicit(&s->waiting, 0, memory_order_relaxed);
+	return (n);
 }
 
 static void
@@ -248,6 +254,7 @@ edge_track(edge *e, int fd, const struct sockaddr *sa, socklen_t len)
 	atomic_store(&s->t0, edge_now_ms());
 	atomic_store(&s->bytes, 0);
 	atomic_store(&s->taken, 0);
+	atomic_store(&s->waiting, 0);
 	atomic_store(&s->cut_status, 0);
 	atomic_store(&s->state, SLOT_HEADERS);
 	atomic_store_explicit(&s->owner, e, memory_order_release);
@@ -486,6 +493,22 @@ open_cmp(const void *a, const void *b)
 	return (x->t0 < y->t0 ? -1 : x->t0 > y->t0);
 }
 
+/*
+ * Whether the time fd spends in its phase is the client's doing: its
+ * worker waits in poll() for it and nothing it sent is left unread. A
+ * worker that has not run for a while on a loaded host (its bytes waiting
+ * in the socket, or read but not yet parsed) must not make a busy client
+ * look slow.
+ */
+static int
+edge_client_owes(int fd, struct edge_slot *s)
+{
+	int pending = 0;
+
+	return (atomic_load_explicit(&s->waiting, memory_order_relaxed) &&
+	    ioctl(fd, FIONREAD, &pending) == 0 && pending == 0);
+}
+
 /* Youngest first. */
 static int
 open_age_cmp(const void *a, const void *b)
@@ -547,6 +570,8 @@ edge_scan(edge *e, struct edge_open **listp, size_t *capp)
 		if (st != SLOT_HEADERS && st != SLOT_BODY)
 			continue;
 		age = now - atomic_load(&s->t0);
+		if (age < EDGE_TICK_MS || !edge_client_owes(fd, s))
+			continue;
 		allowed = st == SLOT_HEADERS ? e->cfg.header_timeout_ms
 		    : e->cfg.body_timeout_ms +
 		        atomic_load(&s->bytes) * 1000 / e->cfg.body_min_rate;
@@ -554,8 +579,6 @@ edge_scan(edge *e, struct edge_open **listp, size_t *capp)
 			edge_cut(e, fd, st, 408);
 			continue;
 		}
-		if (age < EDGE_TICK_MS)
-			continue;
 		memcpy((*listp)[n].addr, s->addr, sizeof(s->addr));
 		(*listp)[n].t0 = now - age;
 		(*listp)[n].fd = fd;
