@@ -84,7 +84,8 @@ struct edge_slot {
 	atomic_int cut_body;     /* the cut was in the body */
 	_Atomic int64_t t0;      /* ms: when this phase began */
 	_Atomic int64_t bytes;   /* received in this phase */
-	uint8_t addr[16];        /* the client's (IPv4 as ::ffff:a.b.c.d) */
+	uint8_t addr[16];        /* the client's (IPv4 as ::ffff:a.b.c.d,
+	                            IPv6 its /64) */
 };
 
 struct edge {
@@ -248,9 +249,14 @@ edge_track(edge *e, int fd, const struct sockaddr *sa, socklen_t len)
 		s->addr[10] = s->addr[11] = 0xff;
 		memcpy(s->addr + 12,
 		    &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-	} else if (sa->sa_family == AF_INET6)
+	} else if (sa->sa_family == AF_INET6) {
 		memcpy(s->addr,
 		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+		/* One client holds a whole /64 (as the server's rate limit
+		 * counts it); IPv4-mapped addresses stay whole. */
+		if (!(memcmp(s->addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0))
+			memset(s->addr + 8, 0, 8);
+	}
 	atomic_store(&s->t0, edge_now_ms());
 	atomic_store(&s->bytes, 0);
 	atomic_store(&s->taken, 0);
