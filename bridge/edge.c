@@ -118,6 +118,7 @@ static ssize_t (*real_recv)(int, void *, size_t, int);
 static ssize_t (*real_read)(int, void *, size_t);
 static int (*real_poll)(struct pollfd *, nfds_t, int);
 static int (*real_accept)(int, struct sockaddr *, socklen_t *);
+static int (*real_close)(int);
 static pthread_once_t real_once = PTHREAD_ONCE_INIT;
 
 static void
@@ -128,9 +129,10 @@ real_resolve(void)
 	real_poll = (int (*)(struct pollfd *, nfds_t, int))dlsym(RTLD_NEXT, "poll");
 	real_accept = (int (*)(int, struct sockaddr *, socklen_t *))dlsym(
 	    RTLD_NEXT, "accept");
+	real_close = (int (*)(int))dlsym(RTLD_NEXT, "close");
 	/* Nothing to fall back on: the process cannot do I/O at all. */
 	if (real_recv == NULL || real_read == NULL || real_poll == NULL ||
-	    real_accept == NULL)
+	    real_accept == NULL || real_close == NULL)
 		abort();
 }
 
@@ -281,6 +283,28 @@ accept(int fd, struct sockaddr *addr, socklen_t *len)
 	if (c >= 0 && e != NULL && !atomic_load(&e->stopping))
 		edge_track(e, c, addr, len != NULL ? *len : 0);
 	return (c);
+}
+
+/* A slot lives exactly as long as its descriptor: whatever path civetweb
+ * closes a connection by (some skip connection_close), the slot is free
+ * before the number can be reused, and never while the watchdog writes to
+ * it. */
+int
+close(int fd)
+{
+	struct edge_slot *s;
+
+	if (real_close == NULL)
+		pthread_once(&real_once, real_resolve);
+	if ((s = slot_of(fd)) != NULL) {
+		while (atomic_load(&s->state) == SLOT_CUTTING)
+			sched_yield();
+		atomic_store_explicit(&s->owner, NULL, memory_order_release);
+		atomic_store(&s->state, SLOT_FREE);
+	}
+	if (fd == tl_fd)
+		tl_fd = -1;
+	return (real_close(fd));
 }
 
 /* The worker thread's current connection (NULL when not watched). */

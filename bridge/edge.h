@@ -7,13 +7,13 @@
  * timeout only counts a single silent poll), and nothing limits how many
  * unfinished requests one address holds. Its API gives no socket either.
  * edge.c therefore watches the sockets from below: it defines accept(),
- * recv(), read() and poll() in the executable, which interpose the libc
- * ones for libcivetweb.so (and OpenSSL's read() for TLS), so each accepted
- * connection is known with its address, its phase (headers, body, being
- * answered, idle between requests) and its bytes. A watchdog thread cuts
- * a connection past its deadline (408) or past its address's cap (429),
- * with shutdown(): civetweb's blocked read returns and the connection
- * closes. Sockets nobody registered pass through untouched.
+ * recv(), read(), poll() and close() in the executable, which interpose the
+ * libc ones for libcivetweb.so (and OpenSSL's read() for TLS), so each
+ * accepted connection is known with its address, its phase (headers,
+ * body, being answered, idle between requests) and its bytes. A watchdog
+ * thread cuts a connection past its deadline (408) or past its address's
+ * cap (429), with shutdown(): civetweb's blocked read returns and the
+ * connection closes. Sockets nobody registered pass through untouched.
  *
  * The glue functions below are called on civetweb's threads from the
  * bridge's callbacks; each finds its connection from the calling thread's
