@@ -3,8 +3,8 @@
  * deadline, no cap per address and no socket), and what it does.
  *
  * One slot per file descriptor, in a static table, so that the interposed
- * recv()/read()/poll() cost one load and a branch on a socket nobody
- * registered. A slot's state moves:
+ * recv()/read()/poll()/close() cost one load and a branch on a descriptor
+ * nobody registered. A slot's state moves:
  *
  *   accept ──► HEADERS ──begin_request──► BUSY ──body_begin──► BODY
  *   IDLE ──first byte──► HEADERS            ▲ └────body_end──────┘
@@ -14,9 +14,11 @@
  * Only the connection's worker thread moves it, but for the watchdog's
  * step, which is a compare-and-swap from HEADERS or BODY: whoever wins
  * answers the client, so two answers never interleave on the socket. A
- * worker that finds CUTTING waits the few microseconds the watchdog needs
- * to write and shut down the socket, so the descriptor is never closed
- * (and reused) under it.
+ * worker, or close(), that finds CUTTING waits the few microseconds the
+ * watchdog needs to write and shut down the socket, so the descriptor is
+ * never closed (and reused) under it; a generation count, bumped by each
+ * accept, makes the watchdog let go of a slot whose descriptor was closed
+ * and accepted again since it looked.
  *
  * The watchdog looks at every slot ten times a second: HEADERS past
  * header_timeout_ms, or BODY past body_timeout_ms plus its bytes at
@@ -27,10 +29,10 @@
  * that many addresses each under their cap cannot take every thread
  * either, the slow ones of all addresses together are held to slow_total
  * (the bridge keeps a quarter of its threads for the others): past it the
- * youngest get 429 too. A
- * connection in HEADERS is answered by the watchdog itself (no handler
- * runs yet) and shut down both ways; one in BODY is shut down for reading
- * only, so that the handler's mg_read returns and the bridge answers.
+ * youngest get 429 too. A connection in HEADERS is answered by the
+ * watchdog itself (no handler runs yet) and shut down both ways; one in
+ * BODY is shut down for reading only, so that the handler's mg_read
+ * returns and the bridge answers.
  * Connections accepted but still queued for a worker are not the client's
  * fault and are left alone, and so is one whose worker is not waiting for
  * it in poll() or has its bytes unread (a starved thread on a busy host).
@@ -38,8 +40,8 @@
 #include "edge.h"
 
 #include <dlfcn.h>
-#include <stdalign.h>
 #include <poll.h>
+#include <stdalign.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -82,6 +84,7 @@ struct edge_slot {
 	atomic_int waiting;      /* its worker is in poll() for it */
 	atomic_int cut_status;   /* 408 or 429, once CUT */
 	atomic_int cut_body;     /* the cut was in the body */
+	atomic_uint gen;         /* counts the connections it has held */
 	_Atomic int64_t t0;      /* ms: when this phase began */
 	_Atomic int64_t bytes;   /* received in this phase */
 	uint8_t addr[16];        /* the client's (IPv4 as ::ffff:a.b.c.d,
@@ -103,6 +106,7 @@ struct edge_open {
 	int64_t t0;
 	int fd;
 	int body;
+	unsigned gen;
 };
 
 static struct edge_slot slots[EDGE_MAX_FD];
@@ -259,6 +263,7 @@ edge_track(edge *e, int fd, const struct sockaddr *sa, socklen_t len)
 		if (!(memcmp(s->addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0))
 			memset(s->addr + 8, 0, 8);
 	}
+	atomic_fetch_add(&s->gen, 1);
 	atomic_store(&s->t0, edge_now_ms());
 	atomic_store(&s->bytes, 0);
 	atomic_store(&s->taken, 0);
@@ -333,13 +338,15 @@ edge_request_begin(void)
 
 	if (s == NULL)
 		return (0);
-	st = atomic_load(&s->state);
-	if ((st == SLOT_HEADERS || st == SLOT_IDLE) &&
-	    atomic_compare_exchange_strong(&s->state, &st, SLOT_BUSY))
-		return (0);
-	if (slot_settle(s) == SLOT_CUT)
-		return (atomic_load(&s->cut_status));
-	return (0);
+	for (;;) {
+		st = slot_settle(s);
+		if (st == SLOT_CUT)
+			return (atomic_load(&s->cut_status));
+		if (st != SLOT_HEADERS && st != SLOT_IDLE)
+			return (0);
+		if (atomic_compare_exchange_strong(&s->state, &st, SLOT_BUSY))
+			return (0);
+	}
 }
 
 void
@@ -359,14 +366,19 @@ int
 edge_body_end(void)
 {
 	struct edge_slot *s = slot_current();
-	int body = SLOT_BODY;
+	int st;
 
-	if (s == NULL ||
-	    atomic_compare_exchange_strong(&s->state, &body, SLOT_BUSY))
+	if (s == NULL)
 		return (0);
-	if (slot_settle(s) == SLOT_CUT)
-		return (atomic_load(&s->cut_status));
-	return (0);
+	for (;;) {
+		st = slot_settle(s);
+		if (st == SLOT_CUT)
+			return (atomic_load(&s->cut_status));
+		if (st != SLOT_BODY)
+			return (0);
+		if (atomic_compare_exchange_strong(&s->state, &st, SLOT_BUSY))
+			return (0);
+	}
 }
 
 void
@@ -388,8 +400,8 @@ edge_answer_claim(void)
 	if (s == NULL)
 		return (1);
 	for (;;) {
-		st = atomic_load(&s->state);
-		if (st == SLOT_CUTTING || st == SLOT_CUT)
+		st = slot_settle(s);
+		if (st == SLOT_CUT)
 			return (0);
 		if (st != SLOT_HEADERS && st != SLOT_BODY)
 			return (1);
@@ -488,9 +500,9 @@ edge_answer(const edge *e, int fd, int status)
 	(void)send(fd, head, (size_t)hl, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
-/* Cuts fd if it is still in from (HEADERS or BODY). */
+/* Cuts fd if it still holds connection gen, in from (HEADERS or BODY). */
 static void
-edge_cut(edge *e, int fd, int from, int status)
+edge_cut(edge *e, int fd, unsigned gen, int from, int status)
 {
 	struct edge_slot *s = &slots[fd];
 	int st = from;
@@ -499,6 +511,13 @@ edge_cut(edge *e, int fd, int from, int status)
 	atomic_store(&s->cut_body, from == SLOT_BODY);
 	if (!atomic_compare_exchange_strong(&s->state, &st, SLOT_CUTTING))
 		return;
+	/* Closed and accepted again since the watchdog looked: not this
+	 * one's to cut. (CUTTING holds its close back from here on.) */
+	if (atomic_load(&s->gen) != gen ||
+	    atomic_load_explicit(&s->owner, memory_order_acquire) != e) {
+		atomic_store(&s->state, from);
+		return;
+	}
 	if (from == SLOT_HEADERS) {
 		edge_answer(e, fd, status);
 		shutdown(fd, SHUT_RDWR);
@@ -566,7 +585,8 @@ edge_scan_total(edge *e, struct edge_open *list, size_t n, int64_t now)
 			continue;
 		if (now - list[i].t0 > EDGE_SLOW_AFTER_MS)
 			slow--;
-		edge_cut(e, list[i].fd, list[i].body ? SLOT_BODY : SLOT_HEADERS,
+		edge_cut(e, list[i].fd, list[i].gen,
+		    list[i].body ? SLOT_BODY : SLOT_HEADERS,
 		    EDGE_OVER_TOTAL);
 	}
 }
@@ -588,6 +608,7 @@ edge_scan(edge *e, struct edge_open **listp, size_t *capp)
 	}
 	for (int fd = 0; fd <= hw; fd++) {
 		struct edge_slot *s = &slots[fd];
+		unsigned gen = atomic_load(&s->gen);
 		int st;
 		int64_t age, allowed;
 
@@ -606,13 +627,14 @@ edge_scan(edge *e, struct edge_open **listp, size_t *capp)
 		    : e->cfg.body_timeout_ms +
 		        atomic_load(&s->bytes) * 1000 / e->cfg.body_min_rate;
 		if (age > allowed) {
-			edge_cut(e, fd, st, 408);
+			edge_cut(e, fd, gen, st, 408);
 			continue;
 		}
 		memcpy((*listp)[n].addr, s->addr, sizeof(s->addr));
 		(*listp)[n].t0 = now - age;
 		(*listp)[n].fd = fd;
 		(*listp)[n].body = st == SLOT_BODY;
+		(*listp)[n].gen = gen;
 		n++;
 	}
 	qsort(*listp, n, sizeof(**listp), open_cmp);
@@ -628,7 +650,7 @@ edge_scan(edge *e, struct edge_open **listp, size_t *capp)
 		 * the younger ones are over the cap. */
 		if (slow >= (size_t)e->cfg.slow_per_addr)
 			for (size_t k = i + (size_t)e->cfg.slow_per_addr; k < j; k++) {
-				edge_cut(e, (*listp)[k].fd,
+				edge_cut(e, (*listp)[k].fd, (*listp)[k].gen,
 				    (*listp)[k].body ? SLOT_BODY : SLOT_HEADERS, 429);
 				(*listp)[k].fd = -1;
 			}
