@@ -39,9 +39,9 @@
 #define BRIDGE_MAX_HEAD 16384
 #define BRIDGE_MAX_HEAD_S "16384"
 
-/* Set on a civetweb worker thread when bridge_http_error answered the
- * connection's last request, so that bridge_connection_close does not
- * answer it a second time. */
+/* Set on a civetweb worker thread when the connection's last request was
+ * answered outside the handler (civetweb's own error, or the edge's cut),
+ * so that bridge_connection_close does not answer it a second time. */
 static __thread int tl_answered;
 
 struct bridge {

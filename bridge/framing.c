@@ -99,6 +99,9 @@ framing_check(const struct mg_request_info *ri, size_t max_head,
 		*why = "Content-Length is given more than once";
 	else if (n_te > 1)
 		*why = "Transfer-Encoding is given more than once";
+	/* RFC 9112 6.1: faulty framing in an HTTP/1.0 request. */
+	else if (n_te > 0 && strcmp(ri->http_version, "1.1") != 0)
+		*why = "Transfer-Encoding is for HTTP/1.1 requests only";
 	else if (cl != NULL && !is_decimal(cl))
 		*why = "Content-Length is not a decimal number";
 	else if (n_host > 1 ||

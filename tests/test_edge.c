@@ -250,6 +250,27 @@ test_content_length_with_transfer_encoding_is_refused(void **state)
 }
 
 static void
+test_transfer_encoding_twice_or_in_http10_is_refused(void **state)
+{
+	static const char twice[] =
+	    "POST /applications HTTP/1.1\r\nHost: x\r\nX-Request-Id: t-edge\r\n"
+	    "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "2\r\n{}\r\n0\r\n\r\n";
+	static const char http10[] =
+	    "POST /applications HTTP/1.0\r\nHost: x\r\nX-Request-Id: t-edge\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+	struct answer a;
+
+	(void)state;
+	edge_exchange(twice, sizeof(twice) - 1, &a);
+	check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+	    "Transfer-Encoding is given more than once");
+	edge_exchange(http10, sizeof(http10) - 1, &a);
+	check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+	    "Transfer-Encoding is for HTTP/1.1 requests only");
+}
+
+static void
 test_two_content_lengths_are_refused(void **state)
 {
 	static const char *const pairs[][2] = { { "2", "40" }, { "2", "2" } };
@@ -788,6 +809,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(
 		    test_content_length_with_transfer_encoding_is_refused),
+		cmocka_unit_test(
+		    test_transfer_encoding_twice_or_in_http10_is_refused),
 		cmocka_unit_test(test_two_content_lengths_are_refused),
 		cmocka_unit_test(
 		    test_a_content_length_that_is_not_decimal_is_refused),
