@@ -40,9 +40,11 @@
 #include "edge.h"
 
 #include <dlfcn.h>
+#include <netinet/in.h>
 #include <poll.h>
-#include <stdalign.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -51,7 +53,6 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
-#include <netinet/in.h>
 #include <time.h>
 #include <unistd.h>
 
