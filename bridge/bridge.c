@@ -29,11 +29,23 @@
 #include "aff_util.h"
 #include "affiliate/v1/health.pb-c.h"
 #include "cors.h"
+#include "edge.h"
+#include "framing.h"
 #include "http_status.h"
 #include "openapi.h"
 #include "proxy.h"
 #include "routes.h"
 #include "tls.h"
+
+/* civetweb's max_request_size: its buffer for the request line and the
+ * headers. */
+#define BRIDGE_MAX_HEAD 16384
+#define BRIDGE_MAX_HEAD_S "16384"
+
+/* Set on a civetweb worker thread when the connection's last request was
+ * answered outside the handler (civetweb's own error, or the edge's cut),
+ * so that bridge_connection_close does not answer it a second time. */
+static __thread int tl_answered;
 
 struct bridge {
 	struct bridge_config cfg;
@@ -41,6 +53,7 @@ struct bridge {
 	struct cors_policy cors;
 	struct proxy_list proxies;
 	struct mg_context *ctx;
+	edge *edge;
 	aff_client *client;
 	char *openapi;
 };
@@ -62,6 +75,7 @@ struct http_call {
 	int close;               /* the connection cannot be reused */
 	const char *extra;       /* more header lines ("Name: v\r\n") */
 	int continued;           /* "100 Continue" was sent */
+	int body_read;           /* call_read_body ran */
 };
 
 int
@@ -108,6 +122,21 @@ bridge_config_load(struct bridge_config *cfg, int argc, char **argv, int *help)
 		    sizeof(cfg->trusted_proxies), 0, 0, NULL, "ADDRS",
 		    "proxies (addresses, CIDRs) whose X-Forwarded-For and "
 		    "Forwarded are believed (none)" },
+		{ "header-timeout", "AFFILIATE_BRIDGE_HEADER_TIMEOUT_MS", AFF_OPT_INT,
+		    &cfg->header_timeout_ms, 0, 100, 600000, NULL, "MS",
+		    "a request's headers, from its first byte, arrive within this "
+		    "or get 408 (10000)" },
+		{ "body-timeout", "AFFILIATE_BRIDGE_BODY_TIMEOUT_MS", AFF_OPT_INT,
+		    &cfg->body_timeout_ms, 0, 100, 600000, NULL, "MS",
+		    "a request body's deadline, extended by each byte at the "
+		    "minimum rate; past it, 408 (10000)" },
+		{ "body-min-rate", "AFFILIATE_BRIDGE_BODY_MIN_RATE", AFF_OPT_INT,
+		    &cfg->body_min_rate, 0, 1, 1 << 30, NULL, "BYTES/S",
+		    "each body byte adds 1/this s to the body's deadline (500)" },
+		{ "slow-per-addr", "AFFILIATE_BRIDGE_SLOW_PER_ADDR", AFF_OPT_INT,
+		    &cfg->slow_per_addr, 0, 1, 100000, NULL, "N",
+		    "unfinished requests (headers or body still coming after 1 s) "
+		    "one client address may hold; past it, 429 (32)" },
 	};
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -122,16 +151,25 @@ bridge_config_load(struct bridge_config *cfg, int argc, char **argv, int *help)
 	cfg->timeout_ms = 5000;
 	cfg->max_body = 1 << 20;
 	cfg->log_level = AFF_LOG_INFO;
+	/* As Apache's mod_reqtimeout (header=10-…, body=10,MinRate=500). */
+	cfg->header_timeout_ms = 10000;
+	cfg->body_timeout_ms = 10000;
+	cfg->body_min_rate = 500;
+	/* A browser opens 6 connections to a host; an office behind one
+	 * NAT address a few times that. */
+	cfg->slow_per_addr = 32;
 	return (aff_config_load("affiliate-bridge", opts,
 	    sizeof(opts) / sizeof(opts[0]), argc, argv, help));
 }
 
 /*
- * Whether civetweb keeps the connection open after this answer, by its own
- * rule (should_keep_alive() and process_new_connection() in civetweb.c):
- * never after a 401 or with a request body left unread; else the client's
- * Connection header when it sent one, HTTP/1.1's default when not. The
- * Connection header sent must say what civetweb will do.
+ * Whether the connection stays open after this answer: never after a 401,
+ * an answer that left the body unread or framing that cannot be trusted;
+ * else the client's Connection header when it sent one, HTTP/1.1's
+ * default when not (civetweb's own rule, should_keep_alive()). civetweb
+ * 1.15 does not see the Connection header the bridge writes itself, so
+ * call_send tells it (mg_disable_connection_keep_alive) whenever this says
+ * close.
  */
 static int
 call_keep_alive(const struct http_call *hc)
@@ -139,6 +177,13 @@ call_keep_alive(const struct http_call *hc)
 	const char *c;
 
 	if (hc->close || hc->status == 401 || hc->ri->http_version == NULL)
+		return (0);
+	/* A body left unread would be read and dropped by civetweb after
+	 * the answer, at whatever pace the client sends it, with no
+	 * deadline: close instead. */
+	if (!hc->body_read &&
+	    (hc->ri->content_length > 0 ||
+	        mg_get_header(hc->conn, "Transfer-Encoding") != NULL))
 		return (0);
 	if ((c = mg_get_header(hc->conn, "Connection")) != NULL)
 		return (strcasestr(c, "keep-alive") != NULL);
@@ -228,8 +273,12 @@ call_send(struct http_call *hc, int status, const char *body, size_t len)
 		aff_buf_printf(&b, "Retry-After: %d\r\n", hc->retry_after);
 	if (hc->res != NULL)
 		call_reply_headers(hc, &b);
-	aff_buf_printf(&b, "Connection: %s\r\n\r\n",
-	    call_keep_alive(hc) ? "keep-alive" : "close");
+	if (call_keep_alive(hc))
+		aff_buf_printf(&b, "Connection: keep-alive\r\n\r\n");
+	else {
+		aff_buf_printf(&b, "Connection: close\r\n\r\n");
+		mg_disable_connection_keep_alive(hc->conn);
+	}
 	/* A request line too broken to parse has no method. */
 	head_only = hc->ri->request_method != NULL &&
 	    strcmp(hc->ri->request_method, "HEAD") == 0;
@@ -453,16 +502,34 @@ call_body(struct http_call *hc, const struct route *r, ProtobufCMessage *req)
 	char *body = NULL, err[256];
 	size_t len = 0;
 	json_t *j;
-	int st;
+	int st = 0, cut;
 	const char *sig = mg_get_header(hc->conn, "X-Partner-Signature");
 
 	/* The server refuses an unsigned webhook whatever its body (401): a
 	 * client waiting for "100 Continue" gets that answer without being
-	 * asked for the body, which it then never sends. */
+	 * asked for the body, which it then never sends (the body is left
+	 * unread, so the connection closes). */
 	if (r->body == ROUTE_BODY_WEBHOOK && (sig == NULL || *sig == '\0') &&
 	    call_expects_continue(hc))
 		body = "";
-	else if ((st = call_read_body(hc, &body, &len)) != 0) {
+	else {
+		edge_body_begin();
+		st = call_read_body(hc, &body, &len);
+		hc->body_read = 1;
+		if ((cut = edge_body_end()) != 0) {
+			/* The watchdog shut the socket for reading: too slow. */
+			char msg[256];
+
+			edge_cut_message(hc->b->edge, cut, 1, msg, sizeof(msg));
+			hc->close = 1;
+			if (cut == 408)
+				return (call_error(
+				    hc, 408, "DEADLINE_EXCEEDED", "%s", msg));
+			hc->retry_after = 1;
+			return (call_error(hc, 429, "RESOURCE_EXHAUSTED", "%s", msg));
+		}
+	}
+	if (st != 0) {
 		if (st == 413) {
 			hc->close = 1; /* what is left of it is never read */
 			return (call_error(hc, 413, "RESOURCE_EXHAUSTED",
@@ -743,7 +810,9 @@ bridge_handle(struct mg_connection *conn, void *cbdata)
 {
 	struct http_call hc;
 	struct route_match m;
-	int st;
+	const char *why;
+	char *path;
+	int st, n;
 
 	memset(&hc, 0, sizeof(hc));
 	hc.conn = conn;
@@ -753,14 +822,32 @@ bridge_handle(struct mg_connection *conn, void *cbdata)
 	aff_arena_init(&hc.arena);
 	call_request_id(&hc);
 
-	if (hc.ri->content_length > (long long)hc.b->cfg.max_body) {
+	/* civetweb's decode_url is off: it would decode the path in place,
+	 * a %00 included, and cut it there unseen. */
+	n = (int)strlen(hc.ri->local_uri);
+	path = strchr(hc.ri->local_uri, '%') == NULL
+	    ? (char *)hc.ri->local_uri
+	    : aff_arena_alloc(&hc.arena, (size_t)n + 1);
+	if (path == NULL)
+		call_error(&hc, 500, "INTERNAL", "out of memory");
+	else if ((st = framing_check(hc.ri, BRIDGE_MAX_HEAD, &why)) != 0) {
+		/* Nothing after this request can be framed: close. */
+		hc.close = 1;
+		call_error(&hc, st, "INVALID_ARGUMENT", "%s", why);
+	} else if (path != hc.ri->local_uri &&
+	    ((n = mg_url_decode(hc.ri->local_uri, n, path, n + 1, 0)) < 0 ||
+	        (size_t)n != strlen(path))) {
+		hc.close = 1;
+		call_error(&hc, 400, "INVALID_ARGUMENT",
+		    "the path contains an encoded NUL");
+	} else if (hc.ri->content_length > (long long)hc.b->cfg.max_body) {
 		/* Whatever the route, do not read a body over the cap. */
 		hc.close = 1;
 		call_error(&hc, 413, "RESOURCE_EXHAUSTED",
 		    "the body is larger than %zu bytes", hc.b->cfg.max_body);
 	} else if ((st = call_expectation(&hc)) != 0) {
 		/* answered */
-	} else if (strcmp(hc.ri->local_uri, "/openapi.json") == 0) {
+	} else if (strcmp(path, "/openapi.json") == 0) {
 		if (strcmp(hc.ri->request_method, "GET") == 0 ||
 		    strcmp(hc.ri->request_method, "HEAD") == 0)
 			call_send(&hc, 200, hc.b->openapi, strlen(hc.b->openapi));
@@ -772,7 +859,7 @@ bridge_handle(struct mg_connection *conn, void *cbdata)
 			    "%s is not allowed on /openapi.json",
 			    hc.ri->request_method);
 		}
-	} else if ((st = route_match(hc.ri->request_method, hc.ri->local_uri,
+	} else if ((st = route_match(hc.ri->request_method, path,
 	                &m)) == 200) {
 		call_route(&hc, &m);
 	} else if (st == 405 && strcmp(hc.ri->request_method, "OPTIONS") == 0) {
@@ -780,12 +867,12 @@ bridge_handle(struct mg_connection *conn, void *cbdata)
 	} else if (st == 405) {
 		hc.allow = aff_arena_strdup(&hc.arena, m.allow);
 		call_error(&hc, 405, "UNIMPLEMENTED", "%s is not allowed on %.200s",
-		    hc.ri->request_method, hc.ri->local_uri);
+		    hc.ri->request_method, path);
 	} else if (st == 414) {
 		call_error(&hc, 414, "INVALID_ARGUMENT", "a path parameter is too long");
 	} else {
 		call_error(&hc, 404, "NOT_FOUND", "no route for %s %.200s",
-		    hc.ri->request_method, hc.ri->local_uri);
+		    hc.ri->request_method, path);
 	}
 	aff_log(AFF_LOG_INFO, hc.request_id, "http %s %.200s%s%.200s %d %zuB %lldms %s",
 	    hc.ri->request_method, hc.ri->local_uri,
@@ -809,9 +896,18 @@ bridge_http_error(struct mg_connection *conn, int status, const char *msg)
 	if (hc.ri == NULL)
 		return (1); /* nothing to answer with: civetweb's default */
 	hc.b = mg_get_user_data(mg_get_context(conn));
+	tl_answered = 1;
+	if (!edge_answer_claim())
+		return (0); /* the watchdog answered 408 or 429 and cut it */
 	aff_arena_init(&hc.arena);
-	aff_request_id_new(hc.request_id);
+	call_request_id(&hc);
 	hc.close = 1;
+	/* civetweb's 411 is a Content-Length strtoll could not read at all
+	 * (empty, "x"): malformed framing, as "0x21" is. */
+	if (status == 411) {
+		status = 400;
+		msg = "Content-Length is not a decimal number";
+	}
 	call_error(&hc, status, http_code_name_for_status(status), "%s",
 	    msg != NULL && msg[0] != '\0' ? msg : "bad request");
 	aff_log(AFF_LOG_INFO, hc.request_id, "http %d (%s) %s", status,
@@ -837,6 +933,91 @@ bridge_init_ssl(void *ssl_ctx, void *user_data)
 }
 
 static int
+bridge_init_connection(const struct mg_connection *conn, void **conn_data)
+{
+	(void)conn;
+	(void)conn_data;
+	tl_answered = 0;
+	return (0);
+}
+
+/*
+ * civetweb 1.15 parses a request whose target is "*" (OPTIONS *) or the
+ * absolute form for another host or port, then closes the connection
+ * without calling any handler and without a word (process_new_connection:
+ * "TODO: handle non-local request"). It is answered here, just before that
+ * close. The request fields were reset at the start of the connection's
+ * last request, so a method with no local_uri is that request's.
+ */
+static void
+bridge_connection_close(const struct mg_connection *cconn)
+{
+	struct mg_connection *conn = (struct mg_connection *)cconn;
+	const struct mg_request_info *ri = mg_get_request_info(conn);
+	struct http_call hc;
+
+	if (tl_answered || ri == NULL || ri->request_method == NULL ||
+	    ri->http_version == NULL || ri->request_uri == NULL ||
+	    ri->local_uri != NULL || !edge_answer_claim()) {
+		edge_connection_close();
+		return;
+	}
+	memset(&hc, 0, sizeof(hc));
+	hc.conn = conn;
+	hc.ri = ri;
+	hc.close = 1;
+	aff_arena_init(&hc.arena);
+	call_request_id(&hc);
+	if (strcmp(ri->request_uri, "*") == 0 &&
+	    strcmp(ri->request_method, "OPTIONS") == 0) {
+		hc.allow = "GET, HEAD, POST, OPTIONS";
+		call_send(&hc, 200, "{}", 2);
+	} else if (strcmp(ri->request_uri, "*") == 0)
+		call_error(&hc, 400, "INVALID_ARGUMENT",
+		    "the target * is for OPTIONS only");
+	else
+		call_error(&hc, 400, "INVALID_ARGUMENT",
+		    "the target %.200s names another server", ri->request_uri);
+	aff_log(AFF_LOG_INFO, hc.request_id, "http %s %.200s %d %s",
+	    ri->request_method, ri->request_uri, hc.status, ri->remote_addr);
+	aff_arena_fini(&hc.arena);
+	edge_connection_close();
+}
+
+static void *
+bridge_init_thread(const struct mg_context *ctx, int thread_type)
+{
+	bridge *b = mg_get_user_data(ctx);
+
+	edge_thread_init(b->edge, thread_type);
+	return (NULL);
+}
+
+/* Whoever answered (the handler or civetweb itself), the connection is
+ * idle until its next request's first byte. */
+static void
+bridge_end_request(const struct mg_connection *conn, int status)
+{
+	(void)conn;
+	(void)status;
+	edge_request_end();
+}
+
+/* The headers are in: unless the watchdog has already cut the
+ * connection, the handler runs. */
+static int
+bridge_begin_request(struct mg_connection *conn)
+{
+	int st = edge_request_begin();
+
+	if (st == 0)
+		return (0);
+	tl_answered = 1;
+	mg_disable_connection_keep_alive(conn);
+	return (st == 408 ? 408 : 429);
+}
+
+static int
 bridge_log_message(const struct mg_connection *conn, const char *message)
 {
 	(void)conn;
@@ -849,8 +1030,9 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 {
 	struct aff_client_opts co = { 0 };
 	struct mg_callbacks cb;
-	char threads[16], ports[136], err[256];
+	char threads[16], ports[136], err[256], request_timeout[16];
 	int tls = cfg->tls_cert[0] != '\0';
+	struct edge_config ec;
 	bridge *b;
 	int rv;
 
@@ -897,6 +1079,23 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 		rv = AFF_RESOURCE_EXHAUSTED;
 		goto failed_openapi;
 	}
+	ec.header_timeout_ms = cfg->header_timeout_ms;
+	ec.body_timeout_ms = cfg->body_timeout_ms;
+	ec.body_min_rate = cfg->body_min_rate;
+	ec.slow_per_addr = cfg->slow_per_addr;
+	/* A quarter of the threads stays for requests that are not slow,
+	 * however many addresses the slow ones come from. */
+	ec.slow_total = cfg->threads - cfg->threads / 4;
+	if ((rv = edge_start(&ec, &b->edge)) != AFF_OK)
+		goto failed_edge;
+	/* civetweb's own timeout is a fallback behind the edge's deadlines:
+	 * it counts one silent wait only, and would answer a slow body with
+	 * "the body ended early" (400) before the edge's 408. */
+	snprintf(request_timeout, sizeof(request_timeout), "%d",
+	    (cfg->header_timeout_ms > cfg->body_timeout_ms
+	            ? cfg->header_timeout_ms
+	            : cfg->body_timeout_ms) +
+	        30000);
 	snprintf(threads, sizeof(threads), "%d", cfg->threads);
 	/* civetweb's "s" suffix makes a port TLS. */
 	snprintf(ports, sizeof(ports), "%s%s", cfg->listen, tls ? "s" : "");
@@ -908,10 +1107,15 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 		"num_threads", threads,
 		"enable_keep_alive", "yes",
 		"keep_alive_timeout_ms", "5000",
-		"request_timeout_ms", "10000",
-		"max_request_size", "16384",
+		"request_timeout_ms", request_timeout,
+		"max_request_size", BRIDGE_MAX_HEAD_S,
+		/* An absolute-form target (http://host:port/path) for this
+		 * port is served by its path, whatever the host (RFC 9112
+		 * 3.2.2); civetweb would compare the host with its
+		 * authentication_domain and drop the request. */
+		"enable_auth_domain_check", "no",
 		"tcp_nodelay", "1",
-		"decode_url", "yes",
+		"decode_url", "no", /* bridge_handle decodes the path */
 		/* CORS is the bridge's (cors.h): civetweb would answer every
 		 * preflight itself with "*". */
 		"access_control_allow_origin", "",
@@ -923,6 +1127,11 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 	};
 	memset(&cb, 0, sizeof(cb));
 	cb.http_error = bridge_http_error;
+	cb.init_connection = bridge_init_connection;
+	cb.init_thread = bridge_init_thread;
+	cb.begin_request = bridge_begin_request;
+	cb.end_request = bridge_end_request;
+	cb.connection_close = bridge_connection_close;
 	cb.log_message = bridge_log_message;
 	if (tls)
 		cb.init_ssl = bridge_init_ssl;
@@ -951,6 +1160,9 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 
 failed_start:
 	mg_exit_library();
+	edge_stop(b->edge);
+	edge_free(b->edge);
+failed_edge:
 	free(b->openapi);
 failed_openapi:
 	aff_client_close(b->client);
@@ -965,7 +1177,9 @@ bridge_stop(bridge *b)
 {
 	if (b == NULL)
 		return;
+	edge_stop(b->edge);
 	mg_stop(b->ctx);
+	edge_free(b->edge);
 	mg_exit_library();
 	aff_client_close(b->client);
 	free(b->openapi);

@@ -21,6 +21,15 @@ struct bridge_config {
 	char tls_key[512];          /* --tls-key, AFFILIATE_BRIDGE_TLS_KEY */
 	char trusted_proxies[1024]; /* --trusted-proxies,
 	                               AFFILIATE_BRIDGE_TRUSTED_PROXIES */
+	/* Slow clients (edge.h): --header-timeout,
+	 * AFFILIATE_BRIDGE_HEADER_TIMEOUT_MS; --body-timeout,
+	 * AFFILIATE_BRIDGE_BODY_TIMEOUT_MS; --body-min-rate,
+	 * AFFILIATE_BRIDGE_BODY_MIN_RATE; --slow-per-addr,
+	 * AFFILIATE_BRIDGE_SLOW_PER_ADDR. */
+	int header_timeout_ms;
+	int body_timeout_ms;
+	int body_min_rate;
+	int slow_per_addr;
 };
 
 /* Defaults, then the environment, then argv (may be NULL); as
