@@ -201,9 +201,11 @@ struct store_ops {
 	 * which); AFF_FAILED_PRECONDITION for a move back or across; AFF_ALREADY_EXISTS when order_id is stored with another
 	 * advertiser, editor, amount, commission or currency. *out is the
 	 * stored order. Inside batch_begin/batch_end it is part of the
-	 * batch's transaction (a refusal writes nothing; after any other
-	 * error the caller must end the batch with that error), else a
-	 * transaction of its own.
+	 * batch's transaction in a savepoint of its own: any error undoes
+	 * this order alone and the batch goes on, except AFF_ABORTED: the
+	 * database ended the batch's transaction (then every later order_put
+	 * of the batch is AFF_ABORTED too, and batch_end returns the cause).
+	 * Outside a batch, a transaction of its own.
 	 */
 	int (*order_put)(store *s, const struct store_order_in *o,
 	    aff_arena *a, Affiliate__V1__Order **out,

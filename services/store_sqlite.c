@@ -32,6 +32,9 @@ enum {
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
+	ST_SAVEPOINT,
+	ST_SAVEPOINT_UNDO,
+	ST_SAVEPOINT_RELEASE,
 	ST_APP_INSERT,
 	ST_APP_OPEN,
 	ST_APP_GET,
@@ -110,6 +113,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
+	/* One order of a group-commit batch: its failure undoes it alone. */
+	[ST_SAVEPOINT] = "SAVEPOINT aff_order",
+	[ST_SAVEPOINT_UNDO] = "ROLLBACK TO aff_order",
+	[ST_SAVEPOINT_RELEASE] = "RELEASE aff_order",
 	[ST_APP_INSERT] = "INSERT INTO applications (editor_id, advertiser_id,"
 	                  " status, created_at, updated_at, request_id)"
 	                  " VALUES (?1, ?2, 'pending', ?3, ?3, ?4)",
@@ -206,6 +213,8 @@ typedef struct sqlite_store {
 	sqlite3_stmt *st[ST_COUNT];
 	char db_id[33];
 	int64_t busy_started; /* for busy_nap */
+	int in_batch;         /* between batch_begin and batch_end */
+	int batch_err;        /* why SQLite ended the batch's transaction */
 } sqlite_store;
 
 /* Schema migrations, applied in order; migrations[i] takes user_version
@@ -1577,6 +1586,41 @@ order_put_tx(sqlite_store *s, const struct store_order_in *in, aff_arena *a,
 	return (order_event(s, in->order_id, status, now_s));
 }
 
+/*
+ * One order of a batch, in a savepoint of the batch's transaction: any
+ * failure (a refusal, a constraint, a full disk that SQLite survived)
+ * undoes this order alone, and the rest of the batch still commits. When
+ * SQLite itself ended the transaction (it may after SQLITE_FULL, IOERR or
+ * NOMEM), nothing of the batch holds any more: AFF_ABORTED, for this and
+ * every later order, and batch_end reports the cause.
+ */
+static int
+order_put_batched(sqlite_store *s, const struct store_order_in *in,
+    aff_arena *a, Affiliate__V1__Order **out,
+    enum store_order_outcome *outcome)
+{
+	int rv;
+
+	if (s->batch_err != AFF_OK)
+		return (AFF_ABORTED);
+	if ((rv = tx_run(s, ST_SAVEPOINT, "savepoint")) != AFF_OK)
+		goto gone;
+	rv = order_put_tx(s, in, a, out, outcome);
+	if (sqlite3_get_autocommit(s->db))
+		goto gone;
+	if (rv != AFF_OK && tx_run(s, ST_SAVEPOINT_UNDO, "savepoint undo") !=
+	        AFF_OK)
+		goto gone;
+	if (tx_run(s, ST_SAVEPOINT_RELEASE, "savepoint release") != AFF_OK)
+		goto gone;
+	return (rv);
+gone:
+	if (!sqlite3_get_autocommit(s->db))
+		(void)tx_run(s, ST_ROLLBACK, "rollback");
+	s->batch_err = rv != AFF_OK ? rv : AFF_INTERNAL;
+	return (AFF_ABORTED);
+}
+
 static int
 sqlite_order_put(store *base, const struct store_order_in *in, aff_arena *a,
     Affiliate__V1__Order **out, enum store_order_outcome *outcome)
@@ -1584,11 +1628,8 @@ sqlite_order_put(store *base, const struct store_order_in *in, aff_arena *a,
 	sqlite_store *s = (sqlite_store *)base;
 	int rv;
 
-	/* In a batch the batch's transaction holds it: a refusal writes
-	 * nothing, and any other failure fails the whole batch (see
-	 * order_writer.c), so no savepoint per order is needed. */
-	if (!sqlite3_get_autocommit(s->db))
-		return (order_put_tx(s, in, a, out, outcome));
+	if (s->in_batch)
+		return (order_put_batched(s, in, a, out, outcome));
 	if ((rv = tx_begin(s)) != AFF_OK)
 		return (rv);
 	rv = order_put_tx(s, in, a, out, outcome);
@@ -1902,13 +1943,28 @@ sqlite_webhook_secrets_get(store *base, int64_t advertiser_id, int64_t now,
 static int
 sqlite_batch_begin(store *base)
 {
-	return (tx_begin((sqlite_store *)base));
+	sqlite_store *s = (sqlite_store *)base;
+	int rv;
+
+	if ((rv = tx_begin(s)) == AFF_OK) {
+		s->in_batch = 1;
+		s->batch_err = AFF_OK;
+	}
+	return (rv);
 }
 
 static int
 sqlite_batch_end(store *base, int rv)
 {
-	return (tx_end((sqlite_store *)base, rv));
+	sqlite_store *s = (sqlite_store *)base;
+
+	s->in_batch = 0;
+	if (s->batch_err != AFF_OK) {
+		rv = s->batch_err;
+		s->batch_err = AFF_OK;
+		return (rv);
+	}
+	return (tx_end(s, rv));
 }
 
 const struct store_ops store_sqlite_ops = {
