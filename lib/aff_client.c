@@ -278,7 +278,7 @@ aff_call_result_metadata(const struct aff_call_result *res, const char *key)
 static int
 client_request_msg(const char *service, const char *method,
     const uint8_t *payload, size_t len, const char *request_id,
-    int64_t deadline, const struct aff_call_opts *opts, nng_msg **mp)
+    int timeout_ms, const struct aff_call_opts *opts, nng_msg **mp)
 {
 	Affiliate__V1__RequestEnvelope env =
 	    AFFILIATE__V1__REQUEST_ENVELOPE__INIT;
@@ -292,7 +292,9 @@ client_request_msg(const char *service, const char *method,
 	env.payload.data = (uint8_t *)payload;
 	env.payload.len = len;
 	env.request_id = (char *)request_id;
-	env.deadline_unix_ms = deadline;
+	/* Relative, as gRPC's grpc-timeout: the server counts it on its own
+	 * clock from when the request arrives, so clocks need not agree. */
+	env.timeout_ms = timeout_ms;
 	if (n_md > 0) {
 		md = calloc(n_md, sizeof(*md));
 		mdp = calloc(n_md, sizeof(*mdp));
@@ -445,10 +447,9 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 		request_id = rid;
 	}
 	snprintf(res->request_id, sizeof(res->request_id), "%s", request_id);
-	deadline = aff_now_ms() + timeout;
 	if (c->direct) {
 		if ((rv = client_request_msg(service, method, payload, len,
-		         request_id, deadline, opts, &m)) != AFF_OK)
+		         request_id, timeout, opts, &m)) != AFF_OK)
 			return (result_set(res, rv, "cannot build the request"));
 		rv = client_invoke_direct(c, m, timeout, res);
 		nng_msg_free(m);
@@ -457,9 +458,9 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 	if ((cs = client_wait_pipe(c, timeout < 100 ? timeout : 100)) == NULL)
 		return (result_set(res, AFF_UNAVAILABLE,
 		    "affiliate-server is not reachable"));
-	deadline = aff_now_ms() + timeout;
+	deadline = aff_mono_ms() + timeout;
 	if ((rv = client_request_msg(service, method, payload, len, request_id,
-	         deadline, opts, &m)) != AFF_OK)
+	         timeout, opts, &m)) != AFF_OK)
 		return (result_set(res, rv, "cannot build the request"));
 	if ((rv = client_tls_get(c, (int)(cs - c->socks), &aio, &ctx)) !=
 	    AFF_OK) {
@@ -474,8 +475,8 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 		nng_msg_free(nng_aio_get_msg(aio));
 		return (result_set(res, AFF_UNAVAILABLE, nng_strerror(rv)));
 	}
-	nng_aio_set_timeout(aio, (nng_duration)(deadline - aff_now_ms() > 0
-	                                            ? deadline - aff_now_ms()
+	nng_aio_set_timeout(aio, (nng_duration)(deadline - aff_mono_ms() > 0
+	                                            ? deadline - aff_mono_ms()
 	                                            : 1));
 	nng_ctx_recv(ctx, aio);
 	nng_aio_wait(aio);

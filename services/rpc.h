@@ -35,7 +35,7 @@ struct rpc_call {
 	const char *service;
 	const char *method;
 	const char *request_id;
-	int64_t deadline_ms;    /* Unix ms; 0 = none */
+	int64_t deadline_ms;    /* aff_mono_ms() clock; 0 = none */
 	size_t n_metadata;      /* the envelope's metadata entries */
 	Affiliate__V1__MetadataEntry **metadata;
 	store *store;           /* this thread's store connection */
@@ -112,6 +112,9 @@ struct rpc_thread_env {
 	void *app;
 	const struct auth_policy *auth; /* NULL: no keys, no limits */
 	nng_pipe pipe;          /* the connection of the request at hand */
+	int64_t received_ms;    /* when it was received (aff_mono_ms()); 0 =
+	                           now. The envelope's timeout counts from it,
+	                           so time spent queued counts too. */
 };
 
 /*

@@ -332,7 +332,7 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 	if ((call = calloc(1, sizeof(*call))) == NULL)
 		return (NULL);
 	aff_arena_init(&call->arena);
-	call->t0 = aff_mono_ms();
+	call->t0 = env->received_ms > 0 ? env->received_ms : aff_mono_ms();
 	call->store = env->store;
 	call->cache = env->cache;
 	call->app = env->app;
@@ -359,7 +359,6 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 	}
 	call->service = printable(&call->arena, req->service);
 	call->method = printable(&call->arena, req->method);
-	call->deadline_ms = req->deadline_unix_ms;
 	call->n_metadata = req->n_metadata;
 	call->metadata = req->metadata;
 	if (req->request_id[0] == '\0') {
@@ -368,10 +367,23 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 	} else
 		call->request_id = printable(&call->arena, req->request_id);
 
-	if (call->deadline_ms > 0 && aff_now_ms() > call->deadline_ms) {
-		code = rpc_errorf(call, AFF_DEADLINE_EXCEEDED,
-		    "the deadline passed before the call could run");
+	/* The timeout is relative and counted on this host's monotonic clock
+	 * from the request's arrival: the caller's wall clock may be seconds
+	 * off ours. */
+	if (req->timeout_ms < 0) {
+		code = rpc_errorf(call, AFF_INVALID_ARGUMENT,
+		    "timeout_ms must not be negative");
 		goto reply;
+	}
+	if (req->timeout_ms > 0) {
+		call->deadline_ms = call->t0 + req->timeout_ms;
+		if (aff_mono_ms() >= call->deadline_ms) {
+			code = rpc_errorf(call, AFF_DEADLINE_EXCEEDED,
+			    "the timeout of %lld ms ran out before the call could "
+			    "run",
+			    (long long)req->timeout_ms);
+			goto reply;
+		}
 	}
 	if ((svc = registry_find(r, req->service)) == NULL) {
 		code = rpc_errorf(call, AFF_UNIMPLEMENTED, "unknown service '%s'",

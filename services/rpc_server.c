@@ -9,6 +9,7 @@
 
 #include "aff_err.h"
 #include "aff_log.h"
+#include "aff_util.h"
 
 enum slot_state { SLOT_RECV, SLOT_QUEUED, SLOT_DEFERRED, SLOT_SEND };
 
@@ -22,6 +23,7 @@ struct rpc_slot {
 	nng_aio *aio;
 	enum slot_state state;
 	nng_msg *req;
+	int64_t received_ms;   /* aff_mono_ms() when req came */
 	struct rpc_slot *next; /* queue link */
 };
 
@@ -73,6 +75,7 @@ slot_cb(void *arg)
 			return;
 		}
 		sl->req = nng_aio_get_msg(sl->aio);
+		sl->received_ms = aff_mono_ms();
 		pthread_mutex_lock(&srv->mtx);
 		sl->state = SLOT_QUEUED;
 		sl->next = NULL;
@@ -143,6 +146,12 @@ handler_main(void *arg)
 	if (srv->opts.thread_fini != NULL && t->state != NULL)
 		srv->opts.thread_fini(t->state);
 	return (NULL);
+}
+
+int64_t
+rpc_server_received_ms(const struct rpc_slot *sl)
+{
+	return (sl->received_ms);
 }
 
 void

@@ -12,6 +12,7 @@
 #define RPC_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <nng/nng.h>
 
@@ -50,6 +51,11 @@ extern char rpc_server_deferred_;
  * never after rpc_server_free().
  */
 void rpc_server_reply(struct rpc_slot *slot, nng_msg *reply);
+
+/* When the slot's request at hand was received (aff_mono_ms() clock):
+ * a call's timeout counts from then, time queued included. Valid while
+ * the handler holds the slot. */
+int64_t rpc_server_received_ms(const struct rpc_slot *slot);
 
 /*
  * Starts listening and serving. Returns AFF_OK, AFF_INVALID_ARGUMENT for a
