@@ -370,9 +370,14 @@ client_direct_conn(aff_client *c, struct client_tls *t, int64_t deadline)
 }
 
 /*
- * A call on this thread's own connection. A connection that breaks before
- * its reply is dialled again and the request sent once more, as NNG's REQ
- * does when its pipe drops (the server restarted since the last call).
+ * A call on this thread's own connection. A kept connection that the
+ * server has closed since the last call (it restarted) is seen closed
+ * before anything is written, and the call goes on a new connection. Once
+ * any byte of the request is written, the request is never sent again:
+ * the server may have received it, and a resend could apply it twice (a
+ * caller that wants to retry sends it again with the same request_id,
+ * which the server answers from what the first one did). A write that
+ * fails before its first byte is sent again once, on a new connection.
  */
 static int
 client_invoke_direct(aff_client *c, nng_msg *m, int timeout,
@@ -386,8 +391,12 @@ client_invoke_direct(aff_client *c, nng_msg *m, int timeout,
 
 	if ((t = client_tls(c)) == NULL)
 		return (result_set(res, AFF_RESOURCE_EXHAUSTED, "out of memory"));
+	if (t->sp != NULL && !aff_sp_reusable(t->sp)) {
+		aff_sp_close(t->sp);
+		t->sp = NULL;
+	}
 	for (int attempt = 0; attempt < 2; attempt++) {
-		int fresh = t->sp == NULL;
+		int fresh = t->sp == NULL, unsent;
 
 		if (fresh && (rv = client_direct_conn(c, t, deadline)) != AFF_OK)
 			break;
@@ -395,9 +404,10 @@ client_invoke_direct(aff_client *c, nng_msg *m, int timeout,
 		    c->max_reply, &rep, &rlen);
 		if (rv == AFF_OK)
 			break;
+		unsent = aff_sp_sent(t->sp) == 0;
 		aff_sp_close(t->sp);
 		t->sp = NULL;
-		if (rv != AFF_UNAVAILABLE || fresh)
+		if (rv != AFF_UNAVAILABLE || fresh || !unsent)
 			break;
 	}
 	switch (rv) {
