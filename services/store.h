@@ -229,11 +229,13 @@ struct store_ops {
 	    size_t n, int64_t gen);
 
 	/* AFF_OK when Redis has every order as it is now, AFF_NOT_FOUND when
-	 * not; *gen is the generation the copy must show to be trusted. */
-	int (*orders_all_cached)(store *s, int64_t *gen);
+	 * not; *copy is the id of the copy (cache.h; valid until the next
+	 * call on s) and *gen the generation it must show to be trusted. */
+	int (*orders_all_cached)(store *s, const char **copy, int64_t *gen);
 
-	/* Redis lost or rolled back its copy: every order is to be written
-	 * again (and the generation forgotten). */
+	/* The Redis copy cannot be trusted (lost, rolled back, or of another
+	 * history): every order is to be written again, into a new copy (a
+	 * new random copy id, generation 0). */
 	int (*orders_cache_reset)(store *s);
 
 	/*

@@ -61,6 +61,7 @@ enum {
 	ST_ORDERS_ALL_CACHED,
 	ST_ORDERS_CACHE_RESET,
 	ST_ORDERS_GEN_SET,
+	ST_ORDERS_COPY_NEW,
 	ST_KEY_INSERT,
 	ST_KEY_GET,
 	ST_KEY_LIST,
@@ -180,10 +181,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_ORDERS_ALL_CACHED] =
 	    "SELECT NOT EXISTS (SELECT 1 FROM orders WHERE cached_rev < rev),"
 	    " coalesce((SELECT CAST(value AS INTEGER) FROM meta"
-	    " WHERE key = 'orders_gen'), 0)",
+	    " WHERE key = 'orders_gen'), 0),"
+	    " coalesce((SELECT value FROM meta WHERE key = 'orders_copy'), '')",
 	[ST_ORDERS_GEN_SET] = "INSERT INTO meta (key, value)"
 	                      " VALUES ('orders_gen', ?1) ON CONFLICT (key)"
 	                      " DO UPDATE SET value = excluded.value",
+	[ST_ORDERS_COPY_NEW] = "UPDATE meta SET value = lower(hex(randomblob(8)))"
+	                       " WHERE key = 'orders_copy'",
 	[ST_ORDERS_CACHE_RESET] = "UPDATE orders SET cached_rev = 0"
 	                          " WHERE cached_rev > 0",
 	[ST_KEY_INSERT] = "INSERT INTO api_keys (role, editor_id, secret_sha256,"
@@ -213,6 +217,7 @@ typedef struct sqlite_store {
 	sqlite3_stmt *st[ST_COUNT];
 	char db_id[33];
 	int64_t busy_started; /* for busy_nap */
+	char orders_copy[40]; /* what orders_all_cached returned last */
 	int in_batch;         /* between batch_begin and batch_end */
 	int batch_err;        /* why SQLite ended the batch's transaction */
 } sqlite_store;
@@ -376,6 +381,29 @@ static const char *const migrations[] = {
 	");"
 	"CREATE INDEX webhook_secrets_by_advertiser"
 	"  ON webhook_secrets (advertiser_id, id);",
+
+	/* 4 -> 5: what must hold across restores and resends.
+	 * orders_copy names the Redis copy of the orders (cache.h): random,
+	 * and replaced whenever that copy cannot be trusted, so a database
+	 * restored from an older file never reads the copy of the history it
+	 * lost. request_keys holds each mutating call's request key (the
+	 * envelope's request_id, scoped by the caller) with the answer it got,
+	 * written in the transaction of the call's change: the same call sent
+	 * again gets that answer and changes nothing. Rows older than the
+	 * retention (24 h) are pruned as new ones come. */
+	"CREATE TABLE request_keys ("
+	"  scope TEXT NOT NULL,"
+	"  request_id TEXT NOT NULL,"
+	"  method TEXT NOT NULL,"
+	"  digest BLOB NOT NULL," /* SHA-256 of the method and the request */
+	"  reply BLOB NOT NULL,"  /* the packed answer */
+	"  created_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (scope, request_id)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX request_keys_by_age ON request_keys (created_at);"
+	"INSERT INTO meta (key, value)"
+	"  VALUES ('orders_copy', lower(hex(randomblob(8))))"
+	"  ON CONFLICT (key) DO NOTHING;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -1726,7 +1754,7 @@ sqlite_orders_mark_cached(store *base, const struct store_order_row *rows,
 }
 
 static int
-sqlite_orders_all_cached(store *base, int64_t *gen)
+sqlite_orders_all_cached(store *base, const char **copy, int64_t *gen)
 {
 	sqlite_store *s = (sqlite_store *)base;
 	sqlite3_stmt *st = s->st[ST_ORDERS_ALL_CACHED];
@@ -1735,6 +1763,9 @@ sqlite_orders_all_cached(store *base, int64_t *gen)
 	if (rc == SQLITE_ROW) {
 		rv = sqlite3_column_int(st, 0) ? AFF_OK : AFF_NOT_FOUND;
 		*gen = sqlite3_column_int64(st, 1);
+		snprintf(s->orders_copy, sizeof(s->orders_copy), "%s",
+		    (const char *)sqlite3_column_text(st, 2));
+		*copy = s->orders_copy;
 	} else
 		rv = sqlite_err(s->db, rc, "orders all cached");
 	stmt_done(st);
@@ -1750,6 +1781,8 @@ sqlite_orders_cache_reset(store *base)
 	if ((rv = tx_begin(s)) != AFF_OK)
 		return (rv);
 	rv = step_write(s, s->st[ST_ORDERS_CACHE_RESET], "orders cache reset");
+	if (rv == AFF_OK)
+		rv = step_write(s, s->st[ST_ORDERS_COPY_NEW], "orders copy id");
 	if (rv == AFF_OK)
 		rv = orders_gen_set(s, 0);
 	return (tx_end(s, rv));
