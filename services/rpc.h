@@ -44,6 +44,13 @@ struct rpc_call {
 	ProtobufCMessage *error_payload; /* optional payload with an error */
 	void *app;              /* the server's per-process state */
 	struct auth_caller caller; /* set before the handler runs */
+	/* A keyed call's answer to a repeat of it, when that is not the
+	 * answer given now (a secret shown once): set by the handler. */
+	struct {
+		int set, code;
+		const char *message;
+		ProtobufCMessage *payload;
+	} replay;
 
 	/* Private to the dispatcher. */
 	Affiliate__V1__MetadataEntry *trailers[RPC_MAX_TRAILERS];
@@ -51,6 +58,8 @@ struct rpc_call {
 	const ProtobufCMessageDescriptor *output;
 	int64_t t0;
 	char rid[33];
+	struct store_request_key key; /* a keyed call's (has_key) */
+	int has_key;
 	struct rpc_slot *slot;
 	void (*complete)(struct rpc_slot *slot, nng_msg *reply);
 };
@@ -80,6 +89,11 @@ struct rpc_method_def {
 	int cacheable;      /* reads the catalog only */
 	enum auth_access access; /* who may call it (auth.h) */
 	enum auth_scope scope;   /* how editor_id binds to an editor key */
+	/* Mutating: a call with a request_id runs in one transaction with
+	 * its request key and answer (store call_begin); the same call again
+	 * gets the first answer and changes nothing. The handler may not
+	 * defer. */
+	int keyed;
 };
 
 struct rpc_service_def {

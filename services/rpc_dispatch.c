@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "aff_err.h"
 #include "aff_log.h"
 #include "aff_util.h"
@@ -252,6 +254,34 @@ cache_key(struct rpc_call *call, const ProtobufCMessage *in, size_t *lenp)
 	return (key);
 }
 
+/* The request key of a keyed call (see store.h): the caller, the
+ * request_id, and the digest of what is asked. */
+static void
+request_key(struct rpc_call *call, const Affiliate__V1__RequestEnvelope *req)
+{
+	EVP_MD_CTX *h = EVP_MD_CTX_new();
+
+	call->key.scope = call->caller.key_id > 0
+	    ? aff_arena_printf(&call->arena, "key:%lld",
+	          (long long)call->caller.key_id)
+	    : "";
+	if (call->key.scope == NULL)
+		call->key.scope = "?";
+	call->key.request_id = req->request_id;
+	call->key.method = call->method;
+	/* Out of memory: a digest of zeros, so the call is keyed by its
+	 * request_id alone rather than not at all. */
+	memset(call->key.digest, 0, sizeof(call->key.digest));
+	if (h == NULL || EVP_DigestInit_ex(h, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(h, req->service, strlen(req->service) + 1) != 1 ||
+	    EVP_DigestUpdate(h, req->method, strlen(req->method) + 1) != 1 ||
+	    (req->payload.len > 0 &&
+	        EVP_DigestUpdate(h, req->payload.data, req->payload.len) != 1) ||
+	    EVP_DigestFinal_ex(h, call->key.digest, NULL) != 1)
+		memset(call->key.digest, 0, sizeof(call->key.digest));
+	EVP_MD_CTX_free(h);
+}
+
 static int
 cacheable_code(int code)
 {
@@ -277,6 +307,29 @@ call_reply(struct rpc_call *call, struct rpc_thread_env *env, int code,
 	if (body == NULL) {
 		code = AFF_RESOURCE_EXHAUSTED;
 		body = reply_body(&call->arena, code, "out of memory", NULL, &blen);
+	}
+	if (call->has_key) {
+		/* A keyed call's change commits with its key and answer, or
+		 * not at all: an answer is never given for a change that is
+		 * not stored, nor a change stored without its answer. */
+		const uint8_t *keep = NULL;
+		size_t klen = 0;
+		int rv;
+
+		if (code == AFF_OK && call->replay.set)
+			keep = reply_body(&call->arena, call->replay.code,
+			    call->replay.message, call->replay.payload, &klen);
+		else if (code == AFF_OK) {
+			keep = body;
+			klen = blen;
+		}
+		rv = call->store->ops->call_end(call->store, &call->key, keep, klen);
+		if (code == AFF_OK && (keep == NULL || rv != AFF_OK)) {
+			code = keep == NULL ? AFF_RESOURCE_EXHAUSTED : rv;
+			call->message = "the change could not be committed";
+			body = reply_body(&call->arena, code, call->message, NULL,
+			    &blen);
+		}
 	}
 	if (key != NULL && body != NULL && cacheable_code(code)) {
 		lcache_put(env->lcache, key, keylen, body, blen);
@@ -446,7 +499,37 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 			return (m);
 		}
 	}
+	if (def->keyed && req->request_id[0] != '\0') {
+		uint8_t *stored = NULL;
+		size_t slen = 0;
+		int rv;
+
+		request_key(call, req);
+		rv = call->store->ops->call_begin(call->store, &call->key,
+		    &call->arena, &stored, &slen);
+		if (rv == AFF_ALREADY_EXISTS) {
+			/* Answered before: the same answer, nothing done. */
+			m = reply_trailers(
+			    reply_msg(stored, slen, call->request_id), call);
+			aff_log(AFF_LOG_INFO, call->request_id,
+			    "rpc %s/%s answered again from its request key %lldms",
+			    call->service, call->method,
+			    (long long)(aff_mono_ms() - call->t0));
+			aff_arena_fini(&call->arena);
+			free(call);
+			return (m);
+		}
+		if (rv != AFF_OK) {
+			code = rpc_errorf(call,
+			    rv == AFF_RESOURCE_EXHAUSTED ? rv : AFF_UNAVAILABLE,
+			    "the store failed: %s", aff_strerror(rv));
+			goto reply;
+		}
+		call->has_key = 1;
+	}
 	code = def->fn(call, in, &out);
+	/* A keyed handler answering later would hold the transaction. */
+	assert(code != RPC_DEFERRED || !call->has_key);
 	if (code == RPC_DEFERRED)
 		return (RPC_SERVER_DEFERRED);
 	/* A handler returning another type than the contract says is a bug. */

@@ -95,6 +95,19 @@ struct store_key {
 	int revoked;
 };
 
+/*
+ * A mutating call's request key: who calls (scope: "key:<id>", or "" for
+ * a caller without a key), the envelope's request_id, and the SHA-256 of
+ * the service, method and request bytes. The same request_id with
+ * another request is another call.
+ */
+struct store_request_key {
+	const char *scope;
+	const char *request_id;
+	const char *method;
+	uint8_t digest[32];
+};
+
 struct store_ops {
 	const char *name;
 
@@ -265,6 +278,23 @@ struct store_ops {
 	    const char *secret, int64_t grace_until, int *replaced);
 	int (*webhook_secrets_get)(store *s, int64_t advertiser_id, int64_t now,
 	    aff_arena *a, char **out, size_t max, size_t *n);
+
+	/*
+	 * The transaction of a keyed (mutating) call, so that its request key
+	 * and answer are stored with its change, all or nothing. call_begin
+	 * opens it (under the write lock) and looks k up: AFF_OK when the
+	 * call was not answered before (the transaction stays open: the
+	 * call's writes join it, each store function in a savepoint of its
+	 * own); AFF_ALREADY_EXISTS with *reply (in a) the answer stored the
+	 * first time (nothing left open); or an error (nothing open).
+	 * call_end ends it: reply non-NULL is stored with k and committed
+	 * (AFF_OK or the commit's error), NULL rolls everything back.
+	 * Keys are kept for 24 h.
+	 */
+	int (*call_begin)(store *s, const struct store_request_key *k,
+	    aff_arena *a, uint8_t **reply, size_t *len);
+	int (*call_end)(store *s, const struct store_request_key *k,
+	    const uint8_t *reply, size_t len);
 
 	/* Group commit: the writes between begin and end are one
 	 * transaction, so one fsync covers them all. */

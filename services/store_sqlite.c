@@ -35,6 +35,12 @@ enum {
 	ST_SAVEPOINT,
 	ST_SAVEPOINT_UNDO,
 	ST_SAVEPOINT_RELEASE,
+	ST_NEST_BEGIN,
+	ST_NEST_UNDO,
+	ST_NEST_RELEASE,
+	ST_RKEY_GET,
+	ST_RKEY_PRUNE,
+	ST_RKEY_PUT,
 	ST_APP_INSERT,
 	ST_APP_OPEN,
 	ST_APP_GET,
@@ -118,6 +124,16 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_SAVEPOINT] = "SAVEPOINT aff_order",
 	[ST_SAVEPOINT_UNDO] = "ROLLBACK TO aff_order",
 	[ST_SAVEPOINT_RELEASE] = "RELEASE aff_order",
+	/* A store call inside a keyed call's transaction (call_begin). */
+	[ST_NEST_BEGIN] = "SAVEPOINT aff_nest",
+	[ST_NEST_UNDO] = "ROLLBACK TO aff_nest",
+	[ST_NEST_RELEASE] = "RELEASE aff_nest",
+	[ST_RKEY_GET] = "SELECT reply FROM request_keys WHERE scope = ?1"
+	                " AND request_id = ?2 AND digest = ?3 AND created_at > ?4",
+	[ST_RKEY_PRUNE] = "DELETE FROM request_keys WHERE created_at <= ?1",
+	[ST_RKEY_PUT] = "INSERT INTO request_keys (scope, request_id, method,"
+	                " digest, reply, created_at)"
+	                " VALUES (?1, ?2, ?4, ?3, ?5, ?6)",
 	[ST_APP_INSERT] = "INSERT INTO applications (editor_id, advertiser_id,"
 	                  " status, created_at, updated_at, request_id)"
 	                  " VALUES (?1, ?2, 'pending', ?3, ?3, ?4)",
@@ -218,6 +234,7 @@ typedef struct sqlite_store {
 	char db_id[33];
 	int64_t busy_started; /* for busy_nap */
 	char orders_copy[40]; /* what orders_all_cached returned last */
+	int depth;            /* open transactions: 1, or 2 when nested */
 	int in_batch;         /* between batch_begin and batch_end */
 	int batch_err;        /* why SQLite ended the batch's transaction */
 } sqlite_store;
@@ -398,7 +415,7 @@ static const char *const migrations[] = {
 	"  digest BLOB NOT NULL," /* SHA-256 of the method and the request */
 	"  reply BLOB NOT NULL,"  /* the packed answer */
 	"  created_at INTEGER NOT NULL,"
-	"  PRIMARY KEY (scope, request_id)"
+	"  PRIMARY KEY (scope, request_id, digest)"
 	") WITHOUT ROWID;"
 	"CREATE INDEX request_keys_by_age ON request_keys (created_at);"
 	"INSERT INTO meta (key, value)"
@@ -1050,22 +1067,118 @@ tx_run(sqlite_store *s, int which, const char *what)
 	return (rc == SQLITE_DONE ? AFF_OK : sqlite_err(s->db, rc, what));
 }
 
+/*
+ * A transaction, or inside one (a keyed call's, see call_begin) a
+ * savepoint, so that a store function's own rollback undoes its part
+ * only and the call's transaction decides the rest.
+ */
 static int
 tx_begin(sqlite_store *s)
 {
-	return (tx_run(s, ST_BEGIN, "begin"));
+	int rv;
+
+	if (s->depth > 0 && !sqlite3_get_autocommit(s->db)) {
+		if ((rv = tx_run(s, ST_NEST_BEGIN, "savepoint")) == AFF_OK)
+			s->depth++;
+		return (rv);
+	}
+	if ((rv = tx_run(s, ST_BEGIN, "begin")) == AFF_OK)
+		s->depth = 1;
+	return (rv);
 }
 
 /* Commits, or rolls back when rv is an error; returns rv or the commit's
- * error. */
+ * error. Nested: releases the savepoint, or undoes it. */
 static int
 tx_end(sqlite_store *s, int rv)
 {
+	if (s->depth > 1) {
+		s->depth--;
+		if (sqlite3_get_autocommit(s->db)) {
+			/* SQLite ended the outer transaction itself. */
+			s->depth = 0;
+			return (rv != AFF_OK ? rv : AFF_ABORTED);
+		}
+		if (rv != AFF_OK)
+			(void)tx_run(s, ST_NEST_UNDO, "savepoint undo");
+		(void)tx_run(s, ST_NEST_RELEASE, "savepoint release");
+		return (rv);
+	}
+	s->depth = 0;
 	if (rv == AFF_OK && (rv = tx_run(s, ST_COMMIT, "commit")) == AFF_OK)
 		return (AFF_OK);
 	if (!sqlite3_get_autocommit(s->db))
 		(void)tx_run(s, ST_ROLLBACK, "rollback");
 	return (rv);
+}
+
+/* ---- request keys ---- */
+
+/* How long a request key answers for its call (and then is pruned). */
+#define REQUEST_KEY_RETENTION_S 86400
+
+static void
+bind_key(sqlite3_stmt *st, const struct store_request_key *k)
+{
+	sqlite3_bind_text(st, 1, k->scope, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, k->request_id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, k->digest, sizeof(k->digest), SQLITE_STATIC);
+}
+
+static int
+sqlite_call_begin(store *base, const struct store_request_key *k,
+    aff_arena *a, uint8_t **reply, size_t *len)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	sqlite3_stmt *st = s->st[ST_RKEY_GET];
+	int rc, rv;
+
+	/* BEGIN IMMEDIATE: the key is looked up under the write lock, so
+	 * two copies of one call cannot both miss it and both run. */
+	if ((rv = tx_begin(s)) != AFF_OK)
+		return (rv);
+	bind_key(st, k);
+	sqlite3_bind_int64(st, 4, aff_now_ms() / 1000 - REQUEST_KEY_RETENTION_S);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*len = (size_t)sqlite3_column_bytes(st, 0);
+		if ((*reply = aff_arena_alloc(a, *len > 0 ? *len : 1)) == NULL)
+			rv = AFF_RESOURCE_EXHAUSTED;
+		else {
+			memcpy(*reply, sqlite3_column_blob(st, 0), *len);
+			rv = AFF_ALREADY_EXISTS;
+		}
+	} else if (rc != SQLITE_DONE)
+		rv = sqlite_err(s->db, rc, "request key");
+	stmt_done(st);
+	if (rv != AFF_OK)
+		(void)tx_end(s, AFF_ABORTED);
+	return (rv);
+}
+
+static int
+sqlite_call_end(store *base, const struct store_request_key *k,
+    const uint8_t *reply, size_t len)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	int64_t now = aff_now_ms() / 1000;
+	sqlite3_stmt *st;
+	int rv;
+
+	if (reply == NULL) {
+		(void)tx_end(s, AFF_ABORTED);
+		return (AFF_OK);
+	}
+	st = s->st[ST_RKEY_PRUNE];
+	sqlite3_bind_int64(st, 1, now - REQUEST_KEY_RETENTION_S);
+	if ((rv = step_write(s, st, "request keys prune")) == AFF_OK) {
+		st = s->st[ST_RKEY_PUT];
+		bind_key(st, k);
+		sqlite3_bind_text(st, 4, k->method, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 5, reply, (int)len, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, now);
+		rv = step_write(s, st, "request key");
+	}
+	return (tx_end(s, rv));
 }
 
 /* ---- applications ---- */
@@ -2031,6 +2144,8 @@ const struct store_ops store_sqlite_ops = {
 	.key_revoke = sqlite_key_revoke,
 	.webhook_secret_rotate = sqlite_webhook_secret_rotate,
 	.webhook_secrets_get = sqlite_webhook_secrets_get,
+	.call_begin = sqlite_call_begin,
+	.call_end = sqlite_call_end,
 	.batch_begin = sqlite_batch_begin,
 	.batch_end = sqlite_batch_end,
 };
