@@ -141,6 +141,14 @@ struct rpc_thread_env {
 nng_msg *rpc_dispatch(struct rpc_thread_env *env, const void *data,
     size_t len, struct rpc_slot *slot);
 
+/*
+ * The reply envelope to the request envelope data[0..len) (its
+ * request_id echoed) with code and message, for a request that is not
+ * run. NULL out of memory.
+ */
+nng_msg *rpc_refuse(const void *data, size_t len, int code,
+    const char *message);
+
 /* Adds a metadata entry to the reply envelope (copied; at most
  * RPC_MAX_TRAILERS, the rest dropped). */
 void rpc_call_trailer(struct rpc_call *call, const char *key,

@@ -351,6 +351,27 @@ call_reply(struct rpc_call *call, struct rpc_thread_env *env, int code,
 	return (m);
 }
 
+nng_msg *
+rpc_refuse(const void *data, size_t len, int code, const char *message)
+{
+	Affiliate__V1__RequestEnvelope *req;
+	aff_arena a;
+	uint8_t *body;
+	size_t blen = 0;
+	const char *rid = "";
+	nng_msg *m = NULL;
+
+	aff_arena_init(&a);
+	req = affiliate__v1__request_envelope__unpack(
+	    aff_arena_allocator(&a), len, data);
+	if (req != NULL)
+		rid = printable(&a, req->request_id);
+	if ((body = reply_body(&a, code, message, NULL, &blen)) != NULL)
+		m = reply_msg(body, blen, rid);
+	aff_arena_fini(&a);
+	return (m);
+}
+
 void
 rpc_call_finish(struct rpc_call *call, int code, ProtobufCMessage *out)
 {
