@@ -45,7 +45,9 @@ sync_pass(order_sync *os)
 
 	if (os->s->ops->catalog_version(os->s, &db_id, &version) != AFF_OK)
 		return;
-	(void)os->s->ops->orders_all_cached(os->s, &copy, &recorded);
+	rv = os->s->ops->orders_all_cached(os->s, &copy, &recorded);
+	if (rv != AFF_OK && rv != AFF_NOT_FOUND)
+		return;
 	cache_orders_ns(ns, sizeof(ns), db_id, copy);
 	if (cache_orders_gen(os->c, ns, &shown) != AFF_OK)
 		return;
@@ -56,7 +58,9 @@ sync_pass(order_sync *os)
 		         "the database recorded %lld (Redis lost data, or the "
 		         "database was restored or copied); building a new copy",
 		    ns, (long long)shown, (long long)recorded);
-		(void)os->s->ops->orders_all_cached(os->s, &copy, &recorded);
+		rv = os->s->ops->orders_all_cached(os->s, &copy, &recorded);
+		if (rv != AFF_OK && rv != AFF_NOT_FOUND)
+			return;
 		cache_orders_ns(ns, sizeof(ns), db_id, copy);
 	}
 	for (;;) {

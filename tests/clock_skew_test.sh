@@ -31,6 +31,10 @@ if [ -z "$libfaketime" ]; then
 	tap_done
 	exit
 fi
+# Under `make asan` the binaries need ASan's runtime first in the list.
+preload=$libfaketime
+asan=$(ldd "$BIN/affiliate-bridge" 2>/dev/null | awk '/libasan/ { print $3 }')
+[ -n "$asan" ] && preload="$asan $libfaketime"
 # The test clears every setting it does not make.
 for v in $(env | grep -o '^AFFILIATE_[A-Z_]*'); do unset "$v"; done
 
@@ -57,14 +61,14 @@ pids+=($!)
 wait_for "$work/server.log" "server: ready" || { not_ok "server starts"; tap_done; exit; }
 
 for skew in -6 +6; do
-	# faketime fakes this process's clocks only: its wall clock is $skew s
-	# off the server's.
+	# libfaketime (preloaded) fakes one process's clocks only: its wall
+	# clock is $skew s off the server's.
 	drift=$(( $(faketime -f "${skew}s" date +%s) - $(date +%s) ))
 	check "faketime ${skew}s moves the wall clock ($drift s)" \
 		[ "${drift#-}" -ge 5 ] && [ "${drift#-}" -le 7 ]
 
-	faketime -f "${skew}s" "$BIN/affiliate" --url "$url" --timeout 2000 \
-		advertisers get 2 >"$work/out" 2>"$work/err"
+	LD_PRELOAD=$preload FAKETIME="${skew}s" "$BIN/affiliate" --url "$url" \
+		--timeout 2000 advertisers get 2 >"$work/out" 2>"$work/err"
 	rc=$?
 	check "the CLI ${skew}s off the server's clock gets advertiser 2 (exit $rc)" \
 		grep -q '"name": "Alpine Gear Co"' "$work/out"
@@ -72,7 +76,7 @@ for skew in -6 +6; do
 	port=$(free_port)
 	# libfaketime preloaded straight into the bridge (the faketime command
 	# forks it as a child of its own, which a kill would not reach).
-	LD_PRELOAD=$libfaketime FAKETIME="${skew}s" "$BIN/affiliate-bridge" \
+	LD_PRELOAD=$preload FAKETIME="${skew}s" "$BIN/affiliate-bridge" \
 		--listen "127.0.0.1:$port" --server "$url" --timeout 2000 \
 		>"$work/bridge$skew.log" 2>&1 &
 	bpid=$!
