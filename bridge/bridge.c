@@ -28,13 +28,18 @@
 #include "aff_sp.h"
 #include "aff_util.h"
 #include "affiliate/v1/health.pb-c.h"
+#include "cors.h"
 #include "http_status.h"
 #include "openapi.h"
+#include "proxy.h"
 #include "routes.h"
+#include "tls.h"
 
 struct bridge {
 	struct bridge_config cfg;
-	int exposed;       /* listens on a non-loopback address */
+	int exposed;       /* listens on a non-loopback address, or TLS */
+	struct cors_policy cors;
+	struct proxy_list proxies;
 	struct mg_context *ctx;
 	aff_client *client;
 	char *openapi;
@@ -55,6 +60,8 @@ struct http_call {
 	int retry_after;         /* 503 */
 	const struct aff_call_result *res; /* its metadata become headers */
 	int close;               /* the connection cannot be reused */
+	const char *extra;       /* more header lines ("Name: v\r\n") */
+	int continued;           /* "100 Continue" was sent */
 };
 
 int
@@ -85,6 +92,22 @@ bridge_config_load(struct bridge_config *cfg, int argc, char **argv, int *help)
 		{ "log-level", "AFFILIATE_LOG_LEVEL", AFF_OPT_LEVEL,
 		    &cfg->log_level, 0, 0, 0, NULL, "LEVEL",
 		    "debug, info, warn or error (info)" },
+		{ "cors-origins", "AFFILIATE_BRIDGE_CORS_ORIGINS", AFF_OPT_STRING,
+		    cfg->cors_origins, sizeof(cfg->cors_origins), 0, 0, NULL,
+		    "ORIGINS",
+		    "origins browsers may call from: comma-separated "
+		    "https://host[:port], or * (none: no CORS)" },
+		{ "tls-cert", "AFFILIATE_BRIDGE_TLS_CERT", AFF_OPT_STRING,
+		    cfg->tls_cert, sizeof(cfg->tls_cert), 0, 0, NULL, "FILE",
+		    "serve HTTPS with this PEM certificate chain (none: HTTP)" },
+		{ "tls-key", "AFFILIATE_BRIDGE_TLS_KEY", AFF_OPT_STRING,
+		    cfg->tls_key, sizeof(cfg->tls_key), 0, 0, NULL, "FILE",
+		    "the certificate's PEM private key (none: in --tls-cert)" },
+		{ "trusted-proxies", "AFFILIATE_BRIDGE_TRUSTED_PROXIES",
+		    AFF_OPT_STRING, cfg->trusted_proxies,
+		    sizeof(cfg->trusted_proxies), 0, 0, NULL, "ADDRS",
+		    "proxies (addresses, CIDRs) whose X-Forwarded-For and "
+		    "Forwarded are believed (none)" },
 	};
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -149,6 +172,8 @@ call_reply_headers(const struct http_call *hc, struct aff_buf *b)
 	}
 }
 
+static int call_expects_continue(const struct http_call *hc);
+
 /*
  * Writes status line, headers and body in one mg_write: civetweb's
  * mg_response_header_* functions send each header line on its own, and
@@ -166,18 +191,33 @@ call_send(struct http_call *hc, int status, const char *body, size_t len)
 
 	hc->status = status;
 	hc->sent = len;
+	/* Refused before its body was asked for: the client may or may not
+	 * send it now, so the connection cannot be reused (RFC 9110 10.1.1). */
+	if (!hc->continued && call_expects_continue(hc))
+		hc->close = 1;
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
 	aff_buf_init(&b);
+	aff_buf_printf(&b, "HTTP/1.1 %d %s\r\n", status,
+	    mg_get_response_code_text(hc->conn, status));
+	/* A 204 has no body, and says nothing of one (RFC 9110 8.6). */
+	if (status != 204)
+		aff_buf_printf(&b,
+		    "Content-Type: application/json; charset=utf-8\r\n"
+		    "Content-Length: %zu\r\n",
+		    len);
 	aff_buf_printf(&b,
-	    "HTTP/1.1 %d %s\r\n"
-	    "Content-Type: application/json; charset=utf-8\r\n"
-	    "Content-Length: %zu\r\n"
 	    "X-Request-Id: %s\r\n"
 	    "Cache-Control: no-store\r\n"
 	    "Date: %s\r\n",
-	    status, mg_get_response_code_text(hc->conn, status), len,
 	    hc->request_id, date);
+	if (hc->extra != NULL)
+		aff_buf_add(&b, hc->extra, strlen(hc->extra));
+	/* Errors too: a script must be able to read why it was refused. */
+	if (hc->b != NULL && hc->ri->request_method != NULL &&
+	    strcmp(hc->ri->request_method, "OPTIONS") != 0)
+		cors_answer_headers(&hc->b->cors, mg_get_header(hc->conn, "Origin"),
+		    &b);
 	if (hc->allow != NULL)
 		aff_buf_printf(&b, "Allow: %s\r\n", hc->allow);
 	/* A Link is as long as the client's query: never dropped, or a
@@ -269,6 +309,34 @@ call_request_id(struct http_call *hc)
 	aff_request_id_new(hc->request_id);
 }
 
+/* Whether the client waits for "100 Continue" before it sends a body
+ * (RFC 9110 10.1.1): HTTP/1.1, Expect: 100-continue, and a body to come. */
+static int
+call_expects_continue(const struct http_call *hc)
+{
+	const char *e = mg_get_header(hc->conn, "Expect");
+
+	return (e != NULL && strcasecmp(e, "100-continue") == 0 &&
+	    hc->ri->http_version != NULL &&
+	    strcmp(hc->ri->http_version, "1.1") == 0 &&
+	    (hc->ri->content_length > 0 ||
+	        mg_get_header(hc->conn, "Transfer-Encoding") != NULL));
+}
+
+/* Says "100 Continue" once the request is going to be read: civetweb 1.15
+ * sends it only for its own file uploads (forward_body_data), never
+ * before a handler's mg_read. */
+static void
+call_continue(struct http_call *hc)
+{
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+	if (call_expects_continue(hc) && !hc->continued) {
+		mg_write(hc->conn, cont, sizeof(cont) - 1);
+		hc->continued = 1;
+	}
+}
+
 /*
  * Reads the whole body, at most cfg.max_body bytes, into the arena.
  * Returns 0, or the HTTP status to answer (413 without reading a declared
@@ -284,6 +352,7 @@ call_read_body(struct http_call *hc, char **bodyp, size_t *lenp)
 
 	if (clen > (long long)max)
 		return (413);
+	call_continue(hc);
 	cap = clen >= 0 ? (size_t)clen : 4096;
 	if ((buf = malloc(cap + 1)) == NULL)
 		return (500);
@@ -383,11 +452,17 @@ call_body(struct http_call *hc, const struct route *r, ProtobufCMessage *req)
 {
 	char *body = NULL, err[256];
 	size_t len = 0;
-	json_error_t jerr;
 	json_t *j;
 	int st;
+	const char *sig = mg_get_header(hc->conn, "X-Partner-Signature");
 
-	if ((st = call_read_body(hc, &body, &len)) != 0) {
+	/* The server refuses an unsigned webhook whatever its body (401): a
+	 * client waiting for "100 Continue" gets that answer without being
+	 * asked for the body, which it then never sends. */
+	if (r->body == ROUTE_BODY_WEBHOOK && (sig == NULL || *sig == '\0') &&
+	    call_expects_continue(hc))
+		body = "";
+	else if ((st = call_read_body(hc, &body, &len)) != 0) {
 		if (st == 413) {
 			hc->close = 1; /* what is left of it is never read */
 			return (call_error(hc, 413, "RESOURCE_EXHAUSTED",
@@ -406,7 +481,6 @@ call_body(struct http_call *hc, const struct route *r, ProtobufCMessage *req)
 		const ProtobufCFieldDescriptor *fs =
 		    protobuf_c_message_descriptor_get_field_by_name(
 		        req->descriptor, "signature");
-		const char *sig = mg_get_header(hc->conn, "X-Partner-Signature");
 		ProtobufCBinaryData *bd = (void *)((char *)req + fb->offset);
 
 		bd->data = (uint8_t *)body;
@@ -418,11 +492,10 @@ call_body(struct http_call *hc, const struct route *r, ProtobufCMessage *req)
 	if (len == 0)
 		return (call_error(
 		    hc, 400, "INVALID_ARGUMENT", "a JSON object body is required"));
-	j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (j == NULL)
-		return (call_error(hc, 400, "INVALID_ARGUMENT",
-		    "the body is not valid JSON: %s (line %d, column %d)", jerr.text,
-		    jerr.line, jerr.column));
+	/* Nesting is bounded before jansson's recursive parser runs on
+	 * civetweb's 100 KB stack (aff_json.h). */
+	if (aff_json_parse(body, len, &j, err, sizeof(err)) != AFF_OK)
+		return (call_error(hc, 400, "INVALID_ARGUMENT", "%s", err));
 	st = aff_json_to_message(j, req, &hc->arena, err, sizeof(err));
 	json_decref(j);
 	if (st != AFF_OK)
@@ -567,6 +640,8 @@ call_route(struct http_call *hc, const struct route_match *m)
 	const ProtobufCMethodDescriptor *md =
 	    protobuf_c_service_descriptor_get_method_by_name(r->service, r->rpc);
 	struct aff_metadata meta[3];
+	char client[64];
+	int proxied;
 	struct aff_call_opts opts = { 0 };
 	struct aff_call_result res;
 	ProtobufCMessage *req, *reply;
@@ -588,14 +663,17 @@ call_route(struct http_call *hc, const struct route_match *m)
 
 	opts.request_id = hc->request_id;
 	opts.timeout_ms = hc->b->cfg.timeout_ms;
-	/* The client's address (for the server's per-address rate limit),
-	 * whether this bridge is reachable from other hosts (protected mode:
-	 * the server then requires a key), and the key, untouched: the
-	 * server decides. */
-	meta[0] = (struct aff_metadata){ "x-forwarded-for", hc->ri->remote_addr };
+	/* The client's address (for the server's per-address rate limit;
+	 * behind a trusted proxy the one it names, see proxy.h), whether
+	 * this bridge is reachable from other hosts (protected mode: the
+	 * server then requires a key; a request that came through any proxy
+	 * says it is), and the key, untouched: the server decides. */
+	proxied = proxy_client_address(&hc->b->proxies, hc->ri, client,
+	    sizeof(client));
+	meta[0] = (struct aff_metadata){ "x-forwarded-for", client };
 	opts.metadata = meta;
 	opts.n_metadata = 1;
-	if (hc->b->exposed)
+	if (hc->b->exposed || proxied)
 		meta[opts.n_metadata++] =
 		    (struct aff_metadata){ "x-affiliate-exposed", "1" };
 	if ((auth = mg_get_header(hc->conn, "Authorization")) != NULL)
@@ -625,6 +703,41 @@ call_route(struct http_call *hc, const struct route_match *m)
 	return (st);
 }
 
+/*
+ * OPTIONS on a path: 204 with what it allows; a CORS preflight from an
+ * allowed origin also gets the CORS answer (cors.h), any other gets none
+ * and the browser refuses the call.
+ */
+static void
+call_options(struct http_call *hc, const char *allow)
+{
+	struct aff_buf b;
+
+	hc->allow = aff_arena_strdup(&hc->arena, allow);
+	aff_buf_init(&b);
+	if (mg_get_header(hc->conn, "Access-Control-Request-Method") != NULL)
+		cors_preflight_headers(&hc->b->cors,
+		    mg_get_header(hc->conn, "Origin"), allow, &b);
+	if (b.len > 0 && !b.failed)
+		hc->extra = aff_arena_strdup(&hc->arena, b.data);
+	aff_buf_fini(&b);
+	call_send(hc, 204, "", 0);
+}
+
+/* An Expect other than 100-continue cannot be met: 417 (RFC 9110
+ * 10.1.1). Returns 0 when there is none to refuse. */
+static int
+call_expectation(struct http_call *hc)
+{
+	const char *e = mg_get_header(hc->conn, "Expect");
+
+	if (e == NULL || strcasecmp(e, "100-continue") == 0)
+		return (0);
+	hc->close = 1;
+	return (call_error(hc, 417, "FAILED_PRECONDITION",
+	    "only the expectation 100-continue is understood"));
+}
+
 static int
 bridge_handle(struct mg_connection *conn, void *cbdata)
 {
@@ -645,11 +758,16 @@ bridge_handle(struct mg_connection *conn, void *cbdata)
 		hc.close = 1;
 		call_error(&hc, 413, "RESOURCE_EXHAUSTED",
 		    "the body is larger than %zu bytes", hc.b->cfg.max_body);
+	} else if ((st = call_expectation(&hc)) != 0) {
+		/* answered */
 	} else if (strcmp(hc.ri->local_uri, "/openapi.json") == 0) {
-		if (strcmp(hc.ri->request_method, "GET") == 0)
+		if (strcmp(hc.ri->request_method, "GET") == 0 ||
+		    strcmp(hc.ri->request_method, "HEAD") == 0)
 			call_send(&hc, 200, hc.b->openapi, strlen(hc.b->openapi));
+		else if (strcmp(hc.ri->request_method, "OPTIONS") == 0)
+			call_options(&hc, "GET, HEAD, OPTIONS");
 		else {
-			hc.allow = "GET";
+			hc.allow = "GET, HEAD, OPTIONS";
 			call_error(&hc, 405, "UNIMPLEMENTED",
 			    "%s is not allowed on /openapi.json",
 			    hc.ri->request_method);
@@ -657,6 +775,8 @@ bridge_handle(struct mg_connection *conn, void *cbdata)
 	} else if ((st = route_match(hc.ri->request_method, hc.ri->local_uri,
 	                &m)) == 200) {
 		call_route(&hc, &m);
+	} else if (st == 405 && strcmp(hc.ri->request_method, "OPTIONS") == 0) {
+		call_options(&hc, m.allow);
 	} else if (st == 405) {
 		hc.allow = aff_arena_strdup(&hc.arena, m.allow);
 		call_error(&hc, 405, "UNIMPLEMENTED", "%s is not allowed on %.200s",
@@ -688,6 +808,7 @@ bridge_http_error(struct mg_connection *conn, int status, const char *msg)
 	hc.ri = mg_get_request_info(conn);
 	if (hc.ri == NULL)
 		return (1); /* nothing to answer with: civetweb's default */
+	hc.b = mg_get_user_data(mg_get_context(conn));
 	aff_arena_init(&hc.arena);
 	aff_request_id_new(hc.request_id);
 	hc.close = 1;
@@ -697,6 +818,22 @@ bridge_http_error(struct mg_connection *conn, int status, const char *msg)
 	    msg != NULL ? msg : "", hc.ri->remote_addr);
 	aff_arena_fini(&hc.arena);
 	return (0);
+}
+
+/* civetweb's init_ssl: fills its SSL_CTX from --tls-cert and --tls-key
+ * (1: done; -1: mg_start fails). */
+static int
+bridge_init_ssl(void *ssl_ctx, void *user_data)
+{
+	bridge *b = user_data;
+	char err[512];
+
+	if (tls_ctx_setup(ssl_ctx, b->cfg.tls_cert, b->cfg.tls_key, err,
+	        sizeof(err)) != AFF_OK) {
+		aff_error("bridge: TLS: %s", err);
+		return (-1);
+	}
+	return (1);
 }
 
 static int
@@ -712,15 +849,37 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 {
 	struct aff_client_opts co = { 0 };
 	struct mg_callbacks cb;
-	char threads[16];
+	char threads[16], ports[136], err[256];
+	int tls = cfg->tls_cert[0] != '\0';
 	bridge *b;
 	int rv;
 
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);
 	b->cfg = *cfg;
-	b->exposed = !aff_listen_is_local(cfg->listen);
+	/* A TLS bridge is there to be reached from elsewhere. */
+	b->exposed = !aff_listen_is_local(cfg->listen) || tls;
 	aff_log_set_level(cfg->log_level);
+	rv = AFF_INVALID_ARGUMENT;
+	if (cors_policy_parse(cfg->cors_origins, &b->cors, err, sizeof(err)) !=
+	        AFF_OK ||
+	    proxy_list_parse(cfg->trusted_proxies, &b->proxies, err,
+	        sizeof(err)) != AFF_OK) {
+		aff_error("bridge: %s", err);
+		goto failed_settings;
+	}
+	if (cfg->tls_key[0] != '\0' && !tls) {
+		aff_error("bridge: --tls-key needs --tls-cert");
+		goto failed_settings;
+	}
+	if (tls && !mg_check_feature(2)) {
+		aff_error("bridge: this civetweb has no TLS support");
+		goto failed_settings;
+	}
+	if (tls && tls_civetweb_compat(err, sizeof(err)) != AFF_OK) {
+		aff_error("bridge: TLS: %s", err);
+		goto failed_settings;
+	}
 	co.url = cfg->server_url;
 	co.timeout_ms = cfg->timeout_ms;
 	co.n_sockets = cfg->sockets;
@@ -739,11 +898,13 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 		goto failed_openapi;
 	}
 	snprintf(threads, sizeof(threads), "%d", cfg->threads);
+	/* civetweb's "s" suffix makes a port TLS. */
+	snprintf(ports, sizeof(ports), "%s%s", cfg->listen, tls ? "s" : "");
 	/* Never set document_root: the bridge serves no files (and civetweb
 	 * 1.15 has an overflow in its redirect path). max_request_size bounds
 	 * the headers only; bodies are capped in call_read_body. */
 	const char *options[] = {
-		"listening_ports", cfg->listen,
+		"listening_ports", ports,
 		"num_threads", threads,
 		"enable_keep_alive", "yes",
 		"keep_alive_timeout_ms", "5000",
@@ -751,11 +912,20 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 		"max_request_size", "16384",
 		"tcp_nodelay", "1",
 		"decode_url", "yes",
+		/* CORS is the bridge's (cors.h): civetweb would answer every
+		 * preflight itself with "*". */
+		"access_control_allow_origin", "",
+		"access_control_allow_methods", "",
+		"access_control_allow_headers", "",
+		/* TLS 1.2 at least (tls.c says it to OpenSSL too). */
+		"ssl_protocol_version", "4",
 		NULL,
 	};
 	memset(&cb, 0, sizeof(cb));
 	cb.http_error = bridge_http_error;
 	cb.log_message = bridge_log_message;
+	if (tls)
+		cb.init_ssl = bridge_init_ssl;
 	mg_init_library(0);
 	if ((b->ctx = mg_start(&cb, b, options)) == NULL) {
 		aff_error("bridge: cannot listen on %s", cfg->listen);
@@ -763,18 +933,19 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 		goto failed_start;
 	}
 	mg_set_request_handler(b->ctx, "/", bridge_handle, b);
-	aff_info("bridge: listening on http://%s, server %s over %s (%d "
+	aff_info("bridge: listening on %s://%s, server %s over %s (%d "
 	         "threads, body cap %zu bytes)",
-	    cfg->listen, cfg->server_url,
+	    tls ? "https" : "http", cfg->listen, cfg->server_url,
 	    co.direct ? "one SP connection per thread" : "NNG REQ sockets",
 	    cfg->threads, cfg->max_body);
 	if (b->exposed)
-		aff_info("bridge: %s is reachable from other hosts: the server "
+		aff_info("bridge: %s is reachable from other hosts%s: the server "
 		         "requires API keys for calls through this bridge "
-		         "(protected mode) unless it runs with AFFILIATE_AUTH=off; "
-		         "this bridge speaks plain HTTP: put a TLS terminator in "
-		         "front of it (README, Security)",
-		    cfg->listen);
+		         "(protected mode) unless it runs with AFFILIATE_AUTH=off%s",
+		    cfg->listen, tls ? " (it serves TLS)" : "",
+		    tls ? "" : "; this bridge speaks plain HTTP: give it "
+		               "--tls-cert or put a TLS terminator in front of it "
+		               "(README, Security)");
 	*bp = b;
 	return (AFF_OK);
 
@@ -784,6 +955,7 @@ failed_start:
 failed_openapi:
 	aff_client_close(b->client);
 failed_client:
+failed_settings:
 	free(b);
 	return (rv);
 }

@@ -16,6 +16,11 @@ struct bridge_config {
 	int timeout_ms;        /* --timeout, AFFILIATE_BRIDGE_TIMEOUT_MS */
 	size_t max_body;       /* --max-body, AFFILIATE_MAX_BODY */
 	int log_level;         /* --log-level, AFFILIATE_LOG_LEVEL */
+	char cors_origins[1024];    /* --cors-origins, ..._BRIDGE_CORS_ORIGINS */
+	char tls_cert[512];         /* --tls-cert, AFFILIATE_BRIDGE_TLS_CERT */
+	char tls_key[512];          /* --tls-key, AFFILIATE_BRIDGE_TLS_KEY */
+	char trusted_proxies[1024]; /* --trusted-proxies,
+	                               AFFILIATE_BRIDGE_TRUSTED_PROXIES */
 };
 
 /* Defaults, then the environment, then argv (may be NULL); as

@@ -85,6 +85,9 @@ route_match(const char *method, const char *path, struct route_match *m)
 	struct route_match tmp;
 
 	memset(m, 0, sizeof(*m));
+	/* HEAD is GET without the body (the bridge leaves it out). */
+	if (strcmp(method, "HEAD") == 0)
+		method = "GET";
 	for (size_t i = 0; i < route_count; i++) {
 		const struct route *r = &route_table[i];
 		int rv = path_match(r->path, path, &tmp);
@@ -101,12 +104,17 @@ route_match(const char *method, const char *path, struct route_match *m)
 		/* Collect what this path allows, for the 405's Allow. */
 		if (strstr(m->allow, r->method) == NULL) {
 			size_t n = strlen(m->allow);
-			snprintf(m->allow + n, sizeof(m->allow) - n, "%s%s",
-			    n > 0 ? ", " : "", r->method);
+			snprintf(m->allow + n, sizeof(m->allow) - n, "%s%s%s",
+			    n > 0 ? ", " : "", r->method,
+			    strcmp(r->method, "GET") == 0 ? ", HEAD" : "");
 		}
 		path_found = 1;
 	}
-	if (path_found)
+	if (path_found) {
+		/* The bridge answers OPTIONS on every path it serves. */
+		size_t n = strlen(m->allow);
+		snprintf(m->allow + n, sizeof(m->allow) - n, ", OPTIONS");
 		return (405);
+	}
 	return (too_long ? 414 : 404);
 }

@@ -45,7 +45,7 @@ struct route_match {
 		char name[32];
 		char value[128];
 	} params[ROUTE_MAX_PARAMS];
-	char allow[64]; /* on 405: the methods the path takes, "GET, POST" */
+	char allow[64]; /* on 405: the methods the path takes, "GET, HEAD, POST, OPTIONS" */
 };
 
 /* The table, and its length. */
@@ -53,10 +53,11 @@ extern const struct route route_table[];
 extern const size_t route_count;
 
 /*
- * Finds the route for method and path (decoded, without the query).
- * Returns 200 with m->route and the path parameters set, 404 when no
- * route has the path, 405 when routes have it but not for this method
- * (m->allow lists those), or 414 when a path parameter is too long.
+ * Finds the route for method and path (decoded, without the query);
+ * HEAD finds the GET route. Returns 200 with m->route and the path
+ * parameters set, 404 when no route has the path, 405 when routes have it
+ * but not for this method (m->allow lists those, with HEAD after GET and
+ * OPTIONS last), or 414 when a path parameter is too long.
  */
 int route_match(const char *method, const char *path, struct route_match *m);
 

@@ -5,6 +5,7 @@
  * a usage error exits 2.
  */
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,40 +27,60 @@ static const char usage[] =
     "  health\n"
     "  advertisers list [--editor E] [--limit N] [--after ID]\n"
     "  advertisers get ID [--editor E]\n"
-    "  applications apply --editor E --advertiser A\n"
+    "  applications apply --advertiser A [--editor E]   (--editor unless\n"
+    "                                      $AFFILIATE_KEY is an editor's key)\n"
     "  applications list [--editor E] [--status S] [--limit N] [--after ID]\n"
     "  applications get ID\n"
     "  orders list [--editor E] [--advertiser A] [--status S] [--limit N] [--after C]\n"
-    "  webhook sign [--timestamp] FILE|-   (the X-Partner-Signature for a body)\n"
+    "  webhook sign [--plain] FILE|-       (the X-Partner-Signature for a body:\n"
+    "                                      t=<unix>,v1=<hex>; --plain: <hex>)\n"
     "  webhook secret rotate --advertiser A [--grace SECS]   (admin)\n"
+    "  webhook require-timestamp ADVERTISER on|off   (admin; on: that\n"
+    "                                      advertiser's --plain signatures\n"
+    "                                      are refused)\n"
     "  keys create --editor E | --admin    (admin; prints the key once)\n"
     "  keys list                           (admin)\n"
     "  keys revoke ID                      (admin)\n"
-    "URL defaults to $AFFILIATE_URL or tcp://127.0.0.1:5555. The API key, when\n"
-    "needed, is $AFFILIATE_KEY (sent as 'authorization: Bearer $AFFILIATE_KEY').\n"
-    "webhook sign uses the first of $AFFILIATE_WEBHOOK_SECRET, else\n"
-    "$AFFILIATE_DATA_DIR/webhook_secret (data/webhook_secret).\n";
+    "Lists print next_after: pass it as --after for the next page (0: none).\n"
+    "Exit status: 0 done, 1 the server answered an error (JSON on stdout),\n"
+    "2 a usage error (nothing was sent).\n"
+    "environment:\n"
+    "  AFFILIATE_URL      the server (tcp://127.0.0.1:5555); --url wins\n"
+    "  AFFILIATE_KEY      the API key, sent as 'authorization: Bearer KEY'\n"
+    "                     (never a flag: argv is visible to every user)\n"
+    "  AFFILIATE_WEBHOOK_SECRET  webhook sign: the first of these secrets,\n"
+    "                     else $AFFILIATE_DATA_DIR/webhook_secret\n"
+    "  AFFILIATE_DATA_DIR webhook sign: the server's data folder (data)\n";
 
 struct cli {
 	const char *url;
 	const char *request_id;
 	int timeout_ms;
 	int64_t editor, advertiser, limit, after;
+	int editor_given, advertiser_given;
 	const char *status;
 	const char *after_text;
-	int timestamp;
+	int plain;
 	int admin;
 	int64_t grace;
 	int argc;
 	char **argv; /* the positional words */
 };
 
+/* Says what is wrong and exits 2: nothing was sent. */
 static int
-usage_error(const char *fmt, const char *arg)
+usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+usage_error(const char *fmt, ...)
 {
+	va_list ap;
+
 	fprintf(stderr, "affiliate: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n%s", usage);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\naffiliate --help lists the commands\n");
 	return (2);
 }
 
@@ -72,6 +93,68 @@ print_json(json_t *j)
 		puts(s);
 		free(s);
 	}
+}
+
+static void
+put_indent(int depth)
+{
+	putchar('\n');
+	for (int i = 0; i < depth; i++)
+		fputs("  ", stdout);
+}
+
+/*
+ * Prints compact JSON (as aff_json_write_message writes it: no spaces
+ * outside strings) indented as jansson's JSON_INDENT(2) would, but
+ * copying every token as it is: a number is never read into a double, so
+ * money stays "49.90" exactly as the server's message says in cents (a
+ * jansson round trip printed 49.899999999999999).
+ */
+static void
+print_compact_json(const char *s, size_t n)
+{
+	int depth = 0, in_str = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (in_str) {
+			putchar(ch);
+			if (ch == '\\' && i + 1 < n)
+				putchar(s[++i]);
+			else if (ch == '"')
+				in_str = 0;
+			continue;
+		}
+		switch (ch) {
+		case '"':
+			in_str = 1;
+			putchar(ch);
+			break;
+		case '{':
+		case '[':
+			putchar(ch);
+			if (i + 1 < n && (s[i + 1] == '}' || s[i + 1] == ']'))
+				putchar(s[++i]); /* {} and [] stay on their line */
+			else
+				put_indent(++depth);
+			break;
+		case '}':
+		case ']':
+			put_indent(--depth);
+			putchar(ch);
+			break;
+		case ',':
+			putchar(ch);
+			put_indent(depth);
+			break;
+		case ':':
+			fputs(": ", stdout);
+			break;
+		default:
+			putchar(ch);
+		}
+	}
+	putchar('\n');
 }
 
 /* Makes the call and prints its outcome; returns the exit status. */
@@ -94,7 +177,8 @@ cli_call(struct cli *c, const ProtobufCServiceDescriptor *svc,
 	struct aff_call_result res;
 	ProtobufCMessage *resp = NULL;
 	aff_client *client;
-	json_t *j;
+	struct aff_buf out;
+	json_t *j = NULL;
 	int rv;
 
 	/* From the environment, not a flag: argv is visible to every user. */
@@ -117,7 +201,14 @@ cli_call(struct cli *c, const ProtobufCServiceDescriptor *svc,
 	} else
 		rv = aff_client_call(client, svc, method, req, &opts, &resp, &res);
 	if (rv == AFF_OK) {
-		j = aff_json_from_message(resp);
+		aff_buf_init(&out);
+		if (aff_json_write_message(&out, resp) == AFF_OK)
+			print_compact_json(out.data, out.len);
+		else {
+			fprintf(stderr, "affiliate: out of memory\n");
+			rv = AFF_RESOURCE_EXHAUSTED;
+		}
+		aff_buf_fini(&out);
 	} else {
 		j = json_pack("{s:{s:s,s:s,s:s}}", "error", "code",
 		    aff_code_name(rv), "message",
@@ -139,6 +230,52 @@ cli_call(struct cli *c, const ProtobufCServiceDescriptor *svc,
 	free(bearer);
 	return (rv == AFF_OK ? 0 : 1);
 }
+/* "NOUN VERB" with nothing after: AFF_OK, else the usage error. */
+static int
+no_args(struct cli *c)
+{
+	if (c->argc > 2)
+		return (usage_error("%s %s takes no arguments, not '%s'",
+		    c->argv[0], c->argv[1], c->argv[2]));
+	return (AFF_OK);
+}
+
+/* "NOUN VERB ID": the id (a positive integer) in *id, or the usage error
+ * (missing, extra or malformed) before anything is sent. */
+static int
+one_id(struct cli *c, const char *noun, int64_t *id)
+{
+	const char *a = strchr("aeiou", noun[0]) != NULL ? "an" : "a";
+
+	if (c->argc < 3)
+		return (usage_error("%s %s needs %s %s ID", c->argv[0], c->argv[1],
+		    a, noun));
+	if (c->argc > 3)
+		return (usage_error("%s %s takes one %s ID, not also '%s'",
+		    c->argv[0], c->argv[1], noun, c->argv[3]));
+	if (aff_parse_int64(c->argv[2], 1, INT64_MAX, id) != AFF_OK)
+		return (usage_error("%s id must be a positive integer, not '%s'",
+		    noun, c->argv[2]));
+	return (AFF_OK);
+}
+
+/* The verb of "NOUN VERB ...": NULL after the usage error when missing. */
+static const char *
+verb(struct cli *c, const char *choices)
+{
+	if (c->argc < 2) {
+		usage_error("%s needs a command: %s", c->argv[0], choices);
+		return (NULL);
+	}
+	return (c->argv[1]);
+}
+
+static int
+unknown_verb(struct cli *c, const char *choices)
+{
+	return (usage_error("unknown %s command '%s' (%s)", c->argv[0],
+	    c->argv[1], choices));
+}
 
 static int
 cmd_health(struct cli *c)
@@ -147,7 +284,8 @@ cmd_health(struct cli *c)
 	    AFFILIATE__V1__HEALTH_CHECK_REQUEST__INIT;
 
 	if (c->argc != 1)
-		return (usage_error("health takes no arguments%s", ""));
+		return (usage_error("health takes no arguments, not '%s'",
+		    c->argv[1]));
 	return (cli_call(c, &affiliate__v1__health_service__descriptor, "Check",
 	    &req.base));
 }
@@ -155,28 +293,32 @@ cmd_health(struct cli *c)
 static int
 cmd_advertisers(struct cli *c)
 {
-	if (c->argc >= 2 && strcmp(c->argv[1], "list") == 0 && c->argc == 2) {
+	const ProtobufCServiceDescriptor *svc =
+	    &affiliate__v1__advertiser_service__descriptor;
+	const char *v = verb(c, "list, get");
+	int rv;
+
+	if (v == NULL)
+		return (2);
+	if (strcmp(v, "list") == 0) {
 		Affiliate__V1__ListAdvertisersRequest req =
 		    AFFILIATE__V1__LIST_ADVERTISERS_REQUEST__INIT;
+		if ((rv = no_args(c)) != AFF_OK)
+			return (rv);
 		req.editor_id = c->editor;
 		req.limit = (int32_t)c->limit;
 		req.after = c->after;
-		return (cli_call(c, &affiliate__v1__advertiser_service__descriptor,
-		    "ListAdvertisers", &req.base));
+		return (cli_call(c, svc, "ListAdvertisers", &req.base));
 	}
-	if (c->argc == 3 && strcmp(c->argv[1], "get") == 0) {
+	if (strcmp(v, "get") == 0) {
 		Affiliate__V1__GetAdvertiserRequest req =
 		    AFFILIATE__V1__GET_ADVERTISER_REQUEST__INIT;
-		if (aff_parse_int64(c->argv[2], INT64_MIN, INT64_MAX, &req.id) !=
-		    AFF_OK)
-			return (usage_error(
-			    "advertiser id must be an integer, not '%s'",
-			    c->argv[2]));
+		if ((rv = one_id(c, "advertiser", &req.id)) != AFF_OK)
+			return (rv);
 		req.editor_id = c->editor;
-		return (cli_call(c, &affiliate__v1__advertiser_service__descriptor,
-		    "GetAdvertiser", &req.base));
+		return (cli_call(c, svc, "GetAdvertiser", &req.base));
 	}
-	return (usage_error("unknown advertisers command%s", ""));
+	return (unknown_verb(c, "list, get"));
 }
 
 static int
@@ -184,33 +326,47 @@ cmd_applications(struct cli *c)
 {
 	const ProtobufCServiceDescriptor *svc =
 	    &affiliate__v1__application_service__descriptor;
+	const char *v = verb(c, "apply, list, get"), *key;
+	int rv;
 
-	if (c->argc == 2 && strcmp(c->argv[1], "apply") == 0) {
+	if (v == NULL)
+		return (2);
+	if (strcmp(v, "apply") == 0) {
 		Affiliate__V1__ApplyRequest req = AFFILIATE__V1__APPLY_REQUEST__INIT;
+		if ((rv = no_args(c)) != AFF_OK)
+			return (rv);
+		if (!c->advertiser_given)
+			return (usage_error(
+			    "applications apply needs --advertiser A"));
+		/* An editor's key names its editor (the server fills it in);
+		 * without a key nothing else can. */
+		key = getenv("AFFILIATE_KEY");
+		if (!c->editor_given && (key == NULL || *key == '\0'))
+			return (usage_error("applications apply needs --editor E "
+			                    "(or an editor's key in AFFILIATE_KEY)"));
 		req.editor_id = c->editor;
 		req.advertiser_id = c->advertiser;
 		return (cli_call(c, svc, "Apply", &req.base));
 	}
-	if (c->argc == 2 && strcmp(c->argv[1], "list") == 0) {
+	if (strcmp(v, "list") == 0) {
 		Affiliate__V1__ListApplicationsRequest req =
 		    AFFILIATE__V1__LIST_APPLICATIONS_REQUEST__INIT;
+		if ((rv = no_args(c)) != AFF_OK)
+			return (rv);
 		req.editor_id = c->editor;
 		req.status = (char *)(c->status != NULL ? c->status : "");
 		req.limit = (int32_t)c->limit;
 		req.after = c->after;
 		return (cli_call(c, svc, "ListApplications", &req.base));
 	}
-	if (c->argc == 3 && strcmp(c->argv[1], "get") == 0) {
+	if (strcmp(v, "get") == 0) {
 		Affiliate__V1__GetApplicationRequest req =
 		    AFFILIATE__V1__GET_APPLICATION_REQUEST__INIT;
-		if (aff_parse_int64(c->argv[2], INT64_MIN, INT64_MAX, &req.id) !=
-		    AFF_OK)
-			return (usage_error(
-			    "application id must be an integer, not '%s'",
-			    c->argv[2]));
+		if ((rv = one_id(c, "application", &req.id)) != AFF_OK)
+			return (rv);
 		return (cli_call(c, svc, "GetApplication", &req.base));
 	}
-	return (usage_error("unknown applications command%s", ""));
+	return (unknown_verb(c, "apply, list, get"));
 }
 
 static int
@@ -218,9 +374,15 @@ cmd_orders(struct cli *c)
 {
 	Affiliate__V1__ListOrdersRequest req =
 	    AFFILIATE__V1__LIST_ORDERS_REQUEST__INIT;
+	const char *v = verb(c, "list");
+	int rv;
 
-	if (c->argc != 2 || strcmp(c->argv[1], "list") != 0)
-		return (usage_error("unknown orders command%s", ""));
+	if (v == NULL)
+		return (2);
+	if (strcmp(v, "list") != 0)
+		return (unknown_verb(c, "list"));
+	if ((rv = no_args(c)) != AFF_OK)
+		return (rv);
 	req.editor_id = c->editor;
 	req.advertiser_id = c->advertiser;
 	req.status = (char *)(c->status != NULL ? c->status : "");
@@ -259,41 +421,49 @@ read_all(const char *path, size_t *len)
 	return (buf);
 }
 
+
 static int
 cmd_keys(struct cli *c)
 {
 	const ProtobufCServiceDescriptor *svc =
 	    &affiliate__v1__key_service__descriptor;
+	const char *v = verb(c, "create, list, revoke");
+	int rv;
 
-	if (c->argc == 2 && strcmp(c->argv[1], "create") == 0) {
+	if (v == NULL)
+		return (2);
+	if (strcmp(v, "create") == 0) {
 		Affiliate__V1__CreateKeyRequest req =
 		    AFFILIATE__V1__CREATE_KEY_REQUEST__INIT;
-		if (c->admin == (c->editor != 0))
+		if ((rv = no_args(c)) != AFF_OK)
+			return (rv);
+		if (c->admin == c->editor_given)
 			return (usage_error(
-			    "keys create takes --editor E or --admin%s", ""));
+			    "keys create takes --editor E or --admin"));
 		req.editor_id = c->editor;
 		req.admin = c->admin;
 		return (cli_call(c, svc, "CreateKey", &req.base));
 	}
-	if (c->argc == 2 && strcmp(c->argv[1], "list") == 0) {
+	if (strcmp(v, "list") == 0) {
 		Affiliate__V1__ListKeysRequest req =
 		    AFFILIATE__V1__LIST_KEYS_REQUEST__INIT;
+		if ((rv = no_args(c)) != AFF_OK)
+			return (rv);
 		return (cli_call(c, svc, "ListKeys", &req.base));
 	}
-	if (c->argc == 3 && strcmp(c->argv[1], "revoke") == 0) {
+	if (strcmp(v, "revoke") == 0) {
 		Affiliate__V1__RevokeKeyRequest req =
 		    AFFILIATE__V1__REVOKE_KEY_REQUEST__INIT;
-		if (aff_parse_int64(c->argv[2], 1, INT64_MAX, &req.id) != AFF_OK)
-			return (usage_error(
-			    "key id must be a positive integer, not '%s'",
-			    c->argv[2]));
+		if ((rv = one_id(c, "key", &req.id)) != AFF_OK)
+			return (rv);
 		return (cli_call(c, svc, "RevokeKey", &req.base));
 	}
-	return (usage_error("unknown keys command%s", ""));
+	return (unknown_verb(c, "create, list, revoke"));
 }
 
+/* webhook sign [--plain] FILE|-: prints the X-Partner-Signature. */
 static int
-cmd_webhook(struct cli *c)
+webhook_sign(struct cli *c)
 {
 	struct aff_webhook_secrets ws;
 	char sig[128], *dir;
@@ -301,20 +471,11 @@ cmd_webhook(struct cli *c)
 	size_t len;
 	int made = 0;
 
-	if (c->argc == 3 && strcmp(c->argv[1], "secret") == 0 &&
-	    strcmp(c->argv[2], "rotate") == 0) {
-		Affiliate__V1__RotateWebhookSecretRequest req =
-		    AFFILIATE__V1__ROTATE_WEBHOOK_SECRET_REQUEST__INIT;
-		if (c->advertiser <= 0)
-			return (usage_error(
-			    "webhook secret rotate needs --advertiser A%s", ""));
-		req.advertiser_id = c->advertiser;
-		req.grace_seconds = (int32_t)c->grace;
-		return (cli_call(c, &affiliate__v1__webhook_secret_service__descriptor,
-		    "RotateWebhookSecret", &req.base));
-	}
-	if (c->argc != 3 || strcmp(c->argv[1], "sign") != 0)
-		return (usage_error("unknown webhook command%s", ""));
+	if (c->argc < 3)
+		return (usage_error("webhook sign needs a FILE (or - for stdin)"));
+	if (c->argc > 3)
+		return (usage_error("webhook sign takes one FILE, not also '%s'",
+		    c->argv[3]));
 	if ((body = read_all(c->argv[2], &len)) == NULL) {
 		fprintf(stderr, "affiliate: cannot read %s\n", c->argv[2]);
 		return (1);
@@ -341,12 +502,75 @@ cmd_webhook(struct cli *c)
 		free(body);
 		return (1);
 	}
+	/* The timestamped form by default: the plain one never expires, so a
+	 * captured request can be replayed (see the README). */
 	aff_webhook_sign(ws.secret[0], body, len,
-	    c->timestamp ? aff_now_ms() / 1000 : 0, sig);
+	    c->plain ? 0 : aff_now_ms() / 1000, sig);
 	puts(sig);
 	aff_webhook_secrets_fini(&ws);
 	free(body);
 	return (0);
+}
+
+/* webhook require-timestamp ADVERTISER on|off (admin). */
+static int
+webhook_require_timestamp(struct cli *c)
+{
+	Affiliate__V1__SetWebhookPolicyRequest req =
+	    AFFILIATE__V1__SET_WEBHOOK_POLICY_REQUEST__INIT;
+
+	if (c->argc < 4)
+		return (usage_error(
+		    "webhook require-timestamp needs ADVERTISER and on or off"));
+	if (c->argc > 4)
+		return (usage_error(
+		    "webhook require-timestamp takes ADVERTISER and on or off, "
+		    "not also '%s'",
+		    c->argv[4]));
+	if (aff_parse_int64(c->argv[2], 1, INT64_MAX, &req.advertiser_id) !=
+	    AFF_OK)
+		return (usage_error(
+		    "advertiser id must be a positive integer, not '%s'",
+		    c->argv[2]));
+	if (strcmp(c->argv[3], "on") == 0)
+		req.require_timestamp = 1;
+	else if (strcmp(c->argv[3], "off") != 0)
+		return (usage_error(
+		    "webhook require-timestamp takes on or off, not '%s'",
+		    c->argv[3]));
+	return (cli_call(c, &affiliate__v1__webhook_secret_service__descriptor,
+	    "SetWebhookPolicy", &req.base));
+}
+
+static int
+cmd_webhook(struct cli *c)
+{
+	const char *v = verb(c, "sign, secret rotate, require-timestamp");
+
+	if (v == NULL)
+		return (2);
+	if (strcmp(v, "sign") == 0)
+		return (webhook_sign(c));
+	if (strcmp(v, "require-timestamp") == 0)
+		return (webhook_require_timestamp(c));
+	if (strcmp(v, "secret") == 0) {
+		Affiliate__V1__RotateWebhookSecretRequest req =
+		    AFFILIATE__V1__ROTATE_WEBHOOK_SECRET_REQUEST__INIT;
+		if (c->argc < 3 || strcmp(c->argv[2], "rotate") != 0)
+			return (usage_error("webhook secret needs a command: rotate"));
+		if (c->argc > 3)
+			return (usage_error(
+			    "webhook secret rotate takes no arguments, not '%s'",
+			    c->argv[3]));
+		if (!c->advertiser_given)
+			return (usage_error(
+			    "webhook secret rotate needs --advertiser A"));
+		req.advertiser_id = c->advertiser;
+		req.grace_seconds = (int32_t)c->grace;
+		return (cli_call(c, &affiliate__v1__webhook_secret_service__descriptor,
+		    "RotateWebhookSecret", &req.base));
+	}
+	return (unknown_verb(c, "sign, secret rotate, require-timestamp"));
 }
 
 int
@@ -361,6 +585,8 @@ main(int argc, char **argv)
 		{ "status", required_argument, NULL, 's' },
 		{ "limit", required_argument, NULL, 'l' },
 		{ "after", required_argument, NULL, 'a' },
+		{ "plain", no_argument, NULL, 'P' },
+		/* The default now; still taken so that scripts keep working. */
 		{ "timestamp", no_argument, NULL, 'T' },
 		{ "admin", no_argument, NULL, 'M' },
 		{ "grace", required_argument, NULL, 'g' },
@@ -392,8 +618,11 @@ main(int argc, char **argv)
 		case 's':
 			c.status = optarg;
 			break;
+		case 'P':
+			c.plain = 1;
+			break;
 		case 'T':
-			c.timestamp = 1;
+			c.plain = 0;
 			break;
 		case 'M':
 			c.admin = 1;
@@ -407,20 +636,30 @@ main(int argc, char **argv)
 		case 'e':
 		case 'l':
 		case 'a':
+			/* Only the form is checked here; the server judges the
+			 * values (a negative id is its INVALID_ARGUMENT). */
 			if (aff_parse_int64(optarg, opt == 'l' ? INT32_MIN : INT64_MIN,
 			        opt == 'l' ? INT32_MAX : INT64_MAX, &n) != AFF_OK)
-				return (usage_error("expected an integer, not '%s'",
+				return (usage_error("--%s expects an integer, not '%s'",
+				    opt == 'A'       ? "advertiser"
+				        : opt == 'e' ? "editor"
+				        : opt == 'l' ? "limit"
+				                     : "after",
 				    optarg));
-			if (opt == 'e')
+			if (opt == 'e') {
 				c.editor = n;
-			else if (opt == 'A')
+				c.editor_given = 1;
+			} else if (opt == 'A') {
 				c.advertiser = n;
-			else if (opt == 'a')
-				c.after_text = optarg;
-			else if (opt == 'l')
+				c.advertiser_given = 1;
+			} else if (opt == 'l')
 				c.limit = n;
-			else
+			else {
+				/* A number for the id-paged lists, the same
+				 * text as the orders' cursor. */
 				c.after = n;
+				c.after_text = optarg;
+			}
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -433,7 +672,7 @@ main(int argc, char **argv)
 	c.argc = argc - optind;
 	c.argv = argv + optind;
 	if (c.argc < 1)
-		return (usage_error("no command given%s", ""));
+		return (usage_error("no command given"));
 	if (strcmp(c.argv[0], "health") == 0)
 		return (cmd_health(&c));
 	if (strcmp(c.argv[0], "advertisers") == 0)

@@ -13,15 +13,27 @@
 static void
 print_usage(FILE *f, const char *prog, const struct aff_option *opts, size_t n)
 {
+	int env_only = 0;
+
 	fprintf(f, "usage: %s [options]\n", prog);
 	for (size_t i = 0; i < n; i++) {
 		char left[64];
+		if (opts[i].flag == NULL) {
+			env_only = 1;
+			continue;
+		}
 		snprintf(left, sizeof(left), "--%s %s", opts[i].flag, opts[i].arg);
 		fprintf(f, "  %-26s %s%s%s%s\n", left, opts[i].help,
 		    opts[i].env ? " [" : "", opts[i].env ? opts[i].env : "",
 		    opts[i].env ? "]" : "");
 	}
 	fprintf(f, "  --help, --version\n");
+	if (!env_only)
+		return;
+	fprintf(f, "environment only (no flag):\n");
+	for (size_t i = 0; i < n; i++)
+		if (opts[i].flag == NULL && opts[i].env != NULL)
+			fprintf(f, "  %-26s %s\n", opts[i].env, opts[i].help);
 }
 
 /* Sets one option from a string; prints why not and returns -1. */
@@ -75,6 +87,7 @@ aff_config_load(const char *prog, const struct aff_option *opts, size_t n,
 {
 	struct option longopts[64];
 	const char *v;
+	size_t nl = 0;
 	int opt;
 
 	*help = 0;
@@ -83,6 +96,8 @@ aff_config_load(const char *prog, const struct aff_option *opts, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		if (opts[i].env == NULL || (v = getenv(opts[i].env)) == NULL)
 			continue;
+		if (opts[i].dst == NULL && opts[i].parse == NULL)
+			continue; /* documented here, read where it is used */
 		if (opt_set(prog, &opts[i], v) != 0) {
 			fprintf(stderr, "%s: (from the environment variable %s)\n",
 			    prog, opts[i].env);
@@ -92,11 +107,12 @@ aff_config_load(const char *prog, const struct aff_option *opts, size_t n,
 	if (argv == NULL)
 		return (AFF_OK);
 	for (size_t i = 0; i < n; i++)
-		longopts[i] = (struct option){ opts[i].flag, required_argument,
-			NULL, (int)i + 256 };
-	longopts[n] = (struct option){ "help", no_argument, NULL, 'h' };
-	longopts[n + 1] = (struct option){ "version", no_argument, NULL, 'V' };
-	longopts[n + 2] = (struct option){ NULL, 0, NULL, 0 };
+		if (opts[i].flag != NULL)
+			longopts[nl++] = (struct option){ opts[i].flag,
+				required_argument, NULL, (int)i + 256 };
+	longopts[nl] = (struct option){ "help", no_argument, NULL, 'h' };
+	longopts[nl + 1] = (struct option){ "version", no_argument, NULL, 'V' };
+	longopts[nl + 2] = (struct option){ NULL, 0, NULL, 0 };
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		if (opt == 'h' || opt == 'V') {

@@ -17,8 +17,15 @@ enum aff_opt_type {
 	AFF_OPT_CUSTOM, /* parse(dst, value) decides */
 };
 
+/*
+ * A row with no flag is a setting read only from the environment (a
+ * secret, which argv would show to every user, or a rarely used limit):
+ * it is listed under "environment only" in --help. Its dst may be NULL
+ * when the code that uses it reads the variable itself; the row then only
+ * documents it.
+ */
 struct aff_option {
-	const char *flag;  /* "listen" for --listen */
+	const char *flag;  /* "listen" for --listen; NULL: environment only */
 	const char *env;   /* "AFFILIATE_LISTEN", or NULL */
 	enum aff_opt_type type;
 	void *dst;

@@ -12,6 +12,9 @@
 #include "aff_err.h"
 #include "aff_util.h"
 
+static int json_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static size_t
 field_elem_size(const ProtobufCFieldDescriptor *f)
 {
@@ -432,6 +435,48 @@ aff_json_from_message(const ProtobufCMessage *msg)
 		j = json_loadb(b.data, b.len, 0, NULL);
 	aff_buf_fini(&b);
 	return (j);
+}
+
+int
+aff_json_depth_ok(const char *buf, size_t len, int max)
+{
+	int depth = 0, in_string = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = buf[i];
+		if (in_string) {
+			if (c == '\\')
+				i++; /* the escaped byte cannot end the string */
+			else if (c == '"')
+				in_string = 0;
+			continue;
+		}
+		if (c == '"')
+			in_string = 1;
+		else if (c == '[' || c == '{') {
+			if (++depth > max)
+				return (0);
+		} else if ((c == ']' || c == '}') && depth > 0)
+			depth--;
+	}
+	return (1);
+}
+
+int
+aff_json_parse(const char *buf, size_t len, json_t **out, char *err,
+    size_t errlen)
+{
+	json_error_t jerr;
+
+	*out = NULL;
+	if (!aff_json_depth_ok(buf, len, AFF_JSON_MAX_DEPTH))
+		return (json_err(err, errlen,
+		    "the body nests deeper than %d levels", AFF_JSON_MAX_DEPTH));
+	if ((*out = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
+		return (json_err(err, errlen,
+		    "the body is not valid JSON: %s (line %d, column %d)", jerr.text,
+		    jerr.line, jerr.column));
+	return (AFF_OK);
 }
 
 ProtobufCMessage *

@@ -56,6 +56,32 @@ int aff_json_money_name(
  * out of memory. */
 json_t *aff_json_from_message(const ProtobufCMessage *msg);
 
+/*
+ * How deep a request body may nest ([ and { inside each other). jansson
+ * parses recursively, up to 2,048 levels (JSON_PARSER_MAX_DEPTH is fixed
+ * when Debian builds it), and civetweb's threads have 100 KB stacks: 1,000
+ * levels overflowed one. No message of the API nests more than a few.
+ */
+#define AFF_JSON_MAX_DEPTH 32
+
+/*
+ * Whether buf[0..len) nests at most max levels, by a scan that does not
+ * recurse (and knows strings: a "[" inside one does not count). It counts
+ * the way jansson's lexer does as far as the text is valid JSON, so
+ * jansson never goes deeper than this allows. 1 when it does not nest
+ * deeper, 0 when it does.
+ */
+int aff_json_depth_ok(const char *buf, size_t len, int max);
+
+/*
+ * Parses a request body: a JSON object or array, at most
+ * AFF_JSON_MAX_DEPTH deep (checked before jansson sees it), with no key
+ * given twice. On AFF_OK *out is the value (caller json_decref()s);
+ * AFF_INVALID_ARGUMENT with a sentence in err otherwise.
+ */
+int aff_json_parse(const char *buf, size_t len, json_t **out, char *err,
+    size_t errlen);
+
 /* Allocates and initialises a message of type d in the arena (NULL when
  * out of memory). */
 ProtobufCMessage *aff_message_new(

@@ -274,6 +274,13 @@ aff_webhook_verify(const struct aff_webhook_secrets *ws, const char *header,
 	return (AFF_OK);
 }
 
+int
+aff_webhook_is_plain(const char *header)
+{
+	return (header != NULL && *header != '\0' &&
+	    strncmp(header, "t=", 2) != 0);
+}
+
 void
 aff_webhook_sign(const char *secret, const uint8_t *body, size_t len,
     int64_t t, char out[128])

@@ -7,6 +7,12 @@
  *   t=<unix seconds>,v1=<64 hex>[,v1=<64 hex>...]
  *                                   HMAC(secret, "<t>.<body>"), |now - t| <= 300
  *
+ * The plain form carries no time, so a request captured once verifies for
+ * ever (a replay of a stored order_id changes nothing, but any other body
+ * ever signed can be sent again); an operator can refuse it (the server's
+ * --webhook-require-timestamp, or per advertiser), see
+ * aff_webhook_is_plain.
+ *
  * One MAC is computed per secret and request, whatever the header holds,
  * and headers over 1 KiB or with more than 8 v1= are refused unhashed, so
  * an unauthenticated sender cannot make the check expensive.
@@ -50,6 +56,13 @@ int aff_webhook_secrets_load(struct aff_webhook_secrets *ws, const char *env_lis
  */
 int aff_webhook_verify(const struct aff_webhook_secrets *ws, const char *header,
     const uint8_t *body, size_t len, int64_t now, char *why, size_t whylen);
+
+/*
+ * Whether header is in the plain form (not "t=..."): the form with no
+ * expiry. A missing or empty header is not (aff_webhook_verify refuses it
+ * as missing).
+ */
+int aff_webhook_is_plain(const char *header);
 
 /*
  * Writes the header value for body signed with secret: the timestamped

@@ -32,8 +32,8 @@ main(int argc, char **argv)
 	if (server_config_load(&cfg, argc, argv, &help) != AFF_OK)
 		return (2);
 	if (help) {
-		printf("  --create-admin-key         make an admin API key in the "
-		       "database, print it, exit\n");
+		printf("action:\n  --create-admin-key         make an admin API key "
+		       "in the database, print it, exit\n");
 		return (0);
 	}
 	if (create_key) {

@@ -125,6 +125,28 @@ parse_limit_anon(void *dst, const char *v)
 	    "rate-limit-anon", v));
 }
 
+/* A switch: 1, on, true, yes or 0, off, false, no. */
+static int
+parse_require_ts(void *dst, const char *v)
+{
+	struct server_config *cfg = dst;
+
+	if (strcmp(v, "1") == 0 || strcmp(v, "on") == 0 ||
+	    strcmp(v, "true") == 0 || strcmp(v, "yes") == 0)
+		cfg->webhook_require_timestamp = 1;
+	else if (strcmp(v, "0") == 0 || strcmp(v, "off") == 0 ||
+	    strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || *v == '\0')
+		cfg->webhook_require_timestamp = 0;
+	else {
+		fprintf(stderr,
+		    "affiliate-server: --webhook-require-timestamp must be on "
+		    "or off (1 or 0), not '%s'\n",
+		    v);
+		return (-1);
+	}
+	return (0);
+}
+
 int
 server_config_load(
     struct server_config *cfg, int argc, char **argv, int *help)
@@ -194,6 +216,25 @@ server_config_load(
 		    "ADDRS",
 		    "bridges (IP addresses, comma-separated) whose x-forwarded-for "
 		    "is believed, besides loopback and ipc (none)" },
+		{ "webhook-require-timestamp",
+		    "AFFILIATE_WEBHOOK_REQUIRE_TIMESTAMP", AFF_OPT_CUSTOM, cfg, 0,
+		    0, 0, parse_require_ts, "on|off",
+		    "refuse the plain webhook signature (no timestamp, so it can "
+		    "be replayed) for every advertiser (off)" },
+		/* Environment only (secrets are never flags: argv is visible
+		 * to every user), read where they are used. */
+		{ NULL, "AFFILIATE_WEBHOOK_SECRET", AFF_OPT_STRING, NULL, 0, 0, 0,
+		    NULL, NULL,
+		    "webhook signing secrets, comma-separated (none: one is made "
+		    "in DIR/webhook_secret)" },
+		{ NULL, "AFFILIATE_WORKER_SECRET", AFF_OPT_STRING, NULL, 0, 0, 0,
+		    NULL, NULL,
+		    "shared with the workers (16+ characters): results without "
+		    "its MAC are dropped (none)" },
+		{ NULL, "AFFILIATE_DB_MAX_PAGES", AFF_OPT_STRING, NULL, 0, 0, 0,
+		    NULL, NULL,
+		    "size cap of the SQLite file in pages; past it writes fail "
+		    "as on a full disk (none)" },
 	};
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -480,6 +521,10 @@ server_start(const struct server_config *cfg, server **sp)
 		aff_info("server: webhook secret %s %s/webhook_secret (mode 0600)",
 		    made ? "made and kept in" : "read from", s->cfg.data_dir);
 	s->app.webhook_secrets = &s->secrets;
+	s->app.webhook_require_timestamp = s->cfg.webhook_require_timestamp;
+	if (s->cfg.webhook_require_timestamp)
+		aff_info("server: webhooks must be signed t=<unix>,v1=<hex> (the "
+		         "plain form is refused)");
 	{
 		struct cache_opts co = {
 			.host = s->cfg.redis_host,

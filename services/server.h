@@ -31,6 +31,7 @@ struct server_config {
 	char rate_limit[32];    /* AFFILIATE_RATE_LIMIT: per key */
 	char rate_limit_anon[32]; /* AFFILIATE_RATE_LIMIT_ANON: per address */
 	char trusted_bridges[512]; /* AFFILIATE_TRUSTED_BRIDGES */
+	int webhook_require_timestamp; /* AFFILIATE_WEBHOOK_REQUIRE_TIMESTAMP */
 };
 
 /*

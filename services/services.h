@@ -25,6 +25,9 @@ struct svc_app {
 	struct store_job_policy job_policy; /* for jobs created by calls */
 	struct order_writer *orders;        /* group commit of orders */
 	const struct aff_webhook_secrets *webhook_secrets;
+	/* --webhook-require-timestamp: the plain signature form is refused
+	 * for every advertiser (else per advertiser, see store.h). */
+	int webhook_require_timestamp;
 };
 
 /* Answers a store failure ("the store failed: ...") with its code. */

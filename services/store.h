@@ -280,6 +280,17 @@ struct store_ops {
 	    aff_arena *a, char **out, size_t max, size_t *n);
 
 	/*
+	 * Whether an advertiser's webhooks must carry the timestamped
+	 * signature (the plain form refused). get sets *require_timestamp
+	 * to 0 for an advertiser never set (or unknown); set answers
+	 * AFF_NOT_FOUND for an unknown advertiser.
+	 */
+	int (*webhook_policy_get)(store *s, int64_t advertiser_id,
+	    int *require_timestamp);
+	int (*webhook_policy_set)(store *s, int64_t advertiser_id,
+	    int require_timestamp);
+
+	/*
 	 * The transaction of a keyed (mutating) call, so that its request key
 	 * and answer are stored with its change, all or nothing. call_begin
 	 * opens it (under the write lock) and looks k up: AFF_OK when the

@@ -75,6 +75,8 @@ enum {
 	ST_WHSEC_EXPIRE,
 	ST_WHSEC_INSERT,
 	ST_WHSEC_GET,
+	ST_WHPOL_GET,
+	ST_WHPOL_SET,
 	ST_COUNT,
 };
 
@@ -225,6 +227,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_WHSEC_GET] = "SELECT secret FROM webhook_secrets"
 	                 " WHERE advertiser_id = ?1 AND (expires_at IS NULL"
 	                 " OR expires_at > ?2) ORDER BY id DESC LIMIT ?3",
+	[ST_WHPOL_GET] = "SELECT require_timestamp FROM webhook_policies"
+	                 " WHERE advertiser_id = ?1",
+	[ST_WHPOL_SET] = "INSERT INTO webhook_policies (advertiser_id,"
+	                 " require_timestamp, updated_at) VALUES (?1, ?2, ?3)"
+	                 " ON CONFLICT (advertiser_id) DO UPDATE SET"
+	                 " require_timestamp = excluded.require_timestamp,"
+	                 " updated_at = excluded.updated_at",
 };
 
 typedef struct sqlite_store {
@@ -399,7 +408,17 @@ static const char *const migrations[] = {
 	"CREATE INDEX webhook_secrets_by_advertiser"
 	"  ON webhook_secrets (advertiser_id, id);",
 
-	/* 4 -> 5: what must hold across restores and resends.
+	/* 4 -> 5: per advertiser, whether its webhooks must carry the
+	 * timestamped signature (t=<unix>,v1=<hex>): the plain hex form has
+	 * no time in it, so a captured request can be replayed for ever. No
+	 * row: the server's --webhook-require-timestamp decides alone. */
+	"CREATE TABLE webhook_policies ("
+	"  advertiser_id INTEGER PRIMARY KEY REFERENCES advertisers (id),"
+	"  require_timestamp INTEGER NOT NULL CHECK (require_timestamp IN (0, 1)),"
+	"  updated_at INTEGER NOT NULL"
+	");",
+
+	/* 5 -> 6: what must hold across restores and resends.
 	 * orders_copy names the Redis copy of the orders (cache.h): random,
 	 * and replaced whenever that copy cannot be trusted, so a database
 	 * restored from an older file never reads the copy of the history it
@@ -2087,6 +2106,41 @@ sqlite_webhook_secrets_get(store *base, int64_t advertiser_id, int64_t now,
 }
 
 static int
+sqlite_webhook_policy_get(store *base, int64_t advertiser_id,
+    int *require_timestamp)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	sqlite3_stmt *st = s->st[ST_WHPOL_GET];
+	int rc, rv = AFF_OK;
+
+	*require_timestamp = 0;
+	sqlite3_bind_int64(st, 1, advertiser_id);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*require_timestamp = sqlite3_column_int(st, 0) != 0;
+	else if (rc != SQLITE_DONE)
+		rv = sqlite_err(s->db, rc, "webhook policy");
+	stmt_done(st);
+	return (rv);
+}
+
+static int
+sqlite_webhook_policy_set(store *base, int64_t advertiser_id,
+    int require_timestamp)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	sqlite3_stmt *st = s->st[ST_WHPOL_SET];
+	int rv;
+
+	sqlite3_bind_int64(st, 1, advertiser_id);
+	sqlite3_bind_int(st, 2, require_timestamp != 0);
+	sqlite3_bind_int64(st, 3, aff_now_ms() / 1000);
+	rv = step_write(s, st, "webhook policy set");
+	if (rv == AFF_INVALID_ARGUMENT) /* the advertiser's foreign key */
+		rv = AFF_NOT_FOUND;
+	return (rv);
+}
+
+static int
 sqlite_batch_begin(store *base)
 {
 	sqlite_store *s = (sqlite_store *)base;
@@ -2144,6 +2198,8 @@ const struct store_ops store_sqlite_ops = {
 	.key_revoke = sqlite_key_revoke,
 	.webhook_secret_rotate = sqlite_webhook_secret_rotate,
 	.webhook_secrets_get = sqlite_webhook_secrets_get,
+	.webhook_policy_get = sqlite_webhook_policy_get,
+	.webhook_policy_set = sqlite_webhook_policy_set,
 	.call_begin = sqlite_call_begin,
 	.call_end = sqlite_call_end,
 	.batch_begin = sqlite_batch_begin,

@@ -1,6 +1,7 @@
 /*
  * svc_admin.c - KeyService (API keys) and WebhookSecretService (the
- * advertisers' own webhook signing secrets). Admin keys only (the
+ * advertisers' own webhook signing secrets, and whether their webhooks
+ * may use the plain, timeless signature). Admin keys only (the
  * dispatcher checks, see auth.h). Tokens and secrets are in the reply once
  * and never in a log line or an error message.
  */
@@ -175,9 +176,42 @@ rotate_webhook_secret(struct rpc_call *call, const ProtobufCMessage *in_,
 	return (AFF_OK);
 }
 
+static int
+set_webhook_policy(struct rpc_call *call, const ProtobufCMessage *in_,
+    ProtobufCMessage **out)
+{
+	const Affiliate__V1__SetWebhookPolicyRequest *in = (const void *)in_;
+	Affiliate__V1__WebhookPolicy *resp;
+	int rv;
+
+	if (in->advertiser_id <= 0)
+		return (rpc_errorf(call, AFF_INVALID_ARGUMENT,
+		    "advertiser_id must be a positive integer"));
+	if ((resp = aff_arena_alloc(&call->arena, sizeof(*resp))) == NULL)
+		return (AFF_RESOURCE_EXHAUSTED);
+	affiliate__v1__webhook_policy__init(resp);
+	rv = call->store->ops->webhook_policy_set(
+	    call->store, in->advertiser_id, in->require_timestamp);
+	if (rv == AFF_NOT_FOUND)
+		return (rpc_errorf(call, rv, "no advertiser with id %lld",
+		    (long long)in->advertiser_id));
+	if (rv != AFF_OK)
+		return (svc_store_failed(call, rv));
+	resp->advertiser_id = in->advertiser_id;
+	resp->require_timestamp = in->require_timestamp;
+	aff_info("webhook: advertiser %lld %s plain signatures (by key %lld)",
+	    (long long)in->advertiser_id,
+	    in->require_timestamp ? "refuses" : "accepts",
+	    (long long)call->caller.key_id);
+	*out = &resp->base;
+	return (AFF_OK);
+}
+
 static const struct rpc_method_def secret_methods[] = {
 	{ .name = "RotateWebhookSecret", .fn = rotate_webhook_secret,
 	    .access = AUTH_ACCESS_ADMIN, .keyed = 1 },
+	{ .name = "SetWebhookPolicy", .fn = set_webhook_policy,
+	    .access = AUTH_ACCESS_ADMIN },
 };
 
 const struct rpc_service_def svc_webhook_secret_def = {

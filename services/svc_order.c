@@ -95,6 +95,27 @@ receive_webhook(
 		if (own.n > 0)
 			ws = &own;
 	}
+	/* The plain form never expires: refused when the operator turned it
+	 * off, for everyone or for this advertiser (one indexed read, only
+	 * for plain headers). */
+	if (aff_webhook_is_plain(in->signature)) {
+		int off = app->webhook_require_timestamp;
+		if (!off && wc->o.advertiser_id > 0 &&
+		    (rv = call->store->ops->webhook_policy_get(call->store,
+		         wc->o.advertiser_id, &off)) != AFF_OK)
+			return (svc_store_failed(call, rv));
+		if (off && app->webhook_require_timestamp)
+			return (rpc_errorf(call, AFF_UNAUTHENTICATED,
+			    "the plain X-Partner-Signature (no timestamp) is "
+			    "turned off on this server: sign as "
+			    "t=<unix seconds>,v1=<hex>"));
+		if (off)
+			return (rpc_errorf(call, AFF_UNAUTHENTICATED,
+			    "the plain X-Partner-Signature (no timestamp) is "
+			    "turned off for advertiser %lld: sign as "
+			    "t=<unix seconds>,v1=<hex>",
+			    (long long)wc->o.advertiser_id));
+	}
 	rv = aff_webhook_verify(ws, in->signature, in->body.data, in->body.len,
 	    now, why, sizeof(why));
 	if (rv != AFF_OK)

@@ -7,6 +7,7 @@
 # the envelope used to carry, every call from the process 6 s behind was
 # DEADLINE_EXCEEDED: 504 through the bridge.)
 set -u
+. "$(dirname "$0")/clean_env.sh"
 BIN=${AFFILIATE_BIN_DIR:?}
 work=$(mktemp -d /tmp/affiliate-skew-XXXXXX)
 url="ipc://$work/rpc.sock"
@@ -35,8 +36,6 @@ fi
 preload=$libfaketime
 asan=$(ldd "$BIN/affiliate-bridge" 2>/dev/null | awk '/libasan/ { print $3 }')
 [ -n "$asan" ] && preload="$asan $libfaketime"
-# The test clears every setting it does not make.
-for v in $(env | grep -o '^AFFILIATE_[A-Z_]*'); do unset "$v"; done
 
 free_port() { # a loopback port nothing answers on, below the ephemeral range
 	local p

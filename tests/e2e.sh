@@ -5,8 +5,10 @@
 # with no bridge restart), and the bridge, worker and server are stopped with
 # SIGTERM and must exit 0.
 # E2E_TIMEOUT_SCALE (1) multiplies every wait: tests/valgrind.sh runs this
-# session with the binaries under valgrind, many times slower.
+# session with the binaries under valgrind, many times slower, and with
+# E2E_BRIDGE_THREADS (the bridge's default when unset) lower.
 set -u
+. "$(dirname "$0")/clean_env.sh"
 BIN=${AFFILIATE_BIN_DIR:?}
 scale=${E2E_TIMEOUT_SCALE:-1}
 work=$(mktemp -d /tmp/affiliate-e2e-XXXXXX)
@@ -58,6 +60,7 @@ start_server() {
 }
 start_server
 "$BIN/affiliate-bridge" --listen "127.0.0.1:$http_port" \
+	${E2E_BRIDGE_THREADS:+--threads "$E2E_BRIDGE_THREADS"} \
 	--server "$rpc_url" >"$work/bridge.log" 2>&1 &
 bridge_pid=$!
 pids+=($bridge_pid)
@@ -124,7 +127,7 @@ expect "applications list" 200 GET "/applications?editor_id=1&status=approved" "
 # A partner's signed order: stored once, exact to the cent.
 order='{"order_id":"A-1","advertiser_id":2,"user_id":1,"amount":49.9,"commission":4.99}'
 printf '%s' "$order" >"$work/order.json"
-sig=$(AFFILIATE_DATA_DIR="$work/data" "$BIN/affiliate" webhook sign "$work/order.json")
+sig=$(AFFILIATE_DATA_DIR="$work/data" "$BIN/affiliate" webhook sign --plain "$work/order.json")
 expect_signed() { # expect_signed NAME STATUS SIGNATURE PATTERN...
 	local name=$1 want=$2 s=$3
 	shift 3
@@ -142,7 +145,7 @@ expect_signed() { # expect_signed NAME STATUS SIGNATURE PATTERN...
 }
 expect_signed "webhook: a new order" 201 "$sig" '"amount":49.90' '"commission":4.99' '"status":"pending"'
 expect_signed "webhook: the same order again" 200 "$sig" '"order_id":"A-1"'
-tsig=$(AFFILIATE_DATA_DIR="$work/data" "$BIN/affiliate" webhook sign --timestamp "$work/order.json")
+tsig=$(AFFILIATE_DATA_DIR="$work/data" "$BIN/affiliate" webhook sign "$work/order.json")
 expect_signed "webhook: the timestamped signature" 200 "$tsig" '"order_id":"A-1"'
 expect_signed "webhook: a wrong signature" 401 "$(printf '%064d' 0)" '"code":"UNAUTHENTICATED"'
 expect "webhook: no signature" 401 POST /webhook/orders "$order" '"code":"UNAUTHENTICATED"'

@@ -2,10 +2,12 @@
 # keys_cli_test.sh - the key commands as an operator runs them, with the
 # real binaries: the first admin key from `affiliate-server
 # --create-admin-key`, then `affiliate keys create|list|revoke` and
-# `affiliate webhook secret rotate` with AFFILIATE_KEY, against a server
+# `affiliate webhook secret rotate` and `webhook require-timestamp` with
+# AFFILIATE_KEY, against a server
 # with AFFILIATE_AUTH=on (ipc://, fresh database); the start line naming
 # the mode; and no key or secret in the server's log.
 set -u
+. "$(dirname "$0")/clean_env.sh"
 BIN=${AFFILIATE_BIN_DIR:?}
 work=$(mktemp -d /tmp/affiliate-keys-XXXXXX)
 url="ipc://$work/rpc.sock"
@@ -63,6 +65,21 @@ check "keys list shows both keys, no secret" bash -c "grep -c '\"role\"' '$work/
 cli "$admin" webhook secret rotate --advertiser 2
 check "webhook secret rotate prints the new secret" grep -qE '"secret": "[0-9a-f]{64}"' "$work/out"
 secret=$(field secret)
+cli "$admin" webhook require-timestamp 2 on
+check "webhook require-timestamp 2 on: exit 0" [ $? = 0 ]
+check "prints the policy" bash -c "grep -qx '  \"advertiser_id\": 2,' '$work/out' && grep -qx '  \"require_timestamp\": true' '$work/out'"
+cli "$editor" webhook require-timestamp 2 off
+check "an editor's key cannot change it (exit 1, PERMISSION_DENIED)" bash -c "[ $? = 1 ] && grep -q PERMISSION_DENIED '$work/out'"
+cli "$admin" webhook require-timestamp 99 on
+check "an unknown advertiser: exit 1, NOT_FOUND" bash -c "[ $? = 1 ] && grep -q '\"message\": \"no advertiser with id 99\"' '$work/out'"
+cli "$admin" webhook require-timestamp 2 maybe
+check "neither on nor off: usage error (exit 2)" [ $? = 2 ]
+check "saying so" grep -q "webhook require-timestamp takes on or off, not 'maybe'" "$work/err"
+cli "$admin" webhook require-timestamp 2
+check "no on|off: usage error (exit 2)" [ $? = 2 ]
+cli "$admin" webhook require-timestamp 2 off
+check "off again: exit 0" bash -c "[ $? = 0 ] && grep -qx '  \"require_timestamp\": false' '$work/out'"
+check "the server logs who changed it" grep -q "webhook: advertiser 2 refuses plain signatures (by key 1)" "$work/server.log"
 cli "$admin" keys revoke 2
 check "keys revoke 2" grep -q '"revoked_at": "2' "$work/out"
 cli "$editor" orders list

@@ -1,6 +1,6 @@
-# tap.sh - what the shell tests (cli_test.sh, keys_cli_test.sh, e2e.sh)
-# share, sourced: "ok"/"not ok" lines, their counts, and the summary
-# whose exit status is the test's.
+# tap.sh - what the shell tests (cli_test.sh, keys_cli_test.sh, e2e.sh,
+# run_test.sh) share, sourced: "ok"/"not ok" lines, their counts, the
+# summary whose exit status is the test's, and free_port.
 pass=0
 fail=0
 
@@ -14,4 +14,12 @@ check() { # check NAME COMMAND...: passes when COMMAND succeeds
 tap_done() { # the summary line; fails when anything did
 	echo "$pass passed, $fail failed"
 	[ "$fail" = 0 ]
+}
+free_port() { # a loopback port nothing answers on, below the ephemeral range
+	local p
+	for _ in $(seq 1 50); do
+		p=$(shuf -i 10000-30000 -n 1)
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+	done
+	return 1
 }

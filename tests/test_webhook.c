@@ -2,18 +2,27 @@
  * test_webhook.c - X-Partner-Signature in both forms (valid, wrong,
  * missing, tampered, stale, future, malformed, rotated secrets) and the
  * webhook body: every validation rule, and money read exactly to the cent.
+ * Then over real HTTP through a real bridge and server: the plain form
+ * (no timestamp, so replayable) refused when turned off for the whole
+ * server or for one advertiser, accepted otherwise.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "aff_err.h"
+#include "aff_util.h"
 #include "aff_webhook.h"
+#include "affiliate/v1/admin.pb-c.h"
+#include "auth.h"
+#include "store.h"
+#include "testutil.h"
 #include "webhook_body.h"
 
 #define NOW 1795500000LL
@@ -330,6 +339,224 @@ test_every_validation_rule_has_its_message(void **state)
 		parse(cases[i][0], &o, cases[i][1]);
 }
 
+static void
+test_the_plain_form_is_told_apart(void **state)
+{
+	(void)state;
+	assert_true(aff_webhook_is_plain(
+	    "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"));
+	assert_true(aff_webhook_is_plain("garbage"));
+	assert_false(aff_webhook_is_plain("t=1795500000,v1=00"));
+	assert_false(aff_webhook_is_plain(""));
+	assert_false(aff_webhook_is_plain(NULL));
+}
+
+/* ---- over REST, through the real bridge and server ---- */
+
+#define STACK_SECRET "stack-webhook-secret-0123456789"
+
+/* Starts the stack with the server's --webhook-require-timestamp set to
+ * require (through its variable, as an operator would). */
+static struct tu_stack *
+stack_start(const char *require)
+{
+	struct tu_stack *st = calloc(1, sizeof(*st));
+
+	assert_non_null(st);
+	setenv("AFFILIATE_WEBHOOK_SECRET", STACK_SECRET, 1);
+	if (require != NULL)
+		setenv("AFFILIATE_WEBHOOK_REQUIRE_TIMESTAMP", require, 1);
+	assert_int_equal(tu_stack_start(st, 8, 5000), 0);
+	unsetenv("AFFILIATE_WEBHOOK_SECRET");
+	unsetenv("AFFILIATE_WEBHOOK_REQUIRE_TIMESTAMP");
+	return (st);
+}
+
+static void
+stack_stop(struct tu_stack *st)
+{
+	tu_stack_stop(st);
+	free(st);
+}
+
+/* POSTs order order_id for advertiser adv, signed plain or timestamped
+ * (now); returns the status, the response in r (caller finis). */
+static int
+post_order(struct tu_stack *st, int plain, int64_t adv, const char *order_id,
+    struct tu_http_response *r)
+{
+	char b[256], sig[128], hdr[200];
+
+	snprintf(b, sizeof(b),
+	    "{\"order_id\":\"%s\",\"advertiser_id\":%lld,\"user_id\":1,"
+	    "\"amount\":10,\"commission\":1}",
+	    order_id, (long long)adv);
+	sign(STACK_SECRET, b, plain ? 0 : aff_now_ms() / 1000, sig);
+	snprintf(hdr, sizeof(hdr), "X-Partner-Signature: %s\r\n", sig);
+	assert_int_equal(tu_http(st->port, "POST", "/webhook/orders", hdr, b, r),
+	    0);
+	return (r->status);
+}
+
+/* The status of a POST, its response dropped. */
+static int
+post_status(struct tu_stack *st, int plain, int64_t adv, const char *order_id)
+{
+	struct tu_http_response r;
+	int status = post_order(st, plain, adv, order_id, &r);
+
+	tu_http_response_fini(&r);
+	return (status);
+}
+
+static long long
+orders_named(struct tu_stack *st, const char *order_id)
+{
+	char sql[160];
+
+	snprintf(sql, sizeof(sql),
+	    "SELECT count(*) FROM orders WHERE order_id = '%s'", order_id);
+	return (tu_sql_int(st->db, sql));
+}
+
+/* SetWebhookPolicy with an admin key (tok; NULL: none). */
+static int
+set_policy(struct tu_stack *st, const char *tok, int64_t adv, int on,
+    Affiliate__V1__WebhookPolicy **out)
+{
+	Affiliate__V1__SetWebhookPolicyRequest req =
+	    AFFILIATE__V1__SET_WEBHOOK_POLICY_REQUEST__INIT;
+	char bearer[160];
+	struct aff_metadata md = { "authorization", bearer };
+	struct aff_call_opts o = { 0 };
+	struct aff_call_result res;
+	ProtobufCMessage *resp = NULL;
+	int rv;
+
+	if (tok != NULL) {
+		snprintf(bearer, sizeof(bearer), "Bearer %s", tok);
+		o.metadata = &md;
+		o.n_metadata = 1;
+	}
+	req.advertiser_id = adv;
+	req.require_timestamp = on;
+	rv = aff_client_call(st->ts.client,
+	    &affiliate__v1__webhook_secret_service__descriptor,
+	    "SetWebhookPolicy", &req.base, &o, &resp, &res);
+	aff_call_result_fini(&res);
+	if (out != NULL)
+		*out = (Affiliate__V1__WebhookPolicy *)resp;
+	else if (resp != NULL)
+		protobuf_c_message_free_unpacked(resp, NULL);
+	return (rv);
+}
+
+static void
+test_plain_signatures_can_be_turned_off_per_advertiser(void **state)
+{
+	struct tu_stack *st = stack_start(NULL);
+	Affiliate__V1__WebhookPolicy *pol = NULL;
+	Affiliate__V1__ApiKey *k;
+	struct tu_http_response r;
+	char tok[AUTH_TOKEN_MAX];
+	aff_arena a;
+	store *s;
+
+	(void)state;
+	/* An admin key, made in the database as --create-admin-key does. */
+	aff_arena_init(&a);
+	assert_int_equal(store_open(st->db, &s), AFF_OK);
+	assert_int_equal(auth_key_create(s, 0, &a, &k, tok), AFF_OK);
+	store_close(s);
+	aff_arena_fini(&a);
+
+	/* By default both forms are taken. */
+	assert_int_equal(post_status(st, 1, 2, "P-1"), 201);
+	assert_int_equal(post_status(st, 0, 2, "T-1"), 201);
+
+	/* Admin only, and only for an advertiser that exists. */
+	assert_int_equal(set_policy(st, NULL, 2, 1, NULL), AFF_UNAUTHENTICATED);
+	assert_int_equal(set_policy(st, tok, 999, 1, NULL), AFF_NOT_FOUND);
+	assert_int_equal(set_policy(st, tok, 0, 1, NULL), AFF_INVALID_ARGUMENT);
+	assert_int_equal(tu_sql_int(st->db,
+	                     "SELECT count(*) FROM webhook_policies"),
+	    0);
+
+	/* Turned off for advertiser 2: its plain signatures are 401 with a
+	 * clear message and store nothing, even though they verify. */
+	assert_int_equal(set_policy(st, tok, 2, 1, &pol), AFF_OK);
+	assert_non_null(pol);
+	assert_int_equal(pol->advertiser_id, 2);
+	assert_true(pol->require_timestamp);
+	protobuf_c_message_free_unpacked(&pol->base, NULL);
+	assert_int_equal(tu_sql_int(st->db, "SELECT require_timestamp FROM "
+	                                    "webhook_policies WHERE "
+	                                    "advertiser_id = 2"),
+	    1);
+	assert_int_equal(post_order(st, 1, 2, "P-2", &r), 401);
+	assert_non_null(strstr(r.body,
+	    "\"code\":\"UNAUTHENTICATED\",\"message\":\"the plain "
+	    "X-Partner-Signature (no timestamp) is turned off for advertiser "
+	    "2: sign as t=<unix seconds>,v1=<hex>\""));
+	tu_http_response_fini(&r);
+	assert_int_equal(orders_named(st, "P-2"), 0);
+	/* The same order already stored is refused too (no 200 echo). */
+	assert_int_equal(post_status(st, 1, 2, "P-1"), 401);
+	/* The timestamped form still works for it... */
+	assert_int_equal(post_status(st, 0, 2, "T-2"), 201);
+	assert_int_equal(orders_named(st, "T-2"), 1);
+	/* ...and the other advertisers keep both forms. */
+	assert_int_equal(post_status(st, 1, 3, "P-3"), 201);
+
+	/* Turned on again: accepted again. */
+	assert_int_equal(set_policy(st, tok, 2, 0, NULL), AFF_OK);
+	assert_int_equal(post_status(st, 1, 2, "P-2"), 201);
+	assert_int_equal(orders_named(st, "P-2"), 1);
+	stack_stop(st);
+}
+
+static void
+test_plain_signatures_can_be_turned_off_for_the_whole_server(void **state)
+{
+	struct tu_stack *st = stack_start("1");
+	struct tu_http_response r;
+
+	(void)state;
+	assert_int_equal(post_order(st, 1, 2, "P-1", &r), 401);
+	assert_non_null(strstr(r.body,
+	    "\"message\":\"the plain X-Partner-Signature (no timestamp) is "
+	    "turned off on this server: sign as t=<unix seconds>,v1=<hex>\""));
+	tu_http_response_fini(&r);
+	assert_int_equal(post_status(st, 1, 3, "P-3"), 401);
+	assert_int_equal(orders_named(st, "P-1") + orders_named(st, "P-3"), 0);
+	assert_int_equal(post_status(st, 0, 2, "T-1"), 201);
+	assert_int_equal(orders_named(st, "T-1"), 1);
+	stack_stop(st);
+
+	/* "off" is the default's spelling; garbage is refused at start. */
+	st = stack_start("off");
+	assert_int_equal(post_status(st, 1, 2, "P-1"), 201);
+	stack_stop(st);
+}
+
+static void
+test_a_bad_require_timestamp_setting_is_refused(void **state)
+{
+	struct server_config cfg;
+	int help;
+
+	(void)state;
+	setenv("AFFILIATE_WEBHOOK_REQUIRE_TIMESTAMP", "sometimes", 1);
+	assert_int_equal(server_config_load(&cfg, 0, NULL, &help),
+	    AFF_INVALID_ARGUMENT);
+	setenv("AFFILIATE_WEBHOOK_REQUIRE_TIMESTAMP", "on", 1);
+	assert_int_equal(server_config_load(&cfg, 0, NULL, &help), AFF_OK);
+	assert_int_equal(cfg.webhook_require_timestamp, 1);
+	unsetenv("AFFILIATE_WEBHOOK_REQUIRE_TIMESTAMP");
+	assert_int_equal(server_config_load(&cfg, 0, NULL, &help), AFF_OK);
+	assert_int_equal(cfg.webhook_require_timestamp, 0);
+}
+
 int
 main(void)
 {
@@ -346,6 +573,12 @@ main(void)
 		cmocka_unit_test(test_secret_lists_parse),
 		cmocka_unit_test(test_a_good_body_is_read_exactly),
 		cmocka_unit_test(test_every_validation_rule_has_its_message),
+		cmocka_unit_test(test_the_plain_form_is_told_apart),
+		cmocka_unit_test(
+		    test_plain_signatures_can_be_turned_off_per_advertiser),
+		cmocka_unit_test(
+		    test_plain_signatures_can_be_turned_off_for_the_whole_server),
+		cmocka_unit_test(test_a_bad_require_timestamp_setting_is_refused),
 	};
 
 	return (cmocka_run_group_tests_name("webhook", tests, NULL, NULL));

@@ -26,6 +26,55 @@
 #include "aff_err.h"
 #include "aff_log.h"
 
+extern char **environ;
+
+/* Whether the variable named by entry ("NAME=value") is one a test must
+ * not inherit. */
+static int
+env_is_foreign(const char *entry)
+{
+	static const char *const keep[] = { "AFFILIATE_BIN_DIR=",
+		"AFFILIATE_SOURCE_DIR=", "AFFILIATE_TEST_" };
+
+	if (strncmp(entry, "AFFILIATE_", 10) != 0)
+		return (0);
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		if (strncmp(entry, keep[i], strlen(keep[i])) == 0)
+			return (0);
+	return (1);
+}
+
+void
+tu_env_clean(void)
+{
+	char name[256];
+	int again = 1;
+
+	/* unsetenv() reshapes environ, so start over after each removal. */
+	while (again) {
+		again = 0;
+		for (char **e = environ; e != NULL && *e != NULL; e++) {
+			size_t n = strcspn(*e, "=");
+			if (!env_is_foreign(*e) || n >= sizeof(name))
+				continue;
+			memcpy(name, *e, n);
+			name[n] = '\0';
+			unsetenv(name);
+			again = 1;
+			break;
+		}
+	}
+}
+
+/* Before main(), in every test executable: a test that forgot to call
+ * tu_env_clean() must not pass or fail by what the caller exported
+ * (AFFILIATE_WEBHOOK_SECRET once broke test_cli that way). */
+__attribute__((constructor)) static void
+env_clean_at_start(void)
+{
+	tu_env_clean();
+}
+
 /*
  * A port below the kernel's ephemeral range (32768 and up here), so that
  * no outgoing connection of a test running beside this one can take it

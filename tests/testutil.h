@@ -15,6 +15,16 @@
 #include "bridge.h"
 #include "server.h"
 
+/*
+ * Removes every AFFILIATE_* variable from the environment except the ones
+ * ctest hands every test (AFFILIATE_BIN_DIR, AFFILIATE_SOURCE_DIR) and the
+ * test switches (AFFILIATE_TEST_*), so a test sees only what it sets
+ * itself, whatever the caller's shell exports. It runs by itself before
+ * main() in every executable linking testutil (see testutil.c); calling it
+ * again is harmless.
+ */
+void tu_env_clean(void);
+
 /* A TCP port on 127.0.0.1 that nothing listens on right now. */
 int tu_free_port(void);
 

@@ -11,6 +11,7 @@
 # then reads every valgrind log too, because the server killed with -9 in
 # the middle of the session never reaches an exit status.
 set -u
+. "$(dirname "$0")/clean_env.sh"
 BIN=$(cd "${1:-build/bin}" && pwd) || exit 2
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 command -v valgrind >/dev/null || { echo "valgrind.sh: needs valgrind: apt-get install -y valgrind" >&2; exit 2; }
@@ -39,7 +40,7 @@ start=$(date +%s)
 # The bridge's 512 civetweb threads take memcheck (which runs one thread
 # at a time) longer to start than e2e waits; 32 exercise the same code.
 AFFILIATE_BIN_DIR="$work/bin" E2E_TIMEOUT_SCALE=${E2E_TIMEOUT_SCALE:-12} \
-	AFFILIATE_BRIDGE_THREADS=${AFFILIATE_BRIDGE_THREADS:-32} \
+	E2E_BRIDGE_THREADS=${E2E_BRIDGE_THREADS:-32} \
 	bash "$SRC/tests/e2e.sh" >"$work/e2e.out" 2>&1
 e2e_rc=$?
 grep -E "^not ok|passed," "$work/e2e.out"

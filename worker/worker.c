@@ -49,6 +49,11 @@ worker_config_load(struct worker_config *cfg, int argc, char **argv, int *help)
 		{ "log-level", "AFFILIATE_LOG_LEVEL", AFF_OPT_LEVEL,
 		    &cfg->log_level, 0, 0, 0, NULL, "LEVEL",
 		    "debug, info, warn or error (info)" },
+		/* Environment only, read below: a secret is never a flag. */
+		{ NULL, "AFFILIATE_WORKER_SECRET", AFF_OPT_STRING, NULL, 0, 0, 0,
+		    NULL, NULL,
+		    "shared with the server (16+ characters): each result is "
+		    "signed with it (none)" },
 	};
 	const char *secret;
 

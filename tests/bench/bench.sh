@@ -22,6 +22,7 @@
 # with these options (one send per header line, then Nagle + delayed ACK):
 #   BIN_DIR/bench-bare-civetweb 127.0.0.1:18080 api & wrk -d5s http://127.0.0.1:18080/
 set -u
+. "$(dirname "$0")/../clean_env.sh"
 
 if [ $# -ne 1 ] || [ ! -d "$1" ]; then
 	echo "usage: $0 BIN_DIR (the build's bin folder)" >&2

@@ -20,6 +20,7 @@
 # Each row's wait for the reviews is bounded (bench-app-load gives up
 # after 120 s), and so is every other wait here.
 set -u
+. "$(dirname "$0")/../clean_env.sh"
 
 if [ $# -ne 1 ] || [ ! -d "$1" ]; then
 	echo "usage: $0 BIN_DIR (the build's bin folder)" >&2

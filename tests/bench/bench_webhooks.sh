@@ -36,6 +36,7 @@
 # runs on the same cores as the servers, so compare rows of one run, not
 # figures across machines.
 set -u
+. "$(dirname "$0")/../clean_env.sh"
 
 if [ $# -ne 1 ] || [ ! -d "$1" ]; then
 	echo "usage: $0 BIN_DIR (the build's bin folder)" >&2

@@ -6,9 +6,10 @@
 
 #include "aff_log.h"
 #include "worker.h"
+#include "cw_stack.h"
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
+static int
+fuzz_one(const uint8_t *data, size_t len)
 {
 	struct worker_config cfg = { 0 };
 	uint8_t *out;
@@ -18,4 +19,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	out = worker_run_job(&cfg, "fuzz", data, len, &outlen);
 	free(out);
 	return (0);
+}
+
+/* On a stack of civetweb's size (cw_stack.h), the smallest any code here
+ * runs on, under libFuzzer and in the replay alike. */
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
+{
+	return (cw_stack_run(fuzz_one, data, len));
 }
