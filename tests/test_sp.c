@@ -251,6 +251,10 @@ test_a_peer_that_is_not_rep_is_refused(void **state)
 	assert_int_equal(nng_listen(pair, url, NULL, 0), 0);
 	assert_int_equal(aff_sp_dial(url, aff_mono_ms() + 2000, &c),
 	    AFF_UNAVAILABLE);
+	/* NNG 1.5.2 leaks the pipe it is still refusing (a REQ peer on a
+	 * PAIR socket) when the socket closes meanwhile (seen under make
+	 * asan in about 1 run in 10): let the refusal finish first. */
+	nng_msleep(200);
 	nng_close(pair);
 }
 
