@@ -278,7 +278,7 @@ aff_call_result_metadata(const struct aff_call_result *res, const char *key)
 static int
 client_request_msg(const char *service, const char *method,
     const uint8_t *payload, size_t len, const char *request_id,
-    int64_t deadline, const struct aff_call_opts *opts, nng_msg **mp)
+    int timeout_ms, const struct aff_call_opts *opts, nng_msg **mp)
 {
 	Affiliate__V1__RequestEnvelope env =
 	    AFFILIATE__V1__REQUEST_ENVELOPE__INIT;
@@ -292,7 +292,9 @@ client_request_msg(const char *service, const char *method,
 	env.payload.data = (uint8_t *)payload;
 	env.payload.len = len;
 	env.request_id = (char *)request_id;
-	env.deadline_unix_ms = deadline;
+	/* Relative, as gRPC's grpc-timeout: the server counts it on its own
+	 * clock from when the request arrives, so clocks need not agree. */
+	env.timeout_ms = timeout_ms;
 	if (n_md > 0) {
 		md = calloc(n_md, sizeof(*md));
 		mdp = calloc(n_md, sizeof(*mdp));
@@ -368,9 +370,14 @@ client_direct_conn(aff_client *c, struct client_tls *t, int64_t deadline)
 }
 
 /*
- * A call on this thread's own connection. A connection that breaks before
- * its reply is dialled again and the request sent once more, as NNG's REQ
- * does when its pipe drops (the server restarted since the last call).
+ * A call on this thread's own connection. A kept connection that the
+ * server has closed since the last call (it restarted) is seen closed
+ * before anything is written, and the call goes on a new connection. Once
+ * any byte of the request is written, the request is never sent again:
+ * the server may have received it, and a resend could apply it twice (a
+ * caller that wants to retry sends it again with the same request_id,
+ * which the server answers from what the first one did). A write that
+ * fails before its first byte is sent again once, on a new connection.
  */
 static int
 client_invoke_direct(aff_client *c, nng_msg *m, int timeout,
@@ -384,8 +391,12 @@ client_invoke_direct(aff_client *c, nng_msg *m, int timeout,
 
 	if ((t = client_tls(c)) == NULL)
 		return (result_set(res, AFF_RESOURCE_EXHAUSTED, "out of memory"));
+	if (t->sp != NULL && !aff_sp_reusable(t->sp)) {
+		aff_sp_close(t->sp);
+		t->sp = NULL;
+	}
 	for (int attempt = 0; attempt < 2; attempt++) {
-		int fresh = t->sp == NULL;
+		int fresh = t->sp == NULL, unsent;
 
 		if (fresh && (rv = client_direct_conn(c, t, deadline)) != AFF_OK)
 			break;
@@ -393,9 +404,10 @@ client_invoke_direct(aff_client *c, nng_msg *m, int timeout,
 		    c->max_reply, &rep, &rlen);
 		if (rv == AFF_OK)
 			break;
+		unsent = aff_sp_sent(t->sp) == 0;
 		aff_sp_close(t->sp);
 		t->sp = NULL;
-		if (rv != AFF_UNAVAILABLE || fresh)
+		if (rv != AFF_UNAVAILABLE || fresh || !unsent)
 			break;
 	}
 	switch (rv) {
@@ -445,10 +457,9 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 		request_id = rid;
 	}
 	snprintf(res->request_id, sizeof(res->request_id), "%s", request_id);
-	deadline = aff_now_ms() + timeout;
 	if (c->direct) {
 		if ((rv = client_request_msg(service, method, payload, len,
-		         request_id, deadline, opts, &m)) != AFF_OK)
+		         request_id, timeout, opts, &m)) != AFF_OK)
 			return (result_set(res, rv, "cannot build the request"));
 		rv = client_invoke_direct(c, m, timeout, res);
 		nng_msg_free(m);
@@ -457,9 +468,9 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 	if ((cs = client_wait_pipe(c, timeout < 100 ? timeout : 100)) == NULL)
 		return (result_set(res, AFF_UNAVAILABLE,
 		    "affiliate-server is not reachable"));
-	deadline = aff_now_ms() + timeout;
+	deadline = aff_mono_ms() + timeout;
 	if ((rv = client_request_msg(service, method, payload, len, request_id,
-	         deadline, opts, &m)) != AFF_OK)
+	         timeout, opts, &m)) != AFF_OK)
 		return (result_set(res, rv, "cannot build the request"));
 	if ((rv = client_tls_get(c, (int)(cs - c->socks), &aio, &ctx)) !=
 	    AFF_OK) {
@@ -474,8 +485,8 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 		nng_msg_free(nng_aio_get_msg(aio));
 		return (result_set(res, AFF_UNAVAILABLE, nng_strerror(rv)));
 	}
-	nng_aio_set_timeout(aio, (nng_duration)(deadline - aff_now_ms() > 0
-	                                            ? deadline - aff_now_ms()
+	nng_aio_set_timeout(aio, (nng_duration)(deadline - aff_mono_ms() > 0
+	                                            ? deadline - aff_mono_ms()
 	                                            : 1));
 	nng_ctx_recv(ctx, aio);
 	nng_aio_wait(aio);

@@ -5,9 +5,15 @@
  * A client is safe to share between threads: every call opens its own NNG
  * context, so many calls can be in flight at once, spread round-robin over
  * the client's sockets. REQ's automatic
- * resend is switched off (a call has a deadline instead, and NNG 1.5.2's
- * 60 s resend would repeat non-idempotent calls); a request whose
- * connection drops is still sent again by NNG on the next connection.
+ * resend is switched off (a call has a timeout instead); a request whose
+ * connection drops is still sent again by NNG 1.5.2 on the next
+ * connection, which the server answers from the request key (the same
+ * request_id: see the README, "Retrying a call"). In direct mode a request
+ * is never sent twice once any byte of it was written.
+ *
+ * The call's timeout travels in the envelope as timeout_ms, relative: the
+ * server counts it on its own monotonic clock, so hosts' wall clocks need
+ * not agree.
  */
 #ifndef AFF_CLIENT_H
 #define AFF_CLIENT_H

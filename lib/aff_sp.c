@@ -26,6 +26,7 @@ struct aff_sp_conn {
 	int fd;
 	int ipc;       /* ipc framing: a type byte before the length */
 	uint32_t next; /* request ids, high bit set on the wire */
+	size_t sent;   /* bytes written by write_all since the last call began */
 };
 
 int
@@ -80,6 +81,7 @@ write_all(aff_sp_conn *c, struct iovec *iov, int n, int64_t deadline)
 				return (rv);
 			continue;
 		}
+		c->sent += (size_t)w;
 		while (n > 0 && (size_t)w >= iov->iov_len) {
 			w -= (ssize_t)iov->iov_len;
 			iov++;
@@ -245,6 +247,7 @@ aff_sp_call(aff_sp_conn *c, const void *req, size_t len, int64_t deadline,
 
 	*rep = NULL;
 	*rlen = 0;
+	c->sent = 0;
 	hdr[0] = 1; /* ipc: message type 1; tcp: overwritten below */
 	put_be(hdr + hl - 8, len + 4, 8);
 	put_be(hdr + hl, id, 4);
@@ -280,6 +283,28 @@ aff_sp_call(aff_sp_conn *c, const void *req, size_t len, int64_t deadline,
 		}
 		free(body);
 	}
+}
+
+size_t
+aff_sp_sent(const aff_sp_conn *c)
+{
+	return (c->sent);
+}
+
+int
+aff_sp_reusable(aff_sp_conn *c)
+{
+	struct pollfd p = { .fd = c->fd, .events = POLLIN | POLLRDHUP };
+	char b;
+
+	if (poll(&p, 1, 0) == 0)
+		return (1);
+	if (p.revents & (POLLERR | POLLHUP | POLLRDHUP | POLLNVAL))
+		return (0);
+	/* Readable between calls: the end of the stream, or bytes no
+	 * request asked for; either way the connection is done. */
+	return (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK));
 }
 
 void

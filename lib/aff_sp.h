@@ -38,12 +38,31 @@ int aff_sp_dial(const char *url, int64_t deadline, aff_sp_conn **cp);
  * Sends one request and waits for its reply until deadline (aff_mono_ms()
  * clock). On AFF_OK *rep is the reply body (caller frees with free()),
  * *rlen its length. Errors: AFF_UNAVAILABLE (the connection broke: the
- * request may or may not have reached the server), AFF_DEADLINE_EXCEEDED, AFF_RESOURCE_EXHAUSTED (a reply over max_reply),
+ * request may or may not have reached the server; aff_sp_sent says
+ * whether any of it was written), AFF_DEADLINE_EXCEEDED,
+ * AFF_RESOURCE_EXHAUSTED (a reply over max_reply),
  * AFF_INTERNAL (the peer broke the protocol). After any error the
  * connection is unusable: close it.
  */
 int aff_sp_call(aff_sp_conn *c, const void *req, size_t len, int64_t deadline,
     size_t max_reply, void **rep, size_t *rlen);
+
+/*
+ * How many bytes of its last request aff_sp_call wrote: 0 after a failed
+ * call means the server cannot have received any of it, so it is safe to
+ * send again; anything else means it may have, and a caller that sends
+ * it again may apply it twice.
+ */
+size_t aff_sp_sent(const aff_sp_conn *c);
+
+/*
+ * Whether a kept connection can carry the next call, checked without
+ * waiting: 0 when the peer has already closed it (or reset it, or sent
+ * bytes nobody asked for). A peer that closed before anything of the next
+ * request was written cannot have read that request, so the caller may
+ * dial again and send it there.
+ */
+int aff_sp_reusable(aff_sp_conn *c);
 
 void aff_sp_close(aff_sp_conn *c);
 

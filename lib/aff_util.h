@@ -8,7 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Wall-clock milliseconds since the Unix epoch (deadlines cross hosts). */
+/* Wall-clock milliseconds since the Unix epoch: for timestamps shown to
+ * people and webhook signature windows only, never for a wait (hosts'
+ * clocks disagree, and NTP steps them). */
 int64_t aff_now_ms(void);
 
 /* Monotonic milliseconds, for timeouts and backoff within one process. */

@@ -12,6 +12,8 @@ pkgs=(
 	redis-server
 	# for the README's wire example and its test
 	protobuf-compiler nng-utils
+	# test_clock_skew: processes whose wall clocks are off the server's
+	faketime
 	# for the benchmarks (make bench)
 	wrk iproute2
 )

@@ -178,6 +178,12 @@ cache_status(cache *c)
 
 /* ---- the orders' copy ---- */
 
+void
+cache_orders_ns(char *buf, size_t cap, const char *db_id, const char *copy)
+{
+	snprintf(buf, cap, "aff:%.32s:%.32s", db_id, copy);
+}
+
 /* Appends one command; the replies are read by pipeline_finish. */
 static void
 pipe_cmd(redisContext *rc, int *queued, const char *fmt, ...)
@@ -190,74 +196,138 @@ pipe_cmd(redisContext *rc, int *queued, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Reads queued replies; AFF_UNAVAILABLE on a connection or Redis error.
- * *last (may be NULL) gets the last reply's integer. */
-static int
-pipeline_finish(cache *c, int queued, int64_t *last)
+/* Reads one reply of a pipeline; NULL (Redis marked down) when the
+ * connection failed. */
+static redisReply *
+pipe_reply(cache *c)
 {
-	redisReply *r;
-	int rv = AFF_OK;
+	redisReply *r = NULL;
 
-	for (int i = 0; i < queued; i++) {
-		if (redisGetReply(c->rc, (void **)&r) != REDIS_OK || r == NULL) {
-			cache_down(c, c->rc->errstr[0] ? c->rc->errstr : "no reply");
-			return (AFF_UNAVAILABLE);
-		}
-		if (r->type == REDIS_REPLY_ERROR) {
-			aff_warn("cache: redis: %s", r->str);
-			rv = AFF_UNAVAILABLE;
-		}
-		if (last != NULL && i == queued - 1) {
-			if (r->type == REDIS_REPLY_INTEGER)
-				*last = r->integer;
-			else
-				rv = AFF_UNAVAILABLE;
-		}
-		freeReplyObject(r);
+	if (redisGetReply(c->rc, (void **)&r) != REDIS_OK || r == NULL) {
+		cache_down(c, c->rc->errstr[0] ? c->rc->errstr : "no reply");
+		return (NULL);
 	}
-	return (rv);
+	return (r);
+}
+
+/* The generation in a reply to HGET/HMGET (nil: 0); -1 when it is not
+ * a number. */
+static int64_t
+reply_gen(const redisReply *r)
+{
+	if (r->type == REDIS_REPLY_NIL)
+		return (0);
+	if (r->type != REDIS_REPLY_STRING)
+		return (-1);
+	return (strtoll(r->str, NULL, 10));
+}
+
+/*
+ * The copy's index keys, each named in the meta hash by a field "i:" and
+ * its name once it holds an order: an index key that is missing while
+ * meta names it was lost (evicted, deleted), and is not an empty page.
+ */
+static void
+pipe_index(redisContext *rc, int *queued, const char *ns, const char *fmt,
+    ...)
+{
+	char name[96];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(name, sizeof(name), fmt, ap);
+	va_end(ap);
+	pipe_cmd(rc, queued, "HSET %s:o:meta i:%s 1", ns, name);
 }
 
 int
-cache_orders_put(cache *c, const char *db_id,
+cache_orders_put(cache *c, const char *ns, int64_t expect,
     const struct store_order_row *rows, size_t n, int64_t *gen)
 {
 	static const char *const statuses[] = { "pending", "approved",
 		"declined" };
 	redisContext *rc;
-	int queued = 0;
+	redisReply *r;
+	int queued = 0, rv = AFF_OK;
+	int64_t shown;
 
 	if ((rc = cache_conn(c)) == NULL)
 		return (AFF_UNAVAILABLE);
+	/* The batch lands only on the copy this database last wrote: WATCH
+	 * makes the check and the write one step, so another writer (a
+	 * restored or copied database with the same id) cannot slip a batch
+	 * in between. */
+	pipe_cmd(rc, &queued, "WATCH %s:o:meta", ns);
+	pipe_cmd(rc, &queued, "HGET %s:o:meta gen", ns);
+	if (queued != 2 || (r = pipe_reply(c)) == NULL)
+		return (AFF_UNAVAILABLE);
+	freeReplyObject(r);
+	if ((r = pipe_reply(c)) == NULL)
+		return (AFF_UNAVAILABLE);
+	shown = reply_gen(r);
+	freeReplyObject(r);
+	if (shown != expect) {
+		if ((r = cache_reply(c, redisCommand(rc, "UNWATCH"))) == NULL)
+			return (AFF_UNAVAILABLE);
+		freeReplyObject(r);
+		return (AFF_ABORTED);
+	}
+	queued = 0;
+	pipe_cmd(rc, &queued, "MULTI");
 	for (size_t i = 0; i < n; i++) {
 		const Affiliate__V1__Order *o = rows[i].order;
 		uint8_t buf[1024];
 		size_t len = affiliate__v1__order__get_packed_size(o);
 		const char *id = o->order_id;
 		long long seq = (long long)rows[i].seq;
+		long long e = (long long)o->editor_id;
+		long long a = (long long)o->advertiser_id;
 
 		if (len > sizeof(buf))
 			continue; /* cannot be: order ids are at most 256 bytes */
 		affiliate__v1__order__pack(o, buf);
-		pipe_cmd(rc, &queued, "SET aff:%s:o:%s %b", db_id, id, buf, len);
-		pipe_cmd(rc, &queued, "ZADD aff:%s:oi:all %lld %s", db_id, seq, id);
-		pipe_cmd(rc, &queued, "ZADD aff:%s:oi:e:%lld %lld %s", db_id,
-		    (long long)o->editor_id, seq, id);
-		pipe_cmd(rc, &queued, "ZADD aff:%s:oi:a:%lld %lld %s", db_id,
-		    (long long)o->advertiser_id, seq, id);
+		pipe_cmd(rc, &queued, "SET %s:o:%s %b", ns, id, buf, len);
+		pipe_cmd(rc, &queued, "ZADD %s:oi:all %lld %s", ns, seq, id);
+		pipe_cmd(rc, &queued, "ZADD %s:oi:e:%lld %lld %s", ns, e, seq, id);
+		pipe_cmd(rc, &queued, "ZADD %s:oi:a:%lld %lld %s", ns, a, seq, id);
 		for (size_t k = 0; k < 3; k++)
 			if (strcmp(statuses[k], o->status) != 0)
-				pipe_cmd(rc, &queued, "ZREM aff:%s:oi:s:%s %s", db_id,
+				pipe_cmd(rc, &queued, "ZREM %s:oi:s:%s %s", ns,
 				    statuses[k], id);
-		pipe_cmd(rc, &queued, "ZADD aff:%s:oi:s:%s %lld %s", db_id,
-		    o->status, seq, id);
+		pipe_cmd(rc, &queued, "ZADD %s:oi:s:%s %lld %s", ns, o->status,
+		    seq, id);
+		pipe_index(rc, &queued, ns, "all");
+		pipe_index(rc, &queued, ns, "e:%lld", e);
+		pipe_index(rc, &queued, ns, "a:%lld", a);
+		pipe_index(rc, &queued, ns, "s:%s", o->status);
 	}
-	pipe_cmd(rc, &queued, "INCR aff:%s:o:gen", db_id);
-	return (pipeline_finish(c, queued, gen));
+	pipe_cmd(rc, &queued, "HINCRBY %s:o:meta gen 1", ns);
+	pipe_cmd(rc, &queued, "EXEC");
+	/* MULTI's OK and one QUEUED per command, then EXEC's answer. */
+	for (int i = 0; i < queued - 1; i++) {
+		if ((r = pipe_reply(c)) == NULL)
+			return (AFF_UNAVAILABLE);
+		if (r->type == REDIS_REPLY_ERROR) {
+			aff_warn("cache: redis: %s", r->str);
+			rv = AFF_UNAVAILABLE;
+		}
+		freeReplyObject(r);
+	}
+	if ((r = pipe_reply(c)) == NULL)
+		return (AFF_UNAVAILABLE);
+	if (r->type == REDIS_REPLY_NIL)
+		rv = AFF_ABORTED; /* the copy changed under the WATCH */
+	else if (r->type != REDIS_REPLY_ARRAY || r->elements == 0 ||
+	    r->element[r->elements - 1]->type != REDIS_REPLY_INTEGER)
+		rv = AFF_UNAVAILABLE;
+	else if (rv == AFF_OK)
+		*gen = r->element[r->elements - 1]->integer;
+	freeReplyObject(r);
+	return (rv);
 }
 
 int
-cache_orders_gen(cache *c, const char *db_id, int64_t *gen)
+cache_orders_gen(cache *c, const char *ns, int64_t *gen)
 {
 	redisContext *rc;
 	redisReply *r;
@@ -265,17 +335,28 @@ cache_orders_gen(cache *c, const char *db_id, int64_t *gen)
 
 	if ((rc = cache_conn(c)) == NULL)
 		return (AFF_UNAVAILABLE);
-	r = cache_reply(c, redisCommand(rc, "GET aff:%s:o:gen", db_id));
+	r = cache_reply(c, redisCommand(rc, "HGET %s:o:meta gen", ns));
 	if (r == NULL)
 		return (AFF_UNAVAILABLE);
-	if (r->type == REDIS_REPLY_NIL)
-		*gen = 0;
-	else if (r->type == REDIS_REPLY_STRING)
-		*gen = strtoll(r->str, NULL, 10);
-	else
+	if ((*gen = reply_gen(r)) < 0)
 		rv = AFF_UNAVAILABLE;
 	freeReplyObject(r);
 	return (rv);
+}
+
+/* The copy is missing a key it must have: its generation goes, so no
+ * reader trusts it and the sync builds a new one. */
+static void
+cache_orders_broken(cache *c, const char *ns, const char *what)
+{
+	redisReply *r;
+
+	aff_warn("cache: the Redis copy of the orders lost %s; reading the "
+	         "store until it is rebuilt",
+	    what);
+	r = cache_reply(c, redisCommand(c->rc, "HDEL %s:o:meta gen", ns));
+	if (r != NULL)
+		freeReplyObject(r);
 }
 
 /* Whether o passes the query's filters. */
@@ -289,42 +370,63 @@ order_matches(const Affiliate__V1__Order *o, const struct store_order_query *q)
 }
 
 int
-cache_orders_list(cache *c, const char *db_id, int64_t gen,
+cache_orders_list(cache *c, const char *ns, int64_t gen,
     const struct store_order_query *q, aff_arena *a,
     Affiliate__V1__Order ***out, size_t *n, int64_t *next)
 {
-	char index[128];
+	char index[192], name[40];
 	Affiliate__V1__Order **v;
 	redisContext *rc;
-	redisReply *ids = NULL, *vals = NULL;
+	redisReply *ids = NULL, *vals = NULL, *meta;
+	int queued = 0, empty = 0;
 	int64_t after = q->after, last = 0;
 	size_t k = 0, chunk = (size_t)q->limit + 1 < 256 ? 256 : (size_t)q->limit + 1;
 	int rv = AFF_OK, more = 0;
 
-	if ((rc = cache_conn(c)) == NULL)
-		return (AFF_UNAVAILABLE);
-	int64_t shown;
-
-	if (gen <= 0 || cache_orders_gen(c, db_id, &shown) != AFF_OK ||
-	    shown != gen)
+	if (gen <= 0 || (rc = cache_conn(c)) == NULL)
 		return (AFF_UNAVAILABLE);
 	/* The most selective index; the other filters apply in memory. */
 	if (q->editor_id > 0)
-		snprintf(index, sizeof(index), "aff:%s:oi:e:%lld", db_id,
-		    (long long)q->editor_id);
+		snprintf(name, sizeof(name), "e:%lld", (long long)q->editor_id);
 	else if (q->advertiser_id > 0)
-		snprintf(index, sizeof(index), "aff:%s:oi:a:%lld", db_id,
-		    (long long)q->advertiser_id);
+		snprintf(name, sizeof(name), "a:%lld", (long long)q->advertiser_id);
 	else if (q->status != NULL && q->status[0] != '\0')
-		snprintf(index, sizeof(index), "aff:%s:oi:s:%s", db_id, q->status);
+		snprintf(name, sizeof(name), "s:%.16s", q->status);
 	else
-		snprintf(index, sizeof(index), "aff:%s:oi:all", db_id);
+		snprintf(name, sizeof(name), "all");
+	snprintf(index, sizeof(index), "%s:oi:%s", ns, name);
 	if ((v = aff_arena_alloc(a, sizeof(*v) * (size_t)q->limit)) == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);
+	/* One round trip: the copy's generation, whether it ever held an
+	 * order in this index, and whether the index key is there. */
+	pipe_cmd(rc, &queued, "HMGET %s:o:meta gen i:%s", ns, name);
+	pipe_cmd(rc, &queued, "EXISTS %s", index);
+	if (queued != 2 || (meta = pipe_reply(c)) == NULL)
+		return (AFF_UNAVAILABLE);
+	if ((ids = pipe_reply(c)) == NULL) {
+		freeReplyObject(meta);
+		return (AFF_UNAVAILABLE);
+	}
+	if (meta->type != REDIS_REPLY_ARRAY || meta->elements != 2 ||
+	    reply_gen(meta->element[0]) != gen ||
+	    ids->type != REDIS_REPLY_INTEGER)
+		rv = AFF_UNAVAILABLE;
+	else if (meta->element[1]->type == REDIS_REPLY_NIL)
+		empty = 1; /* no order was ever in it: an empty page */
+	else if (ids->integer == 0) {
+		cache_orders_broken(c, ns, index);
+		rv = AFF_UNAVAILABLE;
+	}
+	freeReplyObject(meta);
+	freeReplyObject(ids);
+	ids = NULL;
+	if (rv != AFF_OK)
+		return (rv);
+	more = empty;
 	while (!more) {
-		int queued = 0;
 		size_t i;
 
+		queued = 0;
 		pipe_cmd(rc, &queued,
 		    "ZRANGEBYSCORE %s (%lld +inf WITHSCORES LIMIT 0 %lld", index,
 		    (long long)after, (long long)chunk);
@@ -352,7 +454,7 @@ cache_orders_list(cache *c, const char *db_id, int64_t gen,
 			lens[0] = 4;
 			for (i = 0; i < m; i++) {
 				const redisReply *id = ids->element[2 * i];
-				char *key = aff_arena_printf(a, "aff:%s:o:%.*s", db_id,
+				char *key = aff_arena_printf(a, "%s:o:%.*s", ns,
 				    (int)id->len, id->str);
 				if (key == NULL) {
 					rv = AFF_RESOURCE_EXHAUSTED;
@@ -378,7 +480,9 @@ cache_orders_list(cache *c, const char *db_id, int64_t gen,
 				Affiliate__V1__Order *o;
 				int64_t seq = strtoll(ids->element[2 * i + 1]->str, NULL, 10);
 				if (val->type != REDIS_REPLY_STRING) {
-					rv = AFF_UNAVAILABLE; /* a listed order is missing */
+					/* A listed order is missing. */
+					cache_orders_broken(c, ns, "an order");
+					rv = AFF_UNAVAILABLE;
 					break;
 				}
 				o = affiliate__v1__order__unpack(aff_arena_allocator(a),
@@ -412,6 +516,6 @@ cache_orders_list(cache *c, const char *db_id, int64_t gen,
 		return (rv);
 	*out = v;
 	*n = k;
-	*next = more ? last : 0;
+	*next = more && !empty ? last : 0;
 	return (AFF_OK);
 }

@@ -50,32 +50,51 @@ int cache_set(cache *c, const void *key, size_t keylen, const void *val,
 int cache_status(cache *c);
 
 /*
- * The Redis copy of the orders, for GET /orders: each order packed under
- * aff:<db>:o:<order_id>, and sorted sets of order ids scored by seq: all,
- * by editor, by advertiser, by status. A generation counter in Redis,
- * bumped with every batch written, is recorded in SQLite with the rows it
- * covers: a Redis that lost data or came back from an older snapshot
- * shows another generation, and is not read (and gets everything again).
+ * The Redis copy of the orders, for GET /orders. It lives under a
+ * namespace ns, "aff:<database id>:<copy id>" (cache_orders_ns): the copy
+ * id is random, kept in the database, and replaced whenever the copy
+ * cannot be trusted, so a copy belongs to one database's one history.
+ * Each order is packed under ns:o:<order_id>, with sorted sets of order
+ * ids scored by seq: all, by editor, by advertiser, by status. The hash
+ * ns:o:meta holds the generation (gen), bumped with every batch written
+ * and recorded in the database with the rows it covers, and a field
+ * "i:<index>" for every index that holds an order.
+ *
+ * A copy whose generation is not the one the database recorded is not
+ * read: Redis lost data or came back from an older snapshot, or the
+ * database was restored from an older file (or copied) while Redis kept
+ * the copy of a history the database no longer has. The sync then starts
+ * a new copy under a new copy id.
  */
 struct store_order_row;
 struct store_order_query;
 
-/* Writes the orders and their index entries and bumps the generation, in
- * one pipeline; *gen is the new generation. AFF_OK or AFF_UNAVAILABLE. */
-int cache_orders_put(cache *c, const char *db_id,
+/* Writes "aff:<db_id>:<copy>" into buf (at least 80 bytes). */
+void cache_orders_ns(char *buf, size_t cap, const char *db_id,
+    const char *copy);
+
+/*
+ * Writes the orders and their index entries and bumps the generation in
+ * one MULTI/EXEC, only when the copy still shows generation expect.
+ * *gen is the new generation. AFF_OK, AFF_ABORTED when the copy shows
+ * another generation (or changed meanwhile), AFF_UNAVAILABLE.
+ */
+int cache_orders_put(cache *c, const char *ns, int64_t expect,
     const struct store_order_row *rows, size_t n, int64_t *gen);
 
 /* The copy's generation (0 when there is none). AFF_OK or
  * AFF_UNAVAILABLE. */
-int cache_orders_gen(cache *c, const char *db_id, int64_t *gen);
+int cache_orders_gen(cache *c, const char *ns, int64_t *gen);
 
 /*
  * One page of orders from the copy, as store_ops.order_list, when the
  * copy shows generation gen: AFF_OK, or AFF_UNAVAILABLE when Redis is
- * down, shows another generation or lacks a listed order (the caller then
- * reads SQLite).
+ * down, shows another generation, or lacks an index key or a listed
+ * order it must have (then the copy's generation is dropped, so that it
+ * is rebuilt; the caller reads the store). An index that never held an
+ * order is an empty page.
  */
-int cache_orders_list(cache *c, const char *db_id, int64_t gen,
+int cache_orders_list(cache *c, const char *ns, int64_t gen,
     const struct store_order_query *q, aff_arena *a,
     Affiliate__V1__Order ***out, size_t *n, int64_t *next);
 

@@ -27,28 +27,41 @@ struct order_sync {
 	int stopping;
 };
 
-/* One pass: the copy's generation checked, then everything behind
- * written. */
+/*
+ * One pass: the copy checked against what the database recorded, then
+ * everything behind written. Any difference in the generation starts a
+ * new copy under a new id: Redis lost data or came back from an older
+ * snapshot (it shows less), or the database is a restored or copied file
+ * whose Redis copy went on in a history the database does not have (it
+ * shows more, and counting on could make the numbers match again).
+ */
 static void
 sync_pass(order_sync *os)
 {
-	const char *db_id;
+	const char *db_id, *copy;
+	char ns[96];
 	int64_t version, shown, recorded;
 	int rv;
 
 	if (os->s->ops->catalog_version(os->s, &db_id, &version) != AFF_OK)
 		return;
-	if (cache_orders_gen(os->c, db_id, &shown) != AFF_OK)
+	rv = os->s->ops->orders_all_cached(os->s, &copy, &recorded);
+	if (rv != AFF_OK && rv != AFF_NOT_FOUND)
 		return;
-	(void)os->s->ops->orders_all_cached(os->s, &recorded);
-	if (shown < recorded) {
-		/* Redis lost data or came back from an older snapshot: write
-		 * every order again. */
+	cache_orders_ns(ns, sizeof(ns), db_id, copy);
+	if (cache_orders_gen(os->c, ns, &shown) != AFF_OK)
+		return;
+	if (shown != recorded) {
 		if (os->s->ops->orders_cache_reset(os->s) != AFF_OK)
 			return;
-		aff_info("orders: the Redis copy is behind (generation %lld, "
-		         "expected %lld); rebuilding it",
-		    (long long)shown, (long long)recorded);
+		aff_info("orders: the Redis copy %s shows generation %lld where "
+		         "the database recorded %lld (Redis lost data, or the "
+		         "database was restored or copied); building a new copy",
+		    ns, (long long)shown, (long long)recorded);
+		rv = os->s->ops->orders_all_cached(os->s, &copy, &recorded);
+		if (rv != AFF_OK && rv != AFF_NOT_FOUND)
+			return;
+		cache_orders_ns(ns, sizeof(ns), db_id, copy);
 	}
 	for (;;) {
 		struct store_order_row *rows;
@@ -59,8 +72,11 @@ sync_pass(order_sync *os)
 		aff_arena_init(&a);
 		rv = os->s->ops->orders_uncached(os->s, SYNC_BATCH, &a, &rows, &n);
 		if (rv == AFF_OK && n > 0 &&
-		    (rv = cache_orders_put(os->c, db_id, rows, n, &gen)) == AFF_OK)
-			rv = os->s->ops->orders_mark_cached(os->s, rows, n, gen);
+		    (rv = cache_orders_put(os->c, ns, recorded, rows, n, &gen)) ==
+		        AFF_OK &&
+		    (rv = os->s->ops->orders_mark_cached(os->s, rows, n, gen)) ==
+		        AFF_OK)
+			recorded = gen;
 		aff_arena_fini(&a);
 		if (rv != AFF_OK || n < SYNC_BATCH)
 			break;

@@ -91,12 +91,12 @@ writer_main(void *arg)
 		for (r = batch; r != NULL && rv == AFF_OK; r = r->next) {
 			r->rv = w->s->ops->order_put(
 			    w->s, r->in, r->arena, &r->out, &r->outcome);
-			/* Refusals write nothing; anything else (a full disk, an
-			 * I/O error) may have written half an order: the whole
-			 * batch is rolled back and every caller told. */
-			if (r->rv != AFF_OK && r->rv != AFF_ALREADY_EXISTS &&
-			    r->rv != AFF_FAILED_PRECONDITION &&
-			    r->rv != AFF_NOT_FOUND)
+			/* Each order has a savepoint of its own: a refusal or a
+			 * constraint it breaks is its answer alone (a partner does
+			 * not retry a 400, so the others must not get one). Only
+			 * a transaction the database ended fails the batch, and
+			 * every caller is told. */
+			if (r->rv == AFF_ABORTED)
 				rv = r->rv;
 		}
 		/* Nothing is answered as stored before the commit is. */

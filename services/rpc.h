@@ -35,7 +35,7 @@ struct rpc_call {
 	const char *service;
 	const char *method;
 	const char *request_id;
-	int64_t deadline_ms;    /* Unix ms; 0 = none */
+	int64_t deadline_ms;    /* aff_mono_ms() clock; 0 = none */
 	size_t n_metadata;      /* the envelope's metadata entries */
 	Affiliate__V1__MetadataEntry **metadata;
 	store *store;           /* this thread's store connection */
@@ -44,6 +44,13 @@ struct rpc_call {
 	ProtobufCMessage *error_payload; /* optional payload with an error */
 	void *app;              /* the server's per-process state */
 	struct auth_caller caller; /* set before the handler runs */
+	/* A keyed call's answer to a repeat of it, when that is not the
+	 * answer given now (a secret shown once): set by the handler. */
+	struct {
+		int set, code;
+		const char *message;
+		ProtobufCMessage *payload;
+	} replay;
 
 	/* Private to the dispatcher. */
 	Affiliate__V1__MetadataEntry *trailers[RPC_MAX_TRAILERS];
@@ -51,6 +58,8 @@ struct rpc_call {
 	const ProtobufCMessageDescriptor *output;
 	int64_t t0;
 	char rid[33];
+	struct store_request_key key; /* a keyed call's (has_key) */
+	int has_key;
 	struct rpc_slot *slot;
 	void (*complete)(struct rpc_slot *slot, nng_msg *reply);
 };
@@ -80,6 +89,11 @@ struct rpc_method_def {
 	int cacheable;      /* reads the catalog only */
 	enum auth_access access; /* who may call it (auth.h) */
 	enum auth_scope scope;   /* how editor_id binds to an editor key */
+	/* Mutating: a call with a request_id runs in one transaction with
+	 * its request key and answer (store call_begin); the same call again
+	 * gets the first answer and changes nothing. The handler may not
+	 * defer. */
+	int keyed;
 };
 
 struct rpc_service_def {
@@ -112,6 +126,9 @@ struct rpc_thread_env {
 	void *app;
 	const struct auth_policy *auth; /* NULL: no keys, no limits */
 	nng_pipe pipe;          /* the connection of the request at hand */
+	int64_t received_ms;    /* when it was received (aff_mono_ms()); 0 =
+	                           now. The envelope's timeout counts from it,
+	                           so time spent queued counts too. */
 };
 
 /*
@@ -123,6 +140,14 @@ struct rpc_thread_env {
  */
 nng_msg *rpc_dispatch(struct rpc_thread_env *env, const void *data,
     size_t len, struct rpc_slot *slot);
+
+/*
+ * The reply envelope to the request envelope data[0..len) (its
+ * request_id echoed) with code and message, for a request that is not
+ * run. NULL out of memory.
+ */
+nng_msg *rpc_refuse(const void *data, size_t len, int code,
+    const char *message);
 
 /* Adds a metadata entry to the reply envelope (copied; at most
  * RPC_MAX_TRAILERS, the rest dropped). */

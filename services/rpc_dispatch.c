@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "aff_err.h"
 #include "aff_log.h"
 #include "aff_util.h"
@@ -252,6 +254,34 @@ cache_key(struct rpc_call *call, const ProtobufCMessage *in, size_t *lenp)
 	return (key);
 }
 
+/* The request key of a keyed call (see store.h): the caller, the
+ * request_id, and the digest of what is asked. */
+static void
+request_key(struct rpc_call *call, const Affiliate__V1__RequestEnvelope *req)
+{
+	EVP_MD_CTX *h = EVP_MD_CTX_new();
+
+	call->key.scope = call->caller.key_id > 0
+	    ? aff_arena_printf(&call->arena, "key:%lld",
+	          (long long)call->caller.key_id)
+	    : "";
+	if (call->key.scope == NULL)
+		call->key.scope = "?";
+	call->key.request_id = req->request_id;
+	call->key.method = call->method;
+	/* Out of memory: a digest of zeros, so the call is keyed by its
+	 * request_id alone rather than not at all. */
+	memset(call->key.digest, 0, sizeof(call->key.digest));
+	if (h == NULL || EVP_DigestInit_ex(h, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(h, req->service, strlen(req->service) + 1) != 1 ||
+	    EVP_DigestUpdate(h, req->method, strlen(req->method) + 1) != 1 ||
+	    (req->payload.len > 0 &&
+	        EVP_DigestUpdate(h, req->payload.data, req->payload.len) != 1) ||
+	    EVP_DigestFinal_ex(h, call->key.digest, NULL) != 1)
+		memset(call->key.digest, 0, sizeof(call->key.digest));
+	EVP_MD_CTX_free(h);
+}
+
 static int
 cacheable_code(int code)
 {
@@ -278,6 +308,29 @@ call_reply(struct rpc_call *call, struct rpc_thread_env *env, int code,
 		code = AFF_RESOURCE_EXHAUSTED;
 		body = reply_body(&call->arena, code, "out of memory", NULL, &blen);
 	}
+	if (call->has_key) {
+		/* A keyed call's change commits with its key and answer, or
+		 * not at all: an answer is never given for a change that is
+		 * not stored, nor a change stored without its answer. */
+		const uint8_t *keep = NULL;
+		size_t klen = 0;
+		int rv;
+
+		if (code == AFF_OK && call->replay.set)
+			keep = reply_body(&call->arena, call->replay.code,
+			    call->replay.message, call->replay.payload, &klen);
+		else if (code == AFF_OK) {
+			keep = body;
+			klen = blen;
+		}
+		rv = call->store->ops->call_end(call->store, &call->key, keep, klen);
+		if (code == AFF_OK && (keep == NULL || rv != AFF_OK)) {
+			code = keep == NULL ? AFF_RESOURCE_EXHAUSTED : rv;
+			call->message = "the change could not be committed";
+			body = reply_body(&call->arena, code, call->message, NULL,
+			    &blen);
+		}
+	}
 	if (key != NULL && body != NULL && cacheable_code(code)) {
 		lcache_put(env->lcache, key, keylen, body, blen);
 		if (cache_enabled(env->cache))
@@ -295,6 +348,27 @@ call_reply(struct rpc_call *call, struct rpc_thread_env *env, int code,
 	    code != AFF_OK && call->message != NULL ? call->message : "");
 	aff_arena_fini(&call->arena);
 	free(call);
+	return (m);
+}
+
+nng_msg *
+rpc_refuse(const void *data, size_t len, int code, const char *message)
+{
+	Affiliate__V1__RequestEnvelope *req;
+	aff_arena a;
+	uint8_t *body;
+	size_t blen = 0;
+	const char *rid = "";
+	nng_msg *m = NULL;
+
+	aff_arena_init(&a);
+	req = affiliate__v1__request_envelope__unpack(
+	    aff_arena_allocator(&a), len, data);
+	if (req != NULL)
+		rid = printable(&a, req->request_id);
+	if ((body = reply_body(&a, code, message, NULL, &blen)) != NULL)
+		m = reply_msg(body, blen, rid);
+	aff_arena_fini(&a);
 	return (m);
 }
 
@@ -325,14 +399,14 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 	size_t keylen = 0, blen = 0;
 	uint8_t *cached = NULL;
 	char why[160];
-	int code;
+	int code, keyed;
 	nng_msg *m;
 
 	/* The call lives on the heap: a deferred one outlives this frame. */
 	if ((call = calloc(1, sizeof(*call))) == NULL)
 		return (NULL);
 	aff_arena_init(&call->arena);
-	call->t0 = aff_mono_ms();
+	call->t0 = env->received_ms > 0 ? env->received_ms : aff_mono_ms();
 	call->store = env->store;
 	call->cache = env->cache;
 	call->app = env->app;
@@ -359,7 +433,6 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 	}
 	call->service = printable(&call->arena, req->service);
 	call->method = printable(&call->arena, req->method);
-	call->deadline_ms = req->deadline_unix_ms;
 	call->n_metadata = req->n_metadata;
 	call->metadata = req->metadata;
 	if (req->request_id[0] == '\0') {
@@ -368,10 +441,23 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 	} else
 		call->request_id = printable(&call->arena, req->request_id);
 
-	if (call->deadline_ms > 0 && aff_now_ms() > call->deadline_ms) {
-		code = rpc_errorf(call, AFF_DEADLINE_EXCEEDED,
-		    "the deadline passed before the call could run");
+	/* The timeout is relative and counted on this host's monotonic clock
+	 * from the request's arrival: the caller's wall clock may be seconds
+	 * off ours. */
+	if (req->timeout_ms < 0) {
+		code = rpc_errorf(call, AFF_INVALID_ARGUMENT,
+		    "timeout_ms must not be negative");
 		goto reply;
+	}
+	if (req->timeout_ms > 0) {
+		call->deadline_ms = call->t0 + req->timeout_ms;
+		if (aff_mono_ms() >= call->deadline_ms) {
+			code = rpc_errorf(call, AFF_DEADLINE_EXCEEDED,
+			    "the timeout of %lld ms ran out before the call could "
+			    "run",
+			    (long long)req->timeout_ms);
+			goto reply;
+		}
 	}
 	if ((svc = registry_find(r, req->service)) == NULL) {
 		code = rpc_errorf(call, AFF_UNIMPLEMENTED, "unknown service '%s'",
@@ -434,7 +520,40 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 			return (m);
 		}
 	}
+	if (def->keyed && req->request_id[0] != '\0') {
+		uint8_t *stored = NULL;
+		size_t slen = 0;
+		int rv;
+
+		request_key(call, req);
+		rv = call->store->ops->call_begin(call->store, &call->key,
+		    &call->arena, &stored, &slen);
+		if (rv == AFF_ALREADY_EXISTS) {
+			/* Answered before: the same answer, nothing done. */
+			m = reply_trailers(
+			    reply_msg(stored, slen, call->request_id), call);
+			aff_log(AFF_LOG_INFO, call->request_id,
+			    "rpc %s/%s answered again from its request key %lldms",
+			    call->service, call->method,
+			    (long long)(aff_mono_ms() - call->t0));
+			aff_arena_fini(&call->arena);
+			free(call);
+			return (m);
+		}
+		if (rv != AFF_OK) {
+			code = rpc_errorf(call,
+			    rv == AFF_RESOURCE_EXHAUSTED ? rv : AFF_UNAVAILABLE,
+			    "the store failed: %s", aff_strerror(rv));
+			goto reply;
+		}
+		call->has_key = 1;
+	}
+	keyed = call->has_key;
 	code = def->fn(call, in, &out);
+	/* A keyed handler answering later would hold the transaction (and
+	 * a deferred call may be gone already: call is not read here). */
+	assert(code != RPC_DEFERRED || !keyed);
+	(void)keyed;
 	if (code == RPC_DEFERRED)
 		return (RPC_SERVER_DEFERRED);
 	/* A handler returning another type than the contract says is a bug. */

@@ -2,13 +2,16 @@
 #include "rpc_server.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "aff_err.h"
 #include "aff_log.h"
+#include "aff_util.h"
 
 enum slot_state { SLOT_RECV, SLOT_QUEUED, SLOT_DEFERRED, SLOT_SEND };
 
@@ -22,6 +25,7 @@ struct rpc_slot {
 	nng_aio *aio;
 	enum slot_state state;
 	nng_msg *req;
+	int64_t received_ms;   /* aff_mono_ms() when req came */
 	struct rpc_slot *next; /* queue link */
 };
 
@@ -43,10 +47,14 @@ struct rpc_server {
 	pthread_mutex_t mtx;
 	pthread_cond_t cv;       /* work queued, or stopping */
 	pthread_cond_t init_cv;  /* a thread finished thread_init */
+	pthread_cond_t idle_cv;  /* a handler left handle() while draining */
 	struct rpc_slot *head, *tail;
 	int stopping;
 	int closed;
 	int n_ready, init_failed;
+	int draining;            /* requests are refused, not handled */
+	int busy;                /* handler threads inside handle() */
+	atomic_int sending;      /* replies given to NNG, not yet sent */
 };
 
 static void
@@ -54,6 +62,20 @@ slot_recv(struct rpc_slot *sl)
 {
 	sl->state = SLOT_RECV;
 	nng_ctx_recv(sl->ctx, sl->aio);
+}
+
+/* Answers the slot's request as refused (the server is stopping). */
+static void
+slot_refuse(struct rpc_slot *sl)
+{
+	nng_msg *req = sl->req;
+
+	sl->req = NULL;
+	sl->state = SLOT_DEFERRED;
+	rpc_server_reply(sl, sl->srv->opts.refuse != NULL
+	        ? sl->srv->opts.refuse(req)
+	        : NULL);
+	nng_msg_free(req);
 }
 
 /* NNG's callback: must not block, so it only queues or re-arms. */
@@ -73,6 +95,7 @@ slot_cb(void *arg)
 			return;
 		}
 		sl->req = nng_aio_get_msg(sl->aio);
+		sl->received_ms = aff_mono_ms();
 		pthread_mutex_lock(&srv->mtx);
 		sl->state = SLOT_QUEUED;
 		sl->next = NULL;
@@ -85,6 +108,7 @@ slot_cb(void *arg)
 		pthread_mutex_unlock(&srv->mtx);
 		break;
 	case SLOT_SEND:
+		atomic_fetch_sub(&srv->sending, 1);
 		if (rv != 0)
 			nng_msg_free(nng_aio_get_msg(sl->aio));
 		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
@@ -119,13 +143,20 @@ handler_main(void *arg)
 		pthread_mutex_lock(&srv->mtx);
 		while (srv->head == NULL && !srv->stopping)
 			pthread_cond_wait(&srv->cv, &srv->mtx);
-		if (srv->stopping) {
+		if (srv->head == NULL) {
 			pthread_mutex_unlock(&srv->mtx);
 			break;
 		}
 		sl = srv->head;
 		if ((srv->head = sl->next) == NULL)
 			srv->tail = NULL;
+		if (srv->draining) {
+			/* Queued before the drain began: refused, not run. */
+			pthread_mutex_unlock(&srv->mtx);
+			slot_refuse(sl);
+			continue;
+		}
+		srv->busy++;
 		pthread_mutex_unlock(&srv->mtx);
 
 		/* Take the request out of the slot first: once the handler has
@@ -139,10 +170,20 @@ handler_main(void *arg)
 		nng_msg_free(req);
 		if (rep != RPC_SERVER_DEFERRED)
 			rpc_server_reply(sl, rep);
+		pthread_mutex_lock(&srv->mtx);
+		if (--srv->busy == 0 && srv->draining)
+			pthread_cond_broadcast(&srv->idle_cv);
+		pthread_mutex_unlock(&srv->mtx);
 	}
 	if (srv->opts.thread_fini != NULL && t->state != NULL)
 		srv->opts.thread_fini(t->state);
 	return (NULL);
+}
+
+int64_t
+rpc_server_received_ms(const struct rpc_slot *sl)
+{
+	return (sl->received_ms);
 }
 
 void
@@ -153,6 +194,7 @@ rpc_server_reply(struct rpc_slot *sl, nng_msg *reply)
 		slot_recv(sl);
 		return;
 	}
+	atomic_fetch_add(&sl->srv->sending, 1);
 	sl->state = SLOT_SEND;
 	nng_aio_set_msg(sl->aio, reply);
 	nng_ctx_send(sl->ctx, sl->aio);
@@ -172,6 +214,8 @@ rpc_server_start(const struct rpc_server_opts *opts, rpc_server **sp)
 	pthread_mutex_init(&srv->mtx, NULL);
 	pthread_cond_init(&srv->cv, NULL);
 	pthread_cond_init(&srv->init_cv, NULL);
+	pthread_cond_init(&srv->idle_cv, NULL);
+	atomic_init(&srv->sending, 0);
 
 	if (nng_rep0_open(&srv->sock) != 0) {
 		rv = AFF_INTERNAL;
@@ -247,12 +291,36 @@ failed_socket:
 }
 
 void
+rpc_server_drain(rpc_server *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&s->mtx);
+	s->draining = 1;
+	pthread_cond_broadcast(&s->cv);
+	while (s->busy > 0)
+		pthread_cond_wait(&s->idle_cv, &s->mtx);
+	pthread_mutex_unlock(&s->mtx);
+}
+
+/* How long close waits for replies still being handed to NNG. */
+#define CLOSE_SEND_WAIT_MS 2000
+/* NNG 1.5.2's REP completes a send when it hands the reply to the
+ * connection, before the connection has written it; closing at once
+ * could cut the last replies off. */
+#define CLOSE_LINGER_MS 50
+
+void
 rpc_server_close(rpc_server *s)
 {
+	struct timespec ms = { 0, 1000 * 1000 };
+	int64_t until;
+
 	if (s == NULL || s->closed)
 		return;
 	s->closed = 1;
-	/* 1. Let the handler threads finish what they hold, then stop. */
+	rpc_server_drain(s);
+	/* 1. The handler threads answer what is queued, then stop. */
 	pthread_mutex_lock(&s->mtx);
 	s->stopping = 1;
 	pthread_cond_broadcast(&s->cv);
@@ -261,7 +329,13 @@ rpc_server_close(rpc_server *s)
 		for (int i = 0; i < s->n_threads; i++)
 			if (s->threads[i].started)
 				pthread_join(s->threads[i].tid, NULL);
-	/* 2. Closing the socket aborts every pending receive and send; the
+	/* 2. Every reply given (deferred ones too) reaches its connection. */
+	until = aff_mono_ms() + CLOSE_SEND_WAIT_MS;
+	while (atomic_load(&s->sending) > 0 && aff_mono_ms() < until)
+		nanosleep(&ms, NULL);
+	ms.tv_nsec = CLOSE_LINGER_MS * 1000L * 1000L;
+	nanosleep(&ms, NULL);
+	/* 3. Closing the socket aborts every pending receive and send; the
 	 * callbacks see NNG_ECLOSED and do not re-arm. */
 	nng_close(s->sock);
 }
@@ -287,6 +361,7 @@ rpc_server_free(rpc_server *s)
 	free(s->threads);
 	pthread_cond_destroy(&s->cv);
 	pthread_cond_destroy(&s->init_cv);
+	pthread_cond_destroy(&s->idle_cv);
 	pthread_mutex_destroy(&s->mtx);
 	free(s);
 }

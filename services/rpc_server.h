@@ -12,6 +12,7 @@
 #define RPC_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <nng/nng.h>
 
@@ -36,6 +37,11 @@ struct rpc_server_opts {
 	 * reply will come later through rpc_server_reply(slot, ...). Does not
 	 * take ownership of req. */
 	nng_msg *(*handle)(void *state, nng_msg *req, struct rpc_slot *slot);
+
+	/* The reply to a request that is not run because the server is
+	 * stopping (NULL: none is sent). Called on any thread, NNG's
+	 * callbacks included: must not block. Does not take req. */
+	nng_msg *(*refuse)(nng_msg *req);
 };
 
 /* The request a deferred reply answers. */
@@ -51,6 +57,11 @@ extern char rpc_server_deferred_;
  */
 void rpc_server_reply(struct rpc_slot *slot, nng_msg *reply);
 
+/* When the slot's request at hand was received (aff_mono_ms() clock):
+ * a call's timeout counts from then, time queued included. Valid while
+ * the handler holds the slot. */
+int64_t rpc_server_received_ms(const struct rpc_slot *slot);
+
 /*
  * Starts listening and serving. Returns AFF_OK, AFF_INVALID_ARGUMENT for a
  * bad URL, AFF_UNAVAILABLE when the address cannot be bound, or the error of
@@ -58,8 +69,18 @@ void rpc_server_reply(struct rpc_slot *slot, nng_msg *reply);
  */
 int rpc_server_start(const struct rpc_server_opts *opts, rpc_server **sp);
 
-/* Stops serving: handler threads finish what they hold and stop, and the
- * socket closes. Deferred replies may still be given (they go nowhere). */
+/*
+ * The first step of a stop: from now on every request is answered with
+ * opts.refuse (never run), and it returns once no handler is running.
+ * Deferred replies are still sent, so whatever answers them (the order
+ * writer) can finish and answer before rpc_server_close.
+ */
+void rpc_server_drain(rpc_server *s);
+
+/* Stops serving: drains (when not done yet), the handler threads stop,
+ * replies already given are handed to their connections (up to 2 s), and
+ * the socket closes. Deferred replies may still be given (they go
+ * nowhere). */
 void rpc_server_close(rpc_server *s);
 
 /* Frees it all; no deferred reply may come after. */

@@ -316,7 +316,16 @@ server_handle(void *state, nng_msg *req, struct rpc_slot *slot)
 	struct rpc_thread_env *env = state;
 
 	env->pipe = nng_msg_get_pipe(req);
+	env->received_ms = rpc_server_received_ms(slot);
 	return (rpc_dispatch(env, nng_msg_body(req), nng_msg_len(req), slot));
+}
+
+static nng_msg *
+server_refuse(nng_msg *req)
+{
+	return (rpc_refuse(nng_msg_body(req), nng_msg_len(req), AFF_UNAVAILABLE,
+	    "affiliate-server is stopping; the call was not run (send it "
+	    "again, to this server once it is back or to another)"));
 }
 
 /* The data folder and the database path of cfg, made ready. */
@@ -549,6 +558,7 @@ server_start(const struct server_config *cfg, server **sp)
 	ro.thread_fini = server_thread_fini;
 	ro.arg = s;
 	ro.handle = server_handle;
+	ro.refuse = server_refuse;
 	if ((rv = rpc_server_start(&ro, &s->rpc)) != AFF_OK)
 		goto failed_rpc;
 	aff_info("server: store %s, cache %s%s%.0d", s->cfg.db_path,
@@ -583,10 +593,13 @@ server_stop(server *s)
 {
 	if (s == NULL)
 		return;
-	/* No new calls; then the order writer commits and answers what it
-	 * holds (deferred replies); then the slots they answer go. */
-	rpc_server_close(s->rpc);
+	/* No new call runs (each is answered UNAVAILABLE, nothing done);
+	 * then the order writer commits what it holds and answers every
+	 * order while the socket is still open; then the replies are handed
+	 * to their connections and the socket closes. */
+	rpc_server_drain(s->rpc);
 	order_writer_stop(s->orders);
+	rpc_server_close(s->rpc);
 	rpc_server_free(s->rpc);
 	jobs_stop(s->jobs);
 	order_sync_stop(s->order_sync);

@@ -95,6 +95,19 @@ struct store_key {
 	int revoked;
 };
 
+/*
+ * A mutating call's request key: who calls (scope: "key:<id>", or "" for
+ * a caller without a key), the envelope's request_id, and the SHA-256 of
+ * the service, method and request bytes. The same request_id with
+ * another request is another call.
+ */
+struct store_request_key {
+	const char *scope;
+	const char *request_id;
+	const char *method;
+	uint8_t digest[32];
+};
+
 struct store_ops {
 	const char *name;
 
@@ -201,9 +214,11 @@ struct store_ops {
 	 * which); AFF_FAILED_PRECONDITION for a move back or across; AFF_ALREADY_EXISTS when order_id is stored with another
 	 * advertiser, editor, amount, commission or currency. *out is the
 	 * stored order. Inside batch_begin/batch_end it is part of the
-	 * batch's transaction (a refusal writes nothing; after any other
-	 * error the caller must end the batch with that error), else a
-	 * transaction of its own.
+	 * batch's transaction in a savepoint of its own: any error undoes
+	 * this order alone and the batch goes on, except AFF_ABORTED: the
+	 * database ended the batch's transaction (then every later order_put
+	 * of the batch is AFF_ABORTED too, and batch_end returns the cause).
+	 * Outside a batch, a transaction of its own.
 	 */
 	int (*order_put)(store *s, const struct store_order_in *o,
 	    aff_arena *a, Affiliate__V1__Order **out,
@@ -227,11 +242,13 @@ struct store_ops {
 	    size_t n, int64_t gen);
 
 	/* AFF_OK when Redis has every order as it is now, AFF_NOT_FOUND when
-	 * not; *gen is the generation the copy must show to be trusted. */
-	int (*orders_all_cached)(store *s, int64_t *gen);
+	 * not; *copy is the id of the copy (cache.h; valid until the next
+	 * call on s) and *gen the generation it must show to be trusted. */
+	int (*orders_all_cached)(store *s, const char **copy, int64_t *gen);
 
-	/* Redis lost or rolled back its copy: every order is to be written
-	 * again (and the generation forgotten). */
+	/* The Redis copy cannot be trusted (lost, rolled back, or of another
+	 * history): every order is to be written again, into a new copy (a
+	 * new random copy id, generation 0). */
 	int (*orders_cache_reset)(store *s);
 
 	/*
@@ -272,6 +289,23 @@ struct store_ops {
 	    int *require_timestamp);
 	int (*webhook_policy_set)(store *s, int64_t advertiser_id,
 	    int require_timestamp);
+
+	/*
+	 * The transaction of a keyed (mutating) call, so that its request key
+	 * and answer are stored with its change, all or nothing. call_begin
+	 * opens it (under the write lock) and looks k up: AFF_OK when the
+	 * call was not answered before (the transaction stays open: the
+	 * call's writes join it, each store function in a savepoint of its
+	 * own); AFF_ALREADY_EXISTS with *reply (in a) the answer stored the
+	 * first time (nothing left open); or an error (nothing open).
+	 * call_end ends it: reply non-NULL is stored with k and committed
+	 * (AFF_OK or the commit's error), NULL rolls everything back.
+	 * Keys are kept for 24 h.
+	 */
+	int (*call_begin)(store *s, const struct store_request_key *k,
+	    aff_arena *a, uint8_t **reply, size_t *len);
+	int (*call_end)(store *s, const struct store_request_key *k,
+	    const uint8_t *reply, size_t len);
 
 	/* Group commit: the writes between begin and end are one
 	 * transaction, so one fsync covers them all. */

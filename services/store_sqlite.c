@@ -32,6 +32,15 @@ enum {
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
+	ST_SAVEPOINT,
+	ST_SAVEPOINT_UNDO,
+	ST_SAVEPOINT_RELEASE,
+	ST_NEST_BEGIN,
+	ST_NEST_UNDO,
+	ST_NEST_RELEASE,
+	ST_RKEY_GET,
+	ST_RKEY_PRUNE,
+	ST_RKEY_PUT,
 	ST_APP_INSERT,
 	ST_APP_OPEN,
 	ST_APP_GET,
@@ -58,6 +67,7 @@ enum {
 	ST_ORDERS_ALL_CACHED,
 	ST_ORDERS_CACHE_RESET,
 	ST_ORDERS_GEN_SET,
+	ST_ORDERS_COPY_NEW,
 	ST_KEY_INSERT,
 	ST_KEY_GET,
 	ST_KEY_LIST,
@@ -112,6 +122,20 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
+	/* One order of a group-commit batch: its failure undoes it alone. */
+	[ST_SAVEPOINT] = "SAVEPOINT aff_order",
+	[ST_SAVEPOINT_UNDO] = "ROLLBACK TO aff_order",
+	[ST_SAVEPOINT_RELEASE] = "RELEASE aff_order",
+	/* A store call inside a keyed call's transaction (call_begin). */
+	[ST_NEST_BEGIN] = "SAVEPOINT aff_nest",
+	[ST_NEST_UNDO] = "ROLLBACK TO aff_nest",
+	[ST_NEST_RELEASE] = "RELEASE aff_nest",
+	[ST_RKEY_GET] = "SELECT reply FROM request_keys WHERE scope = ?1"
+	                " AND request_id = ?2 AND digest = ?3 AND created_at > ?4",
+	[ST_RKEY_PRUNE] = "DELETE FROM request_keys WHERE created_at <= ?1",
+	[ST_RKEY_PUT] = "INSERT INTO request_keys (scope, request_id, method,"
+	                " digest, reply, created_at)"
+	                " VALUES (?1, ?2, ?4, ?3, ?5, ?6)",
 	[ST_APP_INSERT] = "INSERT INTO applications (editor_id, advertiser_id,"
 	                  " status, created_at, updated_at, request_id)"
 	                  " VALUES (?1, ?2, 'pending', ?3, ?3, ?4)",
@@ -175,10 +199,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_ORDERS_ALL_CACHED] =
 	    "SELECT NOT EXISTS (SELECT 1 FROM orders WHERE cached_rev < rev),"
 	    " coalesce((SELECT CAST(value AS INTEGER) FROM meta"
-	    " WHERE key = 'orders_gen'), 0)",
+	    " WHERE key = 'orders_gen'), 0),"
+	    " coalesce((SELECT value FROM meta WHERE key = 'orders_copy'), '')",
 	[ST_ORDERS_GEN_SET] = "INSERT INTO meta (key, value)"
 	                      " VALUES ('orders_gen', ?1) ON CONFLICT (key)"
 	                      " DO UPDATE SET value = excluded.value",
+	[ST_ORDERS_COPY_NEW] = "UPDATE meta SET value = lower(hex(randomblob(8)))"
+	                       " WHERE key = 'orders_copy'",
 	[ST_ORDERS_CACHE_RESET] = "UPDATE orders SET cached_rev = 0"
 	                          " WHERE cached_rev > 0",
 	[ST_KEY_INSERT] = "INSERT INTO api_keys (role, editor_id, secret_sha256,"
@@ -215,6 +242,10 @@ typedef struct sqlite_store {
 	sqlite3_stmt *st[ST_COUNT];
 	char db_id[33];
 	int64_t busy_started; /* for busy_nap */
+	char orders_copy[40]; /* what orders_all_cached returned last */
+	int depth;            /* open transactions: 1, or 2 when nested */
+	int in_batch;         /* between batch_begin and batch_end */
+	int batch_err;        /* why SQLite ended the batch's transaction */
 } sqlite_store;
 
 /* Schema migrations, applied in order; migrations[i] takes user_version
@@ -386,6 +417,29 @@ static const char *const migrations[] = {
 	"  require_timestamp INTEGER NOT NULL CHECK (require_timestamp IN (0, 1)),"
 	"  updated_at INTEGER NOT NULL"
 	");",
+
+	/* 5 -> 6: what must hold across restores and resends.
+	 * orders_copy names the Redis copy of the orders (cache.h): random,
+	 * and replaced whenever that copy cannot be trusted, so a database
+	 * restored from an older file never reads the copy of the history it
+	 * lost. request_keys holds each mutating call's request key (the
+	 * envelope's request_id, scoped by the caller) with the answer it got,
+	 * written in the transaction of the call's change: the same call sent
+	 * again gets that answer and changes nothing. Rows older than the
+	 * retention (24 h) are pruned as new ones come. */
+	"CREATE TABLE request_keys ("
+	"  scope TEXT NOT NULL,"
+	"  request_id TEXT NOT NULL,"
+	"  method TEXT NOT NULL,"
+	"  digest BLOB NOT NULL," /* SHA-256 of the method and the request */
+	"  reply BLOB NOT NULL,"  /* the packed answer */
+	"  created_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (scope, request_id, digest)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX request_keys_by_age ON request_keys (created_at);"
+	"INSERT INTO meta (key, value)"
+	"  VALUES ('orders_copy', lower(hex(randomblob(8))))"
+	"  ON CONFLICT (key) DO NOTHING;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -1032,22 +1086,118 @@ tx_run(sqlite_store *s, int which, const char *what)
 	return (rc == SQLITE_DONE ? AFF_OK : sqlite_err(s->db, rc, what));
 }
 
+/*
+ * A transaction, or inside one (a keyed call's, see call_begin) a
+ * savepoint, so that a store function's own rollback undoes its part
+ * only and the call's transaction decides the rest.
+ */
 static int
 tx_begin(sqlite_store *s)
 {
-	return (tx_run(s, ST_BEGIN, "begin"));
+	int rv;
+
+	if (s->depth > 0 && !sqlite3_get_autocommit(s->db)) {
+		if ((rv = tx_run(s, ST_NEST_BEGIN, "savepoint")) == AFF_OK)
+			s->depth++;
+		return (rv);
+	}
+	if ((rv = tx_run(s, ST_BEGIN, "begin")) == AFF_OK)
+		s->depth = 1;
+	return (rv);
 }
 
 /* Commits, or rolls back when rv is an error; returns rv or the commit's
- * error. */
+ * error. Nested: releases the savepoint, or undoes it. */
 static int
 tx_end(sqlite_store *s, int rv)
 {
+	if (s->depth > 1) {
+		s->depth--;
+		if (sqlite3_get_autocommit(s->db)) {
+			/* SQLite ended the outer transaction itself. */
+			s->depth = 0;
+			return (rv != AFF_OK ? rv : AFF_ABORTED);
+		}
+		if (rv != AFF_OK)
+			(void)tx_run(s, ST_NEST_UNDO, "savepoint undo");
+		(void)tx_run(s, ST_NEST_RELEASE, "savepoint release");
+		return (rv);
+	}
+	s->depth = 0;
 	if (rv == AFF_OK && (rv = tx_run(s, ST_COMMIT, "commit")) == AFF_OK)
 		return (AFF_OK);
 	if (!sqlite3_get_autocommit(s->db))
 		(void)tx_run(s, ST_ROLLBACK, "rollback");
 	return (rv);
+}
+
+/* ---- request keys ---- */
+
+/* How long a request key answers for its call (and then is pruned). */
+#define REQUEST_KEY_RETENTION_S 86400
+
+static void
+bind_key(sqlite3_stmt *st, const struct store_request_key *k)
+{
+	sqlite3_bind_text(st, 1, k->scope, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, k->request_id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, k->digest, sizeof(k->digest), SQLITE_STATIC);
+}
+
+static int
+sqlite_call_begin(store *base, const struct store_request_key *k,
+    aff_arena *a, uint8_t **reply, size_t *len)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	sqlite3_stmt *st = s->st[ST_RKEY_GET];
+	int rc, rv;
+
+	/* BEGIN IMMEDIATE: the key is looked up under the write lock, so
+	 * two copies of one call cannot both miss it and both run. */
+	if ((rv = tx_begin(s)) != AFF_OK)
+		return (rv);
+	bind_key(st, k);
+	sqlite3_bind_int64(st, 4, aff_now_ms() / 1000 - REQUEST_KEY_RETENTION_S);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*len = (size_t)sqlite3_column_bytes(st, 0);
+		if ((*reply = aff_arena_alloc(a, *len > 0 ? *len : 1)) == NULL)
+			rv = AFF_RESOURCE_EXHAUSTED;
+		else {
+			memcpy(*reply, sqlite3_column_blob(st, 0), *len);
+			rv = AFF_ALREADY_EXISTS;
+		}
+	} else if (rc != SQLITE_DONE)
+		rv = sqlite_err(s->db, rc, "request key");
+	stmt_done(st);
+	if (rv != AFF_OK)
+		(void)tx_end(s, AFF_ABORTED);
+	return (rv);
+}
+
+static int
+sqlite_call_end(store *base, const struct store_request_key *k,
+    const uint8_t *reply, size_t len)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	int64_t now = aff_now_ms() / 1000;
+	sqlite3_stmt *st;
+	int rv;
+
+	if (reply == NULL) {
+		(void)tx_end(s, AFF_ABORTED);
+		return (AFF_OK);
+	}
+	st = s->st[ST_RKEY_PRUNE];
+	sqlite3_bind_int64(st, 1, now - REQUEST_KEY_RETENTION_S);
+	if ((rv = step_write(s, st, "request keys prune")) == AFF_OK) {
+		st = s->st[ST_RKEY_PUT];
+		bind_key(st, k);
+		sqlite3_bind_text(st, 4, k->method, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 5, reply, (int)len, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, now);
+		rv = step_write(s, st, "request key");
+	}
+	return (tx_end(s, rv));
 }
 
 /* ---- applications ---- */
@@ -1596,6 +1746,41 @@ order_put_tx(sqlite_store *s, const struct store_order_in *in, aff_arena *a,
 	return (order_event(s, in->order_id, status, now_s));
 }
 
+/*
+ * One order of a batch, in a savepoint of the batch's transaction: any
+ * failure (a refusal, a constraint, a full disk that SQLite survived)
+ * undoes this order alone, and the rest of the batch still commits. When
+ * SQLite itself ended the transaction (it may after SQLITE_FULL, IOERR or
+ * NOMEM), nothing of the batch holds any more: AFF_ABORTED, for this and
+ * every later order, and batch_end reports the cause.
+ */
+static int
+order_put_batched(sqlite_store *s, const struct store_order_in *in,
+    aff_arena *a, Affiliate__V1__Order **out,
+    enum store_order_outcome *outcome)
+{
+	int rv;
+
+	if (s->batch_err != AFF_OK)
+		return (AFF_ABORTED);
+	if ((rv = tx_run(s, ST_SAVEPOINT, "savepoint")) != AFF_OK)
+		goto gone;
+	rv = order_put_tx(s, in, a, out, outcome);
+	if (sqlite3_get_autocommit(s->db))
+		goto gone;
+	if (rv != AFF_OK && tx_run(s, ST_SAVEPOINT_UNDO, "savepoint undo") !=
+	        AFF_OK)
+		goto gone;
+	if (tx_run(s, ST_SAVEPOINT_RELEASE, "savepoint release") != AFF_OK)
+		goto gone;
+	return (rv);
+gone:
+	if (!sqlite3_get_autocommit(s->db))
+		(void)tx_run(s, ST_ROLLBACK, "rollback");
+	s->batch_err = rv != AFF_OK ? rv : AFF_INTERNAL;
+	return (AFF_ABORTED);
+}
+
 static int
 sqlite_order_put(store *base, const struct store_order_in *in, aff_arena *a,
     Affiliate__V1__Order **out, enum store_order_outcome *outcome)
@@ -1603,11 +1788,8 @@ sqlite_order_put(store *base, const struct store_order_in *in, aff_arena *a,
 	sqlite_store *s = (sqlite_store *)base;
 	int rv;
 
-	/* In a batch the batch's transaction holds it: a refusal writes
-	 * nothing, and any other failure fails the whole batch (see
-	 * order_writer.c), so no savepoint per order is needed. */
-	if (!sqlite3_get_autocommit(s->db))
-		return (order_put_tx(s, in, a, out, outcome));
+	if (s->in_batch)
+		return (order_put_batched(s, in, a, out, outcome));
 	if ((rv = tx_begin(s)) != AFF_OK)
 		return (rv);
 	rv = order_put_tx(s, in, a, out, outcome);
@@ -1704,7 +1886,7 @@ sqlite_orders_mark_cached(store *base, const struct store_order_row *rows,
 }
 
 static int
-sqlite_orders_all_cached(store *base, int64_t *gen)
+sqlite_orders_all_cached(store *base, const char **copy, int64_t *gen)
 {
 	sqlite_store *s = (sqlite_store *)base;
 	sqlite3_stmt *st = s->st[ST_ORDERS_ALL_CACHED];
@@ -1713,6 +1895,9 @@ sqlite_orders_all_cached(store *base, int64_t *gen)
 	if (rc == SQLITE_ROW) {
 		rv = sqlite3_column_int(st, 0) ? AFF_OK : AFF_NOT_FOUND;
 		*gen = sqlite3_column_int64(st, 1);
+		snprintf(s->orders_copy, sizeof(s->orders_copy), "%s",
+		    (const char *)sqlite3_column_text(st, 2));
+		*copy = s->orders_copy;
 	} else
 		rv = sqlite_err(s->db, rc, "orders all cached");
 	stmt_done(st);
@@ -1728,6 +1913,8 @@ sqlite_orders_cache_reset(store *base)
 	if ((rv = tx_begin(s)) != AFF_OK)
 		return (rv);
 	rv = step_write(s, s->st[ST_ORDERS_CACHE_RESET], "orders cache reset");
+	if (rv == AFF_OK)
+		rv = step_write(s, s->st[ST_ORDERS_COPY_NEW], "orders copy id");
 	if (rv == AFF_OK)
 		rv = orders_gen_set(s, 0);
 	return (tx_end(s, rv));
@@ -1956,13 +2143,28 @@ sqlite_webhook_policy_set(store *base, int64_t advertiser_id,
 static int
 sqlite_batch_begin(store *base)
 {
-	return (tx_begin((sqlite_store *)base));
+	sqlite_store *s = (sqlite_store *)base;
+	int rv;
+
+	if ((rv = tx_begin(s)) == AFF_OK) {
+		s->in_batch = 1;
+		s->batch_err = AFF_OK;
+	}
+	return (rv);
 }
 
 static int
 sqlite_batch_end(store *base, int rv)
 {
-	return (tx_end((sqlite_store *)base, rv));
+	sqlite_store *s = (sqlite_store *)base;
+
+	s->in_batch = 0;
+	if (s->batch_err != AFF_OK) {
+		rv = s->batch_err;
+		s->batch_err = AFF_OK;
+		return (rv);
+	}
+	return (tx_end(s, rv));
 }
 
 const struct store_ops store_sqlite_ops = {
@@ -1998,6 +2200,8 @@ const struct store_ops store_sqlite_ops = {
 	.webhook_secrets_get = sqlite_webhook_secrets_get,
 	.webhook_policy_get = sqlite_webhook_policy_get,
 	.webhook_policy_set = sqlite_webhook_policy_set,
+	.call_begin = sqlite_call_begin,
+	.call_end = sqlite_call_end,
 	.batch_begin = sqlite_batch_begin,
 	.batch_end = sqlite_batch_end,
 };

@@ -25,7 +25,7 @@ create_key(struct rpc_call *call, const ProtobufCMessage *in_,
     ProtobufCMessage **out)
 {
 	const Affiliate__V1__CreateKeyRequest *in = (const void *)in_;
-	Affiliate__V1__CreateKeyResponse *resp;
+	Affiliate__V1__CreateKeyResponse *resp, *replay;
 	char token[AUTH_TOKEN_MAX];
 	int rv;
 
@@ -49,6 +49,20 @@ create_key(struct rpc_call *call, const ProtobufCMessage *in_,
 	OPENSSL_cleanse(token, sizeof(token));
 	if (resp->token == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);
+	/* The same request again makes no second key, but cannot show the
+	 * token again either: only its SHA-256 is kept, and the request key's
+	 * stored answer must not keep it in clear. */
+	if ((replay = aff_arena_alloc(&call->arena, sizeof(*replay))) == NULL)
+		return (AFF_RESOURCE_EXHAUSTED);
+	affiliate__v1__create_key_response__init(replay);
+	replay->key = resp->key;
+	call->replay.set = 1;
+	call->replay.code = AFF_ALREADY_EXISTS;
+	call->replay.message = aff_arena_printf(&call->arena,
+	    "key %lld was made by this request_id; its token was shown once "
+	    "and cannot be shown again",
+	    (long long)resp->key->id);
+	call->replay.payload = &replay->base;
 	aff_info("keys: key %lld made (%s%.0lld) by key %lld",
 	    (long long)resp->key->id, resp->key->role,
 	    (long long)resp->key->editor_id, (long long)call->caller.key_id);
@@ -99,9 +113,11 @@ revoke_key(struct rpc_call *call, const ProtobufCMessage *in_,
 }
 
 static const struct rpc_method_def key_methods[] = {
-	{ .name = "CreateKey", .fn = create_key, .access = AUTH_ACCESS_ADMIN },
+	{ .name = "CreateKey", .fn = create_key, .access = AUTH_ACCESS_ADMIN,
+	    .keyed = 1 },
 	{ .name = "ListKeys", .fn = list_keys, .access = AUTH_ACCESS_ADMIN },
-	{ .name = "RevokeKey", .fn = revoke_key, .access = AUTH_ACCESS_ADMIN },
+	{ .name = "RevokeKey", .fn = revoke_key, .access = AUTH_ACCESS_ADMIN,
+	    .keyed = 1 },
 };
 
 const struct rpc_service_def svc_key_def = {
@@ -193,7 +209,7 @@ set_webhook_policy(struct rpc_call *call, const ProtobufCMessage *in_,
 
 static const struct rpc_method_def secret_methods[] = {
 	{ .name = "RotateWebhookSecret", .fn = rotate_webhook_secret,
-	    .access = AUTH_ACCESS_ADMIN },
+	    .access = AUTH_ACCESS_ADMIN, .keyed = 1 },
 	{ .name = "SetWebhookPolicy", .fn = set_webhook_policy,
 	    .access = AUTH_ACCESS_ADMIN },
 };

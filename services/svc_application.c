@@ -130,7 +130,8 @@ get_application(
 }
 
 static const struct rpc_method_def application_methods[] = {
-	{ .name = "Apply", .fn = apply, .scope = AUTH_SCOPE_FILL },
+	{ .name = "Apply", .fn = apply, .scope = AUTH_SCOPE_FILL,
+	    .keyed = 1 },
 	{ .name = "ListApplications", .fn = list_applications,
 	    .scope = AUTH_SCOPE_FILL },
 	{ .name = "GetApplication", .fn = get_application },

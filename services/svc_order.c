@@ -149,7 +149,8 @@ list_orders(
 	const Affiliate__V1__ListOrdersRequest *in = (const void *)in_;
 	Affiliate__V1__ListOrdersResponse *resp;
 	struct store_order_query q = { 0 };
-	const char *db_id;
+	const char *db_id, *copy;
+	char ns[96];
 	int64_t next, version, gen;
 	int rv;
 
@@ -177,11 +178,14 @@ list_orders(
 	/* From Redis when its copy is whole; from SQLite otherwise. */
 	rv = AFF_UNAVAILABLE;
 	if (cache_enabled(call->cache) &&
-	    call->store->ops->orders_all_cached(call->store, &gen) == AFF_OK &&
+	    call->store->ops->orders_all_cached(call->store, &copy, &gen) ==
+	        AFF_OK &&
 	    call->store->ops->catalog_version(call->store, &db_id, &version) ==
-	        AFF_OK)
-		rv = cache_orders_list(call->cache, db_id, gen, &q, &call->arena,
+	        AFF_OK) {
+		cache_orders_ns(ns, sizeof(ns), db_id, copy);
+		rv = cache_orders_list(call->cache, ns, gen, &q, &call->arena,
 		    &resp->orders, &resp->n_orders, &next);
+	}
 	if (rv != AFF_OK)
 		rv = call->store->ops->order_list(call->store, &q, &call->arena,
 		    &resp->orders, &resp->n_orders, &next);

@@ -204,7 +204,7 @@ if command -v protoc >/dev/null && command -v nngcat >/dev/null; then
 	payload=$(printf 'id: 2 editor_id: 1' |
 		protoc --encode=affiliate.v1.GetAdvertiserRequest affiliate/v1/affiliate.proto |
 		od -An -tx1 -v | tr -d ' \n' | sed 's/../\\x&/g')
-	printf 'service: "affiliate.v1.AdvertiserService" method: "GetAdvertiser" request_id: "demo-1" payload: "%s"' "$payload" |
+	printf 'service: "affiliate.v1.AdvertiserService" method: "GetAdvertiser" request_id: "demo-1" timeout_ms: 5000 payload: "%s"' "$payload" |
 		protoc --encode=affiliate.v1.RequestEnvelope affiliate/v1/rpc.proto >"$work/req.bin"
 	nngcat --req --connect "$url" --file "$work/req.bin" --raw >"$work/rep.bin" 2>"$work/err"
 	protoc --decode=affiliate.v1.ReplyEnvelope affiliate/v1/rpc.proto <"$work/rep.bin" >"$work/rep.txt"

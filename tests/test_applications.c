@@ -540,6 +540,65 @@ test_the_same_apply_request_again_gets_its_application_back(void **state)
 	assert_int_equal(tu_sql_int(f->db, "SELECT count(*) FROM jobs"), 1);
 }
 
+/*
+ * A client that got no answer sends its Apply again with the same
+ * request_id, after the application was reviewed and rejected (which
+ * frees the pair for a new application): it gets the answer of the
+ * first, the same application, and nothing new is made. Without the
+ * request key it made a second application and a second review.
+ */
+static void
+test_an_apply_repeated_after_its_rejection_gets_the_same_answer(
+    void **state)
+{
+	struct fixture *f = *state;
+	Affiliate__V1__ApplyRequest req = AFFILIATE__V1__APPLY_REQUEST__INIT;
+	struct aff_call_opts opts = { .request_id = "apply-rejected-1" };
+	struct aff_call_result res;
+	Affiliate__V1__Application *a1 = NULL, *a2 = NULL;
+	uint8_t p1[128], p2[128];
+	size_t n1, n2;
+
+	start_worker(f, "0", "--fail-percent", "100");
+	req.editor_id = 1;
+	req.advertiser_id = 5;
+	assert_int_equal(aff_client_call(f->ts.client, APP_SVC, "Apply",
+	                     &req.base, &opts, (ProtobufCMessage **)&a1, &res),
+	    AFF_OK);
+	aff_call_result_fini(&res);
+	assert_string_equal(a1->status, "pending");
+	assert_int_equal(tu_sql_wait(f->db,
+	                     "SELECT count(*) FROM applications"
+	                     " WHERE status = 'rejected'",
+	                     1, 20000),
+	    1);
+	assert_int_equal(aff_client_call(f->ts.client, APP_SVC, "Apply",
+	                     &req.base, &opts, (ProtobufCMessage **)&a2, &res),
+	    AFF_OK);
+	aff_call_result_fini(&res);
+	/* The same answer, byte for byte: the application as it was made. */
+	n1 = affiliate__v1__application__pack(a1, p1);
+	n2 = affiliate__v1__application__pack(a2, p2);
+	assert_int_equal(n1, n2);
+	assert_memory_equal(p1, p2, n1);
+	protobuf_c_message_free_unpacked(&a1->base, NULL);
+	protobuf_c_message_free_unpacked(&a2->base, NULL);
+	assert_int_equal(tu_sql_int(f->db, "SELECT count(*) FROM applications"), 1);
+	assert_int_equal(tu_sql_int(f->db, "SELECT count(*) FROM jobs"), 1);
+	assert_int_equal(tu_sql_int(f->db, "SELECT count(*) FROM request_keys"
+	                                   " WHERE request_id = 'apply-rejected-1'"
+	                                   " AND method = 'Apply'"),
+	    1);
+	/* Another request_id is another call: a new application. */
+	opts.request_id = "apply-rejected-2";
+	assert_int_equal(aff_client_call(f->ts.client, APP_SVC, "Apply",
+	                     &req.base, &opts, (ProtobufCMessage **)&a2, &res),
+	    AFF_OK);
+	aff_call_result_fini(&res);
+	protobuf_c_message_free_unpacked(&a2->base, NULL);
+	assert_int_equal(tu_sql_int(f->db, "SELECT count(*) FROM applications"), 2);
+}
+
 #define WORKER_SECRET "worker-secret-for-the-test-0123456789"
 
 static int
@@ -703,6 +762,9 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_failures_are_retried_with_backoff_then_the_job_is_dead,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_an_apply_repeated_after_its_rejection_gets_the_same_answer,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_a_job_its_worker_never_answers_is_pushed_again,

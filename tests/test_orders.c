@@ -412,9 +412,9 @@ test_the_list_comes_from_the_redis_copy_and_survives_its_loss(void **state)
 		struct timeval tv = { 1, 0 };
 		redisContext *c = redisConnectWithTimeout("127.0.0.1",
 		    F->redis.port, tv);
-		redisReply *keys = redisCommand(c, "KEYS aff:*:o:gen"), *r;
+		redisReply *keys = redisCommand(c, "KEYS aff:*:o:meta"), *r;
 		assert_int_equal(keys->elements, 1);
-		r = redisCommand(c, "DECR %s", keys->element[0]->str);
+		r = redisCommand(c, "HINCRBY %s gen -1", keys->element[0]->str);
 		freeReplyObject(r);
 		freeReplyObject(keys);
 		redisFree(c);

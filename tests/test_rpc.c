@@ -1,7 +1,7 @@
 /*
  * test_rpc.c - the RPC core over a real NNG socket: envelope errors
- * (garbage, unknown service and method, bad payload, oversize, expired
- * deadline), request ids, health, concurrency and a clean stop.
+ * (garbage, unknown service and method, bad payload, oversize, a timeout
+ * run out in the queue), request ids, health, concurrency and a clean stop.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "aff_err.h"
 #include "aff_util.h"
@@ -39,11 +40,14 @@ teardown(void **state)
 	return (0);
 }
 
+/* Set: envelope_call adds an older client's absolute deadline. */
+static int old_deadline;
+
 /* Sends an envelope built from the fields and returns the decoded reply. */
 static Affiliate__V1__ReplyEnvelope *
 envelope_call(struct tu_server *ts, const char *service, const char *method,
     const void *payload, size_t plen, const char *request_id,
-    int64_t deadline)
+    int64_t timeout_ms)
 {
 	Affiliate__V1__RequestEnvelope env = AFFILIATE__V1__REQUEST_ENVELOPE__INIT;
 	Affiliate__V1__ReplyEnvelope *rep;
@@ -55,10 +59,19 @@ envelope_call(struct tu_server *ts, const char *service, const char *method,
 	env.payload.data = (uint8_t *)payload;
 	env.payload.len = plen;
 	env.request_id = (char *)request_id;
-	env.deadline_unix_ms = deadline;
+	env.timeout_ms = timeout_ms;
 	len = affiliate__v1__request_envelope__get_packed_size(&env);
-	assert_non_null(buf = malloc(len + 1));
+	assert_non_null(buf = malloc(len + 16));
 	affiliate__v1__request_envelope__pack(&env, buf);
+	/* What an older client sends: field 5, an absolute deadline in
+	 * Unix ms (here one long past), which the server ignores. */
+	if (old_deadline) {
+		int64_t v = aff_now_ms() - 3600 * 1000;
+		buf[len++] = 5 << 3;
+		for (; v >= 0x80; v >>= 7)
+			buf[len++] = (uint8_t)(v | 0x80);
+		buf[len++] = (uint8_t)v;
+	}
 	out = tu_raw_call(ts->url, buf, len, 5000, &outlen);
 	free(buf);
 	assert_non_null(out);
@@ -173,29 +186,123 @@ test_a_payload_that_does_not_unpack_is_invalid_argument(void **state)
 	affiliate__v1__reply_envelope__free_unpacked(rep, NULL);
 }
 
-static void
-test_an_expired_deadline_is_deadline_exceeded(void **state)
+/* Holds the store's write lock until released; Apply calls meanwhile
+ * wait in SQLite's busy handler and hold their handler threads. */
+struct held_apply {
+	struct tu_server *ts;
+	int64_t editor_id, advertiser_id;
+	int rv;
+};
+
+static void *
+held_apply_main(void *arg)
 {
-	Affiliate__V1__GetAdvertiserRequest req =
-	    AFFILIATE__V1__GET_ADVERTISER_REQUEST__INIT;
-	uint8_t buf[32];
+	struct held_apply *h = arg;
+	Affiliate__V1__ApplyRequest req = AFFILIATE__V1__APPLY_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+
+	req.editor_id = h->editor_id;
+	req.advertiser_id = h->advertiser_id;
+	h->rv = tu_call(h->ts, &affiliate__v1__application_service__descriptor,
+	    "Apply", &req.base, &resp);
+	if (resp != NULL)
+		protobuf_c_message_free_unpacked(resp, NULL);
+	return (NULL);
+}
+
+struct late_call {
+	struct tu_server *ts;
+	const uint8_t *buf;
 	size_t len;
 	Affiliate__V1__ReplyEnvelope *rep;
+};
+
+static void *
+late_call_main(void *arg)
+{
+	struct late_call *lc = arg;
+
+	lc->rep = envelope_call(lc->ts, "affiliate.v1.AdvertiserService",
+	    "GetAdvertiser", lc->buf, lc->len, "r-5", 200);
+	return (NULL);
+}
+
+/*
+ * The timeout is relative and counted by the server from the request's
+ * arrival: a request queued behind busy handler threads for longer than
+ * its timeout answers DEADLINE_EXCEEDED without running; one with time
+ * left runs; and an older client's absolute deadline (field 5) is
+ * ignored, however far in the past it says.
+ */
+static void
+test_a_timeout_that_runs_out_in_the_queue_is_deadline_exceeded(
+    void **state)
+{
+	struct tu_server *ts = *state;
+	Affiliate__V1__GetAdvertiserRequest req =
+	    AFFILIATE__V1__GET_ADVERTISER_REQUEST__INIT;
+	struct held_apply h[4];
+	pthread_t tid[4];
+	uint8_t buf[32];
+	size_t len;
+	char db[600];
+	Affiliate__V1__ReplyEnvelope *rep;
+	sqlite3 *lock;
+	int64_t t0;
+	struct late_call lc;
+	pthread_t late;
 
 	req.id = 2;
 	len = affiliate__v1__get_advertiser_request__pack(&req, buf);
-	rep = envelope_call(*state, "affiliate.v1.AdvertiserService",
-	    "GetAdvertiser", buf, len, "r-5", aff_now_ms() - 1000);
+	snprintf(db, sizeof(db), "%s/affiliate.db", ts->dir);
+	assert_int_equal(sqlite3_open(db, &lock), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(lock, "BEGIN IMMEDIATE", 0, 0, 0), SQLITE_OK);
+	/* Every handler thread (4) waits for the lock in an Apply (editor 1
+	 * may join advertisers 2, 3, 5 and 6). */
+	for (int i = 0; i < 4; i++) {
+		static const int64_t adv[4] = { 2, 3, 5, 6 };
+		h[i] = (struct held_apply){ ts, 1, adv[i], 0 };
+		assert_int_equal(
+		    pthread_create(&tid[i], NULL, held_apply_main, &h[i]), 0);
+	}
+	tu_sleep_ms(200);
+	t0 = aff_mono_ms();
+	/* Queued 600 ms behind them, with 200 ms to live. */
+	lc = (struct late_call){ ts, buf, len, NULL };
+	assert_int_equal(pthread_create(&late, NULL, late_call_main, &lc), 0);
+	tu_sleep_ms(600);
+	assert_int_equal(sqlite3_exec(lock, "COMMIT", 0, 0, 0), SQLITE_OK);
+	pthread_join(late, NULL);
+	rep = lc.rep;
+	sqlite3_close(lock);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(tid[i], NULL);
+		assert_int_equal(h[i].rv, AFF_OK);
+	}
+	assert_true(aff_mono_ms() - t0 >= 600);
 	assert_int_equal(rep->code, AFF_DEADLINE_EXCEEDED);
+	assert_string_equal(rep->message,
+	    "the timeout of 200 ms ran out before the call could run");
 	assert_int_equal(rep->payload.len, 0);
 	affiliate__v1__reply_envelope__free_unpacked(rep, NULL);
 
-	/* The same call with a deadline in the future runs. */
+	/* With time left it runs, an old client's deadline far in the past
+	 * notwithstanding. */
+	old_deadline = 1;
 	rep = envelope_call(*state, "affiliate.v1.AdvertiserService",
-	    "GetAdvertiser", buf, len, "r-6", aff_now_ms() + 5000);
+	    "GetAdvertiser", buf, len, "r-6", 5000);
+	old_deadline = 0;
 	assert_int_equal(rep->code, AFF_OK);
 	assert_string_equal(rep->request_id, "r-6");
 	assert_true(rep->payload.len > 0);
+	affiliate__v1__reply_envelope__free_unpacked(rep, NULL);
+
+	/* A negative timeout is a mistake, said so. */
+	rep = envelope_call(*state, "affiliate.v1.AdvertiserService",
+	    "GetAdvertiser", buf, len, "r-7", -5);
+	assert_int_equal(rep->code, AFF_INVALID_ARGUMENT);
+	assert_string_equal(rep->message, "timeout_ms must not be negative");
 	affiliate__v1__reply_envelope__free_unpacked(rep, NULL);
 }
 
@@ -359,7 +466,8 @@ main(void)
 		cmocka_unit_test(test_every_method_of_the_contract_is_implemented),
 		cmocka_unit_test(
 		    test_a_payload_that_does_not_unpack_is_invalid_argument),
-		cmocka_unit_test(test_an_expired_deadline_is_deadline_exceeded),
+		cmocka_unit_test(
+		    test_a_timeout_that_runs_out_in_the_queue_is_deadline_exceeded),
 		cmocka_unit_test(
 		    test_an_oversized_request_is_dropped_and_the_server_keeps_serving),
 		cmocka_unit_test(test_health_reports_the_store_serving_and_no_cache),

@@ -331,6 +331,42 @@ test_keys_are_admin_only_shown_once_and_stored_as_hashes(void **state)
 	    " AND instr(CAST(secret_sha256 AS TEXT), '%s') = 0",
 	    strrchr(tok, '_') + 1);
 	assert_int_equal(rows(sql), rows("SELECT count(*) FROM api_keys"));
+	/* Sent again with its request_id (its answer was lost): no second
+	 * key, and the token is not shown again (it is not kept anywhere). */
+	{
+		char bearer[160];
+		struct aff_metadata md = { "authorization", bearer };
+		struct aff_call_opts o = { .request_id = "create-key-once",
+			.metadata = &md, .n_metadata = 1 };
+		Affiliate__V1__CreateKeyResponse *r1 = NULL, *r2 = NULL;
+		long long keys;
+
+		snprintf(bearer, sizeof(bearer), "Bearer %s", admin_tok);
+		ck.editor_id = 4;
+		assert_int_equal(aff_client_call(F->ts.client, KEYS, "CreateKey",
+		                     &ck.base, &o, (ProtobufCMessage **)&r1, &res),
+		    AFF_OK);
+		aff_call_result_fini(&res);
+		keys = rows("SELECT count(*) FROM api_keys");
+		assert_int_equal(aff_client_call(F->ts.client, KEYS, "CreateKey",
+		                     &ck.base, &o, (ProtobufCMessage **)&r2, &res),
+		    AFF_ALREADY_EXISTS);
+		assert_non_null(strstr(res.message, "shown once"));
+		aff_call_result_fini(&res);
+		assert_non_null(r2);
+		assert_int_equal(r2->key->id, r1->key->id);
+		assert_string_equal(r2->token, "");
+		assert_int_equal(rows("SELECT count(*) FROM api_keys"), keys);
+		snprintf(sql, sizeof(sql),
+		    "SELECT count(*) FROM request_keys WHERE request_id ="
+		    " 'create-key-once'"
+		    " AND instr(reply, '%s') = 0",
+		    strrchr(r1->token, '_') + 1);
+		assert_int_equal(rows(sql), 1);
+		protobuf_c_message_free_unpacked(&r1->base, NULL);
+		protobuf_c_message_free_unpacked(&r2->base, NULL);
+		ck.editor_id = 0;
+	}
 	/* Neither an editor's key nor none may manage keys. */
 	ck.admin = 1;
 	assert_int_equal(rpc_code(tok, KEYS, "CreateKey", &ck.base),

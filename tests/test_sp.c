@@ -2,7 +2,8 @@
  * test_sp.c - the blocking SP REQ connection (aff_sp) against real NNG
  * REP sockets over TCP and IPC, and the client's direct mode that the
  * bridge uses: replies, request ids, deadlines, oversize replies, peers
- * that are not REP, servers that are gone or come back.
+ * that are not REP, servers that are gone or come back, and a request
+ * written once never sent again.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,6 +251,10 @@ test_a_peer_that_is_not_rep_is_refused(void **state)
 	assert_int_equal(nng_listen(pair, url, NULL, 0), 0);
 	assert_int_equal(aff_sp_dial(url, aff_mono_ms() + 2000, &c),
 	    AFF_UNAVAILABLE);
+	/* NNG 1.5.2 leaks the pipe it is still refusing (a REQ peer on a
+	 * PAIR socket) when the socket closes meanwhile (seen under make
+	 * asan in about 1 run in 10): let the refusal finish first. */
+	nng_msleep(200);
 	nng_close(pair);
 }
 
@@ -339,6 +345,85 @@ test_direct_client_survives_a_server_restart(void **state)
 	assert_int_equal(aff_client_open(&c, &co), AFF_INVALID_ARGUMENT);
 }
 
+/*
+ * A REP socket that reads each request, counts it, and closes the
+ * connection it came on without answering: a server that broke (or
+ * stopped) after the request was written.
+ */
+struct closer {
+	nng_socket sock;
+	pthread_t tid;
+	atomic_int got;
+};
+
+static void *
+closer_main(void *arg)
+{
+	struct closer *k = arg;
+	nng_msg *m;
+
+	while (nng_recvmsg(k->sock, &m, 0) == 0) {
+		nng_pipe p = nng_msg_get_pipe(m);
+		int answer = memmem(nng_msg_body(m), nng_msg_len(m), "close-me",
+		    8) == NULL;
+
+		if (answer) {
+			if (nng_sendmsg(k->sock, m, 0) != 0)
+				nng_msg_free(m);
+			continue;
+		}
+		atomic_fetch_add(&k->got, 1);
+		nng_msg_free(m);
+		nng_pipe_close(p);
+	}
+	return (NULL);
+}
+
+/* The SP client never sends a request twice once it was written: the
+ * server read it and then the connection broke, so it may have applied
+ * it. The call fails UNAVAILABLE, and the server saw it once. */
+static void
+test_a_request_written_is_not_sent_again_when_the_connection_breaks(
+    void **state)
+{
+	struct aff_client_opts co = { 0 };
+	struct aff_call_result res;
+	struct closer k;
+	aff_client *c;
+	char url[64];
+
+	(void)state;
+	tcp_url(url, sizeof(url));
+	atomic_init(&k.got, 0);
+	assert_int_equal(nng_rep0_open(&k.sock), 0);
+	assert_int_equal(nng_listen(k.sock, url, NULL, 0), 0);
+	assert_int_equal(pthread_create(&k.tid, NULL, closer_main, &k), 0);
+	co.url = url;
+	co.direct = 1;
+	co.timeout_ms = 3000;
+	assert_int_equal(aff_client_open(&c, &co), AFF_OK);
+	/* A first call makes the connection that the second one reuses. */
+	assert_int_not_equal(aff_client_invoke(c, "s", "m", NULL, 0, NULL, &res),
+	    AFF_UNAVAILABLE);
+	aff_call_result_fini(&res);
+	assert_int_equal(
+	    aff_client_invoke(c, "s", "close-me", NULL, 0, NULL, &res),
+	    AFF_UNAVAILABLE);
+	aff_call_result_fini(&res);
+	tu_sleep_ms(300); /* a resend would have arrived by now */
+	assert_int_equal(atomic_load(&k.got), 1);
+	/* The next call goes on a new connection, once. */
+	assert_int_equal(
+	    aff_client_invoke(c, "s", "close-me", NULL, 0, NULL, &res),
+	    AFF_UNAVAILABLE);
+	aff_call_result_fini(&res);
+	tu_sleep_ms(300);
+	assert_int_equal(atomic_load(&k.got), 2);
+	aff_client_close(c);
+	nng_close(k.sock);
+	pthread_join(k.tid, NULL);
+}
+
 int
 main(void)
 {
@@ -352,6 +437,8 @@ main(void)
 		cmocka_unit_test(test_a_peer_that_is_not_rep_is_refused),
 		cmocka_unit_test(test_a_peer_that_speaks_no_sp_is_refused),
 		cmocka_unit_test(test_direct_client_survives_a_server_restart),
+		cmocka_unit_test(
+		    test_a_request_written_is_not_sent_again_when_the_connection_breaks),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));

@@ -1,0 +1,149 @@
+/*
+ * test_order_writer.c - the group-commit writer on a real SQLite file: an
+ * order that breaks a constraint is refused alone, and the orders that
+ * shared its batch (its transaction) are committed and answered as
+ * stored.
+ *
+ * The webhook parser refuses every order the schema's CHECKs would (a
+ * commission over the amount, a currency that is not 3 letters), so the
+ * writer is driven directly here, as the handlers drive it.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "aff_err.h"
+#include "aff_log.h"
+#include "order_writer.h"
+#include "store.h"
+#include "testutil.h"
+
+#define N_ORDERS 40
+#define BAD 17 /* the one that breaks a CHECK */
+
+struct answer {
+	pthread_mutex_t mtx;
+	pthread_cond_t cv;
+	int n;
+	int rv[N_ORDERS + 1];
+	int created[N_ORDERS + 1];
+};
+
+struct sub {
+	struct answer *ans;
+	int i;
+	struct store_order_in in;
+	char id[32];
+	aff_arena arena;
+};
+
+static void
+done(void *arg, int rv, Affiliate__V1__Order *order,
+    enum store_order_outcome outcome)
+{
+	struct sub *s = arg;
+
+	(void)order;
+	pthread_mutex_lock(&s->ans->mtx);
+	s->ans->rv[s->i] = rv;
+	s->ans->created[s->i] = rv == AFF_OK && outcome == STORE_ORDER_CREATED;
+	s->ans->n++;
+	pthread_cond_signal(&s->ans->cv);
+	pthread_mutex_unlock(&s->ans->mtx);
+}
+
+static void
+test_a_bad_order_is_refused_alone_and_its_batch_commits(void **state)
+{
+	static struct sub subs[N_ORDERS + 1];
+	struct answer ans = { .n = 0 };
+	char *dir = tu_tmpdir(), path[512], sql[256];
+	order_writer *w;
+	sqlite3 *lock;
+
+	(void)state;
+	pthread_mutex_init(&ans.mtx, NULL);
+	pthread_cond_init(&ans.cv, NULL);
+	snprintf(path, sizeof(path), "%s/w.db", dir);
+	assert_int_equal(order_writer_start(path, &w), AFF_OK);
+
+	/* Another connection holds the write lock while the orders are
+	 * submitted: the writer takes order 0, waits for the lock, and the
+	 * other 40 are queued meanwhile, so they go in one batch. */
+	assert_int_equal(sqlite3_open(path, &lock), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(lock, "BEGIN IMMEDIATE", 0, 0, 0),
+	    SQLITE_OK);
+	for (int i = 0; i <= N_ORDERS; i++) {
+		struct sub *s = &subs[i];
+		s->ans = &ans;
+		s->i = i;
+		aff_arena_init(&s->arena);
+		snprintf(s->id, sizeof(s->id), "wr-%d", i);
+		s->in = (struct store_order_in){
+			.order_id = s->id,
+			.advertiser_id = 1 + i % 20,
+			.editor_id = 1 + i % 6,
+			.amount_cents = 10000,
+			/* A commission over the amount: the schema's CHECK. */
+			.commission_cents = i == BAD ? 20000 : 500,
+			.currency = "EUR",
+		};
+		assert_int_equal(
+		    order_writer_submit(w, &s->in, &s->arena, done, s), AFF_OK);
+		if (i == 0)
+			tu_sleep_ms(50); /* order 0 is taken alone */
+	}
+	tu_sleep_ms(50);
+	assert_int_equal(sqlite3_exec(lock, "COMMIT", 0, 0, 0), SQLITE_OK);
+	sqlite3_close(lock);
+
+	pthread_mutex_lock(&ans.mtx);
+	while (ans.n < N_ORDERS + 1)
+		pthread_cond_wait(&ans.cv, &ans.mtx);
+	pthread_mutex_unlock(&ans.mtx);
+	order_writer_stop(w);
+
+	for (int i = 0; i <= N_ORDERS; i++) {
+		if (i == BAD) {
+			assert_int_equal(ans.rv[i], AFF_INVALID_ARGUMENT);
+			continue;
+		}
+		if (ans.rv[i] != AFF_OK)
+			fprintf(stderr, "order %d: %s\n", i, aff_strerror(ans.rv[i]));
+		assert_int_equal(ans.rv[i], AFF_OK);
+		assert_true(ans.created[i]);
+	}
+	assert_int_equal(tu_sql_int(path, "SELECT count(*) FROM orders"),
+	    N_ORDERS);
+	snprintf(sql, sizeof(sql),
+	    "SELECT count(*) FROM orders WHERE order_id = 'wr-%d'", BAD);
+	assert_int_equal(tu_sql_int(path, sql), 0);
+	/* Each stored order has its event, the refused one none. */
+	assert_int_equal(tu_sql_int(path, "SELECT count(*) FROM order_events"),
+	    N_ORDERS);
+	for (int i = 0; i <= N_ORDERS; i++)
+		aff_arena_fini(&subs[i].arena);
+	pthread_cond_destroy(&ans.cv);
+	pthread_mutex_destroy(&ans.mtx);
+	tu_rmtree(dir);
+	free(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(
+		    test_a_bad_order_is_refused_alone_and_its_batch_commits),
+	};
+
+	aff_log_set_level(AFF_LOG_WARN);
+	return (cmocka_run_group_tests(tests, NULL, NULL));
+}
