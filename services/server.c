@@ -268,6 +268,63 @@ server_config_load(
 	    sizeof(opts) / sizeof(opts[0]), argc, argv, help));
 }
 
+/* Decision metadata and message, as the RPC layer puts them on a reply. */
+static int
+gate_result(const struct auth_decision *d, struct rpc_gate_result *r)
+{
+	r->code = d->code;
+	snprintf(r->message, sizeof(r->message), "%s", d->message);
+	r->n_trailers = 0;
+	for (size_t i = 0; i < d->n_reply_md && i < RPC_MAX_TRAILERS; i++) {
+		r->trailers[i].key = d->reply_md[i].key;
+		snprintf(r->trailers[i].value, sizeof(r->trailers[i].value),
+		    "%s", d->reply_md[i].value);
+		r->n_trailers++;
+	}
+	return (r->code);
+}
+
+/*
+ * The RPC layer's gate, pointed at the policy layer: the two know nothing
+ * of each other (rpc.h, auth.h), so their views meet here, in the one
+ * place that links both.
+ */
+static int
+gate_admit(void *opaque, struct rpc_gate_view *view,
+    struct rpc_gate_result *r)
+{
+	const struct auth_policy *p = opaque;
+	struct auth_view v = {
+		.metadata = view->metadata,
+		.n_metadata = view->n_metadata,
+		.peer = view->peer,
+		.method = view->method,
+		.access = (enum auth_access)view->access,
+	};
+	struct auth_decision d;
+
+	(void)auth_admit(p, view->store, &v, &d);
+	view->caller.role = (int)d.caller.role;
+	view->caller.editor_id = d.caller.editor_id;
+	view->caller.key_id = d.caller.key_id;
+	return (gate_result(&d, r));
+}
+
+static int
+gate_bind(void *opaque, const struct rpc_gate_view *view,
+    ProtobufCMessage *in, struct rpc_gate_result *r)
+{
+	struct auth_caller c = {
+		.role = (enum auth_role)view->caller.role,
+		.editor_id = view->caller.editor_id,
+		.key_id = view->caller.key_id,
+	};
+	struct auth_decision d;
+
+	(void)auth_scope(&c, (enum auth_scope)view->scope, in, &d);
+	return (gate_result(&d, r));
+}
+
 static void *
 server_thread_init(void *arg)
 {
@@ -286,7 +343,11 @@ server_thread_init(void *arg)
 	env->complete = rpc_server_reply;
 	env->lcache = s->lcache;
 	env->app = &s->app;
-	env->auth = &s->auth;
+	env->gate = (struct rpc_gate){
+		.admit = gate_admit,
+		.bind = gate_bind,
+		.opaque = &s->auth,
+	};
 	if (store_open(s->cfg.db_path, &env->store) != AFF_OK)
 		goto failed_store;
 	if (cache_open(&co, &env->cache) != AFF_OK)

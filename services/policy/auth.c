@@ -2,6 +2,7 @@
 #include "auth.h"
 
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,6 @@
 
 #include "aff_err.h"
 #include "aff_util.h"
-#include "rpc.h"
 
 #define BEARER_REALM "Bearer realm=\"affiliate\""
 
@@ -59,13 +59,42 @@ auth_limit_parse(const char *v, struct auth_limit *l)
 
 /* The value of metadata entry key (lower-case), or NULL. */
 static const char *
-metadata_get(const struct rpc_call *call, const char *key)
+metadata_get(const struct auth_view *v, const char *key)
 {
-	for (size_t i = 0; i < call->n_metadata; i++)
-		if (call->metadata[i]->key != NULL &&
-		    strcmp(call->metadata[i]->key, key) == 0)
-			return (call->metadata[i]->value);
+	for (size_t i = 0; i < v->n_metadata; i++)
+		if (v->metadata[i]->key != NULL &&
+		    strcmp(v->metadata[i]->key, key) == 0)
+			return (v->metadata[i]->value);
 	return (NULL);
+}
+
+/* Adds a reply metadata entry (at most AUTH_REPLY_MD_MAX: more is a bug). */
+static void
+reply_md(struct auth_decision *d, const char *key, const char *value)
+{
+	if (d->n_reply_md == AUTH_REPLY_MD_MAX)
+		abort();
+	d->reply_md[d->n_reply_md].key = key;
+	snprintf(d->reply_md[d->n_reply_md].value,
+	    sizeof(d->reply_md[0].value), "%s", value);
+	d->n_reply_md++;
+}
+
+/* Refuses with code and a message from a format; returns code. */
+static int
+refuse(struct auth_decision *d, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+refuse(struct auth_decision *d, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(d->message, sizeof(d->message), fmt, ap);
+	va_end(ap);
+	d->code = code;
+	return (code);
 }
 
 static void
@@ -203,33 +232,22 @@ address_prefix(char *buf, size_t cap)
  * binary client could write anything there, so it is not believed.
  */
 static void
-client_address(const struct auth_policy *p, const struct rpc_call *call,
-    nng_pipe pipe, char *buf, size_t cap)
+client_address(const struct auth_policy *p, const struct auth_view *v,
+    char *buf, size_t cap)
 {
-	nng_sockaddr sa;
+	struct in_addr a4;
 	const char *fwd;
 	int trusted = 0;
 
-	snprintf(buf, cap, "unknown");
-	if (nng_pipe_id(pipe) > 0 &&
-	    nng_pipe_get_addr(pipe, NNG_OPT_REMADDR, &sa) == 0) {
-		switch (sa.s_family) {
-		case NNG_AF_INET:
-			inet_ntop(AF_INET, &sa.s_in.sa_addr, buf, (socklen_t)cap);
-			trusted = (ntohl(sa.s_in.sa_addr) >> 24) == 127;
-			break;
-		case NNG_AF_INET6:
-			inet_ntop(AF_INET6, sa.s_in6.sa_addr, buf, (socklen_t)cap);
-			trusted = strcmp(buf, "::1") == 0;
-			break;
-		default: /* ipc, inproc, abstract: this host */
-			snprintf(buf, cap, "local");
+	snprintf(buf, cap, "%s", v->peer != NULL ? v->peer : "unknown");
+	if (strcmp(buf, "unknown") != 0) {
+		if (strcmp(buf, "local") == 0 || strcmp(buf, "::1") == 0)
 			trusted = 1;
-			break;
-		}
+		else if (inet_pton(AF_INET, buf, &a4) == 1)
+			trusted = (ntohl(a4.s_addr) >> 24) == 127;
 		trusted = trusted || in_list(p->trusted, buf);
 	}
-	fwd = trusted ? metadata_get(call, "x-forwarded-for") : NULL;
+	fwd = trusted ? metadata_get(v, "x-forwarded-for") : NULL;
 	if (fwd != NULL && *fwd != '\0') {
 		size_t n = strcspn(fwd, ", ");
 		if (n > 0 && n < cap) {
@@ -242,7 +260,7 @@ client_address(const struct auth_policy *p, const struct rpc_call *call,
 
 /* Whether this call needs a key (protected mode; see auth.h). */
 static int
-keys_required(const struct auth_policy *p, const struct rpc_call *call)
+keys_required(const struct auth_policy *p, const struct auth_view *v)
 {
 	const char *exposed;
 
@@ -250,15 +268,15 @@ keys_required(const struct auth_policy *p, const struct rpc_call *call)
 		return (0);
 	if (p->mode == AUTH_MODE_ON || p->listener_public)
 		return (1);
-	exposed = metadata_get(call, "x-affiliate-exposed");
+	exposed = metadata_get(v, "x-affiliate-exposed");
 	return (exposed != NULL && strcmp(exposed, "1") == 0);
 }
 
 /* Applies limit l to bucket key; AFF_OK or RESOURCE_EXHAUSTED. Adds the
- * RateLimit-* trailers when a limit applies. */
+ * RateLimit-* metadata when a limit applies. */
 static int
 limit_take(const struct auth_policy *p, const struct auth_limit *l,
-    int required, struct rpc_call *call, const char *key, const char *who)
+    int required, struct auth_decision *d, const char *key, const char *who)
 {
 	struct ratelimit_state st;
 	char v[24];
@@ -268,97 +286,99 @@ limit_take(const struct auth_policy *p, const struct auth_limit *l,
 		return (AFF_OK);
 	int ok = ratelimit_take(p->buckets, key, &l->rule, aff_mono_ms(), &st);
 	snprintf(v, sizeof(v), "%d", st.limit);
-	rpc_call_trailer(call, "ratelimit-limit", v);
+	reply_md(d, "ratelimit-limit", v);
 	snprintf(v, sizeof(v), "%d", st.remaining);
-	rpc_call_trailer(call, "ratelimit-remaining", v);
+	reply_md(d, "ratelimit-remaining", v);
 	snprintf(v, sizeof(v), "%d", st.reset_s);
-	rpc_call_trailer(call, "ratelimit-reset", v);
+	reply_md(d, "ratelimit-reset", v);
 	if (ok)
 		return (AFF_OK);
 	snprintf(v, sizeof(v), "%d", st.retry_s);
-	rpc_call_trailer(call, "retry-after", v);
-	return (rpc_errorf(call, AFF_RESOURCE_EXHAUSTED,
+	reply_md(d, "retry-after", v);
+	return (refuse(d, AFF_RESOURCE_EXHAUSTED,
 	    "too many calls %s: at most %d at once, %g a second; retry in %d s",
 	    who, l->rule.burst, l->rule.rate, st.retry_s));
 }
 
 /* The per-address limit for a call without a (valid) key. */
 static int
-limit_address(const struct auth_policy *p, struct rpc_call *call,
-    int required, nng_pipe pipe)
+limit_address(const struct auth_policy *p, const struct auth_view *v,
+    struct auth_decision *d, int required)
 {
 	char addr[64], key[80];
 
 	if (p->buckets == NULL || p->per_addr.mode == AUTH_MODE_OFF ||
 	    (p->per_addr.mode == AUTH_MODE_AUTO && !required))
 		return (AFF_OK);
-	client_address(p, call, pipe, addr, sizeof(addr));
+	client_address(p, v, addr, sizeof(addr));
 	snprintf(key, sizeof(key), "a:%s", addr);
-	return (limit_take(p, &p->per_addr, required, call, key,
+	return (limit_take(p, &p->per_addr, required, d, key,
 	    "from this address"));
 }
 
 static int
-unauthenticated(struct rpc_call *call, const char *challenge, const char *why)
+unauthenticated(struct auth_decision *d, const char *challenge,
+    const char *why)
 {
-	rpc_call_trailer(call, "www-authenticate", challenge);
-	return (rpc_errorf(call, AFF_UNAUTHENTICATED, "%s", why));
+	reply_md(d, "www-authenticate", challenge);
+	return (refuse(d, AFF_UNAUTHENTICATED, "%s", why));
 }
 
 int
-auth_admit(const struct auth_policy *p, struct rpc_call *call,
-    enum auth_access access, nng_pipe pipe)
+auth_admit(const struct auth_policy *p, store *s, const struct auth_view *v,
+    struct auth_decision *d)
 {
-	const char *header = metadata_get(call, "authorization"), *why;
-	int required = keys_required(p, call);
+	const char *header = metadata_get(v, "authorization"), *why;
+	int required = keys_required(p, v);
 	char key[32];
 	int rv;
 
-	memset(&call->caller, 0, sizeof(call->caller));
+	memset(d, 0, sizeof(*d));
 	/* Open methods ignore a key (a partner's proxy may send one). */
-	if (access == AUTH_ACCESS_OPEN || header == NULL || *header == '\0') {
-		if (p != NULL &&
-		    (rv = limit_address(p, call, required, pipe)) != AFF_OK)
+	if (v->access == AUTH_ACCESS_OPEN || header == NULL || *header == '\0') {
+		if (p != NULL && (rv = limit_address(p, v, d, required)) != AFF_OK)
 			return (rv);
-		if (access == AUTH_ACCESS_ADMIN)
-			return (unauthenticated(call, BEARER_REALM,
+		if (v->access == AUTH_ACCESS_ADMIN)
+			return (unauthenticated(d, BEARER_REALM,
 			    "this call needs an admin API key (authorization: "
 			    "Bearer <key>)"));
-		if (access == AUTH_ACCESS_CALLER && required)
-			return (unauthenticated(call, BEARER_REALM,
+		if (v->access == AUTH_ACCESS_CALLER && required)
+			return (unauthenticated(d, BEARER_REALM,
 			    "an API key is required (authorization: Bearer <key>)"));
 		return (AFF_OK);
 	}
-	rv = key_check(call->store, header, &call->caller, &why);
+	rv = key_check(s, header, &d->caller, &why);
 	if (rv != AFF_OK) {
-		memset(&call->caller, 0, sizeof(call->caller));
+		memset(&d->caller, 0, sizeof(d->caller));
 		if (rv != AFF_UNAUTHENTICATED)
-			return (rpc_errorf(call, rv, "%s", why));
+			return (refuse(d, rv, "%s", why));
 		/* Guesses count against the address they come from. */
-		if (p != NULL &&
-		    (rv = limit_address(p, call, required, pipe)) != AFF_OK)
+		if (p != NULL && (rv = limit_address(p, v, d, required)) != AFF_OK)
 			return (rv);
-		return (unauthenticated(call,
+		return (unauthenticated(d,
 		    BEARER_REALM ", error=\"invalid_token\"", why));
 	}
-	snprintf(key, sizeof(key), "k:%lld", (long long)call->caller.key_id);
-	if (p != NULL && (rv = limit_take(p, &p->per_key, required, call, key,
+	snprintf(key, sizeof(key), "k:%lld", (long long)d->caller.key_id);
+	if (p != NULL && (rv = limit_take(p, &p->per_key, required, d, key,
 	                      "with this API key")) != AFF_OK)
 		return (rv);
-	if (access == AUTH_ACCESS_ADMIN && call->caller.role != AUTH_ADMIN)
-		return (rpc_errorf(call, AFF_PERMISSION_DENIED,
+	if (v->access == AUTH_ACCESS_ADMIN && d->caller.role != AUTH_ADMIN)
+		return (refuse(d, AFF_PERMISSION_DENIED,
 		    "this call needs an admin API key; key %lld is an editor's",
-		    (long long)call->caller.key_id));
+		    (long long)d->caller.key_id));
 	return (AFF_OK);
 }
 
 int
-auth_scope(struct rpc_call *call, enum auth_scope scope, ProtobufCMessage *in)
+auth_scope(const struct auth_caller *c, enum auth_scope scope,
+    ProtobufCMessage *in, struct auth_decision *d)
 {
 	const ProtobufCFieldDescriptor *f;
 	int64_t *v;
 
-	if (scope == AUTH_SCOPE_NONE || call->caller.role != AUTH_EDITOR)
+	memset(d, 0, sizeof(*d));
+	d->caller = *c;
+	if (scope == AUTH_SCOPE_NONE || c->role != AUTH_EDITOR)
 		return (AFF_OK);
 	f = protobuf_c_message_descriptor_get_field_by_name(
 	    in->descriptor, "editor_id");
@@ -367,10 +387,10 @@ auth_scope(struct rpc_call *call, enum auth_scope scope, ProtobufCMessage *in)
 		abort();
 	v = (int64_t *)(void *)((char *)in + f->offset);
 	if (*v == 0 && scope == AUTH_SCOPE_FILL)
-		*v = call->caller.editor_id;
-	else if (*v != 0 && *v != call->caller.editor_id)
-		return (rpc_errorf(call, AFF_PERMISSION_DENIED,
+		*v = c->editor_id;
+	else if (*v != 0 && *v != c->editor_id)
+		return (refuse(d, AFF_PERMISSION_DENIED,
 		    "this API key acts for editor %lld, not editor %lld",
-		    (long long)call->caller.editor_id, (long long)*v));
+		    (long long)c->editor_id, (long long)*v));
 	return (AFF_OK);
 }

@@ -1,8 +1,9 @@
 /*
  * auth.h - who is calling, and may they: API keys, protected mode, rate
- * limits and editor scoping, checked once in rpc_dispatch before any
- * handler (or the reply cache) runs, so binary RPC clients and the bridge
- * meet the same rules.
+ * limits and editor scoping, checked once per call before any handler (or
+ * the reply cache) runs, so binary RPC clients and the bridge meet the
+ * same rules. The RPC layer asks through its gate hook, which the server
+ * points here (server.c); this layer sees only a view of the call.
  *
  * A key is the bearer token "aff_<id>_<64 hex>": <id> finds its row, and
  * the row holds only the SHA-256 of the 64 hex characters (256 random
@@ -25,10 +26,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <nng/nng.h>
-
 #include "aff_arena.h"
 #include "affiliate/v1/admin.pb-c.h"
+#include "affiliate/v1/rpc.pb-c.h"
 #include "ratelimit.h"
 #include "store.h"
 
@@ -77,24 +77,49 @@ struct auth_policy {
 	                              loopback and ipc) */
 };
 
-struct rpc_call;
+/* What policy sees of a call: no more than this (it knows nothing of the
+ * RPC layer's call). */
+struct auth_view {
+	Affiliate__V1__MetadataEntry *const *metadata; /* key/value pairs */
+	size_t n_metadata;
+	/* The connection's remote address: IPv4 or IPv6 text, "local" (ipc,
+	 * inproc: this host) or "unknown". */
+	const char *peer;
+	const char *method;        /* for the record; access says the rule */
+	enum auth_access access;
+};
+
+#define AUTH_REPLY_MD_MAX 5
+
+/* What policy decides: allowed (code AFF_OK) or the status to answer with
+ * its message, who the caller is, and metadata for the reply either way
+ * (www-authenticate, retry-after, ratelimit-*). */
+struct auth_decision {
+	int code;
+	char message[256];
+	struct auth_caller caller;
+	size_t n_reply_md;
+	struct auth_md {
+		const char *key;   /* a literal */
+		char value[64];
+	} reply_md[AUTH_REPLY_MD_MAX];
+};
 
 /*
- * Admits a call to a method of the given access: authenticates its
- * "authorization" metadata (sets call->caller), applies the rate limit
- * and adds the trailers (RateLimit-*, WWW-Authenticate). pipe is the
- * connection it came on (for the client address). AFF_OK, or the error
- * to answer (UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED, a
- * store failure), already explained with rpc_errorf. p may be NULL (no
- * policy: nothing required, nothing limited).
+ * Admits a call: authenticates its "authorization" metadata against the
+ * keys in s (sets d->caller), applies the rate limit and adds the reply
+ * metadata (RateLimit-*, WWW-Authenticate). Returns d->code: AFF_OK, or
+ * the error to answer (UNAUTHENTICATED, PERMISSION_DENIED,
+ * RESOURCE_EXHAUSTED, a store failure) with d->message saying why. p may
+ * be NULL (no policy: nothing required, nothing limited).
  */
-int auth_admit(const struct auth_policy *p, struct rpc_call *call,
-    enum auth_access access, nng_pipe pipe);
+int auth_admit(const struct auth_policy *p, store *s,
+    const struct auth_view *v, struct auth_decision *d);
 
 /* Binds in's editor_id field to an editor caller's editor (see enum
- * auth_scope). AFF_OK or PERMISSION_DENIED (explained). */
-int auth_scope(struct rpc_call *call, enum auth_scope scope,
-    ProtobufCMessage *in);
+ * auth_scope). Returns d->code: AFF_OK or PERMISSION_DENIED (explained). */
+int auth_scope(const struct auth_caller *c, enum auth_scope scope,
+    ProtobufCMessage *in, struct auth_decision *d);
 
 /*
  * Makes a key: an editor key for editor_id > 0, an admin key for 0. The

@@ -5,6 +5,7 @@
 #ifndef SERVICES_H
 #define SERVICES_H
 
+#include "auth.h"
 #include "rpc.h"
 
 extern const struct rpc_service_def svc_advertiser_def;

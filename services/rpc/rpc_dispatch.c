@@ -1,4 +1,5 @@
 /* rpc_dispatch.c - see rpc.h. */
+#include <arpa/inet.h>
 #include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -136,6 +137,45 @@ rpc_call_trailer(struct rpc_call *call, const char *key, const char *value)
 	if (e->key == NULL || e->value == NULL)
 		return;
 	call->trailers[call->n_trailers++] = e;
+}
+
+/*
+ * The remote address of the connection a request came on, for the gate:
+ * IPv4 or IPv6 text, "local" for ipc and inproc (this host), "unknown"
+ * when the connection is gone or has none.
+ */
+static void
+peer_address(nng_pipe pipe, char *buf, size_t cap)
+{
+	nng_sockaddr sa;
+
+	snprintf(buf, cap, "unknown");
+	if (nng_pipe_id(pipe) <= 0 ||
+	    nng_pipe_get_addr(pipe, NNG_OPT_REMADDR, &sa) != 0)
+		return;
+	switch (sa.s_family) {
+	case NNG_AF_INET:
+		inet_ntop(AF_INET, &sa.s_in.sa_addr, buf, (socklen_t)cap);
+		break;
+	case NNG_AF_INET6:
+		inet_ntop(AF_INET6, sa.s_in6.sa_addr, buf, (socklen_t)cap);
+		break;
+	default: /* ipc, inproc, abstract: this host */
+		snprintf(buf, cap, "local");
+		break;
+	}
+}
+
+/* Puts a gate's result on the call: its trailers, and its message when it
+ * refuses. Returns its code. */
+static int
+gate_apply(struct rpc_call *call, const struct rpc_gate_result *g)
+{
+	for (size_t i = 0; i < g->n_trailers && i < RPC_MAX_TRAILERS; i++)
+		rpc_call_trailer(call, g->trailers[i].key, g->trailers[i].value);
+	if (g->code != AFF_OK)
+		return (rpc_errorf(call, g->code, "%s", g->message));
+	return (AFF_OK);
 }
 
 /* Appends the varint v at p; returns the bytes written. */
@@ -398,7 +438,9 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 	char *key = NULL;
 	size_t keylen = 0, blen = 0;
 	uint8_t *cached = NULL;
-	char why[160];
+	struct rpc_gate_view gv;
+	struct rpc_gate_result gr;
+	char why[160], peer[64];
 	int code, keyed;
 	nng_msg *m;
 
@@ -478,9 +520,24 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 	}
 	call->output = md->output;
 	/* Who calls, and may they: before the payload is even read. */
-	if ((code = auth_admit(env->auth, call, def->access, env->pipe)) !=
-	    AFF_OK)
-		goto reply;
+	if (env->gate.admit != NULL) {
+		peer_address(env->pipe, peer, sizeof(peer));
+		gv = (struct rpc_gate_view){
+			.service = call->service,
+			.method = call->method,
+			.access = def->access,
+			.scope = def->scope,
+			.metadata = call->metadata,
+			.n_metadata = call->n_metadata,
+			.peer = peer,
+			.store = call->store,
+		};
+		memset(&gr, 0, sizeof(gr));
+		(void)env->gate.admit(env->gate.opaque, &gv, &gr);
+		call->caller = gv.caller;
+		if ((code = gate_apply(call, &gr)) != AFF_OK)
+			goto reply;
+	}
 	if (aff_wire_check_text(md->input, req->payload.data, req->payload.len,
 	        why, sizeof(why)) != AFF_OK) {
 		code = rpc_errorf(call, AFF_INVALID_ARGUMENT, "%s", why);
@@ -495,8 +552,12 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 		goto reply;
 	}
 	/* Before the cache: the key names the request as it is bound. */
-	if ((code = auth_scope(call, def->scope, in)) != AFF_OK)
-		goto reply;
+	if (env->gate.admit != NULL && env->gate.bind != NULL) {
+		memset(&gr, 0, sizeof(gr));
+		(void)env->gate.bind(env->gate.opaque, &gv, in, &gr);
+		if ((code = gate_apply(call, &gr)) != AFF_OK)
+			goto reply;
+	}
 	if (def->cacheable && (env->lcache != NULL || cache_enabled(env->cache)) &&
 	    (key = cache_key(call, in, &keylen)) != NULL) {
 		const char *where = "memory";

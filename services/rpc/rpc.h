@@ -10,6 +10,11 @@
  * Methods marked cacheable read only the catalog (advertisers, editors,
  * eligibility): their replies are cached in memory (lcache.h) and in Redis
  * under the catalog version, so any write to the catalog retires them.
+ *
+ * Who may call what is not decided here: the dispatcher asks a gate
+ * (struct rpc_gate, installed by the composition root, server.c) that
+ * sees only a view of the call (its metadata, peer address, method), so
+ * the policy layer never needs this header.
  */
 #ifndef RPC_H
 #define RPC_H
@@ -22,12 +27,20 @@
 
 #include "aff_arena.h"
 #include "affiliate/v1/rpc.pb-c.h"
-#include "auth.h"
 #include "cache.h"
 #include "lcache.h"
 #include "store.h"
 
 #define RPC_MAX_TRAILERS 8
+
+/* Who a call comes from, as the gate found it (all 0 for an anonymous
+ * call, or with no gate). The values of role are the gate's (policy's
+ * enum auth_role); this layer only carries them to the handler. */
+struct rpc_caller {
+	int role;
+	int64_t editor_id;  /* an editor key: the editor it acts as */
+	int64_t key_id;     /* 0 when no key */
+};
 
 /* One call being handled. Everything in it lives until the reply is sent. */
 struct rpc_call {
@@ -43,7 +56,7 @@ struct rpc_call {
 	const char *message;    /* set by rpc_errorf */
 	ProtobufCMessage *error_payload; /* optional payload with an error */
 	void *app;              /* the server's per-process state */
-	struct auth_caller caller; /* set before the handler runs */
+	struct rpc_caller caller; /* set by the gate before the handler runs */
 	/* A keyed call's answer to a repeat of it, when that is not the
 	 * answer given now (a secret shown once): set by the handler. */
 	struct {
@@ -87,8 +100,11 @@ struct rpc_method_def {
 	const char *name;   /* as in the .proto */
 	rpc_handler_fn fn;
 	int cacheable;      /* reads the catalog only */
-	enum auth_access access; /* who may call it (auth.h) */
-	enum auth_scope scope;   /* how editor_id binds to an editor key */
+	/* Carried to the gate, not read here: who may call the method and
+	 * how its editor_id binds to an editor key (policy's enum
+	 * auth_access and enum auth_scope; 0 is the default of both). */
+	int access;
+	int scope;
 	/* Mutating: a call with a request_id runs in one transaction with
 	 * its request key and answer (store call_begin); the same call again
 	 * gets the first answer and changes nothing. The handler may not
@@ -113,6 +129,48 @@ void rpc_registry_free(rpc_registry *r);
 /* Whether a service of that fully qualified name is registered. */
 int rpc_registry_has(const rpc_registry *r, const char *service);
 
+/* What the gate sees of a call (never struct rpc_call itself). */
+struct rpc_gate_view {
+	const char *service;
+	const char *method;
+	int access;              /* the method's rpc_method_def.access */
+	int scope;               /* the method's rpc_method_def.scope */
+	Affiliate__V1__MetadataEntry *const *metadata; /* the envelope's */
+	size_t n_metadata;
+	/* The connection's remote address: IPv4 or IPv6 text, "local" (ipc,
+	 * inproc) or "unknown". */
+	const char *peer;
+	store *store;            /* this thread's store connection */
+	struct rpc_caller caller; /* set by admit; read by bind */
+};
+
+/* A gate's answer: code AFF_OK lets the call go on; any other is the reply
+ * (with message). The trailers go on the reply either way. */
+struct rpc_gate_result {
+	int code;
+	char message[256];
+	size_t n_trailers;
+	struct rpc_gate_trailer {
+		const char *key;  /* a literal */
+		char value[64];
+	} trailers[RPC_MAX_TRAILERS];
+};
+
+/*
+ * The admission hook. admit runs before the payload is even read (and
+ * sets view->caller); bind runs on the unpacked request before the reply
+ * cache is looked at (the cache key names the request as bound), and may
+ * change it. Both return result->code. With no gate (NULL admit), every
+ * call is admitted as anonymous.
+ */
+struct rpc_gate {
+	int (*admit)(void *opaque, struct rpc_gate_view *view,
+	    struct rpc_gate_result *result);
+	int (*bind)(void *opaque, const struct rpc_gate_view *view,
+	    ProtobufCMessage *in, struct rpc_gate_result *result);
+	void *opaque;
+};
+
 /* Per-thread resources a call needs. */
 struct rpc_slot;
 
@@ -124,7 +182,7 @@ struct rpc_thread_env {
 	cache *cache;
 	lcache *lcache;         /* shared by the threads; may be NULL */
 	void *app;
-	const struct auth_policy *auth; /* NULL: no keys, no limits */
+	struct rpc_gate gate;   /* who may call what; zero: everyone */
 	nng_pipe pipe;          /* the connection of the request at hand */
 	int64_t received_ms;    /* when it was received (aff_mono_ms()); 0 =
 	                           now. The envelope's timeout counts from it,
