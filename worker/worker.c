@@ -241,7 +241,9 @@ beat_send(worker *w, int64_t job_id, const char *token)
 	if (aff_job_report_pack(w->cfg.secret, AFF_JOB_REPORT_HEARTBEAT, body,
 	        len, &out, &outlen) != AFF_OK)
 		return;
-	if ((rv = nng_send(w->push, out, outlen, NNG_FLAG_NONBLOCK)) != 0)
+	/* Blocking (up to the send timeout): with no send buffer, a
+	 * non-blocking send fails while the previous message is going. */
+	if ((rv = nng_send(w->push, out, outlen, 0)) != 0)
 		aff_warn("worker: cannot send a heartbeat for job %lld: %s",
 		    (long long)job_id, nng_strerror(rv));
 	free(out);
