@@ -14,6 +14,8 @@ pkgs=(
 	protobuf-compiler nng-utils
 	# for the benchmarks (make bench)
 	wrk iproute2
+	# test_jobs steps the server's wall clock with libfaketime
+	faketime
 )
 for extra in "$@"; do
 	case $extra in

@@ -810,7 +810,8 @@ test_the_worker_secret_is_made_in_the_data_folder_and_read_by_workers(
 	struct fixture *f = *state;
 	char path[700], secret[300], log[700];
 	const char *args[] = { "--jobs", f->ts.cfg.jobs_url, "--results",
-		f->ts.cfg.results_url, "--data-dir", "/nonexistent-aff-dir",
+		f->ts.cfg.results_url, "--worker-secret-file",
+		"/nonexistent-aff-dir/worker_secret",
 		"--log-level", "error", NULL };
 	struct stat st;
 	pid_t pid;

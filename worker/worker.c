@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -110,16 +109,15 @@ worker_config_load(struct worker_config *cfg, int argc, char **argv, int *help)
 	/*
 	 * Always a secret: the server applies nothing unsigned. A worker
 	 * started with the server (make run) may look before the server's
-	 * first start has made DATA_DIR/worker_secret: it waits for it a
-	 * while, if the folder is there.
+	 * first start has made DATA_DIR/worker_secret (or even the folder):
+	 * it waits for it a while. A --worker-secret-file must be there.
 	 */
 	for (int waited = 0;; waited += 100) {
-		struct stat st;
 		rv = aff_worker_secret_load(getenv("AFFILIATE_WORKER_SECRET"),
 		    cfg->secret_file, cfg->data_dir, 0, cfg->secret,
 		    sizeof(cfg->secret), &made);
 		if (rv != AFF_NOT_FOUND || cfg->secret_file[0] != '\0' ||
-		    waited >= SECRET_WAIT_MS || stat(cfg->data_dir, &st) != 0)
+		    waited >= SECRET_WAIT_MS)
 			break;
 		if (waited == 0)
 			aff_info("worker: waiting for %s/worker_secret (the server "
