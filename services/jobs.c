@@ -530,6 +530,14 @@ jobs_stop(jobs *j)
 	nng_close(j->pull);
 	if (j->started_applier)
 		pthread_join(j->applier, NULL);
+	if (atomic_load(&j->garbage) + atomic_load(&j->unauthenticated) +
+	        atomic_load(&j->foreign) >
+	    0)
+		aff_info("jobs: refused since start: %lld not a report, %lld "
+		         "without a valid MAC, %lld for no delivery made",
+		    (long long)atomic_load(&j->garbage),
+		    (long long)atomic_load(&j->unauthenticated),
+		    (long long)atomic_load(&j->foreign));
 	while ((sl = j->all) != NULL) {
 		j->all = sl->all_next;
 		nng_aio_free(sl->aio); /* waits for its callback */

@@ -704,7 +704,8 @@ push_approval(nng_socket s, int64_t job_id, const char *token,
 	r.payload.data = pbuf;
 	r.payload.len = affiliate__v1__review_application_result__pack(&rr, pbuf);
 	len = affiliate__v1__job_result__pack(&r, buf);
-	memcpy(buf + len, extra, n);
+	if (n > 0)
+		memcpy(buf + len, extra, n);
 	len += n;
 	assert_int_equal(aff_job_report_pack(secret != NULL ? secret : "not the secret at all",
 	                     AFF_JOB_REPORT_RESULT, buf, len, &out, &outlen),
