@@ -220,18 +220,19 @@ test_a_backlog_behind_one_slow_worker_drains_with_every_application_approved(
 
 	(void)state;
 	/*
-	 * Leases of 500 ms, reviews of 1 s, 4 at once, 48 applications: three
+	 * Leases of 600 ms, reviews of 2 s, 6 at once, 48 applications: three
 	 * times the 16 jobs a worker used to be pushed ahead. Each job waits
-	 * up to 11 s for its turn, 22 leases: only credits (no job leaves
-	 * before a slot asks) and heartbeats (a running job keeps its lease)
-	 * get every one approved at its first attempt.
+	 * up to 14 s for its turn, 23 leases, and runs for more than three:
+	 * only credits (no job leaves before a slot asks) and heartbeats (a
+	 * running job keeps its lease) get every one approved at its first
+	 * attempt.
 	 */
-	stack_start(&s, "500", 0);
+	stack_start(&s, "600", 0);
 	apply_pairs(&s, 0, 48);
 	t0 = aff_mono_ms();
-	start_worker(&s, "1000", "4", NULL);
-	wait_approved(&s, 48, 60000);
-	fprintf(stderr, "test_jobs: 48 reviews of 1 s by 4 slots in %lld ms\n",
+	start_worker(&s, "2000", "6", NULL);
+	wait_approved(&s, 48, 90000);
+	fprintf(stderr, "test_jobs: 48 reviews of 2 s by 6 slots in %lld ms\n",
 	    (long long)(aff_mono_ms() - t0));
 	assert_int_equal(tu_sql_int(s.db, "SELECT count(*) FROM jobs"
 	                                  " WHERE state = 'done' AND attempts = 1"),
