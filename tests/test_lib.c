@@ -2,6 +2,8 @@
  * test_lib.c - the shared library's pieces: status names, strict number
  * parsing, the per-call arena and descriptor-driven JSON.
  */
+#include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -252,6 +254,34 @@ test_a_rate_limited_warning_passes_once_a_second_and_counts_the_rest(
 	assert_int_equal(aff_log_limit_pass(&lim, &suppressed), 0);
 }
 
+static void
+test_a_monotonic_wait_lasts_its_timeout(void **state)
+{
+	pthread_mutex_t mtx = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cv;
+	struct timespec ts;
+	int64_t t0, waited;
+
+	(void)state;
+	/* The deadline is on CLOCK_MONOTONIC (seconds since boot); a wait on
+	 * the default clock would take it as a date in 1970 and return at
+	 * once, and any wall-clock step would move it. */
+	assert_int_equal(aff_cond_init_monotonic(&cv), 0);
+	t0 = aff_mono_ms();
+	aff_mono_deadline(&ts, 150);
+	pthread_mutex_lock(&mtx);
+	while (pthread_cond_timedwait(&cv, &mtx, &ts) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&mtx);
+	waited = aff_mono_ms() - t0;
+	assert_true(waited >= 149);
+	assert_true(waited < 2000);
+	/* Deadlines carry over whole seconds. */
+	aff_mono_deadline(&ts, 1999);
+	assert_true(ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000L);
+	pthread_cond_destroy(&cv);
+}
+
 int
 main(void)
 {
@@ -267,6 +297,7 @@ main(void)
 		    test_the_log_escapes_every_byte_outside_printable_ascii),
 		cmocka_unit_test(
 		    test_a_rate_limited_warning_passes_once_a_second_and_counts_the_rest),
+		cmocka_unit_test(test_a_monotonic_wait_lasts_its_timeout),
 	};
 
 	return (cmocka_run_group_tests_name("lib", tests, NULL, NULL));
