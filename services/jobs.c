@@ -24,6 +24,12 @@
  * floods requests cannot make this grow without bound. */
 #define MAX_SLOTS 4096
 
+/* Requests one connection may have waiting: a worker asks once per slot,
+ * and has at most 256 (--concurrency). A peer asking for more is not a
+ * worker: its connection is closed, which also takes its requests back,
+ * so that one connection cannot take every job there is. */
+#define MAX_PARKED_PER_PIPE 256
+
 /*
  * One REP context: it receives a worker's request, then holds it (parked)
  * until the dispatcher answers it with a job, then receives again.
@@ -54,7 +60,7 @@ struct jobs {
 	int n_slots, n_receiving, n_parked;
 	struct slot *parked_head, *parked_tail;
 
-	atomic_llong garbage, unauthenticated, foreign, stale;
+	atomic_llong garbage, unauthenticated, foreign, stale, flooders;
 };
 
 static void slot_cb(void *arg);
@@ -105,6 +111,30 @@ slot_add_locked(jobs *j)
 	j->n_receiving++;
 	nng_ctx_recv(sl->ctx, sl->aio);
 	return (0);
+}
+
+/* Rate-limited warnings about what peers send: a flood of garbage writes
+ * one line a second, not one per message. */
+static struct aff_log_limit warn_garbage, warn_unauth, warn_foreign, warn_flood;
+
+#define WARN_LIMITED(lim, counter, fmt, ...)                                   \
+	do {                                                                   \
+		int sup_;                                                      \
+		long long n_ = atomic_fetch_add(counter, 1) + 1;               \
+		if (aff_log_limit_pass(lim, &sup_))                            \
+			aff_warn(fmt " (%lld since start, %d not logged)",     \
+			    __VA_ARGS__, n_, sup_);                            \
+	} while (0)
+
+/* How many requests of pipe id are parked (with j->mtx held). */
+static int
+parked_from(jobs *j, uint32_t id)
+{
+	int n = 0;
+
+	for (struct slot *sl = j->parked_head; sl != NULL; sl = sl->next)
+		n += sl->pipe == id;
+	return (n);
 }
 
 /* The oldest parked request, taken out of the list; NULL when none. */
@@ -164,6 +194,17 @@ slot_cb(void *arg)
 	m = nng_aio_get_msg(sl->aio);
 	pthread_mutex_lock(&j->mtx);
 	sl->pipe = nng_pipe_id(nng_msg_get_pipe(m));
+	if (parked_from(j, sl->pipe) >= MAX_PARKED_PER_PIPE) {
+		nng_pipe p = nng_msg_get_pipe(m);
+		pthread_mutex_unlock(&j->mtx);
+		nng_msg_free(m);
+		WARN_LIMITED(&warn_flood, &j->flooders, "%s",
+		    "jobs: a connection asked for more jobs at once than a "
+		    "worker can run; closed");
+		nng_pipe_close(p); /* rep_pipe_cb takes its requests back */
+		nng_ctx_recv(sl->ctx, sl->aio);
+		return;
+	}
 	sl->state = SLOT_PARKED;
 	sl->next = NULL;
 	if (j->parked_tail != NULL)
@@ -326,19 +367,6 @@ dispatcher_main(void *arg)
 	}
 	return (NULL);
 }
-
-/* Rate-limited warnings about what peers send: a flood of garbage writes
- * one line a second, not one per message. */
-static struct aff_log_limit warn_garbage, warn_unauth, warn_foreign;
-
-#define WARN_LIMITED(lim, counter, fmt, ...)                                   \
-	do {                                                                   \
-		int sup_;                                                      \
-		long long n_ = atomic_fetch_add(counter, 1) + 1;               \
-		if (aff_log_limit_pass(lim, &sup_))                            \
-			aff_warn(fmt " (%lld since start, %d not logged)",     \
-			    __VA_ARGS__, n_, sup_);                            \
-	} while (0)
 
 static void
 apply_heartbeat(jobs *j, const ProtobufCBinaryData *body)

@@ -9,6 +9,7 @@
  */
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -353,6 +354,47 @@ test_a_job_its_worker_never_answers_is_pushed_again(void **state)
 	/* At least the second delivery did it (a loaded machine may need a
 	 * third within 600 ms); approved once either way. */
 	assert_true(tu_sql_int(f->db, "SELECT attempts FROM jobs") >= 2);
+}
+
+static void
+count_closed(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	(void)p;
+	(void)ev;
+	(*(atomic_int *)arg)++;
+}
+
+static void
+test_a_connection_asking_for_more_jobs_than_a_worker_can_run_is_closed(
+    void **state)
+{
+	struct fixture *f = *state;
+	atomic_int closed = 0;
+	nng_socket raw;
+
+	/* 300 requests on one connection (a worker has at most 256 slots),
+	 * as a raw REQ socket can send them. */
+	assert_int_equal(nng_req0_open_raw(&raw), 0);
+	nng_pipe_notify(raw, NNG_PIPE_EV_REM_POST, count_closed, &closed);
+	assert_int_equal(nng_dial(raw, f->ts.cfg.jobs_url, NULL, 0), 0);
+	for (uint32_t i = 0; i < 300; i++) {
+		nng_msg *m;
+		assert_int_equal(nng_msg_alloc(&m, 0), 0);
+		assert_int_equal(nng_msg_header_append_u32(m, 0x80000000u | i), 0);
+		assert_int_equal(nng_sendmsg(raw, m, 0), 0);
+	}
+	for (int i = 0; i < 100 && atomic_load(&closed) == 0; i++)
+		tu_sleep_ms(50);
+	assert_int_equal(atomic_load(&closed), 1);
+	nng_close(raw);
+	/* None of its requests took a job; a worker still gets them all. */
+	assert_int_equal(apply_many(f, 10), 10);
+	tu_sleep_ms(200);
+	assert_int_equal(tu_sql_int(f->db, "SELECT count(*) FROM jobs"
+	                                   " WHERE attempts > 0"),
+	    0);
+	start_worker(f, "0", NULL, NULL);
+	check_all_approved_once(f, 10, 10000);
 }
 
 static void
@@ -885,6 +927,9 @@ main(void)
 		    setup_short_visibility, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_garbage_on_the_results_socket_is_dropped, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_a_connection_asking_for_more_jobs_than_a_worker_can_run_is_closed,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_a_worker_drops_garbage_and_fails_unknown_kinds, setup,
 		    teardown),
