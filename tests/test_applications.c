@@ -372,23 +372,37 @@ test_a_connection_asking_for_more_jobs_than_a_worker_can_run_is_closed(
 	atomic_int closed = 0;
 	nng_socket raw;
 
-	/* 300 requests on one connection (a worker has at most 256 slots),
-	 * as a raw REQ socket can send them. */
+	/* 257 requests on one connection (a worker has at most 256 slots),
+	 * as a raw REQ socket can send them. (No more: NNG 1.5.2's close of
+	 * a raw REQ socket with requests still queued after its connection
+	 * was closed hangs under ASan.) */
 	assert_int_equal(nng_req0_open_raw(&raw), 0);
+	/* Once closed, sends wait for a connection: not for long. */
+	nng_socket_set_ms(raw, NNG_OPT_SENDTIMEO, 1000);
+	nng_socket_set_ms(raw, NNG_OPT_RECONNMINT, 60000);
+	nng_socket_set_ms(raw, NNG_OPT_RECONNMAXT, 60000);
 	nng_pipe_notify(raw, NNG_PIPE_EV_REM_POST, count_closed, &closed);
 	assert_int_equal(nng_dial(raw, f->ts.cfg.jobs_url, NULL, 0), 0);
-	for (uint32_t i = 0; i < 300; i++) {
+	for (uint32_t i = 0; i < 257 && atomic_load(&closed) == 0; i++) {
 		nng_msg *m;
 		assert_int_equal(nng_msg_alloc(&m, 0), 0);
 		assert_int_equal(nng_msg_header_append_u32(m, 0x80000000u | i), 0);
-		assert_int_equal(nng_sendmsg(raw, m, 0), 0);
+		if (nng_sendmsg(raw, m, 0) != 0) {
+			nng_msg_free(m);
+			break;
+		}
 	}
 	for (int i = 0; i < 100 && atomic_load(&closed) == 0; i++)
 		tu_sleep_ms(50);
 	assert_int_equal(atomic_load(&closed), 1);
 	nng_close(raw);
+	tu_sleep_ms(200); /* the server has taken its requests back */
 	/* None of its requests took a job; a worker still gets them all. */
-	assert_int_equal(apply_many(f, 10), 10);
+	for (int k = 0; k < 10; k++) {
+		int64_t e, a;
+		pair(k, &e, &a);
+		assert_int_equal(apply(f, e, a, NULL), AFF_OK);
+	}
 	tu_sleep_ms(200);
 	assert_int_equal(tu_sql_int(f->db, "SELECT count(*) FROM jobs"
 	                                   " WHERE attempts > 0"),
