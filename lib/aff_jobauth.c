@@ -1,61 +1,200 @@
 /* aff_jobauth.c - see aff_jobauth.h. */
 #include "aff_jobauth.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include "aff_err.h"
-#include "aff_webhook.h"
+#include "aff_log.h"
 
-/* The MAC of r as if its mac field were empty, as 64 hex into out. */
+/* The MAC of kind || body under secret, as 64 hex and a NUL into out. */
 static int
-result_mac(const char *secret, const Affiliate__V1__JobResult *r, char out[65])
-{
-	Affiliate__V1__JobResult c = *r;
-	char sig[128];
-	uint8_t stack[512], *buf = stack;
-	size_t len;
-
-	c.mac = (char *)"";
-	len = affiliate__v1__job_result__get_packed_size(&c);
-	if (len > sizeof(stack) && (buf = malloc(len)) == NULL)
-		return (AFF_RESOURCE_EXHAUSTED);
-	affiliate__v1__job_result__pack(&c, buf);
-	aff_webhook_sign(secret, buf, len, 0, sig);
-	if (buf != stack)
-		free(buf);
-	if (strlen(sig) != 64)
-		return (AFF_INTERNAL); /* OpenSSL without HMAC-SHA256 */
-	memcpy(out, sig, 65);
-	OPENSSL_cleanse(sig, sizeof(sig));
-	return (AFF_OK);
-}
-
-int
-aff_job_result_sign(const char *secret, Affiliate__V1__JobResult *r,
+report_mac(const char *secret, int kind, const uint8_t *body, size_t len,
     char out[65])
 {
-	int rv;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	uint8_t stack[512], *buf = stack;
 
-	r->mac = (char *)"";
-	if ((rv = result_mac(secret, r, out)) != AFF_OK)
-		return (rv);
-	r->mac = out;
+	if (len + 1 > sizeof(stack) && (buf = malloc(len + 1)) == NULL)
+		return (AFF_RESOURCE_EXHAUSTED);
+	buf[0] = (uint8_t)kind;
+	if (len > 0)
+		memcpy(buf + 1, body, len);
+	if (HMAC(EVP_sha256(), secret, (int)strlen(secret), buf, len + 1, md,
+	        &mdlen) == NULL ||
+	    mdlen != 32) {
+		if (buf != stack)
+			free(buf);
+		return (AFF_INTERNAL);
+	}
+	if (buf != stack)
+		free(buf);
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	OPENSSL_cleanse(md, sizeof(md));
 	return (AFF_OK);
 }
 
 int
-aff_job_result_verify(const char *secret, const Affiliate__V1__JobResult *r)
+aff_job_report_pack(const char *secret, enum aff_job_report_kind kind,
+    const uint8_t *body, size_t len, uint8_t **out, size_t *outlen)
 {
-	char want[65];
-	int ok;
+	Affiliate__V1__JobReport r;
+	char mac[65];
+	int rv;
 
+	/* Not the INIT macro: its {0} for the oneof's union warns. */
+	affiliate__v1__job_report__init(&r);
+	if ((rv = report_mac(secret, kind, body, len, mac)) != AFF_OK)
+		return (rv);
+	if (kind == AFF_JOB_REPORT_RESULT) {
+		r.body_case = AFFILIATE__V1__JOB_REPORT__BODY_RESULT;
+		r.result.data = (uint8_t *)body;
+		r.result.len = len;
+	} else {
+		r.body_case = AFFILIATE__V1__JOB_REPORT__BODY_HEARTBEAT;
+		r.heartbeat.data = (uint8_t *)body;
+		r.heartbeat.len = len;
+	}
+	r.mac = mac;
+	*outlen = affiliate__v1__job_report__get_packed_size(&r);
+	if ((*out = malloc(*outlen)) == NULL)
+		return (AFF_RESOURCE_EXHAUSTED);
+	affiliate__v1__job_report__pack(&r, *out);
+	return (AFF_OK);
+}
+
+int
+aff_job_report_verify(const char *secret, const Affiliate__V1__JobReport *r)
+{
+	const ProtobufCBinaryData *body;
+	char want[65];
+	int kind, ok;
+
+	switch (r->body_case) {
+	case AFFILIATE__V1__JOB_REPORT__BODY_RESULT:
+		kind = AFF_JOB_REPORT_RESULT;
+		body = &r->result;
+		break;
+	case AFFILIATE__V1__JOB_REPORT__BODY_HEARTBEAT:
+		kind = AFF_JOB_REPORT_HEARTBEAT;
+		body = &r->heartbeat;
+		break;
+	default:
+		return (AFF_UNAUTHENTICATED);
+	}
 	if (r->mac == NULL || strlen(r->mac) != 64 ||
-	    result_mac(secret, r, want) != AFF_OK)
+	    report_mac(secret, kind, body->data, body->len, want) != AFF_OK)
 		return (AFF_UNAUTHENTICATED);
 	ok = CRYPTO_memcmp(want, r->mac, 64) == 0;
 	OPENSSL_cleanse(want, sizeof(want));
 	return (ok ? AFF_OK : AFF_UNAUTHENTICATED);
+}
+
+/* Reads the first line of path into out; AFF_OK, AFF_NOT_FOUND or
+ * AFF_UNAVAILABLE. */
+static int
+secret_read(const char *path, char *out, size_t outlen)
+{
+	char buf[AFF_WORKER_SECRET_MAX + 3];
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY)) < 0) {
+		if (errno == ENOENT)
+			return (AFF_NOT_FOUND);
+		aff_error("jobs: cannot read %s: %s", path, strerror(errno));
+		return (AFF_UNAVAILABLE);
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0) {
+		aff_error("jobs: cannot read %s: %s", path, strerror(errno));
+		return (AFF_UNAVAILABLE);
+	}
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	snprintf(out, outlen, "%s", buf);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return (AFF_OK);
+}
+
+/* Makes path with a new random secret (mode 0600) and puts it in out. */
+static int
+secret_make(const char *path, char *out, size_t outlen)
+{
+	unsigned char raw[32];
+	char hex[65];
+	int fd, rv = AFF_OK;
+
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		return (AFF_INTERNAL);
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	if (fd < 0 && errno == EEXIST) /* made meanwhile: use that one */
+		rv = secret_read(path, out, outlen);
+	else if (fd < 0 || write(fd, hex, 64) != 64 || write(fd, "\n", 1) != 1 ||
+	    fsync(fd) != 0) {
+		aff_error("jobs: cannot write %s: %s", path, strerror(errno));
+		rv = AFF_UNAVAILABLE;
+	} else
+		snprintf(out, outlen, "%s", hex);
+	if (fd >= 0)
+		close(fd);
+	OPENSSL_cleanse(raw, sizeof(raw));
+	OPENSSL_cleanse(hex, sizeof(hex));
+	return (rv);
+}
+
+int
+aff_worker_secret_load(const char *env, const char *file, const char *dir,
+    int create, char *out, size_t outlen, int *made)
+{
+	char path[1024];
+	const char *from = path;
+	size_t n;
+	int rv;
+
+	*made = 0;
+	out[0] = '\0';
+	if (env != NULL && *env != '\0') {
+		snprintf(out, outlen, "%s", env);
+		from = "AFFILIATE_WORKER_SECRET";
+		rv = strlen(env) < outlen ? AFF_OK : AFF_INVALID_ARGUMENT;
+	} else {
+		if (file != NULL && *file != '\0')
+			snprintf(path, sizeof(path), "%s", file);
+		else if (snprintf(path, sizeof(path), "%s/worker_secret",
+		             dir != NULL && *dir != '\0' ? dir : ".") >=
+		    (int)sizeof(path))
+			return (AFF_INVALID_ARGUMENT);
+		rv = secret_read(path, out, outlen);
+		if (rv == AFF_NOT_FOUND && create && (file == NULL || *file == '\0')) {
+			if ((rv = secret_make(path, out, outlen)) == AFF_OK)
+				*made = 1;
+		}
+		if (rv != AFF_OK)
+			return (rv);
+	}
+	n = strlen(out);
+	if (rv != AFF_OK || n < AFF_WORKER_SECRET_MIN || n > AFF_WORKER_SECRET_MAX) {
+		aff_error("jobs: the worker secret (%s) must be %d to %d "
+		          "characters",
+		    from, AFF_WORKER_SECRET_MIN, AFF_WORKER_SECRET_MAX);
+		OPENSSL_cleanse(out, outlen);
+		out[0] = '\0';
+		return (AFF_INVALID_ARGUMENT);
+	}
+	return (AFF_OK);
 }

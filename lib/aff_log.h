@@ -7,6 +7,8 @@
 #ifndef AFF_LOG_H
 #define AFF_LOG_H
 
+#include <stdatomic.h>
+
 enum aff_log_level {
 	AFF_LOG_DEBUG = 0,
 	AFF_LOG_INFO  = 1,
@@ -26,6 +28,20 @@ int aff_log_level_parse(const char *s);
 /* Logs one line; request_id may be NULL or "". Thread-safe. */
 void aff_log(enum aff_log_level level, const char *request_id, const char *fmt,
     ...) __attribute__((format(printf, 3, 4)));
+
+/*
+ * A rate limit for warnings a peer can cause at will (garbage on a socket,
+ * forged results): one line a second, the rest counted. Zero-initialise
+ * one per kind of warning (a static is fine). Thread-safe.
+ */
+struct aff_log_limit {
+	atomic_llong next_ms;  /* monotonic; the next line may go then */
+	atomic_int suppressed; /* dropped since the last line */
+};
+
+/* 1 when a line may be written now (*suppressed: how many were dropped
+ * since the last one, to say so in it), else 0 (counted as dropped). */
+int aff_log_limit_pass(struct aff_log_limit *l, int *suppressed);
 
 #define aff_debug(...) aff_log(AFF_LOG_DEBUG, NULL, __VA_ARGS__)
 #define aff_info(...) aff_log(AFF_LOG_INFO, NULL, __VA_ARGS__)

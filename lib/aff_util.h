@@ -5,8 +5,10 @@
 #ifndef AFF_UTIL_H
 #define AFF_UTIL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Wall-clock milliseconds since the Unix epoch: for timestamps shown to
  * people and webhook signature windows only, never for a wait (hosts'
@@ -15,6 +17,17 @@ int64_t aff_now_ms(void);
 
 /* Monotonic milliseconds, for timeouts and backoff within one process. */
 int64_t aff_mono_ms(void);
+
+/*
+ * Initialises cv so that pthread_cond_timedwait takes its deadline on
+ * CLOCK_MONOTONIC: a wait on the default clock (CLOCK_REALTIME) stalls
+ * when the wall clock steps back and ends early when it steps forward.
+ * Returns pthread_cond_init's answer.
+ */
+int aff_cond_init_monotonic(pthread_cond_t *cv);
+
+/* *ts = CLOCK_MONOTONIC now + ms: the deadline for a wait on such a cv. */
+void aff_mono_deadline(struct timespec *ts, int64_t ms);
 
 /*
  * Parses a whole decimal integer in [min, max]: no sign for unsigned use,

@@ -16,6 +16,8 @@ pkgs=(
 	faketime
 	# for the benchmarks (make bench)
 	wrk iproute2
+	# test_jobs steps the server's wall clock with libfaketime
+	faketime
 )
 for extra in "$@"; do
 	case $extra in

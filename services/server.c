@@ -15,6 +15,7 @@
 #include "aff_err.h"
 #include "aff_jobauth.h"
 #include "aff_log.h"
+#include "aff_tls.h"
 #include "aff_util.h"
 #include "aff_webhook.h"
 #include "jobs.h"
@@ -35,7 +36,7 @@ struct server {
 	struct aff_webhook_secrets secrets;
 	struct svc_app app;
 	struct auth_policy auth;
-	char worker_secret[256]; /* AFFILIATE_WORKER_SECRET; "" when none */
+	char worker_secret[256]; /* AFFILIATE_WORKER_SECRET or DATA_DIR/worker_secret */
 	rpc_server *rpc;
 };
 
@@ -189,16 +190,25 @@ server_config_load(
 		    "where workers push results (tcp://127.0.0.1:5557)" },
 		{ "job-visibility", "AFFILIATE_JOB_VISIBILITY_MS", AFF_OPT_INT,
 		    &cfg->job_visibility_ms, 0, 10, 86400000, NULL, "MS",
-		    "a job without a result by then is pushed again (10000)" },
+		    "a job's lease: without a result or heartbeat by then it is "
+		    "delivered again (10000)" },
 		{ "job-attempts", "AFFILIATE_JOB_MAX_ATTEMPTS", AFF_OPT_INT,
 		    &cfg->job_max_attempts, 0, 1, 100, NULL, "N",
 		    "deliveries before a job is dead (5)" },
 		{ "job-backoff", "AFFILIATE_JOB_BACKOFF_MS", AFF_OPT_INT,
 		    &cfg->job_backoff_ms, 0, 1, 3600000, NULL, "MS",
 		    "first retry delay after a failure, doubling (200)" },
-		{ "job-window", "AFFILIATE_JOB_WINDOW", AFF_OPT_INT,
-		    &cfg->job_window, 0, 1, 10000, NULL, "N",
-		    "jobs in flight per connected worker (16)" },
+		{ "tls-cert", "AFFILIATE_TLS_CERT", AFF_OPT_STRING, cfg->tls_cert,
+		    sizeof(cfg->tls_cert), 0, 0, NULL, "FILE",
+		    "PEM certificate of the tls+tcp:// job and result listeners "
+		    "(none)" },
+		{ "tls-key", "AFFILIATE_TLS_KEY", AFF_OPT_STRING, cfg->tls_key,
+		    sizeof(cfg->tls_key), 0, 0, NULL, "FILE",
+		    "its PEM private key (none)" },
+		{ "tls-ca", "AFFILIATE_TLS_CA", AFF_OPT_STRING, cfg->tls_ca,
+		    sizeof(cfg->tls_ca), 0, 0, NULL, "FILE",
+		    "PEM CA that signs workers' client certificates, required on "
+		    "tls+tcp:// (none)" },
 		{ "auth", "AFFILIATE_AUTH", AFF_OPT_CUSTOM, cfg, 0, 0, 0,
 		    parse_auth, "MODE",
 		    "API keys required: auto (when reachable from another host), "
@@ -260,7 +270,6 @@ server_config_load(
 	cfg->job_visibility_ms = 10000;
 	cfg->job_max_attempts = 5;
 	cfg->job_backoff_ms = 200;
-	cfg->job_window = 16;
 	snprintf(cfg->auth, sizeof(cfg->auth), "auto");
 	snprintf(cfg->rate_limit, sizeof(cfg->rate_limit), "auto");
 	snprintf(cfg->rate_limit_anon, sizeof(cfg->rate_limit_anon), "auto");
@@ -486,43 +495,38 @@ server_auth_setup(server *s)
 }
 
 /*
- * Protected mode for the job sockets: whoever reaches the results address
- * can push a JobResult, and an unsigned one would approve or reject any
- * application. So job addresses other hosts can reach need the worker
- * secret (results then carry its MAC, aff_jobauth.h), unless auth is
- * explicitly off. Loopback and ipc stay open to this host's users, as
- * the RPC listener does.
+ * The worker secret: whoever reaches the results address could otherwise
+ * push a JobResult approving or rejecting any application. So there is
+ * always one: AFFILIATE_WORKER_SECRET, or the one made at the first start
+ * in DATA_DIR/worker_secret (mode 0600), which workers on this host read
+ * with --data-dir and workers elsewhere from a copy (--worker-secret-file).
+ * Job addresses other hosts reach should also be tls+tcp:// with client
+ * certificates, so that strangers cannot take jobs (README, Security).
  */
 static int
 server_jobs_check(server *s)
 {
-	const char *env = getenv("AFFILIATE_WORKER_SECRET");
-	int exposed = !aff_url_is_local(s->cfg.jobs_url) ||
-	    !aff_url_is_local(s->cfg.results_url);
+	int made, rv;
 
-	if (env != NULL && *env != '\0' &&
-	    (strlen(env) < AFF_WORKER_SECRET_MIN ||
-	        strlen(env) >= sizeof(s->worker_secret))) {
-		aff_error("server: AFFILIATE_WORKER_SECRET must be %d to %zu "
-		          "characters",
-		    AFF_WORKER_SECRET_MIN, sizeof(s->worker_secret) - 1);
-		return (AFF_INVALID_ARGUMENT);
-	}
-	snprintf(s->worker_secret, sizeof(s->worker_secret), "%s",
-	    env != NULL ? env : "");
-	if (s->worker_secret[0] != '\0')
+	if ((rv = aff_worker_secret_load(getenv("AFFILIATE_WORKER_SECRET"), NULL,
+	         s->cfg.data_dir, 1, s->worker_secret, sizeof(s->worker_secret),
+	         &made)) != AFF_OK)
+		return (rv);
+	if (getenv("AFFILIATE_WORKER_SECRET") != NULL &&
+	    *getenv("AFFILIATE_WORKER_SECRET") != '\0')
 		aff_info("jobs: results are applied only with the MAC of "
 		         "AFFILIATE_WORKER_SECRET");
-	else if (exposed && s->auth.mode != AUTH_MODE_OFF) {
-		aff_error("server: the job addresses (%s, %s) are not loopback: "
-		          "set AFFILIATE_WORKER_SECRET, the same on every "
-		          "worker, so that only workers' results are applied "
-		          "(or AFFILIATE_AUTH=off)",
-		    s->cfg.jobs_url, s->cfg.results_url);
-		return (AFF_INVALID_ARGUMENT);
-	} else if (exposed)
-		aff_warn("server: auth OFF: the job addresses (%s, %s) take "
-		         "results from anyone who reaches them",
+	else
+		aff_info("jobs: worker secret %s %s/worker_secret (mode 0600; "
+		         "workers read it with --data-dir or --worker-secret-file)",
+		    made ? "made and kept in" : "read from", s->cfg.data_dir);
+	if ((!aff_url_is_local(s->cfg.jobs_url) &&
+	        !aff_tls_url(s->cfg.jobs_url)) ||
+	    (!aff_url_is_local(s->cfg.results_url) &&
+	        !aff_tls_url(s->cfg.results_url)))
+		aff_warn("server: the job addresses (%s, %s) are reachable from "
+		         "other hosts without tls+tcp://: anyone who reaches them "
+		         "can take jobs (results still need the worker secret)",
 		    s->cfg.jobs_url, s->cfg.results_url);
 	return (AFF_OK);
 }
@@ -563,7 +567,6 @@ server_start(const struct server_config *cfg, server **sp)
 		.max_attempts = s->cfg.job_max_attempts,
 		.backoff_ms = s->cfg.job_backoff_ms,
 		.backoff_max_ms = 60000,
-		.window = s->cfg.job_window,
 	};
 	if ((rv = aff_webhook_secrets_load(&s->secrets,
 	         getenv("AFFILIATE_WEBHOOK_SECRET"), s->cfg.data_dir, &made)) !=
@@ -605,6 +608,9 @@ server_start(const struct server_config *cfg, server **sp)
 	jc.db_path = s->cfg.db_path;
 	jc.policy = s->app.job_policy;
 	jc.secret = s->worker_secret;
+	jc.tls_cert = s->cfg.tls_cert;
+	jc.tls_key = s->cfg.tls_key;
+	jc.tls_ca = s->cfg.tls_ca;
 	if ((rv = server_jobs_check(s)) != AFF_OK ||
 	    (rv = jobs_start(&jc, &s->jobs)) != AFF_OK)
 		goto failed_jobs;

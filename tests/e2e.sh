@@ -65,7 +65,7 @@ start_server
 bridge_pid=$!
 pids+=($bridge_pid)
 "$BIN/affiliate-worker" --jobs "$jobs_url" --results "$results_url" \
-	--review-delay 10 >"$work/worker.log" 2>&1 &
+	--data-dir "$work/data" --review-delay 10 >"$work/worker.log" 2>&1 &
 worker_pid=$!
 pids+=($worker_pid)
 wait_for "$work/server.log" "server: ready" || exit 1

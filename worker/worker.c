@@ -6,25 +6,50 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
-#include <nng/protocol/pipeline0/pull.h>
 #include <nng/protocol/pipeline0/push.h>
+#include <nng/protocol/reqrep0/req.h>
 
 #include "aff_config.h"
 #include "aff_err.h"
 #include "aff_jobauth.h"
 #include "aff_log.h"
+#include "aff_tls.h"
+#include "aff_util.h"
 #include "affiliate/v1/jobs.pb-c.h"
+
+/* One worker thread: its REQ context, and the job it runs (for the
+ * heartbeats; under worker.mtx). */
+struct wslot {
+	worker *w;
+	pthread_t thread;
+	nng_ctx ctx;
+	nng_aio *aio;
+	int busy;
+	int64_t job_id;
+	char token[64];
+	int64_t lease_ms, last_beat;
+};
+
+/* How long a worker waits for the server to make its data folder's
+ * worker_secret. */
+#define SECRET_WAIT_MS 30000
 
 struct worker {
 	struct worker_config cfg;
-	nng_socket pull, push;
-	pthread_t *threads;
-	int n_started;
+	nng_socket req, push;
+	struct wslot *slots;
+	int n_slots, n_started;
 	atomic_int stopping;
 	char name[96];
+
+	pthread_mutex_t mtx; /* the slots' jobs, beat_stop */
+	pthread_cond_t cv;   /* on CLOCK_MONOTONIC */
+	pthread_t beat;
+	int beat_started, beat_stop;
 };
 
 int
@@ -39,7 +64,24 @@ worker_config_load(struct worker_config *cfg, int argc, char **argv, int *help)
 		    "the server's result address (tcp://127.0.0.1:5557)" },
 		{ "concurrency", "AFFILIATE_WORKER_CONCURRENCY", AFF_OPT_INT,
 		    &cfg->concurrency, 0, 1, 256, NULL, "N",
-		    "jobs run at once (4)" },
+		    "jobs run at once: one request for a job per free slot (4)" },
+		{ "data-dir", "AFFILIATE_DATA_DIR", AFF_OPT_STRING, cfg->data_dir,
+		    sizeof(cfg->data_dir), 0, 0, NULL, "DIR",
+		    "the server's data folder on this host, for its worker_secret "
+		    "(data)" },
+		{ "worker-secret-file", "AFFILIATE_WORKER_SECRET_FILE",
+		    AFF_OPT_STRING, cfg->secret_file, sizeof(cfg->secret_file), 0,
+		    0, NULL, "FILE",
+		    "a copy of the server's worker_secret, on other hosts (none)" },
+		{ "tls-cert", "AFFILIATE_TLS_CERT", AFF_OPT_STRING, cfg->tls_cert,
+		    sizeof(cfg->tls_cert), 0, 0, NULL, "FILE",
+		    "PEM client certificate for tls+tcp:// addresses (none)" },
+		{ "tls-key", "AFFILIATE_TLS_KEY", AFF_OPT_STRING, cfg->tls_key,
+		    sizeof(cfg->tls_key), 0, 0, NULL, "FILE",
+		    "its PEM private key (none)" },
+		{ "tls-ca", "AFFILIATE_TLS_CA", AFF_OPT_STRING, cfg->tls_ca,
+		    sizeof(cfg->tls_ca), 0, 0, NULL, "FILE",
+		    "PEM CA that signs the server's certificate (none)" },
 		{ "review-delay", "AFFILIATE_REVIEW_DELAY_MS", AFF_OPT_INT,
 		    &cfg->review_delay_ms, 0, 0, 600000, NULL, "MS",
 		    "simulated review time (50)" },
@@ -55,40 +97,59 @@ worker_config_load(struct worker_config *cfg, int argc, char **argv, int *help)
 		    "shared with the server (16+ characters): each result is "
 		    "signed with it (none)" },
 	};
-	const char *secret;
+	int made, rv;
 
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->jobs_url, sizeof(cfg->jobs_url), "tcp://127.0.0.1:5556");
 	snprintf(cfg->results_url, sizeof(cfg->results_url),
 	    "tcp://127.0.0.1:5557");
+	snprintf(cfg->data_dir, sizeof(cfg->data_dir), "data");
 	cfg->concurrency = 4;
 	cfg->review_delay_ms = 50;
 	cfg->log_level = AFF_LOG_INFO;
-	secret = getenv("AFFILIATE_WORKER_SECRET");
-	if (secret != NULL && *secret != '\0' &&
-	    (strlen(secret) < AFF_WORKER_SECRET_MIN ||
-	        strlen(secret) >= sizeof(cfg->secret))) {
-		fprintf(stderr, "affiliate-worker: AFFILIATE_WORKER_SECRET must "
-		                "be %d to %zu characters\n",
-		    AFF_WORKER_SECRET_MIN, sizeof(cfg->secret) - 1);
-		return (AFF_INVALID_ARGUMENT);
+	if ((rv = aff_config_load("affiliate-worker", opts,
+	         sizeof(opts) / sizeof(opts[0]), argc, argv, help)) != AFF_OK ||
+	    *help)
+		return (rv);
+	/*
+	 * Always a secret: the server applies nothing unsigned. A worker
+	 * started with the server (make run) may look before the server's
+	 * first start has made DATA_DIR/worker_secret (or even the folder):
+	 * it waits for it a while. A --worker-secret-file must be there.
+	 */
+	for (int waited = 0;; waited += 100) {
+		rv = aff_worker_secret_load(getenv("AFFILIATE_WORKER_SECRET"),
+		    cfg->secret_file, cfg->data_dir, 0, cfg->secret,
+		    sizeof(cfg->secret), &made);
+		if (rv != AFF_NOT_FOUND || cfg->secret_file[0] != '\0' ||
+		    waited >= SECRET_WAIT_MS)
+			break;
+		if (waited == 0)
+			aff_info("worker: waiting for %s/worker_secret (the server "
+			         "makes it at its first start)",
+			    cfg->data_dir);
+		usleep(100 * 1000);
 	}
-	snprintf(cfg->secret, sizeof(cfg->secret), "%s",
-	    secret != NULL ? secret : "");
-	return (aff_config_load("affiliate-worker", opts,
-	    sizeof(opts) / sizeof(opts[0]), argc, argv, help));
+	if (rv == AFF_NOT_FOUND)
+		aff_error("worker: no worker secret: set AFFILIATE_WORKER_SECRET, "
+		          "--worker-secret-file, or --data-dir to the server's "
+		          "data folder (%s/worker_secret does not exist)",
+		    cfg->data_dir);
+	return (rv);
 }
 
 uint8_t *
 worker_run_job(const struct worker_config *cfg, const char *name,
-    const void *msg, size_t len, size_t *outlen)
+    const void *msg, size_t len, size_t *outlen,
+    void (*started)(void *arg, const Affiliate__V1__Job *job),
+    void (*done)(void *arg), void *arg)
 {
 	Affiliate__V1__JobResult res = AFFILIATE__V1__JOB_RESULT__INIT;
 	Affiliate__V1__Job *job;
 	const struct worker_handler *h = NULL;
-	uint8_t *payload = NULL, *out;
-	size_t plen = 0;
-	char err[256] = "", mac[65];
+	uint8_t *payload = NULL, *packed, *out = NULL;
+	size_t plen = 0, rlen;
+	char err[256] = "";
 	int rv;
 
 	if ((job = affiliate__v1__job__unpack(NULL, len, msg)) == NULL) {
@@ -100,12 +161,16 @@ worker_run_job(const struct worker_config *cfg, const char *name,
 	for (size_t i = 0; i < worker_handler_count; i++)
 		if (strcmp(worker_handlers[i].kind, job->kind) == 0)
 			h = &worker_handlers[i];
+	if (started != NULL)
+		started(arg, job);
 	if (h == NULL) {
 		snprintf(err, sizeof(err), "no handler for job kind '%.64s'",
 		    job->kind);
 		rv = AFF_UNIMPLEMENTED;
 	} else
 		rv = h->run(cfg, &job->payload, &payload, &plen, err, sizeof(err));
+	if (done != NULL)
+		done(arg);
 	res.job_id = job->id;
 	res.attempt = job->attempt;
 	res.ok = rv == AFF_OK;
@@ -113,18 +178,20 @@ worker_run_job(const struct worker_config *cfg, const char *name,
 	res.worker = (char *)name;
 	res.payload.data = payload;
 	res.payload.len = plen;
-	if (cfg->secret[0] != '\0' &&
-	    aff_job_result_sign(cfg->secret, &res, mac) != AFF_OK) {
-		aff_error("worker: cannot sign the result of job %lld",
-		    (long long)job->id);
-		free(payload);
-		affiliate__v1__job__free_unpacked(job, NULL);
-		return (NULL);
+	res.token = job->token;
+	rlen = affiliate__v1__job_result__get_packed_size(&res);
+	if ((packed = malloc(rlen > 0 ? rlen : 1)) != NULL) {
+		affiliate__v1__job_result__pack(&res, packed);
+		/* The MAC covers these very bytes (aff_jobauth.h). */
+		if (aff_job_report_pack(cfg->secret, AFF_JOB_REPORT_RESULT, packed,
+		        rlen, &out, outlen) != AFF_OK)
+			out = NULL;
+		free(packed);
 	}
-	*outlen = affiliate__v1__job_result__get_packed_size(&res);
-	if ((out = malloc(*outlen > 0 ? *outlen : 1)) != NULL)
-		affiliate__v1__job_result__pack(&res, out);
-	if (rv != AFF_OK)
+	if (out == NULL)
+		aff_error("worker: cannot make the result of job %lld",
+		    (long long)job->id);
+	else if (rv != AFF_OK)
 		aff_warn("worker: job %lld (%s, attempt %d) failed: %s",
 		    (long long)job->id, job->kind, job->attempt, err);
 	else
@@ -135,28 +202,162 @@ worker_run_job(const struct worker_config *cfg, const char *name,
 	return (out);
 }
 
+static void
+slot_started(void *arg, const Affiliate__V1__Job *job)
+{
+	struct wslot *sl = arg;
+
+	pthread_mutex_lock(&sl->w->mtx);
+	sl->busy = 1;
+	sl->job_id = job->id;
+	snprintf(sl->token, sizeof(sl->token), "%s", job->token);
+	sl->lease_ms = job->lease_ms;
+	sl->last_beat = aff_mono_ms();
+	pthread_mutex_unlock(&sl->w->mtx);
+}
+
+static void
+slot_done(void *arg)
+{
+	struct wslot *sl = arg;
+
+	pthread_mutex_lock(&sl->w->mtx);
+	sl->busy = 0;
+	pthread_mutex_unlock(&sl->w->mtx);
+}
+
+/* Sends one heartbeat for job_id's lease token. */
+static void
+beat_send(worker *w, int64_t job_id, const char *token)
+{
+	Affiliate__V1__JobHeartbeat hb = AFFILIATE__V1__JOB_HEARTBEAT__INIT;
+	uint8_t body[128], *out;
+	size_t len, outlen;
+	int rv;
+
+	hb.job_id = job_id;
+	hb.token = (char *)token;
+	if ((len = affiliate__v1__job_heartbeat__get_packed_size(&hb)) >
+	    sizeof(body))
+		return;
+	affiliate__v1__job_heartbeat__pack(&hb, body);
+	if (aff_job_report_pack(w->cfg.secret, AFF_JOB_REPORT_HEARTBEAT, body,
+	        len, &out, &outlen) != AFF_OK)
+		return;
+	/* Blocking (up to the send timeout): with no send buffer, a
+	 * non-blocking send fails while the previous message is going. */
+	if ((rv = nng_send(w->push, out, outlen, 0)) != 0)
+		aff_warn("worker: cannot send a heartbeat for job %lld: %s",
+		    (long long)job_id, nng_strerror(rv));
+	free(out);
+}
+
+/*
+ * The heartbeat thread: every job that has run for a third of its lease
+ * since its last heartbeat gets another, so that a slow review keeps its
+ * lease while a dead worker's lapses. Times are monotonic.
+ */
+static void *
+beat_main(void *arg)
+{
+	worker *w = arg;
+	struct timespec ts;
+	struct {
+		int64_t id;
+		char token[64];
+	} due[64];
+	int n;
+
+	pthread_mutex_lock(&w->mtx);
+	while (!w->beat_stop) {
+		int64_t now = aff_mono_ms(), wait = 100;
+		n = 0;
+		for (int i = 0; i < w->n_slots; i++) {
+			struct wslot *sl = &w->slots[i];
+			int64_t every = sl->lease_ms / 3 > 10 ? sl->lease_ms / 3 : 10;
+			if (!sl->busy || sl->lease_ms <= 0)
+				continue;
+			if (now - sl->last_beat >= every && n < 64) {
+				due[n].id = sl->job_id;
+				memcpy(due[n].token, sl->token, sizeof(due[n].token));
+				n++;
+				sl->last_beat = now;
+			}
+			if (every / 2 < wait)
+				wait = every / 2 > 5 ? every / 2 : 5;
+		}
+		if (n > 0) {
+			pthread_mutex_unlock(&w->mtx);
+			for (int i = 0; i < n; i++)
+				beat_send(w, due[i].id, due[i].token);
+			pthread_mutex_lock(&w->mtx);
+			continue;
+		}
+		aff_mono_deadline(&ts, wait);
+		pthread_cond_timedwait(&w->cv, &w->mtx, &ts);
+	}
+	pthread_mutex_unlock(&w->mtx);
+	return (NULL);
+}
+
+/* Asks for one job on sl's context and waits for it. AFF_OK with *m set,
+ * AFF_UNAVAILABLE (ask again: the connection was lost), AFF_ABORTED (the
+ * worker is stopping). */
+static int
+ask_for_job(struct wslot *sl, nng_msg **m)
+{
+	Affiliate__V1__JobRequest rq = AFFILIATE__V1__JOB_REQUEST__INIT;
+	nng_msg *req;
+	int rv;
+
+	rq.worker = sl->w->name;
+	if (nng_msg_alloc(&req, affiliate__v1__job_request__get_packed_size(&rq)) !=
+	    0)
+		return (AFF_UNAVAILABLE);
+	affiliate__v1__job_request__pack(&rq, nng_msg_body(req));
+	nng_aio_set_msg(sl->aio, req);
+	nng_ctx_send(sl->ctx, sl->aio);
+	nng_aio_wait(sl->aio);
+	if ((rv = nng_aio_result(sl->aio)) != 0) {
+		nng_msg_free(nng_aio_get_msg(sl->aio));
+		return (rv == NNG_ECLOSED ? AFF_ABORTED : AFF_UNAVAILABLE);
+	}
+	/* No timeout: the request waits at the server until a job is due.
+	 * A lost connection ends it (NNG_ECONNRESET: no resend, see
+	 * worker_start), and the request is made again. */
+	nng_ctx_recv(sl->ctx, sl->aio);
+	nng_aio_wait(sl->aio);
+	if ((rv = nng_aio_result(sl->aio)) != 0)
+		return (rv == NNG_ECLOSED ? AFF_ABORTED : AFF_UNAVAILABLE);
+	*m = nng_aio_get_msg(sl->aio);
+	return (AFF_OK);
+}
+
 static void *
 worker_main(void *arg)
 {
-	worker *w = arg;
+	struct wslot *sl = arg;
+	worker *w = sl->w;
 	nng_msg *m;
 	uint8_t *out;
 	size_t outlen;
 	int rv;
 
 	while (!atomic_load(&w->stopping)) {
-		if ((rv = nng_recvmsg(w->pull, &m, 0)) != 0) {
-			if (rv == NNG_ECLOSED)
-				break;
-			continue; /* timed out: look at the stop flag */
+		if ((rv = ask_for_job(sl, &m)) == AFF_ABORTED)
+			break;
+		if (rv != AFF_OK) {
+			struct timespec ts = { 0, 20 * 1000000L };
+			nanosleep(&ts, NULL); /* no busy loop while reconnecting */
+			continue;
 		}
 		out = worker_run_job(&w->cfg, w->name, nng_msg_body(m),
-		    nng_msg_len(m), &outlen);
+		    nng_msg_len(m), &outlen, slot_started, slot_done, sl);
 		nng_msg_free(m);
 		if (out == NULL)
 			continue;
-		/* A result that cannot be sent is not lost: the server pushes
-		 * the job again after its visibility timeout. */
+		/* A result that cannot be sent is not lost: the server delivers
+		 * the job again after its lease. */
 		if ((rv = nng_send(w->push, out, outlen, 0)) != 0)
 			aff_warn("worker: cannot send a result: %s", nng_strerror(rv));
 		free(out);
@@ -164,19 +365,10 @@ worker_main(void *arg)
 	return (NULL);
 }
 
-static int
-dial(nng_socket s, const char *url)
-{
-	int rv = nng_dial(s, url, NULL, NNG_FLAG_NONBLOCK);
-
-	if (rv != 0)
-		aff_error("worker: cannot use %s: %s", url, nng_strerror(rv));
-	return (rv == 0 ? AFF_OK : AFF_INVALID_ARGUMENT);
-}
-
 int
 worker_start(const struct worker_config *cfg, worker **wp)
 {
+	struct aff_tls_files tls = { cfg->tls_cert, cfg->tls_key, cfg->tls_ca };
 	char host[64] = "?";
 	worker *w;
 	int rv;
@@ -185,34 +377,54 @@ worker_start(const struct worker_config *cfg, worker **wp)
 		return (AFF_RESOURCE_EXHAUSTED);
 	w->cfg = *cfg;
 	atomic_init(&w->stopping, 0);
+	pthread_mutex_init(&w->mtx, NULL);
+	aff_cond_init_monotonic(&w->cv);
 	gethostname(host, sizeof(host) - 1);
 	snprintf(w->name, sizeof(w->name), "%s:%d", host, (int)getpid());
-	if (nng_pull0_open(&w->pull) != 0 || nng_push0_open(&w->push) != 0) {
+	if (nng_req0_open(&w->req) != 0 || nng_push0_open(&w->push) != 0) {
 		rv = AFF_INTERNAL;
 		goto failed;
 	}
-	nng_socket_set_size(w->pull, NNG_OPT_RECVMAXSZ, 1 << 20);
-	nng_socket_set_ms(w->pull, NNG_OPT_RECVTIMEO, 200);
+	nng_socket_set_size(w->req, NNG_OPT_RECVMAXSZ, 1 << 20);
+	/* Never resend a request: one that waits at the server is credit
+	 * for one job, and a second copy would be answered with a job this
+	 * worker drops. A lost connection fails it instead; it is made again. */
+	nng_socket_set_ms(w->req, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	nng_socket_set_ms(w->push, NNG_OPT_SENDTIMEO, 5000);
-	nng_socket_set_ms(w->pull, NNG_OPT_RECONNMINT, 50);
-	nng_socket_set_ms(w->pull, NNG_OPT_RECONNMAXT, 1000);
+	nng_socket_set_ms(w->req, NNG_OPT_RECONNMINT, 50);
+	nng_socket_set_ms(w->req, NNG_OPT_RECONNMAXT, 1000);
 	nng_socket_set_ms(w->push, NNG_OPT_RECONNMINT, 50);
 	nng_socket_set_ms(w->push, NNG_OPT_RECONNMAXT, 1000);
-	if ((rv = dial(w->push, cfg->results_url)) != AFF_OK ||
-	    (rv = dial(w->pull, cfg->jobs_url)) != AFF_OK)
+	if ((rv = aff_tls_dial(w->push, cfg->results_url, &tls, "worker")) !=
+	        AFF_OK ||
+	    (rv = aff_tls_dial(w->req, cfg->jobs_url, &tls, "worker")) != AFF_OK)
 		goto failed;
-	if ((w->threads = calloc((size_t)cfg->concurrency, sizeof(pthread_t))) ==
+	if ((w->slots = calloc((size_t)cfg->concurrency, sizeof(*w->slots))) ==
 	    NULL) {
 		rv = AFF_RESOURCE_EXHAUSTED;
 		goto failed;
 	}
-	for (; w->n_started < cfg->concurrency; w->n_started++)
-		if (pthread_create(&w->threads[w->n_started], NULL, worker_main,
-		        w) != 0) {
+	for (; w->n_slots < cfg->concurrency; w->n_slots++) {
+		struct wslot *sl = &w->slots[w->n_slots];
+		sl->w = w;
+		if (nng_ctx_open(&sl->ctx, w->req) != 0 ||
+		    nng_aio_alloc(&sl->aio, NULL, NULL) != 0) {
 			rv = AFF_RESOURCE_EXHAUSTED;
 			goto failed;
 		}
-	aff_info("worker: %s pulling %s, pushing %s (%d at once, review "
+	}
+	if (pthread_create(&w->beat, NULL, beat_main, w) != 0) {
+		rv = AFF_RESOURCE_EXHAUSTED;
+		goto failed;
+	}
+	w->beat_started = 1;
+	for (; w->n_started < cfg->concurrency; w->n_started++)
+		if (pthread_create(&w->slots[w->n_started].thread, NULL,
+		        worker_main, &w->slots[w->n_started]) != 0) {
+			rv = AFF_RESOURCE_EXHAUSTED;
+			goto failed;
+		}
+	aff_info("worker: %s asking %s, pushing %s (%d at once, review "
 	         "delay %d ms)",
 	    w->name, cfg->jobs_url, cfg->results_url, cfg->concurrency,
 	    cfg->review_delay_ms);
@@ -229,10 +441,22 @@ worker_stop(worker *w)
 	if (w == NULL)
 		return;
 	atomic_store(&w->stopping, 1);
+	/* Closing REQ ends every wait for a job (NNG_ECLOSED); threads with
+	 * a job in hand finish it and push its result first. */
+	nng_close(w->req);
 	for (int i = 0; i < w->n_started; i++)
-		pthread_join(w->threads[i], NULL);
-	nng_close(w->pull);
+		pthread_join(w->slots[i].thread, NULL);
+	pthread_mutex_lock(&w->mtx);
+	w->beat_stop = 1;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mtx);
+	if (w->beat_started)
+		pthread_join(w->beat, NULL);
 	nng_close(w->push);
-	free(w->threads);
+	for (int i = 0; i < w->n_slots; i++)
+		nng_aio_free(w->slots[i].aio);
+	free(w->slots);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mtx);
 	free(w);
 }

@@ -1,8 +1,10 @@
 /*
- * worker.h - affiliate-worker as a library: pull jobs from the server, run
- * the handler for each job's kind, push the result back. Stateless: it
- * never opens the database, so it runs on any host that reaches the
- * server's job and result addresses.
+ * worker.h - affiliate-worker as a library: ask the server for a job
+ * whenever a slot is free, run the handler for its kind, push the result
+ * back (proto/affiliate/v1/jobs.proto). While a job runs longer than a
+ * third of its lease, heartbeats keep the lease alive. Stateless: it never
+ * opens the database, so it runs on any host that reaches the server's
+ * job and result addresses.
  */
 #ifndef WORKER_H
 #define WORKER_H
@@ -12,6 +14,8 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "affiliate/v1/jobs.pb-c.h"
+
 struct worker_config {
 	char jobs_url[256];     /* --jobs, AFFILIATE_JOBS_URL */
 	char results_url[256];  /* --results, AFFILIATE_RESULTS_URL */
@@ -19,11 +23,21 @@ struct worker_config {
 	int review_delay_ms;    /* --review-delay, AFFILIATE_REVIEW_DELAY_MS */
 	int fail_percent;       /* --fail-percent, AFFILIATE_REVIEW_FAIL_PERCENT */
 	int log_level;          /* --log-level, AFFILIATE_LOG_LEVEL */
+	char data_dir[512];     /* --data-dir, AFFILIATE_DATA_DIR: where the
+	                           server on this host keeps worker_secret */
+	char secret_file[512];  /* --worker-secret-file, AFFILIATE_WORKER_SECRET_FILE */
+	char tls_cert[512];     /* --tls-cert, AFFILIATE_TLS_CERT: client
+	                           certificate for tls+tcp:// */
+	char tls_key[512];      /* --tls-key, AFFILIATE_TLS_KEY */
+	char tls_ca[512];       /* --tls-ca, AFFILIATE_TLS_CA: signs the server's */
 	char secret[256];       /* AFFILIATE_WORKER_SECRET (the environment
-	                           only: argv is visible to every user): signs
-	                           each result (aff_jobauth.h); "" = none */
+	                           only: argv is visible to every user), else
+	                           read from secret_file or data_dir: signs
+	                           what the worker pushes (aff_jobauth.h) */
 };
 
+/* Reads options, the environment and the worker secret. AFF_OK, or an
+ * error after saying why on stderr. */
 int worker_config_load(struct worker_config *cfg, int argc, char **argv,
     int *help);
 
@@ -45,13 +59,17 @@ extern const struct worker_handler worker_handlers[];
 extern const size_t worker_handler_count;
 
 /*
- * Runs one job message (as received) and returns the packed JobResult
- * (naming this worker name) to
- * push (malloc'd, *len set), or NULL when the bytes are not a Job (logged,
- * dropped: there is no job id to answer).
+ * Runs one job message (as received) and returns the packed JobReport
+ * carrying its JobResult (naming this worker name), signed with the
+ * secret, to push (malloc'd, *outlen set); NULL when the bytes are not a
+ * Job (logged, dropped: there is no job to answer). started(arg, job),
+ * when not NULL, is called before the handler runs and done(arg) after
+ * (the worker's heartbeats for the job run in between).
  */
 uint8_t *worker_run_job(const struct worker_config *cfg, const char *name,
-    const void *msg, size_t len, size_t *outlen);
+    const void *msg, size_t len, size_t *outlen,
+    void (*started)(void *arg, const Affiliate__V1__Job *job),
+    void (*done)(void *arg), void *arg);
 
 typedef struct worker worker;
 

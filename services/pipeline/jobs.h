@@ -1,14 +1,23 @@
 /*
  * jobs.h - the job pipeline's server side: the outbox (the jobs table) is
- * pushed to workers over NNG PUSH, and their results come back on an NNG
- * PULL socket and are applied to the store, once each.
+ * handed to workers over NNG REQ/REP, and their results come back on an
+ * NNG PULL socket and are applied to the store, once each
+ * (proto/affiliate/v1/jobs.proto describes the exchange).
  *
- * Delivery is at least once. A job is claimed (in flight until a
- * visibility timeout) before it is pushed; a job whose result has not come
- * back by then is claimed and pushed again. Nothing is pushed while no
- * worker is connected, so jobs wait in the table, not in a socket buffer
- * that a crash would lose. At start, jobs left in flight by a previous run
- * are due at once.
+ * Credit-based: a worker asks for a job (one request per free slot), the
+ * request waits here until a job is due, and only then is a job claimed
+ * and sent in answer. So a job goes only to a worker that starts it at
+ * once; no job waits in a socket buffer while its lease runs, and time
+ * queued is never an attempt. A claimed job holds a lease (the visibility
+ * timeout) that the worker's heartbeats extend while it works; a job
+ * whose lease lapses (its worker died or never answers) is delivered
+ * again, and that counts as an attempt. At start, jobs left in flight by
+ * a previous run are due at once.
+ *
+ * Results and heartbeats are applied only with the worker secret's MAC
+ * over the bytes as received (aff_jobauth.h) and only for a delivery the
+ * server made (its lease token). What fails either is dropped and
+ * counted, with at most one warning a second.
  */
 #ifndef JOBS_H
 #define JOBS_H
@@ -16,23 +25,32 @@
 #include "store.h"
 
 struct jobs_config {
-	const char *jobs_url;    /* PUSH, workers dial it */
-	const char *results_url; /* PULL, workers dial it */
+	const char *jobs_url;    /* REP, workers dial it with REQ */
+	const char *results_url; /* PULL, workers dial it with PUSH */
 	const char *db_path;
 	struct store_job_policy policy;
-	int batch;               /* jobs claimed per round; 0 = 64 */
+	int batch;               /* most jobs claimed per round; 0 = 64 */
 	int tick_ms;             /* how often due jobs are looked for; 0 = 50 */
-	const char *secret;      /* AFFILIATE_WORKER_SECRET: results must carry
-	                            its MAC (aff_jobauth.h); NULL or "" when
-	                            none is set (loopback or ipc only, see
-	                            server.c) */
+	const char *secret;      /* the worker secret (aff_jobauth.h) */
+	/* tls+tcp:// listeners: this server's certificate and key, and the
+	 * CA that signs workers' client certificates (required). NULL or ""
+	 * when the addresses are not tls+tcp://. */
+	const char *tls_cert, *tls_key, *tls_ca;
 };
 
 typedef struct jobs jobs;
 
+/* What the result applier refused since the start. */
+struct jobs_stats {
+	long long garbage;         /* not a JobReport, or a body that is not one */
+	long long unauthenticated; /* no valid MAC */
+	long long foreign;         /* a token of no delivery the server made */
+	long long stale;           /* duplicates, heartbeats of past leases */
+};
+
 /* Binds both sockets and starts the dispatcher and the result applier,
  * each with its own store connection. AFF_OK, AFF_INVALID_ARGUMENT (bad
- * URL), AFF_UNAVAILABLE (cannot bind or open the store). */
+ * URL or TLS files), AFF_UNAVAILABLE (cannot bind or open the store). */
 int jobs_start(const struct jobs_config *cfg, jobs **jp);
 
 /* Stops both threads and closes the sockets; jobs in flight stay in the
@@ -41,5 +59,7 @@ void jobs_stop(jobs *j);
 
 /* Says new jobs are waiting: the dispatcher runs now, not at its tick. */
 void jobs_notify(jobs *j);
+
+void jobs_stats_get(jobs *j, struct jobs_stats *st);
 
 #endif /* JOBS_H */

@@ -8,6 +8,7 @@
 
 #include "aff_err.h"
 #include "aff_log.h"
+#include "aff_util.h"
 #include "store.h"
 
 #define SYNC_BATCH 500
@@ -90,10 +91,9 @@ sync_main(void *arg)
 	struct timespec ts;
 
 	for (;;) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += SYNC_TICK_MS * 1000000L;
-		ts.tv_sec += ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
+		/* Monotonic (see aff_cond_init_monotonic): a wall-clock step
+		 * must neither stall the sync nor make it spin. */
+		aff_mono_deadline(&ts, SYNC_TICK_MS);
 		pthread_mutex_lock(&os->mtx);
 		while (!os->stopping)
 			if (pthread_cond_timedwait(&os->cv, &os->mtx, &ts) ==
@@ -119,7 +119,7 @@ order_sync_start(const char *db_path, const struct cache_opts *co,
 	if ((os = calloc(1, sizeof(*os))) == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);
 	pthread_mutex_init(&os->mtx, NULL);
-	pthread_cond_init(&os->cv, NULL);
+	aff_cond_init_monotonic(&os->cv);
 	*sp = os;
 	if (co->host == NULL || co->host[0] == '\0')
 		return (AFF_OK);

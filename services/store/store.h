@@ -45,15 +45,21 @@ struct store_job {
 	int attempt;        /* 1 for the first delivery */
 	const uint8_t *payload;
 	size_t payload_len;
+	const char *token;  /* this delivery's lease token (32 hex) */
 };
 
-/* How jobs are retried. */
+/*
+ * How jobs are retried. Every time the job functions take (now_ms, due
+ * and lease deadlines) is on the server's monotonic clock (aff_mono_ms):
+ * a lease never follows a wall-clock step. Such times mean nothing to
+ * another boot, so jobs_resume rebases them at every start.
+ */
 struct store_job_policy {
-	int64_t visibility_ms;  /* no result by then: deliver again */
+	int64_t visibility_ms;  /* the lease: no result nor heartbeat by then,
+	                           deliver again */
 	int max_attempts;       /* deliveries before the job is dead */
 	int64_t backoff_ms;     /* a failure waits backoff * 2^(attempt-1) */
 	int64_t backoff_max_ms;
-	int window;             /* jobs in flight per connected worker */
 };
 
 /* An order as a partner reports it (validated by the caller). */
@@ -175,36 +181,44 @@ struct store_ops {
 
 	/*
 	 * Claims up to max jobs that are due: queued ones whose time has
-	 * come and in-flight ones whose visibility timeout has passed. Each
-	 * is marked in flight until now + visibility and its attempt counted.
-	 * In-flight jobs out of attempts become dead instead (and their
-	 * application rejected).
+	 * come and in-flight ones whose lease has lapsed. Each is marked in
+	 * flight until now + visibility, its attempt counted, and given a new
+	 * random lease token (the one before is kept: a late result of the
+	 * delivery before still counts). In-flight jobs out of attempts
+	 * become dead instead (and their application rejected).
 	 */
 	int (*jobs_claim)(store *s, int64_t now_ms,
 	    const struct store_job_policy *p, int max, aff_arena *a,
 	    struct store_job **out, size_t *n);
 
-	/* Gives claimed jobs back, due now (they could not be sent), in one
-	 * transaction. */
+	/* Gives claimed jobs back, due now, their attempt uncounted (they
+	 * could not be sent), in one transaction. */
 	int (*jobs_unclaim)(store *s, const struct store_job *jobs, size_t n);
 
 	/*
-	 * Applies a job's result, once: AFF_OK when applied, AFF_ALREADY_EXISTS
-	 * when the job was already finished or the result is stale (a
-	 * duplicate: nothing changes), AFF_NOT_FOUND for an unknown job,
-	 * AFF_INVALID_ARGUMENT for a result payload that does not parse. A
-	 * failure is retried after the backoff, or makes the job dead and
-	 * rejects the application when attempts are spent.
+	 * Applies a job's result, once: AFF_OK when applied; AFF_ALREADY_EXISTS
+	 * when the job was already finished or the result is stale (a failure
+	 * from a delivery that is no longer the current one: nothing
+	 * changes); AFF_PERMISSION_DENIED when its token names no delivery of
+	 * the job (neither the current lease nor the one before); AFF_NOT_FOUND
+	 * for an unknown job; AFF_INVALID_ARGUMENT for a result payload that
+	 * does not parse. A success is applied from the current or the
+	 * previous delivery. A failure is retried after the backoff, or makes
+	 * the job dead and rejects the application when attempts are spent.
 	 */
 	int (*job_finish)(store *s, const struct Affiliate__V1__JobResult *r,
 	    int64_t now_ms, const struct store_job_policy *p);
 
-	/* At start: in-flight jobs (their results may never come) are due
-	 * now. *n is how many. */
-	int (*jobs_resume)(store *s, int64_t now_ms, int *n);
+	/* A heartbeat: the lease of the delivery named by token runs until
+	 * now + visibility. AFF_OK, or AFF_NOT_FOUND when that delivery is
+	 * not the job's current one in flight (nothing changes). */
+	int (*job_extend)(store *s, int64_t job_id, const char *token,
+	    int64_t now_ms, const struct store_job_policy *p);
 
-	/* Jobs in flight whose visibility timeout has not passed. */
-	int (*jobs_inflight)(store *s, int64_t now_ms, int64_t *n);
+	/* At start: jobs queued or in flight are due now (a result may never
+	 * come for those in flight, and due times of an earlier run are on
+	 * another monotonic clock). *n is how many were in flight. */
+	int (*jobs_resume)(store *s, int64_t now_ms, int *n);
 
 	/*
 	 * Stores a reported order, once: new (created), the same again

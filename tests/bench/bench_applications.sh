@@ -79,7 +79,7 @@ run() {
 		start "${dir#"$work"/}/worker-$i" "$BIN/affiliate-worker" \
 			--jobs "ipc://$dir/jobs.sock" \
 			--results "ipc://$dir/results.sock" \
-			--review-delay 0 --log-level warn
+			--data-dir "$dir/data" --review-delay 0 --log-level warn
 	done
 	# Workers dial in the background and say nothing at warn level:
 	# give them a moment, so the first jobs do not all go to one.

@@ -87,7 +87,8 @@ fs_worker_start(struct fs_stack *s, int i)
 {
 	char log[700], delay[16];
 	const char *args[] = { "--jobs", s->jobs_url, "--results",
-		s->results_url, "--review-delay", delay, "--concurrency", "4",
+		s->results_url, "--data-dir", s->dir, "--review-delay", delay,
+		"--concurrency", "4",
 		"--log-level", "warn", NULL };
 
 	snprintf(delay, sizeof(delay), "%d", s->review_ms > 0 ? s->review_ms : 20);

@@ -16,7 +16,7 @@ fuzz_one(const uint8_t *data, size_t len)
 	size_t outlen;
 
 	aff_log_set_level(AFF_LOG_ERROR + 1);
-	out = worker_run_job(&cfg, "fuzz", data, len, &outlen);
+	out = worker_run_job(&cfg, "fuzz", data, len, &outlen, NULL, NULL, NULL);
 	free(out);
 	return (0);
 }

@@ -2,18 +2,22 @@
  * test_lib.c - the shared library's pieces: status names, strict number
  * parsing, the per-call arena and descriptor-driven JSON.
  */
+#include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "aff_arena.h"
 #include "aff_err.h"
 #include "aff_json.h"
+#include "aff_log.h"
 #include "aff_util.h"
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "affiliate/v1/health.pb-c.h"
@@ -187,6 +191,97 @@ test_request_ids_are_32_hex_and_differ(void **state)
 	assert_string_not_equal(a, b);
 }
 
+/* What aff_log writes for one call, read back from a temporary stderr. */
+static char *
+log_line(const char *fmt, const char *arg)
+{
+	char path[] = "/tmp/aff-lib-log-XXXXXX", *buf;
+	FILE *f;
+	long len;
+	int fd, saved;
+
+	assert_true((fd = mkstemp(path)) >= 0);
+	saved = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	aff_log(AFF_LOG_ERROR, NULL, fmt, arg);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	close(fd);
+	assert_non_null(f = fopen(path, "r"));
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	rewind(f);
+	assert_non_null(buf = calloc(1, (size_t)len + 1));
+	assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	unlink(path);
+	return (buf);
+}
+
+static void
+test_the_log_escapes_every_byte_outside_printable_ascii(void **state)
+{
+	char *line;
+
+	(void)state;
+	/* A worker name as a peer may send it: UTF-8, a stray 0xff, a
+	 * terminal escape, a line break, a backslash. */
+	line = log_line("from %s!", "w\xc3\xa9\xff\x1b[31m\nX\\y");
+	assert_non_null(strstr(line,
+	    "from w\\xc3\\xa9\\xff\\x1b[31m\\x0aX\\x5cy!\n"));
+	/* One line, nothing else escaped, nothing left raw. */
+	assert_ptr_equal(strchr(line, '\n'), line + strlen(line) - 1);
+	for (const char *c = line; *c != '\0'; c++)
+		assert_true(*c == '\n' || (*c >= 0x20 && *c < 0x7f));
+	free(line);
+}
+
+static void
+test_a_rate_limited_warning_passes_once_a_second_and_counts_the_rest(
+    void **state)
+{
+	static struct aff_log_limit lim;
+	int passed = 0, suppressed = -1;
+
+	(void)state;
+	for (int i = 0; i < 1000; i++)
+		passed += aff_log_limit_pass(&lim, &suppressed);
+	assert_int_equal(passed, 1);
+	assert_int_equal(suppressed, 0);
+	usleep(1100 * 1000);
+	assert_int_equal(aff_log_limit_pass(&lim, &suppressed), 1);
+	assert_int_equal(suppressed, 999);
+	assert_int_equal(aff_log_limit_pass(&lim, &suppressed), 0);
+}
+
+static void
+test_a_monotonic_wait_lasts_its_timeout(void **state)
+{
+	pthread_mutex_t mtx = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cv;
+	struct timespec ts;
+	int64_t t0, waited;
+
+	(void)state;
+	/* The deadline is on CLOCK_MONOTONIC (seconds since boot); a wait on
+	 * the default clock would take it as a date in 1970 and return at
+	 * once, and any wall-clock step would move it. */
+	assert_int_equal(aff_cond_init_monotonic(&cv), 0);
+	t0 = aff_mono_ms();
+	aff_mono_deadline(&ts, 150);
+	pthread_mutex_lock(&mtx);
+	while (pthread_cond_timedwait(&cv, &mtx, &ts) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&mtx);
+	waited = aff_mono_ms() - t0;
+	assert_true(waited >= 149);
+	assert_true(waited < 2000);
+	/* Deadlines carry over whole seconds. */
+	aff_mono_deadline(&ts, 1999);
+	assert_true(ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000L);
+	pthread_cond_destroy(&cv);
+}
+
 int
 main(void)
 {
@@ -198,6 +293,11 @@ main(void)
 		cmocka_unit_test(
 		    test_the_writer_renders_numbers_money_and_escapes_exactly),
 		cmocka_unit_test(test_request_ids_are_32_hex_and_differ),
+		cmocka_unit_test(
+		    test_the_log_escapes_every_byte_outside_printable_ascii),
+		cmocka_unit_test(
+		    test_a_rate_limited_warning_passes_once_a_second_and_counts_the_rest),
+		cmocka_unit_test(test_a_monotonic_wait_lasts_its_timeout),
 	};
 
 	return (cmocka_run_group_tests_name("lib", tests, NULL, NULL));

@@ -500,7 +500,7 @@ main(void)
 		snprintf(log, sizeof(log), "%s/%s.log", dir, procs[w].name);
 		procs[w].pid = tu_spawn("affiliate-worker",
 		    (const char *[]){ "--jobs", jobs, "--results", results,
-		        "--review-delay", "20", NULL },
+		        "--data-dir", data, "--review-delay", "20", NULL },
 		    log);
 	}
 	if (soak_wait_ready(s.port) != 0 || soak_seed(&s, db, seconds, rate) != 0) {

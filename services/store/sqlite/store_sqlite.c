@@ -56,7 +56,7 @@ enum {
 	ST_JOB_DEAD,
 	ST_JOB_RETRY,
 	ST_JOBS_RESUME,
-	ST_JOBS_INFLIGHT,
+	ST_JOB_EXTEND,
 	ST_ORDER_GET,
 	ST_ORDER_INSERT,
 	ST_ORDER_MOVE,
@@ -152,21 +152,24 @@ static const char *const stmt_sql[ST_COUNT] = {
 	                    " status, reason, at) VALUES (?1, ?2, ?3, ?4)",
 	[ST_JOB_INSERT] = "INSERT INTO jobs (kind, ref_id, payload, state,"
 	                  " max_attempts, due_at, created_at, updated_at)"
-	                  " VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?5, ?5)",
+	                  " VALUES (?1, ?2, ?3, 'queued', ?4, ?6, ?5, ?5)",
 	[ST_JOBS_EXPIRED] = "SELECT id, kind, ref_id, attempts FROM jobs"
 	                    " WHERE state = 'inflight' AND due_at <= ?1"
 	                    " AND attempts >= max_attempts",
 	[ST_JOBS_CLAIM] =
 	    "UPDATE jobs SET state = 'inflight', attempts = attempts + 1,"
-	    " due_at = ?1 + ?2, updated_at = ?1 WHERE id IN (SELECT id FROM jobs"
+	    " due_at = ?1 + ?2, updated_at = ?4, prev_token = lease_token,"
+	    " lease_token = lower(hex(randomblob(16)))"
+	    " WHERE id IN (SELECT id FROM jobs"
 	    " WHERE state IN ('queued', 'inflight') AND due_at <= ?1"
 	    " AND attempts < max_attempts ORDER BY due_at LIMIT ?3)"
-	    " RETURNING id, kind, attempts, payload",
+	    " RETURNING id, kind, attempts, payload, lease_token",
 	[ST_JOB_UNCLAIM] = "UPDATE jobs SET state = 'queued',"
-	                   " attempts = attempts - 1, due_at = 0"
+	                   " attempts = attempts - 1, due_at = 0,"
+	                   " lease_token = prev_token, prev_token = ''"
 	                   " WHERE id = ?1 AND state = 'inflight'",
-	[ST_JOB_GET] = "SELECT kind, ref_id, state, attempts, max_attempts"
-	               " FROM jobs WHERE id = ?1",
+	[ST_JOB_GET] = "SELECT kind, ref_id, state, attempts, max_attempts,"
+	               " lease_token, prev_token FROM jobs WHERE id = ?1",
 	[ST_JOB_DONE] = "UPDATE jobs SET state = 'done', updated_at = ?2"
 	                " WHERE id = ?1",
 	[ST_JOB_DEAD] = "UPDATE jobs SET state = 'dead', last_error = ?2,"
@@ -174,9 +177,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_JOB_RETRY] = "UPDATE jobs SET state = 'queued', last_error = ?2,"
 	                 " due_at = ?3, updated_at = ?4 WHERE id = ?1",
 	[ST_JOBS_RESUME] = "UPDATE jobs SET due_at = ?1"
-	                   " WHERE state = 'inflight' AND due_at > ?1",
-	[ST_JOBS_INFLIGHT] = "SELECT count(*) FROM jobs WHERE state = 'inflight'"
-	                     " AND due_at > ?1",
+	                   " WHERE state IN ('queued', 'inflight')"
+	                   " AND (state = 'inflight' OR due_at > ?1)"
+	                   " RETURNING state = 'inflight'",
+	[ST_JOB_EXTEND] = "UPDATE jobs SET due_at = ?3 WHERE id = ?1"
+	                  " AND state = 'inflight' AND lease_token = ?2",
 	[ST_ORDER_GET] = "SELECT " ORDER_COLUMNS " FROM orders WHERE order_id = ?1",
 	[ST_ORDER_INSERT] =
 	    "INSERT INTO orders (order_id, advertiser_id, editor_id,"
@@ -440,6 +445,15 @@ static const char *const migrations[] = {
 	"INSERT INTO meta (key, value)"
 	"  VALUES ('orders_copy', lower(hex(randomblob(8))))"
 	"  ON CONFLICT (key) DO NOTHING;",
+
+	/* 6 -> 7: job deliveries bound to leases. Each delivery gets a
+	 * random token that its result must echo (a result for a delivery
+	 * the server never made is ignored); the token of the delivery
+	 * before is kept, so that its late result still counts. due_at is
+	 * from now on the server's monotonic clock, rebased at every start
+	 * (jobs_resume). */
+	"ALTER TABLE jobs ADD COLUMN lease_token TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE jobs ADD COLUMN prev_token TEXT NOT NULL DEFAULT '';",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -1332,6 +1346,7 @@ sqlite_application_create(store *base, int64_t editor_id,
 	sqlite3_bind_blob(st, 3, payload, (int)plen, SQLITE_STATIC);
 	sqlite3_bind_int(st, 4, p->max_attempts);
 	sqlite3_bind_int64(st, 5, now_ms);
+	sqlite3_bind_int64(st, 6, aff_mono_ms()); /* due now (store.h) */
 	if ((rv = step_write(s, st, "job insert")) != AFF_OK)
 		goto done;
 	st = s->st[ST_APP_GET];
@@ -1394,20 +1409,21 @@ application_decide(sqlite_store *s, int64_t app_id, const char *status,
 /* A job out of attempts: dead, and what it was for rejected. */
 static int
 job_kill(sqlite_store *s, int64_t job_id, const char *kind, int64_t ref_id,
-    const char *why, int64_t now_ms)
+    const char *why)
 {
 	sqlite3_stmt *st = s->st[ST_JOB_DEAD];
 	int rv;
 
 	sqlite3_bind_int64(st, 1, job_id);
 	sqlite3_bind_text(st, 2, why, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 3, now_ms);
+	sqlite3_bind_int64(st, 3, aff_now_ms()); /* shown to people */
 	if ((rv = step_write(s, st, "job dead")) != AFF_OK)
 		return (rv);
 	aff_warn("jobs: job %lld (%s %lld) is dead: %s", (long long)job_id, kind,
 	    (long long)ref_id, why);
 	if (strcmp(kind, "review_application") == 0)
-		return (application_decide(s, ref_id, "rejected", why, now_ms / 1000));
+		return (application_decide(
+		    s, ref_id, "rejected", why, aff_now_ms() / 1000));
 	return (AFF_OK);
 }
 
@@ -1447,7 +1463,7 @@ sqlite_jobs_claim(store *base, int64_t now_ms, const struct store_job_policy *p,
 		char why[96];
 		snprintf(why, sizeof(why), "no result after %d attempts",
 		    dead[i].attempts);
-		rv = job_kill(s, dead[i].id, dead[i].kind, dead[i].ref, why, now_ms);
+		rv = job_kill(s, dead[i].id, dead[i].kind, dead[i].ref, why);
 	}
 	if (rv != AFF_OK)
 		return (tx_end(s, rv));
@@ -1455,6 +1471,7 @@ sqlite_jobs_claim(store *base, int64_t now_ms, const struct store_job_policy *p,
 	sqlite3_bind_int64(st, 1, now_ms);
 	sqlite3_bind_int64(st, 2, p->visibility_ms);
 	sqlite3_bind_int(st, 3, max);
+	sqlite3_bind_int64(st, 4, aff_now_ms());
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && k < (size_t)max) {
 		struct store_job *j = &v[k];
 		const void *blob = sqlite3_column_blob(st, 3);
@@ -1463,7 +1480,8 @@ sqlite_jobs_claim(store *base, int64_t now_ms, const struct store_job_policy *p,
 		j->kind = col_text(st, 1, a);
 		j->attempt = sqlite3_column_int(st, 2);
 		j->payload = aff_arena_alloc(a, j->payload_len);
-		if (j->kind == NULL || j->payload == NULL) {
+		j->token = col_text(st, 4, a);
+		if (j->kind == NULL || j->payload == NULL || j->token == NULL) {
 			rv = AFF_RESOURCE_EXHAUSTED;
 			break;
 		}
@@ -1500,8 +1518,7 @@ sqlite_jobs_unclaim(store *base, const struct store_job *jobs, size_t n)
 
 /* Applies a successful result of kind review_application. */
 static int
-apply_review(sqlite_store *s, int64_t app_id, const Affiliate__V1__JobResult *r,
-    int64_t now_ms)
+apply_review(sqlite_store *s, int64_t app_id, const Affiliate__V1__JobResult *r)
 {
 	Affiliate__V1__ReviewApplicationResult *rr;
 	int rv;
@@ -1515,7 +1532,7 @@ apply_review(sqlite_store *s, int64_t app_id, const Affiliate__V1__JobResult *r,
 		rv = AFF_INVALID_ARGUMENT;
 	else
 		rv = application_decide(
-		    s, app_id, rr->decision, rr->reason, now_ms / 1000);
+		    s, app_id, rr->decision, rr->reason, aff_now_ms() / 1000);
 	affiliate__v1__review_application_result__free_unpacked(rr, NULL);
 	return (rv);
 }
@@ -1526,9 +1543,10 @@ sqlite_job_finish(store *base, const Affiliate__V1__JobResult *r,
 {
 	sqlite_store *s = (sqlite_store *)base;
 	sqlite3_stmt *st;
-	char kind[64], state[16], why[512];
+	char kind[64], state[16], why[512], lease[40], prev[40];
+	const char *token = r->token != NULL ? r->token : "";
 	int64_t ref;
-	int attempts, max_attempts, rc, rv;
+	int attempts, max_attempts, rc, rv, current;
 
 	if ((rv = tx_begin(s)) != AFF_OK)
 		return (rv);
@@ -1545,22 +1563,34 @@ sqlite_job_finish(store *base, const Affiliate__V1__JobResult *r,
 	snprintf(state, sizeof(state), "%s", (const char *)sqlite3_column_text(st, 2));
 	attempts = sqlite3_column_int(st, 3);
 	max_attempts = sqlite3_column_int(st, 4);
+	snprintf(lease, sizeof(lease), "%s", (const char *)sqlite3_column_text(st, 5));
+	snprintf(prev, sizeof(prev), "%s", (const char *)sqlite3_column_text(st, 6));
 	stmt_done(st);
 
-	/* Finished already, or a failure from an earlier delivery while a
-	 * later one runs: a duplicate, nothing changes. */
+	/* Only a delivery the server made may answer: the current lease, or
+	 * the one before it (a slow result that arrives after its job was
+	 * delivered again still counts). */
+	current = token[0] != '\0' && strcmp(token, lease) == 0;
+	if (!current && (token[0] == '\0' || strcmp(token, prev) != 0)) {
+		(void)tx_end(s, AFF_ABORTED);
+		return (strcmp(state, "done") == 0 || strcmp(state, "dead") == 0
+		        ? AFF_ALREADY_EXISTS
+		        : AFF_PERMISSION_DENIED);
+	}
+	/* Finished already, or a failure from a delivery that is no longer
+	 * the one running: a duplicate, nothing changes. */
 	if (strcmp(state, "done") == 0 || strcmp(state, "dead") == 0 ||
-	    (!r->ok && r->attempt < attempts)) {
+	    (!r->ok && (!current || strcmp(state, "inflight") != 0))) {
 		(void)tx_end(s, AFF_ABORTED);
 		return (AFF_ALREADY_EXISTS);
 	}
 	if (r->ok) {
 		if (strcmp(kind, "review_application") == 0)
-			rv = apply_review(s, ref, r, now_ms);
+			rv = apply_review(s, ref, r);
 		if (rv == AFF_OK) {
 			st = s->st[ST_JOB_DONE];
 			sqlite3_bind_int64(st, 1, r->job_id);
-			sqlite3_bind_int64(st, 2, now_ms);
+			sqlite3_bind_int64(st, 2, aff_now_ms());
 			rv = step_write(s, st, "job done");
 		}
 		return (tx_end(s, rv));
@@ -1568,7 +1598,7 @@ sqlite_job_finish(store *base, const Affiliate__V1__JobResult *r,
 	snprintf(why, sizeof(why), "review failed: %.400s",
 	    r->error[0] != '\0' ? r->error : "no reason given");
 	if (attempts >= max_attempts)
-		return (tx_end(s, job_kill(s, r->job_id, kind, ref, why, now_ms)));
+		return (tx_end(s, job_kill(s, r->job_id, kind, ref, why)));
 	{
 		int64_t backoff = p->backoff_ms;
 		for (int i = 1; i < attempts && backoff < p->backoff_max_ms; i++)
@@ -1579,10 +1609,28 @@ sqlite_job_finish(store *base, const Affiliate__V1__JobResult *r,
 		sqlite3_bind_int64(st, 1, r->job_id);
 		sqlite3_bind_text(st, 2, why, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(st, 3, now_ms + backoff);
-		sqlite3_bind_int64(st, 4, now_ms);
+		sqlite3_bind_int64(st, 4, aff_now_ms());
 		rv = step_write(s, st, "job retry");
 	}
 	return (tx_end(s, rv));
+}
+
+static int
+sqlite_job_extend(store *base, int64_t job_id, const char *token,
+    int64_t now_ms, const struct store_job_policy *p)
+{
+	sqlite_store *s = (sqlite_store *)base;
+	sqlite3_stmt *st = s->st[ST_JOB_EXTEND];
+	int rv;
+
+	if (token == NULL || token[0] == '\0')
+		return (AFF_NOT_FOUND);
+	sqlite3_bind_int64(st, 1, job_id);
+	sqlite3_bind_text(st, 2, token, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now_ms + p->visibility_ms);
+	if ((rv = step_write(s, st, "job extend")) != AFF_OK)
+		return (rv);
+	return (sqlite3_changes(s->db) == 1 ? AFF_OK : AFF_NOT_FOUND);
 }
 
 static int
@@ -1590,26 +1638,18 @@ sqlite_jobs_resume(store *base, int64_t now_ms, int *n)
 {
 	sqlite_store *s = (sqlite_store *)base;
 	sqlite3_stmt *st = s->st[ST_JOBS_RESUME];
-	int rv;
+	int rc, rv;
 
+	*n = 0;
+	if ((rv = tx_begin(s)) != AFF_OK)
+		return (rv);
 	sqlite3_bind_int64(st, 1, now_ms);
-	rv = step_write(s, st, "jobs resume");
-	*n = rv == AFF_OK ? sqlite3_changes(s->db) : 0;
-	return (rv);
-}
-
-static int
-sqlite_jobs_inflight(store *base, int64_t now_ms, int64_t *n)
-{
-	sqlite_store *s = (sqlite_store *)base;
-	sqlite3_stmt *st = s->st[ST_JOBS_INFLIGHT];
-	int rc;
-
-	sqlite3_bind_int64(st, 1, now_ms);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		*n = sqlite3_column_int64(st, 0);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*n += sqlite3_column_int(st, 0);
+	if (rc != SQLITE_DONE)
+		rv = sqlite_err(s->db, rc, "jobs resume");
 	stmt_done(st);
-	return (rc == SQLITE_ROW ? AFF_OK : sqlite_err(s->db, rc, "jobs inflight"));
+	return (tx_end(s, rv));
 }
 
 /* ---- orders ---- */
@@ -2184,8 +2224,8 @@ const struct store_ops store_sqlite_ops = {
 	.jobs_claim = sqlite_jobs_claim,
 	.jobs_unclaim = sqlite_jobs_unclaim,
 	.job_finish = sqlite_job_finish,
+	.job_extend = sqlite_job_extend,
 	.jobs_resume = sqlite_jobs_resume,
-	.jobs_inflight = sqlite_jobs_inflight,
 	.order_put = sqlite_order_put,
 	.order_list = sqlite_order_list,
 	.orders_uncached = sqlite_orders_uncached,
