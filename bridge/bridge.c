@@ -440,9 +440,3 @@ bridge_stop(bridge *b)
 	free(b->openapi);
 	free(b);
 }
-
-const char *
-bridge_openapi(const bridge *b)
-{
-	return (b->openapi);
-}

@@ -16,7 +16,4 @@ typedef struct bridge bridge;
 int bridge_start(const struct bridge_config *cfg, bridge **bp);
 void bridge_stop(bridge *b);
 
-/* The OpenAPI 3 description served at /openapi.json (owned by b). */
-const char *bridge_openapi(const bridge *b);
-
 #endif /* BRIDGE_H */
