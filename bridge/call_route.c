@@ -11,6 +11,7 @@
 #include "aff_client.h"
 #include "aff_err.h"
 #include "aff_json.h"
+#include "json_in.h"
 #include "affiliate/v1/health.pb-c.h"
 #include "bridge_priv.h"
 #include "edge.h"
@@ -81,7 +82,7 @@ call_params(struct http_call *hc, const struct route_match *m,
 	size_t n_seen = 0;
 
 	for (size_t i = 0; i < m->n_params; i++) {
-		if (aff_message_set_text(req, m->params[i].name, m->params[i].value,
+		if (json_in_set_text(req, m->params[i].name, m->params[i].value,
 		        &hc->arena, err, sizeof(err)) != AFF_OK)
 			return (call_error(hc, 400, "INVALID_ARGUMENT", "%s", err));
 		seen[n_seen++] = m->params[i].name;
@@ -118,7 +119,7 @@ call_params(struct http_call *hc, const struct route_match *m,
 		if (n_seen == sizeof(seen) / sizeof(seen[0]))
 			return (call_error(hc, 400, "INVALID_ARGUMENT",
 			    "too many query parameters"));
-		rv = aff_message_set_text(req, key, val, &hc->arena, err, sizeof(err));
+		rv = json_in_set_text(req, key, val, &hc->arena, err, sizeof(err));
 		if (rv != AFF_OK)
 			return (call_error(hc, 400, "INVALID_ARGUMENT", "%s", err));
 		seen[n_seen++] = aff_arena_strdup(&hc->arena, key);
@@ -191,10 +192,10 @@ call_body(struct http_call *hc, const struct route *r, ProtobufCMessage *req)
 		return (call_error(
 		    hc, 400, "INVALID_ARGUMENT", "a JSON object body is required"));
 	/* Nesting is bounded before jansson's recursive parser runs on
-	 * civetweb's 100 KB stack (aff_json.h). */
-	if (aff_json_parse(body, len, &j, err, sizeof(err)) != AFF_OK)
+	 * civetweb's 100 KB stack (json_in.h). */
+	if (json_in_parse(body, len, &j, err, sizeof(err)) != AFF_OK)
 		return (call_error(hc, 400, "INVALID_ARGUMENT", "%s", err));
-	st = aff_json_to_message(j, req, &hc->arena, err, sizeof(err));
+	st = json_in_to_message(j, req, &hc->arena, err, sizeof(err));
 	json_decref(j);
 	if (st != AFF_OK)
 		return (call_error(hc, st == AFF_INVALID_ARGUMENT ? 400 : 500,
@@ -348,7 +349,7 @@ call_route(struct http_call *hc, const struct route_match *m)
 	size_t len;
 	int st;
 
-	if ((req = aff_message_new(md->input, &hc->arena)) == NULL)
+	if ((req = json_in_message_new(md->input, &hc->arena)) == NULL)
 		return (call_error(hc, 500, "INTERNAL", "out of memory"));
 	if ((st = call_params(hc, m, req)) != 0)
 		return (st);
