@@ -5,7 +5,9 @@
  * lib/aff_json.h, which the CLI shares.
  *
  * As strict as a typed API: a wrong type or an unknown field is an error,
- * never a silent default.
+ * never a silent default. It knows the field kinds the API's requests use
+ * (int32, int64, bool, enum, string, message, repeated or not; no oneof,
+ * no proto3 optional): a field of another kind cannot be given.
  */
 #ifndef JSON_IN_H
 #define JSON_IN_H

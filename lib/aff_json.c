@@ -1,7 +1,6 @@
 /* aff_json.c - see aff_json.h. */
 #include "aff_json.h"
 
-#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,13 +15,7 @@ aff_json_elem_size(const ProtobufCFieldDescriptor *f)
 {
 	switch (f->type) {
 	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
 		return (8);
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return (sizeof(double));
 	case PROTOBUF_C_TYPE_BOOL:
 		return (sizeof(protobuf_c_boolean));
 	case PROTOBUF_C_TYPE_ENUM:
@@ -30,8 +23,6 @@ aff_json_elem_size(const ProtobufCFieldDescriptor *f)
 	case PROTOBUF_C_TYPE_STRING:
 	case PROTOBUF_C_TYPE_MESSAGE:
 		return (sizeof(void *));
-	case PROTOBUF_C_TYPE_BYTES:
-		return (sizeof(ProtobufCBinaryData));
 	default:
 		return (4);
 	}
@@ -227,37 +218,6 @@ write_int(struct aff_buf *b, int64_t v)
 	write_uint(b, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, v < 0);
 }
 
-static void
-write_base64(struct aff_buf *b, const ProtobufCBinaryData *d)
-{
-	static const char tab[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char q[4];
-	size_t i;
-
-	aff_buf_add(b, "\"", 1);
-	for (i = 0; i + 2 < d->len; i += 3) {
-		uint32_t v = (uint32_t)d->data[i] << 16 |
-		    (uint32_t)d->data[i + 1] << 8 | d->data[i + 2];
-		q[0] = tab[v >> 18];
-		q[1] = tab[(v >> 12) & 63];
-		q[2] = tab[(v >> 6) & 63];
-		q[3] = tab[v & 63];
-		aff_buf_add(b, q, 4);
-	}
-	if (i < d->len) {
-		uint32_t v = (uint32_t)d->data[i] << 16;
-		if (i + 1 < d->len)
-			v |= (uint32_t)d->data[i + 1] << 8;
-		q[0] = tab[v >> 18];
-		q[1] = tab[(v >> 12) & 63];
-		q[2] = i + 1 < d->len ? tab[(v >> 6) & 63] : '=';
-		q[3] = '=';
-		aff_buf_add(b, q, 4);
-	}
-	aff_buf_add(b, "\"", 1);
-}
-
 static void write_message(struct aff_buf *b, const ProtobufCMessage *m);
 
 /* One scalar, message or enum value at p, of field f's type. */
@@ -266,33 +226,11 @@ write_value(struct aff_buf *b, const ProtobufCFieldDescriptor *f, const void *p)
 {
 	switch (f->type) {
 	case PROTOBUF_C_TYPE_INT32:
-	case PROTOBUF_C_TYPE_SINT32:
-	case PROTOBUF_C_TYPE_SFIXED32:
 		write_int(b, *(const int32_t *)p);
 		return;
-	case PROTOBUF_C_TYPE_UINT32:
-	case PROTOBUF_C_TYPE_FIXED32:
-		write_uint(b, *(const uint32_t *)p, 0);
-		return;
 	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
 		write_int(b, *(const int64_t *)p);
 		return;
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-		write_uint(b, *(const uint64_t *)p, 0);
-		return;
-	case PROTOBUF_C_TYPE_FLOAT:
-	case PROTOBUF_C_TYPE_DOUBLE: {
-		double v = f->type == PROTOBUF_C_TYPE_FLOAT ? *(const float *)p
-		                                            : *(const double *)p;
-		if (isfinite(v))
-			aff_buf_printf(b, "%.17g", v);
-		else
-			aff_buf_add(b, "null", 4);
-		return;
-	}
 	case PROTOBUF_C_TYPE_BOOL:
 		if (*(const protobuf_c_boolean *)p)
 			aff_buf_add(b, "true", 4);
@@ -311,9 +249,6 @@ write_value(struct aff_buf *b, const ProtobufCFieldDescriptor *f, const void *p)
 	case PROTOBUF_C_TYPE_STRING:
 		write_string(b, *(char *const *)p);
 		return;
-	case PROTOBUF_C_TYPE_BYTES:
-		write_base64(b, p);
-		return;
 	case PROTOBUF_C_TYPE_MESSAGE: {
 		const ProtobufCMessage *m = *(const ProtobufCMessage *const *)p;
 		if (m != NULL)
@@ -322,7 +257,11 @@ write_value(struct aff_buf *b, const ProtobufCFieldDescriptor *f, const void *p)
 			aff_buf_add(b, "null", 4);
 		return;
 	}
+	default:
+		break;
 	}
+	/* No message the API takes or answers has a field of another kind
+	 * (test_lib walks them all). */
 	aff_buf_add(b, "null", 4);
 }
 
@@ -382,10 +321,6 @@ write_message(struct aff_buf *b, const ProtobufCMessage *m)
 	aff_buf_add(b, "{", 1);
 	for (unsigned i = 0; i < d->n_fields; i++) {
 		const ProtobufCFieldDescriptor *f = &d->fields[i];
-		if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-		    *(const uint32_t *)((const char *)m + f->quantifier_offset) !=
-		        f->id)
-			continue;
 		if (!first)
 			aff_buf_add(b, ",", 1);
 		first = 0;

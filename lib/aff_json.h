@@ -8,7 +8,10 @@
  * OrigName), but for money (see aff_json_money_name); every field is
  * emitted, defaults included, so a client sees a
  * stable shape; 64-bit integers stay integers (jansson keeps them exact);
- * enums are their value names; bytes are base64.
+ * enums are their value names. Only the field kinds the API's messages
+ * use are rendered (int32, int64, bool, enum, string, message, repeated
+ * or not; no oneof): any other renders as null. test_lib walks every
+ * message the services take and answer to keep it so.
  */
 #ifndef AFF_JSON_H
 #define AFF_JSON_H
