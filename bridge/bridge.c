@@ -356,7 +356,8 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 	snprintf(ports, sizeof(ports), "%s%s", cfg->listen, tls ? "s" : "");
 	/* Never set document_root: the bridge serves no files (and civetweb
 	 * 1.15 has an overflow in its redirect path). max_request_size bounds
-	 * the headers only; bodies are capped in call_read_body. */
+	 * the headers only; bodies are capped in call_read_body
+	 * (call_route.c). */
 	const char *options[] = {
 		"listening_ports", ports,
 		"num_threads", threads,

@@ -72,9 +72,10 @@ bridge_config_load(struct bridge_config *cfg, int argc, char **argv, int *help)
 	snprintf(cfg->listen, sizeof(cfg->listen), "127.0.0.1:8080");
 	snprintf(cfg->server_url, sizeof(cfg->server_url), "tcp://127.0.0.1:5555");
 	/* civetweb 1.15 holds a thread per connection until it closes or
-	 * times out, so slow or idle clients hold threads: with 64, 200 of
-	 * them kept a normal request waiting ~30 s (tests/faults). An idle
-	 * thread costs ~15 KB here. */
+	 * times out, so slow or idle clients hold threads: with a few dozen,
+	 * a few hundred slow clients kept normal requests waiting (the
+	 * faults tests; README, Reliability, Faults). An idle thread costs little
+	 * memory (README, The REST API, Concurrency). */
 	cfg->threads = 512;
 	cfg->sockets = 4;
 	cfg->timeout_ms = 5000;

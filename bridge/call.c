@@ -70,8 +70,8 @@ call_reply_headers(const struct http_call *hc, struct aff_buf *b)
 /*
  * Writes status line, headers and body in one mg_write: civetweb's
  * mg_response_header_* functions send each header line on its own, and
- * with Nagle's algorithm and delayed ACKs that cost ~40 ms a response
- * (measured by tests/bench: 725 requests/s against 80,000).
+ * with Nagle's algorithm and delayed ACKs each response then waits for
+ * the client's delayed ACK (README, Performance, has what it cost).
  */
 void
 call_send(struct http_call *hc, int status, const char *body, size_t len)
