@@ -62,7 +62,6 @@ client_tls_free(void *p)
 	free(t);
 }
 
-/* This thread's aio and its context on socket i, made on first use. */
 /* This thread's state, made on first use; NULL when out of memory. */
 static struct client_tls *
 client_tls(aff_client *c)
@@ -81,6 +80,7 @@ client_tls(aff_client *c)
 	return (t);
 }
 
+/* This thread's aio and its context on socket i, made on first use. */
 static int
 client_tls_get(aff_client *c, int i, nng_aio **aio, nng_ctx *ctx)
 {

@@ -2,9 +2,14 @@
  * aff_client.h - the RPC client: one call is one RequestEnvelope sent and
  * one ReplyEnvelope received on an NNG REQ socket.
  *
- * A client is safe to share between threads: every call opens its own NNG
- * context, so many calls can be in flight at once, spread round-robin over
- * the client's sockets. REQ's automatic
+ * A client is safe to share between threads, each with one call in flight
+ * at a time: every calling thread keeps its own NNG aio and one context
+ * per socket, opened at its first call there and reused by its next ones
+ * (opening them per call cost locks and allocations on the hot path), and
+ * calls are spread round-robin over the client's sockets. In direct mode
+ * (opts.direct) there are no NNG sockets: every calling thread keeps its
+ * own SP connection instead (aff_sp.h). What a thread keeps is freed when
+ * it ends. REQ's automatic
  * resend is switched off (a call has a timeout instead); a request whose
  * connection drops is still sent again by NNG 1.5.2 on the next
  * connection, which the server answers from the request key (the same
@@ -77,7 +82,9 @@ const char *aff_call_result_metadata(const struct aff_call_result *res,
  */
 int aff_client_open(aff_client **cp, const struct aff_client_opts *opts);
 
-/* Closes the client; no call may be running on it. */
+/* Closes the client; no call may be running on it. The other threads that
+ * called it must have ended first (a bridge stops civetweb before): what
+ * each kept is freed as it ends, and would be left behind after. */
 void aff_client_close(aff_client *c);
 
 /*

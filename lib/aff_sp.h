@@ -5,10 +5,11 @@
  * its reply anyway.
  *
  * Why it exists: a civetweb worker thread blocks for each RPC. Through NNG
- * 1.5.2's REQ contexts that wait costs about four thread hand-offs per call
+ * 1.5.2's REQ contexts that wait costs several thread hand-offs per call
  * (the send completion and the reply each pass through NNG's poller and
- * task threads before the waiting thread is woken); on a 2-core host those
- * switches, not the work, bound the bridge. A connection owned by the
+ * task threads before the waiting thread is woken); on a small host those
+ * switches, not the work, bound the bridge (README, Performance, has the
+ * measured cost). A connection owned by the
  * calling thread writes the request and reads the reply itself. The server
  * side stays NNG's REP socket: the bytes on the wire are the same.
  *

@@ -33,6 +33,7 @@
 #include "aff_arena.h"
 #include "aff_err.h"
 #include "aff_json.h"
+#include "json_in.h"
 #include "aff_util.h"
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "fuzz/cw_stack.h"
@@ -271,10 +272,10 @@ message_depth(const ProtobufCMessageDescriptor *d,
 }
 
 /*
- * aff_json_to_message, aff_json_write_message, aff_json_from_message and
+ * json_in_to_message, aff_json_write_message, aff_json_from_message and
  * protobuf-c's unpacking recurse only into message-typed fields: their
  * depth is bounded by the message types the bridge's routes use, which
- * must not contain themselves and stay well under AFF_JSON_MAX_DEPTH.
+ * must not contain themselves and stay well under JSON_IN_MAX_DEPTH.
  */
 static void
 test_no_message_of_a_route_nests_itself_or_deeply(void **state)
@@ -308,10 +309,10 @@ parse_on_small_stack(const uint8_t *data, size_t len)
 	int rv;
 
 	aff_arena_init(&a);
-	m = aff_message_new(&affiliate__v1__apply_request__descriptor, &a);
-	if ((rv = aff_json_parse((const char *)data, len, &j, err,
+	m = json_in_message_new(&affiliate__v1__apply_request__descriptor, &a);
+	if ((rv = json_in_parse((const char *)data, len, &j, err,
 	         sizeof(err))) == AFF_OK) {
-		rv = aff_json_to_message(j, m, &a, err, sizeof(err));
+		rv = json_in_to_message(j, m, &a, err, sizeof(err));
 		json_decref(j);
 		if (rv == AFF_OK) {
 			aff_buf_init(&b);
@@ -348,11 +349,11 @@ test_deep_json_is_refused_before_jansson_on_a_civetweb_stack(void **state)
 	/* Brackets in strings do not count; 32 levels are allowed (and then
 	 * refused by the types: editor_id must be an integer). */
 	s = repeat("[", 31, "\"[[[[{{{{\\\"[[[[\"", "]");
-	assert_true(aff_json_depth_ok(s, strlen(s), 32));
+	assert_true(json_in_depth_ok(s, strlen(s), 32));
 	free(s);
 	s = repeat("[", 32, "", "]");
-	assert_true(aff_json_depth_ok(s, strlen(s), 32));
-	assert_false(aff_json_depth_ok(s, strlen(s), 31));
+	assert_true(json_in_depth_ok(s, strlen(s), 32));
+	assert_false(json_in_depth_ok(s, strlen(s), 31));
 	free(s);
 	s = repeat("{\"editor_id\":", 1, "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]", "}");
 	assert_int_equal(stack_parse(s), AFF_INVALID_ARGUMENT);
@@ -374,7 +375,7 @@ check_deep_body_refused(const char *body)
 	snprintf(want, sizeof(want),
 	    "{\"error\":{\"code\":\"INVALID_ARGUMENT\",\"message\":\"the body "
 	    "nests deeper than %d levels\",\"request_id\":\"deep-1\"}}",
-	    AFF_JSON_MAX_DEPTH);
+	    JSON_IN_MAX_DEPTH);
 	assert_string_equal(r.body, want);
 	tu_http_response_fini(&r);
 	bridge_still_answers();

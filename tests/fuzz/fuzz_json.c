@@ -11,6 +11,7 @@
 #include "aff_arena.h"
 #include "aff_err.h"
 #include "aff_json.h"
+#include "json_in.h"
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "cw_stack.h"
 
@@ -37,18 +38,18 @@ fuzz_one(const uint8_t *data, size_t len)
 		return (0);
 	d = types[data[0] % (sizeof(types) / sizeof(types[0]))];
 	aff_arena_init(&a);
-	m = aff_message_new(d, &a);
+	m = json_in_message_new(d, &a);
 	if (data[0] & 0x80) {
 		/* "name=value" for the query path */
 		char *s = aff_arena_strndup(&a, (const char *)data + 1, len - 1);
 		char *eq = s != NULL ? strchr(s, '=') : NULL;
 		if (eq != NULL) {
 			*eq = '\0';
-			(void)aff_message_set_text(m, s, eq + 1, &a, err, sizeof(err));
+			(void)json_in_set_text(m, s, eq + 1, &a, err, sizeof(err));
 		}
-	} else if (aff_json_parse((const char *)data + 1, len - 1, &j, err,
+	} else if (json_in_parse((const char *)data + 1, len - 1, &j, err,
 	               sizeof(err)) == AFF_OK) {
-		(void)aff_json_to_message(j, m, &a, err, sizeof(err));
+		(void)json_in_to_message(j, m, &a, err, sizeof(err));
 		json_decref(j);
 	}
 	aff_buf_init(&b);
