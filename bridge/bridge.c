@@ -284,6 +284,8 @@ int
 bridge_start(const struct bridge_config *cfg, bridge **bp)
 {
 	struct aff_client_opts co = { 0 };
+	struct aff_tls_files server_tls = { cfg->server_tls_cert,
+		cfg->server_tls_key, cfg->server_tls_ca };
 	struct mg_callbacks cb;
 	char threads[16], ports[136], err[256], request_timeout[16];
 	int tls = cfg->tls_cert[0] != '\0';
@@ -325,6 +327,7 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 	 * sockets serve the transports aff_sp does not speak (tls+tcp://,
 	 * ws://, ...). */
 	co.direct = aff_sp_supported(cfg->server_url);
+	co.tls = &server_tls;
 	if ((rv = aff_client_open(&b->client, &co)) != AFF_OK) {
 		aff_error("bridge: cannot use server address %s: %s",
 		    cfg->server_url, aff_strerror(rv));

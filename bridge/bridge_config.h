@@ -19,6 +19,12 @@ struct bridge_config {
 	char cors_origins[1024];    /* --cors-origins, ..._BRIDGE_CORS_ORIGINS */
 	char tls_cert[512];         /* --tls-cert, AFFILIATE_BRIDGE_TLS_CERT */
 	char tls_key[512];          /* --tls-key, AFFILIATE_BRIDGE_TLS_KEY */
+	/* A tls+tcp:// --server: this bridge's client certificate and key,
+	 * and the CA that signs the server's (--server-tls-*,
+	 * AFFILIATE_BRIDGE_SERVER_TLS_*). */
+	char server_tls_cert[512];
+	char server_tls_key[512];
+	char server_tls_ca[512];
 	char trusted_proxies[1024]; /* --trusted-proxies,
 	                               AFFILIATE_BRIDGE_TRUSTED_PROXIES */
 	/* Slow clients (edge.h): --header-timeout,

@@ -46,6 +46,9 @@ static const char usage[] =
     "2 a usage error (nothing was sent).\n"
     "environment:\n"
     "  AFFILIATE_URL      the server (tcp://127.0.0.1:5555); --url wins\n"
+    "  AFFILIATE_TLS_CERT, AFFILIATE_TLS_KEY, AFFILIATE_TLS_CA\n"
+    "                     a tls+tcp:// URL: this client's PEM certificate,\n"
+    "                     its key, and the CA that signs the server's\n"
     "  AFFILIATE_KEY      the API key, sent as 'authorization: Bearer KEY'\n"
     "                     (never a flag: argv is visible to every user)\n"
     "  AFFILIATE_WEBHOOK_SECRET  webhook sign: the first of these secrets,\n"
@@ -162,10 +165,16 @@ static int
 cli_call(struct cli *c, const ProtobufCServiceDescriptor *svc,
     const char *method, const ProtobufCMessage *req)
 {
+	struct aff_tls_files tls = {
+		.cert = getenv("AFFILIATE_TLS_CERT"),
+		.key = getenv("AFFILIATE_TLS_KEY"),
+		.ca = getenv("AFFILIATE_TLS_CA"),
+	};
 	struct aff_client_opts co = {
 		.url = c->url,
 		.timeout_ms = c->timeout_ms,
 		.wait_connected = 1,
+		.tls = &tls,
 	};
 	struct aff_call_opts opts = {
 		.request_id = c->request_id,
@@ -195,7 +204,8 @@ cli_call(struct cli *c, const ProtobufCServiceDescriptor *svc,
 		memset(&res, 0, sizeof(res));
 		res.code = rv;
 		res.message = strdup(rv == AFF_INVALID_ARGUMENT
-		        ? "the URL is not a valid NNG address"
+		        ? "the URL is not a valid NNG address, or the TLS "
+		          "files do not fit it"
 		        : "cannot connect to affiliate-server");
 		client = NULL;
 	} else

@@ -13,6 +13,7 @@
 
 #include "affiliate/v1/rpc.pb-c.h"
 #include "aff_err.h"
+#include "aff_log.h"
 #include "aff_sp.h"
 #include "aff_util.h"
 
@@ -112,6 +113,16 @@ client_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		atomic_fetch_sub(&cs->pipes, 1);
 }
 
+/* Whether any TLS file is named (empty strings are none). */
+static int
+tls_given(const struct aff_tls_files *f)
+{
+	return (f != NULL &&
+	    ((f->cert != NULL && f->cert[0] != '\0') ||
+	        (f->key != NULL && f->key[0] != '\0') ||
+	        (f->ca != NULL && f->ca[0] != '\0')));
+}
+
 /* Opens one REQ socket of the client and dials the server. */
 static int
 client_socket_open(struct client_sock *cs, const struct aff_client_opts *opts)
@@ -129,6 +140,14 @@ client_socket_open(struct client_sock *cs, const struct aff_client_opts *opts)
 	nng_socket_set_ms(*sock, NNG_OPT_RECONNMAXT, 1000);
 	nng_pipe_notify(*sock, NNG_PIPE_EV_ADD_POST, client_pipe_cb, cs);
 	nng_pipe_notify(*sock, NNG_PIPE_EV_REM_POST, client_pipe_cb, cs);
+	if (aff_tls_url(opts->url) || tls_given(opts->tls)) {
+		/* The TLS dialer says itself what is wrong (files, handshake). */
+		rv = aff_tls_dial_flags(*sock, opts->url, opts->tls, "client",
+		    opts->wait_connected ? 0 : NNG_FLAG_NONBLOCK);
+		if (rv != AFF_OK)
+			nng_close(*sock);
+		return (rv);
+	}
 	rv = nng_dial(*sock, opts->url, NULL,
 	    opts->wait_connected ? 0 : NNG_FLAG_NONBLOCK);
 	if (rv != 0) {
@@ -160,7 +179,12 @@ aff_client_open(aff_client **cp, const struct aff_client_opts *opts)
 	c->max_reply = opts->max_reply > 0 ? opts->max_reply : (size_t)16 << 20;
 	atomic_init(&c->next, 0);
 	if (opts->direct) {
-		if (!aff_sp_supported(opts->url) ||
+		/* aff_sp speaks no TLS: tls+tcp:// goes through NNG sockets. */
+		if (tls_given(opts->tls))
+			aff_error("client: TLS files are given but %s is not "
+			          "tls+tcp://",
+			    opts->url);
+		if (!aff_sp_supported(opts->url) || tls_given(opts->tls) ||
 		    strlen(opts->url) >= sizeof(c->url)) {
 			aff_client_close(c);
 			return (AFF_INVALID_ARGUMENT);

@@ -28,6 +28,8 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "aff_tls.h"
+
 typedef struct aff_client aff_client;
 
 struct aff_client_opts {
@@ -45,6 +47,10 @@ struct aff_client_opts {
 	                         aff_sp.h), for threads that wait for each
 	                         reply anyway (a thread-per-connection HTTP
 	                         server). tcp:// and ipc:// only. */
+	const struct aff_tls_files *tls; /* tls+tcp:// URLs: this client's
+	                         certificate and key, and the CA that signs
+	                         the server's; required there, refused with
+	                         other URLs. NULL: none. */
 };
 
 struct aff_metadata {

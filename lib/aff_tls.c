@@ -54,8 +54,9 @@ tls_config(nng_tls_mode mode, const struct aff_tls_files *f, const char *url,
 	int rv;
 
 	if (f == NULL || !have(f->cert) || !have(f->key) || !have(f->ca)) {
-		aff_error("%s: %s needs --tls-cert, --tls-key and --tls-ca "
-		          "(certificates on both sides)",
+		aff_error("%s: %s needs a certificate, its key and the CA "
+		          "(--tls-cert, --tls-key and --tls-ca: certificates on "
+		          "both sides)",
 		    who, url);
 		return (AFF_INVALID_ARGUMENT);
 	}
@@ -147,6 +148,13 @@ int
 aff_tls_dial(nng_socket s, const char *url, const struct aff_tls_files *f,
     const char *who)
 {
+	return (aff_tls_dial_flags(s, url, f, who, NNG_FLAG_NONBLOCK));
+}
+
+int
+aff_tls_dial_flags(nng_socket s, const char *url,
+    const struct aff_tls_files *f, const char *who, int flags)
+{
 	nng_dialer d;
 	nng_tls_config *c = NULL;
 	int rv;
@@ -170,10 +178,15 @@ aff_tls_dial(nng_socket s, const char *url, const struct aff_tls_files *f,
 			return (AFF_INVALID_ARGUMENT);
 		}
 	}
-	if ((rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) != 0) {
+	if ((rv = nng_dialer_start(d, flags)) != 0) {
 		aff_error("%s: cannot use %s: %s", who, url, nng_strerror(rv));
 		nng_dialer_close(d);
-		return (AFF_INVALID_ARGUMENT);
+		/* A waiting dial fails when nobody answers, or when the peer
+		 * refuses this side's certificate (or shows none from the CA). */
+		return ((flags & NNG_FLAG_NONBLOCK) != 0 || rv == NNG_EADDRINVAL ||
+		               rv == NNG_EINVAL || rv == NNG_ENOTSUP
+		           ? AFF_INVALID_ARGUMENT
+		           : AFF_UNAVAILABLE);
 	}
 	return (AFF_OK);
 }

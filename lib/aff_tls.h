@@ -32,4 +32,12 @@ int aff_tls_listen(nng_socket s, const char *url, const struct aff_tls_files *f,
 int aff_tls_dial(nng_socket s, const char *url, const struct aff_tls_files *f,
     const char *who);
 
+/*
+ * aff_tls_dial with the dial's flags: 0 waits until the connection (and,
+ * on tls+tcp://, the handshake with both certificates) is made or fails,
+ * which then is AFF_UNAVAILABLE; NNG_FLAG_NONBLOCK is aff_tls_dial.
+ */
+int aff_tls_dial_flags(nng_socket s, const char *url,
+    const struct aff_tls_files *f, const char *who, int flags);
+
 #endif /* AFF_TLS_H */

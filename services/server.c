@@ -155,7 +155,9 @@ server_config_load(
 	const struct aff_option opts[] = {
 		{ "listen", "AFFILIATE_LISTEN", AFF_OPT_STRING, cfg->listen_url,
 		    sizeof(cfg->listen_url), 0, 0, NULL, "URL",
-		    "RPC address, tcp:// or ipc:// (tcp://127.0.0.1:5555)" },
+		    "RPC address, tcp://, ipc:// or tls+tcp:// (with --tls-*: "
+		    "clients need a certificate from --tls-ca) "
+		    "(tcp://127.0.0.1:5555)" },
 		{ "data-dir", "AFFILIATE_DATA_DIR", AFF_OPT_STRING, cfg->data_dir,
 		    sizeof(cfg->data_dir), 0, 0, NULL, "DIR",
 		    "data folder (data)" },
@@ -200,15 +202,15 @@ server_config_load(
 		    "first retry delay after a failure, doubling (200)" },
 		{ "tls-cert", "AFFILIATE_TLS_CERT", AFF_OPT_STRING, cfg->tls_cert,
 		    sizeof(cfg->tls_cert), 0, 0, NULL, "FILE",
-		    "PEM certificate of the tls+tcp:// job and result listeners "
-		    "(none)" },
+		    "PEM certificate of the tls+tcp:// RPC, job and result "
+		    "listeners (none)" },
 		{ "tls-key", "AFFILIATE_TLS_KEY", AFF_OPT_STRING, cfg->tls_key,
 		    sizeof(cfg->tls_key), 0, 0, NULL, "FILE",
 		    "its PEM private key (none)" },
 		{ "tls-ca", "AFFILIATE_TLS_CA", AFF_OPT_STRING, cfg->tls_ca,
 		    sizeof(cfg->tls_ca), 0, 0, NULL, "FILE",
-		    "PEM CA that signs workers' client certificates, required on "
-		    "tls+tcp:// (none)" },
+		    "PEM CA that signs the client certificates of workers, "
+		    "bridges and RPC clients, required on tls+tcp:// (none)" },
 		{ "auth", "AFFILIATE_AUTH", AFF_OPT_CUSTOM, cfg, 0, 0, 0,
 		    parse_auth, "MODE",
 		    "API keys required: auto (when reachable from another host), "
@@ -531,9 +533,30 @@ server_jobs_check(server *s)
 	return (AFF_OK);
 }
 
+/*
+ * The TLS files serve whichever of the three addresses is tls+tcp://; the
+ * others take none (aff_tls_listen refuses files there). Files given with
+ * no tls+tcp:// address at all are a mistake worth stopping for: the
+ * operator believes something is protected that is not.
+ */
+static int
+server_tls_check(const struct server_config *c)
+{
+	if ((c->tls_cert[0] != '\0' || c->tls_key[0] != '\0' ||
+	        c->tls_ca[0] != '\0') &&
+	    !aff_tls_url(c->listen_url) && !aff_tls_url(c->jobs_url) &&
+	    !aff_tls_url(c->results_url)) {
+		aff_error("server: --tls-cert/--tls-key/--tls-ca are given but "
+		          "none of --listen, --jobs, --results is tls+tcp://");
+		return (AFF_INVALID_ARGUMENT);
+	}
+	return (AFF_OK);
+}
+
 int
 server_start(const struct server_config *cfg, server **sp)
 {
+	struct aff_tls_files tls;
 	struct rpc_server_opts ro;
 	struct jobs_config jc = { 0 };
 	server *s;
@@ -545,8 +568,11 @@ server_start(const struct server_config *cfg, server **sp)
 		return (AFF_RESOURCE_EXHAUSTED);
 	s->cfg = *cfg;
 	aff_log_set_level(cfg->log_level);
-	if ((rv = server_paths(&s->cfg)) != AFF_OK)
+	if ((rv = server_paths(&s->cfg)) != AFF_OK ||
+	    (rv = server_tls_check(&s->cfg)) != AFF_OK)
 		goto failed_store;
+	tls = (struct aff_tls_files){ s->cfg.tls_cert, s->cfg.tls_key,
+		s->cfg.tls_ca };
 	/* Create, migrate and seed once, before the threads open it. */
 	if ((rv = store_open(s->cfg.db_path, &first)) != AFF_OK)
 		goto failed_store;
@@ -608,9 +634,11 @@ server_start(const struct server_config *cfg, server **sp)
 	jc.db_path = s->cfg.db_path;
 	jc.policy = s->app.job_policy;
 	jc.secret = s->worker_secret;
-	jc.tls_cert = s->cfg.tls_cert;
-	jc.tls_key = s->cfg.tls_key;
-	jc.tls_ca = s->cfg.tls_ca;
+	if (aff_tls_url(s->cfg.jobs_url) || aff_tls_url(s->cfg.results_url)) {
+		jc.tls_cert = s->cfg.tls_cert;
+		jc.tls_key = s->cfg.tls_key;
+		jc.tls_ca = s->cfg.tls_ca;
+	}
 	if ((rv = server_jobs_check(s)) != AFF_OK ||
 	    (rv = jobs_start(&jc, &s->jobs)) != AFF_OK)
 		goto failed_jobs;
@@ -618,6 +646,7 @@ server_start(const struct server_config *cfg, server **sp)
 
 	memset(&ro, 0, sizeof(ro));
 	ro.url = s->cfg.listen_url;
+	ro.tls = aff_tls_url(s->cfg.listen_url) ? &tls : NULL;
 	ro.n_contexts = s->cfg.contexts;
 	ro.n_threads = s->cfg.threads;
 	ro.max_msg = s->cfg.max_message;

@@ -27,10 +27,10 @@ struct server_config {
 	int job_max_attempts;   /* AFFILIATE_JOB_MAX_ATTEMPTS */
 	int job_backoff_ms;     /* AFFILIATE_JOB_BACKOFF_MS */
 	char tls_cert[512];     /* AFFILIATE_TLS_CERT, --tls-cert: tls+tcp://
-	                           job and result listeners */
+	                           RPC, job and result listeners */
 	char tls_key[512];      /* AFFILIATE_TLS_KEY, --tls-key */
-	char tls_ca[512];       /* AFFILIATE_TLS_CA, --tls-ca: signs workers'
-	                           client certificates */
+	char tls_ca[512];       /* AFFILIATE_TLS_CA, --tls-ca: signs clients'
+	                           (workers', bridges') certificates */
 	char auth[8];           /* AFFILIATE_AUTH, --auth: auto | on | off */
 	char rate_limit[32];    /* AFFILIATE_RATE_LIMIT: per key */
 	char rate_limit_anon[32]; /* AFFILIATE_RATE_LIMIT_ANON: per address */

@@ -266,15 +266,11 @@ rpc_server_start(const struct rpc_server_opts *opts, rpc_server **sp)
 			goto failed_slots;
 		}
 	}
-	if ((rv = nng_listen(srv->sock, opts->url, NULL, 0)) != 0) {
-		aff_error("rpc: cannot listen on %s: %s", opts->url,
-		    nng_strerror(rv));
-		rv = (rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ||
-		         rv == NNG_EINVAL)
-		    ? AFF_INVALID_ARGUMENT
-		    : AFF_UNAVAILABLE;
-		goto failed_slots;
-	}
+	/* On tls+tcp:// no request is read from a peer without a client
+	 * certificate from the CA: the handshake fails first. */
+	if ((rv = aff_tls_listen(srv->sock, opts->url, opts->tls, "rpc")) !=
+	    AFF_OK)
+		goto failed_listen;
 	for (i = 0; i < srv->n_slots; i++)
 		slot_recv(&srv->slots[i]);
 	aff_info("rpc: listening on %s (%d contexts, %d handler threads, "
@@ -283,6 +279,7 @@ rpc_server_start(const struct rpc_server_opts *opts, rpc_server **sp)
 	*sp = srv;
 	return (AFF_OK);
 
+failed_listen:
 failed_slots:
 failed_threads:
 failed_socket:

@@ -16,12 +16,17 @@
 
 #include <nng/nng.h>
 
+#include "aff_tls.h"
+
 struct rpc_slot;
 
 typedef struct rpc_server rpc_server;
 
 struct rpc_server_opts {
-	const char *url;        /* listen URL, tcp:// or ipc:// */
+	const char *url;        /* listen URL: tcp://, ipc://, tls+tcp://... */
+	/* tls+tcp:// only (NULL otherwise): the server's certificate and key,
+	 * and the CA whose client certificates it requires (aff_tls.h). */
+	const struct aff_tls_files *tls;
 	int n_contexts;         /* requests received at once; 0 = 128 */
 	int n_threads;          /* handler threads; 0 = 8 */
 	size_t max_msg;         /* larger requests are dropped by NNG */
