@@ -18,6 +18,10 @@ pkgs=(
 	wrk iproute2
 	# test_jobs steps the server's wall clock with libfaketime
 	faketime
+	# PostgreSQL (issue 14): the client library, and the server binaries
+	# that tests start themselves (tests/testutil_pg.c, tests/pg.sh).
+	# Nothing here starts a server: `make run` stays on SQLite.
+	postgresql-15 libpq-dev
 )
 for extra in "$@"; do
 	case $extra in
