@@ -51,210 +51,6 @@ static const struct sqlite_statements *const domains[SQ_DOMAINS] = {
 
 #define STMT(s, i) ((s)->st[SQ_CORE][i])
 
-/* Schema migrations, applied in order; migrations[i] takes user_version
- * from i to i + 1. Never edit a shipped step: append a new one. */
-static const char *const migrations[] = {
-	/* 0 -> 1: the catalog. */
-	"CREATE TABLE meta ("
-	"  key TEXT PRIMARY KEY,"
-	"  value TEXT NOT NULL"
-	") WITHOUT ROWID;"
-	"CREATE TABLE catalog_version ("
-	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
-	"  version INTEGER NOT NULL"
-	");"
-	"INSERT INTO catalog_version (id, version) VALUES (1, 1);"
-	"CREATE TABLE editors ("
-	"  id INTEGER PRIMARY KEY CHECK (id > 0),"
-	"  name TEXT NOT NULL,"
-	"  website TEXT NOT NULL DEFAULT '',"
-	"  created_at INTEGER NOT NULL"
-	");"
-	"CREATE TABLE advertisers ("
-	"  id INTEGER PRIMARY KEY CHECK (id > 0),"
-	"  name TEXT NOT NULL CHECK (length(name) > 0),"
-	"  category TEXT NOT NULL,"
-	"  currency TEXT NOT NULL DEFAULT 'EUR' CHECK (length(currency) = 3),"
-	"  commission_rate_bps INTEGER NOT NULL"
-	"    CHECK (commission_rate_bps BETWEEN 0 AND 10000),"
-	"  status TEXT NOT NULL DEFAULT 'active'"
-	"    CHECK (status IN ('active', 'paused')),"
-	"  website TEXT NOT NULL DEFAULT '',"
-	"  cookie_days INTEGER NOT NULL DEFAULT 30 CHECK (cookie_days >= 0),"
-	"  created_at INTEGER NOT NULL,"
-	"  updated_at INTEGER NOT NULL"
-	");"
-	"CREATE TABLE eligibility ("
-	"  editor_id INTEGER NOT NULL REFERENCES editors (id) ON DELETE CASCADE,"
-	"  advertiser_id INTEGER NOT NULL"
-	"    REFERENCES advertisers (id) ON DELETE CASCADE,"
-	"  PRIMARY KEY (editor_id, advertiser_id)"
-	") WITHOUT ROWID;"
-	"CREATE INDEX eligibility_by_advertiser"
-	"  ON eligibility (advertiser_id, editor_id);"
-	/* Any write to the catalog, by this server or by hand with the sqlite3
-	 * shell, moves the version on, and so retires every cached read. */
-	"CREATE TRIGGER editors_ins AFTER INSERT ON editors BEGIN"
-	"  UPDATE catalog_version SET version = version + 1 WHERE id = 1; END;"
-	"CREATE TRIGGER editors_upd AFTER UPDATE ON editors BEGIN"
-	"  UPDATE catalog_version SET version = version + 1 WHERE id = 1; END;"
-	"CREATE TRIGGER editors_del AFTER DELETE ON editors BEGIN"
-	"  UPDATE catalog_version SET version = version + 1 WHERE id = 1; END;"
-	"CREATE TRIGGER advertisers_ins AFTER INSERT ON advertisers BEGIN"
-	"  UPDATE catalog_version SET version = version + 1 WHERE id = 1; END;"
-	"CREATE TRIGGER advertisers_upd AFTER UPDATE ON advertisers BEGIN"
-	"  UPDATE catalog_version SET version = version + 1 WHERE id = 1; END;"
-	"CREATE TRIGGER advertisers_del AFTER DELETE ON advertisers BEGIN"
-	"  UPDATE catalog_version SET version = version + 1 WHERE id = 1; END;"
-	"CREATE TRIGGER eligibility_ins AFTER INSERT ON eligibility BEGIN"
-	"  UPDATE catalog_version SET version = version + 1 WHERE id = 1; END;"
-	"CREATE TRIGGER eligibility_upd AFTER UPDATE ON eligibility BEGIN"
-	"  UPDATE catalog_version SET version = version + 1 WHERE id = 1; END;"
-	"CREATE TRIGGER eligibility_del AFTER DELETE ON eligibility BEGIN"
-	"  UPDATE catalog_version SET version = version + 1 WHERE id = 1; END;",
-
-	/* 1 -> 2: applications, their history, and the job outbox. */
-	"CREATE TABLE applications ("
-	"  id INTEGER PRIMARY KEY,"
-	"  editor_id INTEGER NOT NULL REFERENCES editors (id),"
-	"  advertiser_id INTEGER NOT NULL REFERENCES advertisers (id),"
-	"  status TEXT NOT NULL"
-	"    CHECK (status IN ('pending', 'approved', 'rejected')),"
-	"  reason TEXT NOT NULL DEFAULT '',"
-	"  created_at INTEGER NOT NULL,"
-	"  updated_at INTEGER NOT NULL,"
-	/* The request that made it: the same request again (NNG resends a
-	 * request whose connection dropped) gets it back, not a conflict. */
-	"  request_id TEXT NOT NULL DEFAULT ''"
-	");"
-	/* At most one open (pending or approved) application per pair: the
-	 * database, not only the code, says so. */
-	"CREATE UNIQUE INDEX applications_one_open"
-	"  ON applications (editor_id, advertiser_id)"
-	"  WHERE status IN ('pending', 'approved');"
-	"CREATE INDEX applications_by_editor ON applications (editor_id, id);"
-	"CREATE TABLE application_events ("
-	"  id INTEGER PRIMARY KEY,"
-	"  application_id INTEGER NOT NULL REFERENCES applications (id),"
-	"  status TEXT NOT NULL,"
-	"  reason TEXT NOT NULL DEFAULT '',"
-	"  at INTEGER NOT NULL"
-	");"
-	"CREATE INDEX application_events_by_application"
-	"  ON application_events (application_id);"
-	"CREATE TABLE jobs ("
-	"  id INTEGER PRIMARY KEY,"
-	"  kind TEXT NOT NULL,"
-	"  ref_id INTEGER NOT NULL,"
-	"  payload BLOB NOT NULL,"
-	"  state TEXT NOT NULL"
-	"    CHECK (state IN ('queued', 'inflight', 'done', 'dead')),"
-	"  attempts INTEGER NOT NULL DEFAULT 0,"
-	"  max_attempts INTEGER NOT NULL,"
-	"  due_at INTEGER NOT NULL," /* ms; in flight: the visibility deadline */
-	"  last_error TEXT NOT NULL DEFAULT '',"
-	"  created_at INTEGER NOT NULL,"
-	"  updated_at INTEGER NOT NULL"
-	");"
-	"CREATE INDEX jobs_due ON jobs (due_at)"
-	"  WHERE state IN ('queued', 'inflight');",
-
-	/* 2 -> 3: orders reported by partners, and their history. */
-	"CREATE TABLE orders ("
-	"  seq INTEGER PRIMARY KEY," /* arrival order: the list cursor */
-	"  order_id TEXT NOT NULL UNIQUE,"
-	"  advertiser_id INTEGER NOT NULL REFERENCES advertisers (id),"
-	"  editor_id INTEGER NOT NULL REFERENCES editors (id),"
-	"  amount_cents INTEGER NOT NULL CHECK (amount_cents >= 0),"
-	"  commission_cents INTEGER NOT NULL"
-	"    CHECK (commission_cents BETWEEN 0 AND amount_cents),"
-	"  currency TEXT NOT NULL CHECK (length(currency) = 3),"
-	"  status TEXT NOT NULL"
-	"    CHECK (status IN ('pending', 'approved', 'declined')),"
-	"  created_at INTEGER NOT NULL,"
-	"  updated_at INTEGER NOT NULL,"
-	/* Every change counts up rev; the Redis copy is current when
-	 * cached_rev has caught up with it. */
-	"  rev INTEGER NOT NULL DEFAULT 1,"
-	"  cached_rev INTEGER NOT NULL DEFAULT 0"
-	");"
-	"CREATE INDEX orders_uncached ON orders (seq) WHERE cached_rev < rev;"
-	"CREATE INDEX orders_by_editor ON orders (editor_id, seq);"
-	"CREATE INDEX orders_by_advertiser ON orders (advertiser_id, seq);"
-	"CREATE TABLE order_events ("
-	"  id INTEGER PRIMARY KEY,"
-	"  order_id TEXT NOT NULL,"
-	"  status TEXT NOT NULL,"
-	"  at INTEGER NOT NULL"
-	");"
-	"CREATE INDEX order_events_by_order ON order_events (order_id);",
-
-	/* 3 -> 4: API keys (only the SHA-256 of each secret is kept) and the
-	 * advertisers' own webhook signing secrets (kept as they are: an
-	 * HMAC needs the secret itself). */
-	"CREATE TABLE api_keys ("
-	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	"  role TEXT NOT NULL CHECK (role IN ('editor', 'admin')),"
-	"  editor_id INTEGER REFERENCES editors (id),"
-	"  secret_sha256 BLOB NOT NULL CHECK (length(secret_sha256) = 32),"
-	"  created_at INTEGER NOT NULL,"
-	"  revoked_at INTEGER,"
-	"  CHECK ((role = 'admin') = (editor_id IS NULL))"
-	");"
-	"CREATE TABLE webhook_secrets ("
-	"  id INTEGER PRIMARY KEY,"
-	"  advertiser_id INTEGER NOT NULL REFERENCES advertisers (id),"
-	"  secret TEXT NOT NULL CHECK (length(secret) >= 32),"
-	"  created_at INTEGER NOT NULL,"
-	"  expires_at INTEGER" /* NULL: the current one */
-	");"
-	"CREATE INDEX webhook_secrets_by_advertiser"
-	"  ON webhook_secrets (advertiser_id, id);",
-
-	/* 4 -> 5: per advertiser, whether its webhooks must carry the
-	 * timestamped signature (t=<unix>,v1=<hex>): the plain hex form has
-	 * no time in it, so a captured request can be replayed for ever. No
-	 * row: the server's --webhook-require-timestamp decides alone. */
-	"CREATE TABLE webhook_policies ("
-	"  advertiser_id INTEGER PRIMARY KEY REFERENCES advertisers (id),"
-	"  require_timestamp INTEGER NOT NULL CHECK (require_timestamp IN (0, 1)),"
-	"  updated_at INTEGER NOT NULL"
-	");",
-
-	/* 5 -> 6: what must hold across restores and resends.
-	 * orders_copy names the Redis copy of the orders (cache.h): random,
-	 * and replaced whenever that copy cannot be trusted, so a database
-	 * restored from an older file never reads the copy of the history it
-	 * lost. request_keys holds each mutating call's request key (the
-	 * envelope's request_id, scoped by the caller) with the answer it got,
-	 * written in the transaction of the call's change: the same call sent
-	 * again gets that answer and changes nothing. Rows older than the
-	 * retention (24 h) are pruned as new ones come. */
-	"CREATE TABLE request_keys ("
-	"  scope TEXT NOT NULL,"
-	"  request_id TEXT NOT NULL,"
-	"  method TEXT NOT NULL,"
-	"  digest BLOB NOT NULL," /* SHA-256 of the method and the request */
-	"  reply BLOB NOT NULL,"  /* the packed answer */
-	"  created_at INTEGER NOT NULL,"
-	"  PRIMARY KEY (scope, request_id, digest)"
-	") WITHOUT ROWID;"
-	"CREATE INDEX request_keys_by_age ON request_keys (created_at);"
-	"INSERT INTO meta (key, value)"
-	"  VALUES ('orders_copy', lower(hex(randomblob(8))))"
-	"  ON CONFLICT (key) DO NOTHING;",
-
-	/* 6 -> 7: job deliveries bound to leases. Each delivery gets a
-	 * random token that its result must echo (a result for a delivery
-	 * the server never made is ignored); the token of the delivery
-	 * before is kept, so that its late result still counts. due_at is
-	 * from now on the server's monotonic clock, rebased at every start
-	 * (jobs_resume). */
-	"ALTER TABLE jobs ADD COLUMN lease_token TEXT NOT NULL DEFAULT '';"
-	"ALTER TABLE jobs ADD COLUMN prev_token TEXT NOT NULL DEFAULT '';",
-};
-
-#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 int
 sqlite_err(sqlite3 *db, int rc, const char *what)
@@ -314,8 +110,9 @@ user_version(sqlite3 *db, int *v)
 	return (rc == SQLITE_ROW ? AFF_OK : sqlite_err(db, rc, "user_version"));
 }
 
-/* Brings the schema to SCHEMA_VERSION in one write transaction, so that
- * connections opened at once migrate it once. */
+/* Brings the schema to sqlite_schema_version (the steps of
+ * schema/NNNN_name.sql) in one write transaction, so that connections
+ * opened at once migrate it once. */
 static int
 store_migrate(sqlite3 *db)
 {
@@ -324,29 +121,30 @@ store_migrate(sqlite3 *db)
 
 	if ((rv = user_version(db, &v)) != AFF_OK)
 		return (rv);
-	if (v == SCHEMA_VERSION)
+	if (v == sqlite_schema_version)
 		return (AFF_OK);
 	if ((rv = sqlite_exec(db, "BEGIN IMMEDIATE")) != AFF_OK)
 		return (rv);
 	if ((rv = user_version(db, &v)) != AFF_OK)
 		goto failed;
-	if (v > SCHEMA_VERSION) {
+	if (v > sqlite_schema_version) {
 		aff_error("store: database schema %d is newer than this "
 		          "server's %d",
-		    v, SCHEMA_VERSION);
+		    v, sqlite_schema_version);
 		rv = AFF_FAILED_PRECONDITION;
 		goto failed;
 	}
 	/* The seed belongs to the catalog (step 1); later steps only add. */
 	seeded = v > 0;
-	for (; v < SCHEMA_VERSION; v++) {
+	for (; v < sqlite_schema_version; v++) {
 		aff_info("store: migrating schema %d -> %d", v, v + 1);
-		if ((rv = sqlite_exec(db, migrations[v])) != AFF_OK)
+		if ((rv = sqlite_exec(db, sqlite_schema_steps[v])) != AFF_OK)
 			goto failed;
 	}
 	if (!seeded && (rv = sqlite_catalog_seed(db)) != AFF_OK)
 		goto failed;
-	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
+	    sqlite_schema_version);
 	if ((rv = sqlite_exec(db, sql)) != AFF_OK)
 		goto failed;
 	if ((rv = sqlite_exec(db, "COMMIT")) != AFF_OK)

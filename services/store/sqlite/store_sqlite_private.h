@@ -67,6 +67,15 @@ typedef struct sqlite_store {
 /* The store behind a handle of this backend. */
 #define SQLITE_STORE(base) ((sqlite_store *)(base))
 
+/*
+ * The schema's migration steps, generated at build time from
+ * schema/NNNN_*.sql (embed_schema.cmake): sqlite_schema_steps[i] takes
+ * PRAGMA user_version from i to i + 1; sqlite_schema_version is how many
+ * there are. Never edit a shipped step: add a file.
+ */
+extern const char *const sqlite_schema_steps[];
+extern const int sqlite_schema_version;
+
 /* ---- errors and statements (store_sqlite.c) ---- */
 
 /* Translates an SQLite result code into an aff_err code, logging what
