@@ -1,7 +1,9 @@
 /*
- * store_sqlite_catalog.c - the catalog in SQLite: editors, advertisers,
- * who may join whom (eligibility), the catalog version that retires
- * cached reads, and the deterministic seed the first migration writes.
+ * store_sqlite_catalog.c - the catalog in SQLite: reading editors,
+ * advertisers, who may join whom (eligibility) and the catalog version
+ * that retires cached reads, and the deterministic seed the first
+ * migration writes. The server never writes the catalog otherwise:
+ * operators do, with SQL, and the schema's triggers move the version.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,20 +34,6 @@
 	                      " AND e.editor_id = ?3"                          \
 	                      " WHERE a.id > ?1 ORDER BY a.id LIMIT ?2")       \
 	X(ST_ELIGIBLE, "SELECT 1 FROM eligibility"                             \
-	               " WHERE editor_id = ?1 AND advertiser_id = ?2")         \
-	X(ST_ADV_PUT,                                                          \
-	    "INSERT INTO advertisers (id, name, category, currency,"           \
-	    " commission_rate_bps, status, website, cookie_days, created_at,"  \
-	    " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)"     \
-	    " ON CONFLICT (id) DO UPDATE SET name = excluded.name,"            \
-	    " category = excluded.category, currency = excluded.currency,"     \
-	    " commission_rate_bps = excluded.commission_rate_bps,"             \
-	    " status = excluded.status, website = excluded.website,"           \
-	    " cookie_days = excluded.cookie_days,"                             \
-	    " updated_at = excluded.updated_at")                               \
-	X(ST_ELIG_ADD, "INSERT OR IGNORE INTO eligibility (editor_id,"         \
-	               " advertiser_id) VALUES (?1, ?2)")                      \
-	X(ST_ELIG_DEL, "DELETE FROM eligibility"                               \
 	               " WHERE editor_id = ?1 AND advertiser_id = ?2")
 
 enum { STATEMENTS(SQLITE_STMT_ENUM) ST_COUNT };
@@ -302,36 +290,4 @@ sqlite_advertiser_list(store *base, const struct store_advertiser_query *q,
 		sqlite3_bind_int64(st, 3, q->editor_id);
 	return (sqlite_list_page(s, st, q->limit, row_advertiser, a, out, n,
 	    more, NULL, "advertiser list"));
-}
-
-int
-sqlite_advertiser_put(store *base, const Affiliate__V1__Advertiser *adv)
-{
-	sqlite_store *s = SQLITE_STORE(base);
-	sqlite3_stmt *st = STMT(s, ST_ADV_PUT);
-
-	if (adv->id <= 0)
-		return (AFF_INVALID_ARGUMENT);
-	sqlite3_bind_int64(st, 1, adv->id);
-	sqlite3_bind_text(st, 2, adv->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, adv->category, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, adv->currency, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 5, adv->commission_rate_bps);
-	sqlite3_bind_text(st, 6, adv->status, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 7, adv->website, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 8, adv->cookie_days);
-	sqlite3_bind_int64(st, 9, aff_now_ms() / 1000);
-	return (sqlite_step_write(s, st, "advertiser put"));
-}
-
-int
-sqlite_eligibility_set(
-    store *base, int64_t editor_id, int64_t advertiser_id, int eligible)
-{
-	sqlite_store *s = SQLITE_STORE(base);
-	sqlite3_stmt *st = STMT(s, eligible ? ST_ELIG_ADD : ST_ELIG_DEL);
-
-	sqlite3_bind_int64(st, 1, editor_id);
-	sqlite3_bind_int64(st, 2, advertiser_id);
-	return (sqlite_step_write(s, st, "eligibility set"));
 }

@@ -176,9 +176,6 @@ int sqlite_advertiser_get(store *s, int64_t id, aff_arena *a,
 int sqlite_advertiser_list(store *s, const struct store_advertiser_query *q,
     aff_arena *a, Affiliate__V1__Advertiser ***out, size_t *n, int *more);
 int sqlite_eligible(store *s, int64_t editor_id, int64_t advertiser_id);
-int sqlite_advertiser_put(store *s, const Affiliate__V1__Advertiser *adv);
-int sqlite_eligibility_set(store *s, int64_t editor_id,
-    int64_t advertiser_id, int eligible);
 
 int sqlite_application_create(store *s, int64_t editor_id,
     int64_t advertiser_id, const char *request_id,
