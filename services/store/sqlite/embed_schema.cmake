@@ -51,8 +51,8 @@ endif()
 set(c "/* Generated from services/store/sqlite/schema/NNNN_name.sql by\n")
 string(APPEND c " * embed_schema.cmake at build time: do not edit, do not commit. */\n")
 string(APPEND c "#include \"sqlite/store_sqlite_private.h\"\n\n")
-string(APPEND c "const char *const sqlite_schema_steps[] = {\n${body}};\n\n")
-string(APPEND c "const int sqlite_schema_version = ${n};\n")
+string(APPEND c "const char *const store_sqlite_schema_steps[] = {\n${body}};\n\n")
+string(APPEND c "const int store_sqlite_schema_version = ${n};\n")
 
 # Rewritten only when it changes, so that a reconfigure rebuilds nothing.
 if(EXISTS "${OUT}")

@@ -37,23 +37,23 @@ enum { STATEMENTS(SQLITE_STMT_ENUM) ST_COUNT };
 
 static const char *const stmt_sql[ST_COUNT] = { STATEMENTS(SQLITE_STMT_SQL) };
 
-const struct sqlite_statements sqlite_core_statements = { stmt_sql, ST_COUNT };
+const struct store_sqlite_statements store_sqlite_core_statements
+    = { stmt_sql, ST_COUNT };
 
-/* Every domain's table, in enum sqlite_domain order. */
-static const struct sqlite_statements *const domains[SQ_DOMAINS] = {
-	[SQ_CORE] = &sqlite_core_statements,
-	[SQ_CATALOG] = &sqlite_catalog_statements,
-	[SQ_APPLICATIONS] = &sqlite_applications_statements,
-	[SQ_JOBS] = &sqlite_jobs_statements,
-	[SQ_ORDERS] = &sqlite_orders_statements,
-	[SQ_KEYS] = &sqlite_keys_statements,
+/* Every domain's table, in enum store_sqlite_domain order. */
+static const struct store_sqlite_statements *const domains[SQ_DOMAINS] = {
+	[SQ_CORE] = &store_sqlite_core_statements,
+	[SQ_CATALOG] = &store_sqlite_catalog_statements,
+	[SQ_APPLICATIONS] = &store_sqlite_applications_statements,
+	[SQ_JOBS] = &store_sqlite_jobs_statements,
+	[SQ_ORDERS] = &store_sqlite_orders_statements,
+	[SQ_KEYS] = &store_sqlite_keys_statements,
 };
 
 #define STMT(s, i) ((s)->st[SQ_CORE][i])
 
-
 int
-sqlite_err(sqlite3 *db, int rc, const char *what)
+store_sqlite_err(sqlite3 *db, int rc, const char *what)
 {
 	switch (rc & 0xff) {
 	case SQLITE_OK:
@@ -83,7 +83,7 @@ sqlite_err(sqlite3 *db, int rc, const char *what)
 }
 
 int
-sqlite_exec(sqlite3 *db, const char *sql)
+store_sqlite_exec(sqlite3 *db, const char *sql)
 {
 	char *err = NULL;
 	int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
@@ -92,7 +92,7 @@ sqlite_exec(sqlite3 *db, const char *sql)
 		aff_error("store: %s", err != NULL ? err : sqlite3_errstr(rc));
 		sqlite3_free(err);
 	}
-	return (sqlite_err(db, rc, "exec"));
+	return (store_sqlite_err(db, rc, "exec"));
 }
 
 static int
@@ -103,14 +103,14 @@ user_version(sqlite3 *db, int *v)
 
 	rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
 	if (rc != SQLITE_OK)
-		return (sqlite_err(db, rc, "user_version"));
+		return (store_sqlite_err(db, rc, "user_version"));
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		*v = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
-	return (rc == SQLITE_ROW ? AFF_OK : sqlite_err(db, rc, "user_version"));
+	return (rc == SQLITE_ROW ? AFF_OK : store_sqlite_err(db, rc, "user_version"));
 }
 
-/* Brings the schema to sqlite_schema_version (the steps of
+/* Brings the schema to store_sqlite_schema_version (the steps of
  * schema/NNNN_name.sql) in one write transaction, so that connections
  * opened at once migrate it once. */
 static int
@@ -121,46 +121,46 @@ store_migrate(sqlite3 *db)
 
 	if ((rv = user_version(db, &v)) != AFF_OK)
 		return (rv);
-	if (v == sqlite_schema_version)
+	if (v == store_sqlite_schema_version)
 		return (AFF_OK);
-	if ((rv = sqlite_exec(db, "BEGIN IMMEDIATE")) != AFF_OK)
+	if ((rv = store_sqlite_exec(db, "BEGIN IMMEDIATE")) != AFF_OK)
 		return (rv);
 	if ((rv = user_version(db, &v)) != AFF_OK)
 		goto failed;
-	if (v > sqlite_schema_version) {
+	if (v > store_sqlite_schema_version) {
 		aff_error("store: database schema %d is newer than this "
 		          "server's %d",
-		    v, sqlite_schema_version);
+		    v, store_sqlite_schema_version);
 		rv = AFF_FAILED_PRECONDITION;
 		goto failed;
 	}
 	/* The seed belongs to the catalog (step 1); later steps only add. */
 	seeded = v > 0;
-	for (; v < sqlite_schema_version; v++) {
+	for (; v < store_sqlite_schema_version; v++) {
 		aff_info("store: migrating schema %d -> %d", v, v + 1);
-		if ((rv = sqlite_exec(db, sqlite_schema_steps[v])) != AFF_OK)
+		if ((rv = store_sqlite_exec(db, store_sqlite_schema_steps[v])) != AFF_OK)
 			goto failed;
 	}
-	if (!seeded && (rv = sqlite_catalog_seed(db)) != AFF_OK)
+	if (!seeded && (rv = store_sqlite_catalog_seed(db)) != AFF_OK)
 		goto failed;
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
-	    sqlite_schema_version);
-	if ((rv = sqlite_exec(db, sql)) != AFF_OK)
+	    store_sqlite_schema_version);
+	if ((rv = store_sqlite_exec(db, sql)) != AFF_OK)
 		goto failed;
-	if ((rv = sqlite_exec(db, "COMMIT")) != AFF_OK)
+	if ((rv = store_sqlite_exec(db, "COMMIT")) != AFF_OK)
 		goto failed;
 	if (!seeded)
 		aff_info("store: new database seeded with %zu editors and %zu "
 		         "advertisers",
-		    sqlite_catalog_seed_editors(),
-		    sqlite_catalog_seed_advertisers());
+		    store_sqlite_catalog_seed_editors(),
+		    store_sqlite_catalog_seed_advertisers());
 	return (AFF_OK);
 failed:
-	sqlite_exec(db, "ROLLBACK");
+	store_sqlite_exec(db, "ROLLBACK");
 	return (rv);
 }
 
-static void sqlite_close(store *base);
+static void store_sqlite_close(store *base);
 
 /*
  * Waits for another connection's write lock in short naps (50 us doubling
@@ -210,7 +210,7 @@ apply_max_pages(sqlite3 *db)
 	}
 	snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld",
 	    (long long)pages);
-	return (sqlite_exec(db, sql));
+	return (store_sqlite_exec(db, sql));
 }
 
 /*
@@ -251,7 +251,7 @@ db_file_private(const char *path)
 }
 
 static int
-sqlite_open(const char *path, store **sp)
+store_sqlite_open(const char *path, store **sp)
 {
 	sqlite_store *s;
 	sqlite3_stmt *st;
@@ -274,7 +274,7 @@ sqlite_open(const char *path, store **sp)
 	sqlite3_extended_result_codes(s->db, 1);
 	/* WAL lets readers run beside the writer; FULL makes a commit
 	 * survive a power cut, not only a crash. */
-	if ((rv = sqlite_exec(s->db, "PRAGMA journal_mode = WAL;"
+	if ((rv = store_sqlite_exec(s->db, "PRAGMA journal_mode = WAL;"
 	                             "PRAGMA synchronous = FULL;"
 	                             "PRAGMA foreign_keys = ON;")) != AFF_OK ||
 	    (rv = apply_max_pages(s->db)) != AFF_OK)
@@ -282,7 +282,7 @@ sqlite_open(const char *path, store **sp)
 	if ((rv = store_migrate(s->db)) != AFF_OK)
 		goto failed;
 	for (int d = 0; d < SQ_DOMAINS; d++) {
-		const struct sqlite_statements *t = domains[d];
+		const struct store_sqlite_statements *t = domains[d];
 
 		if ((s->st[d] = calloc((size_t)t->n, sizeof(*s->st[d]))) ==
 		    NULL) {
@@ -293,7 +293,7 @@ sqlite_open(const char *path, store **sp)
 			rc = sqlite3_prepare_v3(s->db, t->sql[i], -1,
 			    SQLITE_PREPARE_PERSISTENT, &s->st[d][i], NULL);
 			if (rc != SQLITE_OK) {
-				rv = sqlite_err(s->db, rc, t->sql[i]);
+				rv = store_sqlite_err(s->db, rc, t->sql[i]);
 				goto failed;
 			}
 		}
@@ -307,12 +307,12 @@ sqlite_open(const char *path, store **sp)
 	*sp = &s->base;
 	return (AFF_OK);
 failed:
-	sqlite_close(&s->base);
+	store_sqlite_close(&s->base);
 	return (rv);
 }
 
 static void
-sqlite_close(store *base)
+store_sqlite_close(store *base)
 {
 	sqlite_store *s = SQLITE_STORE(base);
 
@@ -330,24 +330,24 @@ sqlite_close(store *base)
 /* ---- statements ---- */
 
 void
-sqlite_stmt_done(sqlite3_stmt *st)
+store_sqlite_stmt_done(sqlite3_stmt *st)
 {
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 }
 
 int
-sqlite_step_write(sqlite_store *s, sqlite3_stmt *st, const char *what)
+store_sqlite_step_write(sqlite_store *s, sqlite3_stmt *st, const char *what)
 {
 	int rc = sqlite3_step(st);
-	int rv = rc == SQLITE_DONE ? AFF_OK : sqlite_err(s->db, rc, what);
+	int rv = rc == SQLITE_DONE ? AFF_OK : store_sqlite_err(s->db, rc, what);
 
-	sqlite_stmt_done(st);
+	store_sqlite_stmt_done(st);
 	return (rv);
 }
 
 int
-sqlite_exists(sqlite_store *s, sqlite3_stmt *st, int64_t a, int64_t b,
+store_sqlite_exists(sqlite_store *s, sqlite3_stmt *st, int64_t a, int64_t b,
     int absent)
 {
 	int rc, rv;
@@ -361,13 +361,13 @@ sqlite_exists(sqlite_store *s, sqlite3_stmt *st, int64_t a, int64_t b,
 	else if (rc == SQLITE_DONE)
 		rv = absent;
 	else
-		rv = sqlite_err(s->db, rc, "lookup");
-	sqlite_stmt_done(st);
+		rv = store_sqlite_err(s->db, rc, "lookup");
+	store_sqlite_stmt_done(st);
 	return (rv);
 }
 
 char *
-sqlite_col_text(sqlite3_stmt *st, int i, aff_arena *a)
+store_sqlite_col_text(sqlite3_stmt *st, int i, aff_arena *a)
 {
 	const unsigned char *t = sqlite3_column_text(st, i);
 
@@ -376,7 +376,7 @@ sqlite_col_text(sqlite3_stmt *st, int i, aff_arena *a)
 }
 
 char *
-sqlite_col_time(sqlite3_stmt *st, int i, aff_arena *a)
+store_sqlite_col_time(sqlite3_stmt *st, int i, aff_arena *a)
 {
 	char buf[32];
 
@@ -385,8 +385,8 @@ sqlite_col_time(sqlite3_stmt *st, int i, aff_arena *a)
 }
 
 int
-sqlite_one_row(sqlite_store *s, sqlite3_stmt *st, sqlite_row_fn *row,
-    aff_arena *a, void *out, const char *what)
+store_sqlite_one_row(sqlite_store *s, sqlite3_stmt *st,
+    store_sqlite_row_fn *row, aff_arena *a, void *out, const char *what)
 {
 	int rc = sqlite3_step(st), rv;
 	void *r;
@@ -402,14 +402,14 @@ sqlite_one_row(sqlite_store *s, sqlite3_stmt *st, sqlite_row_fn *row,
 	} else if (rc == SQLITE_DONE)
 		rv = AFF_NOT_FOUND;
 	else
-		rv = sqlite_err(s->db, rc, what);
-	sqlite_stmt_done(st);
+		rv = store_sqlite_err(s->db, rc, what);
+	store_sqlite_stmt_done(st);
 	return (rv);
 }
 
 int
-sqlite_list_page(sqlite_store *s, sqlite3_stmt *st, int limit,
-    sqlite_row_fn *row, aff_arena *a, void *out, size_t *n, int *more,
+store_sqlite_list_page(sqlite_store *s, sqlite3_stmt *st, int limit,
+    store_sqlite_row_fn *row, aff_arena *a, void *out, size_t *n, int *more,
     int64_t *last, const char *what)
 {
 	void **v;
@@ -418,7 +418,7 @@ sqlite_list_page(sqlite_store *s, sqlite3_stmt *st, int limit,
 
 	*more = 0;
 	if ((v = aff_arena_alloc(a, sizeof(*v) * (size_t)limit)) == NULL) {
-		sqlite_stmt_done(st);
+		store_sqlite_stmt_done(st);
 		return (AFF_RESOURCE_EXHAUSTED);
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -435,8 +435,8 @@ sqlite_list_page(sqlite_store *s, sqlite3_stmt *st, int limit,
 			*last = sqlite3_column_int64(st, 0);
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		rv = sqlite_err(s->db, rc, what);
-	sqlite_stmt_done(st);
+		rv = store_sqlite_err(s->db, rc, what);
+	store_sqlite_stmt_done(st);
 	/* The one place the array of objects becomes the caller's array of
 	 * its type (T ***, see the header). */
 	*(void ***)out = v;
@@ -447,32 +447,32 @@ sqlite_list_page(sqlite_store *s, sqlite3_stmt *st, int limit,
 /* ---- transactions ---- */
 
 int
-sqlite_tx_run(sqlite_store *s, sqlite3_stmt *st, const char *what)
+store_sqlite_tx_run(sqlite_store *s, sqlite3_stmt *st, const char *what)
 {
 	int rc = sqlite3_step(st);
 
 	sqlite3_reset(st);
-	return (rc == SQLITE_DONE ? AFF_OK : sqlite_err(s->db, rc, what));
+	return (rc == SQLITE_DONE ? AFF_OK : store_sqlite_err(s->db, rc, what));
 }
 
 int
-sqlite_tx_begin(sqlite_store *s)
+store_sqlite_tx_begin(sqlite_store *s)
 {
 	int rv;
 
 	if (s->depth > 0 && !sqlite3_get_autocommit(s->db)) {
-		if ((rv = sqlite_tx_run(s, STMT(s, ST_NEST_BEGIN),
+		if ((rv = store_sqlite_tx_run(s, STMT(s, ST_NEST_BEGIN),
 		         "savepoint")) == AFF_OK)
 			s->depth++;
 		return (rv);
 	}
-	if ((rv = sqlite_tx_run(s, STMT(s, ST_BEGIN), "begin")) == AFF_OK)
+	if ((rv = store_sqlite_tx_run(s, STMT(s, ST_BEGIN), "begin")) == AFF_OK)
 		s->depth = 1;
 	return (rv);
 }
 
 int
-sqlite_tx_end(sqlite_store *s, int rv)
+store_sqlite_tx_end(sqlite_store *s, int rv)
 {
 	if (s->depth > 1) {
 		s->depth--;
@@ -482,62 +482,62 @@ sqlite_tx_end(sqlite_store *s, int rv)
 			return (rv != AFF_OK ? rv : AFF_ABORTED);
 		}
 		if (rv != AFF_OK)
-			(void)sqlite_tx_run(s, STMT(s, ST_NEST_UNDO),
+			(void)store_sqlite_tx_run(s, STMT(s, ST_NEST_UNDO),
 			    "savepoint undo");
-		(void)sqlite_tx_run(s, STMT(s, ST_NEST_RELEASE),
+		(void)store_sqlite_tx_run(s, STMT(s, ST_NEST_RELEASE),
 		    "savepoint release");
 		return (rv);
 	}
 	s->depth = 0;
 	if (rv == AFF_OK &&
-	    (rv = sqlite_tx_run(s, STMT(s, ST_COMMIT), "commit")) == AFF_OK)
+	    (rv = store_sqlite_tx_run(s, STMT(s, ST_COMMIT), "commit")) == AFF_OK)
 		return (AFF_OK);
-	sqlite_tx_rollback(s);
+	store_sqlite_tx_rollback(s);
 	return (rv);
 }
 
 void
-sqlite_tx_rollback(sqlite_store *s)
+store_sqlite_tx_rollback(sqlite_store *s)
 {
 	if (!sqlite3_get_autocommit(s->db))
-		(void)sqlite_tx_run(s, STMT(s, ST_ROLLBACK), "rollback");
+		(void)store_sqlite_tx_run(s, STMT(s, ST_ROLLBACK), "rollback");
 }
 
 const struct store_ops store_sqlite_ops = {
 	.name = "sqlite",
-	.open = sqlite_open,
-	.close = sqlite_close,
-	.catalog_version = sqlite_catalog_version,
-	.editor_exists = sqlite_editor_exists,
-	.advertiser_get = sqlite_advertiser_get,
-	.advertiser_list = sqlite_advertiser_list,
-	.eligible = sqlite_eligible,
-	.application_create = sqlite_application_create,
-	.application_get = sqlite_application_get,
-	.application_list = sqlite_application_list,
-	.jobs_claim = sqlite_jobs_claim,
-	.jobs_unclaim = sqlite_jobs_unclaim,
-	.job_finish = sqlite_job_finish,
-	.job_extend = sqlite_job_extend,
-	.jobs_resume = sqlite_jobs_resume,
-	.order_put = sqlite_order_put,
-	.order_list = sqlite_order_list,
-	.orders_uncached = sqlite_orders_uncached,
-	.orders_mark_cached = sqlite_orders_mark_cached,
-	.orders_all_cached = sqlite_orders_all_cached,
-	.orders_cache_reset = sqlite_orders_cache_reset,
-	.key_create = sqlite_key_create,
-	.key_get = sqlite_key_get,
-	.key_list = sqlite_key_list,
-	.key_revoke = sqlite_key_revoke,
-	.webhook_secret_rotate = sqlite_webhook_secret_rotate,
-	.webhook_secrets_get = sqlite_webhook_secrets_get,
-	.webhook_policy_get = sqlite_webhook_policy_get,
-	.webhook_policy_set = sqlite_webhook_policy_set,
-	.call_begin = sqlite_call_begin,
-	.call_end = sqlite_call_end,
-	.batch_begin = sqlite_batch_begin,
-	.batch_end = sqlite_batch_end,
+	.open = store_sqlite_open,
+	.close = store_sqlite_close,
+	.catalog_version = store_sqlite_catalog_version,
+	.editor_exists = store_sqlite_editor_exists,
+	.advertiser_get = store_sqlite_advertiser_get,
+	.advertiser_list = store_sqlite_advertiser_list,
+	.eligible = store_sqlite_eligible,
+	.application_create = store_sqlite_application_create,
+	.application_get = store_sqlite_application_get,
+	.application_list = store_sqlite_application_list,
+	.jobs_claim = store_sqlite_jobs_claim,
+	.jobs_unclaim = store_sqlite_jobs_unclaim,
+	.job_finish = store_sqlite_job_finish,
+	.job_extend = store_sqlite_job_extend,
+	.jobs_resume = store_sqlite_jobs_resume,
+	.order_put = store_sqlite_order_put,
+	.order_list = store_sqlite_order_list,
+	.orders_uncached = store_sqlite_orders_uncached,
+	.orders_mark_cached = store_sqlite_orders_mark_cached,
+	.orders_all_cached = store_sqlite_orders_all_cached,
+	.orders_cache_reset = store_sqlite_orders_cache_reset,
+	.key_create = store_sqlite_key_create,
+	.key_get = store_sqlite_key_get,
+	.key_list = store_sqlite_key_list,
+	.key_revoke = store_sqlite_key_revoke,
+	.webhook_secret_rotate = store_sqlite_webhook_secret_rotate,
+	.webhook_secrets_get = store_sqlite_webhook_secrets_get,
+	.webhook_policy_get = store_sqlite_webhook_policy_get,
+	.webhook_policy_set = store_sqlite_webhook_policy_set,
+	.call_begin = store_sqlite_call_begin,
+	.call_end = store_sqlite_call_end,
+	.batch_begin = store_sqlite_batch_begin,
+	.batch_end = store_sqlite_batch_end,
 };
 
 int

@@ -39,7 +39,7 @@ enum { STATEMENTS(SQLITE_STMT_ENUM) ST_COUNT };
 
 static const char *const stmt_sql[ST_COUNT] = { STATEMENTS(SQLITE_STMT_SQL) };
 
-const struct sqlite_statements sqlite_applications_statements = {
+const struct store_sqlite_statements store_sqlite_applications_statements = {
 	stmt_sql,
 	ST_COUNT,
 };
@@ -47,7 +47,7 @@ const struct sqlite_statements sqlite_applications_statements = {
 #define STMT(s, i) ((s)->st[SQ_APPLICATIONS][i])
 
 /* Reads an Affiliate__V1__Application from the current row (APP_COLUMNS
- * order); a sqlite_row_fn. */
+ * order); a store_sqlite_row_fn. */
 static void *
 row_application(sqlite3_stmt *st, aff_arena *a)
 {
@@ -59,10 +59,10 @@ row_application(sqlite3_stmt *st, aff_arena *a)
 	app->id = sqlite3_column_int64(st, 0);
 	app->editor_id = sqlite3_column_int64(st, 1);
 	app->advertiser_id = sqlite3_column_int64(st, 2);
-	app->status = sqlite_col_text(st, 3, a);
-	app->reason = sqlite_col_text(st, 4, a);
-	app->created_at = sqlite_col_time(st, 5, a);
-	app->updated_at = sqlite_col_time(st, 6, a);
+	app->status = store_sqlite_col_text(st, 3, a);
+	app->reason = store_sqlite_col_text(st, 4, a);
+	app->created_at = store_sqlite_col_time(st, 5, a);
+	app->updated_at = store_sqlite_col_time(st, 6, a);
 	if (app->status == NULL || app->reason == NULL ||
 	    app->created_at == NULL || app->updated_at == NULL)
 		return (NULL);
@@ -79,11 +79,11 @@ event_insert(sqlite_store *s, int64_t app_id, const char *status,
 	sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, now_s);
-	return (sqlite_step_write(s, st, "event insert"));
+	return (store_sqlite_step_write(s, st, "event insert"));
 }
 
 int
-sqlite_application_create(store *base, int64_t editor_id,
+store_sqlite_application_create(store *base, int64_t editor_id,
     int64_t advertiser_id, const char *request_id,
     const struct store_job_policy *p, aff_arena *a,
     Affiliate__V1__Application **out)
@@ -97,7 +97,7 @@ sqlite_application_create(store *base, int64_t editor_id,
 	sqlite3_stmt *st;
 	int rv;
 
-	if ((rv = sqlite_tx_begin(s)) != AFF_OK)
+	if ((rv = store_sqlite_tx_begin(s)) != AFF_OK)
 		return (rv);
 	st = STMT(s, ST_APP_OPEN);
 	sqlite3_bind_int64(st, 1, editor_id);
@@ -107,22 +107,22 @@ sqlite_application_create(store *base, int64_t editor_id,
 		int same = request_id != NULL && request_id[0] != '\0' &&
 		    made_by != NULL && strcmp(made_by, request_id) == 0;
 		*out = row_application(st, a);
-		sqlite_stmt_done(st);
+		store_sqlite_stmt_done(st);
 		if (*out == NULL)
 			rv = AFF_RESOURCE_EXHAUSTED;
 		else
 			rv = same ? AFF_OK : AFF_ALREADY_EXISTS;
-		(void)sqlite_tx_end(s, AFF_ABORTED); /* nothing written */
+		(void)store_sqlite_tx_end(s, AFF_ABORTED); /* nothing written */
 		return (rv);
 	}
-	sqlite_stmt_done(st);
+	store_sqlite_stmt_done(st);
 	st = STMT(s, ST_APP_INSERT);
 	sqlite3_bind_int64(st, 1, editor_id);
 	sqlite3_bind_int64(st, 2, advertiser_id);
 	sqlite3_bind_int64(st, 3, now_ms / 1000);
 	sqlite3_bind_text(st, 4, request_id != NULL ? request_id : "", -1,
 	    SQLITE_STATIC);
-	if ((rv = sqlite_step_write(s, st, "application insert")) != AFF_OK)
+	if ((rv = store_sqlite_step_write(s, st, "application insert")) != AFF_OK)
 		goto done;
 	id = sqlite3_last_insert_rowid(s->db);
 	if ((rv = event_insert(s, id, "pending", "", now_ms / 1000)) != AFF_OK)
@@ -131,31 +131,32 @@ sqlite_application_create(store *base, int64_t editor_id,
 	job.editor_id = editor_id;
 	job.advertiser_id = advertiser_id;
 	plen = affiliate__v1__review_application_job__pack(&job, payload);
-	if ((rv = sqlite_job_insert(s, "review_application", id, payload, plen,
+	if ((rv = store_sqlite_job_insert(s, "review_application", id, payload, plen,
 	         p, now_ms)) != AFF_OK)
 		goto done;
 	st = STMT(s, ST_APP_GET);
 	sqlite3_bind_int64(st, 1, id);
-	rv = sqlite_one_row(s, st, row_application, a, out, "application read");
+	rv = store_sqlite_one_row(s, st, row_application, a, out, "application read");
 done:
-	return (sqlite_tx_end(s, rv));
+	return (store_sqlite_tx_end(s, rv));
 }
 
 int
-sqlite_application_get(
+store_sqlite_application_get(
     store *base, int64_t id, aff_arena *a, Affiliate__V1__Application **out)
 {
 	sqlite_store *s = SQLITE_STORE(base);
 	sqlite3_stmt *st = STMT(s, ST_APP_GET);
 
 	sqlite3_bind_int64(st, 1, id);
-	return (sqlite_one_row(s, st, row_application, a, out,
+	return (store_sqlite_one_row(s, st, row_application, a, out,
 	    "application read"));
 }
 
 int
-sqlite_application_list(store *base, const struct store_application_query *q,
-    aff_arena *a, Affiliate__V1__Application ***out, size_t *n, int *more)
+store_sqlite_application_list(store *base,
+    const struct store_application_query *q, aff_arena *a,
+    Affiliate__V1__Application ***out, size_t *n, int *more)
 {
 	sqlite_store *s = SQLITE_STORE(base);
 	sqlite3_stmt *st = STMT(s, ST_APP_LIST);
@@ -167,12 +168,12 @@ sqlite_application_list(store *base, const struct store_application_query *q,
 	sqlite3_bind_int64(st, 3, q->editor_id);
 	sqlite3_bind_text(
 	    st, 4, q->status != NULL ? q->status : "", -1, SQLITE_STATIC);
-	return (sqlite_list_page(s, st, q->limit, row_application, a, out, n,
+	return (store_sqlite_list_page(s, st, q->limit, row_application, a, out, n,
 	    more, NULL, "application list"));
 }
 
 int
-sqlite_application_decide(sqlite_store *s, int64_t app_id,
+store_sqlite_application_decide(sqlite_store *s, int64_t app_id,
     const char *status, const char *reason, int64_t now_s)
 {
 	sqlite3_stmt *st = STMT(s, ST_APP_DECIDE);
@@ -182,7 +183,7 @@ sqlite_application_decide(sqlite_store *s, int64_t app_id,
 	sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, now_s);
-	if ((rv = sqlite_step_write(s, st, "application decide")) != AFF_OK)
+	if ((rv = store_sqlite_step_write(s, st, "application decide")) != AFF_OK)
 		return (rv);
 	if (sqlite3_changes(s->db) == 0)
 		return (AFF_OK);

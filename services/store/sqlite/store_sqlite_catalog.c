@@ -40,7 +40,7 @@ enum { STATEMENTS(SQLITE_STMT_ENUM) ST_COUNT };
 
 static const char *const stmt_sql[ST_COUNT] = { STATEMENTS(SQLITE_STMT_SQL) };
 
-const struct sqlite_statements sqlite_catalog_statements = {
+const struct store_sqlite_statements store_sqlite_catalog_statements = {
 	stmt_sql,
 	ST_COUNT,
 };
@@ -100,19 +100,19 @@ store_seed_eligible(int64_t editor_id, int64_t advertiser_id)
 	return ((advertiser_id + 2 * editor_id) % 3 != 0);
 }
 size_t
-sqlite_catalog_seed_editors(void)
+store_sqlite_catalog_seed_editors(void)
 {
 	return (sizeof(seed_editors) / sizeof(seed_editors[0]));
 }
 
 size_t
-sqlite_catalog_seed_advertisers(void)
+store_sqlite_catalog_seed_advertisers(void)
 {
 	return (sizeof(seed_advertisers) / sizeof(seed_advertisers[0]));
 }
 
 int
-sqlite_catalog_seed(sqlite3 *db)
+store_sqlite_catalog_seed(sqlite3 *db)
 {
 	sqlite3_stmt *st = NULL;
 	char dbid[33];
@@ -193,11 +193,11 @@ sqlite_catalog_seed(sqlite3 *db)
 
 failed:
 	sqlite3_finalize(st);
-	return (sqlite_err(db, rc, "seed"));
+	return (store_sqlite_err(db, rc, "seed"));
 }
 
 int
-sqlite_catalog_version(store *base, const char **db_id, int64_t *version)
+store_sqlite_catalog_version(store *base, const char **db_id, int64_t *version)
 {
 	sqlite_store *s = SQLITE_STORE(base);
 	sqlite3_stmt *st = STMT(s, ST_CATALOG_VERSION);
@@ -208,35 +208,35 @@ sqlite_catalog_version(store *base, const char **db_id, int64_t *version)
 		*db_id = s->db_id;
 		rv = AFF_OK;
 	} else
-		rv = sqlite_err(s->db, rc, "catalog version");
-	sqlite_stmt_done(st);
+		rv = store_sqlite_err(s->db, rc, "catalog version");
+	store_sqlite_stmt_done(st);
 	return (rv);
 }
 
 int
-sqlite_catalog_editor_exists(sqlite_store *s, int64_t id)
+store_sqlite_catalog_editor_exists(sqlite_store *s, int64_t id)
 {
-	return (sqlite_exists(s, STMT(s, ST_EDITOR_EXISTS), id, 0,
+	return (store_sqlite_exists(s, STMT(s, ST_EDITOR_EXISTS), id, 0,
 	    AFF_NOT_FOUND));
 }
 
 int
-sqlite_editor_exists(store *base, int64_t id)
+store_sqlite_editor_exists(store *base, int64_t id)
 {
-	return (sqlite_catalog_editor_exists(SQLITE_STORE(base), id));
+	return (store_sqlite_catalog_editor_exists(SQLITE_STORE(base), id));
 }
 
 int
-sqlite_eligible(store *base, int64_t editor_id, int64_t advertiser_id)
+store_sqlite_eligible(store *base, int64_t editor_id, int64_t advertiser_id)
 {
 	sqlite_store *s = SQLITE_STORE(base);
 
-	return (sqlite_exists(s, STMT(s, ST_ELIGIBLE), editor_id,
+	return (store_sqlite_exists(s, STMT(s, ST_ELIGIBLE), editor_id,
 	    advertiser_id, AFF_PERMISSION_DENIED));
 }
 
 /* Reads an Affiliate__V1__Advertiser from the current row (ADV_COLUMNS
- * order); a sqlite_row_fn. */
+ * order); a store_sqlite_row_fn. */
 static void *
 row_advertiser(sqlite3_stmt *st, aff_arena *a)
 {
@@ -246,15 +246,15 @@ row_advertiser(sqlite3_stmt *st, aff_arena *a)
 		return (NULL);
 	affiliate__v1__advertiser__init(adv);
 	adv->id = sqlite3_column_int64(st, 0);
-	adv->name = sqlite_col_text(st, 1, a);
-	adv->category = sqlite_col_text(st, 2, a);
-	adv->currency = sqlite_col_text(st, 3, a);
+	adv->name = store_sqlite_col_text(st, 1, a);
+	adv->category = store_sqlite_col_text(st, 2, a);
+	adv->currency = store_sqlite_col_text(st, 3, a);
 	adv->commission_rate_bps = sqlite3_column_int(st, 4);
-	adv->status = sqlite_col_text(st, 5, a);
-	adv->website = sqlite_col_text(st, 6, a);
+	adv->status = store_sqlite_col_text(st, 5, a);
+	adv->website = store_sqlite_col_text(st, 6, a);
 	adv->cookie_days = sqlite3_column_int(st, 7);
-	adv->created_at = sqlite_col_time(st, 8, a);
-	adv->updated_at = sqlite_col_time(st, 9, a);
+	adv->created_at = store_sqlite_col_time(st, 8, a);
+	adv->updated_at = store_sqlite_col_time(st, 9, a);
 	if (adv->name == NULL || adv->category == NULL ||
 	    adv->currency == NULL || adv->status == NULL ||
 	    adv->website == NULL || adv->created_at == NULL ||
@@ -264,19 +264,20 @@ row_advertiser(sqlite3_stmt *st, aff_arena *a)
 }
 
 int
-sqlite_advertiser_get(
+store_sqlite_advertiser_get(
     store *base, int64_t id, aff_arena *a, Affiliate__V1__Advertiser **out)
 {
 	sqlite_store *s = SQLITE_STORE(base);
 	sqlite3_stmt *st = STMT(s, ST_ADV_GET);
 
 	sqlite3_bind_int64(st, 1, id);
-	return (sqlite_one_row(s, st, row_advertiser, a, out, "advertiser get"));
+	return (store_sqlite_one_row(s, st, row_advertiser, a, out, "advertiser get"));
 }
 
 int
-sqlite_advertiser_list(store *base, const struct store_advertiser_query *q,
-    aff_arena *a, Affiliate__V1__Advertiser ***out, size_t *n, int *more)
+store_sqlite_advertiser_list(store *base,
+    const struct store_advertiser_query *q, aff_arena *a,
+    Affiliate__V1__Advertiser ***out, size_t *n, int *more)
 {
 	sqlite_store *s = SQLITE_STORE(base);
 	sqlite3_stmt *st;
@@ -288,6 +289,6 @@ sqlite_advertiser_list(store *base, const struct store_advertiser_query *q,
 	sqlite3_bind_int64(st, 2, (int64_t)q->limit + 1);
 	if (q->editor_id > 0)
 		sqlite3_bind_int64(st, 3, q->editor_id);
-	return (sqlite_list_page(s, st, q->limit, row_advertiser, a, out, n,
+	return (store_sqlite_list_page(s, st, q->limit, row_advertiser, a, out, n,
 	    more, NULL, "advertiser list"));
 }

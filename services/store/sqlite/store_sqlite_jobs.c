@@ -55,7 +55,7 @@ enum { STATEMENTS(SQLITE_STMT_ENUM) ST_COUNT };
 
 static const char *const stmt_sql[ST_COUNT] = { STATEMENTS(SQLITE_STMT_SQL) };
 
-const struct sqlite_statements sqlite_jobs_statements = {
+const struct store_sqlite_statements store_sqlite_jobs_statements = {
 	stmt_sql,
 	ST_COUNT,
 };
@@ -63,7 +63,7 @@ const struct sqlite_statements sqlite_jobs_statements = {
 #define STMT(s, i) ((s)->st[SQ_JOBS][i])
 
 int
-sqlite_job_insert(sqlite_store *s, const char *kind, int64_t ref_id,
+store_sqlite_job_insert(sqlite_store *s, const char *kind, int64_t ref_id,
     const uint8_t *payload, size_t len, const struct store_job_policy *p,
     int64_t now_ms)
 {
@@ -75,7 +75,7 @@ sqlite_job_insert(sqlite_store *s, const char *kind, int64_t ref_id,
 	sqlite3_bind_int(st, 4, p->max_attempts);
 	sqlite3_bind_int64(st, 5, now_ms);
 	sqlite3_bind_int64(st, 6, aff_mono_ms()); /* due now (store.h) */
-	return (sqlite_step_write(s, st, "job insert"));
+	return (store_sqlite_step_write(s, st, "job insert"));
 }
 
 /* A job out of attempts: dead, and what it was for rejected. */
@@ -89,19 +89,20 @@ job_kill(sqlite_store *s, int64_t job_id, const char *kind, int64_t ref_id,
 	sqlite3_bind_int64(st, 1, job_id);
 	sqlite3_bind_text(st, 2, why, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 3, aff_now_ms()); /* shown to people */
-	if ((rv = sqlite_step_write(s, st, "job dead")) != AFF_OK)
+	if ((rv = store_sqlite_step_write(s, st, "job dead")) != AFF_OK)
 		return (rv);
 	aff_warn("jobs: job %lld (%s %lld) is dead: %s", (long long)job_id, kind,
 	    (long long)ref_id, why);
 	if (strcmp(kind, "review_application") == 0)
-		return (sqlite_application_decide(
+		return (store_sqlite_application_decide(
 		    s, ref_id, "rejected", why, aff_now_ms() / 1000));
 	return (AFF_OK);
 }
 
 int
-sqlite_jobs_claim(store *base, int64_t now_ms, const struct store_job_policy *p,
-    int max, aff_arena *a, struct store_job **out, size_t *n)
+store_sqlite_jobs_claim(store *base, int64_t now_ms,
+    const struct store_job_policy *p, int max, aff_arena *a,
+    struct store_job **out, size_t *n)
 {
 	sqlite_store *s = SQLITE_STORE(base);
 	sqlite3_stmt *st;
@@ -117,7 +118,7 @@ sqlite_jobs_claim(store *base, int64_t now_ms, const struct store_job_policy *p,
 	*n = 0;
 	if ((v = aff_arena_alloc(a, sizeof(*v) * (size_t)max)) == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);
-	if ((rv = sqlite_tx_begin(s)) != AFF_OK)
+	if ((rv = store_sqlite_tx_begin(s)) != AFF_OK)
 		return (rv);
 	/* In flight, no result, no attempts left: dead. */
 	st = STMT(s, ST_JOBS_EXPIRED);
@@ -130,7 +131,7 @@ sqlite_jobs_claim(store *base, int64_t now_ms, const struct store_job_policy *p,
 		dead[nd].attempts = sqlite3_column_int(st, 3);
 		nd++;
 	}
-	sqlite_stmt_done(st);
+	store_sqlite_stmt_done(st);
 	for (int i = 0; i < nd && rv == AFF_OK; i++) {
 		char why[96];
 		snprintf(why, sizeof(why), "no result after %d attempts",
@@ -138,7 +139,7 @@ sqlite_jobs_claim(store *base, int64_t now_ms, const struct store_job_policy *p,
 		rv = job_kill(s, dead[i].id, dead[i].kind, dead[i].ref, why);
 	}
 	if (rv != AFF_OK)
-		return (sqlite_tx_end(s, rv));
+		return (store_sqlite_tx_end(s, rv));
 	st = STMT(s, ST_JOBS_CLAIM);
 	sqlite3_bind_int64(st, 1, now_ms);
 	sqlite3_bind_int64(st, 2, p->visibility_ms);
@@ -149,10 +150,10 @@ sqlite_jobs_claim(store *base, int64_t now_ms, const struct store_job_policy *p,
 		const void *blob = sqlite3_column_blob(st, 3);
 		j->payload_len = (size_t)sqlite3_column_bytes(st, 3);
 		j->id = sqlite3_column_int64(st, 0);
-		j->kind = sqlite_col_text(st, 1, a);
+		j->kind = store_sqlite_col_text(st, 1, a);
 		j->attempt = sqlite3_column_int(st, 2);
 		j->payload = aff_arena_alloc(a, j->payload_len);
-		j->token = sqlite_col_text(st, 4, a);
+		j->token = store_sqlite_col_text(st, 4, a);
 		if (j->kind == NULL || j->payload == NULL || j->token == NULL) {
 			rv = AFF_RESOURCE_EXHAUSTED;
 			break;
@@ -161,9 +162,9 @@ sqlite_jobs_claim(store *base, int64_t now_ms, const struct store_job_policy *p,
 		k++;
 	}
 	if (rv == AFF_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
-		rv = sqlite_err(s->db, rc, "jobs claim");
-	sqlite_stmt_done(st);
-	if ((rv = sqlite_tx_end(s, rv)) != AFF_OK)
+		rv = store_sqlite_err(s->db, rc, "jobs claim");
+	store_sqlite_stmt_done(st);
+	if ((rv = store_sqlite_tx_end(s, rv)) != AFF_OK)
 		return (rv);
 	*out = v;
 	*n = k;
@@ -171,21 +172,21 @@ sqlite_jobs_claim(store *base, int64_t now_ms, const struct store_job_policy *p,
 }
 
 int
-sqlite_jobs_unclaim(store *base, const struct store_job *jobs, size_t n)
+store_sqlite_jobs_unclaim(store *base, const struct store_job *jobs, size_t n)
 {
 	sqlite_store *s = SQLITE_STORE(base);
 	int rv;
 
 	if (n == 0)
 		return (AFF_OK);
-	if ((rv = sqlite_tx_begin(s)) != AFF_OK)
+	if ((rv = store_sqlite_tx_begin(s)) != AFF_OK)
 		return (rv);
 	for (size_t i = 0; i < n && rv == AFF_OK; i++) {
 		sqlite3_stmt *st = STMT(s, ST_JOB_UNCLAIM);
 		sqlite3_bind_int64(st, 1, jobs[i].id);
-		rv = sqlite_step_write(s, st, "job unclaim");
+		rv = store_sqlite_step_write(s, st, "job unclaim");
 	}
-	return (sqlite_tx_end(s, rv));
+	return (store_sqlite_tx_end(s, rv));
 }
 
 /* Applies a successful result of kind review_application. */
@@ -203,14 +204,14 @@ apply_review(sqlite_store *s, int64_t app_id, const Affiliate__V1__JobResult *r)
 	    strcmp(rr->decision, "rejected") != 0)
 		rv = AFF_INVALID_ARGUMENT;
 	else
-		rv = sqlite_application_decide(
+		rv = store_sqlite_application_decide(
 		    s, app_id, rr->decision, rr->reason, aff_now_ms() / 1000);
 	affiliate__v1__review_application_result__free_unpacked(rr, NULL);
 	return (rv);
 }
 
 int
-sqlite_job_finish(store *base, const Affiliate__V1__JobResult *r,
+store_sqlite_job_finish(store *base, const Affiliate__V1__JobResult *r,
     int64_t now_ms, const struct store_job_policy *p)
 {
 	sqlite_store *s = SQLITE_STORE(base);
@@ -220,15 +221,15 @@ sqlite_job_finish(store *base, const Affiliate__V1__JobResult *r,
 	int64_t ref;
 	int attempts, max_attempts, rc, rv, current;
 
-	if ((rv = sqlite_tx_begin(s)) != AFF_OK)
+	if ((rv = store_sqlite_tx_begin(s)) != AFF_OK)
 		return (rv);
 	st = STMT(s, ST_JOB_GET);
 	sqlite3_bind_int64(st, 1, r->job_id);
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
 		rv = rc == SQLITE_DONE ? AFF_NOT_FOUND
-		                       : sqlite_err(s->db, rc, "job get");
-		sqlite_stmt_done(st);
-		return (sqlite_tx_end(s, rv));
+		                       : store_sqlite_err(s->db, rc, "job get");
+		store_sqlite_stmt_done(st);
+		return (store_sqlite_tx_end(s, rv));
 	}
 	snprintf(kind, sizeof(kind), "%s", (const char *)sqlite3_column_text(st, 0));
 	ref = sqlite3_column_int64(st, 1);
@@ -237,14 +238,14 @@ sqlite_job_finish(store *base, const Affiliate__V1__JobResult *r,
 	max_attempts = sqlite3_column_int(st, 4);
 	snprintf(lease, sizeof(lease), "%s", (const char *)sqlite3_column_text(st, 5));
 	snprintf(prev, sizeof(prev), "%s", (const char *)sqlite3_column_text(st, 6));
-	sqlite_stmt_done(st);
+	store_sqlite_stmt_done(st);
 
 	/* Only a delivery the server made may answer: the current lease, or
 	 * the one before it (a slow result that arrives after its job was
 	 * delivered again still counts). */
 	current = token[0] != '\0' && strcmp(token, lease) == 0;
 	if (!current && (token[0] == '\0' || strcmp(token, prev) != 0)) {
-		(void)sqlite_tx_end(s, AFF_ABORTED);
+		(void)store_sqlite_tx_end(s, AFF_ABORTED);
 		return (strcmp(state, "done") == 0 || strcmp(state, "dead") == 0
 		        ? AFF_ALREADY_EXISTS
 		        : AFF_PERMISSION_DENIED);
@@ -253,7 +254,7 @@ sqlite_job_finish(store *base, const Affiliate__V1__JobResult *r,
 	 * the one running: a duplicate, nothing changes. */
 	if (strcmp(state, "done") == 0 || strcmp(state, "dead") == 0 ||
 	    (!r->ok && (!current || strcmp(state, "inflight") != 0))) {
-		(void)sqlite_tx_end(s, AFF_ABORTED);
+		(void)store_sqlite_tx_end(s, AFF_ABORTED);
 		return (AFF_ALREADY_EXISTS);
 	}
 	if (r->ok) {
@@ -263,14 +264,14 @@ sqlite_job_finish(store *base, const Affiliate__V1__JobResult *r,
 			st = STMT(s, ST_JOB_DONE);
 			sqlite3_bind_int64(st, 1, r->job_id);
 			sqlite3_bind_int64(st, 2, aff_now_ms());
-			rv = sqlite_step_write(s, st, "job done");
+			rv = store_sqlite_step_write(s, st, "job done");
 		}
-		return (sqlite_tx_end(s, rv));
+		return (store_sqlite_tx_end(s, rv));
 	}
 	snprintf(why, sizeof(why), "review failed: %.400s",
 	    r->error[0] != '\0' ? r->error : "no reason given");
 	if (attempts >= max_attempts)
-		return (sqlite_tx_end(s, job_kill(s, r->job_id, kind, ref, why)));
+		return (store_sqlite_tx_end(s, job_kill(s, r->job_id, kind, ref, why)));
 	{
 		int64_t backoff = p->backoff_ms;
 		for (int i = 1; i < attempts && backoff < p->backoff_max_ms; i++)
@@ -282,13 +283,13 @@ sqlite_job_finish(store *base, const Affiliate__V1__JobResult *r,
 		sqlite3_bind_text(st, 2, why, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(st, 3, now_ms + backoff);
 		sqlite3_bind_int64(st, 4, aff_now_ms());
-		rv = sqlite_step_write(s, st, "job retry");
+		rv = store_sqlite_step_write(s, st, "job retry");
 	}
-	return (sqlite_tx_end(s, rv));
+	return (store_sqlite_tx_end(s, rv));
 }
 
 int
-sqlite_job_extend(store *base, int64_t job_id, const char *token,
+store_sqlite_job_extend(store *base, int64_t job_id, const char *token,
     int64_t now_ms, const struct store_job_policy *p)
 {
 	sqlite_store *s = SQLITE_STORE(base);
@@ -300,26 +301,26 @@ sqlite_job_extend(store *base, int64_t job_id, const char *token,
 	sqlite3_bind_int64(st, 1, job_id);
 	sqlite3_bind_text(st, 2, token, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, now_ms + p->visibility_ms);
-	if ((rv = sqlite_step_write(s, st, "job extend")) != AFF_OK)
+	if ((rv = store_sqlite_step_write(s, st, "job extend")) != AFF_OK)
 		return (rv);
 	return (sqlite3_changes(s->db) == 1 ? AFF_OK : AFF_NOT_FOUND);
 }
 
 int
-sqlite_jobs_resume(store *base, int64_t now_ms, int *n)
+store_sqlite_jobs_resume(store *base, int64_t now_ms, int *n)
 {
 	sqlite_store *s = SQLITE_STORE(base);
 	sqlite3_stmt *st = STMT(s, ST_JOBS_RESUME);
 	int rc, rv;
 
 	*n = 0;
-	if ((rv = sqlite_tx_begin(s)) != AFF_OK)
+	if ((rv = store_sqlite_tx_begin(s)) != AFF_OK)
 		return (rv);
 	sqlite3_bind_int64(st, 1, now_ms);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		*n += sqlite3_column_int(st, 0);
 	if (rc != SQLITE_DONE)
-		rv = sqlite_err(s->db, rc, "jobs resume");
-	sqlite_stmt_done(st);
-	return (sqlite_tx_end(s, rv));
+		rv = store_sqlite_err(s->db, rc, "jobs resume");
+	store_sqlite_stmt_done(st);
+	return (store_sqlite_tx_end(s, rv));
 }

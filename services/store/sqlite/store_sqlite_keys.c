@@ -55,7 +55,7 @@ enum { STATEMENTS(SQLITE_STMT_ENUM) ST_COUNT };
 
 static const char *const stmt_sql[ST_COUNT] = { STATEMENTS(SQLITE_STMT_SQL) };
 
-const struct sqlite_statements sqlite_keys_statements = {
+const struct store_sqlite_statements store_sqlite_keys_statements = {
 	stmt_sql,
 	ST_COUNT,
 };
@@ -76,7 +76,7 @@ bind_key(sqlite3_stmt *st, const struct store_request_key *k)
 }
 
 int
-sqlite_call_begin(store *base, const struct store_request_key *k,
+store_sqlite_call_begin(store *base, const struct store_request_key *k,
     aff_arena *a, uint8_t **reply, size_t *len)
 {
 	sqlite_store *s = SQLITE_STORE(base);
@@ -85,7 +85,7 @@ sqlite_call_begin(store *base, const struct store_request_key *k,
 
 	/* BEGIN IMMEDIATE: the key is looked up under the write lock, so
 	 * two copies of one call cannot both miss it and both run. */
-	if ((rv = sqlite_tx_begin(s)) != AFF_OK)
+	if ((rv = store_sqlite_tx_begin(s)) != AFF_OK)
 		return (rv);
 	bind_key(st, k);
 	sqlite3_bind_int64(st, 4, aff_now_ms() / 1000 - REQUEST_KEY_RETENTION_S);
@@ -98,15 +98,15 @@ sqlite_call_begin(store *base, const struct store_request_key *k,
 			rv = AFF_ALREADY_EXISTS;
 		}
 	} else if (rc != SQLITE_DONE)
-		rv = sqlite_err(s->db, rc, "request key");
-	sqlite_stmt_done(st);
+		rv = store_sqlite_err(s->db, rc, "request key");
+	store_sqlite_stmt_done(st);
 	if (rv != AFF_OK)
-		(void)sqlite_tx_end(s, AFF_ABORTED);
+		(void)store_sqlite_tx_end(s, AFF_ABORTED);
 	return (rv);
 }
 
 int
-sqlite_call_end(store *base, const struct store_request_key *k,
+store_sqlite_call_end(store *base, const struct store_request_key *k,
     const uint8_t *reply, size_t len)
 {
 	sqlite_store *s = SQLITE_STORE(base);
@@ -115,23 +115,23 @@ sqlite_call_end(store *base, const struct store_request_key *k,
 	int rv;
 
 	if (reply == NULL) {
-		(void)sqlite_tx_end(s, AFF_ABORTED);
+		(void)store_sqlite_tx_end(s, AFF_ABORTED);
 		return (AFF_OK);
 	}
 	st = STMT(s, ST_RKEY_PRUNE);
 	sqlite3_bind_int64(st, 1, now - REQUEST_KEY_RETENTION_S);
-	if ((rv = sqlite_step_write(s, st, "request keys prune")) == AFF_OK) {
+	if ((rv = store_sqlite_step_write(s, st, "request keys prune")) == AFF_OK) {
 		st = STMT(s, ST_RKEY_PUT);
 		bind_key(st, k);
 		sqlite3_bind_text(st, 4, k->method, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(st, 5, reply, (int)len, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 6, now);
-		rv = sqlite_step_write(s, st, "request key");
+		rv = store_sqlite_step_write(s, st, "request key");
 	}
-	return (sqlite_tx_end(s, rv));
+	return (store_sqlite_tx_end(s, rv));
 }
 /* Reads an Affiliate__V1__ApiKey from the current row (KEY_COLUMNS
- * order); a sqlite_row_fn. */
+ * order); a store_sqlite_row_fn. */
 static void *
 row_key(sqlite3_stmt *st, aff_arena *a)
 {
@@ -141,19 +141,19 @@ row_key(sqlite3_stmt *st, aff_arena *a)
 		return (NULL);
 	affiliate__v1__api_key__init(k);
 	k->id = sqlite3_column_int64(st, 0);
-	k->role = sqlite_col_text(st, 1, a);
+	k->role = store_sqlite_col_text(st, 1, a);
 	k->editor_id = sqlite3_column_int64(st, 2);
-	k->created_at = sqlite_col_time(st, 3, a);
+	k->created_at = store_sqlite_col_time(st, 3, a);
 	k->revoked_at = sqlite3_column_type(st, 4) == SQLITE_NULL
 	    ? ""
-	    : sqlite_col_time(st, 4, a);
+	    : store_sqlite_col_time(st, 4, a);
 	if (k->role == NULL || k->created_at == NULL || k->revoked_at == NULL)
 		return (NULL);
 	return (k);
 }
 
 int
-sqlite_key_create(store *base, int64_t editor_id,
+store_sqlite_key_create(store *base, int64_t editor_id,
     const unsigned char sha256[32], aff_arena *a, Affiliate__V1__ApiKey **out)
 {
 	sqlite_store *s = SQLITE_STORE(base);
@@ -168,14 +168,14 @@ sqlite_key_create(store *base, int64_t editor_id,
 		sqlite3_bind_null(st, 2);
 	sqlite3_bind_blob(st, 3, sha256, 32, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, aff_now_ms() / 1000);
-	rv = sqlite_one_row(s, st, row_key, a, out, "key create");
+	rv = store_sqlite_one_row(s, st, row_key, a, out, "key create");
 	/* The only constraint a checked editor id can break is the editor's
 	 * foreign key. */
 	return (rv == AFF_INVALID_ARGUMENT ? AFF_NOT_FOUND : rv);
 }
 
 int
-sqlite_key_get(store *base, int64_t id, struct store_key *k)
+store_sqlite_key_get(store *base, int64_t id, struct store_key *k)
 {
 	sqlite_store *s = SQLITE_STORE(base);
 	sqlite3_stmt *st = STMT(s, ST_KEY_GET);
@@ -193,13 +193,13 @@ sqlite_key_get(store *base, int64_t id, struct store_key *k)
 	} else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
 		rv = AFF_NOT_FOUND;
 	else
-		rv = sqlite_err(s->db, rc, "key get");
-	sqlite_stmt_done(st);
+		rv = store_sqlite_err(s->db, rc, "key get");
+	store_sqlite_stmt_done(st);
 	return (rv);
 }
 
 int
-sqlite_key_list(
+store_sqlite_key_list(
     store *base, aff_arena *a, Affiliate__V1__ApiKey ***out, size_t *n)
 {
 	sqlite_store *s = SQLITE_STORE(base);
@@ -225,15 +225,15 @@ sqlite_key_list(
 		}
 	}
 	if (rv == AFF_OK && rc != SQLITE_DONE)
-		rv = sqlite_err(s->db, rc, "key list");
-	sqlite_stmt_done(st);
+		rv = store_sqlite_err(s->db, rc, "key list");
+	store_sqlite_stmt_done(st);
 	*out = v;
 	*n = k;
 	return (rv);
 }
 
 int
-sqlite_key_revoke(
+store_sqlite_key_revoke(
     store *base, int64_t id, aff_arena *a, Affiliate__V1__ApiKey **out)
 {
 	sqlite_store *s = SQLITE_STORE(base);
@@ -241,39 +241,39 @@ sqlite_key_revoke(
 
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, aff_now_ms() / 1000);
-	return (sqlite_one_row(s, st, row_key, a, out, "key revoke"));
+	return (store_sqlite_one_row(s, st, row_key, a, out, "key revoke"));
 }
 
 int
-sqlite_webhook_secret_rotate(store *base, int64_t advertiser_id,
+store_sqlite_webhook_secret_rotate(store *base, int64_t advertiser_id,
     const char *secret, int64_t grace_until, int *replaced)
 {
 	sqlite_store *s = SQLITE_STORE(base);
 	sqlite3_stmt *st;
 	int rv;
 
-	if ((rv = sqlite_tx_begin(s)) != AFF_OK)
+	if ((rv = store_sqlite_tx_begin(s)) != AFF_OK)
 		return (rv);
 	st = STMT(s, ST_WHSEC_EXPIRE);
 	sqlite3_bind_int64(st, 1, advertiser_id);
 	sqlite3_bind_int64(st, 2, grace_until);
-	rv = sqlite_step_write(s, st, "webhook secret expire");
+	rv = store_sqlite_step_write(s, st, "webhook secret expire");
 	*replaced = sqlite3_changes(s->db) > 0;
 	if (rv == AFF_OK) {
 		st = STMT(s, ST_WHSEC_INSERT);
 		sqlite3_bind_int64(st, 1, advertiser_id);
 		sqlite3_bind_text(st, 2, secret, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 3, aff_now_ms() / 1000);
-		rv = sqlite_step_write(s, st, "webhook secret insert");
+		rv = store_sqlite_step_write(s, st, "webhook secret insert");
 		if (rv == AFF_INVALID_ARGUMENT) /* the advertiser's foreign key */
 			rv = AFF_NOT_FOUND;
 	}
-	return (sqlite_tx_end(s, rv));
+	return (store_sqlite_tx_end(s, rv));
 }
 
 int
-sqlite_webhook_secrets_get(store *base, int64_t advertiser_id, int64_t now,
-    aff_arena *a, char **out, size_t max, size_t *n)
+store_sqlite_webhook_secrets_get(store *base, int64_t advertiser_id,
+    int64_t now, aff_arena *a, char **out, size_t max, size_t *n)
 {
 	sqlite_store *s = SQLITE_STORE(base);
 	sqlite3_stmt *st = STMT(s, ST_WHSEC_GET);
@@ -284,20 +284,20 @@ sqlite_webhook_secrets_get(store *base, int64_t advertiser_id, int64_t now,
 	sqlite3_bind_int64(st, 2, now);
 	sqlite3_bind_int64(st, 3, (int64_t)max);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((out[*n] = sqlite_col_text(st, 0, a)) == NULL) {
+		if ((out[*n] = store_sqlite_col_text(st, 0, a)) == NULL) {
 			rv = AFF_RESOURCE_EXHAUSTED;
 			break;
 		}
 		(*n)++;
 	}
 	if (rv == AFF_OK && rc != SQLITE_DONE)
-		rv = sqlite_err(s->db, rc, "webhook secrets");
-	sqlite_stmt_done(st);
+		rv = store_sqlite_err(s->db, rc, "webhook secrets");
+	store_sqlite_stmt_done(st);
 	return (rv);
 }
 
 int
-sqlite_webhook_policy_get(store *base, int64_t advertiser_id,
+store_sqlite_webhook_policy_get(store *base, int64_t advertiser_id,
     int *require_timestamp)
 {
 	sqlite_store *s = SQLITE_STORE(base);
@@ -309,13 +309,13 @@ sqlite_webhook_policy_get(store *base, int64_t advertiser_id,
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		*require_timestamp = sqlite3_column_int(st, 0) != 0;
 	else if (rc != SQLITE_DONE)
-		rv = sqlite_err(s->db, rc, "webhook policy");
-	sqlite_stmt_done(st);
+		rv = store_sqlite_err(s->db, rc, "webhook policy");
+	store_sqlite_stmt_done(st);
 	return (rv);
 }
 
 int
-sqlite_webhook_policy_set(store *base, int64_t advertiser_id,
+store_sqlite_webhook_policy_set(store *base, int64_t advertiser_id,
     int require_timestamp)
 {
 	sqlite_store *s = SQLITE_STORE(base);
@@ -325,7 +325,7 @@ sqlite_webhook_policy_set(store *base, int64_t advertiser_id,
 	sqlite3_bind_int64(st, 1, advertiser_id);
 	sqlite3_bind_int(st, 2, require_timestamp != 0);
 	sqlite3_bind_int64(st, 3, aff_now_ms() / 1000);
-	rv = sqlite_step_write(s, st, "webhook policy set");
+	rv = store_sqlite_step_write(s, st, "webhook policy set");
 	if (rv == AFF_INVALID_ARGUMENT) /* the advertiser's foreign key */
 		rv = AFF_NOT_FOUND;
 	return (rv);

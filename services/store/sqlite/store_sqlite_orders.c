@@ -65,7 +65,7 @@ enum { STATEMENTS(SQLITE_STMT_ENUM) ST_COUNT };
 
 static const char *const stmt_sql[ST_COUNT] = { STATEMENTS(SQLITE_STMT_SQL) };
 
-const struct sqlite_statements sqlite_orders_statements = {
+const struct store_sqlite_statements store_sqlite_orders_statements = {
 	stmt_sql,
 	ST_COUNT,
 };
@@ -73,7 +73,7 @@ const struct sqlite_statements sqlite_orders_statements = {
 #define STMT(s, i) ((s)->st[SQ_ORDERS][i])
 
 /* Reads an Affiliate__V1__Order from the current row (ORDER_COLUMNS
- * order); a sqlite_row_fn. */
+ * order); a store_sqlite_row_fn. */
 static void *
 row_order(sqlite3_stmt *st, aff_arena *a)
 {
@@ -82,15 +82,15 @@ row_order(sqlite3_stmt *st, aff_arena *a)
 	if ((o = aff_arena_alloc(a, sizeof(*o))) == NULL)
 		return (NULL);
 	affiliate__v1__order__init(o);
-	o->order_id = sqlite_col_text(st, 1, a);
+	o->order_id = store_sqlite_col_text(st, 1, a);
 	o->advertiser_id = sqlite3_column_int64(st, 2);
 	o->editor_id = sqlite3_column_int64(st, 3);
 	o->amount_cents = sqlite3_column_int64(st, 4);
 	o->commission_cents = sqlite3_column_int64(st, 5);
-	o->currency = sqlite_col_text(st, 6, a);
-	o->status = sqlite_col_text(st, 7, a);
-	o->created_at = sqlite_col_time(st, 8, a);
-	o->updated_at = sqlite_col_time(st, 9, a);
+	o->currency = store_sqlite_col_text(st, 6, a);
+	o->status = store_sqlite_col_text(st, 7, a);
+	o->created_at = store_sqlite_col_time(st, 8, a);
+	o->updated_at = store_sqlite_col_time(st, 9, a);
 	if (o->order_id == NULL || o->currency == NULL || o->status == NULL ||
 	    o->created_at == NULL || o->updated_at == NULL)
 		return (NULL);
@@ -114,7 +114,7 @@ order_event(sqlite_store *s, const char *order_id, const char *status,
 	sqlite3_bind_text(st, 1, order_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, now_s);
-	return (sqlite_step_write(s, st, "order event"));
+	return (store_sqlite_step_write(s, st, "order event"));
 }
 
 /* The work of order_put, inside a transaction or savepoint. */
@@ -142,7 +142,7 @@ order_put_tx(sqlite_store *s, const struct store_order_in *in, aff_arena *a,
 	sqlite3_bind_text(
 	    st, 7, status != NULL ? status : "pending", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 8, now_s);
-	rv = sqlite_one_row(s, st, row_order, a, out, "order insert");
+	rv = store_sqlite_one_row(s, st, row_order, a, out, "order insert");
 	if (rv == AFF_OK) {
 		*outcome = STORE_ORDER_CREATED;
 		return (order_event(s, in->order_id, (*out)->status, now_s));
@@ -151,7 +151,7 @@ order_put_tx(sqlite_store *s, const struct store_order_in *in, aff_arena *a,
 	 * rare refusal says which. */
 	if (rv == AFF_INVALID_ARGUMENT &&
 	    sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_FOREIGNKEY) {
-		*outcome = sqlite_catalog_editor_exists(s, in->editor_id) ==
+		*outcome = store_sqlite_catalog_editor_exists(s, in->editor_id) ==
 		        AFF_NOT_FOUND
 		    ? STORE_ORDER_NO_EDITOR
 		    : STORE_ORDER_NO_ADVERTISER;
@@ -161,7 +161,7 @@ order_put_tx(sqlite_store *s, const struct store_order_in *in, aff_arena *a,
 		return (rv);
 	st = STMT(s, ST_ORDER_GET);
 	sqlite3_bind_text(st, 1, in->order_id, -1, SQLITE_STATIC);
-	rv = sqlite_one_row(s, st, row_order, a, &o, "order get");
+	rv = store_sqlite_one_row(s, st, row_order, a, &o, "order get");
 	if (rv != AFF_OK)
 		return (rv);
 	*out = o;
@@ -181,7 +181,7 @@ order_put_tx(sqlite_store *s, const struct store_order_in *in, aff_arena *a,
 	sqlite3_bind_text(st, 1, in->order_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, now_s);
-	rv = sqlite_one_row(s, st, row_order, a, out, "order move");
+	rv = store_sqlite_one_row(s, st, row_order, a, out, "order move");
 	if (rv != AFF_OK)
 		return (rv);
 	*outcome = STORE_ORDER_MOVED;
@@ -205,49 +205,49 @@ order_put_batched(sqlite_store *s, const struct store_order_in *in,
 
 	if (s->batch_err != AFF_OK)
 		return (AFF_ABORTED);
-	rv = sqlite_tx_run(s, STMT(s, ST_SAVEPOINT), "savepoint");
+	rv = store_sqlite_tx_run(s, STMT(s, ST_SAVEPOINT), "savepoint");
 	if (rv != AFF_OK)
 		goto gone;
 	rv = order_put_tx(s, in, a, out, outcome);
 	if (sqlite3_get_autocommit(s->db))
 		goto gone;
-	if (rv != AFF_OK && sqlite_tx_run(s, STMT(s, ST_SAVEPOINT_UNDO),
+	if (rv != AFF_OK && store_sqlite_tx_run(s, STMT(s, ST_SAVEPOINT_UNDO),
 	                        "savepoint undo") != AFF_OK)
 		goto gone;
-	if (sqlite_tx_run(s, STMT(s, ST_SAVEPOINT_RELEASE),
+	if (store_sqlite_tx_run(s, STMT(s, ST_SAVEPOINT_RELEASE),
 	        "savepoint release") != AFF_OK)
 		goto gone;
 	return (rv);
 gone:
-	sqlite_tx_rollback(s);
+	store_sqlite_tx_rollback(s);
 	s->batch_err = rv != AFF_OK ? rv : AFF_INTERNAL;
 	return (AFF_ABORTED);
 }
 
 int
-sqlite_order_put(store *base, const struct store_order_in *in, aff_arena *a,
-    Affiliate__V1__Order **out, enum store_order_outcome *outcome)
+store_sqlite_order_put(store *base, const struct store_order_in *in,
+    aff_arena *a, Affiliate__V1__Order **out, enum store_order_outcome *outcome)
 {
 	sqlite_store *s = SQLITE_STORE(base);
 	int rv;
 
 	if (s->in_batch)
 		return (order_put_batched(s, in, a, out, outcome));
-	if ((rv = sqlite_tx_begin(s)) != AFF_OK)
+	if ((rv = store_sqlite_tx_begin(s)) != AFF_OK)
 		return (rv);
 	rv = order_put_tx(s, in, a, out, outcome);
 	if (rv != AFF_OK) {
 		/* Refusals (duplicates with other content, moves back) wrote
 		 * nothing: roll back, keep the refusal and the stored order. */
-		(void)sqlite_tx_end(s, AFF_ABORTED);
+		(void)store_sqlite_tx_end(s, AFF_ABORTED);
 		return (rv);
 	}
-	return (sqlite_tx_end(s, AFF_OK));
+	return (store_sqlite_tx_end(s, AFF_OK));
 }
 
 int
-sqlite_order_list(store *base, const struct store_order_query *q, aff_arena *a,
-    Affiliate__V1__Order ***out, size_t *n, int64_t *next)
+store_sqlite_order_list(store *base, const struct store_order_query *q,
+    aff_arena *a, Affiliate__V1__Order ***out, size_t *n, int64_t *next)
 {
 	sqlite_store *s = SQLITE_STORE(base);
 	sqlite3_stmt *st = STMT(s, ST_ORDER_LIST);
@@ -263,14 +263,14 @@ sqlite_order_list(store *base, const struct store_order_query *q, aff_arena *a,
 	sqlite3_bind_text(
 	    st, 5, q->status != NULL ? q->status : "", -1, SQLITE_STATIC);
 	/* The cursor is the seq, which the Order message does not carry. */
-	rv = sqlite_list_page(s, st, q->limit, row_order, a, out, n, &more,
+	rv = store_sqlite_list_page(s, st, q->limit, row_order, a, out, n, &more,
 	    &last, "order list");
 	*next = rv == AFF_OK && more ? last : 0;
 	return (rv);
 }
 
 int
-sqlite_orders_uncached(store *base, int max, aff_arena *a,
+store_sqlite_orders_uncached(store *base, int max, aff_arena *a,
     struct store_order_row **out, size_t *n)
 {
 	sqlite_store *s = SQLITE_STORE(base);
@@ -292,8 +292,8 @@ sqlite_orders_uncached(store *base, int max, aff_arena *a,
 		k++;
 	}
 	if (rv == AFF_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
-		rv = sqlite_err(s->db, rc, "orders uncached");
-	sqlite_stmt_done(st);
+		rv = store_sqlite_err(s->db, rc, "orders uncached");
+	store_sqlite_stmt_done(st);
 	*out = v;
 	*n = k;
 	return (rv);
@@ -305,31 +305,31 @@ orders_gen_set(sqlite_store *s, int64_t gen)
 	sqlite3_stmt *st = STMT(s, ST_ORDERS_GEN_SET);
 
 	sqlite3_bind_int64(st, 1, gen);
-	return (sqlite_step_write(s, st, "orders gen"));
+	return (store_sqlite_step_write(s, st, "orders gen"));
 }
 
 int
-sqlite_orders_mark_cached(store *base, const struct store_order_row *rows,
+store_sqlite_orders_mark_cached(store *base, const struct store_order_row *rows,
     size_t n, int64_t gen)
 {
 	sqlite_store *s = SQLITE_STORE(base);
 	int rv;
 
-	if ((rv = sqlite_tx_begin(s)) != AFF_OK)
+	if ((rv = store_sqlite_tx_begin(s)) != AFF_OK)
 		return (rv);
 	for (size_t i = 0; i < n && rv == AFF_OK; i++) {
 		sqlite3_stmt *st = STMT(s, ST_ORDER_CACHED);
 		sqlite3_bind_int64(st, 1, rows[i].seq);
 		sqlite3_bind_int64(st, 2, rows[i].rev);
-		rv = sqlite_step_write(s, st, "order cached");
+		rv = store_sqlite_step_write(s, st, "order cached");
 	}
 	if (rv == AFF_OK)
 		rv = orders_gen_set(s, gen);
-	return (sqlite_tx_end(s, rv));
+	return (store_sqlite_tx_end(s, rv));
 }
 
 int
-sqlite_orders_all_cached(store *base, const char **copy, int64_t *gen)
+store_sqlite_orders_all_cached(store *base, const char **copy, int64_t *gen)
 {
 	sqlite_store *s = SQLITE_STORE(base);
 	sqlite3_stmt *st = STMT(s, ST_ORDERS_ALL_CACHED);
@@ -342,34 +342,36 @@ sqlite_orders_all_cached(store *base, const char **copy, int64_t *gen)
 		    (const char *)sqlite3_column_text(st, 2));
 		*copy = s->orders_copy;
 	} else
-		rv = sqlite_err(s->db, rc, "orders all cached");
-	sqlite_stmt_done(st);
+		rv = store_sqlite_err(s->db, rc, "orders all cached");
+	store_sqlite_stmt_done(st);
 	return (rv);
 }
 
 int
-sqlite_orders_cache_reset(store *base)
+store_sqlite_orders_cache_reset(store *base)
 {
 	sqlite_store *s = SQLITE_STORE(base);
 	int rv;
 
-	if ((rv = sqlite_tx_begin(s)) != AFF_OK)
+	if ((rv = store_sqlite_tx_begin(s)) != AFF_OK)
 		return (rv);
-	rv = sqlite_step_write(s, STMT(s, ST_ORDERS_CACHE_RESET), "orders cache reset");
+	rv = store_sqlite_step_write(
+	    s, STMT(s, ST_ORDERS_CACHE_RESET), "orders cache reset");
 	if (rv == AFF_OK)
-		rv = sqlite_step_write(s, STMT(s, ST_ORDERS_COPY_NEW), "orders copy id");
+		rv = store_sqlite_step_write(
+		    s, STMT(s, ST_ORDERS_COPY_NEW), "orders copy id");
 	if (rv == AFF_OK)
 		rv = orders_gen_set(s, 0);
-	return (sqlite_tx_end(s, rv));
+	return (store_sqlite_tx_end(s, rv));
 }
 
 int
-sqlite_batch_begin(store *base)
+store_sqlite_batch_begin(store *base)
 {
 	sqlite_store *s = SQLITE_STORE(base);
 	int rv;
 
-	if ((rv = sqlite_tx_begin(s)) == AFF_OK) {
+	if ((rv = store_sqlite_tx_begin(s)) == AFF_OK) {
 		s->in_batch = 1;
 		s->batch_err = AFF_OK;
 	}
@@ -377,7 +379,7 @@ sqlite_batch_begin(store *base)
 }
 
 int
-sqlite_batch_end(store *base, int rv)
+store_sqlite_batch_end(store *base, int rv)
 {
 	sqlite_store *s = SQLITE_STORE(base);
 
@@ -387,5 +389,5 @@ sqlite_batch_end(store *base, int rv)
 		s->batch_err = AFF_OK;
 		return (rv);
 	}
-	return (sqlite_tx_end(s, rv));
+	return (store_sqlite_tx_end(s, rv));
 }

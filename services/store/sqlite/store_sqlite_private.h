@@ -12,7 +12,7 @@
  *   enum { STATEMENTS(SQLITE_STMT_ENUM) ST_COUNT };
  *   static const char *const stmt_sql[] = { STATEMENTS(SQLITE_STMT_SQL) };
  *
- * and hands the table to the opening code (struct sqlite_statements),
+ * and hands the table to the opening code (struct store_sqlite_statements),
  * which prepares every statement of every domain on each connection.
  */
 #ifndef STORE_SQLITE_PRIVATE_H
@@ -30,7 +30,7 @@
 #define SQLITE_STMT_SQL(id, sql) [id] = sql,
 
 /* The statement tables, one per file; SQ_* indexes sqlite_store.st. */
-enum sqlite_domain {
+enum store_sqlite_domain {
 	SQ_CORE,         /* transactions (store_sqlite.c) */
 	SQ_CATALOG,      /* store_sqlite_catalog.c */
 	SQ_APPLICATIONS, /* store_sqlite_applications.c */
@@ -40,17 +40,18 @@ enum sqlite_domain {
 	SQ_DOMAINS,
 };
 
-struct sqlite_statements {
+struct store_sqlite_statements {
 	const char *const *sql; /* indexed by the file's own enum */
 	int n;
 };
 
-extern const struct sqlite_statements sqlite_core_statements;
-extern const struct sqlite_statements sqlite_catalog_statements;
-extern const struct sqlite_statements sqlite_applications_statements;
-extern const struct sqlite_statements sqlite_jobs_statements;
-extern const struct sqlite_statements sqlite_orders_statements;
-extern const struct sqlite_statements sqlite_keys_statements;
+extern const struct store_sqlite_statements store_sqlite_core_statements;
+extern const struct store_sqlite_statements store_sqlite_catalog_statements;
+extern const struct store_sqlite_statements
+    store_sqlite_applications_statements;
+extern const struct store_sqlite_statements store_sqlite_jobs_statements;
+extern const struct store_sqlite_statements store_sqlite_orders_statements;
+extern const struct store_sqlite_statements store_sqlite_keys_statements;
 
 typedef struct sqlite_store {
 	store base;
@@ -69,37 +70,38 @@ typedef struct sqlite_store {
 
 /*
  * The schema's migration steps, generated at build time from
- * schema/NNNN_*.sql (embed_schema.cmake): sqlite_schema_steps[i] takes
- * PRAGMA user_version from i to i + 1; sqlite_schema_version is how many
+ * schema/NNNN_*.sql (embed_schema.cmake): store_sqlite_schema_steps[i] takes
+ * PRAGMA user_version from i to i + 1; store_sqlite_schema_version is how many
  * there are. Never edit a shipped step: add a file.
  */
-extern const char *const sqlite_schema_steps[];
-extern const int sqlite_schema_version;
+extern const char *const store_sqlite_schema_steps[];
+extern const int store_sqlite_schema_version;
 
 /* ---- errors and statements (store_sqlite.c) ---- */
 
 /* Translates an SQLite result code into an aff_err code, logging what
  * failed where it matters. */
-int sqlite_err(sqlite3 *db, int rc, const char *what);
+int store_sqlite_err(sqlite3 *db, int rc, const char *what);
 
 /* Runs SQL text (several statements allowed), outside the tables. */
-int sqlite_exec(sqlite3 *db, const char *sql);
+int store_sqlite_exec(sqlite3 *db, const char *sql);
 
 /* Resets a prepared statement for its next use. */
-void sqlite_stmt_done(sqlite3_stmt *st);
+void store_sqlite_stmt_done(sqlite3_stmt *st);
 
 /* Runs a write statement (bindings set) to completion, then resets it. */
-int sqlite_step_write(sqlite_store *s, sqlite3_stmt *st, const char *what);
+int store_sqlite_step_write(
+    sqlite_store *s, sqlite3_stmt *st, const char *what);
 
 /* Runs a "SELECT 1 ..." existence check with one or two int64
  * parameters: AFF_OK on a row, absent on none. */
-int sqlite_exists(sqlite_store *s, sqlite3_stmt *st, int64_t a, int64_t b,
+int store_sqlite_exists(sqlite_store *s, sqlite3_stmt *st, int64_t a, int64_t b,
     int absent);
 
 /* Column i as a string (never NULL unless out of memory), and a Unix
  * time column as RFC 3339, both in the arena. */
-char *sqlite_col_text(sqlite3_stmt *st, int i, aff_arena *a);
-char *sqlite_col_time(sqlite3_stmt *st, int i, aff_arena *a);
+char *store_sqlite_col_text(sqlite3_stmt *st, int i, aff_arena *a);
+char *store_sqlite_col_time(sqlite3_stmt *st, int i, aff_arena *a);
 
 /*
  * A row reader: makes one object (a protobuf message) in the arena from
@@ -107,7 +109,7 @@ char *sqlite_col_time(sqlite3_stmt *st, int i, aff_arena *a);
  * one shape, returning its object as void *, so one_row and list_page
  * take any of them without a cast.
  */
-typedef void *sqlite_row_fn(sqlite3_stmt *st, aff_arena *a);
+typedef void *store_sqlite_row_fn(sqlite3_stmt *st, aff_arena *a);
 
 /*
  * Steps st (parameters bound), which returns at most one row, and reads
@@ -115,8 +117,8 @@ typedef void *sqlite_row_fn(sqlite3_stmt *st, aff_arena *a);
  * is no row (*out untouched), or the error; what names it in the log.
  * out is the address of the caller's pointer of row's type (T **).
  */
-int sqlite_one_row(sqlite_store *s, sqlite3_stmt *st, sqlite_row_fn *row,
-    aff_arena *a, void *out, const char *what);
+int store_sqlite_one_row(sqlite_store *s, sqlite3_stmt *st,
+    store_sqlite_row_fn *row, aff_arena *a, void *out, const char *what);
 
 /*
  * Reads one page of rows with st (parameters bound, LIMIT = limit + 1:
@@ -125,8 +127,8 @@ int sqlite_one_row(sqlite_store *s, sqlite3_stmt *st, sqlite_row_fn *row,
  * of *n objects. *last (when not NULL) is column 0 of the last row read,
  * the key the next page starts after.
  */
-int sqlite_list_page(sqlite_store *s, sqlite3_stmt *st, int limit,
-    sqlite_row_fn *row, aff_arena *a, void *out, size_t *n, int *more,
+int store_sqlite_list_page(sqlite_store *s, sqlite3_stmt *st, int limit,
+    store_sqlite_row_fn *row, aff_arena *a, void *out, size_t *n, int *more,
     int64_t *last, const char *what);
 
 /* ---- transactions (store_sqlite.c) ---- */
@@ -136,97 +138,101 @@ int sqlite_list_page(sqlite_store *s, sqlite3_stmt *st, int limit,
  * call_begin) a savepoint, so that a store function's own rollback
  * undoes its part only and the call's transaction decides the rest.
  */
-int sqlite_tx_begin(sqlite_store *s);
+int store_sqlite_tx_begin(sqlite_store *s);
 
 /* Commits, or rolls back when rv is an error; returns rv or the commit's
  * error. Nested: releases the savepoint, or undoes it. */
-int sqlite_tx_end(sqlite_store *s, int rv);
+int store_sqlite_tx_end(sqlite_store *s, int rv);
 
 /* Runs a statement without result rows, once (BEGIN, SAVEPOINT, ...). */
-int sqlite_tx_run(sqlite_store *s, sqlite3_stmt *st, const char *what);
+int store_sqlite_tx_run(sqlite_store *s, sqlite3_stmt *st, const char *what);
 
 /* Rolls the open transaction back, whatever its depth. */
-void sqlite_tx_rollback(sqlite_store *s);
+void store_sqlite_tx_rollback(sqlite_store *s);
 
 /* ---- what one domain file offers another ---- */
 
 /* store_sqlite_catalog.c: the seed, written by the first migration. */
-int sqlite_catalog_seed(sqlite3 *db);
-size_t sqlite_catalog_seed_editors(void);
-size_t sqlite_catalog_seed_advertisers(void);
+int store_sqlite_catalog_seed(sqlite3 *db);
+size_t store_sqlite_catalog_seed_editors(void);
+size_t store_sqlite_catalog_seed_advertisers(void);
 
 /* store_sqlite_catalog.c: AFF_OK when the editor exists, else absent. */
-int sqlite_catalog_editor_exists(sqlite_store *s, int64_t id);
+int store_sqlite_catalog_editor_exists(sqlite_store *s, int64_t id);
 
 /* store_sqlite_applications.c: decides a pending application (once: a
  * decided one stays decided) and records the event. */
-int sqlite_application_decide(sqlite_store *s, int64_t app_id,
+int store_sqlite_application_decide(sqlite_store *s, int64_t app_id,
     const char *status, const char *reason, int64_t now_s);
 
 /* store_sqlite_jobs.c: queues a job (the outbox row), due now. */
-int sqlite_job_insert(sqlite_store *s, const char *kind, int64_t ref_id,
+int store_sqlite_job_insert(sqlite_store *s, const char *kind, int64_t ref_id,
     const uint8_t *payload, size_t len, const struct store_job_policy *p,
     int64_t now_ms);
 
 /* The store_ops entries, one domain file each. */
-int sqlite_catalog_version(store *s, const char **db_id, int64_t *version);
-int sqlite_editor_exists(store *s, int64_t id);
-int sqlite_advertiser_get(store *s, int64_t id, aff_arena *a,
+int store_sqlite_catalog_version(
+    store *s, const char **db_id, int64_t *version);
+int store_sqlite_editor_exists(store *s, int64_t id);
+int store_sqlite_advertiser_get(store *s, int64_t id, aff_arena *a,
     Affiliate__V1__Advertiser **out);
-int sqlite_advertiser_list(store *s, const struct store_advertiser_query *q,
-    aff_arena *a, Affiliate__V1__Advertiser ***out, size_t *n, int *more);
-int sqlite_eligible(store *s, int64_t editor_id, int64_t advertiser_id);
+int store_sqlite_advertiser_list(store *s,
+    const struct store_advertiser_query *q, aff_arena *a,
+    Affiliate__V1__Advertiser ***out, size_t *n, int *more);
+int store_sqlite_eligible(store *s, int64_t editor_id, int64_t advertiser_id);
 
-int sqlite_application_create(store *s, int64_t editor_id,
+int store_sqlite_application_create(store *s, int64_t editor_id,
     int64_t advertiser_id, const char *request_id,
     const struct store_job_policy *p, aff_arena *a,
     Affiliate__V1__Application **out);
-int sqlite_application_get(store *s, int64_t id, aff_arena *a,
+int store_sqlite_application_get(store *s, int64_t id, aff_arena *a,
     Affiliate__V1__Application **out);
-int sqlite_application_list(store *s, const struct store_application_query *q,
-    aff_arena *a, Affiliate__V1__Application ***out, size_t *n, int *more);
+int store_sqlite_application_list(store *s,
+    const struct store_application_query *q, aff_arena *a,
+    Affiliate__V1__Application ***out, size_t *n, int *more);
 
-int sqlite_jobs_claim(store *s, int64_t now_ms,
+int store_sqlite_jobs_claim(store *s, int64_t now_ms,
     const struct store_job_policy *p, int max, aff_arena *a,
     struct store_job **out, size_t *n);
-int sqlite_jobs_unclaim(store *s, const struct store_job *jobs, size_t n);
-int sqlite_job_finish(store *s, const Affiliate__V1__JobResult *r,
+int store_sqlite_jobs_unclaim(store *s, const struct store_job *jobs, size_t n);
+int store_sqlite_job_finish(store *s, const Affiliate__V1__JobResult *r,
     int64_t now_ms, const struct store_job_policy *p);
-int sqlite_job_extend(store *s, int64_t job_id, const char *token,
+int store_sqlite_job_extend(store *s, int64_t job_id, const char *token,
     int64_t now_ms, const struct store_job_policy *p);
-int sqlite_jobs_resume(store *s, int64_t now_ms, int *n);
+int store_sqlite_jobs_resume(store *s, int64_t now_ms, int *n);
 
-int sqlite_order_put(store *s, const struct store_order_in *in, aff_arena *a,
-    Affiliate__V1__Order **out, enum store_order_outcome *outcome);
-int sqlite_order_list(store *s, const struct store_order_query *q,
+int store_sqlite_order_put(store *s, const struct store_order_in *in,
+    aff_arena *a, Affiliate__V1__Order **out,
+    enum store_order_outcome *outcome);
+int store_sqlite_order_list(store *s, const struct store_order_query *q,
     aff_arena *a, Affiliate__V1__Order ***out, size_t *n, int64_t *next);
-int sqlite_orders_uncached(store *s, int max, aff_arena *a,
+int store_sqlite_orders_uncached(store *s, int max, aff_arena *a,
     struct store_order_row **out, size_t *n);
-int sqlite_orders_mark_cached(store *s, const struct store_order_row *rows,
-    size_t n, int64_t gen);
-int sqlite_orders_all_cached(store *s, const char **copy, int64_t *gen);
-int sqlite_orders_cache_reset(store *s);
-int sqlite_batch_begin(store *s);
-int sqlite_batch_end(store *s, int rv);
+int store_sqlite_orders_mark_cached(
+    store *s, const struct store_order_row *rows, size_t n, int64_t gen);
+int store_sqlite_orders_all_cached(store *s, const char **copy, int64_t *gen);
+int store_sqlite_orders_cache_reset(store *s);
+int store_sqlite_batch_begin(store *s);
+int store_sqlite_batch_end(store *s, int rv);
 
-int sqlite_key_create(store *s, int64_t editor_id,
+int store_sqlite_key_create(store *s, int64_t editor_id,
     const unsigned char sha256[32], aff_arena *a, Affiliate__V1__ApiKey **out);
-int sqlite_key_get(store *s, int64_t id, struct store_key *k);
-int sqlite_key_list(store *s, aff_arena *a, Affiliate__V1__ApiKey ***out,
+int store_sqlite_key_get(store *s, int64_t id, struct store_key *k);
+int store_sqlite_key_list(store *s, aff_arena *a, Affiliate__V1__ApiKey ***out,
     size_t *n);
-int sqlite_key_revoke(store *s, int64_t id, aff_arena *a,
+int store_sqlite_key_revoke(store *s, int64_t id, aff_arena *a,
     Affiliate__V1__ApiKey **out);
-int sqlite_webhook_secret_rotate(store *s, int64_t advertiser_id,
+int store_sqlite_webhook_secret_rotate(store *s, int64_t advertiser_id,
     const char *secret, int64_t grace_until, int *replaced);
-int sqlite_webhook_secrets_get(store *s, int64_t advertiser_id, int64_t now,
-    aff_arena *a, char **out, size_t max, size_t *n);
-int sqlite_webhook_policy_get(store *s, int64_t advertiser_id,
+int store_sqlite_webhook_secrets_get(store *s, int64_t advertiser_id,
+    int64_t now, aff_arena *a, char **out, size_t max, size_t *n);
+int store_sqlite_webhook_policy_get(store *s, int64_t advertiser_id,
     int *require_timestamp);
-int sqlite_webhook_policy_set(store *s, int64_t advertiser_id,
+int store_sqlite_webhook_policy_set(store *s, int64_t advertiser_id,
     int require_timestamp);
-int sqlite_call_begin(store *s, const struct store_request_key *k,
+int store_sqlite_call_begin(store *s, const struct store_request_key *k,
     aff_arena *a, uint8_t **reply, size_t *len);
-int sqlite_call_end(store *s, const struct store_request_key *k,
+int store_sqlite_call_end(store *s, const struct store_request_key *k,
     const uint8_t *reply, size_t len);
 
 #endif /* STORE_SQLITE_PRIVATE_H */
