@@ -151,12 +151,8 @@ struct store_ops {
 	 * AFF_PERMISSION_DENIED. */
 	int (*eligible)(store *s, int64_t editor_id, int64_t advertiser_id);
 
-	/* Inserts or replaces an advertiser (operators, tests). */
-	int (*advertiser_put)(store *s, const Affiliate__V1__Advertiser *adv);
-
-	/* Makes the editor eligible (or not) for the advertiser. */
-	int (*eligibility_set)(store *s, int64_t editor_id,
-	    int64_t advertiser_id, int eligible);
+	/* (The catalog is read here, never written: operators write it
+	 * in the database, and every write moves the catalog version.) */
 
 	/*
 	 * Inserts a pending application and its review job (the outbox row)

@@ -69,15 +69,29 @@ sql_int(const char *path, const char *sql)
 	return (v);
 }
 
-static void
-sql_exec(const char *path, const char *sql)
+/* Runs SQL on a separate, raw SQLite connection with foreign keys on
+ * (as the store's connections have them): SQLite's result code. The
+ * catalog has no writer in the server: operators write it so. */
+static int
+sql_rc(const char *path, const char *sql)
 {
 	sqlite3 *db;
+	int rc;
 
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	sqlite3_busy_timeout(db, 5000);
-	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL),
+	    SQLITE_OK);
+	rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
 	sqlite3_close(db);
+	return (rc);
+}
+
+static void
+sql_exec(const char *path, const char *sql)
+{
+	assert_int_equal(sql_rc(path, sql), SQLITE_OK);
 }
 
 static void
@@ -294,31 +308,33 @@ static void
 test_catalog_version_moves_on_every_write_by_any_client(void **state)
 {
 	struct fixture *f = *state;
-	Affiliate__V1__Advertiser adv = AFFILIATE__V1__ADVERTISER__INIT;
 	const char *id1, *id2;
-	int64_t v1, v2, v3, v4;
+	int64_t v1, v2, v3, v4, v5;
 
 	assert_int_equal(f->s->ops->catalog_version(f->s, &id1, &v1), AFF_OK);
 	assert_int_equal(strlen(id1), 32);
-	adv.id = 50;
-	adv.name = "New Shop";
-	adv.category = "misc";
-	adv.currency = "EUR";
-	adv.status = "active";
-	adv.commission_rate_bps = 500;
-	assert_int_equal(f->s->ops->advertiser_put(f->s, &adv), AFF_OK);
+	/* Writes from another connection (the operator's sqlite3 shell, the
+	 * catalog's only writer) move it on: the triggers count them. */
+	sql_exec(f->path, "INSERT INTO advertisers (id, name, category,"
+	                  " currency, commission_rate_bps, status, created_at,"
+	                  " updated_at) VALUES (50, 'New Shop', 'misc', 'EUR',"
+	                  " 500, 'active', 1767225600, 1767225600)");
 	assert_int_equal(f->s->ops->catalog_version(f->s, &id2, &v2), AFF_OK);
 	assert_true(v2 > v1);
 	assert_string_equal(id1, id2);
-	assert_int_equal(f->s->ops->eligibility_set(f->s, 1, 50, 1), AFF_OK);
+	sql_exec(f->path, "INSERT INTO eligibility (editor_id, advertiser_id)"
+	                  " VALUES (1, 50)");
 	assert_int_equal(f->s->ops->eligible(f->s, 1, 50), AFF_OK);
 	assert_int_equal(f->s->ops->catalog_version(f->s, &id2, &v3), AFF_OK);
 	assert_true(v3 > v2);
-	/* A write from another connection (the sqlite3 shell) counts too. */
-	sql_exec(f->path, "DELETE FROM eligibility WHERE editor_id = 1"
-	                  " AND advertiser_id = 50");
+	sql_exec(f->path, "UPDATE advertisers SET commission_rate_bps = 600"
+	                  " WHERE id = 50");
 	assert_int_equal(f->s->ops->catalog_version(f->s, &id2, &v4), AFF_OK);
 	assert_true(v4 > v3);
+	sql_exec(f->path, "DELETE FROM eligibility WHERE editor_id = 1"
+	                  " AND advertiser_id = 50");
+	assert_int_equal(f->s->ops->catalog_version(f->s, &id2, &v5), AFF_OK);
+	assert_true(v5 > v4);
 	assert_int_equal(f->s->ops->eligible(f->s, 1, 50), AFF_PERMISSION_DENIED);
 }
 
@@ -326,22 +342,42 @@ static void
 test_bad_writes_are_refused_by_constraints(void **state)
 {
 	struct fixture *f = *state;
-	Affiliate__V1__Advertiser adv = AFFILIATE__V1__ADVERTISER__INIT;
 
-	/* Foreign keys are on: no link to an editor that does not exist. */
-	assert_int_equal(f->s->ops->eligibility_set(f->s, 99, 1, 1),
-	    AFF_INVALID_ARGUMENT);
-	adv.id = 60;
-	adv.name = "Bad Rate";
-	adv.category = "misc";
-	adv.currency = "EUR";
-	adv.status = "active";
-	adv.commission_rate_bps = 20000; /* over 100 % */
-	assert_int_equal(
-	    f->s->ops->advertiser_put(f->s, &adv), AFF_INVALID_ARGUMENT);
-	adv.id = 0;
-	assert_int_equal(
-	    f->s->ops->advertiser_put(f->s, &adv), AFF_INVALID_ARGUMENT);
+	/* The schema itself refuses them, whoever writes: no link to an
+	 * editor that does not exist (foreign keys), no rate over 100 %,
+	 * no advertiser id 0. */
+	assert_int_equal(sql_rc(f->path, "INSERT INTO eligibility (editor_id,"
+	                                 " advertiser_id) VALUES (99, 1)"),
+	    SQLITE_CONSTRAINT);
+	assert_int_equal(sql_rc(f->path, "INSERT INTO advertisers (id, name,"
+	                                 " category, commission_rate_bps,"
+	                                 " created_at, updated_at) VALUES (60,"
+	                                 " 'Bad Rate', 'misc', 20000, 0, 0)"),
+	    SQLITE_CONSTRAINT);
+	assert_int_equal(sql_rc(f->path, "INSERT INTO advertisers (id, name,"
+	                                 " category, commission_rate_bps,"
+	                                 " created_at, updated_at) VALUES (0,"
+	                                 " 'Bad Id', 'misc', 500, 0, 0)"),
+	    SQLITE_CONSTRAINT);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM advertisers"),
+	    STORE_SEED_ADVERTISERS);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM eligibility"
+	                                  " WHERE editor_id = 99"), 0);
+	/* The store's own connections have the foreign keys on too. */
+	{
+		struct store_order_in o = { .order_id = "fk-1",
+			.advertiser_id = 1, .editor_id = 99, .amount_cents = 100,
+			.commission_cents = 10, .currency = "EUR" };
+		enum store_order_outcome outcome;
+		Affiliate__V1__Order *out = NULL;
+
+		assert_int_equal(f->s->ops->order_put(f->s, &o, &f->arena, &out,
+		                     &outcome),
+		    AFF_NOT_FOUND);
+		assert_int_equal(outcome, STORE_ORDER_NO_EDITOR);
+		assert_int_equal(
+		    sql_int(f->path, "SELECT count(*) FROM orders"), 0);
+	}
 }
 
 int

@@ -1,0 +1,294 @@
+/*
+ * store_sqlite_catalog.c - the catalog in SQLite: reading editors,
+ * advertisers, who may join whom (eligibility) and the catalog version
+ * that retires cached reads, and the deterministic seed the first
+ * migration writes. The server never writes the catalog otherwise:
+ * operators do, with SQL, and the schema's triggers move the version.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "aff_err.h"
+#include "aff_log.h"
+#include "aff_util.h"
+#include "store.h"
+#include "store_sqlite_private.h"
+
+#define ADV_COLUMNS                                                            \
+	"a.id, a.name, a.category, a.currency, a.commission_rate_bps, "        \
+	"a.status, a.website, a.cookie_days, a.created_at, a.updated_at"
+
+#define STATEMENTS(X)                                                          \
+	X(ST_CATALOG_VERSION,                                                  \
+	    "SELECT version FROM catalog_version WHERE id = 1")                \
+	X(ST_EDITOR_EXISTS, "SELECT 1 FROM editors WHERE id = ?1")             \
+	X(ST_ADV_GET,                                                          \
+	    "SELECT " ADV_COLUMNS " FROM advertisers a WHERE a.id = ?1")       \
+	X(ST_ADV_LIST, "SELECT " ADV_COLUMNS " FROM advertisers a"             \
+	               " WHERE a.id > ?1 ORDER BY a.id LIMIT ?2")              \
+	X(ST_ADV_LIST_EDITOR, "SELECT " ADV_COLUMNS " FROM advertisers a"      \
+	                      " JOIN eligibility e ON e.advertiser_id = a.id"  \
+	                      " AND e.editor_id = ?3"                          \
+	                      " WHERE a.id > ?1 ORDER BY a.id LIMIT ?2")       \
+	X(ST_ELIGIBLE, "SELECT 1 FROM eligibility"                             \
+	               " WHERE editor_id = ?1 AND advertiser_id = ?2")
+
+enum { STATEMENTS(SQLITE_STMT_ENUM) ST_COUNT };
+
+static const char *const stmt_sql[ST_COUNT] = { STATEMENTS(SQLITE_STMT_SQL) };
+
+const struct store_sqlite_statements store_sqlite_catalog_statements = {
+	stmt_sql,
+	ST_COUNT,
+};
+
+#define STMT(s, i) ((s)->st[SQ_CATALOG][i])
+
+/* The seed: the same rows on every first start. */
+#define SEED_TIME 1767225600 /* 2026-01-01T00:00:00Z */
+
+static const struct {
+	const char *name, *website;
+} seed_editors[] = {
+	{ "Trail & Summit Blog", "https://trailandsummit.example" },
+	{ "Budget Kitchen", "https://budgetkitchen.example" },
+	{ "Pixel Reviews", "https://pixelreviews.example" },
+	{ "The Family Travel Guide", "https://familytravel.example" },
+	{ "Style Notes", "https://stylenotes.example" },
+	{ "Green Home Weekly", "https://greenhome.example" },
+};
+
+static const struct {
+	const char *name, *category, *currency, *status;
+	int rate_bps, cookie_days;
+} seed_advertisers[] = {
+	{ "Nordic Outdoor", "outdoor", "EUR", "active", 800, 30 },
+	{ "Alpine Gear Co", "outdoor", "CHF", "active", 650, 30 },
+	{ "CampFire Supplies", "outdoor", "EUR", "active", 1000, 14 },
+	{ "FreshBox Meals", "food", "EUR", "active", 1200, 7 },
+	{ "Olive & Vine", "food", "EUR", "active", 900, 30 },
+	{ "Bean Roasters", "food", "GBP", "active", 750, 30 },
+	{ "VoltTech Electronics", "electronics", "EUR", "active", 300, 30 },
+	{ "Gadget Hub", "electronics", "USD", "active", 400, 14 },
+	{ "SoundWave Audio", "electronics", "EUR", "active", 500, 30 },
+	{ "SkyHop Flights", "travel", "EUR", "active", 200, 30 },
+	{ "CityStay Hotels", "travel", "EUR", "active", 600, 60 },
+	{ "RailPass Europe", "travel", "EUR", "paused", 350, 30 },
+	{ "Urban Threads", "fashion", "EUR", "active", 1100, 30 },
+	{ "Sneaker Vault", "fashion", "USD", "active", 850, 14 },
+	{ "Linen & Co", "fashion", "EUR", "active", 1000, 30 },
+	{ "GreenLeaf Garden", "home", "EUR", "active", 900, 30 },
+	{ "SolarSpark", "home", "EUR", "active", 450, 90 },
+	{ "CozyNest Furniture", "home", "GBP", "active", 700, 30 },
+	{ "PageTurner Books", "books", "EUR", "active", 500, 30 },
+	{ "Kids Corner Toys", "toys", "EUR", "active", 800, 30 },
+	{ "FitLife Nutrition", "health", "EUR", "active", 1500, 30 },
+	{ "Zen Yoga Studio", "health", "EUR", "active", 2000, 30 },
+	{ "PetPal Supplies", "pets", "EUR", "active", 900, 30 },
+	{ "CodeCraft Courses", "education", "USD", "active", 3000, 60 },
+};
+
+/* The seed's eligibility rule: editor E may join advertiser A unless
+ * (A + 2E) is a multiple of 3, so every editor may join two thirds of the
+ * advertisers and not the rest. */
+int
+store_seed_eligible(int64_t editor_id, int64_t advertiser_id)
+{
+	return ((advertiser_id + 2 * editor_id) % 3 != 0);
+}
+size_t
+store_sqlite_catalog_seed_editors(void)
+{
+	return (sizeof(seed_editors) / sizeof(seed_editors[0]));
+}
+
+size_t
+store_sqlite_catalog_seed_advertisers(void)
+{
+	return (sizeof(seed_advertisers) / sizeof(seed_advertisers[0]));
+}
+
+int
+store_sqlite_catalog_seed(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	char dbid[33];
+	int rc;
+	size_t ne = sizeof(seed_editors) / sizeof(seed_editors[0]);
+	size_t na = sizeof(seed_advertisers) / sizeof(seed_advertisers[0]);
+
+	aff_request_id_new(dbid);
+	rc = sqlite3_prepare_v2(db,
+	    "INSERT INTO meta (key, value) VALUES ('db_id', ?1)", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		goto failed;
+	sqlite3_bind_text(st, 1, dbid, -1, SQLITE_TRANSIENT);
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+		goto failed;
+	sqlite3_finalize(st);
+
+	rc = sqlite3_prepare_v2(db,
+	    "INSERT INTO editors (id, name, website, created_at)"
+	    " VALUES (?1, ?2, ?3, ?4)",
+	    -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		goto failed;
+	for (size_t i = 0; i < ne; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, (int64_t)i + 1);
+		sqlite3_bind_text(st, 2, seed_editors[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, seed_editors[i].website, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, SEED_TIME);
+		if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+			goto failed;
+	}
+	sqlite3_finalize(st);
+
+	rc = sqlite3_prepare_v2(db,
+	    "INSERT INTO advertisers (id, name, category, currency,"
+	    " commission_rate_bps, status, website, cookie_days, created_at,"
+	    " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+	    " 'https://' || lower(replace(replace(?2, ' ', ''), '&', 'and'))"
+	    " || '.example', ?7, ?8, ?8)",
+	    -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		goto failed;
+	for (size_t i = 0; i < na; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, (int64_t)i + 1);
+		sqlite3_bind_text(st, 2, seed_advertisers[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(
+		    st, 3, seed_advertisers[i].category, -1, SQLITE_STATIC);
+		sqlite3_bind_text(
+		    st, 4, seed_advertisers[i].currency, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 5, seed_advertisers[i].rate_bps);
+		sqlite3_bind_text(st, 6, seed_advertisers[i].status, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 7, seed_advertisers[i].cookie_days);
+		sqlite3_bind_int64(st, 8, SEED_TIME);
+		if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+			goto failed;
+	}
+	sqlite3_finalize(st);
+
+	rc = sqlite3_prepare_v2(db,
+	    "INSERT INTO eligibility (editor_id, advertiser_id) VALUES (?1, ?2)",
+	    -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		goto failed;
+	for (size_t e = 1; e <= ne; e++)
+		for (size_t a = 1; a <= na; a++) {
+			if (!store_seed_eligible((int64_t)e, (int64_t)a))
+				continue;
+			sqlite3_reset(st);
+			sqlite3_bind_int64(st, 1, (int64_t)e);
+			sqlite3_bind_int64(st, 2, (int64_t)a);
+			if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+				goto failed;
+		}
+	sqlite3_finalize(st);
+	return (AFF_OK);
+
+failed:
+	sqlite3_finalize(st);
+	return (store_sqlite_err(db, rc, "seed"));
+}
+
+int
+store_sqlite_catalog_version(store *base, const char **db_id, int64_t *version)
+{
+	sqlite_store *s = SQLITE_STORE(base);
+	sqlite3_stmt *st = STMT(s, ST_CATALOG_VERSION);
+	int rc, rv = AFF_INTERNAL;
+
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*version = sqlite3_column_int64(st, 0);
+		*db_id = s->db_id;
+		rv = AFF_OK;
+	} else
+		rv = store_sqlite_err(s->db, rc, "catalog version");
+	store_sqlite_stmt_done(st);
+	return (rv);
+}
+
+int
+store_sqlite_catalog_editor_exists(sqlite_store *s, int64_t id)
+{
+	return (store_sqlite_exists(s, STMT(s, ST_EDITOR_EXISTS), id, 0,
+	    AFF_NOT_FOUND));
+}
+
+int
+store_sqlite_editor_exists(store *base, int64_t id)
+{
+	return (store_sqlite_catalog_editor_exists(SQLITE_STORE(base), id));
+}
+
+int
+store_sqlite_eligible(store *base, int64_t editor_id, int64_t advertiser_id)
+{
+	sqlite_store *s = SQLITE_STORE(base);
+
+	return (store_sqlite_exists(s, STMT(s, ST_ELIGIBLE), editor_id,
+	    advertiser_id, AFF_PERMISSION_DENIED));
+}
+
+/* Reads an Affiliate__V1__Advertiser from the current row (ADV_COLUMNS
+ * order); a store_sqlite_row_fn. */
+static void *
+row_advertiser(sqlite3_stmt *st, aff_arena *a)
+{
+	Affiliate__V1__Advertiser *adv;
+
+	if ((adv = aff_arena_alloc(a, sizeof(*adv))) == NULL)
+		return (NULL);
+	affiliate__v1__advertiser__init(adv);
+	adv->id = sqlite3_column_int64(st, 0);
+	adv->name = store_sqlite_col_text(st, 1, a);
+	adv->category = store_sqlite_col_text(st, 2, a);
+	adv->currency = store_sqlite_col_text(st, 3, a);
+	adv->commission_rate_bps = sqlite3_column_int(st, 4);
+	adv->status = store_sqlite_col_text(st, 5, a);
+	adv->website = store_sqlite_col_text(st, 6, a);
+	adv->cookie_days = sqlite3_column_int(st, 7);
+	adv->created_at = store_sqlite_col_time(st, 8, a);
+	adv->updated_at = store_sqlite_col_time(st, 9, a);
+	if (adv->name == NULL || adv->category == NULL ||
+	    adv->currency == NULL || adv->status == NULL ||
+	    adv->website == NULL || adv->created_at == NULL ||
+	    adv->updated_at == NULL)
+		return (NULL);
+	return (adv);
+}
+
+int
+store_sqlite_advertiser_get(
+    store *base, int64_t id, aff_arena *a, Affiliate__V1__Advertiser **out)
+{
+	sqlite_store *s = SQLITE_STORE(base);
+	sqlite3_stmt *st = STMT(s, ST_ADV_GET);
+
+	sqlite3_bind_int64(st, 1, id);
+	return (store_sqlite_one_row(s, st, row_advertiser, a, out, "advertiser get"));
+}
+
+int
+store_sqlite_advertiser_list(store *base,
+    const struct store_advertiser_query *q, aff_arena *a,
+    Affiliate__V1__Advertiser ***out, size_t *n, int *more)
+{
+	sqlite_store *s = SQLITE_STORE(base);
+	sqlite3_stmt *st;
+
+	if (q->limit <= 0)
+		return (AFF_INVALID_ARGUMENT);
+	st = STMT(s, q->editor_id > 0 ? ST_ADV_LIST_EDITOR : ST_ADV_LIST);
+	sqlite3_bind_int64(st, 1, q->after);
+	sqlite3_bind_int64(st, 2, (int64_t)q->limit + 1);
+	if (q->editor_id > 0)
+		sqlite3_bind_int64(st, 3, q->editor_id);
+	return (store_sqlite_list_page(s, st, q->limit, row_advertiser, a, out, n,
+	    more, NULL, "advertiser list"));
+}

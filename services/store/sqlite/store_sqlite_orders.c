@@ -1,0 +1,393 @@
+/*
+ * store_sqlite_orders.c - partners' orders in SQLite: stored once by
+ * order_id (a duplicate, or a status moving forward, recorded in
+ * order_events), alone or as one savepoint of a group-commit batch,
+ * listed by arrival, and the bookkeeping of their copy in Redis (which
+ * revisions are there, the copy's id and generation).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "aff_err.h"
+#include "aff_util.h"
+#include "store.h"
+#include "store_sqlite_private.h"
+
+#define ORDER_COLUMNS                                                          \
+	"seq, order_id, advertiser_id, editor_id, amount_cents,"              \
+	" commission_cents, currency, status, created_at, updated_at"
+
+#define STATEMENTS(X)                                                          \
+	/* One order of a group-commit batch: its failure undoes it alone. */ \
+	X(ST_SAVEPOINT, "SAVEPOINT aff_order")                                 \
+	X(ST_SAVEPOINT_UNDO, "ROLLBACK TO aff_order")                          \
+	X(ST_SAVEPOINT_RELEASE, "RELEASE aff_order")                           \
+	X(ST_ORDER_GET,                                                        \
+	    "SELECT " ORDER_COLUMNS " FROM orders WHERE order_id = ?1")        \
+	X(ST_ORDER_INSERT,                                                     \
+	    "INSERT INTO orders (order_id, advertiser_id, editor_id,"          \
+	    " amount_cents, commission_cents, currency, status, created_at,"   \
+	    " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)"         \
+	    " ON CONFLICT (order_id) DO NOTHING RETURNING " ORDER_COLUMNS)     \
+	X(ST_ORDER_MOVE, "UPDATE orders SET status = ?2, updated_at = ?3,"     \
+	                 " rev = rev + 1 WHERE order_id = ?1"                  \
+	                 " RETURNING " ORDER_COLUMNS)                          \
+	X(ST_ORDER_EVENT, "INSERT INTO order_events (order_id, status, at)"    \
+	                  " VALUES (?1, ?2, ?3)")                              \
+	X(ST_ORDER_LIST,                                                       \
+	    "SELECT " ORDER_COLUMNS " FROM orders WHERE seq > ?1"              \
+	    " AND (?3 = 0 OR editor_id = ?3)"                                  \
+	    " AND (?4 = 0 OR advertiser_id = ?4)"                              \
+	    " AND (?5 = '' OR status = ?5) ORDER BY seq LIMIT ?2")             \
+	X(ST_ORDERS_UNCACHED,                                                  \
+	    "SELECT " ORDER_COLUMNS ", rev FROM orders"                        \
+	    " WHERE cached_rev < rev ORDER BY seq LIMIT ?1")                   \
+	X(ST_ORDER_CACHED, "UPDATE orders SET cached_rev = ?2"                 \
+	                   " WHERE seq = ?1 AND rev = ?2")                     \
+	X(ST_ORDERS_ALL_CACHED,                                                \
+	    "SELECT NOT EXISTS (SELECT 1 FROM orders WHERE cached_rev < rev)," \
+	    " coalesce((SELECT CAST(value AS INTEGER) FROM meta"               \
+	    " WHERE key = 'orders_gen'), 0),"                                  \
+	    " coalesce((SELECT value FROM meta WHERE key = 'orders_copy'),"    \
+	    " '')")                                                            \
+	X(ST_ORDERS_CACHE_RESET, "UPDATE orders SET cached_rev = 0"            \
+	                         " WHERE cached_rev > 0")                      \
+	X(ST_ORDERS_GEN_SET, "INSERT INTO meta (key, value)"                   \
+	                     " VALUES ('orders_gen', ?1) ON CONFLICT (key)"    \
+	                     " DO UPDATE SET value = excluded.value")          \
+	X(ST_ORDERS_COPY_NEW,                                                  \
+	    "UPDATE meta SET value = lower(hex(randomblob(8)))"                \
+	    " WHERE key = 'orders_copy'")
+
+enum { STATEMENTS(SQLITE_STMT_ENUM) ST_COUNT };
+
+static const char *const stmt_sql[ST_COUNT] = { STATEMENTS(SQLITE_STMT_SQL) };
+
+const struct store_sqlite_statements store_sqlite_orders_statements = {
+	stmt_sql,
+	ST_COUNT,
+};
+
+#define STMT(s, i) ((s)->st[SQ_ORDERS][i])
+
+/* Reads an Affiliate__V1__Order from the current row (ORDER_COLUMNS
+ * order); a store_sqlite_row_fn. */
+static void *
+row_order(sqlite3_stmt *st, aff_arena *a)
+{
+	Affiliate__V1__Order *o;
+
+	if ((o = aff_arena_alloc(a, sizeof(*o))) == NULL)
+		return (NULL);
+	affiliate__v1__order__init(o);
+	o->order_id = store_sqlite_col_text(st, 1, a);
+	o->advertiser_id = sqlite3_column_int64(st, 2);
+	o->editor_id = sqlite3_column_int64(st, 3);
+	o->amount_cents = sqlite3_column_int64(st, 4);
+	o->commission_cents = sqlite3_column_int64(st, 5);
+	o->currency = store_sqlite_col_text(st, 6, a);
+	o->status = store_sqlite_col_text(st, 7, a);
+	o->created_at = store_sqlite_col_time(st, 8, a);
+	o->updated_at = store_sqlite_col_time(st, 9, a);
+	if (o->order_id == NULL || o->currency == NULL || o->status == NULL ||
+	    o->created_at == NULL || o->updated_at == NULL)
+		return (NULL);
+	return (o);
+}
+
+/* pending may move to approved or declined; nothing else moves. */
+static int
+order_may_move(const char *from, const char *to)
+{
+	return (strcmp(from, "pending") == 0 &&
+	    (strcmp(to, "approved") == 0 || strcmp(to, "declined") == 0));
+}
+
+static int
+order_event(sqlite_store *s, const char *order_id, const char *status,
+    int64_t now_s)
+{
+	sqlite3_stmt *st = STMT(s, ST_ORDER_EVENT);
+
+	sqlite3_bind_text(st, 1, order_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now_s);
+	return (store_sqlite_step_write(s, st, "order event"));
+}
+
+/* The work of order_put, inside a transaction or savepoint. */
+static int
+order_put_tx(sqlite_store *s, const struct store_order_in *in, aff_arena *a,
+    Affiliate__V1__Order **out, enum store_order_outcome *outcome)
+{
+	const char *status = in->status != NULL && in->status[0] != '\0'
+	    ? in->status
+	    : NULL;
+	int64_t now_s = aff_now_ms() / 1000;
+	Affiliate__V1__Order *o;
+	sqlite3_stmt *st;
+	int rv;
+
+	/* The common case, a new order, is one statement; a conflict (the
+	 * same order_id again) inserts nothing and reads what is stored. */
+	st = STMT(s, ST_ORDER_INSERT);
+	sqlite3_bind_text(st, 1, in->order_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, in->advertiser_id);
+	sqlite3_bind_int64(st, 3, in->editor_id);
+	sqlite3_bind_int64(st, 4, in->amount_cents);
+	sqlite3_bind_int64(st, 5, in->commission_cents);
+	sqlite3_bind_text(st, 6, in->currency, -1, SQLITE_STATIC);
+	sqlite3_bind_text(
+	    st, 7, status != NULL ? status : "pending", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, now_s);
+	rv = store_sqlite_one_row(s, st, row_order, a, out, "order insert");
+	if (rv == AFF_OK) {
+		*outcome = STORE_ORDER_CREATED;
+		return (order_event(s, in->order_id, (*out)->status, now_s));
+	}
+	/* The foreign keys check the ids (no read on the request path); the
+	 * rare refusal says which. */
+	if (rv == AFF_INVALID_ARGUMENT &&
+	    sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_FOREIGNKEY) {
+		*outcome = store_sqlite_catalog_editor_exists(s, in->editor_id) ==
+		        AFF_NOT_FOUND
+		    ? STORE_ORDER_NO_EDITOR
+		    : STORE_ORDER_NO_ADVERTISER;
+		return (AFF_NOT_FOUND);
+	}
+	if (rv != AFF_NOT_FOUND)
+		return (rv);
+	st = STMT(s, ST_ORDER_GET);
+	sqlite3_bind_text(st, 1, in->order_id, -1, SQLITE_STATIC);
+	rv = store_sqlite_one_row(s, st, row_order, a, &o, "order get");
+	if (rv != AFF_OK)
+		return (rv);
+	*out = o;
+	if (o->advertiser_id != in->advertiser_id ||
+	    o->editor_id != in->editor_id ||
+	    o->amount_cents != in->amount_cents ||
+	    o->commission_cents != in->commission_cents ||
+	    strcmp(o->currency, in->currency) != 0)
+		return (AFF_ALREADY_EXISTS);
+	if (status == NULL || strcmp(status, o->status) == 0) {
+		*outcome = STORE_ORDER_DUPLICATE;
+		return (AFF_OK);
+	}
+	if (!order_may_move(o->status, status))
+		return (AFF_FAILED_PRECONDITION);
+	st = STMT(s, ST_ORDER_MOVE);
+	sqlite3_bind_text(st, 1, in->order_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now_s);
+	rv = store_sqlite_one_row(s, st, row_order, a, out, "order move");
+	if (rv != AFF_OK)
+		return (rv);
+	*outcome = STORE_ORDER_MOVED;
+	return (order_event(s, in->order_id, status, now_s));
+}
+
+/*
+ * One order of a batch, in a savepoint of the batch's transaction: any
+ * failure (a refusal, a constraint, a full disk that SQLite survived)
+ * undoes this order alone, and the rest of the batch still commits. When
+ * SQLite itself ended the transaction (it may after SQLITE_FULL, IOERR or
+ * NOMEM), nothing of the batch holds any more: AFF_ABORTED, for this and
+ * every later order, and batch_end reports the cause.
+ */
+static int
+order_put_batched(sqlite_store *s, const struct store_order_in *in,
+    aff_arena *a, Affiliate__V1__Order **out,
+    enum store_order_outcome *outcome)
+{
+	int rv;
+
+	if (s->batch_err != AFF_OK)
+		return (AFF_ABORTED);
+	rv = store_sqlite_tx_run(s, STMT(s, ST_SAVEPOINT), "savepoint");
+	if (rv != AFF_OK)
+		goto gone;
+	rv = order_put_tx(s, in, a, out, outcome);
+	if (sqlite3_get_autocommit(s->db))
+		goto gone;
+	if (rv != AFF_OK && store_sqlite_tx_run(s, STMT(s, ST_SAVEPOINT_UNDO),
+	                        "savepoint undo") != AFF_OK)
+		goto gone;
+	if (store_sqlite_tx_run(s, STMT(s, ST_SAVEPOINT_RELEASE),
+	        "savepoint release") != AFF_OK)
+		goto gone;
+	return (rv);
+gone:
+	store_sqlite_tx_rollback(s);
+	s->batch_err = rv != AFF_OK ? rv : AFF_INTERNAL;
+	return (AFF_ABORTED);
+}
+
+int
+store_sqlite_order_put(store *base, const struct store_order_in *in,
+    aff_arena *a, Affiliate__V1__Order **out, enum store_order_outcome *outcome)
+{
+	sqlite_store *s = SQLITE_STORE(base);
+	int rv;
+
+	if (s->in_batch)
+		return (order_put_batched(s, in, a, out, outcome));
+	if ((rv = store_sqlite_tx_begin(s)) != AFF_OK)
+		return (rv);
+	rv = order_put_tx(s, in, a, out, outcome);
+	if (rv != AFF_OK) {
+		/* Refusals (duplicates with other content, moves back) wrote
+		 * nothing: roll back, keep the refusal and the stored order. */
+		(void)store_sqlite_tx_end(s, AFF_ABORTED);
+		return (rv);
+	}
+	return (store_sqlite_tx_end(s, AFF_OK));
+}
+
+int
+store_sqlite_order_list(store *base, const struct store_order_query *q,
+    aff_arena *a, Affiliate__V1__Order ***out, size_t *n, int64_t *next)
+{
+	sqlite_store *s = SQLITE_STORE(base);
+	sqlite3_stmt *st = STMT(s, ST_ORDER_LIST);
+	int64_t last = 0;
+	int more, rv;
+
+	if (q->limit <= 0)
+		return (AFF_INVALID_ARGUMENT);
+	sqlite3_bind_int64(st, 1, q->after);
+	sqlite3_bind_int64(st, 2, (int64_t)q->limit + 1);
+	sqlite3_bind_int64(st, 3, q->editor_id);
+	sqlite3_bind_int64(st, 4, q->advertiser_id);
+	sqlite3_bind_text(
+	    st, 5, q->status != NULL ? q->status : "", -1, SQLITE_STATIC);
+	/* The cursor is the seq, which the Order message does not carry. */
+	rv = store_sqlite_list_page(s, st, q->limit, row_order, a, out, n, &more,
+	    &last, "order list");
+	*next = rv == AFF_OK && more ? last : 0;
+	return (rv);
+}
+
+int
+store_sqlite_orders_uncached(store *base, int max, aff_arena *a,
+    struct store_order_row **out, size_t *n)
+{
+	sqlite_store *s = SQLITE_STORE(base);
+	sqlite3_stmt *st = STMT(s, ST_ORDERS_UNCACHED);
+	struct store_order_row *v;
+	int rc, rv = AFF_OK;
+	size_t k = 0;
+
+	if ((v = aff_arena_alloc(a, sizeof(*v) * (size_t)max)) == NULL)
+		return (AFF_RESOURCE_EXHAUSTED);
+	sqlite3_bind_int(st, 1, max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && k < (size_t)max) {
+		v[k].seq = sqlite3_column_int64(st, 0);
+		v[k].rev = sqlite3_column_int64(st, 10);
+		if ((v[k].order = row_order(st, a)) == NULL) {
+			rv = AFF_RESOURCE_EXHAUSTED;
+			break;
+		}
+		k++;
+	}
+	if (rv == AFF_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		rv = store_sqlite_err(s->db, rc, "orders uncached");
+	store_sqlite_stmt_done(st);
+	*out = v;
+	*n = k;
+	return (rv);
+}
+
+static int
+orders_gen_set(sqlite_store *s, int64_t gen)
+{
+	sqlite3_stmt *st = STMT(s, ST_ORDERS_GEN_SET);
+
+	sqlite3_bind_int64(st, 1, gen);
+	return (store_sqlite_step_write(s, st, "orders gen"));
+}
+
+int
+store_sqlite_orders_mark_cached(store *base, const struct store_order_row *rows,
+    size_t n, int64_t gen)
+{
+	sqlite_store *s = SQLITE_STORE(base);
+	int rv;
+
+	if ((rv = store_sqlite_tx_begin(s)) != AFF_OK)
+		return (rv);
+	for (size_t i = 0; i < n && rv == AFF_OK; i++) {
+		sqlite3_stmt *st = STMT(s, ST_ORDER_CACHED);
+		sqlite3_bind_int64(st, 1, rows[i].seq);
+		sqlite3_bind_int64(st, 2, rows[i].rev);
+		rv = store_sqlite_step_write(s, st, "order cached");
+	}
+	if (rv == AFF_OK)
+		rv = orders_gen_set(s, gen);
+	return (store_sqlite_tx_end(s, rv));
+}
+
+int
+store_sqlite_orders_all_cached(store *base, const char **copy, int64_t *gen)
+{
+	sqlite_store *s = SQLITE_STORE(base);
+	sqlite3_stmt *st = STMT(s, ST_ORDERS_ALL_CACHED);
+	int rc = sqlite3_step(st), rv;
+
+	if (rc == SQLITE_ROW) {
+		rv = sqlite3_column_int(st, 0) ? AFF_OK : AFF_NOT_FOUND;
+		*gen = sqlite3_column_int64(st, 1);
+		snprintf(s->orders_copy, sizeof(s->orders_copy), "%s",
+		    (const char *)sqlite3_column_text(st, 2));
+		*copy = s->orders_copy;
+	} else
+		rv = store_sqlite_err(s->db, rc, "orders all cached");
+	store_sqlite_stmt_done(st);
+	return (rv);
+}
+
+int
+store_sqlite_orders_cache_reset(store *base)
+{
+	sqlite_store *s = SQLITE_STORE(base);
+	int rv;
+
+	if ((rv = store_sqlite_tx_begin(s)) != AFF_OK)
+		return (rv);
+	rv = store_sqlite_step_write(
+	    s, STMT(s, ST_ORDERS_CACHE_RESET), "orders cache reset");
+	if (rv == AFF_OK)
+		rv = store_sqlite_step_write(
+		    s, STMT(s, ST_ORDERS_COPY_NEW), "orders copy id");
+	if (rv == AFF_OK)
+		rv = orders_gen_set(s, 0);
+	return (store_sqlite_tx_end(s, rv));
+}
+
+int
+store_sqlite_batch_begin(store *base)
+{
+	sqlite_store *s = SQLITE_STORE(base);
+	int rv;
+
+	if ((rv = store_sqlite_tx_begin(s)) == AFF_OK) {
+		s->in_batch = 1;
+		s->batch_err = AFF_OK;
+	}
+	return (rv);
+}
+
+int
+store_sqlite_batch_end(store *base, int rv)
+{
+	sqlite_store *s = SQLITE_STORE(base);
+
+	s->in_batch = 0;
+	if (s->batch_err != AFF_OK) {
+		rv = s->batch_err;
+		s->batch_err = AFF_OK;
+		return (rv);
+	}
+	return (store_sqlite_tx_end(s, rv));
+}
