@@ -129,29 +129,49 @@ secret_read(const char *path, char *out, size_t outlen)
 	return (AFF_OK);
 }
 
-/* Makes path with a new random secret (mode 0600) and puts it in out. */
+/*
+ * Makes path with a new random secret (mode 0600) and puts it in out. The
+ * secret is written to a file of this process's own and then linked to
+ * path, so path appears whole or not at all: a worker that reads it while
+ * the server makes it (both started together) found it empty and stopped.
+ * link() never replaces: when another process made path meanwhile, its
+ * secret is the one.
+ */
 static int
 secret_make(const char *path, char *out, size_t outlen)
 {
 	unsigned char raw[32];
-	char hex[65];
-	int fd, rv = AFF_OK;
+	char hex[65], tmp[1100];
+	int fd = -1, rv = AFF_OK;
 
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
 		return (AFF_INTERNAL);
 	for (size_t i = 0; i < sizeof(raw); i++)
 		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-	if (fd < 0 && errno == EEXIST) /* made meanwhile: use that one */
-		rv = secret_read(path, out, outlen);
-	else if (fd < 0 || write(fd, hex, 64) != 64 || write(fd, "\n", 1) != 1 ||
+	if (snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid()) >=
+	    (int)sizeof(tmp)) {
+		rv = AFF_INVALID_ARGUMENT;
+		goto done;
+	}
+	(void)unlink(tmp); /* left by a process of this pid that died */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	if (fd < 0 || write(fd, hex, 64) != 64 || write(fd, "\n", 1) != 1 ||
 	    fsync(fd) != 0) {
-		aff_error("jobs: cannot write %s: %s", path, strerror(errno));
+		aff_error("jobs: cannot write %s: %s", tmp, strerror(errno));
 		rv = AFF_UNAVAILABLE;
-	} else
+	} else if (link(tmp, path) == 0)
 		snprintf(out, outlen, "%s", hex);
-	if (fd >= 0)
+	else if (errno == EEXIST) /* made meanwhile: use that one */
+		rv = secret_read(path, out, outlen);
+	else {
+		aff_error("jobs: cannot make %s: %s", path, strerror(errno));
+		rv = AFF_UNAVAILABLE;
+	}
+	if (fd >= 0) {
 		close(fd);
+		(void)unlink(tmp);
+	}
+done:
 	OPENSSL_cleanse(raw, sizeof(raw));
 	OPENSSL_cleanse(hex, sizeof(hex));
 	return (rv);
