@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <nng/nng.h>
 
 #include "aff_arena.h"
 #include "aff_err.h"
@@ -338,6 +339,25 @@ test_a_monotonic_wait_lasts_its_timeout(void **state)
 	pthread_cond_destroy(&cv);
 }
 
+static void
+test_nng_endpoint_errors_map_to_one_project_code_each(void **state)
+{
+	(void)state;
+	/* A URL NNG cannot use is a setting to fix; anything else may pass. */
+	assert_int_equal(aff_err_from_nng_endpoint(0), AFF_OK);
+	assert_int_equal(aff_err_from_nng_endpoint(NNG_EADDRINVAL),
+	    AFF_INVALID_ARGUMENT);
+	assert_int_equal(aff_err_from_nng_endpoint(NNG_ENOTSUP),
+	    AFF_INVALID_ARGUMENT);
+	assert_int_equal(aff_err_from_nng_endpoint(NNG_EINVAL),
+	    AFF_INVALID_ARGUMENT);
+	assert_int_equal(aff_err_from_nng_endpoint(NNG_EADDRINUSE),
+	    AFF_UNAVAILABLE);
+	assert_int_equal(aff_err_from_nng_endpoint(NNG_ECONNREFUSED),
+	    AFF_UNAVAILABLE);
+	assert_int_equal(aff_err_from_nng_endpoint(NNG_ENOMEM), AFF_UNAVAILABLE);
+}
+
 int
 main(void)
 {
@@ -356,6 +376,8 @@ main(void)
 		cmocka_unit_test(
 		    test_a_rate_limited_warning_passes_once_a_second_and_counts_the_rest),
 		cmocka_unit_test(test_a_monotonic_wait_lasts_its_timeout),
+		cmocka_unit_test(
+		    test_nng_endpoint_errors_map_to_one_project_code_each),
 	};
 
 	return (cmocka_run_group_tests_name("lib", tests, NULL, NULL));
