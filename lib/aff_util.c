@@ -115,3 +115,13 @@ aff_time_rfc3339(int64_t unix_s, char buf[32])
 	gmtime_r(&t, &tm);
 	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
+
+uint64_t
+aff_fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	while (n-- > 0)
+		h = (h ^ *b++) * 0x100000001b3ull;
+	return (h);
+}

@@ -1,6 +1,6 @@
 /*
  * aff_util.h - small helpers every binary needs: clocks, strict number
- * parsing, environment defaults and request ids.
+ * parsing, environment defaults, request ids and FNV-1a.
  */
 #ifndef AFF_UTIL_H
 #define AFF_UTIL_H
@@ -41,6 +41,14 @@ const char *aff_env(const char *name, const char *def);
 
 /* Writes a random request id (32 hex characters and a NUL) into buf. */
 void aff_request_id_new(char buf[33]);
+
+/*
+ * 64-bit FNV-1a of p[0..n) continued from h: pass AFF_FNV1A_OFFSET to
+ * start (or it XORed with a seed, so outsiders cannot aim keys at one
+ * bucket), or an earlier answer to hash more bytes after it.
+ */
+#define AFF_FNV1A_OFFSET 0xcbf29ce484222325ull
+uint64_t aff_fnv1a(uint64_t h, const void *p, size_t n);
 
 /* Formats a Unix time (seconds) as RFC 3339 UTC ("2026-11-24T13:38:20Z"). */
 void aff_time_rfc3339(int64_t unix_s, char buf[32]);

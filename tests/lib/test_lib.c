@@ -358,6 +358,23 @@ test_nng_endpoint_errors_map_to_one_project_code_each(void **state)
 	assert_int_equal(aff_err_from_nng_endpoint(NNG_ENOMEM), AFF_UNAVAILABLE);
 }
 
+static void
+test_fnv1a_matches_the_published_vectors(void **state)
+{
+	(void)state;
+	/* From the FNV reference (isthe.com/chongo/tech/comp/fnv). */
+	assert_true(aff_fnv1a(AFF_FNV1A_OFFSET, "", 0) == 0xcbf29ce484222325ull);
+	assert_true(aff_fnv1a(AFF_FNV1A_OFFSET, "a", 1) == 0xaf63dc4c8601ec8cull);
+	assert_true(
+	    aff_fnv1a(AFF_FNV1A_OFFSET, "foobar", 6) == 0x85944171f73967e8ull);
+	/* Continuing from an earlier answer hashes the bytes after it. */
+	assert_true(aff_fnv1a(aff_fnv1a(AFF_FNV1A_OFFSET, "foo", 3), "bar", 3) ==
+	    0x85944171f73967e8ull);
+	/* A seed changes the answer (the rate limiter's buckets). */
+	assert_true(aff_fnv1a(AFF_FNV1A_OFFSET ^ 1, "foobar", 6) !=
+	    0x85944171f73967e8ull);
+}
+
 int
 main(void)
 {
@@ -378,6 +395,7 @@ main(void)
 		cmocka_unit_test(test_a_monotonic_wait_lasts_its_timeout),
 		cmocka_unit_test(
 		    test_nng_endpoint_errors_map_to_one_project_code_each),
+		cmocka_unit_test(test_fnv1a_matches_the_published_vectors),
 	};
 
 	return (cmocka_run_group_tests_name("lib", tests, NULL, NULL));
