@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 #include <nng/nng.h>
+#include <openssl/err.h>
 
 #include "aff_arena.h"
 #include "aff_err.h"
@@ -375,6 +376,54 @@ test_fnv1a_matches_the_published_vectors(void **state)
 	    0x85944171f73967e8ull);
 }
 
+static void
+test_hex_round_trips_known_vectors_in_lowercase(void **state)
+{
+	static const unsigned char bytes[] = { 0x00, 0x01, 0x7f, 0x80, 0xab,
+		0xcd, 0xef, 0xff };
+	unsigned char back[AFF_HEX_DECODE_MAX], big[AFF_HEX_DECODE_MAX + 1];
+	char text[2 * sizeof(big) + 1];
+
+	(void)state;
+	aff_hex_encode(bytes, sizeof(bytes), text);
+	assert_string_equal(text, "00017f80abcdefff");
+	aff_hex_encode(bytes, 0, text);
+	assert_string_equal(text, "");
+	assert_int_equal(aff_hex_decode("00017f80abcdefff", 16, back, 8), AFF_OK);
+	assert_memory_equal(back, bytes, sizeof(bytes));
+	/* Either case decodes (signatures from other senders). */
+	assert_int_equal(aff_hex_decode("00017F80ABCDEFFF", 16, back, 8), AFF_OK);
+	assert_memory_equal(back, bytes, sizeof(bytes));
+	/* Exactly 2n characters of hex, nothing else. */
+	assert_int_equal(aff_hex_decode("00017f80abcdeff", 15, back, 8),
+	    AFF_INVALID_ARGUMENT);
+	assert_int_equal(aff_hex_decode("00017f80abcdefff0", 17, back, 8),
+	    AFF_INVALID_ARGUMENT);
+	assert_int_equal(aff_hex_decode("00017f80abcdefgf", 16, back, 8),
+	    AFF_INVALID_ARGUMENT);
+	assert_int_equal(aff_hex_decode("00:17f80abcdefff", 16, back, 8),
+	    AFF_INVALID_ARGUMENT);
+	assert_int_equal(aff_hex_decode("0001 f80abcdefff", 16, back, 8),
+	    AFF_INVALID_ARGUMENT);
+	assert_int_equal(aff_hex_decode("0001\0f80abcdefff", 16, back, 8),
+	    AFF_INVALID_ARGUMENT);
+	assert_int_equal(aff_hex_decode("+1", 2, back, 1), AFF_INVALID_ARGUMENT);
+	/* A refusal leaves nothing on OpenSSL's error queue. */
+	assert_int_equal(ERR_peek_error(), 0);
+	/* The longest decode, and one byte more. */
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (unsigned char)(i * 37);
+	aff_hex_encode(big, AFF_HEX_DECODE_MAX, text);
+	assert_int_equal(strlen(text), 2 * AFF_HEX_DECODE_MAX);
+	assert_int_equal(aff_hex_decode(text, strlen(text), back,
+	                     AFF_HEX_DECODE_MAX),
+	    AFF_OK);
+	assert_memory_equal(back, big, AFF_HEX_DECODE_MAX);
+	aff_hex_encode(big, sizeof(big), text);
+	assert_int_equal(aff_hex_decode(text, strlen(text), back, sizeof(big)),
+	    AFF_INVALID_ARGUMENT);
+}
+
 int
 main(void)
 {
@@ -396,6 +445,7 @@ main(void)
 		cmocka_unit_test(
 		    test_nng_endpoint_errors_map_to_one_project_code_each),
 		cmocka_unit_test(test_fnv1a_matches_the_published_vectors),
+		cmocka_unit_test(test_hex_round_trips_known_vectors_in_lowercase),
 	};
 
 	return (cmocka_run_group_tests_name("lib", tests, NULL, NULL));
