@@ -20,6 +20,7 @@
 #include "aff_err.h"
 #include "aff_json.h"
 #include "aff_log.h"
+#include "aff_utf8.h"
 #include "aff_util.h"
 #include "affiliate/v1/admin.pb-c.h"
 #include "affiliate/v1/affiliate.pb-c.h"
@@ -424,6 +425,75 @@ test_hex_round_trips_known_vectors_in_lowercase(void **state)
 	    AFF_INVALID_ARGUMENT);
 }
 
+static void
+test_utf8_accepts_well_formed_text_and_refuses_the_rest(void **state)
+{
+	static const struct {
+		const char *s;
+		size_t len;
+		int valid;
+		const char *why;
+	} cases[] = {
+		{ "", 0, 1, "empty" },
+		{ "pending", 7, 1, "ASCII" },
+		{ "\x7f", 1, 1, "DEL is ASCII" },
+		{ "caf\xc3\xa9", 5, 1, "two bytes" },
+		{ "\xc2\x80", 2, 1, "U+0080, smallest two-byte" },
+		{ "\xdf\xbf", 2, 1, "U+07FF" },
+		{ "\xe0\xa0\x80", 3, 1, "U+0800, smallest three-byte" },
+		{ "\xed\x9f\xbf", 3, 1, "U+D7FF, below the surrogates" },
+		{ "\xee\x80\x80", 3, 1, "U+E000, above the surrogates" },
+		{ "\xef\xbf\xbd", 3, 1, "U+FFFD" },
+		{ "\xf0\x90\x80\x80", 4, 1, "U+10000, smallest four-byte" },
+		{ "\xf4\x8f\xbf\xbf", 4, 1, "U+10FFFF, the last" },
+		{ "a\0b", 3, 0, "NUL inside" },
+		{ "\x80", 1, 0, "lone continuation byte" },
+		{ "\xbf", 1, 0, "lone continuation byte" },
+		{ "\xc0\x80", 2, 0, "overlong NUL" },
+		{ "\xc1\xbf", 2, 0, "overlong U+007F" },
+		{ "\xe0\x80\xaf", 3, 0, "overlong '/' in three bytes" },
+		{ "\xe0\x9f\xbf", 3, 0, "overlong U+07FF" },
+		{ "\xf0\x8f\xbf\xbf", 4, 0, "overlong U+FFFF" },
+		{ "\xed\xa0\x80", 3, 0, "surrogate U+D800" },
+		{ "\xed\xbf\xbf", 3, 0, "surrogate U+DFFF" },
+		{ "\xed\xa0\xbd\xed\xb8\x80", 6, 0, "surrogate pair (CESU-8)" },
+		{ "\xf4\x90\x80\x80", 4, 0, "U+110000, past the last" },
+		{ "\xf5\x80\x80\x80", 4, 0, "lead byte 0xf5" },
+		{ "\xff", 1, 0, "0xff" },
+		{ "\xc3", 1, 0, "cut short after the lead" },
+		{ "\xe2\x82", 2, 0, "cut short inside" },
+		{ "\xf0\x9f\x98", 3, 0, "four-byte cut short" },
+		{ "\xc3\x28", 2, 0, "continuation not 10xxxxxx" },
+		{ "\xe2\x28\xa1", 3, 0, "continuation not 10xxxxxx" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const uint8_t *p = (const uint8_t *)cases[i].s;
+
+		if (aff_utf8_valid(p, cases[i].len) != cases[i].valid)
+			fail_msg("case %zu (%s): valid should be %d", i,
+			    cases[i].why, cases[i].valid);
+		/* A single sequence: the scanner's length says the same. */
+		if (cases[i].len > 0 && cases[i].len <= 4 && p[0] >= 0x80 &&
+		    (aff_utf8_seq_len(p, p + cases[i].len) == cases[i].len) !=
+		        cases[i].valid)
+			fail_msg("case %zu (%s): sequence length", i,
+			    cases[i].why);
+	}
+	assert_int_equal(aff_utf8_valid(NULL, 0), 1);
+	/* The scanner takes NUL as a sequence of 1 and stops at end. */
+	{
+		const uint8_t *t = (const uint8_t *)"caf\xc3\xa9\0";
+
+		assert_int_equal(aff_utf8_seq_len(t + 5, t + 6), 1);
+		assert_int_equal(aff_utf8_seq_len(t, t + 5), 1);
+		assert_int_equal(aff_utf8_seq_len(t + 3, t + 5), 2);
+		assert_int_equal(aff_utf8_seq_len(t + 3, t + 4), 0);
+		assert_int_equal(aff_utf8_seq_len(t + 5, t + 5), 0);
+	}
+}
+
 int
 main(void)
 {
@@ -446,6 +516,8 @@ main(void)
 		    test_nng_endpoint_errors_map_to_one_project_code_each),
 		cmocka_unit_test(test_fnv1a_matches_the_published_vectors),
 		cmocka_unit_test(test_hex_round_trips_known_vectors_in_lowercase),
+		cmocka_unit_test(
+		    test_utf8_accepts_well_formed_text_and_refuses_the_rest),
 	};
 
 	return (cmocka_run_group_tests_name("lib", tests, NULL, NULL));
