@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "aff_err.h"
+#include "aff_status.h"
 #include "aff_utf8.h"
 
 struct cursor {
@@ -266,9 +267,12 @@ read_field(struct cursor *c, enum field f, struct webhook_order *o,
 			memcpy(o->currency, buf, 4);
 			return (AFF_OK);
 		}
-		if (strcmp(buf, "pending") != 0 && strcmp(buf, "approved") != 0 &&
-		    strcmp(buf, "declined") != 0)
-			return (fail(c, "status must be pending, approved or declined"));
+		if (aff_status_parse(AFF_ORDER_STATUS, buf) == 0) {
+			char words[128];
+
+			return (fail(c, "status must be %s",
+			    aff_status_list(AFF_ORDER_STATUS, words, sizeof(words))));
+		}
 		snprintf(o->status, sizeof(o->status), "%.15s", buf);
 		return (AFF_OK);
 	}

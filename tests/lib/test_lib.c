@@ -20,6 +20,7 @@
 #include "aff_err.h"
 #include "aff_json.h"
 #include "aff_log.h"
+#include "aff_status.h"
 #include "aff_utf8.h"
 #include "aff_util.h"
 #include "affiliate/v1/admin.pb-c.h"
@@ -494,6 +495,92 @@ test_utf8_accepts_well_formed_text_and_refuses_the_rest(void **state)
 	}
 }
 
+static void
+test_status_enums_map_to_the_api_words_and_back(void **state)
+{
+	static const struct {
+		const ProtobufCEnumDescriptor *d;
+		int v;
+		const char *word;
+	} table[] = {
+		{ AFF_ADVERTISER_STATUS,
+		    AFFILIATE__V1__ADVERTISER_STATUS__ADVERTISER_STATUS_ACTIVE,
+		    "active" },
+		{ AFF_ADVERTISER_STATUS,
+		    AFFILIATE__V1__ADVERTISER_STATUS__ADVERTISER_STATUS_PAUSED,
+		    "paused" },
+		{ AFF_APPLICATION_STATUS,
+		    AFFILIATE__V1__APPLICATION_STATUS__APPLICATION_STATUS_PENDING,
+		    "pending" },
+		{ AFF_APPLICATION_STATUS,
+		    AFFILIATE__V1__APPLICATION_STATUS__APPLICATION_STATUS_APPROVED,
+		    "approved" },
+		{ AFF_APPLICATION_STATUS,
+		    AFFILIATE__V1__APPLICATION_STATUS__APPLICATION_STATUS_REJECTED,
+		    "rejected" },
+		{ AFF_ORDER_STATUS, AFFILIATE__V1__ORDER_STATUS__ORDER_STATUS_PENDING,
+		    "pending" },
+		{ AFF_ORDER_STATUS, AFFILIATE__V1__ORDER_STATUS__ORDER_STATUS_APPROVED,
+		    "approved" },
+		{ AFF_ORDER_STATUS, AFFILIATE__V1__ORDER_STATUS__ORDER_STATUS_DECLINED,
+		    "declined" },
+		{ AFF_REVIEW_DECISION,
+		    AFFILIATE__V1__REVIEW_DECISION__REVIEW_DECISION_APPROVED,
+		    "approved" },
+		{ AFF_REVIEW_DECISION,
+		    AFFILIATE__V1__REVIEW_DECISION__REVIEW_DECISION_REJECTED,
+		    "rejected" },
+	};
+	static const ProtobufCEnumDescriptor *const all[] = {
+		AFF_ADVERTISER_STATUS, AFF_APPLICATION_STATUS, AFF_ORDER_STATUS,
+		AFF_REVIEW_DECISION
+	};
+	char buf[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		assert_string_equal(aff_status_word(table[i].d, table[i].v),
+		    table[i].word);
+		assert_int_equal(aff_status_parse(table[i].d, table[i].word),
+		    table[i].v);
+	}
+	/* Every value of every enum has a word, numbered 1.. without gaps
+	 * (status.proto's convention), and only those. */
+	for (size_t e = 0; e < sizeof(all) / sizeof(all[0]); e++) {
+		assert_int_equal(all[e]->values[0].value, 0);
+		assert_non_null(strstr(all[e]->values[0].name, "_UNSPECIFIED"));
+		for (unsigned k = 1; k < all[e]->n_values; k++)
+			assert_non_null(aff_status_word(all[e], (int)k));
+		assert_null(aff_status_word(all[e], (int)all[e]->n_values));
+		assert_null(aff_status_word(all[e], 0));
+		assert_null(aff_status_word(all[e], -1));
+	}
+	/* Words are exact: no case folding, no prefix, no UNSPECIFIED. */
+	assert_int_equal(aff_status_parse(AFF_ORDER_STATUS, "declined"),
+	    AFFILIATE__V1__ORDER_STATUS__ORDER_STATUS_DECLINED);
+	assert_int_equal(aff_status_parse(AFF_ORDER_STATUS, "rejected"), 0);
+	assert_int_equal(aff_status_parse(AFF_APPLICATION_STATUS, "declined"), 0);
+	assert_int_equal(aff_status_parse(AFF_ORDER_STATUS, "Pending"), 0);
+	assert_int_equal(aff_status_parse(AFF_ORDER_STATUS, "PENDING"), 0);
+	assert_int_equal(aff_status_parse(AFF_ORDER_STATUS, "pending "), 0);
+	assert_int_equal(aff_status_parse(AFF_ORDER_STATUS, "pend"), 0);
+	assert_int_equal(
+	    aff_status_parse(AFF_ORDER_STATUS, "ORDER_STATUS_PENDING"), 0);
+	assert_int_equal(aff_status_parse(AFF_ORDER_STATUS, "unspecified"), 0);
+	assert_int_equal(aff_status_parse(AFF_ORDER_STATUS, ""), 0);
+	assert_int_equal(aff_status_parse(AFF_ORDER_STATUS, NULL), 0);
+	/* The lists the error messages quote. */
+	assert_string_equal(aff_status_list(AFF_APPLICATION_STATUS, buf,
+	                        sizeof(buf)),
+	    "pending, approved or rejected");
+	assert_string_equal(aff_status_list(AFF_ORDER_STATUS, buf, sizeof(buf)),
+	    "pending, approved or declined");
+	assert_string_equal(
+	    aff_status_list(AFF_ADVERTISER_STATUS, buf, sizeof(buf)),
+	    "active or paused");
+	assert_string_equal(aff_status_list(AFF_ORDER_STATUS, buf, 8), "pending");
+}
+
 int
 main(void)
 {
@@ -518,6 +605,7 @@ main(void)
 		cmocka_unit_test(test_hex_round_trips_known_vectors_in_lowercase),
 		cmocka_unit_test(
 		    test_utf8_accepts_well_formed_text_and_refuses_the_rest),
+		cmocka_unit_test(test_status_enums_map_to_the_api_words_and_back),
 	};
 
 	return (cmocka_run_group_tests_name("lib", tests, NULL, NULL));
