@@ -152,10 +152,7 @@ client_socket_open(struct client_sock *cs, const struct aff_client_opts *opts)
 	    opts->wait_connected ? 0 : NNG_FLAG_NONBLOCK);
 	if (rv != 0) {
 		nng_close(*sock);
-		return ((rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ||
-		            rv == NNG_EINVAL)
-		        ? AFF_INVALID_ARGUMENT
-		        : AFF_UNAVAILABLE);
+		return (aff_err_from_nng_endpoint(rv));
 	}
 	return (AFF_OK);
 }

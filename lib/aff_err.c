@@ -1,6 +1,8 @@
 /* aff_err.c - names and descriptions of the project's status codes. */
 #include "aff_err.h"
 
+#include <nng/nng.h>
+
 static const struct {
 	const char *name;
 	const char *text;
@@ -38,4 +40,14 @@ aff_code_name(int rv)
 	if (rv < 0 || rv > AFF_ERR_MAX)
 		return ("UNKNOWN");
 	return (aff_codes[rv].name);
+}
+
+int
+aff_err_from_nng_endpoint(int rv)
+{
+	if (rv == 0)
+		return (AFF_OK);
+	return ((rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP || rv == NNG_EINVAL)
+	        ? AFF_INVALID_ARGUMENT
+	        : AFF_UNAVAILABLE);
 }

@@ -37,4 +37,15 @@ const char *aff_strerror(int rv);
 /* The code's canonical name ("NOT_FOUND"), as in gRPC; never NULL. */
 const char *aff_code_name(int rv);
 
+/*
+ * The project's code for NNG's answer rv to a dial or a listen (nng_dial,
+ * nng_listen, nng_dialer_start, nng_listener_start): AFF_OK for 0; a URL
+ * NNG cannot use (a bad address, a transport or option it does not
+ * support) is the caller's AFF_INVALID_ARGUMENT, a setting to fix; any
+ * other failure (refused, address in use, out of memory) is
+ * AFF_UNAVAILABLE, worth trying again. The adapters that call NNG
+ * translate through this one function so they cannot disagree.
+ */
+int aff_err_from_nng_endpoint(int rv);
+
 #endif /* AFF_ERR_H */

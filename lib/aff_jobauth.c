@@ -15,6 +15,7 @@
 
 #include "aff_err.h"
 #include "aff_log.h"
+#include "aff_util.h"
 
 /* The MAC of kind || body under secret, as 64 hex and a NUL into out. */
 static int
@@ -39,8 +40,7 @@ report_mac(const char *secret, int kind, const uint8_t *body, size_t len,
 	}
 	if (buf != stack)
 		free(buf);
-	for (int i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	aff_hex_encode(md, 32, out);
 	OPENSSL_cleanse(md, sizeof(md));
 	return (AFF_OK);
 }
@@ -146,8 +146,7 @@ secret_make(const char *path, char *out, size_t outlen)
 
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
 		return (AFF_INTERNAL);
-	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+	aff_hex_encode(raw, sizeof(raw), hex);
 	if (snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid()) >=
 	    (int)sizeof(tmp)) {
 		rv = AFF_INVALID_ARGUMENT;

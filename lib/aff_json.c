@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "aff_err.h"
+#include "aff_utf8.h"
 
 
 size_t
@@ -93,44 +94,6 @@ aff_buf_printf(struct aff_buf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
-/* Whether s[0..n) is well-formed UTF-8 (no overlongs, no surrogates). */
-static int
-utf8_valid(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned c = s[i];
-		size_t k;
-		uint32_t cp;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			k = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			k = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			k = 3;
-			cp = c & 0x07;
-		} else
-			return (0);
-		for (size_t j = 1; j <= k; j++) {
-			if (i + j >= n || (s[i + j] & 0xc0) != 0x80)
-				return (0);
-			cp = (cp << 6) | (s[i + j] & 0x3f);
-		}
-		if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-		    (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-			return (0);
-		i += k + 1;
-	}
-	return (1);
-}
-
 /* A JSON string; text that is not UTF-8 becomes U+FFFD rather than
  * failing the whole reply. */
 static void
@@ -140,7 +103,7 @@ write_string(struct aff_buf *b, const char *s)
 	size_t n = s != NULL ? strlen(s) : 0;
 	char *o;
 
-	if (!utf8_valid((const unsigned char *)s, n)) {
+	if (!aff_utf8_valid((const uint8_t *)s, n)) {
 		aff_buf_add(b, "\"\xef\xbf\xbd\"", 5);
 		return;
 	}

@@ -136,10 +136,7 @@ aff_tls_listen(nng_socket s, const char *url, const struct aff_tls_files *f,
 	if ((rv = nng_listener_start(l, 0)) != 0) {
 		aff_error("%s: cannot listen on %s: %s", who, url, nng_strerror(rv));
 		nng_listener_close(l);
-		return (rv == NNG_EADDRINVAL || rv == NNG_EINVAL ||
-		               rv == NNG_ENOTSUP
-		           ? AFF_INVALID_ARGUMENT
-		           : AFF_UNAVAILABLE);
+		return (aff_err_from_nng_endpoint(rv));
 	}
 	return (AFF_OK);
 }
@@ -183,10 +180,9 @@ aff_tls_dial_flags(nng_socket s, const char *url,
 		nng_dialer_close(d);
 		/* A waiting dial fails when nobody answers, or when the peer
 		 * refuses this side's certificate (or shows none from the CA). */
-		return ((flags & NNG_FLAG_NONBLOCK) != 0 || rv == NNG_EADDRINVAL ||
-		               rv == NNG_EINVAL || rv == NNG_ENOTSUP
-		           ? AFF_INVALID_ARGUMENT
-		           : AFF_UNAVAILABLE);
+		return ((flags & NNG_FLAG_NONBLOCK) != 0
+		        ? AFF_INVALID_ARGUMENT
+		        : aff_err_from_nng_endpoint(rv));
 	}
 	return (AFF_OK);
 }

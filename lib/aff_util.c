@@ -1,11 +1,16 @@
 /* aff_util.c - see aff_util.h. */
 #include "aff_util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/random.h>
 #include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
 
 #include "aff_err.h"
 
@@ -83,7 +88,6 @@ aff_env(const char *name, const char *def)
 void
 aff_request_id_new(char buf[33])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char raw[16];
 	size_t got = 0;
 	ssize_t n;
@@ -99,11 +103,7 @@ aff_request_id_new(char buf[33])
 		}
 		got += (size_t)n;
 	}
-	for (size_t i = 0; i < sizeof(raw); i++) {
-		buf[2 * i] = hex[raw[i] >> 4];
-		buf[2 * i + 1] = hex[raw[i] & 15];
-	}
-	buf[32] = '\0';
+	aff_hex_encode(raw, sizeof(raw), buf);
 }
 
 void
@@ -114,4 +114,48 @@ aff_time_rfc3339(int64_t unix_s, char buf[32])
 
 	gmtime_r(&t, &tm);
 	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+uint64_t
+aff_fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	while (n-- > 0)
+		h = (h ^ *b++) * 0x100000001b3ull;
+	return (h);
+}
+
+void
+aff_hex_encode(const void *raw, size_t n, char *out)
+{
+	/* OpenSSL writes uppercase; it fails only on a short out, a bug. */
+	if (OPENSSL_buf2hexstr_ex(out, 2 * n + 1, NULL, raw, n, '\0') != 1) {
+		out[0] = '\0';
+		return;
+	}
+	for (size_t i = 0; i < 2 * n; i++)
+		out[i] = (char)tolower((unsigned char)out[i]);
+}
+
+int
+aff_hex_decode(const char *s, size_t len, unsigned char *out, size_t n)
+{
+	char text[2 * AFF_HEX_DECODE_MAX + 1];
+	size_t got = 0;
+	int ok;
+
+	if (n > AFF_HEX_DECODE_MAX || len != 2 * n)
+		return (AFF_INVALID_ARGUMENT);
+	/* OpenSSL reads up to a NUL: a NUL inside s ends the text early and
+	 * got comes out short. */
+	memcpy(text, s, len);
+	text[len] = '\0';
+	/* Bad input is the caller's answer, not an error for whoever next
+	 * reads this thread's OpenSSL queue. */
+	ERR_set_mark();
+	ok = OPENSSL_hexstr2buf_ex(out, n, &got, text, '\0') == 1 && got == n;
+	ERR_pop_to_mark();
+	OPENSSL_cleanse(text, sizeof(text));
+	return (ok ? AFF_OK : AFF_INVALID_ARGUMENT);
 }

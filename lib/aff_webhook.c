@@ -17,6 +17,7 @@
 
 #include "aff_err.h"
 #include "aff_log.h"
+#include "aff_util.h"
 
 int
 aff_webhook_secrets_parse(struct aff_webhook_secrets *ws, const char *list)
@@ -85,8 +86,7 @@ aff_webhook_secrets_load(struct aff_webhook_secrets *ws, const char *env_list,
 	/* None configured: make one, readable by this user only. */
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
 		return (AFF_INTERNAL);
-	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(buf + 2 * i, 3, "%02x", raw[i]);
+	aff_hex_encode(raw, sizeof(raw), buf);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	if (fd < 0 || write(fd, buf, 64) != 64 || write(fd, "\n", 1) != 1 ||
 	    fsync(fd) != 0) {
@@ -137,31 +137,6 @@ hmac(const char *secret, const char *prefix, const uint8_t *body, size_t len,
 	    EVP_MAC_final(ctx, mac, &maclen, 32) == 1 && maclen == 32;
 	EVP_MAC_CTX_free(ctx);
 	return (ok ? 0 : -1);
-}
-
-/* Decodes 64 hex characters (either case); 0 or -1. */
-static int
-unhex32(const char *s, size_t n, unsigned char out[32])
-{
-	if (n != 64)
-		return (-1);
-	for (size_t i = 0; i < 32; i++) {
-		int v = 0;
-		for (int k = 0; k < 2; k++) {
-			char c = s[2 * i + (size_t)k];
-			v <<= 4;
-			if (c >= '0' && c <= '9')
-				v |= c - '0';
-			else if (c >= 'a' && c <= 'f')
-				v |= c - 'a' + 10;
-			else if (c >= 'A' && c <= 'F')
-				v |= c - 'A' + 10;
-			else
-				return (-1);
-		}
-		out[i] = (unsigned char)v;
-	}
-	return (0);
 }
 
 /* The MACs of prefix||body under every secret (computed once per
@@ -217,7 +192,7 @@ aff_webhook_verify(const struct aff_webhook_secrets *ws, const char *header,
 		return (unauth(why, whylen,
 		    "the X-Partner-Signature header is malformed"));
 	if (strncmp(header, "t=", 2) != 0) {
-		if (unhex32(header, strlen(header), want) != 0)
+		if (aff_hex_decode(header, strlen(header), want, 32) != AFF_OK)
 			return (unauth(why, whylen,
 			    "the X-Partner-Signature header is malformed"));
 		n_macs = macs_of(ws, NULL, body, len, macs);
@@ -242,7 +217,7 @@ aff_webhook_verify(const struct aff_webhook_secrets *ws, const char *header,
 				    "the signature's timestamp is malformed"));
 			t = v;
 		} else if (n > 3 && strncmp(p, "v1=", 3) == 0) {
-			if (unhex32(p + 3, n - 3, want) != 0 ||
+			if (aff_hex_decode(p + 3, n - 3, want, 32) != AFF_OK ||
 			    ++n_v1 > AFF_WEBHOOK_MAX_V1)
 				return (unauth(why, whylen,
 				    "the X-Partner-Signature header is malformed"));
@@ -264,7 +239,7 @@ aff_webhook_verify(const struct aff_webhook_secrets *ws, const char *header,
 	n_macs = macs_of(ws, prefix, body, len, macs);
 	for (p = header; *p != '\0';) {
 		size_t n = strcspn(p, ",");
-		if (strncmp(p, "v1=", 3) == 0 && unhex32(p + 3, n - 3, want) == 0)
+		if (strncmp(p, "v1=", 3) == 0 && aff_hex_decode(p + 3, n - 3, want, 32) == AFF_OK)
 			ok |= any_mac_matches(macs, n_macs, want);
 		p += n + (p[n] == ',');
 	}
@@ -294,8 +269,7 @@ aff_webhook_sign(const char *secret, const uint8_t *body, size_t len,
 		snprintf(out, 128, "(OpenSSL has no HMAC-SHA256)");
 		return;
 	}
-	for (size_t i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+	aff_hex_encode(mac, sizeof(mac), hex);
 	if (t > 0)
 		snprintf(out, 128, "t=%lld,v1=%s", (long long)t, hex);
 	else

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "aff_err.h"
+#include "aff_utf8.h"
 
 #define MAX_DEPTH 16
 /* Fields in one message. Each costs protobuf-c 40-60 bytes unpacked
@@ -11,48 +12,6 @@
  * so a 2 MiB request of empty entries would cost ~90 MiB per handler
  * thread; no request of this API comes near this many. */
 #define MAX_FIELDS 1024
-
-int
-aff_utf8_valid(const uint8_t *s, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		uint8_t c = s[i];
-		uint32_t cp;
-		size_t n;
-
-		if (c == 0)
-			return (0);
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-		} else
-			return (0);
-		if (len - i <= n)
-			return (0);
-		for (size_t k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return (0);
-			cp = cp << 6 | (s[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return (0);
-		i += n + 1;
-	}
-	return (1);
-}
 
 static int
 varint(const uint8_t **p, const uint8_t *end, uint64_t *v)

@@ -3,7 +3,7 @@
  * is unpacked. proto3 says a string field holds UTF-8; protobuf-c 1.4.1
  * does not check, and a C string ends at the first NUL, so "pending\0x"
  * would be read as "pending". Every string field (in nested messages too)
- * is checked to be valid UTF-8 without NUL. A message of more than 1,024
+ * is checked to be valid UTF-8 without NUL (aff_utf8_valid). A message of more than 1,024
  * fields is refused too, before unpacking makes ~25 bytes of each byte.
  */
 #ifndef AFF_WIRE_H
@@ -13,10 +13,6 @@
 #include <stdint.h>
 
 #include <protobuf-c/protobuf-c.h>
-
-/* 1 when s[0..len) is valid UTF-8 (no overlong forms, surrogates or code
- * points past U+10FFFF) and holds no NUL. */
-int aff_utf8_valid(const uint8_t *s, size_t len);
 
 /*
  * AFF_OK, or AFF_INVALID_ARGUMENT with a sentence naming the field in err

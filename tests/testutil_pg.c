@@ -17,6 +17,7 @@
 
 #include <libpq-fe.h>
 
+#include "aff_util.h"
 #include "testutil.h"
 
 #define PG_BIN_DEFAULT "/usr/lib/postgresql/15/bin"
@@ -126,8 +127,7 @@ random_hex(char *out, size_t bytes)
 		return (-1);
 	}
 	close(fd);
-	for (size_t i = 0; i < bytes; i++)
-		sprintf(out + 2 * i, "%02x", b[i]);
+	aff_hex_encode(b, bytes, out);
 	return (0);
 }
 

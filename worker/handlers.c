@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "aff_err.h"
+#include "aff_status.h"
 #include "affiliate/v1/jobs.pb-c.h"
 #include "worker.h"
 
@@ -39,7 +40,8 @@ review_application(const struct worker_config *cfg,
 		return (AFF_UNAVAILABLE);
 	}
 	/* The seed's review approves every application it is given. */
-	res.decision = "approved";
+	res.decision = (char *)aff_status_word(AFF_REVIEW_DECISION,
+	    AFFILIATE__V1__REVIEW_DECISION__REVIEW_DECISION_APPROVED);
 	*outlen = affiliate__v1__review_application_result__get_packed_size(&res);
 	if ((*out = malloc(*outlen > 0 ? *outlen : 1)) == NULL) {
 		snprintf(err, errlen, "out of memory");

@@ -149,8 +149,7 @@ rotate_webhook_secret(struct rpc_call *call, const ProtobufCMessage *in_,
 	affiliate__v1__rotate_webhook_secret_response__init(resp);
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
 		return (rpc_errorf(call, AFF_INTERNAL, "no random bytes"));
-	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(secret + 2 * i, 3, "%02x", raw[i]);
+	aff_hex_encode(raw, sizeof(raw), secret);
 	OPENSSL_cleanse(raw, sizeof(raw));
 	grace_until = aff_now_ms() / 1000 + grace;
 	rv = call->store->ops->webhook_secret_rotate(

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "aff_err.h"
+#include "aff_status.h"
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "jobs.h"
 #include "services.h"
@@ -43,7 +44,8 @@ apply(struct rpc_call *call, const ProtobufCMessage *in_, ProtobufCMessage **out
 		              (long long)in->editor_id,
 		              (long long)in->advertiser_id)
 		        : svc_store_failed(call, rv));
-	if (strcmp(adv->status, "active") != 0)
+	if (aff_status_parse(AFF_ADVERTISER_STATUS, adv->status) !=
+	    AFFILIATE__V1__ADVERTISER_STATUS__ADVERTISER_STATUS_ACTIVE)
 		return (rpc_errorf(call, AFF_FAILED_PRECONDITION,
 		    "advertiser %lld's programme is %s and takes no applications",
 		    (long long)in->advertiser_id, adv->status));
@@ -56,7 +58,10 @@ apply(struct rpc_call *call, const ProtobufCMessage *in_, ProtobufCMessage **out
 		    "editor %lld already has a%s application (%lld) to "
 		    "advertiser %lld",
 		    (long long)in->editor_id,
-		    strcmp(a->status, "approved") == 0 ? "n approved" : " pending",
+		    aff_status_parse(AFF_APPLICATION_STATUS, a->status) ==
+		            AFFILIATE__V1__APPLICATION_STATUS__APPLICATION_STATUS_APPROVED
+		        ? "n approved"
+		        : " pending",
 		    (long long)a->id, (long long)in->advertiser_id));
 	}
 	if (rv != AFF_OK)
@@ -74,12 +79,12 @@ list_applications(
 	Affiliate__V1__ListApplicationsResponse *resp;
 	struct store_application_query q;
 	int rv, more;
+	char words[128];
 
-	if (in->status[0] != '\0' && strcmp(in->status, "pending") != 0 &&
-	    strcmp(in->status, "approved") != 0 &&
-	    strcmp(in->status, "rejected") != 0)
-		return (rpc_errorf(call, AFF_INVALID_ARGUMENT,
-		    "status must be pending, approved or rejected"));
+	if (in->status[0] != '\0' &&
+	    aff_status_parse(AFF_APPLICATION_STATUS, in->status) == 0)
+		return (rpc_errorf(call, AFF_INVALID_ARGUMENT, "status must be %s",
+		    aff_status_list(AFF_APPLICATION_STATUS, words, sizeof(words))));
 	if ((rv = svc_check_page(call, in->limit, in->after, &q.limit)) !=
 	        AFF_OK ||
 	    (rv = svc_check_filter_id(call, in->editor_id, "editor_id")) !=

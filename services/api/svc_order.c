@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "aff_err.h"
+#include "aff_status.h"
 #include "aff_util.h"
 #include "aff_webhook.h"
 #include "affiliate/v1/affiliate.pb-c.h"
@@ -150,15 +151,14 @@ list_orders(
 	Affiliate__V1__ListOrdersResponse *resp;
 	struct store_order_query q = { 0 };
 	const char *db_id, *copy;
-	char ns[96];
+	char ns[96], words[128];
 	int64_t next, version, gen;
 	int rv;
 
-	if (in->status[0] != '\0' && strcmp(in->status, "pending") != 0 &&
-	    strcmp(in->status, "approved") != 0 &&
-	    strcmp(in->status, "declined") != 0)
-		return (rpc_errorf(call, AFF_INVALID_ARGUMENT,
-		    "status must be pending, approved or declined"));
+	if (in->status[0] != '\0' &&
+	    aff_status_parse(AFF_ORDER_STATUS, in->status) == 0)
+		return (rpc_errorf(call, AFF_INVALID_ARGUMENT, "status must be %s",
+		    aff_status_list(AFF_ORDER_STATUS, words, sizeof(words))));
 	if (in->after[0] != '\0' &&
 	    aff_parse_int64(in->after, 0, INT64_MAX, &q.after) != AFF_OK)
 		return (rpc_errorf(call, AFF_INVALID_ARGUMENT,

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "aff_err.h"
+#include "aff_status.h"
+#include "aff_utf8.h"
 
 struct cursor {
 	const uint8_t *p, *end;
@@ -84,39 +86,6 @@ put_utf8(char *out, size_t cap, size_t *n, unsigned cp)
 	return (0);
 }
 
-/* Length of a valid UTF-8 sequence at p (1..4), or 0. */
-static size_t
-utf8_len(const uint8_t *p, const uint8_t *end)
-{
-	size_t k;
-	unsigned cp;
-
-	if (*p < 0x80)
-		return (1);
-	if (*p >= 0xc2 && *p <= 0xdf) {
-		k = 2;
-		cp = *p & 0x1f;
-	} else if (*p >= 0xe0 && *p <= 0xef) {
-		k = 3;
-		cp = *p & 0x0f;
-	} else if (*p >= 0xf0 && *p <= 0xf4) {
-		k = 4;
-		cp = *p & 0x07;
-	} else
-		return (0);
-	if ((size_t)(end - p) < k)
-		return (0);
-	for (size_t i = 1; i < k; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return (0);
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	if ((k == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (k == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return (0);
-	return (k);
-}
-
 /*
  * Reads a JSON string (c->p at its opening quote) into out (NUL-ended,
  * at most cap - 1 bytes); *chars counts its characters. NUL (\u0000),
@@ -173,7 +142,7 @@ read_string(struct cursor *c, char *out, size_t cap, size_t *chars,
 			(*chars)++;
 			continue;
 		}
-		if ((k = utf8_len(c->p, c->end)) == 0)
+		if ((k = aff_utf8_seq_len(c->p, c->end)) == 0)
 			return (fail(c, "%s is not valid UTF-8", what));
 		if (n + k >= cap)
 			return (fail(c, "%s is too long", what));
@@ -298,9 +267,12 @@ read_field(struct cursor *c, enum field f, struct webhook_order *o,
 			memcpy(o->currency, buf, 4);
 			return (AFF_OK);
 		}
-		if (strcmp(buf, "pending") != 0 && strcmp(buf, "approved") != 0 &&
-		    strcmp(buf, "declined") != 0)
-			return (fail(c, "status must be pending, approved or declined"));
+		if (aff_status_parse(AFF_ORDER_STATUS, buf) == 0) {
+			char words[128];
+
+			return (fail(c, "status must be %s",
+			    aff_status_list(AFF_ORDER_STATUS, words, sizeof(words))));
+		}
 		snprintf(o->status, sizeof(o->status), "%.15s", buf);
 		return (AFF_OK);
 	}

@@ -10,6 +10,7 @@
 
 #include "aff_err.h"
 #include "aff_log.h"
+#include "aff_status.h"
 #include "aff_util.h"
 #include "store.h"
 
@@ -244,8 +245,6 @@ int
 cache_orders_put(cache *c, const char *ns, int64_t expect,
     const struct store_order_row *rows, size_t n, int64_t *gen)
 {
-	static const char *const statuses[] = { "pending", "approved",
-		"declined" };
 	redisContext *rc;
 	redisReply *r;
 	int queued = 0, rv = AFF_OK;
@@ -278,7 +277,7 @@ cache_orders_put(cache *c, const char *ns, int64_t expect,
 		const Affiliate__V1__Order *o = rows[i].order;
 		uint8_t buf[1024];
 		size_t len = affiliate__v1__order__get_packed_size(o);
-		const char *id = o->order_id;
+		const char *id = o->order_id, *word;
 		long long seq = (long long)rows[i].seq;
 		long long e = (long long)o->editor_id;
 		long long a = (long long)o->advertiser_id;
@@ -290,10 +289,12 @@ cache_orders_put(cache *c, const char *ns, int64_t expect,
 		pipe_cmd(rc, &queued, "ZADD %s:oi:all %lld %s", ns, seq, id);
 		pipe_cmd(rc, &queued, "ZADD %s:oi:e:%lld %lld %s", ns, e, seq, id);
 		pipe_cmd(rc, &queued, "ZADD %s:oi:a:%lld %lld %s", ns, a, seq, id);
-		for (size_t k = 0; k < 3; k++)
-			if (strcmp(statuses[k], o->status) != 0)
-				pipe_cmd(rc, &queued, "ZREM %s:oi:s:%s %s", ns,
-				    statuses[k], id);
+		for (int v = 1; (word = aff_status_word(AFF_ORDER_STATUS, v)) !=
+		     NULL;
+		     v++)
+			if (strcmp(word, o->status) != 0)
+				pipe_cmd(rc, &queued, "ZREM %s:oi:s:%s %s", ns, word,
+				    id);
 		pipe_cmd(rc, &queued, "ZADD %s:oi:s:%s %lld %s", ns, o->status,
 		    seq, id);
 		pipe_index(rc, &queued, ns, "all");

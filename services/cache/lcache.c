@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "aff_err.h"
+#include "aff_util.h"
 
 #define LCACHE_SHARDS 64
 
@@ -21,17 +22,6 @@ struct lcache {
 	struct lentry *e;
 	pthread_mutex_t locks[LCACHE_SHARDS];
 };
-
-static uint64_t
-fnv1a(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	uint64_t h = 1469598103934665603ULL;
-
-	while (n-- > 0)
-		h = (h ^ *b++) * 1099511628211ULL;
-	return (h);
-}
 
 int
 lcache_alloc(lcache **lp, size_t n_entries, size_t max_value)
@@ -76,7 +66,7 @@ lcache_get(lcache *l, const void *key, size_t klen, uint8_t **val, size_t *vlen)
 
 	if (l == NULL || l->n == 0)
 		return (AFF_NOT_FOUND);
-	h = fnv1a(key, klen);
+	h = aff_fnv1a(AFF_FNV1A_OFFSET, key, klen);
 	i = (size_t)(h % l->n);
 	e = &l->e[i];
 	pthread_mutex_lock(&l->locks[i % LCACHE_SHARDS]);
@@ -104,7 +94,7 @@ lcache_put(lcache *l, const void *key, size_t klen, const void *val, size_t vlen
 		return; /* a cache may forget */
 	memcpy(blob, key, klen);
 	memcpy(blob + klen, val, vlen);
-	h = fnv1a(key, klen);
+	h = aff_fnv1a(AFF_FNV1A_OFFSET, key, klen);
 	i = (size_t)(h % l->n);
 	pthread_mutex_lock(&l->locks[i % LCACHE_SHARDS]);
 	old = l->e[i].blob;

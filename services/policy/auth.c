@@ -179,8 +179,7 @@ auth_key_create(store *s, int64_t editor_id, aff_arena *a,
 
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
 		return (AFF_INTERNAL);
-	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+	aff_hex_encode(raw, sizeof(raw), hex);
 	sha256(hex, 64, hash);
 	if ((rv = s->ops->key_create(s, editor_id, hash, a, out)) == AFF_OK)
 		snprintf(token, AUTH_TOKEN_MAX, "aff_%lld_%s",

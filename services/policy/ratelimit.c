@@ -9,6 +9,7 @@
 #include <openssl/rand.h>
 
 #include "aff_err.h"
+#include "aff_util.h"
 
 #define WAYS 4
 #define LOCKS 64
@@ -61,12 +62,8 @@ ratelimit_free(ratelimit *r)
 static uint64_t
 key_hash(const ratelimit *r, const char *key)
 {
-	uint64_t h = 0xcbf29ce484222325ull ^ r->seed;
+	uint64_t h = aff_fnv1a(AFF_FNV1A_OFFSET ^ r->seed, key, strlen(key));
 
-	for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
-		h ^= *p;
-		h *= 0x100000001b3ull;
-	}
 	h ^= h >> 33;
 	h *= 0xff51afd7ed558ccdull;
 	h ^= h >> 33;

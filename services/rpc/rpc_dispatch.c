@@ -225,13 +225,8 @@ reply_msg(const void *body, size_t len, const char *request_id)
 	nng_msg *m;
 
 	if (rlen > 0) {
-		size_t v = rlen;
 		hdr[extra++] = (4 << 3) | 2; /* field 4, length-delimited */
-		while (v >= 0x80) {
-			hdr[extra++] = (uint8_t)(v | 0x80);
-			v >>= 7;
-		}
-		hdr[extra++] = (uint8_t)v;
+		extra += varint_put(hdr + extra, rlen);
 	}
 	if (nng_msg_alloc(&m, len + extra + rlen) != 0)
 		return (NULL);

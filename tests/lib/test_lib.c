@@ -13,11 +13,15 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <nng/nng.h>
+#include <openssl/err.h>
 
 #include "aff_arena.h"
 #include "aff_err.h"
 #include "aff_json.h"
 #include "aff_log.h"
+#include "aff_status.h"
+#include "aff_utf8.h"
 #include "aff_util.h"
 #include "affiliate/v1/admin.pb-c.h"
 #include "affiliate/v1/affiliate.pb-c.h"
@@ -338,6 +342,245 @@ test_a_monotonic_wait_lasts_its_timeout(void **state)
 	pthread_cond_destroy(&cv);
 }
 
+static void
+test_nng_endpoint_errors_map_to_one_project_code_each(void **state)
+{
+	(void)state;
+	/* A URL NNG cannot use is a setting to fix; anything else may pass. */
+	assert_int_equal(aff_err_from_nng_endpoint(0), AFF_OK);
+	assert_int_equal(aff_err_from_nng_endpoint(NNG_EADDRINVAL),
+	    AFF_INVALID_ARGUMENT);
+	assert_int_equal(aff_err_from_nng_endpoint(NNG_ENOTSUP),
+	    AFF_INVALID_ARGUMENT);
+	assert_int_equal(aff_err_from_nng_endpoint(NNG_EINVAL),
+	    AFF_INVALID_ARGUMENT);
+	assert_int_equal(aff_err_from_nng_endpoint(NNG_EADDRINUSE),
+	    AFF_UNAVAILABLE);
+	assert_int_equal(aff_err_from_nng_endpoint(NNG_ECONNREFUSED),
+	    AFF_UNAVAILABLE);
+	assert_int_equal(aff_err_from_nng_endpoint(NNG_ENOMEM), AFF_UNAVAILABLE);
+}
+
+static void
+test_fnv1a_matches_the_published_vectors(void **state)
+{
+	(void)state;
+	/* From the FNV reference (isthe.com/chongo/tech/comp/fnv). */
+	assert_true(aff_fnv1a(AFF_FNV1A_OFFSET, "", 0) == 0xcbf29ce484222325ull);
+	assert_true(aff_fnv1a(AFF_FNV1A_OFFSET, "a", 1) == 0xaf63dc4c8601ec8cull);
+	assert_true(
+	    aff_fnv1a(AFF_FNV1A_OFFSET, "foobar", 6) == 0x85944171f73967e8ull);
+	/* Continuing from an earlier answer hashes the bytes after it. */
+	assert_true(aff_fnv1a(aff_fnv1a(AFF_FNV1A_OFFSET, "foo", 3), "bar", 3) ==
+	    0x85944171f73967e8ull);
+	/* A seed changes the answer (the rate limiter's buckets). */
+	assert_true(aff_fnv1a(AFF_FNV1A_OFFSET ^ 1, "foobar", 6) !=
+	    0x85944171f73967e8ull);
+}
+
+static void
+test_hex_round_trips_known_vectors_in_lowercase(void **state)
+{
+	static const unsigned char bytes[] = { 0x00, 0x01, 0x7f, 0x80, 0xab,
+		0xcd, 0xef, 0xff };
+	unsigned char back[AFF_HEX_DECODE_MAX], big[AFF_HEX_DECODE_MAX + 1];
+	char text[2 * sizeof(big) + 1];
+
+	(void)state;
+	aff_hex_encode(bytes, sizeof(bytes), text);
+	assert_string_equal(text, "00017f80abcdefff");
+	aff_hex_encode(bytes, 0, text);
+	assert_string_equal(text, "");
+	assert_int_equal(aff_hex_decode("00017f80abcdefff", 16, back, 8), AFF_OK);
+	assert_memory_equal(back, bytes, sizeof(bytes));
+	/* Either case decodes (signatures from other senders). */
+	assert_int_equal(aff_hex_decode("00017F80ABCDEFFF", 16, back, 8), AFF_OK);
+	assert_memory_equal(back, bytes, sizeof(bytes));
+	/* Exactly 2n characters of hex, nothing else. */
+	assert_int_equal(aff_hex_decode("00017f80abcdeff", 15, back, 8),
+	    AFF_INVALID_ARGUMENT);
+	assert_int_equal(aff_hex_decode("00017f80abcdefff0", 17, back, 8),
+	    AFF_INVALID_ARGUMENT);
+	assert_int_equal(aff_hex_decode("00017f80abcdefgf", 16, back, 8),
+	    AFF_INVALID_ARGUMENT);
+	assert_int_equal(aff_hex_decode("00:17f80abcdefff", 16, back, 8),
+	    AFF_INVALID_ARGUMENT);
+	assert_int_equal(aff_hex_decode("0001 f80abcdefff", 16, back, 8),
+	    AFF_INVALID_ARGUMENT);
+	assert_int_equal(aff_hex_decode("0001\0f80abcdefff", 16, back, 8),
+	    AFF_INVALID_ARGUMENT);
+	assert_int_equal(aff_hex_decode("+1", 2, back, 1), AFF_INVALID_ARGUMENT);
+	/* A refusal leaves nothing on OpenSSL's error queue. */
+	assert_int_equal(ERR_peek_error(), 0);
+	/* The longest decode, and one byte more. */
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (unsigned char)(i * 37);
+	aff_hex_encode(big, AFF_HEX_DECODE_MAX, text);
+	assert_int_equal(strlen(text), 2 * AFF_HEX_DECODE_MAX);
+	assert_int_equal(aff_hex_decode(text, strlen(text), back,
+	                     AFF_HEX_DECODE_MAX),
+	    AFF_OK);
+	assert_memory_equal(back, big, AFF_HEX_DECODE_MAX);
+	aff_hex_encode(big, sizeof(big), text);
+	assert_int_equal(aff_hex_decode(text, strlen(text), back, sizeof(big)),
+	    AFF_INVALID_ARGUMENT);
+}
+
+static void
+test_utf8_accepts_well_formed_text_and_refuses_the_rest(void **state)
+{
+	static const struct {
+		const char *s;
+		size_t len;
+		int valid;
+		const char *why;
+	} cases[] = {
+		{ "", 0, 1, "empty" },
+		{ "pending", 7, 1, "ASCII" },
+		{ "\x7f", 1, 1, "DEL is ASCII" },
+		{ "caf\xc3\xa9", 5, 1, "two bytes" },
+		{ "\xc2\x80", 2, 1, "U+0080, smallest two-byte" },
+		{ "\xdf\xbf", 2, 1, "U+07FF" },
+		{ "\xe0\xa0\x80", 3, 1, "U+0800, smallest three-byte" },
+		{ "\xed\x9f\xbf", 3, 1, "U+D7FF, below the surrogates" },
+		{ "\xee\x80\x80", 3, 1, "U+E000, above the surrogates" },
+		{ "\xef\xbf\xbd", 3, 1, "U+FFFD" },
+		{ "\xf0\x90\x80\x80", 4, 1, "U+10000, smallest four-byte" },
+		{ "\xf4\x8f\xbf\xbf", 4, 1, "U+10FFFF, the last" },
+		{ "a\0b", 3, 0, "NUL inside" },
+		{ "\x80", 1, 0, "lone continuation byte" },
+		{ "\xbf", 1, 0, "lone continuation byte" },
+		{ "\xc0\x80", 2, 0, "overlong NUL" },
+		{ "\xc1\xbf", 2, 0, "overlong U+007F" },
+		{ "\xe0\x80\xaf", 3, 0, "overlong '/' in three bytes" },
+		{ "\xe0\x9f\xbf", 3, 0, "overlong U+07FF" },
+		{ "\xf0\x8f\xbf\xbf", 4, 0, "overlong U+FFFF" },
+		{ "\xed\xa0\x80", 3, 0, "surrogate U+D800" },
+		{ "\xed\xbf\xbf", 3, 0, "surrogate U+DFFF" },
+		{ "\xed\xa0\xbd\xed\xb8\x80", 6, 0, "surrogate pair (CESU-8)" },
+		{ "\xf4\x90\x80\x80", 4, 0, "U+110000, past the last" },
+		{ "\xf5\x80\x80\x80", 4, 0, "lead byte 0xf5" },
+		{ "\xff", 1, 0, "0xff" },
+		{ "\xc3", 1, 0, "cut short after the lead" },
+		{ "\xe2\x82", 2, 0, "cut short inside" },
+		{ "\xf0\x9f\x98", 3, 0, "four-byte cut short" },
+		{ "\xc3\x28", 2, 0, "continuation not 10xxxxxx" },
+		{ "\xe2\x28\xa1", 3, 0, "continuation not 10xxxxxx" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const uint8_t *p = (const uint8_t *)cases[i].s;
+
+		if (aff_utf8_valid(p, cases[i].len) != cases[i].valid)
+			fail_msg("case %zu (%s): valid should be %d", i,
+			    cases[i].why, cases[i].valid);
+		/* A single sequence: the scanner's length says the same. */
+		if (cases[i].len > 0 && cases[i].len <= 4 && p[0] >= 0x80 &&
+		    (aff_utf8_seq_len(p, p + cases[i].len) == cases[i].len) !=
+		        cases[i].valid)
+			fail_msg("case %zu (%s): sequence length", i,
+			    cases[i].why);
+	}
+	assert_int_equal(aff_utf8_valid(NULL, 0), 1);
+	/* The scanner takes NUL as a sequence of 1 and stops at end. */
+	{
+		const uint8_t *t = (const uint8_t *)"caf\xc3\xa9\0";
+
+		assert_int_equal(aff_utf8_seq_len(t + 5, t + 6), 1);
+		assert_int_equal(aff_utf8_seq_len(t, t + 5), 1);
+		assert_int_equal(aff_utf8_seq_len(t + 3, t + 5), 2);
+		assert_int_equal(aff_utf8_seq_len(t + 3, t + 4), 0);
+		assert_int_equal(aff_utf8_seq_len(t + 5, t + 5), 0);
+	}
+}
+
+static void
+test_status_enums_map_to_the_api_words_and_back(void **state)
+{
+	static const struct {
+		const ProtobufCEnumDescriptor *d;
+		int v;
+		const char *word;
+	} table[] = {
+		{ AFF_ADVERTISER_STATUS,
+		    AFFILIATE__V1__ADVERTISER_STATUS__ADVERTISER_STATUS_ACTIVE,
+		    "active" },
+		{ AFF_ADVERTISER_STATUS,
+		    AFFILIATE__V1__ADVERTISER_STATUS__ADVERTISER_STATUS_PAUSED,
+		    "paused" },
+		{ AFF_APPLICATION_STATUS,
+		    AFFILIATE__V1__APPLICATION_STATUS__APPLICATION_STATUS_PENDING,
+		    "pending" },
+		{ AFF_APPLICATION_STATUS,
+		    AFFILIATE__V1__APPLICATION_STATUS__APPLICATION_STATUS_APPROVED,
+		    "approved" },
+		{ AFF_APPLICATION_STATUS,
+		    AFFILIATE__V1__APPLICATION_STATUS__APPLICATION_STATUS_REJECTED,
+		    "rejected" },
+		{ AFF_ORDER_STATUS, AFFILIATE__V1__ORDER_STATUS__ORDER_STATUS_PENDING,
+		    "pending" },
+		{ AFF_ORDER_STATUS, AFFILIATE__V1__ORDER_STATUS__ORDER_STATUS_APPROVED,
+		    "approved" },
+		{ AFF_ORDER_STATUS, AFFILIATE__V1__ORDER_STATUS__ORDER_STATUS_DECLINED,
+		    "declined" },
+		{ AFF_REVIEW_DECISION,
+		    AFFILIATE__V1__REVIEW_DECISION__REVIEW_DECISION_APPROVED,
+		    "approved" },
+		{ AFF_REVIEW_DECISION,
+		    AFFILIATE__V1__REVIEW_DECISION__REVIEW_DECISION_REJECTED,
+		    "rejected" },
+	};
+	static const ProtobufCEnumDescriptor *const all[] = {
+		AFF_ADVERTISER_STATUS, AFF_APPLICATION_STATUS, AFF_ORDER_STATUS,
+		AFF_REVIEW_DECISION
+	};
+	char buf[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		assert_string_equal(aff_status_word(table[i].d, table[i].v),
+		    table[i].word);
+		assert_int_equal(aff_status_parse(table[i].d, table[i].word),
+		    table[i].v);
+	}
+	/* Every value of every enum has a word, numbered 1.. without gaps
+	 * (status.proto's convention), and only those. */
+	for (size_t e = 0; e < sizeof(all) / sizeof(all[0]); e++) {
+		assert_int_equal(all[e]->values[0].value, 0);
+		assert_non_null(strstr(all[e]->values[0].name, "_UNSPECIFIED"));
+		for (unsigned k = 1; k < all[e]->n_values; k++)
+			assert_non_null(aff_status_word(all[e], (int)k));
+		assert_null(aff_status_word(all[e], (int)all[e]->n_values));
+		assert_null(aff_status_word(all[e], 0));
+		assert_null(aff_status_word(all[e], -1));
+	}
+	/* Words are exact: no case folding, no prefix, no UNSPECIFIED. */
+	assert_int_equal(aff_status_parse(AFF_ORDER_STATUS, "declined"),
+	    AFFILIATE__V1__ORDER_STATUS__ORDER_STATUS_DECLINED);
+	assert_int_equal(aff_status_parse(AFF_ORDER_STATUS, "rejected"), 0);
+	assert_int_equal(aff_status_parse(AFF_APPLICATION_STATUS, "declined"), 0);
+	assert_int_equal(aff_status_parse(AFF_ORDER_STATUS, "Pending"), 0);
+	assert_int_equal(aff_status_parse(AFF_ORDER_STATUS, "PENDING"), 0);
+	assert_int_equal(aff_status_parse(AFF_ORDER_STATUS, "pending "), 0);
+	assert_int_equal(aff_status_parse(AFF_ORDER_STATUS, "pend"), 0);
+	assert_int_equal(
+	    aff_status_parse(AFF_ORDER_STATUS, "ORDER_STATUS_PENDING"), 0);
+	assert_int_equal(aff_status_parse(AFF_ORDER_STATUS, "unspecified"), 0);
+	assert_int_equal(aff_status_parse(AFF_ORDER_STATUS, ""), 0);
+	assert_int_equal(aff_status_parse(AFF_ORDER_STATUS, NULL), 0);
+	/* The lists the error messages quote. */
+	assert_string_equal(aff_status_list(AFF_APPLICATION_STATUS, buf,
+	                        sizeof(buf)),
+	    "pending, approved or rejected");
+	assert_string_equal(aff_status_list(AFF_ORDER_STATUS, buf, sizeof(buf)),
+	    "pending, approved or declined");
+	assert_string_equal(
+	    aff_status_list(AFF_ADVERTISER_STATUS, buf, sizeof(buf)),
+	    "active or paused");
+	assert_string_equal(aff_status_list(AFF_ORDER_STATUS, buf, 8), "pending");
+}
+
 int
 main(void)
 {
@@ -356,6 +599,13 @@ main(void)
 		cmocka_unit_test(
 		    test_a_rate_limited_warning_passes_once_a_second_and_counts_the_rest),
 		cmocka_unit_test(test_a_monotonic_wait_lasts_its_timeout),
+		cmocka_unit_test(
+		    test_nng_endpoint_errors_map_to_one_project_code_each),
+		cmocka_unit_test(test_fnv1a_matches_the_published_vectors),
+		cmocka_unit_test(test_hex_round_trips_known_vectors_in_lowercase),
+		cmocka_unit_test(
+		    test_utf8_accepts_well_formed_text_and_refuses_the_rest),
+		cmocka_unit_test(test_status_enums_map_to_the_api_words_and_back),
 	};
 
 	return (cmocka_run_group_tests_name("lib", tests, NULL, NULL));

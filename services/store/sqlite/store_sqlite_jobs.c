@@ -13,6 +13,7 @@
 
 #include "aff_err.h"
 #include "aff_log.h"
+#include "aff_status.h"
 #include "aff_util.h"
 #include "store.h"
 #include "store_sqlite_private.h"
@@ -200,8 +201,7 @@ apply_review(sqlite_store *s, int64_t app_id, const Affiliate__V1__JobResult *r)
 	    NULL, r->payload.len, r->payload.data);
 	if (rr == NULL)
 		return (AFF_INVALID_ARGUMENT);
-	if (strcmp(rr->decision, "approved") != 0 &&
-	    strcmp(rr->decision, "rejected") != 0)
+	if (aff_status_parse(AFF_REVIEW_DECISION, rr->decision) == 0)
 		rv = AFF_INVALID_ARGUMENT;
 	else
 		rv = store_sqlite_application_decide(

@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 #include "aff_err.h"
+#include "aff_status.h"
 #include "aff_util.h"
 #include "store.h"
 #include "store_sqlite_private.h"
@@ -101,8 +102,12 @@ row_order(sqlite3_stmt *st, aff_arena *a)
 static int
 order_may_move(const char *from, const char *to)
 {
-	return (strcmp(from, "pending") == 0 &&
-	    (strcmp(to, "approved") == 0 || strcmp(to, "declined") == 0));
+	int t = aff_status_parse(AFF_ORDER_STATUS, to);
+
+	return (aff_status_parse(AFF_ORDER_STATUS, from) ==
+	        AFFILIATE__V1__ORDER_STATUS__ORDER_STATUS_PENDING &&
+	    (t == AFFILIATE__V1__ORDER_STATUS__ORDER_STATUS_APPROVED ||
+	        t == AFFILIATE__V1__ORDER_STATUS__ORDER_STATUS_DECLINED));
 }
 
 static int
