@@ -106,6 +106,18 @@ long long tu_sql_wait(const char *path, const char *sql, long long want,
 
 void tu_sleep_ms(int ms);
 
+/* The whole file, NUL-terminated (caller frees); NULL when it cannot be
+ * read whole. */
+char *tu_read_file(const char *path);
+
+/*
+ * A TCP connection to 127.0.0.1:port, from 127.0.0.src when src > 0 (the
+ * kernel's choice of loopback address when 0), with sends (and the connect
+ * itself, should the listen queue be full) bounded by send_timeout_ms
+ * when > 0. Returns the descriptor, or -1.
+ */
+int tu_connect(int port, int src, int send_timeout_ms);
+
 struct tu_http_response {
 	int status;
 	char *head;  /* status line and headers, NUL-terminated */
