@@ -787,8 +787,6 @@ test_keys_and_secrets_never_reach_the_logs(void **state)
 {
 	char path[] = "/tmp/aff-sec-log-XXXXXX", t3[AUTH_TOKEN_MAX], s10[80];
 	char *buf;
-	FILE *f;
-	long len;
 	int fd, saved;
 
 	(void)state;
@@ -822,13 +820,7 @@ test_keys_and_secrets_never_reach_the_logs(void **state)
 	dup2(saved, STDERR_FILENO);
 	close(saved);
 	close(fd);
-	assert_non_null(f = fopen(path, "r"));
-	fseek(f, 0, SEEK_END);
-	len = ftell(f);
-	rewind(f);
-	assert_non_null(buf = calloc(1, (size_t)len + 1));
-	assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
-	fclose(f);
+	assert_non_null(buf = tu_read_file(path));
 	unlink(path);
 	/* The calls were logged... */
 	assert_non_null(strstr(buf, "KeyService/CreateKey OK"));
