@@ -66,15 +66,7 @@ setup(void **state)
 	setenv("AFFILIATE_JOB_MAX_ATTEMPTS", "3", 1);
 	assert_int_equal(tu_server_start(&f->ts, 0), 0);
 	snprintf(f->db, sizeof(f->db), "%s/affiliate.db", f->ts.dir);
-	assert_int_equal(tu_sql_exec(f->db,
-	                     "WITH RECURSIVE n(i) AS (SELECT 100 UNION ALL"
-	                     " SELECT i + 1 FROM n WHERE i < 149)"
-	                     " INSERT INTO editors (id, name, created_at)"
-	                     " SELECT i, 'Editor ' || i, 0 FROM n;"
-	                     "INSERT INTO eligibility (editor_id, advertiser_id)"
-	                     " SELECT e.id, a.id FROM editors e, advertisers a"
-	                     " WHERE e.id >= 100 AND a.status = 'active';"),
-	    0);
+	assert_int_equal(tu_seed_editors(f->db), 0);
 	*state = f;
 	return (0);
 }

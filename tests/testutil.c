@@ -342,6 +342,19 @@ done:
 	return (out);
 }
 
+int
+tu_seed_editors(const char *db)
+{
+	return (tu_sql_exec(db,
+	    "WITH RECURSIVE n(i) AS (SELECT 100 UNION ALL"
+	    " SELECT i + 1 FROM n WHERE i < 149)"
+	    " INSERT INTO editors (id, name, created_at)"
+	    " SELECT i, 'Editor ' || i, 0 FROM n;"
+	    "INSERT INTO eligibility (editor_id, advertiser_id)"
+	    " SELECT e.id, a.id FROM editors e, advertisers a"
+	    " WHERE e.id >= 100 AND a.status = 'active';"));
+}
+
 char *
 tu_read_file(const char *path)
 {

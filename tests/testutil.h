@@ -104,6 +104,10 @@ int tu_sql_exec(const char *path, const char *sql);
 long long tu_sql_wait(const char *path, const char *sql, long long want,
     int timeout_ms);
 
+/* Adds editors 100..149 to the database, each eligible for every active
+ * advertiser (50 x 23 pairs for applications); 0 or -1. */
+int tu_seed_editors(const char *db);
+
 void tu_sleep_ms(int ms);
 
 /* The whole file, NUL-terminated (caller frees); NULL when it cannot be
