@@ -184,6 +184,17 @@ check_refused(const struct answer *a, const char *status_line,
 	assert_true(a->closed);
 }
 
+/* Sends one request on a new connection: refused 400 INVALID_ARGUMENT
+ * with message, as check_refused checks it. */
+static void
+edge_refused_400(const char *req, size_t len, const char *message)
+{
+	struct answer a;
+
+	edge_exchange(req, len, &a);
+	check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT", message);
+}
+
 static long long
 applications(void)
 {
@@ -211,7 +222,6 @@ static void
 test_content_length_with_transfer_encoding_is_refused(void **state)
 {
 	char hidden[512], req[1024];
-	struct answer a;
 	long long before = applications();
 	int hl = smuggled(hidden, sizeof(hidden));
 
@@ -222,8 +232,7 @@ test_content_length_with_transfer_encoding_is_refused(void **state)
 	    "POST /applications HTTP/1.1\r\nHost: x\r\nX-Request-Id: t-edge\r\n"
 	    "Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n%s",
 	    5 + hl, hidden);
-	edge_exchange(req, strlen(req), &a);
-	check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+	edge_refused_400(req, strlen(req),
 	    "Content-Length and Transfer-Encoding together are ambiguous");
 	/* And with Transfer-Encoding first. */
 	snprintf(req, sizeof(req),
@@ -231,8 +240,7 @@ test_content_length_with_transfer_encoding_is_refused(void **state)
 	    "Transfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n"
 	    "%x\r\n%s\r\n0\r\n\r\n",
 	    hl, hidden);
-	edge_exchange(req, strlen(req), &a);
-	check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+	edge_refused_400(req, strlen(req),
 	    "Content-Length and Transfer-Encoding together are ambiguous");
 	assert_int_equal(applications(), before);
 }
@@ -247,14 +255,11 @@ test_transfer_encoding_twice_or_in_http10_is_refused(void **state)
 	static const char http10[] =
 	    "POST /applications HTTP/1.0\r\nHost: x\r\nX-Request-Id: t-edge\r\n"
 	    "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
-	struct answer a;
 
 	(void)state;
-	edge_exchange(twice, sizeof(twice) - 1, &a);
-	check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+	edge_refused_400(twice, sizeof(twice) - 1,
 	    "Transfer-Encoding is given more than once");
-	edge_exchange(http10, sizeof(http10) - 1, &a);
-	check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+	edge_refused_400(http10, sizeof(http10) - 1,
 	    "Transfer-Encoding is for HTTP/1.1 requests only");
 }
 
@@ -263,7 +268,6 @@ test_two_content_lengths_are_refused(void **state)
 {
 	static const char *const pairs[][2] = { { "2", "40" }, { "2", "2" } };
 	char req[512];
-	struct answer a;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
@@ -272,8 +276,7 @@ test_two_content_lengths_are_refused(void **state)
 		    "X-Request-Id: t-edge\r\nContent-Length: %s\r\n"
 		    "Content-Length: %s\r\n\r\n{}GET / HTTP/1.1\r\nHost: x\r\n\r\n",
 		    pairs[i][0], pairs[i][1]);
-		edge_exchange(req, strlen(req), &a);
-		check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+		edge_refused_400(req, strlen(req),
 		    "Content-Length is given more than once");
 	}
 }
@@ -284,7 +287,6 @@ test_a_content_length_that_is_not_decimal_is_refused(void **state)
 	static const char *const values[] = { "+2", "0x2", " 2x", "", "-2",
 		"2 2" };
 	char req[512];
-	struct answer a;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
@@ -293,8 +295,7 @@ test_a_content_length_that_is_not_decimal_is_refused(void **state)
 		    "X-Request-Id: t-edge\r\nContent-Length:%s%s\r\n\r\n{}"
 		    "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
 		    values[i][0] == ' ' ? "" : " ", values[i]);
-		edge_exchange(req, strlen(req), &a);
-		check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+		edge_refused_400(req, strlen(req),
 		    "Content-Length is not a decimal number");
 	}
 }
@@ -328,11 +329,9 @@ test_an_obs_fold_line_is_refused(void **state)
 	static const char req[] =
 	    "GET /advertisers/2 HTTP/1.1\r\nHost: x\r\nX-Request-Id: t-edge\r\n"
 	    "X-A: b\r\n c\r\n\r\n";
-	struct answer a;
 
 	(void)state;
-	edge_exchange(req, sizeof(req) - 1, &a);
-	check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+	edge_refused_400(req, sizeof(req) - 1,
 	    "obs-fold (a header line starting with whitespace) is not accepted");
 }
 
@@ -341,11 +340,9 @@ test_a_nul_in_the_path_is_refused(void **state)
 {
 	static const char req[] = "GET /advertisers/2%00 HTTP/1.1\r\nHost: x\r\n"
 	                          "X-Request-Id: t-edge\r\n\r\n";
-	struct answer a;
 
 	(void)state;
-	edge_exchange(req, sizeof(req) - 1, &a);
-	check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+	edge_refused_400(req, sizeof(req) - 1,
 	    "the path contains an encoded NUL (%00)");
 }
 
@@ -356,14 +353,11 @@ test_http11_without_exactly_one_host_is_refused(void **state)
 	    "GET /advertisers/2 HTTP/1.1\r\nX-Request-Id: t-edge\r\n\r\n";
 	static const char two[] = "GET /advertisers/2 HTTP/1.1\r\nHost: x\r\n"
 	                          "X-Request-Id: t-edge\r\nHost: y\r\n\r\n";
-	struct answer a;
 
 	(void)state;
-	edge_exchange(none, sizeof(none) - 1, &a);
-	check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+	edge_refused_400(none, sizeof(none) - 1,
 	    "an HTTP/1.1 request needs exactly one Host header");
-	edge_exchange(two, sizeof(two) - 1, &a);
-	check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+	edge_refused_400(two, sizeof(two) - 1,
 	    "an HTTP/1.1 request needs exactly one Host header");
 }
 
@@ -411,8 +405,7 @@ test_options_star_and_absolute_form_get_a_json_answer(void **state)
 	assert_non_null(strstr(a.buf, "\r\nAllow: GET, HEAD, POST, OPTIONS\r\n"));
 	assert_non_null(strstr(a.buf, "\r\nContent-Type: application/json"));
 	assert_string_equal(strstr(a.buf, "\r\n\r\n") + 4, "{}");
-	edge_exchange(other, sizeof(other) - 1, &a);
-	check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+	edge_refused_400(other, sizeof(other) - 1,
 	    "the target http://example.com/advertisers/2 names another server");
 	/* This bridge's own authority: served by the path (RFC 9112 3.2.2). */
 	snprintf(here, sizeof(here),
