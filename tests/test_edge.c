@@ -47,10 +47,9 @@ static struct tu_stack *F;
 static int
 setup(void **state)
 {
-	struct tu_stack *f = calloc(1, sizeof(*f));
+	struct tu_stack *f;
 	char v[32];
 
-	assert_non_null(f);
 	snprintf(v, sizeof(v), "%d", HEADER_TIMEOUT_MS);
 	setenv("AFFILIATE_BRIDGE_HEADER_TIMEOUT_MS", v, 1);
 	snprintf(v, sizeof(v), "%d", BODY_TIMEOUT_MS);
@@ -60,7 +59,7 @@ setup(void **state)
 	snprintf(v, sizeof(v), "%d", SLOW_PER_ADDR);
 	setenv("AFFILIATE_BRIDGE_SLOW_PER_ADDR", v, 1);
 	/* The shipped thread count: the slow-client figures are for it. */
-	assert_int_equal(tu_stack_start(f, 512, 5000), 0);
+	assert_non_null(f = tu_stack_new(512, 5000));
 	*state = F = f;
 	return (0);
 }
@@ -68,8 +67,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	tu_stack_stop(*state);
-	free(*state);
+	tu_stack_free(*state);
 	return (0);
 }
 

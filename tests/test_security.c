@@ -91,11 +91,10 @@ static int
 stack_up(void **state, const char *auth, const char *key_limit,
     const char *addr_limit)
 {
-	struct tu_stack *f = calloc(1, sizeof(*f));
+	struct tu_stack *f;
 
-	assert_non_null(f);
 	env_set(auth, key_limit, addr_limit);
-	assert_int_equal(tu_stack_start(f, 16, 5000), 0);
+	assert_non_null(f = tu_stack_new(16, 5000));
 	env_clear();
 	admin_key_make(f->db, admin_tok);
 	*state = F = f;
@@ -118,8 +117,7 @@ setup_limits(void **state)
 static int
 teardown(void **state)
 {
-	tu_stack_stop(*state);
-	free(*state);
+	tu_stack_free(*state);
 	F = NULL;
 	return (0);
 }

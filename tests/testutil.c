@@ -300,6 +300,25 @@ tu_stack_stop(struct tu_stack *st)
 	tu_redis_stop(&st->redis);
 }
 
+struct tu_stack *
+tu_stack_new(int threads, int timeout_ms)
+{
+	struct tu_stack *st = calloc(1, sizeof(*st));
+
+	if (st != NULL && tu_stack_start(st, threads, timeout_ms) != 0) {
+		free(st);
+		return (NULL);
+	}
+	return (st);
+}
+
+void
+tu_stack_free(struct tu_stack *st)
+{
+	tu_stack_stop(st);
+	free(st);
+}
+
 int
 tu_call(struct tu_server *ts, const ProtobufCServiceDescriptor *svc,
     const char *method, const ProtobufCMessage *req, ProtobufCMessage **resp)

@@ -75,6 +75,11 @@ struct tu_stack {
 int tu_stack_start(struct tu_stack *st, int threads, int timeout_ms);
 void tu_stack_stop(struct tu_stack *st);
 
+/* A test fixture's stack: allocated and started as tu_stack_start, NULL
+ * when either fails; tu_stack_free stops it and frees it. */
+struct tu_stack *tu_stack_new(int threads, int timeout_ms);
+void tu_stack_free(struct tu_stack *st);
+
 /* Calls a method with the test client; *resp as aff_client_call. Returns
  * the status and frees the call result. */
 int tu_call(struct tu_server *ts, const ProtobufCServiceDescriptor *svc,
