@@ -331,23 +331,34 @@ slot_settle(struct edge_slot *s)
 	return (st);
 }
 
-int
-edge_request_begin(void)
+/* Moves the slot from state a or b to SLOT_BUSY, retrying while the
+ * watchdog races it; any other state is left as it is. Returns 1 when the
+ * watchdog has cut the connection (SLOT_CUT), 0 otherwise. */
+static int
+slot_take(struct edge_slot *s, int a, int b)
 {
-	struct edge_slot *s = slot_current();
 	int st;
 
-	if (s == NULL)
-		return (0);
 	for (;;) {
 		st = slot_settle(s);
 		if (st == SLOT_CUT)
-			return (atomic_load(&s->cut_status));
-		if (st != SLOT_HEADERS && st != SLOT_IDLE)
+			return (1);
+		if (st != a && st != b)
 			return (0);
 		if (atomic_compare_exchange_strong(&s->state, &st, SLOT_BUSY))
 			return (0);
 	}
+}
+
+int
+edge_request_begin(void)
+{
+	struct edge_slot *s = slot_current();
+
+	if (s == NULL)
+		return (0);
+	return (slot_take(s, SLOT_HEADERS, SLOT_IDLE) ?
+	    atomic_load(&s->cut_status) : 0);
 }
 
 void
@@ -367,19 +378,11 @@ int
 edge_body_end(void)
 {
 	struct edge_slot *s = slot_current();
-	int st;
 
 	if (s == NULL)
 		return (0);
-	for (;;) {
-		st = slot_settle(s);
-		if (st == SLOT_CUT)
-			return (atomic_load(&s->cut_status));
-		if (st != SLOT_BODY)
-			return (0);
-		if (atomic_compare_exchange_strong(&s->state, &st, SLOT_BUSY))
-			return (0);
-	}
+	return (slot_take(s, SLOT_BODY, SLOT_BODY) ?
+	    atomic_load(&s->cut_status) : 0);
 }
 
 void
@@ -396,19 +399,10 @@ int
 edge_answer_claim(void)
 {
 	struct edge_slot *s = slot_current();
-	int st;
 
 	if (s == NULL)
 		return (1);
-	for (;;) {
-		st = slot_settle(s);
-		if (st == SLOT_CUT)
-			return (0);
-		if (st != SLOT_HEADERS && st != SLOT_BODY)
-			return (1);
-		if (atomic_compare_exchange_strong(&s->state, &st, SLOT_BUSY))
-			return (1);
-	}
+	return (!slot_take(s, SLOT_HEADERS, SLOT_BODY));
 }
 
 void

@@ -23,6 +23,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+out_ids() { # the ids of the list items in the last output, "1 2 3 "
+	grep -o '^      "id": [0-9]*' "$work/out" | grep -o '[0-9]*$' | tr '\n' ' '
+}
 # run_cli EXPECTED_EXIT ARGS...: runs the CLI, output in $work/out, $work/err
 run_cli() {
 	local want=$1
@@ -74,7 +77,7 @@ check "health exits 0" run_cli 0 health
 check "health says SERVING" grep -q '"status": "SERVING"' "$work/out"
 
 check "advertisers list --editor 1 exits 0" run_cli 0 advertisers list --editor 1
-ids=$(grep -o '^      "id": [0-9]*' "$work/out" | grep -o '[0-9]*$' | tr '\n' ' ')
+ids=$(out_ids)
 # The seed: editor E may join advertiser A unless (A + 2E) % 3 == 0.
 want="2 3 5 6 8 9 11 12 14 15 17 18 20 21 23 24 "
 check "editor 1 sees exactly the advertisers it may join ($ids)" [ "$ids" = "$want" ]
@@ -82,7 +85,7 @@ check "editor 1 sees exactly the advertisers it may join ($ids)" [ "$ids" = "$wa
 check "advertisers list exits 0" run_cli 0 advertisers list --limit 5
 check "a page of 5 says where the next starts" grep -q '"next_after": 5' "$work/out"
 check "advertisers list --after 5 exits 0" run_cli 0 advertisers list --limit 5 --after 5
-ids=$(grep -o '^      "id": [0-9]*' "$work/out" | grep -o '[0-9]*$' | tr '\n' ' ')
+ids=$(out_ids)
 check "--after 5 gives the next page ($ids)" [ "$ids" = "6 7 8 9 10 " ]
 check "which says where the one after starts" grep -q '"next_after": 10' "$work/out"
 # A script following next_after: every advertiser once, then the end.
@@ -90,7 +93,7 @@ all= after=0 pages=0
 while [ "$pages" -lt 10 ]; do
 	run_cli 0 advertisers list --limit 7 --after "$after" || break
 	pages=$((pages + 1))
-	all+=$(grep -o '^      "id": [0-9]*' "$work/out" | grep -o '[0-9]*$' | tr '\n' ' ')
+	all+=$(out_ids)
 	after=$(sed -n 's/^  "next_after": \([0-9]*\)$/\1/p' "$work/out")
 	[ "$after" = 0 ] && break
 done
@@ -124,7 +127,7 @@ run_cli 0 applications apply --editor 1 --advertiser 3 && run_cli 0 applications
 check "applications list --limit 2 exits 0" run_cli 0 applications list --limit 2
 check "a page of 2 says where the next starts" grep -q '^  "next_after": 2$' "$work/out"
 check "applications list --after 2 exits 0" run_cli 0 applications list --limit 2 --after 2
-ids=$(grep -o '^      "id": [0-9]*' "$work/out" | grep -o '[0-9]*$' | tr '\n' ' ')
+ids=$(out_ids)
 check "--after 2 gives the third application only ($ids)" [ "$ids" = "3 " ]
 check "and the end of the list" grep -q '^  "next_after": 0$' "$work/out"
 

@@ -37,14 +37,6 @@ preload=$libfaketime
 asan=$(ldd "$BIN/affiliate-bridge" 2>/dev/null | awk '/libasan/ { print $3 }')
 [ -n "$asan" ] && preload="$asan $libfaketime"
 
-free_port() { # a loopback port nothing answers on, below the ephemeral range
-	local p
-	for _ in $(seq 1 50); do
-		p=$(shuf -i 10000-30000 -n 1)
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-	done
-	return 1
-}
 wait_for() { # wait_for FILE PATTERN: up to 5 s
 	for _ in $(seq 1 100); do
 		grep -q "$2" "$1" 2>/dev/null && return 0

@@ -11,14 +11,9 @@
 PG_BIN=${AFFILIATE_TEST_PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_URI= PG_DIR= PG_PORT= PG_PID= PG_START_MS=
 
-pg_free_port() { # as free_port in tests/e2e.sh
-	local p
-	for _ in $(seq 1 50); do
-		p=$(shuf -i 10000-30000 -n 1)
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-	done
-	return 1
-}
+# free_port comes from tests/tap.sh: a shell test has sourced it already;
+# sourced on its own (test_pg_harness.c does), this takes it from there.
+declare -F free_port >/dev/null || . "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 
 pg_start() {
 	local t0 pw u= as=(setpriv) i
@@ -30,7 +25,7 @@ pg_start() {
 		as+=(--reuid="$u" --regid="$(id -g "$u")" --clear-groups)
 		chown "$u:$(id -g "$u")" "$PG_DIR"
 	fi
-	PG_PORT=$(pg_free_port) || { pg_stop; return 1; }
+	PG_PORT=$(free_port) || { pg_stop; return 1; }
 	pw=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
 	(umask 077 && printf '%s\n' "$pw" >"$PG_DIR/pwfile")
 	[ -z "$u" ] || chown "$u" "$PG_DIR/pwfile"

@@ -66,15 +66,7 @@ setup(void **state)
 	setenv("AFFILIATE_JOB_MAX_ATTEMPTS", "3", 1);
 	assert_int_equal(tu_server_start(&f->ts, 0), 0);
 	snprintf(f->db, sizeof(f->db), "%s/affiliate.db", f->ts.dir);
-	assert_int_equal(tu_sql_exec(f->db,
-	                     "WITH RECURSIVE n(i) AS (SELECT 100 UNION ALL"
-	                     " SELECT i + 1 FROM n WHERE i < 149)"
-	                     " INSERT INTO editors (id, name, created_at)"
-	                     " SELECT i, 'Editor ' || i, 0 FROM n;"
-	                     "INSERT INTO eligibility (editor_id, advertiser_id)"
-	                     " SELECT e.id, a.id FROM editors e, advertisers a"
-	                     " WHERE e.id >= 100 AND a.status = 'active';"),
-	    0);
+	assert_int_equal(tu_seed_editors(f->db), 0);
 	*state = f;
 	return (0);
 }
@@ -526,6 +518,36 @@ test_a_worker_drops_garbage_and_fails_unknown_kinds(void **state)
 	nng_close(pull);
 }
 
+/*
+ * Applies once and plays the server's part on a store connection of its
+ * own, no worker running: claims the one job (into a, initialised here)
+ * at *now, the time after the apply. claim_done closes it all and checks
+ * the application was approved exactly once.
+ */
+static store *
+claim_one(struct fixture *f, int64_t *now, const struct store_job_policy *p,
+    aff_arena *a, struct store_job **jobs)
+{
+	store *s;
+	size_t n;
+
+	assert_int_equal(apply(f, 1, 5, NULL), AFF_OK);
+	assert_int_equal(store_open(f->db, &s), AFF_OK);
+	aff_arena_init(a);
+	*now = aff_mono_ms();
+	assert_int_equal(s->ops->jobs_claim(s, *now, p, 10, a, jobs, &n), AFF_OK);
+	assert_int_equal(n, 1);
+	return (s);
+}
+
+static void
+claim_done(struct fixture *f, store *s, aff_arena *a)
+{
+	aff_arena_fini(a);
+	store_close(s);
+	check_all_approved_once(f, 1, 1000);
+}
+
 static void
 test_a_second_result_for_a_job_changes_nothing(void **state)
 {
@@ -537,16 +559,10 @@ test_a_second_result_for_a_job_changes_nothing(void **state)
 	struct store_job *jobs;
 	uint8_t buf[64];
 	aff_arena a;
-	size_t n;
 	store *s;
+	int64_t now;
 
-	assert_int_equal(apply(f, 1, 5, NULL), AFF_OK);
-	/* Play the server's part on its own connection, no worker running. */
-	assert_int_equal(store_open(f->db, &s), AFF_OK);
-	aff_arena_init(&a);
-	assert_int_equal(s->ops->jobs_claim(s, aff_mono_ms(), &p, 10, &a, &jobs, &n),
-	    AFF_OK);
-	assert_int_equal(n, 1);
+	s = claim_one(f, &now, &p, &a, &jobs);
 	assert_int_equal(strlen(jobs[0].token), 32);
 	rr.decision = "approved";
 	r.job_id = jobs[0].id;
@@ -571,9 +587,7 @@ test_a_second_result_for_a_job_changes_nothing(void **state)
 	r.ok = 0;
 	assert_int_equal(
 	    s->ops->job_finish(s, &r, aff_mono_ms(), &p), AFF_ALREADY_EXISTS);
-	aff_arena_fini(&a);
-	store_close(s);
-	check_all_approved_once(f, 1, 1000);
+	claim_done(f, s, &a);
 }
 
 static void
@@ -592,12 +606,7 @@ test_a_late_result_of_the_delivery_before_still_counts(void **state)
 	store *s;
 	int64_t now;
 
-	assert_int_equal(apply(f, 1, 5, NULL), AFF_OK);
-	assert_int_equal(store_open(f->db, &s), AFF_OK);
-	aff_arena_init(&a);
-	now = aff_mono_ms();
-	assert_int_equal(s->ops->jobs_claim(s, now, &p, 10, &a, &j1, &n), AFF_OK);
-	assert_int_equal(n, 1);
+	s = claim_one(f, &now, &p, &a, &j1);
 	snprintf(first, sizeof(first), "%s", j1[0].token);
 	/* A heartbeat keeps the lease: not due 500 ms later... */
 	assert_int_equal(s->ops->job_extend(s, j1[0].id, first, now + 500, &p),
@@ -626,9 +635,7 @@ test_a_late_result_of_the_delivery_before_still_counts(void **state)
 	r.token = (char *)j2[0].token;
 	assert_int_equal(
 	    s->ops->job_finish(s, &r, aff_mono_ms(), &p), AFF_ALREADY_EXISTS);
-	aff_arena_fini(&a);
-	store_close(s);
-	check_all_approved_once(f, 1, 1000);
+	claim_done(f, s, &a);
 }
 
 static void

@@ -29,10 +29,9 @@ static struct tu_stack *F;
 static int
 setup(void **state)
 {
-	struct tu_stack *f = calloc(1, sizeof(*f));
+	struct tu_stack *f;
 
-	assert_non_null(f);
-	assert_int_equal(tu_stack_start(f, 16, 2000), 0);
+	assert_non_null(f = tu_stack_new(16, 2000));
 	*state = F = f;
 	return (0);
 }
@@ -40,8 +39,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	tu_stack_stop(*state);
-	free(*state);
+	tu_stack_free(*state);
 	return (0);
 }
 

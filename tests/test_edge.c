@@ -47,10 +47,9 @@ static struct tu_stack *F;
 static int
 setup(void **state)
 {
-	struct tu_stack *f = calloc(1, sizeof(*f));
+	struct tu_stack *f;
 	char v[32];
 
-	assert_non_null(f);
 	snprintf(v, sizeof(v), "%d", HEADER_TIMEOUT_MS);
 	setenv("AFFILIATE_BRIDGE_HEADER_TIMEOUT_MS", v, 1);
 	snprintf(v, sizeof(v), "%d", BODY_TIMEOUT_MS);
@@ -60,7 +59,7 @@ setup(void **state)
 	snprintf(v, sizeof(v), "%d", SLOW_PER_ADDR);
 	setenv("AFFILIATE_BRIDGE_SLOW_PER_ADDR", v, 1);
 	/* The shipped thread count: the slow-client figures are for it. */
-	assert_int_equal(tu_stack_start(f, 512, 5000), 0);
+	assert_non_null(f = tu_stack_new(512, 5000));
 	*state = F = f;
 	return (0);
 }
@@ -68,8 +67,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	tu_stack_stop(*state);
-	free(*state);
+	tu_stack_free(*state);
 	return (0);
 }
 
@@ -78,21 +76,9 @@ teardown(void **state)
 static int
 edge_connect(int src)
 {
-	struct sockaddr_in sa;
-	struct timeval tv = { 5, 0 };
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int fd = tu_connect(F->port, src, 5000);
 
 	assert_true(fd >= 0);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	if (src > 0) {
-		sa.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)src);
-		assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	}
-	sa.sin_port = htons((uint16_t)F->port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	return (fd);
 }
 
@@ -196,6 +182,17 @@ check_refused(const struct answer *a, const char *status_line,
 	assert_true(a->closed);
 }
 
+/* Sends one request on a new connection: refused 400 INVALID_ARGUMENT
+ * with message, as check_refused checks it. */
+static void
+edge_refused_400(const char *req, size_t len, const char *message)
+{
+	struct answer a;
+
+	edge_exchange(req, len, &a);
+	check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT", message);
+}
+
 static long long
 applications(void)
 {
@@ -223,7 +220,6 @@ static void
 test_content_length_with_transfer_encoding_is_refused(void **state)
 {
 	char hidden[512], req[1024];
-	struct answer a;
 	long long before = applications();
 	int hl = smuggled(hidden, sizeof(hidden));
 
@@ -234,8 +230,7 @@ test_content_length_with_transfer_encoding_is_refused(void **state)
 	    "POST /applications HTTP/1.1\r\nHost: x\r\nX-Request-Id: t-edge\r\n"
 	    "Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n%s",
 	    5 + hl, hidden);
-	edge_exchange(req, strlen(req), &a);
-	check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+	edge_refused_400(req, strlen(req),
 	    "Content-Length and Transfer-Encoding together are ambiguous");
 	/* And with Transfer-Encoding first. */
 	snprintf(req, sizeof(req),
@@ -243,8 +238,7 @@ test_content_length_with_transfer_encoding_is_refused(void **state)
 	    "Transfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n"
 	    "%x\r\n%s\r\n0\r\n\r\n",
 	    hl, hidden);
-	edge_exchange(req, strlen(req), &a);
-	check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+	edge_refused_400(req, strlen(req),
 	    "Content-Length and Transfer-Encoding together are ambiguous");
 	assert_int_equal(applications(), before);
 }
@@ -259,14 +253,11 @@ test_transfer_encoding_twice_or_in_http10_is_refused(void **state)
 	static const char http10[] =
 	    "POST /applications HTTP/1.0\r\nHost: x\r\nX-Request-Id: t-edge\r\n"
 	    "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
-	struct answer a;
 
 	(void)state;
-	edge_exchange(twice, sizeof(twice) - 1, &a);
-	check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+	edge_refused_400(twice, sizeof(twice) - 1,
 	    "Transfer-Encoding is given more than once");
-	edge_exchange(http10, sizeof(http10) - 1, &a);
-	check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+	edge_refused_400(http10, sizeof(http10) - 1,
 	    "Transfer-Encoding is for HTTP/1.1 requests only");
 }
 
@@ -275,7 +266,6 @@ test_two_content_lengths_are_refused(void **state)
 {
 	static const char *const pairs[][2] = { { "2", "40" }, { "2", "2" } };
 	char req[512];
-	struct answer a;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
@@ -284,8 +274,7 @@ test_two_content_lengths_are_refused(void **state)
 		    "X-Request-Id: t-edge\r\nContent-Length: %s\r\n"
 		    "Content-Length: %s\r\n\r\n{}GET / HTTP/1.1\r\nHost: x\r\n\r\n",
 		    pairs[i][0], pairs[i][1]);
-		edge_exchange(req, strlen(req), &a);
-		check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+		edge_refused_400(req, strlen(req),
 		    "Content-Length is given more than once");
 	}
 }
@@ -296,7 +285,6 @@ test_a_content_length_that_is_not_decimal_is_refused(void **state)
 	static const char *const values[] = { "+2", "0x2", " 2x", "", "-2",
 		"2 2" };
 	char req[512];
-	struct answer a;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
@@ -305,8 +293,7 @@ test_a_content_length_that_is_not_decimal_is_refused(void **state)
 		    "X-Request-Id: t-edge\r\nContent-Length:%s%s\r\n\r\n{}"
 		    "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
 		    values[i][0] == ' ' ? "" : " ", values[i]);
-		edge_exchange(req, strlen(req), &a);
-		check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+		edge_refused_400(req, strlen(req),
 		    "Content-Length is not a decimal number");
 	}
 }
@@ -340,11 +327,9 @@ test_an_obs_fold_line_is_refused(void **state)
 	static const char req[] =
 	    "GET /advertisers/2 HTTP/1.1\r\nHost: x\r\nX-Request-Id: t-edge\r\n"
 	    "X-A: b\r\n c\r\n\r\n";
-	struct answer a;
 
 	(void)state;
-	edge_exchange(req, sizeof(req) - 1, &a);
-	check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+	edge_refused_400(req, sizeof(req) - 1,
 	    "obs-fold (a header line starting with whitespace) is not accepted");
 }
 
@@ -353,11 +338,9 @@ test_a_nul_in_the_path_is_refused(void **state)
 {
 	static const char req[] = "GET /advertisers/2%00 HTTP/1.1\r\nHost: x\r\n"
 	                          "X-Request-Id: t-edge\r\n\r\n";
-	struct answer a;
 
 	(void)state;
-	edge_exchange(req, sizeof(req) - 1, &a);
-	check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+	edge_refused_400(req, sizeof(req) - 1,
 	    "the path contains an encoded NUL (%00)");
 }
 
@@ -368,14 +351,11 @@ test_http11_without_exactly_one_host_is_refused(void **state)
 	    "GET /advertisers/2 HTTP/1.1\r\nX-Request-Id: t-edge\r\n\r\n";
 	static const char two[] = "GET /advertisers/2 HTTP/1.1\r\nHost: x\r\n"
 	                          "X-Request-Id: t-edge\r\nHost: y\r\n\r\n";
-	struct answer a;
 
 	(void)state;
-	edge_exchange(none, sizeof(none) - 1, &a);
-	check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+	edge_refused_400(none, sizeof(none) - 1,
 	    "an HTTP/1.1 request needs exactly one Host header");
-	edge_exchange(two, sizeof(two) - 1, &a);
-	check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+	edge_refused_400(two, sizeof(two) - 1,
 	    "an HTTP/1.1 request needs exactly one Host header");
 }
 
@@ -423,8 +403,7 @@ test_options_star_and_absolute_form_get_a_json_answer(void **state)
 	assert_non_null(strstr(a.buf, "\r\nAllow: GET, HEAD, POST, OPTIONS\r\n"));
 	assert_non_null(strstr(a.buf, "\r\nContent-Type: application/json"));
 	assert_string_equal(strstr(a.buf, "\r\n\r\n") + 4, "{}");
-	edge_exchange(other, sizeof(other) - 1, &a);
-	check_refused(&a, "HTTP/1.1 400 Bad Request", "INVALID_ARGUMENT",
+	edge_refused_400(other, sizeof(other) - 1,
 	    "the target http://example.com/advertisers/2 names another server");
 	/* This bridge's own authority: served by the path (RFC 9112 3.2.2). */
 	snprintf(here, sizeof(here),
@@ -641,50 +620,47 @@ count_status(const struct slow_run *r, int status)
 	return (k);
 }
 
+/*
+ * 300 slow connections, per_addr from each address from 127.0.0.first on:
+ * want_429 of them refused with 429, the others cut at their header
+ * deadline with 408, every one closed, and normal requests answered
+ * within a second all along.
+ */
 static void
-test_300_slow_connections_from_one_address_the_excess_get_429(void **state)
+slow_300(const char *from, int first, int per_addr, int want_429)
 {
 	struct slow_run *r = calloc(1, sizeof(*r));
 
-	(void)state;
 	assert_non_null(r);
-	slow_attack(r, 300, 2, 300);
-	printf("edge: 300 slow connections from 127.0.0.2: %d got 429, %d got "
-	       "408, all closed: %s; %lld normal requests meanwhile, mean %.1f "
-	       "ms, slowest %lld ms\n",
-	    count_status(r, 429), count_status(r, 408),
+	slow_attack(r, 300, first, per_addr);
+	printf("edge: 300 slow connections from %s: %d got 429, %d got 408, "
+	       "all closed: %s; %lld normal requests meanwhile, mean %.1f ms, "
+	       "slowest %lld ms\n",
+	    from, count_status(r, 429), count_status(r, 408),
 	    r->closed == 300 ? "yes" : "no", (long long)r->probes,
 	    r->probe_total / (double)r->probes, (long long)r->slowest_probe);
 	fflush(stdout);
 	assert_int_equal(r->closed, 300);
-	assert_int_equal(count_status(r, 429), 300 - SLOW_PER_ADDR);
-	assert_int_equal(count_status(r, 408), SLOW_PER_ADDR);
+	assert_int_equal(count_status(r, 429), want_429);
+	assert_int_equal(count_status(r, 408), 300 - want_429);
 	assert_true(r->first_probe < 1000);
 	assert_true(r->slowest_probe < 1000);
 	free(r);
 }
 
 static void
+test_300_slow_connections_from_one_address_the_excess_get_429(void **state)
+{
+	(void)state;
+	slow_300("127.0.0.2", 2, 300, 300 - SLOW_PER_ADDR);
+}
+
+static void
 test_300_slow_connections_from_20_addresses_do_not_stop_others(void **state)
 {
-	struct slow_run *r = calloc(1, sizeof(*r));
-
 	(void)state;
-	assert_non_null(r);
 	/* 15 an address: under the cap, each keeps its header deadline. */
-	slow_attack(r, 300, 10, 15);
-	printf("edge: 300 slow connections from 20 addresses: %d got 408, %d "
-	       "got 429, all closed: %s; %lld normal requests meanwhile, mean "
-	       "%.1f ms, slowest %lld ms\n",
-	    count_status(r, 408), count_status(r, 429),
-	    r->closed == 300 ? "yes" : "no", (long long)r->probes,
-	    r->probe_total / (double)r->probes, (long long)r->slowest_probe);
-	fflush(stdout);
-	assert_int_equal(r->closed, 300);
-	assert_int_equal(count_status(r, 408), 300);
-	assert_true(r->first_probe < 1000);
-	assert_true(r->slowest_probe < 1000);
-	free(r);
+	slow_300("20 addresses", 10, 15, 0);
 }
 
 /*

@@ -97,18 +97,12 @@ teardown(void **state)
 static int
 port_accepts(int port)
 {
-	struct sockaddr_in sa;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+	int fd = tu_connect(port, 0, 0);
 
 	if (fd < 0)
 		return (0);
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
 	close(fd);
-	return (ok);
+	return (1);
 }
 
 /*
@@ -484,15 +478,9 @@ test_deeply_nested_bodies_are_400_and_the_bridge_lives(void **state)
 static int
 conn_open(int port)
 {
-	struct sockaddr_in sa;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int fd = tu_connect(port, 0, 0);
 
 	assert_true(fd >= 0);
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	return (fd);
 }
 

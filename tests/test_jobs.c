@@ -135,15 +135,7 @@ stack_start(struct stack *s, const char *lease_ms, int faked)
 	     i++)
 		tu_sleep_ms(100);
 	assert_non_null(s->ts.client);
-	assert_int_equal(tu_sql_exec(s->db,
-	                     "WITH RECURSIVE n(i) AS (SELECT 100 UNION ALL"
-	                     " SELECT i + 1 FROM n WHERE i < 149)"
-	                     " INSERT INTO editors (id, name, created_at)"
-	                     " SELECT i, 'Editor ' || i, 0 FROM n;"
-	                     "INSERT INTO eligibility (editor_id, advertiser_id)"
-	                     " SELECT e.id, a.id FROM editors e, advertisers a"
-	                     " WHERE e.id >= 100 AND a.status = 'active';"),
-	    0);
+	assert_int_equal(tu_seed_editors(s->db), 0);
 }
 
 static void
@@ -198,6 +190,16 @@ apply_pairs(struct stack *s, int from, int to)
 		    AFF_OK);
 		protobuf_c_message_free_unpacked(&a->base, NULL);
 	}
+}
+
+/* Waits until exactly n jobs are out with a worker. */
+static void
+wait_inflight(struct stack *s, long long n, int timeout_ms)
+{
+	assert_int_equal(tu_sql_wait(s->db,
+	                     "SELECT count(*) FROM jobs WHERE state = 'inflight'",
+	                     n, timeout_ms),
+	    n);
 }
 
 static void
@@ -257,10 +259,7 @@ test_a_worker_killed_mid_lease_has_its_job_delivered_again_after_the_lease(
 	stack_start(&s, "1500", 0);
 	victim = start_worker(&s, "20000", "1", NULL);
 	apply_pairs(&s, 0, 1);
-	assert_int_equal(tu_sql_wait(s.db,
-	                     "SELECT count(*) FROM jobs WHERE state = 'inflight'",
-	                     1, 10000),
-	    1);
+	wait_inflight(&s, 1, 10000);
 	tu_sleep_ms(2000); /* past the first lease: heartbeats keep it */
 	assert_int_equal(tu_sql_int(s.db, "SELECT attempts FROM jobs"), 1);
 	tu_kill(s.workers[victim], SIGKILL);
@@ -312,10 +311,7 @@ test_a_wall_clock_step_neither_expires_leases_nor_stalls_the_dispatcher(
 	 * ahead while they run: no lease may lapse for that. */
 	start_worker(&s, "2500", "2", NULL);
 	apply_pairs(&s, 0, 2);
-	assert_int_equal(tu_sql_wait(s.db,
-	                     "SELECT count(*) FROM jobs WHERE state = 'inflight'",
-	                     2, 10000),
-	    2);
+	wait_inflight(&s, 2, 10000);
 	clock_set(&s, "+1d");
 	wait_approved(&s, 2, 20000);
 	assert_int_equal(tu_sql_int(s.db, "SELECT max(attempts) FROM jobs"), 1);
@@ -326,10 +322,7 @@ test_a_wall_clock_step_neither_expires_leases_nor_stalls_the_dispatcher(
 	s.n_workers = 0;
 	victim = start_worker(&s, "20000", "1", NULL);
 	apply_pairs(&s, 2, 3);
-	assert_int_equal(tu_sql_wait(s.db,
-	                     "SELECT count(*) FROM jobs WHERE state = 'inflight'",
-	                     1, 5000),
-	    1);
+	wait_inflight(&s, 1, 5000);
 	/* ...and the lease of a worker killed now still lapses after 1 s,
 	 * not a day later. */
 	tu_kill(s.workers[victim], SIGKILL);

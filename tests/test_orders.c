@@ -33,11 +33,10 @@ static struct tu_stack *F;
 static int
 setup(void **state)
 {
-	struct tu_stack *f = calloc(1, sizeof(*f));
+	struct tu_stack *f;
 
-	assert_non_null(f);
 	setenv("AFFILIATE_WEBHOOK_SECRET", SECRET ",older-secret", 1);
-	assert_int_equal(tu_stack_start(f, 32, 5000), 0);
+	assert_non_null(f = tu_stack_new(32, 5000));
 	*state = F = f;
 	return (0);
 }
@@ -45,8 +44,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	tu_stack_stop(*state);
-	free(*state);
+	tu_stack_free(*state);
 	return (0);
 }
 

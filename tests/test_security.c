@@ -91,11 +91,10 @@ static int
 stack_up(void **state, const char *auth, const char *key_limit,
     const char *addr_limit)
 {
-	struct tu_stack *f = calloc(1, sizeof(*f));
+	struct tu_stack *f;
 
-	assert_non_null(f);
 	env_set(auth, key_limit, addr_limit);
-	assert_int_equal(tu_stack_start(f, 16, 5000), 0);
+	assert_non_null(f = tu_stack_new(16, 5000));
 	env_clear();
 	admin_key_make(f->db, admin_tok);
 	*state = F = f;
@@ -118,8 +117,7 @@ setup_limits(void **state)
 static int
 teardown(void **state)
 {
-	tu_stack_stop(*state);
-	free(*state);
+	tu_stack_free(*state);
 	F = NULL;
 	return (0);
 }
@@ -787,8 +785,6 @@ test_keys_and_secrets_never_reach_the_logs(void **state)
 {
 	char path[] = "/tmp/aff-sec-log-XXXXXX", t3[AUTH_TOKEN_MAX], s10[80];
 	char *buf;
-	FILE *f;
-	long len;
 	int fd, saved;
 
 	(void)state;
@@ -822,13 +818,7 @@ test_keys_and_secrets_never_reach_the_logs(void **state)
 	dup2(saved, STDERR_FILENO);
 	close(saved);
 	close(fd);
-	assert_non_null(f = fopen(path, "r"));
-	fseek(f, 0, SEEK_END);
-	len = ftell(f);
-	rewind(f);
-	assert_non_null(buf = calloc(1, (size_t)len + 1));
-	assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
-	fclose(f);
+	assert_non_null(buf = tu_read_file(path));
 	unlink(path);
 	/* The calls were logged... */
 	assert_non_null(strstr(buf, "KeyService/CreateKey OK"));

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -299,6 +300,25 @@ tu_stack_stop(struct tu_stack *st)
 	tu_redis_stop(&st->redis);
 }
 
+struct tu_stack *
+tu_stack_new(int threads, int timeout_ms)
+{
+	struct tu_stack *st = calloc(1, sizeof(*st));
+
+	if (st != NULL && tu_stack_start(st, threads, timeout_ms) != 0) {
+		free(st);
+		return (NULL);
+	}
+	return (st);
+}
+
+void
+tu_stack_free(struct tu_stack *st)
+{
+	tu_stack_stop(st);
+	free(st);
+}
+
 int
 tu_call(struct tu_server *ts, const ProtobufCServiceDescriptor *svc,
     const char *method, const ProtobufCMessage *req, ProtobufCMessage **resp)
@@ -342,10 +362,76 @@ done:
 }
 
 int
+tu_seed_editors(const char *db)
+{
+	return (tu_sql_exec(db,
+	    "WITH RECURSIVE n(i) AS (SELECT 100 UNION ALL"
+	    " SELECT i + 1 FROM n WHERE i < 149)"
+	    " INSERT INTO editors (id, name, created_at)"
+	    " SELECT i, 'Editor ' || i, 0 FROM n;"
+	    "INSERT INTO eligibility (editor_id, advertiser_id)"
+	    " SELECT e.id, a.id FROM editors e, advertisers a"
+	    " WHERE e.id >= 100 AND a.status = 'active';"));
+}
+
+char *
+tu_read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	long len;
+
+	if (f == NULL)
+		return (NULL);
+	if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0)
+		goto out;
+	rewind(f);
+	if ((buf = calloc(1, (size_t)len + 1)) == NULL)
+		goto out;
+	if (fread(buf, 1, (size_t)len, f) != (size_t)len) {
+		free(buf);
+		buf = NULL;
+	}
+out:
+	fclose(f);
+	return (buf);
+}
+
+int
+tu_connect(int port, int src, int send_timeout_ms)
+{
+	struct sockaddr_in sa;
+	struct timeval tv;
+	int fd;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+		return (-1);
+	if (send_timeout_ms > 0) {
+		tv.tv_sec = send_timeout_ms / 1000;
+		tv.tv_usec = (send_timeout_ms % 1000) * 1000;
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	if (src > 0) {
+		sa.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)src);
+		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+			goto fail;
+	}
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		goto fail;
+	return (fd);
+fail:
+	close(fd);
+	return (-1);
+}
+
+int
 tu_http_raw(int port, const void *req, size_t len, int timeout_ms,
     struct tu_http_response *resp)
 {
-	struct sockaddr_in sa;
 	struct pollfd pfd;
 	size_t cap = 65536, got = 0;
 	char *buf, *end;
@@ -353,16 +439,8 @@ tu_http_raw(int port, const void *req, size_t len, int timeout_ms,
 	long clen = -1;
 
 	memset(resp, 0, sizeof(*resp));
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+	if ((fd = tu_connect(port, 0, 0)) < 0)
 		return (-1);
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		close(fd);
-		return (-1);
-	}
 	for (size_t off = 0; off < len;) {
 		ssize_t w = send(fd, (const char *)req + off, len - off, MSG_NOSIGNAL);
 		if (w <= 0)

@@ -75,6 +75,11 @@ struct tu_stack {
 int tu_stack_start(struct tu_stack *st, int threads, int timeout_ms);
 void tu_stack_stop(struct tu_stack *st);
 
+/* A test fixture's stack: allocated and started as tu_stack_start, NULL
+ * when either fails; tu_stack_free stops it and frees it. */
+struct tu_stack *tu_stack_new(int threads, int timeout_ms);
+void tu_stack_free(struct tu_stack *st);
+
 /* Calls a method with the test client; *resp as aff_client_call. Returns
  * the status and frees the call result. */
 int tu_call(struct tu_server *ts, const ProtobufCServiceDescriptor *svc,
@@ -104,7 +109,23 @@ int tu_sql_exec(const char *path, const char *sql);
 long long tu_sql_wait(const char *path, const char *sql, long long want,
     int timeout_ms);
 
+/* Adds editors 100..149 to the database, each eligible for every active
+ * advertiser (50 x 23 pairs for applications); 0 or -1. */
+int tu_seed_editors(const char *db);
+
 void tu_sleep_ms(int ms);
+
+/* The whole file, NUL-terminated (caller frees); NULL when it cannot be
+ * read whole. */
+char *tu_read_file(const char *path);
+
+/*
+ * A TCP connection to 127.0.0.1:port, from 127.0.0.src when src > 0 (the
+ * kernel's choice of loopback address when 0), with sends (and the connect
+ * itself, should the listen queue be full) bounded by send_timeout_ms
+ * when > 0. Returns the descriptor, or -1.
+ */
+int tu_connect(int port, int src, int send_timeout_ms);
 
 struct tu_http_response {
 	int status;

@@ -303,19 +303,6 @@ fs_load_wait(struct fs_load *l, long want)
 	assert_true(atomic_load(&l->acked) >= want);
 }
 
-int
-fs_seed_editors(const char *db)
-{
-	return (tu_sql_exec(db,
-	    "WITH RECURSIVE n(i) AS (SELECT 100 UNION ALL"
-	    " SELECT i + 1 FROM n WHERE i < 149)"
-	    " INSERT INTO editors (id, name, created_at)"
-	    " SELECT i, 'Editor ' || i, 0 FROM n;"
-	    "INSERT INTO eligibility (editor_id, advertiser_id)"
-	    " SELECT e.id, a.id FROM editors e, advertisers a"
-	    " WHERE e.id >= 100 AND a.status = 'active';"));
-}
-
 void
 fs_pair(long k, long *editor, long *adv)
 {

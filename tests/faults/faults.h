@@ -114,11 +114,8 @@ int fs_load_post(struct fs_load *l, struct http_conn *c, const char *target,
  */
 void fs_load_wait(struct fs_load *l, long want);
 
-/* Adds editors 100..149 to the database, each eligible for every active
- * advertiser (50 x 23 pairs for applications); 0 or -1. */
-int fs_seed_editors(const char *db);
-/* Application pair k (k < 1150) among those: editor 100 + k / 23 and the
- * (k % 23)-th active advertiser. */
+/* Application pair k (k < 1150) among the editors tu_seed_editors adds:
+ * editor 100 + k / 23 and the (k % 23)-th active advertiser. */
 void fs_pair(long k, long *editor, long *adv);
 
 /* The order webhook body of order i (a valid order, id "F-<i>") into buf;

@@ -107,7 +107,7 @@ test_applications_in_flight_when_server_or_worker_dies_end_approved_once(
 	 * jobs are still in flight when the last POST is answered. */
 	s.review_ms = 100;
 	assert_int_equal(fs_stack_start(&s, 1, 2), 0);
-	assert_int_equal(fs_seed_editors(s.db), 0);
+	assert_int_equal(tu_seed_editors(s.db), 0);
 	l.base.s = &s;
 	l.app_id = calloc(N_APPS, sizeof(int64_t));
 	assert_non_null(l.app_id);

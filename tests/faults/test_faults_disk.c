@@ -92,7 +92,7 @@ test_a_full_disk_refuses_writes_serves_reads_and_recovers(void **state)
 
 	(void)state;
 	assert_int_equal(fs_stack_start(&s, 0, 1), 0);
-	assert_int_equal(fs_seed_editors(s.db), 0);
+	assert_int_equal(tu_seed_editors(s.db), 0);
 	/* Pad the file, then run the server with a cap just above it. */
 	assert_int_equal(tu_sql_exec(s.db,
 	                     "CREATE TABLE filler (b BLOB);"

@@ -46,18 +46,11 @@ struct trickle {
 static int
 connect_port(int port)
 {
-	struct sockaddr_in sa;
-	struct timeval tv = { 2, 0 };
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	/* The 2 s send timeout bounds connect too, should the listen queue
+	 * be full. */
+	int fd = tu_connect(port, 0, 2000);
 
 	assert_true(fd >= 0);
-	/* Bounds connect too, should the listen queue be full. */
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	return (fd);
 }
 

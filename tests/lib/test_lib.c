@@ -27,6 +27,7 @@
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "affiliate/v1/health.pb-c.h"
 #include "affiliate/v1/rpc.pb-c.h"
+#include "testutil.h"
 
 static void
 test_status_codes_are_grpc_codes(void **state)
@@ -256,8 +257,6 @@ static char *
 log_line(const char *fmt, const char *arg)
 {
 	char path[] = "/tmp/aff-lib-log-XXXXXX", *buf;
-	FILE *f;
-	long len;
 	int fd, saved;
 
 	assert_true((fd = mkstemp(path)) >= 0);
@@ -267,13 +266,7 @@ log_line(const char *fmt, const char *arg)
 	dup2(saved, STDERR_FILENO);
 	close(saved);
 	close(fd);
-	assert_non_null(f = fopen(path, "r"));
-	fseek(f, 0, SEEK_END);
-	len = ftell(f);
-	rewind(f);
-	assert_non_null(buf = calloc(1, (size_t)len + 1));
-	assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
-	fclose(f);
+	assert_non_null(buf = tu_read_file(path));
 	unlink(path);
 	return (buf);
 }

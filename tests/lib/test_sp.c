@@ -197,6 +197,19 @@ test_nobody_listening_is_unavailable(void **state)
 	    AFF_UNAVAILABLE);
 }
 
+/* A responder on a free loopback TCP port (its URL in url), and a
+ * connection to it. */
+static aff_sp_conn *
+tcp_responder(struct responder *r, char *url, size_t cap)
+{
+	aff_sp_conn *c;
+
+	tcp_url(url, cap);
+	responder_start(r, url);
+	assert_int_equal(aff_sp_dial(url, aff_mono_ms() + 2000, &c), AFF_OK);
+	return (c);
+}
+
 static void
 test_a_late_reply_is_deadline_exceeded(void **state)
 {
@@ -205,9 +218,7 @@ test_a_late_reply_is_deadline_exceeded(void **state)
 	char url[64], *out;
 
 	(void)state;
-	tcp_url(url, sizeof(url));
-	responder_start(&r, url);
-	assert_int_equal(aff_sp_dial(url, aff_mono_ms() + 2000, &c), AFF_OK);
+	c = tcp_responder(&r, url, sizeof(url));
 	assert_int_equal(call(c, "sleep:400", 100, 1 << 20, &out),
 	    AFF_DEADLINE_EXCEEDED);
 	assert_null(out);
@@ -229,9 +240,7 @@ test_a_reply_over_the_limit_is_refused(void **state)
 	char url[64], *out;
 
 	(void)state;
-	tcp_url(url, sizeof(url));
-	responder_start(&r, url);
-	assert_int_equal(aff_sp_dial(url, aff_mono_ms() + 2000, &c), AFF_OK);
+	c = tcp_responder(&r, url, sizeof(url));
 	assert_int_equal(call(c, "big:5000", 2000, 4096, &out),
 	    AFF_RESOURCE_EXHAUSTED);
 	aff_sp_close(c);
