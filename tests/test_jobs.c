@@ -323,6 +323,11 @@ test_a_wall_clock_step_neither_expires_leases_nor_stalls_the_dispatcher(
 	victim = start_worker(&s, "20000", "1", NULL);
 	apply_pairs(&s, 2, 3);
 	wait_inflight(&s, 1, 5000);
+	/* The job is inflight once claimed for the worker's request; a
+	 * worker killed before the answer reaches it never had the job, and
+	 * that delivery is not an attempt (it counted 3, not 4, once on a
+	 * loaded host). Half a second lets it arrive. */
+	tu_sleep_ms(500);
 	/* ...and the lease of a worker killed now still lapses after 1 s,
 	 * not a day later. */
 	tu_kill(s.workers[victim], SIGKILL);
