@@ -309,6 +309,7 @@ gate_admit(void *opaque, struct rpc_gate_view *view,
 		.metadata = view->metadata,
 		.n_metadata = view->n_metadata,
 		.peer = view->peer,
+		.peer_arg = view->peer_arg,
 		.method = view->method,
 		.access = (enum auth_access)view->access,
 	};

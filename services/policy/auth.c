@@ -238,7 +238,9 @@ client_address(const struct auth_policy *p, const struct auth_view *v,
 	const char *fwd;
 	int trusted = 0;
 
-	snprintf(buf, cap, "%s", v->peer != NULL ? v->peer : "unknown");
+	snprintf(buf, cap, "unknown");
+	if (v->peer != NULL)
+		v->peer(v->peer_arg, buf, cap);
 	if (strcmp(buf, "unknown") != 0) {
 		if (strcmp(buf, "local") == 0 || strcmp(buf, "::1") == 0)
 			trusted = 1;

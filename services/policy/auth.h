@@ -82,9 +82,11 @@ struct auth_policy {
 struct auth_view {
 	Affiliate__V1__MetadataEntry *const *metadata; /* key/value pairs */
 	size_t n_metadata;
-	/* The connection's remote address: IPv4 or IPv6 text, "local" (ipc,
-	 * inproc: this host) or "unknown". */
-	const char *peer;
+	/* Writes the connection's remote address into buf: IPv4 or IPv6
+	 * text, "local" (ipc, inproc: this host) or "unknown"; called with
+	 * peer_arg when a per-address limit needs it (NULL: "unknown"). */
+	void (*peer)(void *peer_arg, char *buf, size_t cap);
+	void *peer_arg;
 	const char *method;        /* for the record; access says the rule */
 	enum auth_access access;
 };

@@ -137,9 +137,12 @@ struct rpc_gate_view {
 	int scope;               /* the method's rpc_method_def.scope */
 	Affiliate__V1__MetadataEntry *const *metadata; /* the envelope's */
 	size_t n_metadata;
-	/* The connection's remote address: IPv4 or IPv6 text, "local" (ipc,
-	 * inproc) or "unknown". */
-	const char *peer;
+	/* Writes the connection's remote address into buf: IPv4 or IPv6
+	 * text, "local" (ipc, inproc) or "unknown". Called with peer_arg,
+	 * only by a gate that needs it (a per-address limit): reading it is
+	 * an NNG call and a conversion the other calls do not pay for. */
+	void (*peer)(void *peer_arg, char *buf, size_t cap);
+	void *peer_arg;
 	store *store;            /* this thread's store connection */
 	struct rpc_caller caller; /* set by admit; read by bind */
 };

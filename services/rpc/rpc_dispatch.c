@@ -166,6 +166,13 @@ peer_address(nng_pipe pipe, char *buf, size_t cap)
 	}
 }
 
+/* peer_address for the gate's view: arg is the nng_pipe. */
+static void
+gate_peer(void *arg, char *buf, size_t cap)
+{
+	peer_address(*(nng_pipe *)arg, buf, cap);
+}
+
 /* Puts a gate's result on the call: its trailers, and its message when it
  * refuses. Returns its code. */
 static int
@@ -435,7 +442,7 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 	uint8_t *cached = NULL;
 	struct rpc_gate_view gv;
 	struct rpc_gate_result gr;
-	char why[160], peer[64];
+	char why[160];
 	int code, keyed;
 	nng_msg *m;
 
@@ -516,7 +523,6 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 	call->output = md->output;
 	/* Who calls, and may they: before the payload is even read. */
 	if (env->gate.admit != NULL) {
-		peer_address(env->pipe, peer, sizeof(peer));
 		gv = (struct rpc_gate_view){
 			.service = call->service,
 			.method = call->method,
@@ -524,7 +530,8 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 			.scope = def->scope,
 			.metadata = call->metadata,
 			.n_metadata = call->n_metadata,
-			.peer = peer,
+			.peer = gate_peer,
+			.peer_arg = &env->pipe,
 			.store = call->store,
 		};
 		memset(&gr, 0, sizeof(gr));
