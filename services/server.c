@@ -279,17 +279,29 @@ server_config_load(
 	    sizeof(opts) / sizeof(opts[0]), argc, argv, help));
 }
 
+/* Copies text into a buffer of cap bytes, cut to fit. (snprintf with "%s"
+ * does the same through the whole format machinery: on the admission path,
+ * twice per call, that was ~1,400 instructions, 8 % of a cached read.) */
+static void
+copy_text(char *dst, size_t cap, const char *src)
+{
+	size_t n = strnlen(src, cap - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 /* Decision metadata and message, as the RPC layer puts them on a reply. */
 static int
 gate_result(const struct auth_decision *d, struct rpc_gate_result *r)
 {
 	r->code = d->code;
-	snprintf(r->message, sizeof(r->message), "%s", d->message);
+	copy_text(r->message, sizeof(r->message), d->message);
 	r->n_trailers = 0;
 	for (size_t i = 0; i < d->n_reply_md && i < RPC_MAX_TRAILERS; i++) {
 		r->trailers[i].key = d->reply_md[i].key;
-		snprintf(r->trailers[i].value, sizeof(r->trailers[i].value),
-		    "%s", d->reply_md[i].value);
+		copy_text(r->trailers[i].value, sizeof(r->trailers[i].value),
+		    d->reply_md[i].value);
 		r->n_trailers++;
 	}
 	return (r->code);
