@@ -803,7 +803,7 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
     const uint8_t *payload, size_t len, const struct aff_call_opts *opts,
     struct aff_call_result *res)
 {
-	int timeout, rv = AFF_UNAVAILABLE, sent, k, any_sent = 0;
+	int timeout, rv = AFF_UNAVAILABLE, sent, k, any_sent = 0, tries = 0;
 	int64_t t0, deadline;
 	uint32_t tried = 0;
 	char rid[33];
@@ -831,7 +831,7 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 		 * the request key (request_id and the request's bytes) is the
 		 * same, so a server that shares the first one's database
 		 * answers it as the same call. */
-		int left = tried == 0 ? timeout : (int)(deadline - now);
+		int left = tries == 0 ? timeout : (int)(deadline - now);
 
 		if (left <= 0)
 			break;
@@ -847,6 +847,7 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 			continue;
 		}
 		tried |= 1u << k;
+		tries++;
 		if ((rv = client_request_msg(service, method, payload, len,
 		         request_id, left, opts, &m)) != AFF_OK)
 			return (result_set(res, rv, "cannot build the request"));
@@ -875,9 +876,18 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 		}
 		if (rv == AFF_RESOURCE_EXHAUSTED && !sent)
 			return (result_set(res, rv, "out of memory"));
+		if (rv == AFF_DEADLINE_EXCEEDED && sent) {
+			/* Not retried (it may still be running there), but a
+			 * server that answers nothing in a whole deadline is
+			 * skipped for a backoff rather than given every other
+			 * call to sit on (a hung host, a stopped process). */
+			if (c->n_servers > 1)
+				client_down(c, &c->servers[k]);
+			break;
+		}
 		if (rv != AFF_UNAVAILABLE && rv != AFF_INVALID_ARGUMENT &&
-		    !(rv == AFF_DEADLINE_EXCEEDED && !sent))
-			break; /* a timeout or a broken reply: not retried */
+		    rv != AFF_DEADLINE_EXCEEDED)
+			break; /* a broken reply: not retried */
 		if (c->n_servers > 1)
 			client_down(c, &c->servers[k]);
 		any_sent |= sent;
