@@ -22,6 +22,7 @@
 #include "order_sync.h"
 #include "order_writer.h"
 #include "auth.h"
+#include "cache_limit.h"
 #include "rpc.h"
 #include "rpc_server.h"
 #include "services.h"
@@ -36,6 +37,10 @@ struct server {
 	struct aff_webhook_secrets secrets;
 	struct svc_app app;
 	struct auth_policy auth;
+	/* "aff:<database id>:rl:": the rate-limit buckets in Redis belong to
+	 * one database's keys (key ids are per database), shared by every
+	 * server on it; "" when Redis is off (local buckets only). */
+	char limit_ns[64];
 	char worker_secret[256]; /* AFFILIATE_WORKER_SECRET or DATA_DIR/worker_secret */
 	rpc_server *rpc;
 };
@@ -312,11 +317,44 @@ gate_result(const struct auth_decision *d, struct rpc_gate_result *r)
  * of each other (rpc.h, auth.h), so their views meet here, in the one
  * place that links both.
  */
+/* A thread's Redis connection and the server's namespace, as the
+ * policy's shared buckets (ratelimit.h) see them. */
+struct limit_redis {
+	cache *cache;
+	const char *ns;
+};
+
+/* ratelimit_shared.take over cache_limit_take: the policy's rule and
+ * state in seconds, Redis's in milliseconds. */
+static int
+limit_redis_take(void *arg, const char *key, const struct ratelimit_rule *rule,
+    struct ratelimit_state *st)
+{
+	const struct limit_redis *lr = arg;
+	struct cache_limit_state cs;
+	char k[160];
+	int tried;
+
+	snprintf(k, sizeof(k), "%s%s", lr->ns, key);
+	if (cache_limit_take(lr->cache, k, rule->rate, rule->burst, &cs,
+	        &tried) != AFF_OK)
+		return (tried ? RATELIMIT_SHARED_FAILED : RATELIMIT_SHARED_SKIPPED);
+	st->limit = rule->burst;
+	st->remaining = cs.remaining;
+	st->reset_s = (int)((cs.reset_ms + 999) / 1000);
+	st->retry_s = cs.allowed ? 0 : (int)((cs.retry_ms + 999) / 1000);
+	if (!cs.allowed && st->retry_s < 1)
+		st->retry_s = 1;
+	return (cs.allowed ? RATELIMIT_SHARED_ALLOW : RATELIMIT_SHARED_DENY);
+}
+
 static int
 gate_admit(void *opaque, struct rpc_gate_view *view,
     struct rpc_gate_result *r)
 {
-	const struct auth_policy *p = opaque;
+	const server *s = opaque;
+	struct limit_redis lr = { view->cache, s->limit_ns };
+	struct ratelimit_shared shared = { limit_redis_take, &lr };
 	struct auth_view v = {
 		.metadata = view->metadata,
 		.n_metadata = view->n_metadata,
@@ -324,10 +362,12 @@ gate_admit(void *opaque, struct rpc_gate_view *view,
 		.peer_arg = view->peer_arg,
 		.method = view->method,
 		.access = (enum auth_access)view->access,
+		.shared = s->limit_ns[0] != '\0' && view->cache != NULL ? &shared
+		                                                        : NULL,
 	};
 	struct auth_decision d;
 
-	(void)auth_admit(p, view->store, &v, &d);
+	(void)auth_admit(&s->auth, view->store, &v, &d);
 	view->caller.role = (int)d.caller.role;
 	view->caller.editor_id = d.caller.editor_id;
 	view->caller.key_id = d.caller.key_id;
@@ -370,7 +410,7 @@ server_thread_init(void *arg)
 	env->gate = (struct rpc_gate){
 		.admit = gate_admit,
 		.bind = gate_bind,
-		.opaque = &s->auth,
+		.opaque = s,
 	};
 	if (store_open(s->cfg.db_path, &env->store) != AFF_OK)
 		goto failed_store;
@@ -479,6 +519,14 @@ server_auth_setup(server *s)
 	        p->per_addr.mode != AUTH_MODE_OFF) &&
 	    (rv = ratelimit_alloc(&p->buckets, 1 << 16)) != AFF_OK)
 		return (rv);
+	if (p->buckets != NULL && s->limit_ns[0] != '\0')
+		aff_info("server: rate limits count in redis %s:%d, shared by "
+		         "every server on this database (this process's own "
+		         "buckets while redis is down)",
+		    s->cfg.redis_host, s->cfg.redis_port);
+	else if (p->buckets != NULL)
+		aff_info("server: rate limits count in this process (redis is "
+		         "off): with several servers, each allows the full rate");
 	switch (p->mode) {
 	case AUTH_MODE_ON:
 		aff_info("server: auth on: every call but health and signed "
@@ -589,6 +637,16 @@ server_start(const struct server_config *cfg, server **sp)
 	/* Create, migrate and seed once, before the threads open it. */
 	if ((rv = store_open(s->cfg.db_path, &first)) != AFF_OK)
 		goto failed_store;
+	if (s->cfg.redis_host[0] != '\0') {
+		const char *db_id;
+		int64_t version;
+		if ((rv = first->ops->catalog_version(first, &db_id, &version)) !=
+		    AFF_OK) {
+			store_close(first);
+			goto failed_store;
+		}
+		snprintf(s->limit_ns, sizeof(s->limit_ns), "aff:%.32s:rl:", db_id);
+	}
 	store_close(first);
 	if ((rv = rpc_registry_alloc(&s->registry, service_defs,
 	         sizeof(service_defs) / sizeof(service_defs[0]))) != AFF_OK)

@@ -276,26 +276,28 @@ keys_required(const struct auth_policy *p, const struct auth_view *v)
 /* Applies limit l to bucket key; AFF_OK or RESOURCE_EXHAUSTED. Adds the
  * RateLimit-* metadata when a limit applies. */
 static int
-limit_take(const struct auth_policy *p, const struct auth_limit *l,
-    int required, struct auth_decision *d, const char *key, const char *who)
+limit_take(const struct auth_policy *p, const struct auth_view *v,
+    const struct auth_limit *l, int required, struct auth_decision *d,
+    const char *key, const char *who)
 {
 	struct ratelimit_state st;
-	char v[24];
+	char val[24];
 
 	if (p->buckets == NULL || l->mode == AUTH_MODE_OFF ||
 	    (l->mode == AUTH_MODE_AUTO && !required))
 		return (AFF_OK);
-	int ok = ratelimit_take(p->buckets, key, &l->rule, aff_mono_ms(), &st);
-	snprintf(v, sizeof(v), "%d", st.limit);
-	reply_md(d, "ratelimit-limit", v);
-	snprintf(v, sizeof(v), "%d", st.remaining);
-	reply_md(d, "ratelimit-remaining", v);
-	snprintf(v, sizeof(v), "%d", st.reset_s);
-	reply_md(d, "ratelimit-reset", v);
+	int ok = ratelimit_take_shared(p->buckets, v->shared, key, &l->rule,
+	    aff_mono_ms(), &st);
+	snprintf(val, sizeof(val), "%d", st.limit);
+	reply_md(d, "ratelimit-limit", val);
+	snprintf(val, sizeof(val), "%d", st.remaining);
+	reply_md(d, "ratelimit-remaining", val);
+	snprintf(val, sizeof(val), "%d", st.reset_s);
+	reply_md(d, "ratelimit-reset", val);
 	if (ok)
 		return (AFF_OK);
-	snprintf(v, sizeof(v), "%d", st.retry_s);
-	reply_md(d, "retry-after", v);
+	snprintf(val, sizeof(val), "%d", st.retry_s);
+	reply_md(d, "retry-after", val);
 	return (refuse(d, AFF_RESOURCE_EXHAUSTED,
 	    "too many calls %s: at most %d at once, %g a second; retry in %d s",
 	    who, l->rule.burst, l->rule.rate, st.retry_s));
@@ -313,7 +315,7 @@ limit_address(const struct auth_policy *p, const struct auth_view *v,
 		return (AFF_OK);
 	client_address(p, v, addr, sizeof(addr));
 	snprintf(key, sizeof(key), "a:%s", addr);
-	return (limit_take(p, &p->per_addr, required, d, key,
+	return (limit_take(p, v, &p->per_addr, required, d, key,
 	    "from this address"));
 }
 
@@ -360,7 +362,7 @@ auth_admit(const struct auth_policy *p, store *s, const struct auth_view *v,
 		    BEARER_REALM ", error=\"invalid_token\"", why));
 	}
 	snprintf(key, sizeof(key), "k:%lld", (long long)d->caller.key_id);
-	if (p != NULL && (rv = limit_take(p, &p->per_key, required, d, key,
+	if (p != NULL && (rv = limit_take(p, v, &p->per_key, required, d, key,
 	                      "with this API key")) != AFF_OK)
 		return (rv);
 	if (v->access == AUTH_ACCESS_ADMIN && d->caller.role != AUTH_ADMIN)

@@ -3,12 +3,14 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/rand.h>
 
 #include "aff_err.h"
+#include "aff_log.h"
 #include "aff_util.h"
 
 #define WAYS 4
@@ -25,6 +27,9 @@ struct ratelimit {
 	uint64_t seed;  /* random: a peer cannot aim keys at one set */
 	struct bucket *b;
 	pthread_mutex_t locks[LOCKS];
+	/* 1 while the shared store is failing: the threads agree on one
+	 * outage, so it is logged once, not once per thread or per call. */
+	atomic_int shared_down;
 };
 
 int
@@ -43,6 +48,7 @@ ratelimit_alloc(ratelimit **rp, size_t slots)
 		r->seed = (uint64_t)(uintptr_t)r ^ 0x9e3779b97f4a7c15ull;
 	for (int i = 0; i < LOCKS; i++)
 		pthread_mutex_init(&r->locks[i], NULL);
+	atomic_init(&r->shared_down, 0);
 	*rp = r;
 	return (AFF_OK);
 }
@@ -116,4 +122,33 @@ ratelimit_take(ratelimit *r, const char *key,
 		st->retry_s = 1;
 	pthread_mutex_unlock(lock);
 	return (ok);
+}
+
+int
+ratelimit_take_shared(ratelimit *r, const struct ratelimit_shared *sh,
+    const char *key, const struct ratelimit_rule *rule, int64_t now_ms,
+    struct ratelimit_state *st)
+{
+	int rv, was;
+
+	if (sh == NULL || sh->take == NULL)
+		return (ratelimit_take(r, key, rule, now_ms, st));
+	rv = sh->take(sh->arg, key, rule, st);
+	if (rv == RATELIMIT_SHARED_ALLOW || rv == RATELIMIT_SHARED_DENY) {
+		was = 1;
+		if (atomic_load_explicit(&r->shared_down, memory_order_relaxed) &&
+		    atomic_compare_exchange_strong(&r->shared_down, &was, 0))
+			aff_info("ratelimit: the shared buckets (redis) answer "
+			         "again: the limits hold across servers");
+		return (rv);
+	}
+	/* A thread still waiting to reconnect (SKIPPED) says nothing of the
+	 * outage: only a failure starts one, only an answer ends it. */
+	was = 0;
+	if (rv == RATELIMIT_SHARED_FAILED &&
+	    atomic_compare_exchange_strong(&r->shared_down, &was, 1))
+		aff_warn("ratelimit: the shared buckets (redis) are unavailable: "
+		         "each server limits on its own (this process's buckets) "
+		         "until redis answers again");
+	return (ratelimit_take(r, key, rule, now_ms, st));
 }
