@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 WERROR := $(if $(CI),ON,OFF)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build test faults run asan bench fuzz valgrind soak clean
+.PHONY: all deps build test faults run run-cluster asan bench fuzz valgrind soak clean
 
 all: build
 
@@ -29,6 +29,11 @@ faults: build
 
 run: build
 	scripts/run.sh $(BUILD_DIR)/bin
+
+# Two servers on one local PostgreSQL (kept in ./data-cluster across runs),
+# Redis, a bridge with both URLs and the workers: scripts/run_cluster.sh.
+run-cluster: build
+	scripts/run_cluster.sh $(BUILD_DIR)/bin
 
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
 # Every sanitized process (tests, and the servers, bridges and workers they
