@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 WERROR := $(if $(CI),ON,OFF)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build test faults run run-cluster asan bench fuzz valgrind soak clean
+.PHONY: all deps build test faults run run-cluster asan bench bench-cluster fuzz valgrind soak clean
 
 all: build
 
@@ -60,6 +60,12 @@ asan:
 # (civetweb, NNG echo) measured in the same run. BENCH_SECONDS=10 each.
 bench: build
 	tests/bench/bench.sh $(BUILD_DIR)/bin
+
+# Durable orders/s and cached reads/s with SQLite, PostgreSQL and one
+# server, PostgreSQL and two servers, beside the bare civetweb handler, in
+# one run (about 10 x BENCH_SECONDS + 30 s).
+bench-cluster: build
+	tests/bench/bench_cluster.sh $(BUILD_DIR)/bin
 
 # libFuzzer targets (tests/fuzz/), each FUZZ_SECONDS (60) from its seed
 # corpus, under AddressSanitizer + UndefinedBehaviorSanitizer. New inputs
