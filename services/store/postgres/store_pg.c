@@ -245,6 +245,27 @@ store_pg_run(pg_store *s, int d, int i, const struct pg_params *p,
 	    p != NULL ? p->v : NULL, p != NULL ? p->len : NULL,
 	    p != NULL ? p->fmt : NULL, 0);
 	st = PQresultStatus(r);
+	/*
+	 * The connection was found dead (the database restarted while this
+	 * handle was idle: every handler thread's connection is): outside a
+	 * transaction, a read or a BEGIN is sent again once on a new
+	 * connection, which changes nothing twice. A write alone is not
+	 * (it may have been applied before the reply was lost): it fails,
+	 * and the next call finds the new connection.
+	 */
+	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK &&
+	    PQstatus(s->conn) != CONNECTION_OK && s->depth == 0 &&
+	    !s->in_batch &&
+	    ((d == PQ_CORE && i == ST_BEGIN) ||
+	        strncmp(domains[d]->sql[i], "SELECT", 6) == 0)) {
+		PQclear(r);
+		if ((rv = pg_reconnect(s)) != AFF_OK)
+			return (rv);
+		r = PQexecPrepared(s->conn, name, p != NULL ? p->n : 0,
+		    p != NULL ? p->v : NULL, p != NULL ? p->len : NULL,
+		    p != NULL ? p->fmt : NULL, 0);
+		st = PQresultStatus(r);
+	}
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
 		if (res != NULL)
 			*res = r;
