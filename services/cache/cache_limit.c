@@ -80,6 +80,15 @@ limit_reply(const redisReply *r, struct cache_limit_state *st)
 	return (AFF_OK);
 }
 
+/* Whether rc failed because the other end closed it (not a timeout). */
+static int
+stale(const redisContext *rc)
+{
+	return (rc->err == REDIS_ERR_EOF ||
+	    (rc->err == REDIS_ERR_IO && strstr(rc->errstr, "reset") != NULL) ||
+	    (rc->err == REDIS_ERR_IO && strstr(rc->errstr, "pipe") != NULL));
+}
+
 int
 cache_limit_take(cache *c, const char *key, double rate, int burst,
     struct cache_limit_state *st, int *tried)
@@ -100,6 +109,17 @@ cache_limit_take(cache *c, const char *key, double rate, int burst,
 	snprintf(sburst, sizeof(sburst), "%d", burst);
 	r = redisCommand(rc, "EVALSHA %s 1 %s %s %s", limit_sha, key, srate,
 	    sburst);
+	/* Closed by Redis (it restarted while this thread was idle): one new
+	 * connection and one more try, so that each thread's stale
+	 * connection does not count as an outage. A timeout is not retried:
+	 * that would double the wait. */
+	if (r == NULL && stale(rc)) {
+		cache_drop(c);
+		if ((rc = cache_conn(c)) == NULL)
+			return (AFF_UNAVAILABLE);
+		r = redisCommand(rc, "EVALSHA %s 1 %s %s %s", limit_sha, key,
+		    srate, sburst);
+	}
 	/* Redis restarted or flushed its scripts: send the text once, which
 	 * also loads it for the next EVALSHA. */
 	if (r != NULL && r->type == REDIS_REPLY_ERROR &&
