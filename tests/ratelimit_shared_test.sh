@@ -71,13 +71,14 @@ start_redis || bail "redis-server starts"
 	>"$work/admin" 2>"$work/create.log" || bail "--create-admin-key"
 admin=$(cat "$work/admin")
 
-# start NAME [PRELOAD FAKETIME]: a server on the shared database and a
-# bridge in front of it; the bridge's port in port_NAME.
+# start NAME [PRELOAD FAKETIME [FLAGS...]]: a server on the shared
+# database and a bridge in front of it; the bridge's port in port_NAME.
 start() {
-	local n=$1 port
+	local n=$1 port pre=${2:-} ft=${3:-}
+	shift $(($# < 3 ? $# : 3))
 	port=$(free_port)
-	AFFILIATE_AUTH=on AFFILIATE_RATE_LIMIT=0.01/10 LD_PRELOAD=${2:-} \
-		FAKETIME=${3:-} "$BIN/affiliate-server" \
+	AFFILIATE_AUTH=on AFFILIATE_RATE_LIMIT=0.01/10 LD_PRELOAD=$pre \
+		FAKETIME=$ft "$BIN/affiliate-server" "$@" \
 		--listen "ipc://$work/rpc-$n.sock" --data-dir "$work/data" \
 		--redis "127.0.0.1:$redis_port" --jobs "ipc://$work/jobs-$n.sock" \
 		--results "ipc://$work/results-$n.sock" >"$work/server-$n.log" 2>&1 &
@@ -306,7 +307,17 @@ ca=$(call A "$editor3")
 cb=$(call B "$editor3")
 check "a key revoked in the database is refused by A and B at once ($ca $cb)" \
 	[ "$ca" = 401 -a "$cb" = 401 ]
-for n in A B; do
+# A third server with --rate-limit-shared off counts in its own memory:
+# editor 1's key, whose bucket in Redis is empty, gets its 10 there.
+start C "" "" --rate-limit-shared off || bail "server C starts"
+check "server C says its limits count in this process" \
+	grep -q "rate limits count in this process (AFFILIATE_RATE_LIMIT_SHARED=off)" \
+	"$work/server-C.log"
+codes=""
+for i in 1 2 3 4 5 6 7 8 9 10 11; do codes+="$(call C "$editor7") "; done
+check "and allows editor 1's key its own 10, then 429 ($codes)" \
+	[ "$codes" = "200 200 200 200 200 200 200 200 200 200 429 " ]
+for n in A B C; do
 	check "server $n logged no error" \
 		bash -c "! grep -E 'ERROR|sanitizer' '$work/server-$n.log'"
 done
