@@ -134,6 +134,25 @@ parse_limit_anon(void *dst, const char *v)
 
 /* A switch: 1, on, true, yes or 0, off, false, no. */
 static int
+parse_limit_shared(void *dst, const char *v)
+{
+	struct server_config *cfg = dst;
+
+	if (strcmp(v, "on") == 0 || strcmp(v, "1") == 0)
+		cfg->rate_limit_shared = 1;
+	else if (strcmp(v, "off") == 0 || strcmp(v, "0") == 0)
+		cfg->rate_limit_shared = 0;
+	else {
+		fprintf(stderr,
+		    "affiliate-server: --rate-limit-shared must be on or off, "
+		    "not '%s'\n",
+		    v);
+		return (-1);
+	}
+	return (0);
+}
+
+static int
 parse_require_ts(void *dst, const char *v)
 {
 	struct server_config *cfg = dst;
@@ -224,12 +243,17 @@ server_config_load(
 		    "on, off (auto)" },
 		{ "rate-limit", "AFFILIATE_RATE_LIMIT", AFF_OPT_CUSTOM, cfg, 0, 0, 0,
 		    parse_limit_key, "RATE[/BURST]",
-		    "calls a second per API key; auto = 50/100 where keys are "
-		    "required; off (auto)" },
+		    "calls a second per API key (0.1: one in 10 s); auto = "
+		    "50/100 where keys are required; off (auto)" },
 		{ "rate-limit-anon", "AFFILIATE_RATE_LIMIT_ANON", AFF_OPT_CUSTOM,
 		    cfg, 0, 0, 0, parse_limit_anon, "RATE[/BURST]",
 		    "calls a second per client address without a key (webhooks "
 		    "too); auto = 200/400 where keys are required; off (auto)" },
+		{ "rate-limit-shared", "AFFILIATE_RATE_LIMIT_SHARED",
+		    AFF_OPT_CUSTOM, cfg, 0, 0, 0, parse_limit_shared, "on|off",
+		    "count the rate limits in Redis, shared by every server on "
+		    "the database (a Redis round trip per limited call), or in "
+		    "this process only (on)" },
 		{ "trusted-bridges", "AFFILIATE_TRUSTED_BRIDGES", AFF_OPT_STRING,
 		    cfg->trusted_bridges, sizeof(cfg->trusted_bridges), 0, 0, NULL,
 		    "ADDRS",
@@ -280,6 +304,7 @@ server_config_load(
 	cfg->job_max_attempts = 5;
 	cfg->job_backoff_ms = 200;
 	snprintf(cfg->auth, sizeof(cfg->auth), "auto");
+	cfg->rate_limit_shared = 1;
 	snprintf(cfg->rate_limit, sizeof(cfg->rate_limit), "auto");
 	snprintf(cfg->rate_limit_anon, sizeof(cfg->rate_limit_anon), "auto");
 	return (aff_config_load("affiliate-server", opts,
@@ -530,8 +555,10 @@ server_auth_setup(server *s)
 		         "buckets while redis is down)",
 		    s->cfg.redis_host, s->cfg.redis_port);
 	else if (p->buckets != NULL)
-		aff_info("server: rate limits count in this process (redis is "
-		         "off): with several servers, each allows the full rate");
+		aff_info("server: rate limits count in this process (%s): with "
+		         "several servers, each allows the full rate",
+		    s->cfg.redis_host[0] != '\0' ? "AFFILIATE_RATE_LIMIT_SHARED=off"
+		                                : "redis is off");
 	switch (p->mode) {
 	case AUTH_MODE_ON:
 		aff_info("server: auth on: every call but health and signed "
@@ -642,7 +669,7 @@ server_start(const struct server_config *cfg, server **sp)
 	/* Create, migrate and seed once, before the threads open it. */
 	if ((rv = store_open(s->cfg.db_path, &first)) != AFF_OK)
 		goto failed_store;
-	if (s->cfg.redis_host[0] != '\0') {
+	if (s->cfg.redis_host[0] != '\0' && s->cfg.rate_limit_shared) {
 		const char *db_id;
 		int64_t version;
 		if ((rv = first->ops->catalog_version(first, &db_id, &version)) !=

@@ -171,6 +171,15 @@ cache_set(cache *c, const void *key, size_t keylen, const void *val, size_t len)
 	return (AFF_OK);
 }
 
+void
+cache_drop(cache *c)
+{
+	if (c->rc != NULL) {
+		redisFree(c->rc);
+		c->rc = NULL;
+	}
+}
+
 int
 cache_waiting(const cache *c)
 {

@@ -21,6 +21,11 @@ redisContext *cache_conn(cache *c);
  * waits for the backoff. */
 void cache_down(cache *c, const char *why);
 
+/* Drops the connection without marking Redis down: the next cache_conn
+ * connects at once. For a connection found closed by the other end (Redis
+ * restarted while this thread was idle), not for one that timed out. */
+void cache_drop(cache *c);
+
 /* Whether cache_conn would return NULL without trying: Redis is off, or
  * down and the backoff is not over. */
 int cache_waiting(const cache *c);

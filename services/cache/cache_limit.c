@@ -14,34 +14,40 @@
 /*
  * KEYS[1] the bucket; ARGV[1] rate (tokens a second), ARGV[2] burst.
  * Returns {allowed, whole tokens left, ms until full, ms until a token}.
- * The time is Redis's (TIME, in ms): a bucket two servers share is never
+ *
+ * The token bucket kept as one number (GCRA, the generic cell rate
+ * algorithm): the moment, in microseconds of Redis's clock, at which the
+ * bucket would be full again ("theoretical arrival time"). A call at now
+ * may go on when that moment, moved on by one token's time (step), is
+ * within the burst's time (tau) of now; a refused call writes nothing.
+ * The same answers as a bucket of tokens and a refill time, in one GET
+ * and one SET (measured: half the Redis time of HMGET + HSET + PEXPIRE).
+ *
+ * The time is Redis's (TIME): a bucket two servers share is never
  * refilled by the faster of their clocks. A clock that went back (Redis
- * restored on another host) refills nothing until it passes the stamp;
- * the bucket expires meanwhile anyway. Script effects replication (the
- * default from Redis 5; asked for on 3.2-4.x) lets TIME precede writes.
- * Numbers go back as integers: Redis truncates a Lua number.
+ * restored on another host) refuses until it passes the stored moment,
+ * at most the burst's time; the key expires 1 s after the bucket would be
+ * full, so an idle bucket costs nothing. Script effects replication (the
+ * default from Redis 5; asked for on 3.2-4.x) lets TIME precede the
+ * write. Numbers go back as integers: Redis truncates a Lua number.
  */
 static const char limit_script[] =
     "if redis.replicate_commands then redis.replicate_commands() end\n"
     "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "local rate = tonumber(ARGV[1])\n"
-    "local burst = tonumber(ARGV[2])\n"
-    "local b = redis.call('HMGET', KEYS[1], 'tk', 'ms')\n"
-    "local tk = tonumber(b[1])\n"
-    "local ms = tonumber(b[2])\n"
-    "if tk == nil or ms == nil then tk = burst; ms = now end\n"
-    "if now > ms then tk = tk + (now - ms) * rate / 1000; ms = now end\n"
-    "if tk > burst then tk = burst end\n"
-    "local ok = 0\n"
-    "if tk >= 1 then ok = 1; tk = tk - 1 end\n"
-    "redis.call('HSET', KEYS[1], 'tk', string.format('%.6f', tk),"
-    " 'ms', string.format('%d', ms))\n"
-    "redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)\n"
-    "local retry = 0\n"
-    "if ok == 0 then retry = math.ceil((1 - tk) * 1000 / rate) end\n"
-    "return {ok, math.floor(tk), math.ceil((burst - tk) * 1000 / rate),"
-    " retry}\n";
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local step = 1000000 / tonumber(ARGV[1])\n"
+    "local tau = step * tonumber(ARGV[2])\n"
+    "local tat = tonumber(redis.call('GET', KEYS[1])) or now\n"
+    "if tat < now then tat = now end\n"
+    "local new = tat + step\n"
+    "if new - tau > now then\n"
+    "  return {0, 0, math.ceil((tat - now) / 1000),"
+    " math.ceil((new - tau - now) / 1000)}\n"
+    "end\n"
+    "redis.call('SET', KEYS[1], new, 'PX',"
+    " math.ceil((new - now) / 1000) + 1000)\n"
+    "return {1, math.floor((now + tau - new) / step),"
+    " math.ceil((new - now) / 1000), 0}\n";
 
 /* The script's SHA-1 in hex, as EVALSHA names it; made once. */
 static char limit_sha[41];
@@ -80,6 +86,15 @@ limit_reply(const redisReply *r, struct cache_limit_state *st)
 	return (AFF_OK);
 }
 
+/* Whether rc failed because the other end closed it (not a timeout). */
+static int
+stale(const redisContext *rc)
+{
+	return (rc->err == REDIS_ERR_EOF ||
+	    (rc->err == REDIS_ERR_IO && strstr(rc->errstr, "reset") != NULL) ||
+	    (rc->err == REDIS_ERR_IO && strstr(rc->errstr, "pipe") != NULL));
+}
+
 int
 cache_limit_take(cache *c, const char *key, double rate, int burst,
     struct cache_limit_state *st, int *tried)
@@ -100,6 +115,17 @@ cache_limit_take(cache *c, const char *key, double rate, int burst,
 	snprintf(sburst, sizeof(sburst), "%d", burst);
 	r = redisCommand(rc, "EVALSHA %s 1 %s %s %s", limit_sha, key, srate,
 	    sburst);
+	/* Closed by Redis (it restarted while this thread was idle): one new
+	 * connection and one more try, so that each thread's stale
+	 * connection does not count as an outage. A timeout is not retried:
+	 * that would double the wait. */
+	if (r == NULL && stale(rc)) {
+		cache_drop(c);
+		if ((rc = cache_conn(c)) == NULL)
+			return (AFF_UNAVAILABLE);
+		r = redisCommand(rc, "EVALSHA %s 1 %s %s %s", limit_sha, key,
+		    srate, sburst);
+	}
 	/* Redis restarted or flushed its scripts: send the text once, which
 	 * also loads it for the next EVALSHA. */
 	if (r != NULL && r->type == REDIS_REPLY_ERROR &&

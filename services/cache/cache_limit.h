@@ -3,13 +3,13 @@
  * uses the same Redis: the rate limits hold across servers, not per
  * process.
  *
- * A bucket is a hash (tokens, last refill in ms) brought up to date and
- * taken from by one Lua script, so a take is atomic and one round trip
- * (EVALSHA; EVAL once after Redis lost its script cache: NOSCRIPT). The
- * script reads the time with Redis's TIME, never a host's clock, so
- * servers whose wall clocks disagree still share one bucket. An idle
- * bucket expires once it would be full again (a missing bucket is a full
- * one). The policy layer decides what a refusal means (ratelimit.h); this
+ * A bucket is one number in Redis (the moment it would be full again:
+ * GCRA, see cache_limit.c) read and moved on by one Lua script, so a take
+ * is atomic and one round trip (EVALSHA; EVAL once after Redis lost its
+ * script cache: NOSCRIPT). The script reads the time with Redis's TIME,
+ * never a host's clock, so servers whose wall clocks disagree still share
+ * one bucket. An idle bucket expires once it would be full again (a
+ * missing bucket is a full one). The policy layer decides what a refusal means (ratelimit.h); this
  * module only keeps the count.
  */
 #ifndef CACHE_LIMIT_H

@@ -2,6 +2,7 @@
 #include "auth.h"
 
 #include <arpa/inet.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,12 +32,37 @@ auth_mode_parse(const char *v, enum auth_mode *mode)
 	return (0);
 }
 
+/* A rate: digits with at most one '.', 0.001 to 1000000 (no sign,
+ * exponent, hex, inf or nan, which strtod alone would take). */
+static int
+rate_parse(const char *v, double *r)
+{
+	size_t dots = 0, digits = 0;
+	char *end;
+
+	for (const char *p = v; *p != '\0'; p++) {
+		if (*p == '.')
+			dots++;
+		else if (*p >= '0' && *p <= '9')
+			digits++;
+		else
+			return (-1);
+	}
+	if (digits == 0 || dots > 1)
+		return (-1);
+	*r = strtod(v, &end);
+	if (*end != '\0' || !(*r >= 0.001 && *r <= 1000000.0))
+		return (-1);
+	return (0);
+}
+
 int
 auth_limit_parse(const char *v, struct auth_limit *l)
 {
 	const char *slash = strchr(v, '/');
 	char rate[32];
-	int64_t r, b;
+	double r;
+	int64_t b;
 
 	if (auth_mode_parse(v, &l->mode) == 0 && l->mode != AUTH_MODE_ON)
 		return (0);
@@ -46,13 +72,16 @@ auth_limit_parse(const char *v, struct auth_limit *l)
 		return (-1);
 	memcpy(rate, v, (size_t)(slash - v));
 	rate[slash - v] = '\0';
-	if (aff_parse_int64(rate, 1, 1000000, &r) != AFF_OK)
+	if (rate_parse(rate, &r) != 0)
 		return (-1);
-	b = 2 * r;
+	/* A bucket holds at least one call, or nothing would ever pass. */
+	b = (int64_t)ceil(2 * r);
+	if (b < 1)
+		b = 1;
 	if (*slash == '/' && aff_parse_int64(slash + 1, 1, 1000000, &b) != AFF_OK)
 		return (-1);
 	l->mode = AUTH_MODE_ON;
-	l->rule.rate = (double)r;
+	l->rule.rate = r;
 	l->rule.burst = (int)b;
 	return (0);
 }

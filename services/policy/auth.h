@@ -141,8 +141,9 @@ int auth_key_create(store *s, int64_t editor_id, aff_arena *a,
 /* "auto", "on" or "off" into *mode; -1 when it is none of these. */
 int auth_mode_parse(const char *v, enum auth_mode *mode);
 
-/* "auto", "off" or RATE[/BURST] (calls a second; burst = 2 * rate when
- * not given) into l; -1 when malformed. */
+/* "auto", "off" or RATE[/BURST] (calls a second, 0.001 to 1000000, a
+ * fraction for less than one a second: 0.1 is one every 10 s; burst =
+ * 2 * rate, at least 1, when not given) into l; -1 when malformed. */
 int auth_limit_parse(const char *v, struct auth_limit *l);
 
 #endif /* AUTH_H */

@@ -72,7 +72,10 @@ struct ratelimit_shared {
  * not NULL and the store answers; in r's local bucket otherwise. Logs
  * once when the shared store starts failing (an outage: each server then
  * limits on its own) and once when it answers again, whichever thread
- * sees it first.
+ * sees it first. During an outage one call at a time asks the store
+ * again, after a backoff doubling from 100 ms to 5 s; the others go
+ * straight to the local buckets, so a stalled store costs a call its
+ * timeout only now and then.
  */
 int ratelimit_take_shared(ratelimit *r, const struct ratelimit_shared *sh,
     const char *key, const struct ratelimit_rule *rule, int64_t now_ms,
