@@ -282,8 +282,8 @@ aff_client_open(aff_client **cp, const struct aff_client_opts *opts)
 	n = opts->n_sockets > 0 ? opts->n_sockets : 1;
 	if (n > CLIENT_MAX_SOCKETS)
 		return (AFF_INVALID_ARGUMENT);
-	/* The caller says what is wrong with its list (it has the words of
-	 * its own flag); a CLI prints no log lines. */
+	/* The caller says what is wrong with its list, in the words of its
+	 * own flag (aff_client_url_list). */
 	if (aff_client_url_list(opts->url, urls, &n_urls, err, sizeof(err)) !=
 	    AFF_OK)
 		return (AFF_INVALID_ARGUMENT);
@@ -331,11 +331,14 @@ aff_client_open(aff_client **cp, const struct aff_client_opts *opts)
 		*cp = c;
 		return (AFF_OK);
 	}
+	/* All listed before any is dialled: a CLI's failed dial to one
+	 * server is not fatal when there are others (client_server_open);
+	 * aff_client_close closes whatever sockets each has open. */
+	c->n_servers = n_urls;
 	up = 0;
-	for (; c->n_servers < n_urls; c->n_servers++) {
-		struct client_server *s = &c->servers[c->n_servers];
+	for (int i = 0; i < n_urls; i++) {
+		struct client_server *s = &c->servers[i];
 		if ((rv = client_server_open(c, s, n, opts)) != AFF_OK) {
-			c->n_servers++; /* its opened sockets are closed too */
 			if (n_urls > 1)
 				aff_error("client: cannot use server address %s: %s",
 				    s->url, aff_strerror(rv));

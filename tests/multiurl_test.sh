@@ -133,6 +133,7 @@ extra=$(tail -n +$((lines + 1)) "$work/bridge.log" |
 echo "# the longest a read with a dead spent in the bridge beyond b: ${extra:-?} ms"
 check "none waited on the dead server (each under 50 ms beyond b's time)" [ "${extra:-999}" -lt 50 ]
 check "GET / answers 200" [ "$(get 1 /)" = "1 200" ]
+check "the CLI with the list answers from b" "$BIN/affiliate" --url "$rpc_a,$rpc_b" health
 check "the bridge said a is down" grep -q "client: server $rpc_a is down" "$work/bridge.log"
 for i in 11 12; do
 	printf '{"order_id":"M-%d","advertiser_id":2,"user_id":1,"amount":10.5,"commission":1.05}' "$i" >"$work/order.json"
