@@ -283,6 +283,8 @@ refused "worker: lists that do not pair up" "2 --jobs URLs but 1 --results URLs"
 	"$BIN/affiliate-worker" --jobs "$jobs_a,$jobs_b" --results "$results_a"
 refused "worker: fewer slots than servers" "concurrency 1 is less than the 2 servers" \
 	"$BIN/affiliate-worker" --jobs "$jobs_a,$jobs_b" --results "$results_a,$results_b" --concurrency 1
+refused "worker: a URL NNG cannot dial" "cannot use server nonsense://x / $results_b" \
+	"$BIN/affiliate-worker" --jobs "$jobs_a,nonsense://x" --results "$results_a,$results_b"
 refused "worker: an empty element" "an empty URL in the list" \
 	"$BIN/affiliate-worker" --jobs ",$jobs_b" --results "$results_a,$results_b"
 tap_done
