@@ -1,5 +1,6 @@
 /* aff_client.c - see aff_client.h. */
 #include "aff_client.h"
+#include "aff_client_pool.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,36 +18,11 @@
 #include "aff_sp.h"
 #include "aff_util.h"
 
-#define CLIENT_MAX_SOCKETS 64
-
-/* A down server's first retry comes after this, doubling per failure up
- * to the max: a restarting server is back within a second or two, and a
- * dead one costs one failed dial per 2 s. */
-#define CLIENT_BACKOFF_MIN_MS 100
-#define CLIENT_BACKOFF_MAX_MS 2000
 /* With several servers, a dial to one waits at most this: a host that
  * drops packets must not hold a call that another server can take. */
 #define CLIENT_PROBE_DIAL_MS 500
 /* A server that is starting gets this grace before a call fails. */
 #define CLIENT_GRACE_MS 100
-
-struct client_sock {
-	nng_socket sock;
-	atomic_int pipes; /* connections up right now */
-};
-
-/* One server of the client's list, and what the calls know of its
- * health. */
-struct client_server {
-	char url[AFF_CLIENT_URL_MAX];
-	struct client_sock socks[CLIENT_MAX_SOCKETS];
-	int n_socks;
-	int direct;               /* per-thread SP connections, no sockets */
-	atomic_uint next;         /* round-robin over its sockets */
-	atomic_llong down_until;  /* aff_mono_ms(); 0: up */
-	atomic_int backoff_ms;    /* the next down period */
-	atomic_llong down_since;  /* when it was last marked down */
-};
 
 /*
  * Each calling thread keeps its aio and, per server, one context per
@@ -55,7 +31,7 @@ struct client_server {
  * for the thread that closes the client, then).
  */
 struct client_tls_srv {
-	nng_ctx ctx[CLIENT_MAX_SOCKETS];
+	nng_ctx ctx[AFF_CLIENT_MAX_SOCKETS];
 	uint64_t open;   /* bit i: ctx[i] is open */
 	aff_sp_conn *sp; /* direct mode: this thread's connection */
 };
@@ -67,66 +43,12 @@ struct client_tls {
 };
 
 struct aff_client {
-	struct client_server *servers;
-	int n_servers;
-	atomic_uint next; /* round-robin cursor over the servers */
+	struct aff_client_pool pool; /* the servers and their health */
 	int timeout_ms;
 	size_t max_reply;
 	int direct;       /* every server is in direct mode */
 	pthread_key_t tls;
 };
-
-int
-aff_client_url_list(const char *list, char urls[][AFF_CLIENT_URL_MAX],
-    int *n, char *err, size_t errlen)
-{
-	const char *p = list, *e;
-
-	*n = 0;
-	if (list == NULL || list[0] == '\0') {
-		snprintf(err, errlen, "no server URL");
-		return (AFF_INVALID_ARGUMENT);
-	}
-	for (;; p = e + 1) {
-		size_t len;
-
-		e = strchr(p, ',');
-		len = e != NULL ? (size_t)(e - p) : strlen(p);
-		if (len == 0) {
-			snprintf(err, errlen,
-			    "an empty URL in the list \"%.200s\" (element %d)", list,
-			    *n + 1);
-			return (AFF_INVALID_ARGUMENT);
-		}
-		if (*n == AFF_CLIENT_MAX_URLS) {
-			snprintf(err, errlen, "more than %d URLs in the list",
-			    AFF_CLIENT_MAX_URLS);
-			return (AFF_INVALID_ARGUMENT);
-		}
-		if (len >= AFF_CLIENT_URL_MAX) {
-			snprintf(err, errlen, "URL %d of the list is longer than %d "
-			                      "bytes",
-			    *n + 1, AFF_CLIENT_URL_MAX - 1);
-			return (AFF_INVALID_ARGUMENT);
-		}
-		memcpy(urls[*n], p, len);
-		urls[*n][len] = '\0';
-		if (strpbrk(urls[*n], " \t\r\n") != NULL ||
-		    strstr(urls[*n], "://") == NULL ||
-		    strstr(urls[*n], "://") == urls[*n]) {
-			snprintf(err, errlen,
-			    "\"%.200s\" (URL %d of the list) is not an address "
-			    "such as tcp://HOST:PORT, ipc:///PATH or "
-			    "tls+tcp://HOST:PORT",
-			    urls[*n], *n + 1);
-			return (AFF_INVALID_ARGUMENT);
-		}
-		(*n)++;
-		if (e == NULL)
-			break;
-	}
-	return (AFF_OK);
-}
 
 static void
 client_tls_free(void *p)
@@ -137,7 +59,7 @@ client_tls_free(void *p)
 		return;
 	for (int s = 0; s < t->n; s++) {
 		aff_sp_close(t->srv[s].sp);
-		for (int i = 0; i < CLIENT_MAX_SOCKETS; i++)
+		for (int i = 0; i < AFF_CLIENT_MAX_SOCKETS; i++)
 			if (t->srv[s].open & ((uint64_t)1 << i))
 				nng_ctx_close(t->srv[s].ctx[i]);
 	}
@@ -152,10 +74,10 @@ client_tls(aff_client *c)
 	struct client_tls *t = pthread_getspecific(c->tls);
 
 	if (t == NULL) {
-		if ((t = calloc(1, sizeof(*t) + (size_t)c->n_servers *
+		if ((t = calloc(1, sizeof(*t) + (size_t)c->pool.n *
 		             sizeof(t->srv[0]))) == NULL)
 			return (NULL);
-		t->n = c->n_servers;
+		t->n = c->pool.n;
 		if (!c->direct && nng_aio_alloc(&t->aio, NULL, NULL) != 0) {
 			free(t);
 			return (NULL);
@@ -177,7 +99,7 @@ client_tls_get(aff_client *c, int s, int i, nng_aio **aio, nng_ctx *ctx)
 		return (AFF_RESOURCE_EXHAUSTED);
 	ts = &t->srv[s];
 	if (!(ts->open & ((uint64_t)1 << i))) {
-		if (nng_ctx_open(&ts->ctx[i], c->servers[s].socks[i].sock) != 0)
+		if (nng_ctx_open(&ts->ctx[i], c->pool.servers[s].socks[i].sock) != 0)
 			return (AFF_UNAVAILABLE);
 		nng_ctx_set_ms(
 		    ts->ctx[i], NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
@@ -191,7 +113,7 @@ client_tls_get(aff_client *c, int s, int i, nng_aio **aio, nng_ctx *ctx)
 static void
 client_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
-	struct client_sock *cs = arg;
+	struct aff_client_sock *cs = arg;
 
 	(void)p;
 	if (ev == NNG_PIPE_EV_ADD_POST)
@@ -213,7 +135,7 @@ tls_given(const struct aff_tls_files *f)
 /* Opens one REQ socket of the client and dials url. flags: 0 waits for
  * the connection, NNG_FLAG_NONBLOCK dials in the background. */
 static int
-client_socket_open(struct client_sock *cs, const char *url,
+client_socket_open(struct aff_client_sock *cs, const char *url,
     const struct aff_client_opts *opts, int flags)
 {
 	nng_socket *sock = &cs->sock;
@@ -244,25 +166,23 @@ client_socket_open(struct client_sock *cs, const char *url,
 	return (AFF_OK);
 }
 
-static void client_down(aff_client *c, struct client_server *s);
-
 /*
  * Opens server s's sockets. A client that waits for its connection (a
  * CLI) and has other servers does not fail on this one: its sockets dial
  * in the background and it starts down.
  */
 static int
-client_server_open(aff_client *c, struct client_server *s, int n_socks,
+client_server_open(aff_client *c, struct aff_client_srv *s, int n_socks,
     const struct aff_client_opts *opts)
 {
 	int flags = opts->wait_connected ? 0 : NNG_FLAG_NONBLOCK, rv;
 
 	for (; s->n_socks < n_socks; s->n_socks++) {
-		struct client_sock *cs = &s->socks[s->n_socks];
+		struct aff_client_sock *cs = &s->socks[s->n_socks];
 		atomic_init(&cs->pipes, 0);
 		rv = client_socket_open(cs, s->url, opts, flags);
-		if (rv == AFF_UNAVAILABLE && flags == 0 && c->n_servers > 1) {
-			client_down(c, s);
+		if (rv == AFF_UNAVAILABLE && flags == 0 && c->pool.n > 1) {
+			aff_client_pool_down(&c->pool, s);
 			flags = NNG_FLAG_NONBLOCK;
 			rv = client_socket_open(cs, s->url, opts, flags);
 		}
@@ -280,45 +200,39 @@ aff_client_open(aff_client **cp, const struct aff_client_opts *opts)
 	int rv, n, n_urls, up;
 
 	n = opts->n_sockets > 0 ? opts->n_sockets : 1;
-	if (n > CLIENT_MAX_SOCKETS)
+	if (n > AFF_CLIENT_MAX_SOCKETS)
 		return (AFF_INVALID_ARGUMENT);
-	/* The caller says what is wrong with its list (it has the words of
-	 * its own flag); a CLI prints no log lines. */
+	/* The caller says what is wrong with its list, in the words of its
+	 * own flag (aff_client_url_list). */
 	if (aff_client_url_list(opts->url, urls, &n_urls, err, sizeof(err)) !=
 	    AFF_OK)
 		return (AFF_INVALID_ARGUMENT);
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);
-	if ((c->servers = calloc((size_t)n_urls, sizeof(*c->servers))) == NULL) {
+	if ((c->pool.servers = calloc((size_t)n_urls, sizeof(*c->pool.servers))) == NULL) {
 		free(c);
 		return (AFF_RESOURCE_EXHAUSTED);
 	}
 	if (pthread_key_create(&c->tls, client_tls_free) != 0) {
-		free(c->servers);
+		free(c->pool.servers);
 		free(c);
 		return (AFF_RESOURCE_EXHAUSTED);
 	}
 	c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 5000;
 	c->max_reply = opts->max_reply > 0 ? opts->max_reply : (size_t)16 << 20;
 	c->direct = opts->direct != 0;
-	atomic_init(&c->next, 0);
-	for (int i = 0; i < n_urls; i++) {
-		struct client_server *s = &c->servers[i];
-		snprintf(s->url, sizeof(s->url), "%s", urls[i]);
-		atomic_init(&s->next, 0);
-		atomic_init(&s->down_until, 0);
-		atomic_init(&s->backoff_ms, CLIENT_BACKOFF_MIN_MS);
-		atomic_init(&s->down_since, 0);
-	}
+	atomic_init(&c->pool.next, 0);
+	for (int i = 0; i < n_urls; i++)
+		aff_client_pool_srv_init(&c->pool.servers[i], urls[i]);
 	if (opts->direct) {
 		/* aff_sp speaks no TLS: tls+tcp:// goes through NNG sockets. */
 		if (tls_given(opts->tls))
 			aff_error("client: TLS files are given but %s is not "
 			          "tls+tcp://",
 			    opts->url);
-		c->n_servers = n_urls;
+		c->pool.n = n_urls;
 		for (int i = 0; i < n_urls; i++) {
-			c->servers[i].direct = 1;
+			c->pool.servers[i].direct = 1;
 			if (!aff_sp_supported(urls[i]) || tls_given(opts->tls)) {
 				if (n_urls > 1)
 					aff_error("client: %s cannot be dialled "
@@ -331,11 +245,14 @@ aff_client_open(aff_client **cp, const struct aff_client_opts *opts)
 		*cp = c;
 		return (AFF_OK);
 	}
+	/* All listed before any is dialled: a CLI's failed dial to one
+	 * server is not fatal when there are others (client_server_open);
+	 * aff_client_close closes whatever sockets each has open. */
+	c->pool.n = n_urls;
 	up = 0;
-	for (; c->n_servers < n_urls; c->n_servers++) {
-		struct client_server *s = &c->servers[c->n_servers];
+	for (int i = 0; i < n_urls; i++) {
+		struct aff_client_srv *s = &c->pool.servers[i];
 		if ((rv = client_server_open(c, s, n, opts)) != AFF_OK) {
-			c->n_servers++; /* its opened sockets are closed too */
 			if (n_urls > 1)
 				aff_error("client: cannot use server address %s: %s",
 				    s->url, aff_strerror(rv));
@@ -359,148 +276,11 @@ aff_client_close(aff_client *c)
 		return;
 	client_tls_free(pthread_getspecific(c->tls));
 	pthread_key_delete(c->tls);
-	for (int s = 0; s < c->n_servers; s++)
-		for (int i = 0; i < c->servers[s].n_socks; i++)
-			nng_close(c->servers[s].socks[i].sock);
-	free(c->servers);
+	for (int s = 0; s < c->pool.n; s++)
+		for (int i = 0; i < c->pool.servers[s].n_socks; i++)
+			nng_close(c->pool.servers[s].socks[i].sock);
+	free(c->pool.servers);
 	free(c);
-}
-
-/*
- * Marks s down for its backoff, doubling the next one. Only a client with
- * other servers skips a down one: with one URL every call tries it, as
- * before.
- */
-static void
-client_down(aff_client *c, struct client_server *s)
-{
-	int backoff = atomic_load(&s->backoff_ms);
-	int64_t now = aff_mono_ms();
-	long long was = atomic_load(&s->down_until);
-
-	/* Many calls see the same failure at once: the backoff doubles once
-	 * per period, not once per call. Races between threads only make
-	 * it a little longer or shorter. */
-	if (was != 0 && now < atomic_load(&s->down_since) + backoff / 2)
-		return;
-	atomic_store(&s->down_since, now);
-	atomic_store(&s->down_until, now + backoff);
-	atomic_store(&s->backoff_ms, backoff * 2 > CLIENT_BACKOFF_MAX_MS
-	        ? CLIENT_BACKOFF_MAX_MS
-	        : backoff * 2);
-	if (was == 0 && c->n_servers > 1)
-		aff_warn("client: server %s is down; calls go to the others, "
-		         "and it is tried again after a backoff",
-		    s->url);
-}
-
-/* s answered: it is up again, with its backoff reset. */
-static void
-client_up(aff_client *c, struct client_server *s)
-{
-	if (atomic_load(&s->down_until) == 0)
-		return;
-	if (atomic_exchange(&s->down_until, 0) != 0 && c->n_servers > 1)
-		aff_info("client: server %s answers again", s->url);
-	atomic_store(&s->backoff_ms, CLIENT_BACKOFF_MIN_MS);
-}
-
-/* Whether s has an NNG connection up (always "maybe" in direct mode, where
- * each thread has its own). */
-static int
-client_connected(const struct client_server *s)
-{
-	if (s->direct)
-		return (1);
-	for (int i = 0; i < s->n_socks; i++)
-		if (atomic_load(&s->socks[i].pipes) > 0)
-			return (1);
-	return (0);
-}
-
-/*
- * Whether this call may use s now: connected and not marked down. A down
- * server whose backoff has run out is given to one call (the one that
- * moves its down_until on by a backoff), the probe; the others keep
- * skipping it until the probe succeeds.
- */
-static int
-client_usable(struct client_server *s, int64_t now)
-{
-	long long until = atomic_load(&s->down_until);
-
-	if (!client_connected(s))
-		return (0);
-	if (until == 0)
-		return (1);
-	if (now < until)
-		return (0);
-	return (atomic_compare_exchange_strong(&s->down_until, &until,
-	    now + atomic_load(&s->backoff_ms)));
-}
-
-/*
- * The next server for this call, round-robin: one that is usable and not
- * tried yet, else (every usable one tried or none usable) one not tried
- * yet whatever its mark, so that a call is never refused while a server
- * it did not try might answer. -1 when all were tried.
- */
-static int
-client_pick_server(aff_client *c, uint32_t tried)
-{
-	unsigned start;
-	int64_t now;
-
-	if (c->n_servers == 1)
-		return ((tried & 1) ? -1 : 0);
-	start = atomic_fetch_add(&c->next, 1);
-	now = aff_mono_ms();
-	for (int i = 0; i < c->n_servers; i++) {
-		int k = (int)((start + (unsigned)i) % (unsigned)c->n_servers);
-		if (!(tried & (1u << k)) && client_usable(&c->servers[k], now))
-			return (k);
-	}
-	for (int i = 0; i < c->n_servers; i++) {
-		int k = (int)((start + (unsigned)i) % (unsigned)c->n_servers);
-		if (!(tried & (1u << k)))
-			return (k);
-	}
-	return (-1);
-}
-
-/* The next socket of s, round-robin, that has a connection; NULL when
- * none. */
-static struct client_sock *
-client_pick(struct client_server *s)
-{
-	unsigned start = atomic_fetch_add(&s->next, 1);
-
-	for (int i = 0; i < s->n_socks; i++) {
-		struct client_sock *cs =
-		    &s->socks[(start + (unsigned)i) % (unsigned)s->n_socks];
-		if (atomic_load(&cs->pipes) > 0)
-			return (cs);
-	}
-	return (NULL);
-}
-
-/*
- * A dial completes a moment before its pipe is announced, and a bridge
- * starts before the server: give a missing connection a short grace instead
- * of failing the first calls.
- */
-static struct client_sock *
-client_wait_pipe(struct client_server *s, int grace_ms)
-{
-	struct timespec ts = { 0, 2 * 1000 * 1000 };
-	struct client_sock *cs;
-
-	for (int waited = 0; (cs = client_pick(s)) == NULL; waited += 2) {
-		if (waited >= grace_ms)
-			return (NULL);
-		nanosleep(&ts, NULL);
-	}
-	return (cs);
 }
 
 static int
@@ -632,14 +412,14 @@ client_reply(struct aff_call_result *res, const void *data, size_t len)
  * the grace when none does).
  */
 static int
-client_direct_conn(aff_client *c, struct client_server *s,
+client_direct_conn(aff_client *c, struct aff_client_srv *s,
     struct client_tls_srv *ts, int64_t deadline)
 {
 	struct timespec ts5 = { 0, 5 * 1000 * 1000 };
 	int64_t grace = aff_mono_ms() + CLIENT_GRACE_MS;
 	int rv;
 
-	if (c->n_servers > 1) {
+	if (c->pool.n > 1) {
 		int64_t probe = aff_mono_ms() + CLIENT_PROBE_DIAL_MS;
 		return (aff_sp_dial(s->url, probe < deadline ? probe : deadline,
 		    &ts->sp));
@@ -666,7 +446,7 @@ static int
 client_try_direct(aff_client *c, int k, nng_msg *m, int64_t deadline,
     void **rep, size_t *rlen, int *sent)
 {
-	struct client_server *s = &c->servers[k];
+	struct aff_client_srv *s = &c->pool.servers[k];
 	struct client_tls *t;
 	struct client_tls_srv *ts;
 	int rv = AFF_UNAVAILABLE;
@@ -710,18 +490,18 @@ static int
 client_try_nng(aff_client *c, int k, nng_msg *m, int64_t deadline,
     nng_msg **reply, int *sent)
 {
-	struct client_server *s = &c->servers[k];
-	struct client_sock *cs;
+	struct aff_client_srv *s = &c->pool.servers[k];
+	struct aff_client_sock *cs;
 	int64_t left = deadline - aff_mono_ms();
 	nng_ctx ctx;
 	nng_aio *aio;
 	int rv;
 
 	*sent = 0;
-	cs = c->n_servers == 1
-	    ? client_wait_pipe(s, left < CLIENT_GRACE_MS ? (int)left
+	cs = c->pool.n == 1
+	    ? aff_client_pool_wait_sock(s, left < CLIENT_GRACE_MS ? (int)left
 	                                                 : CLIENT_GRACE_MS)
-	    : client_pick(s);
+	    : aff_client_pool_sock(s);
 	if (cs == NULL) {
 		nng_msg_free(m);
 		return (AFF_UNAVAILABLE);
@@ -835,11 +615,11 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 
 		if (left <= 0)
 			break;
-		if ((k = client_pick_server(c, tried)) < 0) {
+		if ((k = aff_client_pool_pick(&c->pool, tried)) < 0) {
 			/* Every server was tried and none had it: servers
 			 * that are starting get a short grace, as one does
-			 * (client_direct_conn, client_wait_pipe). */
-			if (c->n_servers == 1 || any_sent ||
+			 * (client_direct_conn, aff_client_pool_wait_sock). */
+			if (c->pool.n == 1 || any_sent ||
 			    now - t0 >= CLIENT_GRACE_MS)
 				break;
 			nanosleep(&ts5, NULL);
@@ -851,7 +631,7 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 		if ((rv = client_request_msg(service, method, payload, len,
 		         request_id, left, opts, &m)) != AFF_OK)
 			return (result_set(res, rv, "cannot build the request"));
-		if (c->servers[k].direct) {
+		if (c->pool.servers[k].direct) {
 			rv = client_try_direct(c, k, m, deadline, &rep, &rlen, &sent);
 			nng_msg_free(m);
 		} else
@@ -865,13 +645,13 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 				rv = client_reply(res, rep, rlen);
 				free(rep);
 			}
-			if (c->n_servers > 1 && client_refused_stopping(res)) {
+			if (c->pool.n > 1 && client_refused_stopping(res)) {
 				/* Not run there: any call may go elsewhere. */
-				client_down(c, &c->servers[k]);
+				aff_client_pool_down(&c->pool, &c->pool.servers[k]);
 				aff_call_result_fini(res);
 				continue;
 			}
-			client_up(c, &c->servers[k]);
+			aff_client_pool_up(&c->pool, &c->pool.servers[k]);
 			return (rv);
 		}
 		if (rv == AFF_RESOURCE_EXHAUSTED && !sent)
@@ -881,15 +661,15 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 			 * server that answers nothing in a whole deadline is
 			 * skipped for a backoff rather than given every other
 			 * call to sit on (a hung host, a stopped process). */
-			if (c->n_servers > 1)
-				client_down(c, &c->servers[k]);
+			if (c->pool.n > 1)
+				aff_client_pool_down(&c->pool, &c->pool.servers[k]);
 			break;
 		}
 		if (rv != AFF_UNAVAILABLE && rv != AFF_INVALID_ARGUMENT &&
 		    rv != AFF_DEADLINE_EXCEEDED)
 			break; /* a broken reply: not retried */
-		if (c->n_servers > 1)
-			client_down(c, &c->servers[k]);
+		if (c->pool.n > 1)
+			aff_client_pool_down(&c->pool, &c->pool.servers[k]);
 		any_sent |= sent;
 		if (sent && !client_call_repeatable(method, opts))
 			break;

@@ -124,15 +124,19 @@ check "a killed: 20 reads still all answer 200" [ "$out" = "20 200" ]
 check "all from b" [ $(($(calls b ListAdvertisers) - nb0)) = 20 ]
 # What each call spent in the bridge beyond its time in server b (both
 # logs name it by its request id): the wait, if any, on the dead server.
-# (On a loaded host a call may wait in b's queue: that is b's time.)
+# (On a loaded host a call may wait in b's queue: that is b's time.) A
+# wait on a down server would be a dial bounded at 500 ms or the 100 ms
+# grace per round; under 400 ms leaves room for a host whose load average
+# is ten times its cores (144 ms seen) and still catches a dial's wait.
 extra=$(tail -n +$((lines + 1)) "$work/bridge.log" |
 	sed -n 's/.* req=\([0-9a-f]*\) http GET .* \([0-9]*\)ms .*/\1 \2/p' | while read -r rid ms; do
 		sms=$(sed -n "s/.* req=$rid rpc .* \([0-9]*\)ms.*/\1/p" "$work/server-b.log" | tail -1)
 		echo $((ms - ${sms:-0}))
 	done | sort -n | tail -1)
 echo "# the longest a read with a dead spent in the bridge beyond b: ${extra:-?} ms"
-check "none waited on the dead server (each under 50 ms beyond b's time)" [ "${extra:-999}" -lt 50 ]
+check "none waited on the dead server (each under 400 ms beyond b's time)" [ "${extra:-999}" -lt 400 ]
 check "GET / answers 200" [ "$(get 1 /)" = "1 200" ]
+check "the CLI with the list answers from b" "$BIN/affiliate" --url "$rpc_a,$rpc_b" health
 check "the bridge said a is down" grep -q "client: server $rpc_a is down" "$work/bridge.log"
 for i in 11 12; do
 	printf '{"order_id":"M-%d","advertiser_id":2,"user_id":1,"amount":10.5,"commission":1.05}' "$i" >"$work/order.json"
@@ -282,6 +286,8 @@ refused "worker: lists that do not pair up" "2 --jobs URLs but 1 --results URLs"
 	"$BIN/affiliate-worker" --jobs "$jobs_a,$jobs_b" --results "$results_a"
 refused "worker: fewer slots than servers" "concurrency 1 is less than the 2 servers" \
 	"$BIN/affiliate-worker" --jobs "$jobs_a,$jobs_b" --results "$results_a,$results_b" --concurrency 1
+refused "worker: a URL NNG cannot dial" "cannot use server nonsense://x / $results_b" \
+	"$BIN/affiliate-worker" --jobs "$jobs_a,nonsense://x" --results "$results_a,$results_b"
 refused "worker: an empty element" "an empty URL in the list" \
 	"$BIN/affiliate-worker" --jobs ",$jobs_b" --results "$results_a,$results_b"
 tap_done
