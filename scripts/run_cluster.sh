@@ -88,7 +88,10 @@ fi
 export AFFILIATE_WEBHOOK_SECRET=${AFFILIATE_WEBHOOK_SECRET:-$(sed -n 's/^webhook=//p' "$dir/secrets")}
 export AFFILIATE_WORKER_SECRET=${AFFILIATE_WORKER_SECRET:-$(sed -n 's/^worker=//p' "$dir/secrets")}
 
+# stop [STATUS]: everything this script started, then exit STATUS (0):
+# a start that failed (die) keeps its 1.
 stop() {
+	local rc=${1:-0}
 	trap - INT TERM EXIT
 	echo "run-cluster: stopping"
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
@@ -99,9 +102,10 @@ stop() {
 	[ -z "$pg_pid" ] || kill -INT "$pg_pid" 2>/dev/null
 	wait
 	echo "run-cluster: stopped; the data stays in $dir"
-	exit 0
+	exit "$rc"
 }
-trap stop INT TERM EXIT
+trap 'stop 0' INT TERM
+trap 'stop $?' EXIT
 
 # ---- PostgreSQL: initdb the first time, then the same cluster again.
 if [ ! -s "$dir/pg/data/PG_VERSION" ]; then
