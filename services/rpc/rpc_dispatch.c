@@ -565,6 +565,7 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 			.peer = gate_peer,
 			.peer_arg = &env->pipe,
 			.store = call->store,
+			.cache = env->cache,
 		};
 		memset(&gr, 0, sizeof(gr));
 		(void)env->gate.admit(env->gate.opaque, &gv, &gr);
