@@ -251,6 +251,27 @@ kill -TERM "$worker_pid"
 wait "$worker_pid"
 check "the worker stops on SIGTERM with exit 0" [ $? = 0 ]
 
+# A result whose server has gone goes to one that is connected: a's job
+# is in hand (a 1.5 s review) when a is killed, and the result reaches b
+# (which, on its own database, knows no such delivery and says so; with
+# one database it would apply it).
+"$BIN/affiliate-worker" --jobs "$jobs_a,$jobs_b" --results "$results_a,$results_b" \
+	--concurrency 2 --review-delay 1500 >"$work/worker2.log" 2>&1 &
+worker_pid=$!
+pids+=($worker_pid)
+check "a second worker starts" wait_for "$work/worker2.log" "worker: ready"
+"$BIN/affiliate" --url "$rpc_a" applications apply --advertiser "$adv_p" --editor 1 >"$work/apply-a2" 2>&1
+check "another application made on server a" grep -q '"status": "pending"' "$work/apply-a2"
+sleep 0.7
+kill -9 "${server_pid[a]}"
+wait "${server_pid[a]}" 2>/dev/null
+worker_name=$(sed -n 's/.*worker: \([^ ]*\) asking .*/\1/p' "$work/worker2.log")
+check "its result went to b once a was gone" \
+	wait_for "$work/server-b.log" "result for job [0-9]* .*$worker_name"
+kill -TERM "$worker_pid"
+wait "$worker_pid"
+check "that worker stops on SIGTERM with exit 0" [ $? = 0 ]
+
 # Both gone: GET / answers 503.
 kill -9 "${server_pid[a]}" "${server_pid[b]}"
 wait "${server_pid[a]}" "${server_pid[b]}" 2>/dev/null
