@@ -175,18 +175,22 @@ check "spread over both again" [ $(($(calls a ListAdvertisers) - na0)) -ge 5 ] &
 # of each goes to a and waits there, and a is killed: the read goes on to
 # b (200); an Apply goes to b only from the bridge told the servers share
 # a database (202), the other answers 503 (a might have applied it).
-start_bridge() { # start_bridge NAME ARGS...: prints its port
-	local name=$1 port
+start_bridge() { # start_bridge NAME ARGS...: its port in $bport (not in
+	# a $(...) subshell, so that cleanup knows its pid)
+	local name=$1
 	shift
-	port=$(free_port)
-	"$BIN/affiliate-bridge" --listen "127.0.0.1:$port" --server "$rpc_a,$rpc_b" \
+	bport=$(free_port)
+	"$BIN/affiliate-bridge" --listen "127.0.0.1:$bport" --server "$rpc_a,$rpc_b" \
 		--threads 1 "$@" >"$work/bridge-$name.log" 2>&1 &
 	pids+=($!)
-	wait_for "$work/bridge-$name.log" "bridge: ready" && echo "$port"
+	wait_for "$work/bridge-$name.log" "bridge: ready"
 }
-port_r=$(start_bridge reads)
-port_p=$(start_bridge plain)
-port_s=$(start_bridge shared --shared-db 1)
+start_bridge reads
+port_r=$bport
+start_bridge plain
+port_p=$bport
+start_bridge shared --shared-db 1
+port_s=$bport
 for port in $port_r $port_p $port_s; do
 	curl -s -o /dev/null "http://127.0.0.1:$port/advertisers?limit=1"
 	curl -s -o /dev/null "http://127.0.0.1:$port/advertisers?limit=1"
