@@ -175,18 +175,22 @@ check "spread over both again" [ $(($(calls a ListAdvertisers) - na0)) -ge 5 ] &
 # of each goes to a and waits there, and a is killed: the read goes on to
 # b (200); an Apply goes to b only from the bridge told the servers share
 # a database (202), the other answers 503 (a might have applied it).
-start_bridge() { # start_bridge NAME ARGS...: prints its port
-	local name=$1 port
+start_bridge() { # start_bridge NAME ARGS...: its port in $bport (not in
+	# a $(...) subshell, so that cleanup knows its pid)
+	local name=$1
 	shift
-	port=$(free_port)
-	"$BIN/affiliate-bridge" --listen "127.0.0.1:$port" --server "$rpc_a,$rpc_b" \
+	bport=$(free_port)
+	"$BIN/affiliate-bridge" --listen "127.0.0.1:$bport" --server "$rpc_a,$rpc_b" \
 		--threads 1 "$@" >"$work/bridge-$name.log" 2>&1 &
 	pids+=($!)
-	wait_for "$work/bridge-$name.log" "bridge: ready" && echo "$port"
+	wait_for "$work/bridge-$name.log" "bridge: ready"
 }
-port_r=$(start_bridge reads)
-port_p=$(start_bridge plain)
-port_s=$(start_bridge shared --shared-db 1)
+start_bridge reads
+port_r=$bport
+start_bridge plain
+port_p=$bport
+start_bridge shared --shared-db 1
+port_s=$bport
 for port in $port_r $port_p $port_s; do
 	curl -s -o /dev/null "http://127.0.0.1:$port/advertisers?limit=1"
 	curl -s -o /dev/null "http://127.0.0.1:$port/advertisers?limit=1"
@@ -250,6 +254,27 @@ check "and server b's" approved b
 kill -TERM "$worker_pid"
 wait "$worker_pid"
 check "the worker stops on SIGTERM with exit 0" [ $? = 0 ]
+
+# A result whose server has gone goes to one that is connected: a's job
+# is in hand (a 1.5 s review) when a is killed, and the result reaches b
+# (which, on its own database, knows no such delivery and says so; with
+# one database it would apply it).
+"$BIN/affiliate-worker" --jobs "$jobs_a,$jobs_b" --results "$results_a,$results_b" \
+	--concurrency 2 --review-delay 1500 >"$work/worker2.log" 2>&1 &
+worker_pid=$!
+pids+=($worker_pid)
+check "a second worker starts" wait_for "$work/worker2.log" "worker: ready"
+"$BIN/affiliate" --url "$rpc_a" applications apply --advertiser "$adv_p" --editor 1 >"$work/apply-a2" 2>&1
+check "another application made on server a" grep -q '"status": "pending"' "$work/apply-a2"
+sleep 0.7
+kill -9 "${server_pid[a]}"
+wait "${server_pid[a]}" 2>/dev/null
+worker_name=$(sed -n 's/.*worker: \([^ ]*\) asking .*/\1/p' "$work/worker2.log")
+check "its result went to b once a was gone" \
+	wait_for "$work/server-b.log" "result for job [0-9]* .*$worker_name"
+kill -TERM "$worker_pid"
+wait "$worker_pid"
+check "that worker stops on SIGTERM with exit 0" [ $? = 0 ]
 
 # Both gone: GET / answers 503.
 kill -9 "${server_pid[a]}" "${server_pid[b]}"

@@ -445,7 +445,8 @@ checks_logged(const char *path)
 	char *text = tu_read_file(path), *p;
 	int n = 0;
 
-	assert_non_null(text);
+	if (text == NULL) /* not made yet: a server just spawned */
+		return (0);
 	for (p = text; (p = strstr(p, "HealthService/Check")) != NULL; p++)
 		n++;
 	free(text);
