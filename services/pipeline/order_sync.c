@@ -53,7 +53,11 @@ sync_pass(order_sync *os)
 	if (cache_orders_gen(os->c, ns, &shown) != AFF_OK)
 		return;
 	if (shown != recorded) {
-		if (os->s->ops->orders_cache_reset(os->s) != AFF_OK)
+		/* Refused (AFF_ABORTED) when another server's batch was
+		 * recorded between the two reads: its write to Redis was
+		 * what looked ahead. The next pass judges again. */
+		if (os->s->ops->orders_cache_reset(os->s, copy, recorded) !=
+		    AFF_OK)
 			return;
 		aff_info("orders: the Redis copy %s shows generation %lld where "
 		         "the database recorded %lld (Redis lost data, or the "

@@ -259,10 +259,17 @@ struct store_ops {
 	 * call on s) and *gen the generation it must show to be trusted. */
 	int (*orders_all_cached)(store *s, const char **copy, int64_t *gen);
 
-	/* The Redis copy cannot be trusted (lost, rolled back, or of another
+	/*
+	 * The Redis copy cannot be trusted (lost, rolled back, or of another
 	 * history): every order is to be written again, into a new copy (a
-	 * new random copy id, generation 0). */
-	int (*orders_cache_reset)(store *s);
+	 * new random copy id, generation 0). Only when the database still
+	 * records copy at generation gen, the view the caller judged (from
+	 * orders_all_cached); else AFF_ABORTED and nothing changes: another
+	 * server's sync recorded a batch (or started a new copy) since, so
+	 * a copy that looked ahead of the database was only that batch
+	 * between its write to Redis and its record here. Judge again.
+	 */
+	int (*orders_cache_reset)(store *s, const char *copy, int64_t gen);
 
 	/*
 	 * API keys. key_create stores an editor key (editor_id > 0) or an

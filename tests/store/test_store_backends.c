@@ -704,7 +704,13 @@ test_the_redis_copy_bookkeeping(void **state)
 	assert_int_equal(OPS->orders_all_cached(f->s, &copy, &gen), AFF_OK);
 	assert_int_equal(gen, 2);
 	assert_string_equal(copy, copy1);
-	assert_int_equal(OPS->orders_cache_reset(f->s), AFF_OK);
+	/* A reset judged on a view that moved on is refused. */
+	assert_int_equal(OPS->orders_cache_reset(f->s, copy1, 1), AFF_ABORTED);
+	assert_int_equal(OPS->orders_cache_reset(f->s, "other", 2),
+	    AFF_ABORTED);
+	assert_int_equal(OPS->orders_all_cached(f->s, &copy, &gen), AFF_OK);
+	assert_string_equal(copy, copy1);
+	assert_int_equal(OPS->orders_cache_reset(f->s, copy, gen), AFF_OK);
 	assert_int_equal(OPS->orders_all_cached(f->s, &copy, &gen),
 	    AFF_NOT_FOUND);
 	assert_int_equal(gen, 0);

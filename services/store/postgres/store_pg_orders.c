@@ -631,18 +631,37 @@ store_pg_orders_all_cached(store *base, const char **copy, int64_t *gen)
 }
 
 int
-store_pg_orders_cache_reset(store *base)
+store_pg_orders_cache_reset(store *base, const char *copy, int64_t gen)
 {
 	pg_store *s = PG_STORE(base);
+	char seen[sizeof(s->orders_copy)];
 	PGresult *res;
 	int rv, got;
 
+	/* copy may point into s->orders_copy, which the check rewrites. */
+	snprintf(seen, sizeof(seen), "%s", copy);
 	if ((rv = store_pg_tx_begin(s)) != AFF_OK)
 		return (rv);
 	/* Not under another server's batch in flight: its generation in
 	 * Redis is ahead of the database only until it marks. */
 	if ((rv = sync_lock_run(s, ST_SYNC_TRYLOCK_TX, &got)) == AFF_OK && !got)
 		rv = AFF_UNAVAILABLE;
+	/* Nor after one that marked since the caller looked: the copy's row
+	 * locked (a mark holds it too), then the view read again. */
+	if (rv == AFF_OK && (rv = store_pg_run(s, PQ_ORDERS,
+	                         ST_ORDERS_COPY_LOCK, NULL, &res,
+	                         "orders copy")) == AFF_OK)
+		PQclear(res);
+	if (rv == AFF_OK && (rv = store_pg_run(s, PQ_ORDERS,
+	                         ST_ORDERS_ALL_CACHED, NULL, &res,
+	                         "orders all cached")) == AFF_OK) {
+		if (PQntuples(res) != 1)
+			rv = AFF_INTERNAL;
+		else if (store_pg_int(res, 0, 1) != gen ||
+		    strcmp(PQgetvalue(res, 0, 2), seen) != 0)
+			rv = AFF_ABORTED; /* the view moved on: judge again */
+		PQclear(res);
+	}
 	if (rv == AFF_OK)
 		rv = store_pg_run(s, PQ_ORDERS, ST_ORDERS_CACHE_RESET, NULL, NULL,
 		    "orders cache reset");

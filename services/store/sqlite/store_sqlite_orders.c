@@ -353,14 +353,25 @@ store_sqlite_orders_all_cached(store *base, const char **copy, int64_t *gen)
 }
 
 int
-store_sqlite_orders_cache_reset(store *base)
+store_sqlite_orders_cache_reset(store *base, const char *copy, int64_t gen)
 {
 	sqlite_store *s = SQLITE_STORE(base);
+	char seen[sizeof(s->orders_copy)];
+	const char *now_copy;
+	int64_t now_gen;
 	int rv;
 
+	/* copy may point into s->orders_copy, which the check rewrites. */
+	snprintf(seen, sizeof(seen), "%s", copy);
 	if ((rv = store_sqlite_tx_begin(s)) != AFF_OK)
 		return (rv);
-	rv = store_sqlite_step_write(
+	rv = store_sqlite_orders_all_cached(base, &now_copy, &now_gen);
+	if (rv == AFF_NOT_FOUND)
+		rv = AFF_OK;
+	if (rv == AFF_OK && (now_gen != gen || strcmp(now_copy, seen) != 0))
+		rv = AFF_ABORTED; /* the view moved on: judge again */
+	if (rv == AFF_OK)
+		rv = store_sqlite_step_write(
 	    s, STMT(s, ST_ORDERS_CACHE_RESET), "orders cache reset");
 	if (rv == AFF_OK)
 		rv = store_sqlite_step_write(

@@ -211,7 +211,8 @@ int store_sqlite_orders_uncached(store *s, int max, aff_arena *a,
 int store_sqlite_orders_mark_cached(
     store *s, const struct store_order_row *rows, size_t n, int64_t gen);
 int store_sqlite_orders_all_cached(store *s, const char **copy, int64_t *gen);
-int store_sqlite_orders_cache_reset(store *s);
+int store_sqlite_orders_cache_reset(store *s, const char *copy,
+    int64_t gen);
 int store_sqlite_batch_begin(store *s);
 int store_sqlite_batch_end(store *s, int rv);
 
