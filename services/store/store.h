@@ -55,7 +55,11 @@ struct store_job {
  * How jobs are retried. Every time the job functions take (now_ms, due
  * and lease deadlines) is on the server's monotonic clock (aff_mono_ms):
  * a lease never follows a wall-clock step. Such times mean nothing to
- * another boot, so jobs_resume rebases them at every start.
+ * another boot, so jobs_resume rebases them at every start. A backend
+ * that several servers share may keep its own clock instead and ignore
+ * now_ms (PostgreSQL keeps the database host's, the one clock every
+ * server sees: store_pg_jobs.c); callers must not assume that a time
+ * they pass, rather than the time passing, moves a lease.
  */
 struct store_job_policy {
 	int64_t visibility_ms;  /* the lease: no result nor heartbeat by then,
