@@ -37,6 +37,7 @@ struct fx {
 	char url[64];   /* tls+tcp://127.0.0.1:P */
 	char plain[64]; /* tcp://127.0.0.1:P: the same port without TLS */
 	char log[700];
+	char db[600];   /* the server's database (testutil_db.h) */
 	pid_t server;
 };
 
@@ -110,7 +111,8 @@ setup(void **state)
 	aff_client *c = NULL;
 	const char *args[] = { "--listen", f->url, "--data-dir", NULL, "--redis",
 		"off", "--jobs", NULL, "--results", NULL, "--log-level", "info",
-		"--tls-cert", NULL, "--tls-key", NULL, "--tls-ca", NULL, NULL };
+		"--tls-cert", NULL, "--tls-key", NULL, "--tls-ca", NULL, "--db",
+		NULL, NULL };
 	char jobs[700], results[700];
 
 	assert_non_null(f);
@@ -146,6 +148,8 @@ setup(void **state)
 	args[13] = path(f, "server.crt");
 	args[15] = path(f, "server.key");
 	args[17] = path(f, "ca.crt");
+	assert_int_equal(tu_db_new(f->dir, f->db, sizeof(f->db)), 0);
+	args[19] = f->db;
 	f->server = tu_spawn("affiliate-server", args, f->log);
 	assert_true(f->server > 0);
 	/* It binds once its database is ready. */
@@ -171,6 +175,7 @@ teardown(void **state)
 	struct fx *f = *state;
 
 	tu_kill(f->server, SIGTERM);
+	tu_db_free(f->db);
 	if (getenv("AFFILIATE_TEST_KEEP") == NULL)
 		tu_rmtree(f->dir);
 	free(f->dir);

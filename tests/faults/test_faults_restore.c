@@ -219,6 +219,8 @@ test_a_restored_database_never_shows_the_lost_orders(void **state)
 	struct tu_http_response r;
 
 	(void)state;
+	TU_SQLITE_ONLY("the backup and the restore are copies of the SQLite "
+	               "file (and its WAL)");
 	assert_int_equal(fs_stack_start(&s, 1, 0), 0);
 	post_orders(&s, 0, N_A);
 	wait_synced(&s);
