@@ -6,6 +6,9 @@
  * store_sqlite_ops; a server database could take its place by providing
  * another struct store_ops. Results are protobuf messages allocated in the
  * caller's per-call arena, so the caller never frees them one by one.
+ * store_pg_ops (services/store/postgres/) is the other, for several
+ * servers sharing one PostgreSQL database; store_open() picks one by the
+ * database's name.
  *
  * Every function returns AFF_OK or an aff_err code: AFF_NOT_FOUND,
  * AFF_INVALID_ARGUMENT, AFF_UNAVAILABLE (the database cannot be reached or
@@ -328,6 +331,7 @@ struct store {
 };
 
 extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_pg_ops; /* postgres/store_pg.c */
 
 /* The seed: editors 1..STORE_SEED_EDITORS, advertisers
  * 1..STORE_SEED_ADVERTISERS, and store_seed_eligible() says who may join
@@ -336,8 +340,17 @@ extern const struct store_ops store_sqlite_ops;
 #define STORE_SEED_ADVERTISERS 24
 int store_seed_eligible(int64_t editor_id, int64_t advertiser_id);
 
-/* Opens the default implementation (SQLite) at path. */
-int store_open(const char *path, store **sp);
+/*
+ * The backend a database name (--db, AFFILIATE_DB) selects: a URI
+ * postgresql://... or postgres://..., or a libpq key=value conninfo
+ * ("host=... dbname=..."), selects PostgreSQL; anything else is the path
+ * of a SQLite file, the default.
+ */
+int store_is_postgres(const char *db);
+const struct store_ops *store_backend(const char *db);
+
+/* Opens the database db names with its backend (store_backend). */
+int store_open(const char *db, store **sp);
 
 static inline void
 store_close(store *s)

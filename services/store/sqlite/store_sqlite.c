@@ -539,9 +539,3 @@ const struct store_ops store_sqlite_ops = {
 	.batch_begin = store_sqlite_batch_begin,
 	.batch_end = store_sqlite_batch_end,
 };
-
-int
-store_open(const char *path, store **sp)
-{
-	return (store_sqlite_ops.open(path, sp));
-}

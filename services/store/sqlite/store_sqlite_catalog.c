@@ -91,14 +91,8 @@ static const struct {
 	{ "CodeCraft Courses", "education", "USD", "active", 3000, 60 },
 };
 
-/* The seed's eligibility rule: editor E may join advertiser A unless
- * (A + 2E) is a multiple of 3, so every editor may join two thirds of the
- * advertisers and not the rest. */
-int
-store_seed_eligible(int64_t editor_id, int64_t advertiser_id)
-{
-	return ((advertiser_id + 2 * editor_id) % 3 != 0);
-}
+/* The eligibility rule, store_seed_eligible(), is the backends' own:
+ * services/store/store.c. */
 size_t
 store_sqlite_catalog_seed_editors(void)
 {

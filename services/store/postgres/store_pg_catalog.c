@@ -1,0 +1,272 @@
+/*
+ * store_pg_catalog.c - the catalog in PostgreSQL: reading editors,
+ * advertisers, eligibility and the catalog version, and the same
+ * deterministic seed as SQLite's, written by the first migration. The
+ * version row is moved by triggers on every catalog write by any client
+ * (another server, an operator's psql), and read per call (one indexed
+ * row), so every server's cache sees another's change at once.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "aff_err.h"
+#include "aff_log.h"
+#include "aff_util.h"
+#include "store.h"
+#include "store_pg_private.h"
+
+#define ADV_COLUMNS                                                            \
+	"a.id, a.name, a.category, a.currency, a.commission_rate_bps, "        \
+	"a.status, a.website, a.cookie_days, a.created_at, a.updated_at"
+
+#define STATEMENTS(X)                                                          \
+	X(ST_CATALOG_VERSION,                                                  \
+	    "SELECT version FROM catalog_version WHERE id = 1")                \
+	X(ST_EDITOR_EXISTS, "SELECT 1 FROM editors WHERE id = $1")             \
+	X(ST_ADV_GET,                                                          \
+	    "SELECT " ADV_COLUMNS " FROM advertisers a WHERE a.id = $1")       \
+	X(ST_ADV_LIST, "SELECT " ADV_COLUMNS " FROM advertisers a"             \
+	               " WHERE a.id > $1 ORDER BY a.id LIMIT $2")              \
+	X(ST_ADV_LIST_EDITOR, "SELECT " ADV_COLUMNS " FROM advertisers a"      \
+	                      " JOIN eligibility e ON e.advertiser_id = a.id"  \
+	                      " AND e.editor_id = $3"                          \
+	                      " WHERE a.id > $1 ORDER BY a.id LIMIT $2")       \
+	X(ST_ELIGIBLE, "SELECT 1 FROM eligibility"                             \
+	               " WHERE editor_id = $1 AND advertiser_id = $2")
+
+enum { STATEMENTS(PG_STMT_ENUM) ST_COUNT };
+
+static const char *const stmt_sql[ST_COUNT] = { STATEMENTS(PG_STMT_SQL) };
+
+const struct store_pg_statements store_pg_catalog_statements = { stmt_sql,
+	ST_COUNT };
+
+/* The seed: a copy of SQLite's rows (store_sqlite_catalog.c), which
+ * the backend must not link; test_store_backends compares the two
+ * seeds field by field, so they cannot drift apart unnoticed. */
+#define SEED_TIME 1767225600 /* 2026-01-01T00:00:00Z */
+
+static const struct {
+	const char *name, *website;
+} seed_editors[] = {
+	{ "Trail & Summit Blog", "https://trailandsummit.example" },
+	{ "Budget Kitchen", "https://budgetkitchen.example" },
+	{ "Pixel Reviews", "https://pixelreviews.example" },
+	{ "The Family Travel Guide", "https://familytravel.example" },
+	{ "Style Notes", "https://stylenotes.example" },
+	{ "Green Home Weekly", "https://greenhome.example" },
+};
+
+static const struct {
+	const char *name, *category, *currency, *status;
+	int rate_bps, cookie_days;
+} seed_advertisers[] = {
+	{ "Nordic Outdoor", "outdoor", "EUR", "active", 800, 30 },
+	{ "Alpine Gear Co", "outdoor", "CHF", "active", 650, 30 },
+	{ "CampFire Supplies", "outdoor", "EUR", "active", 1000, 14 },
+	{ "FreshBox Meals", "food", "EUR", "active", 1200, 7 },
+	{ "Olive & Vine", "food", "EUR", "active", 900, 30 },
+	{ "Bean Roasters", "food", "GBP", "active", 750, 30 },
+	{ "VoltTech Electronics", "electronics", "EUR", "active", 300, 30 },
+	{ "Gadget Hub", "electronics", "USD", "active", 400, 14 },
+	{ "SoundWave Audio", "electronics", "EUR", "active", 500, 30 },
+	{ "SkyHop Flights", "travel", "EUR", "active", 200, 30 },
+	{ "CityStay Hotels", "travel", "EUR", "active", 600, 60 },
+	{ "RailPass Europe", "travel", "EUR", "paused", 350, 30 },
+	{ "Urban Threads", "fashion", "EUR", "active", 1100, 30 },
+	{ "Sneaker Vault", "fashion", "USD", "active", 850, 14 },
+	{ "Linen & Co", "fashion", "EUR", "active", 1000, 30 },
+	{ "GreenLeaf Garden", "home", "EUR", "active", 900, 30 },
+	{ "SolarSpark", "home", "EUR", "active", 450, 90 },
+	{ "CozyNest Furniture", "home", "GBP", "active", 700, 30 },
+	{ "PageTurner Books", "books", "EUR", "active", 500, 30 },
+	{ "Kids Corner Toys", "toys", "EUR", "active", 800, 30 },
+	{ "FitLife Nutrition", "health", "EUR", "active", 1500, 30 },
+	{ "Zen Yoga Studio", "health", "EUR", "active", 2000, 30 },
+	{ "PetPal Supplies", "pets", "EUR", "active", 900, 30 },
+	{ "CodeCraft Courses", "education", "USD", "active", 3000, 60 },
+};
+
+/* Runs one seed INSERT with its parameters (inside the migration's
+ * transaction). */
+static int
+seed_run(pg_store *s, const char *sql, const struct pg_params *p)
+{
+	PGresult *r = PQexecParams(s->conn, sql, p->n, NULL, p->v, p->len,
+	    p->fmt, 0);
+	int rv = AFF_OK;
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		aff_error("store: seed: %s", PQresultErrorMessage(r));
+		rv = AFF_INTERNAL;
+	}
+	PQclear(r);
+	return (rv);
+}
+
+/* Row by row, as SQLite's seed, so the catalog version after it is the
+ * same number on both. */
+int
+store_pg_catalog_seed(pg_store *s)
+{
+	size_t ne = sizeof(seed_editors) / sizeof(seed_editors[0]);
+	size_t na = sizeof(seed_advertisers) / sizeof(seed_advertisers[0]);
+	struct pg_params p;
+	char dbid[33];
+	int rv;
+
+	aff_request_id_new(dbid);
+	p = (struct pg_params){ 0 };
+	store_pg_p_text(&p, dbid);
+	if ((rv = seed_run(s, "INSERT INTO meta (key, value) VALUES"
+	                      " ('db_id', $1)",
+	         &p)) != AFF_OK)
+		return (rv);
+	for (size_t i = 0; i < ne; i++) {
+		p = (struct pg_params){ 0 };
+		store_pg_p_int(&p, (int64_t)i + 1);
+		store_pg_p_text(&p, seed_editors[i].name);
+		store_pg_p_text(&p, seed_editors[i].website);
+		store_pg_p_int(&p, SEED_TIME);
+		if ((rv = seed_run(s, "INSERT INTO editors (id, name, website,"
+		                      " created_at) VALUES ($1, $2, $3, $4)",
+		         &p)) != AFF_OK)
+			return (rv);
+	}
+	for (size_t i = 0; i < na; i++) {
+		p = (struct pg_params){ 0 };
+		store_pg_p_int(&p, (int64_t)i + 1);
+		store_pg_p_text(&p, seed_advertisers[i].name);
+		store_pg_p_text(&p, seed_advertisers[i].category);
+		store_pg_p_text(&p, seed_advertisers[i].currency);
+		store_pg_p_int(&p, seed_advertisers[i].rate_bps);
+		store_pg_p_text(&p, seed_advertisers[i].status);
+		store_pg_p_int(&p, seed_advertisers[i].cookie_days);
+		store_pg_p_int(&p, SEED_TIME);
+		if ((rv = seed_run(s,
+		         "INSERT INTO advertisers (id, name, category, currency,"
+		         " commission_rate_bps, status, website, cookie_days,"
+		         " created_at, updated_at) VALUES ($1, $2::text, $3, $4,"
+		         " $5, $6, 'https://' || lower(replace(replace($2::text,"
+		         " ' ', ''), '&', 'and')) || '.example', $7, $8, $8)",
+		         &p)) != AFF_OK)
+			return (rv);
+	}
+	for (size_t e = 1; e <= ne; e++)
+		for (size_t a = 1; a <= na; a++) {
+			if (!store_seed_eligible((int64_t)e, (int64_t)a))
+				continue;
+			p = (struct pg_params){ 0 };
+			store_pg_p_int(&p, (int64_t)e);
+			store_pg_p_int(&p, (int64_t)a);
+			if ((rv = seed_run(s, "INSERT INTO eligibility"
+			                      " (editor_id, advertiser_id)"
+			                      " VALUES ($1, $2)",
+			         &p)) != AFF_OK)
+				return (rv);
+		}
+	return (AFF_OK);
+}
+
+int
+store_pg_catalog_version(store *base, const char **db_id, int64_t *version)
+{
+	pg_store *s = PG_STORE(base);
+	PGresult *res;
+	int rv;
+
+	if ((rv = store_pg_run(s, PQ_CATALOG, ST_CATALOG_VERSION, NULL, &res,
+	         "catalog version")) != AFF_OK)
+		return (rv);
+	if (PQntuples(res) == 1) {
+		*version = store_pg_int(res, 0, 0);
+		*db_id = s->db_id;
+	} else
+		rv = AFF_INTERNAL;
+	PQclear(res);
+	return (rv);
+}
+
+int
+store_pg_catalog_editor_exists(pg_store *s, int64_t id)
+{
+	struct pg_params p = { 0 };
+
+	store_pg_p_int(&p, id);
+	return (store_pg_exists(s, PQ_CATALOG, ST_EDITOR_EXISTS, &p,
+	    AFF_NOT_FOUND));
+}
+
+int
+store_pg_editor_exists(store *base, int64_t id)
+{
+	return (store_pg_catalog_editor_exists(PG_STORE(base), id));
+}
+
+int
+store_pg_eligible(store *base, int64_t editor_id, int64_t advertiser_id)
+{
+	struct pg_params p = { 0 };
+
+	store_pg_p_int(&p, editor_id);
+	store_pg_p_int(&p, advertiser_id);
+	return (store_pg_exists(PG_STORE(base), PQ_CATALOG, ST_ELIGIBLE, &p,
+	    AFF_PERMISSION_DENIED));
+}
+
+/* Reads an Affiliate__V1__Advertiser from row r (ADV_COLUMNS order). */
+static void *
+row_advertiser(const PGresult *res, int r, aff_arena *a)
+{
+	Affiliate__V1__Advertiser *adv;
+
+	if ((adv = aff_arena_alloc(a, sizeof(*adv))) == NULL)
+		return (NULL);
+	affiliate__v1__advertiser__init(adv);
+	adv->id = store_pg_int(res, r, 0);
+	adv->name = store_pg_text(res, r, 1, a);
+	adv->category = store_pg_text(res, r, 2, a);
+	adv->currency = store_pg_text(res, r, 3, a);
+	adv->commission_rate_bps = (int32_t)store_pg_int(res, r, 4);
+	adv->status = store_pg_text(res, r, 5, a);
+	adv->website = store_pg_text(res, r, 6, a);
+	adv->cookie_days = (int32_t)store_pg_int(res, r, 7);
+	adv->created_at = store_pg_time(res, r, 8, a);
+	adv->updated_at = store_pg_time(res, r, 9, a);
+	if (adv->name == NULL || adv->category == NULL ||
+	    adv->currency == NULL || adv->status == NULL ||
+	    adv->website == NULL || adv->created_at == NULL ||
+	    adv->updated_at == NULL)
+		return (NULL);
+	return (adv);
+}
+
+int
+store_pg_advertiser_get(
+    store *base, int64_t id, aff_arena *a, Affiliate__V1__Advertiser **out)
+{
+	struct pg_params p = { 0 };
+
+	store_pg_p_int(&p, id);
+	return (store_pg_one_row(PG_STORE(base), PQ_CATALOG, ST_ADV_GET, &p,
+	    row_advertiser, a, out, "advertiser get"));
+}
+
+int
+store_pg_advertiser_list(store *base, const struct store_advertiser_query *q,
+    aff_arena *a, Affiliate__V1__Advertiser ***out, size_t *n, int *more)
+{
+	struct pg_params p = { 0 };
+
+	if (q->limit <= 0)
+		return (AFF_INVALID_ARGUMENT);
+	store_pg_p_int(&p, q->after);
+	store_pg_p_int(&p, (int64_t)q->limit + 1);
+	if (q->editor_id > 0)
+		store_pg_p_int(&p, q->editor_id);
+	return (store_pg_list_page(PG_STORE(base), PQ_CATALOG,
+	    q->editor_id > 0 ? ST_ADV_LIST_EDITOR : ST_ADV_LIST, &p, q->limit,
+	    row_advertiser, a, out, n, more, NULL, "advertiser list"));
+}

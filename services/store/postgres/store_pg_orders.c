@@ -1,0 +1,568 @@
+/*
+ * store_pg_orders.c - partners' orders in PostgreSQL: stored once by
+ * order_id across every server (INSERT ... ON CONFLICT: two servers
+ * storing one order_id at the same moment, the second waits for the
+ * first one's commit and reads a duplicate, never an error), alone or as
+ * one savepoint of a group-commit batch, listed by arrival, and the
+ * bookkeeping of their copy in Redis with several servers syncing it.
+ *
+ * Several syncs (one per server) against one database: a pass takes the
+ * session advisory lock PG_LOCK_SYNC when it finds rows to copy and
+ * holds it until their revisions are marked, so one server at a time
+ * writes a batch into Redis; the others find nothing to do meanwhile,
+ * and cannot reset the copy under a batch in flight (a reset needs the
+ * same lock). orders_mark_cached marks nothing when the copy it read
+ * (orders_all_cached on the same handle) was replaced since, and the
+ * recorded generation only grows. A revision is marked cached only as
+ * the revision the batch wrote (rev = cached), so a row changed since
+ * stays behind: the copy is never called whole when it is not.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "aff_err.h"
+#include "aff_status.h"
+#include "aff_util.h"
+#include "store.h"
+#include "store_pg_private.h"
+
+#define ORDER_COLUMNS                                                          \
+	"seq, order_id, advertiser_id, editor_id, amount_cents,"              \
+	" commission_cents, currency, status, created_at, updated_at"
+
+/* The order sync's lock (store_pg.c has the migrations' one). */
+#define PG_LOCK_SYNC "1634100580, 2"
+
+#define STATEMENTS(X)                                                          \
+	/* One order of a group-commit batch: its failure undoes it alone. */ \
+	X(ST_SAVEPOINT, "SAVEPOINT aff_order")                                 \
+	X(ST_SAVEPOINT_UNDO, "ROLLBACK TO SAVEPOINT aff_order")                \
+	X(ST_SAVEPOINT_RELEASE, "RELEASE SAVEPOINT aff_order")                 \
+	X(ST_ORDER_GET,                                                        \
+	    "SELECT " ORDER_COLUMNS " FROM orders WHERE order_id = $1")        \
+	/* The checks first: a duplicate or an unknown id takes no seq from  \
+	 * the sequence (the cursors stay SQLite's); ON CONFLICT for the     \
+	 * race, the foreign keys for an id deleted meanwhile. */             \
+	X(ST_ORDER_INSERT,                                                     \
+	    "INSERT INTO orders (order_id, advertiser_id, editor_id,"          \
+	    " amount_cents, commission_cents, currency, status, created_at,"   \
+	    " updated_at) SELECT $1::text, $2::bigint, $3::bigint, $4::bigint,"\
+	    " $5::bigint, $6::text, $7::text, $8::bigint, $8::bigint"          \
+	    " WHERE NOT EXISTS (SELECT 1 FROM orders WHERE order_id = $1)"     \
+	    " AND EXISTS (SELECT 1 FROM advertisers WHERE id = $2)"            \
+	    " AND EXISTS (SELECT 1 FROM editors WHERE id = $3)"                \
+	    " ON CONFLICT (order_id) DO NOTHING RETURNING " ORDER_COLUMNS)     \
+	X(ST_ORDER_MOVE, "UPDATE orders SET status = $2, updated_at = $3,"     \
+	                 " rev = rev + 1 WHERE order_id = $1"                  \
+	                 " AND status = 'pending' RETURNING " ORDER_COLUMNS)   \
+	X(ST_ORDER_EVENT, "INSERT INTO order_events (order_id, status, at)"    \
+	                  " VALUES ($1, $2, $3)")                              \
+	X(ST_ORDER_LIST,                                                       \
+	    "SELECT " ORDER_COLUMNS " FROM orders WHERE seq > $1"              \
+	    " AND ($3::bigint = 0 OR editor_id = $3)"                          \
+	    " AND ($4::bigint = 0 OR advertiser_id = $4)"                      \
+	    " AND ($5::text = '' OR status = $5) ORDER BY seq LIMIT $2")       \
+	X(ST_ORDERS_UNCACHED,                                                  \
+	    "SELECT " ORDER_COLUMNS ", rev FROM orders"                        \
+	    " WHERE cached_rev < rev ORDER BY seq LIMIT $1")                   \
+	X(ST_ORDERS_CACHED, "UPDATE orders o SET cached_rev = v.rev"           \
+	                    " FROM unnest($1::bigint[], $2::bigint[])"         \
+	                    " AS v(seq, rev)"                                  \
+	                    " WHERE o.seq = v.seq AND o.rev = v.rev")          \
+	X(ST_ORDERS_ALL_CACHED,                                                \
+	    "SELECT NOT EXISTS (SELECT 1 FROM orders WHERE cached_rev < rev)," \
+	    " coalesce((SELECT value::bigint FROM meta"                        \
+	    " WHERE key = 'orders_gen'), 0),"                                  \
+	    " coalesce((SELECT value FROM meta WHERE key = 'orders_copy'),"    \
+	    " '')")                                                            \
+	X(ST_ORDERS_CACHE_RESET, "UPDATE orders SET cached_rev = 0"            \
+	                         " WHERE cached_rev > 0")                      \
+	X(ST_ORDERS_GEN_SET, "INSERT INTO meta (key, value)"                   \
+	                     " VALUES ('orders_gen', $1) ON CONFLICT (key)"    \
+	                     " DO UPDATE SET value = greatest("                \
+	                     "meta.value::bigint, excluded.value::bigint)::text")\
+	X(ST_ORDERS_GEN_ZERO, "INSERT INTO meta (key, value)"                  \
+	                      " VALUES ('orders_gen', '0') ON CONFLICT (key)"  \
+	                      " DO UPDATE SET value = '0'")                    \
+	X(ST_ORDERS_COPY_LOCK, "SELECT value FROM meta"                        \
+	                       " WHERE key = 'orders_copy' FOR UPDATE")        \
+	X(ST_ORDERS_COPY_NEW,                                                  \
+	    "UPDATE meta SET value = substr(md5(gen_random_uuid()::text), 1,"  \
+	    " 16) WHERE key = 'orders_copy' RETURNING value")                  \
+	X(ST_SYNC_TRYLOCK, "SELECT pg_try_advisory_lock(" PG_LOCK_SYNC ")")    \
+	X(ST_SYNC_UNLOCK, "SELECT pg_advisory_unlock(" PG_LOCK_SYNC ")")       \
+	X(ST_SYNC_TRYLOCK_TX,                                                  \
+	    "SELECT pg_try_advisory_xact_lock(" PG_LOCK_SYNC ")")
+
+enum { STATEMENTS(PG_STMT_ENUM) ST_COUNT };
+
+static const char *const stmt_sql[ST_COUNT] = { STATEMENTS(PG_STMT_SQL) };
+
+const struct store_pg_statements store_pg_orders_statements = { stmt_sql,
+	ST_COUNT };
+
+/* Reads an Affiliate__V1__Order from row r (ORDER_COLUMNS order). */
+static void *
+row_order(const PGresult *res, int r, aff_arena *a)
+{
+	Affiliate__V1__Order *o;
+
+	if ((o = aff_arena_alloc(a, sizeof(*o))) == NULL)
+		return (NULL);
+	affiliate__v1__order__init(o);
+	o->order_id = store_pg_text(res, r, 1, a);
+	o->advertiser_id = store_pg_int(res, r, 2);
+	o->editor_id = store_pg_int(res, r, 3);
+	o->amount_cents = store_pg_int(res, r, 4);
+	o->commission_cents = store_pg_int(res, r, 5);
+	o->currency = store_pg_text(res, r, 6, a);
+	o->status = store_pg_text(res, r, 7, a);
+	o->created_at = store_pg_time(res, r, 8, a);
+	o->updated_at = store_pg_time(res, r, 9, a);
+	if (o->order_id == NULL || o->currency == NULL || o->status == NULL ||
+	    o->created_at == NULL || o->updated_at == NULL)
+		return (NULL);
+	return (o);
+}
+
+/* pending may move to approved or declined; nothing else moves. */
+static int
+order_may_move(const char *from, const char *to)
+{
+	int t = aff_status_parse(AFF_ORDER_STATUS, to);
+
+	return (aff_status_parse(AFF_ORDER_STATUS, from) ==
+	        AFFILIATE__V1__ORDER_STATUS__ORDER_STATUS_PENDING &&
+	    (t == AFFILIATE__V1__ORDER_STATUS__ORDER_STATUS_APPROVED ||
+	        t == AFFILIATE__V1__ORDER_STATUS__ORDER_STATUS_DECLINED));
+}
+
+static int
+order_event(pg_store *s, const char *order_id, const char *status,
+    int64_t now_s)
+{
+	struct pg_params p = { 0 };
+
+	store_pg_p_text(&p, order_id);
+	store_pg_p_text(&p, status);
+	store_pg_p_int(&p, now_s);
+	return (store_pg_run(s, PQ_ORDERS, ST_ORDER_EVENT, &p, NULL,
+	    "order event"));
+}
+
+static int
+order_get(pg_store *s, const char *order_id, aff_arena *a,
+    Affiliate__V1__Order **o)
+{
+	struct pg_params p = { 0 };
+
+	store_pg_p_text(&p, order_id);
+	return (store_pg_one_row(s, PQ_ORDERS, ST_ORDER_GET, &p, row_order, a, o,
+	    "order get"));
+}
+
+/* The orders table's CHECKs, asked before the insert so that a refused
+ * order takes no seq (SQLite's cursors have no gaps there either); the
+ * constraints still hold whoever writes. */
+static int
+order_checks(const struct store_order_in *in, const char *status)
+{
+	size_t chars = 0;
+
+	for (const char *c = in->currency; c != NULL && *c != '\0'; c++)
+		chars += ((unsigned char)*c & 0xc0) != 0x80; /* UTF-8 */
+	if (in->amount_cents < 0 || in->commission_cents < 0 ||
+	    in->commission_cents > in->amount_cents || chars != 3)
+		return (AFF_INVALID_ARGUMENT);
+	if (status != NULL && strcmp(status, "pending") != 0 &&
+	    strcmp(status, "approved") != 0 && strcmp(status, "declined") != 0)
+		return (AFF_INVALID_ARGUMENT);
+	return (AFF_OK);
+}
+
+/* The work of order_put, inside a transaction or savepoint. */
+static int
+order_put_tx(pg_store *s, const struct store_order_in *in, aff_arena *a,
+    Affiliate__V1__Order **out, enum store_order_outcome *outcome)
+{
+	const char *status = in->status != NULL && in->status[0] != '\0'
+	    ? in->status
+	    : NULL;
+	int64_t now_s = aff_now_ms() / 1000;
+	Affiliate__V1__Order *o;
+	struct pg_params p = { 0 };
+	int rv;
+
+	if ((rv = order_checks(in, status)) != AFF_OK)
+		return (rv);
+	store_pg_p_text(&p, in->order_id);
+	store_pg_p_int(&p, in->advertiser_id);
+	store_pg_p_int(&p, in->editor_id);
+	store_pg_p_int(&p, in->amount_cents);
+	store_pg_p_int(&p, in->commission_cents);
+	store_pg_p_text(&p, in->currency);
+	store_pg_p_text(&p, status != NULL ? status : "pending");
+	store_pg_p_int(&p, now_s);
+	rv = store_pg_one_row(s, PQ_ORDERS, ST_ORDER_INSERT, &p, row_order, a,
+	    out, "order insert");
+	if (rv == AFF_OK) {
+		*outcome = STORE_ORDER_CREATED;
+		return (order_event(s, in->order_id, (*out)->status, now_s));
+	}
+	/* The foreign keys check the ids (no read on the request path); the
+	 * constraint's name says which. */
+	if (rv == AFF_INVALID_ARGUMENT && strcmp(s->last_state, "23503") == 0) {
+		*outcome = strcmp(s->last_constraint, "orders_editor_id_fkey") == 0
+		    ? STORE_ORDER_NO_EDITOR
+		    : STORE_ORDER_NO_ADVERTISER;
+		return (AFF_NOT_FOUND);
+	}
+	if (rv != AFF_NOT_FOUND)
+		return (rv);
+	if ((rv = order_get(s, in->order_id, a, &o)) == AFF_NOT_FOUND) {
+		/* Nothing inserted and nothing stored: an unknown id. */
+		rv = store_pg_catalog_editor_exists(s, in->editor_id);
+		if (rv != AFF_OK && rv != AFF_NOT_FOUND)
+			return (rv);
+		*outcome = rv == AFF_NOT_FOUND ? STORE_ORDER_NO_EDITOR
+		                               : STORE_ORDER_NO_ADVERTISER;
+		return (AFF_NOT_FOUND);
+	}
+	if (rv != AFF_OK)
+		return (rv);
+	*out = o;
+	if (o->advertiser_id != in->advertiser_id ||
+	    o->editor_id != in->editor_id ||
+	    o->amount_cents != in->amount_cents ||
+	    o->commission_cents != in->commission_cents ||
+	    strcmp(o->currency, in->currency) != 0)
+		return (AFF_ALREADY_EXISTS);
+	if (status == NULL || strcmp(status, o->status) == 0) {
+		*outcome = STORE_ORDER_DUPLICATE;
+		return (AFF_OK);
+	}
+	if (!order_may_move(o->status, status))
+		return (AFF_FAILED_PRECONDITION);
+	p = (struct pg_params){ 0 };
+	store_pg_p_text(&p, in->order_id);
+	store_pg_p_text(&p, status);
+	store_pg_p_int(&p, now_s);
+	rv = store_pg_one_row(s, PQ_ORDERS, ST_ORDER_MOVE, &p, row_order, a, out,
+	    "order move");
+	if (rv == AFF_NOT_FOUND) {
+		/* Another server moved it first (the row lock made this
+		 * update wait, then find it no longer pending). */
+		if ((rv = order_get(s, in->order_id, a, &o)) != AFF_OK)
+			return (rv);
+		*out = o;
+		if (strcmp(o->status, status) != 0)
+			return (AFF_FAILED_PRECONDITION);
+		*outcome = STORE_ORDER_DUPLICATE;
+		return (AFF_OK);
+	}
+	if (rv != AFF_OK)
+		return (rv);
+	*outcome = STORE_ORDER_MOVED;
+	return (order_event(s, in->order_id, status, now_s));
+}
+
+/*
+ * One order of a batch, in a savepoint of the batch's transaction: any
+ * failure (a refusal, a constraint) undoes this order alone, and the
+ * rest of the batch still commits. When the transaction itself is gone
+ * (the connection lost), nothing of the batch holds any more:
+ * AFF_ABORTED, for this and every later order, and batch_end reports
+ * the cause.
+ */
+static int
+order_put_batched(pg_store *s, const struct store_order_in *in, aff_arena *a,
+    Affiliate__V1__Order **out, enum store_order_outcome *outcome)
+{
+	int rv;
+
+	if (s->batch_err != AFF_OK)
+		return (AFF_ABORTED);
+	rv = store_pg_run(s, PQ_ORDERS, ST_SAVEPOINT, NULL, NULL, "savepoint");
+	if (rv != AFF_OK)
+		goto gone;
+	rv = order_put_tx(s, in, a, out, outcome);
+	if (!store_pg_in_tx(s))
+		goto gone;
+	if (rv != AFF_OK && store_pg_run(s, PQ_ORDERS, ST_SAVEPOINT_UNDO, NULL,
+	                        NULL, "savepoint undo") != AFF_OK)
+		goto gone;
+	if (store_pg_run(s, PQ_ORDERS, ST_SAVEPOINT_RELEASE, NULL, NULL,
+	        "savepoint release") != AFF_OK)
+		goto gone;
+	return (rv);
+gone:
+	store_pg_tx_rollback(s);
+	s->batch_err = rv != AFF_OK ? rv : AFF_UNAVAILABLE;
+	return (AFF_ABORTED);
+}
+
+int
+store_pg_order_put(store *base, const struct store_order_in *in, aff_arena *a,
+    Affiliate__V1__Order **out, enum store_order_outcome *outcome)
+{
+	pg_store *s = PG_STORE(base);
+	int rv;
+
+	if (s->in_batch)
+		return (order_put_batched(s, in, a, out, outcome));
+	if ((rv = store_pg_tx_begin(s)) != AFF_OK)
+		return (rv);
+	rv = order_put_tx(s, in, a, out, outcome);
+	if (rv != AFF_OK) {
+		/* Refusals wrote nothing: roll back, keep the refusal and
+		 * the stored order. */
+		(void)store_pg_tx_end(s, AFF_ABORTED);
+		return (rv);
+	}
+	return (store_pg_tx_end(s, AFF_OK));
+}
+
+int
+store_pg_order_list(store *base, const struct store_order_query *q,
+    aff_arena *a, Affiliate__V1__Order ***out, size_t *n, int64_t *next)
+{
+	struct pg_params p = { 0 };
+	int64_t last = 0;
+	int more, rv;
+
+	if (q->limit <= 0)
+		return (AFF_INVALID_ARGUMENT);
+	store_pg_p_int(&p, q->after);
+	store_pg_p_int(&p, (int64_t)q->limit + 1);
+	store_pg_p_int(&p, q->editor_id);
+	store_pg_p_int(&p, q->advertiser_id);
+	store_pg_p_text(&p, q->status);
+	rv = store_pg_list_page(PG_STORE(base), PQ_ORDERS, ST_ORDER_LIST, &p,
+	    q->limit, row_order, a, out, n, &more, &last, "order list");
+	*next = rv == AFF_OK && more ? last : 0;
+	return (rv);
+}
+
+/* ---- the Redis copy's bookkeeping ---- */
+
+/* Runs one of the lock statements: *got is its boolean answer. */
+static int
+sync_lock_run(pg_store *s, int st, int *got)
+{
+	PGresult *res;
+	int rv;
+
+	*got = 0;
+	if ((rv = store_pg_run(s, PQ_ORDERS, st, NULL, &res, "sync lock")) !=
+	    AFF_OK)
+		return (rv);
+	*got = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	return (AFF_OK);
+}
+
+void
+store_pg_sync_unlock(pg_store *s)
+{
+	int got;
+
+	if (s->sync_locked && s->depth == 0) {
+		(void)sync_lock_run(s, ST_SYNC_UNLOCK, &got);
+		s->sync_locked = 0;
+	}
+}
+
+int
+store_pg_orders_uncached(store *base, int max, aff_arena *a,
+    struct store_order_row **out, size_t *n)
+{
+	pg_store *s = PG_STORE(base);
+	struct store_order_row *v;
+	struct pg_params p = { 0 };
+	PGresult *res;
+	int rv, rows, got;
+	size_t k = 0;
+
+	*n = 0;
+	if ((v = aff_arena_alloc(a, sizeof(*v) * (size_t)max)) == NULL)
+		return (AFF_RESOURCE_EXHAUSTED);
+	*out = v;
+	if (!s->sync_locked) {
+		if ((rv = sync_lock_run(s, ST_SYNC_TRYLOCK, &got)) != AFF_OK)
+			return (rv);
+		if (!got)
+			return (AFF_OK); /* another server is copying now */
+		s->sync_locked = 1;
+	}
+	store_pg_p_int(&p, max);
+	if ((rv = store_pg_run(s, PQ_ORDERS, ST_ORDERS_UNCACHED, &p, &res,
+	         "orders uncached")) != AFF_OK)
+		return (rv);
+	rows = PQntuples(res);
+	for (int i = 0; i < rows && k < (size_t)max; i++) {
+		v[k].seq = store_pg_int(res, i, 0);
+		v[k].rev = store_pg_int(res, i, 10);
+		if ((v[k].order = row_order(res, i, a)) == NULL) {
+			rv = AFF_RESOURCE_EXHAUSTED;
+			break;
+		}
+		k++;
+	}
+	PQclear(res);
+	*n = k;
+	if (k == 0)
+		store_pg_sync_unlock(s); /* nothing to write: no batch */
+	return (rv);
+}
+
+/* Appends v to an array literal "{1,2,...}" being built in buf. */
+static void
+array_add(char *buf, size_t cap, size_t *len, int64_t v, int first)
+{
+	int w = snprintf(buf + *len, cap - *len, "%s%lld", first ? "" : ",",
+	    (long long)v);
+
+	if (w > 0 && (size_t)w < cap - *len)
+		*len += (size_t)w;
+}
+
+int
+store_pg_orders_mark_cached(store *base, const struct store_order_row *rows,
+    size_t n, int64_t gen)
+{
+	pg_store *s = PG_STORE(base);
+	struct pg_params p = { 0 };
+	size_t cap = n * 21 + 3, ls = 1, lr = 1;
+	char *seqs = NULL, *revs = NULL;
+	PGresult *res;
+	int rv;
+
+	if ((rv = store_pg_tx_begin(s)) != AFF_OK)
+		return (rv);
+	/* The copy's row locked: a reset (another server's) waits, or
+	 * went first and this batch went into a copy no longer in use. */
+	if ((rv = store_pg_run(s, PQ_ORDERS, ST_ORDERS_COPY_LOCK, NULL, &res,
+	         "orders copy")) != AFF_OK)
+		goto done;
+	if (s->orders_copy[0] != '\0' &&
+	    (PQntuples(res) != 1 ||
+	        strcmp(PQgetvalue(res, 0, 0), s->orders_copy) != 0))
+		rv = AFF_ABORTED;
+	PQclear(res);
+	if (rv != AFF_OK || n == 0)
+		goto gen;
+	if ((seqs = malloc(cap)) == NULL || (revs = malloc(cap)) == NULL) {
+		rv = AFF_RESOURCE_EXHAUSTED;
+		goto done;
+	}
+	seqs[0] = revs[0] = '{';
+	for (size_t i = 0; i < n; i++) {
+		array_add(seqs, cap, &ls, rows[i].seq, i == 0);
+		array_add(revs, cap, &lr, rows[i].rev, i == 0);
+	}
+	memcpy(seqs + ls, "}", 2);
+	memcpy(revs + lr, "}", 2);
+	store_pg_p_text(&p, seqs);
+	store_pg_p_text(&p, revs);
+	rv = store_pg_run(s, PQ_ORDERS, ST_ORDERS_CACHED, &p, NULL,
+	    "orders cached");
+gen:
+	if (rv == AFF_OK) {
+		p = (struct pg_params){ 0 };
+		store_pg_p_int(&p, gen);
+		rv = store_pg_run(s, PQ_ORDERS, ST_ORDERS_GEN_SET, &p, NULL,
+		    "orders gen");
+	}
+done:
+	free(seqs);
+	free(revs);
+	rv = store_pg_tx_end(s, rv);
+	store_pg_sync_unlock(s); /* the batch is recorded (or not): done */
+	return (rv);
+}
+
+int
+store_pg_orders_all_cached(store *base, const char **copy, int64_t *gen)
+{
+	pg_store *s = PG_STORE(base);
+	PGresult *res;
+	int rv;
+
+	/* A sync pass starts here: a lock left from a pass that failed
+	 * half-way (Redis down before the mark) goes. */
+	store_pg_sync_unlock(s);
+	if ((rv = store_pg_run(s, PQ_ORDERS, ST_ORDERS_ALL_CACHED, NULL, &res,
+	         "orders all cached")) != AFF_OK)
+		return (rv);
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return (AFF_INTERNAL);
+	}
+	rv = PQgetvalue(res, 0, 0)[0] == 't' ? AFF_OK : AFF_NOT_FOUND;
+	*gen = store_pg_int(res, 0, 1);
+	snprintf(s->orders_copy, sizeof(s->orders_copy), "%s",
+	    PQgetvalue(res, 0, 2));
+	*copy = s->orders_copy;
+	PQclear(res);
+	return (rv);
+}
+
+int
+store_pg_orders_cache_reset(store *base)
+{
+	pg_store *s = PG_STORE(base);
+	PGresult *res;
+	int rv, got;
+
+	if ((rv = store_pg_tx_begin(s)) != AFF_OK)
+		return (rv);
+	/* Not under another server's batch in flight: its generation in
+	 * Redis is ahead of the database only until it marks. */
+	if ((rv = sync_lock_run(s, ST_SYNC_TRYLOCK_TX, &got)) == AFF_OK && !got)
+		rv = AFF_UNAVAILABLE;
+	if (rv == AFF_OK)
+		rv = store_pg_run(s, PQ_ORDERS, ST_ORDERS_CACHE_RESET, NULL, NULL,
+		    "orders cache reset");
+	if (rv == AFF_OK &&
+	    (rv = store_pg_run(s, PQ_ORDERS, ST_ORDERS_COPY_NEW, NULL, &res,
+	         "orders copy id")) == AFF_OK) {
+		/* This handle knows the copy it made. */
+		snprintf(s->orders_copy, sizeof(s->orders_copy), "%s",
+		    PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "");
+		PQclear(res);
+	}
+	if (rv == AFF_OK)
+		rv = store_pg_run(s, PQ_ORDERS, ST_ORDERS_GEN_ZERO, NULL, NULL,
+		    "orders gen");
+	return (store_pg_tx_end(s, rv));
+}
+
+int
+store_pg_batch_begin(store *base)
+{
+	pg_store *s = PG_STORE(base);
+	int rv;
+
+	if ((rv = store_pg_tx_begin(s)) == AFF_OK) {
+		s->in_batch = 1;
+		s->batch_err = AFF_OK;
+	}
+	return (rv);
+}
+
+int
+store_pg_batch_end(store *base, int rv)
+{
+	pg_store *s = PG_STORE(base);
+
+	s->in_batch = 0;
+	if (s->batch_err != AFF_OK) {
+		rv = s->batch_err;
+		s->batch_err = AFF_OK;
+		return (rv);
+	}
+	return (store_pg_tx_end(s, rv));
+}
