@@ -200,6 +200,6 @@ check_all_approved_once(struct fixture *f, long long n, int timeout_ms)
 	    n);
 	assert_int_equal(tu_sql_int(f->db,
 	                     "SELECT max(c) FROM (SELECT count(*) AS c FROM"
-	                     " application_events GROUP BY application_id)"),
+	                     " application_events GROUP BY application_id) AS e"),
 	    2);
 }

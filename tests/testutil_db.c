@@ -392,12 +392,16 @@ struct tu_db_lock {
 };
 
 /* Every table of the database locked IN EXCLUSIVE MODE on c, in an
- * open transaction; 0 or -1. */
+ * open transaction; 0 or -1, 1 when PostgreSQL chose this transaction as
+ * a deadlock's victim (its tables are taken one by one, while a server's
+ * transaction may hold one and wait for another): then it is rolled back,
+ * to be tried again. */
 static int
 pg_lock_all(PGconn *c)
 {
 	PGresult *r = PQexec(c, "BEGIN");
 	char *sql = NULL;
+	const char *state;
 	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 
 	PQclear(r);
@@ -417,11 +421,18 @@ pg_lock_all(PGconn *c)
 		return (-1);
 	}
 	r = PQexec(c, sql);
-	if (!(ok = PQresultStatus(r) == PGRES_COMMAND_OK))
-		fprintf(stderr, "# pg: %s: %s", sql, PQerrorMessage(c));
-	PQclear(r);
 	free(sql);
-	return (ok ? 0 : -1);
+	if ((ok = PQresultStatus(r) == PGRES_COMMAND_OK)) {
+		PQclear(r);
+		return (0);
+	}
+	state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	ok = state != NULL && strcmp(state, "40P01") == 0; /* deadlock */
+	if (!ok)
+		fprintf(stderr, "# pg: LOCK TABLE: %s", PQerrorMessage(c));
+	PQclear(r);
+	PQclear(PQexec(c, "ROLLBACK"));
+	return (ok ? 1 : -1);
 }
 
 struct tu_db_lock *
@@ -432,8 +443,13 @@ tu_db_lock(const char *db)
 	if (l == NULL)
 		return (NULL);
 	if (db_is_pg(db)) {
+		int rv = -1;
+
 		l->pg = PQconnectdb(db);
-		if (PQstatus(l->pg) == CONNECTION_OK && pg_lock_all(l->pg) == 0)
+		for (int i = 0; i < 50 && PQstatus(l->pg) == CONNECTION_OK &&
+		     (rv = pg_lock_all(l->pg)) == 1; i++)
+			tu_sleep_ms(10);
+		if (rv == 0)
 			return (l);
 		fprintf(stderr, "# pg: lock: %s", PQerrorMessage(l->pg));
 		PQfinish(l->pg);

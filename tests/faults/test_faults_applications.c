@@ -150,7 +150,7 @@ test_applications_in_flight_when_server_or_worker_dies_end_approved_once(
 	rows = sql(&s, "SELECT count(*) FROM applications");
 	/* A second row for one pair, or a second approval of one. */
 	dup = rows - sql(&s, "SELECT count(*) FROM (SELECT DISTINCT editor_id,"
-	                     " advertiser_id FROM applications)") +
+	                     " advertiser_id FROM applications) AS p") +
 	    sql(&s, "SELECT count(*) FROM application_events"
 	            " WHERE status = 'approved'") -
 	    approved;
@@ -181,7 +181,7 @@ test_applications_in_flight_when_server_or_worker_dies_end_approved_once(
 	assert_int_equal(sql(&s, "SELECT count(*) FROM jobs WHERE state = 'done'"),
 	    N_APPS);
 	assert_int_equal(sql(&s, "SELECT max(c) FROM (SELECT count(*) AS c FROM"
-	                         " application_events GROUP BY application_id)"),
+	                         " application_events GROUP BY application_id) AS e"),
 	    2);
 	free(l.app_id);
 	fs_stack_stop(&s);
