@@ -25,6 +25,7 @@
 #include "rpc.h"
 #include "rpc_server.h"
 #include "services.h"
+#include "store.h"
 
 struct server {
 	struct server_config cfg;
@@ -163,7 +164,8 @@ server_config_load(
 		    "data folder (data)" },
 		{ "db", "AFFILIATE_DB", AFF_OPT_STRING, cfg->db_path,
 		    sizeof(cfg->db_path), 0, 0, NULL, "PATH",
-		    "SQLite file (DIR/affiliate.db)" },
+		    "SQLite file (DIR/affiliate.db), or PostgreSQL: "
+		    "postgresql://... or a conninfo host=... dbname=..." },
 		{ "redis", "AFFILIATE_REDIS", AFF_OPT_CUSTOM, cfg, 0, 0, 0,
 		    parse_redis, "HOST:PORT", "Redis cache, or off (127.0.0.1:6379)" },
 		{ "redis-timeout", "AFFILIATE_REDIS_TIMEOUT_MS", AFF_OPT_INT,
@@ -438,7 +440,10 @@ server_create_admin_key(const struct server_config *cfg_in)
 		fflush(stdout);
 		aff_info("keys: admin key %lld made in %s (its token is printed "
 		         "once, on stdout)",
-		    (long long)k->id, cfg.db_path);
+		    (long long)k->id,
+		    /* A conninfo may carry a password: not in the log. */
+		    store_is_postgres(cfg.db_path) ? "the PostgreSQL database"
+		                                   : cfg.db_path);
 	}
 	OPENSSL_cleanse(token, sizeof(token));
 	aff_arena_fini(&a);

@@ -55,6 +55,28 @@ static const struct store_pg_statements *const domains[PQ_DOMAINS] = {
 
 /* ---- errors ---- */
 
+/* libpq's message on one line (it ends lines, and indents hints with
+ * tabs), for the log. */
+static const char *
+one_line(const char *m, char *buf, size_t cap)
+{
+	size_t k = 0;
+	int space = 0;
+
+	for (; m != NULL && *m != '\0' && k + 1 < cap; m++) {
+		if (*m == '\n' || *m == '\t' || *m == '\r' || *m == ' ') {
+			space = k > 0;
+			continue;
+		}
+		if (space && k + 2 < cap)
+			buf[k++] = ' ';
+		space = 0;
+		buf[k++] = *m;
+	}
+	buf[k] = '\0';
+	return (buf);
+}
+
 /*
  * Translates a failed result into an aff_err code, keeping its SQLSTATE
  * and constraint for the caller (an order's foreign key says which id
@@ -68,7 +90,9 @@ pg_err(pg_store *s, const PGresult *res, const char *what)
 	const char *cn = res != NULL
 	    ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME)
 	    : NULL;
-	const char *msg = res != NULL ? PQresultErrorMessage(res) : "";
+	char line[512];
+	const char *msg = one_line(res != NULL ? PQresultErrorMessage(res) : "",
+	    line, sizeof(line));
 
 	snprintf(s->last_state, sizeof(s->last_state), "%s", st ? st : "");
 	snprintf(s->last_constraint, sizeof(s->last_constraint), "%s",
@@ -76,7 +100,9 @@ pg_err(pg_store *s, const PGresult *res, const char *what)
 	if (PQstatus(s->conn) != CONNECTION_OK || st == NULL ||
 	    strncmp(st, "08", 2) == 0 || strncmp(st, "57P", 3) == 0) {
 		aff_warn("store: %s: PostgreSQL is unreachable: %s", what,
-		    msg[0] != '\0' ? msg : PQerrorMessage(s->conn));
+		    msg[0] != '\0' ? msg
+		                    : one_line(PQerrorMessage(s->conn), line,
+		                          sizeof(line)));
 		return (AFF_UNAVAILABLE);
 	}
 	if (strncmp(st, "23", 2) == 0 || strncmp(st, "22", 2) == 0)
@@ -187,8 +213,9 @@ pg_reconnect(pg_store *s)
 	s->sync_locked = 0; /* a session lock dies with its session */
 	s->session[0] = '\0';
 	if (PQstatus(s->conn) != CONNECTION_OK) {
+		char line[512];
 		aff_warn("store: cannot reach PostgreSQL: %s",
-		    PQerrorMessage(s->conn));
+		    one_line(PQerrorMessage(s->conn), line, sizeof(line)));
 		return (AFF_UNAVAILABLE);
 	}
 	aff_info("store: connected to PostgreSQL again");
@@ -218,6 +245,27 @@ store_pg_run(pg_store *s, int d, int i, const struct pg_params *p,
 	    p != NULL ? p->v : NULL, p != NULL ? p->len : NULL,
 	    p != NULL ? p->fmt : NULL, 0);
 	st = PQresultStatus(r);
+	/*
+	 * The connection was found dead (the database restarted while this
+	 * handle was idle: every handler thread's connection is): outside a
+	 * transaction, a read or a BEGIN is sent again once on a new
+	 * connection, which changes nothing twice. A write alone is not
+	 * (it may have been applied before the reply was lost): it fails,
+	 * and the next call finds the new connection.
+	 */
+	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK &&
+	    PQstatus(s->conn) != CONNECTION_OK && s->depth == 0 &&
+	    !s->in_batch &&
+	    ((d == PQ_CORE && i == ST_BEGIN) ||
+	        strncmp(domains[d]->sql[i], "SELECT", 6) == 0)) {
+		PQclear(r);
+		if ((rv = pg_reconnect(s)) != AFF_OK)
+			return (rv);
+		r = PQexecPrepared(s->conn, name, p != NULL ? p->n : 0,
+		    p != NULL ? p->v : NULL, p != NULL ? p->len : NULL,
+		    p != NULL ? p->fmt : NULL, 0);
+		st = PQresultStatus(r);
+	}
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
 		if (res != NULL)
 			*res = r;
@@ -504,7 +552,8 @@ store_pg_migrate(pg_store *s)
 	if (rv != AFF_OK && rv != AFF_NOT_FOUND)
 		return (rv);
 	snprintf(sql, sizeof(sql),
-	    "BEGIN; SELECT pg_advisory_xact_lock(%d, %d);"
+	    "BEGIN; SET LOCAL client_min_messages = warning;"
+	    " SELECT pg_advisory_xact_lock(%d, %d);"
 	    " CREATE TABLE IF NOT EXISTS affiliate_schema (id INTEGER"
 	    " PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)",
 	    PG_LOCK_APP, PG_LOCK_MIGRATE);
@@ -568,9 +617,12 @@ store_pg_open(const char *conninfo, store **sp)
 	}
 	s->conn = PQconnectdbParams(keys, vals, 1);
 	if (s->conn == NULL || PQstatus(s->conn) != CONNECTION_OK) {
+		char line[512];
 		/* The message names host and port, never the password. */
 		aff_error("store: cannot connect to PostgreSQL: %s",
-		    s->conn != NULL ? PQerrorMessage(s->conn) : "out of memory");
+		    s->conn != NULL
+		        ? one_line(PQerrorMessage(s->conn), line, sizeof(line))
+		        : "out of memory");
 		rv = s->conn != NULL ? AFF_UNAVAILABLE : AFF_RESOURCE_EXHAUSTED;
 		goto failed;
 	}
