@@ -5,8 +5,9 @@
  * last user made is gone, its sessions too), a second one while the first
  * is in use, tu_sql_int reads values as SQLite would (booleans 0/1, NULL
  * 0, no row -1), tu_sql_each walks every row, a failed statement is -1,
- * and tu_db_lock() stops writers, not readers, until tu_db_unlock(). The
- * SQLite side of the same helpers is checked on a file.
+ * tu_db_lock() stops writers, not readers, until tu_db_unlock(), and a
+ * restored backup has lost what came after it. The SQLite side of the
+ * same helpers is checked on a file.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -31,6 +32,25 @@ collect(void *arg, const char *value)
 	if (buf[0] != '\0')
 		strcat(buf, ",");
 	strcat(buf, value != NULL ? value : "NULL");
+}
+
+/* A backup taken, a row added, the backup restored: the row is gone,
+ * and the restore can be done again. No session may hold db. */
+static void
+check_backup(const char *db)
+{
+	char bak[600];
+
+	assert_int_equal(tu_db_backup(db, bak, sizeof(bak)), 0);
+	assert_string_not_equal(bak, db);
+	assert_int_equal(tu_sql_exec(db, "INSERT INTO t (id, name) VALUES (20, 'b')"),
+	    0);
+	assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM t"), 3);
+	assert_int_equal(tu_db_restore(db, bak), 0);
+	assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM t"), 2);
+	assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM t WHERE id = 20"), 0);
+	assert_int_equal(tu_db_restore(db, bak), 0);
+	assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM t"), 2);
 }
 
 /* What both backends must answer alike, on db. */
@@ -112,6 +132,7 @@ test_sqlite_the_helpers_read_and_write_the_file(void **state)
 	assert_int_equal(tu_db_new(dir, db, sizeof(db)), 0);
 	assert_non_null(strstr(db, "/affiliate.db"));
 	check_sql(db);
+	check_backup(db);
 	tu_db_free(db);
 	tu_rmtree(dir);
 	free(dir);
@@ -177,6 +198,7 @@ test_postgresql_each_start_gets_an_empty_database(void **state)
 		assert_int_equal(tu_db_unlock(l), 0);
 	}
 	check_lock(a2);
+	check_backup(b);
 	tu_db_free(a2);
 	tu_db_free(b);
 	unsetenv("AFFILIATE_TEST_BACKEND");

@@ -384,6 +384,125 @@ tu_sql_each(const char *db, const char *sql,
 	return (n);
 }
 
+/* ---- backup and restore ---- */
+
+/* The database name at the end of a URI (what follows the last '/', up
+ * to a '?'), into buf; -1 when it is not a plain name. */
+static int
+pg_db_name(const char *uri, char *buf, size_t cap)
+{
+	const char *slash = strrchr(uri, '/');
+	size_t n;
+
+	if (slash == NULL)
+		return (-1);
+	n = strcspn(slash + 1, "?");
+	if (n == 0 || n >= cap)
+		return (-1);
+	memcpy(buf, slash + 1, n);
+	buf[n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if (!(buf[i] == '_' || (buf[i] >= 'a' && buf[i] <= 'z') ||
+		        (buf[i] >= '0' && buf[i] <= '9')))
+			return (-1);
+	return (0);
+}
+
+/* Runs the two statements (each alone: CREATE and DROP DATABASE refuse
+ * a multi-statement string) on the admin database after closing the kept
+ * connection (CREATE DATABASE ... TEMPLATE and DROP DATABASE want no
+ * session on theirs) and ending every other session on name. */
+static int
+pg_admin_on(const char *name, const char *sql, const char *sql2)
+{
+	char end[256];
+	PGresult *r;
+
+	snprintf(end, sizeof(end),
+	    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+	    " WHERE datname = '%s' AND pid <> pg_backend_pid()", name);
+	pthread_mutex_lock(&conn_mtx);
+	if (conn != NULL) {
+		PQfinish(conn);
+		conn = NULL;
+	}
+	r = pg_run(pg.admin, end);
+	if (r != NULL) {
+		PQclear(r);
+		r = pg_run(pg.admin, sql);
+	}
+	if (r != NULL) {
+		PQclear(r);
+		r = pg_run(pg.admin, sql2);
+	}
+	PQclear(r);
+	pthread_mutex_unlock(&conn_mtx);
+	return (r != NULL ? 0 : -1);
+}
+
+/* SQLite: from copied over to; 0 or -1. */
+static int
+file_copy(const char *from, const char *to)
+{
+	char buf[65536];
+	size_t n;
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+	int rv = in != NULL && out != NULL ? 0 : -1;
+
+	while (rv == 0 && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+		if (fwrite(buf, 1, n, out) != n)
+			rv = -1;
+	if (in != NULL)
+		fclose(in);
+	if (out != NULL && fclose(out) != 0)
+		rv = -1;
+	return (rv);
+}
+
+int
+tu_db_backup(const char *db, char *bak, size_t cap)
+{
+	char name[128], sql[200], sql2[300], *slash;
+
+	if (!db_is_pg(db)) {
+		if ((size_t)snprintf(bak, cap, "%s.backup", db) >= cap)
+			return (-1);
+		return (file_copy(db, bak));
+	}
+	if (pg_db_name(db, name, sizeof(name)) != 0 ||
+	    (size_t)snprintf(bak, cap, "%s", db) >= cap ||
+	    (slash = strrchr(bak, '/')) == NULL ||
+	    (size_t)snprintf(slash + 1, cap - (size_t)(slash + 1 - bak),
+	        "%s_backup", name) >= cap - (size_t)(slash + 1 - bak))
+		return (-1);
+	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s_backup WITH (FORCE)",
+	    name);
+	snprintf(sql2, sizeof(sql2), "CREATE DATABASE %s_backup TEMPLATE %s",
+	    name, name);
+	return (pg_admin_on(name, sql, sql2));
+}
+
+int
+tu_db_restore(const char *db, const char *bak)
+{
+	char name[128], bname[128], sql[200], sql2[300], wal[600];
+
+	if (!db_is_pg(db)) {
+		snprintf(wal, sizeof(wal), "%s-wal", db);
+		if (file_copy(bak, db) != 0)
+			return (-1);
+		unlink(wal);
+		return (0);
+	}
+	if (pg_db_name(db, name, sizeof(name)) != 0 ||
+	    pg_db_name(bak, bname, sizeof(bname)) != 0)
+		return (-1);
+	snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", name);
+	snprintf(sql2, sizeof(sql2), "CREATE DATABASE %s TEMPLATE %s", name,
+	    bname);
+	return (pg_admin_on(name, sql, sql2));
+}
+
 /* ---- the write lock ---- */
 
 struct tu_db_lock {

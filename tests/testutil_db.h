@@ -66,6 +66,21 @@ long tu_sql_each(const char *db, const char *sql,
     void (*fn)(void *arg, const char *value), void *arg);
 
 /*
+ * A backup of db while no server uses it (its servers stopped), restored
+ * later over db with tu_db_restore(): what an operator's backup and
+ * restore do. SQLite: a copy of the file, db.backup (the caller checks
+ * that no WAL is left beside it). PostgreSQL: a database made from db as
+ * its template (CREATE DATABASE ... TEMPLATE; sessions still on db are
+ * ended first). The backup's locator into bak; 0 or -1.
+ */
+int tu_db_backup(const char *db, char *bak, size_t cap);
+
+/* Puts the backup bak back as db (SQLite: the file copied over db and
+ * db-wal removed; PostgreSQL: db dropped and made again from bak); no
+ * server may use db. 0 or -1. */
+int tu_db_restore(const char *db, const char *bak);
+
+/*
  * Holds the database's write lock, as another writer would, until
  * tu_db_unlock(): readers go on, every writer waits. SQLite: BEGIN
  * IMMEDIATE on a connection of its own. PostgreSQL: every table of the
