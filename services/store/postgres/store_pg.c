@@ -289,7 +289,12 @@ store_pg_run_guarded(pg_store *s, int d, int i, const struct pg_params *p,
 	if ((rv = store_pg_tx_begin(s)) != AFF_OK)
 		return (rv);
 	rv = store_pg_run(s, d, i, p, res, what);
-	return (store_pg_tx_end(s, rv));
+	if ((rv = store_pg_tx_end(s, rv)) != AFF_OK && res != NULL &&
+	    *res != NULL) {
+		PQclear(*res); /* the savepoint's end failed: no result */
+		*res = NULL;
+	}
+	return (rv);
 }
 
 /* ---- reading results ---- */

@@ -55,6 +55,21 @@
 	    " AND EXISTS (SELECT 1 FROM advertisers WHERE id = $2)"            \
 	    " AND EXISTS (SELECT 1 FROM editors WHERE id = $3)"                \
 	    " ON CONFLICT (order_id) DO NOTHING RETURNING " ORDER_COLUMNS)     \
+	/* The batch's fast path (order_put_pipelined): the insert and its  \
+	 * event in one statement. */                                         \
+	X(ST_ORDER_INSERT_EVENT,                                               \
+	    "WITH o AS (INSERT INTO orders (order_id, advertiser_id,"          \
+	    " editor_id, amount_cents, commission_cents, currency, status,"    \
+	    " created_at, updated_at) SELECT $1::text, $2::bigint, $3::bigint,"\
+	    " $4::bigint, $5::bigint, $6::text, $7::text, $8::bigint,"         \
+	    " $8::bigint"                                                      \
+	    " WHERE NOT EXISTS (SELECT 1 FROM orders WHERE order_id = $1)"     \
+	    " AND EXISTS (SELECT 1 FROM advertisers WHERE id = $2)"            \
+	    " AND EXISTS (SELECT 1 FROM editors WHERE id = $3)"                \
+	    " ON CONFLICT (order_id) DO NOTHING RETURNING " ORDER_COLUMNS "),"\
+	    " e AS (INSERT INTO order_events (order_id, status, at)"           \
+	    " SELECT order_id, status, created_at FROM o)"                     \
+	    " SELECT * FROM o")                                                \
 	X(ST_ORDER_MOVE, "UPDATE orders SET status = $2, updated_at = $3,"     \
 	                 " rev = rev + 1 WHERE order_id = $1"                  \
 	                 " AND status = 'pending' RETURNING " ORDER_COLUMNS)   \
@@ -183,6 +198,21 @@ order_checks(const struct store_order_in *in, const char *status)
 	return (AFF_OK);
 }
 
+/* The parameters of ST_ORDER_INSERT and ST_ORDER_INSERT_EVENT. */
+static void
+insert_params(struct pg_params *p, const struct store_order_in *in,
+    const char *status, int64_t now_s)
+{
+	store_pg_p_text(p, in->order_id);
+	store_pg_p_int(p, in->advertiser_id);
+	store_pg_p_int(p, in->editor_id);
+	store_pg_p_int(p, in->amount_cents);
+	store_pg_p_int(p, in->commission_cents);
+	store_pg_p_text(p, in->currency);
+	store_pg_p_text(p, status != NULL ? status : "pending");
+	store_pg_p_int(p, now_s);
+}
+
 /* The work of order_put, inside a transaction or savepoint. */
 static int
 order_put_tx(pg_store *s, const struct store_order_in *in, aff_arena *a,
@@ -198,14 +228,7 @@ order_put_tx(pg_store *s, const struct store_order_in *in, aff_arena *a,
 
 	if ((rv = order_checks(in, status)) != AFF_OK)
 		return (rv);
-	store_pg_p_text(&p, in->order_id);
-	store_pg_p_int(&p, in->advertiser_id);
-	store_pg_p_int(&p, in->editor_id);
-	store_pg_p_int(&p, in->amount_cents);
-	store_pg_p_int(&p, in->commission_cents);
-	store_pg_p_text(&p, in->currency);
-	store_pg_p_text(&p, status != NULL ? status : "pending");
-	store_pg_p_int(&p, now_s);
+	insert_params(&p, in, status, now_s);
 	rv = store_pg_one_row(s, PQ_ORDERS, ST_ORDER_INSERT, &p, row_order, a,
 	    out, "order insert");
 	if (rv == AFF_OK) {
@@ -269,6 +292,9 @@ order_put_tx(pg_store *s, const struct store_order_in *in, aff_arena *a,
 	return (order_event(s, in->order_id, status, now_s));
 }
 
+static int order_put_pipelined(pg_store *s, const struct store_order_in *in,
+    aff_arena *a, Affiliate__V1__Order **out, int *created);
+
 /*
  * One order of a batch, in a savepoint of the batch's transaction: any
  * failure (a refusal, a constraint) undoes this order alone, and the
@@ -281,10 +307,18 @@ static int
 order_put_batched(pg_store *s, const struct store_order_in *in, aff_arena *a,
     Affiliate__V1__Order **out, enum store_order_outcome *outcome)
 {
-	int rv;
+	int rv, created;
 
 	if (s->batch_err != AFF_OK)
 		return (AFF_ABORTED);
+	rv = order_put_pipelined(s, in, a, out, &created);
+	if (rv != AFF_OK || !store_pg_in_tx(s) ||
+	    PQtransactionStatus(s->conn) == PQTRANS_INERROR)
+		goto gone;
+	if (created) {
+		*outcome = STORE_ORDER_CREATED;
+		return (AFF_OK);
+	}
 	rv = store_pg_run(s, PQ_ORDERS, ST_SAVEPOINT, NULL, NULL, "savepoint");
 	if (rv != AFF_OK)
 		goto gone;
@@ -302,6 +336,92 @@ gone:
 	store_pg_tx_rollback(s);
 	s->batch_err = rv != AFF_OK ? rv : AFF_UNAVAILABLE;
 	return (AFF_ABORTED);
+}
+
+/*
+ * The batch's common case, a new order, in one round trip: SAVEPOINT, the
+ * insert with its event, RELEASE, sent together in libpq's pipeline mode
+ * (the group-commit writer stores orders one after the other, so each
+ * round trip to the database counted four times: 386 orders/s on a busy
+ * host). *created: the order was new and is stored (*out). Otherwise
+ * nothing is left of it (savepoint released, or rolled back after an
+ * error) and the caller takes the general path, which says why.
+ */
+static int
+order_put_pipelined(pg_store *s, const struct store_order_in *in,
+    aff_arena *a, Affiliate__V1__Order **out, int *created)
+{
+	const char *status = in->status != NULL && in->status[0] != '\0'
+	    ? in->status
+	    : NULL;
+	struct pg_params p = { 0 };
+	PGresult *r[3] = { NULL, NULL, NULL }, *x;
+	char name[3][16];
+	static const int which[3] = { ST_SAVEPOINT, ST_ORDER_INSERT_EVENT,
+		ST_SAVEPOINT_RELEASE };
+	int rv = AFF_OK, ok, sync = 0;
+
+	*created = 0;
+	if (order_checks(in, status) != AFF_OK ||
+	    PQstatus(s->conn) != CONNECTION_OK ||
+	    PQenterPipelineMode(s->conn) != 1)
+		return (AFF_OK); /* the general path answers */
+	insert_params(&p, in, status, aff_now_ms() / 1000);
+	for (int i = 0; i < 3; i++) {
+		snprintf(name[i], sizeof(name[i]), "s%d_%d", PQ_ORDERS, which[i]);
+		ok = i == 1 ? PQsendQueryPrepared(s->conn, name[i], p.n, p.v,
+		                  p.len, p.fmt, 0)
+		            : PQsendQueryPrepared(s->conn, name[i], 0, NULL, NULL,
+		                  NULL, 0);
+		if (!ok)
+			break;
+	}
+	if (PQpipelineSync(s->conn) != 1)
+		rv = AFF_UNAVAILABLE;
+	/* Each query's result, then the NULL that ends it; then the sync. */
+	for (int i = 0; i < 3 && rv == AFF_OK; i++) {
+		if ((r[i] = PQgetResult(s->conn)) == NULL) {
+			rv = AFF_UNAVAILABLE;
+			break;
+		}
+		if (PQresultStatus(r[i]) == PGRES_PIPELINE_SYNC) {
+			sync = 1; /* a query not sent: nothing more comes */
+			break;
+		}
+		while ((x = PQgetResult(s->conn)) != NULL)
+			PQclear(x);
+	}
+	while (!sync && rv == AFF_OK && (x = PQgetResult(s->conn)) != NULL) {
+		sync = PQresultStatus(x) == PGRES_PIPELINE_SYNC;
+		PQclear(x);
+	}
+	/* Out of pipeline mode whatever happened (it refuses while results
+	 * are pending), or no later statement could run. */
+	for (int k = 0; k < 8 && PQexitPipelineMode(s->conn) != 1; k++) {
+		rv = AFF_UNAVAILABLE;
+		while ((x = PQgetResult(s->conn)) != NULL)
+			PQclear(x);
+	}
+	if (rv == AFF_OK && r[0] != NULL && r[1] != NULL && r[2] != NULL &&
+	    PQresultStatus(r[1]) == PGRES_TUPLES_OK && PQntuples(r[1]) == 1 &&
+	    PQresultStatus(r[2]) == PGRES_COMMAND_OK) {
+		if ((*out = row_order(r[1], 0, a)) == NULL)
+			rv = AFF_RESOURCE_EXHAUSTED; /* stored: cannot be read */
+		*created = 1;
+	} else if (rv == AFF_OK && r[0] != NULL &&
+	    PQresultStatus(r[0]) == PGRES_COMMAND_OK &&
+	    (r[2] == NULL || PQresultStatus(r[2]) != PGRES_COMMAND_OK)) {
+		/* The savepoint is still there (the insert failed, so its
+		 * release was skipped): undo it. */
+		if (store_pg_run(s, PQ_ORDERS, ST_SAVEPOINT_UNDO, NULL, NULL,
+		        "savepoint undo") != AFF_OK ||
+		    store_pg_run(s, PQ_ORDERS, ST_SAVEPOINT_RELEASE, NULL, NULL,
+		        "savepoint release") != AFF_OK)
+			rv = AFF_UNAVAILABLE;
+	}
+	for (int i = 0; i < 3; i++)
+		PQclear(r[i]);
+	return (rv);
 }
 
 int
