@@ -29,6 +29,10 @@ elseif(AFFILIATE_TEST_PG)
 else()
   set(AFFILIATE_TEST_PG_STORE 0)
 endif()
+# A test's own registration names its backend too, so that a caller's
+# exported AFFILIATE_TEST_BACKEND (which the tests' environment cleaning
+# keeps, as every AFFILIATE_TEST_* switch) cannot move it.
+set(AFFILIATE_TEST_ENV_SQLITE "${AFFILIATE_TEST_ENV};AFFILIATE_TEST_BACKEND=sqlite")
 message(STATUS "affiliate: PostgreSQL test variants "
   "${AFFILIATE_TEST_PG} (run: ${AFFILIATE_TEST_PG_STORE})")
 
@@ -51,7 +55,7 @@ function(affiliate_test name)
   target_link_libraries(${name} PRIVATE ${T_LIBS} affiliate_testutil PkgConfig::CMOCKA)
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT}
-    ENVIRONMENT "${AFFILIATE_TEST_ENV}")
+    ENVIRONMENT "${AFFILIATE_TEST_ENV_SQLITE}")
   if(T_PG)
     affiliate_test_pg_variant(${name} ${T_TIMEOUT} ${name})
   endif()
@@ -66,7 +70,7 @@ function(affiliate_script_test name script)
   endif()
   add_test(NAME ${name} COMMAND bash ${script})
   set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT}
-    ENVIRONMENT "${AFFILIATE_TEST_ENV}")
+    ENVIRONMENT "${AFFILIATE_TEST_ENV_SQLITE}")
   if(T_PG)
     affiliate_test_pg_variant(${name} ${T_TIMEOUT} bash ${script})
   endif()
