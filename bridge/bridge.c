@@ -287,7 +287,9 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 	struct aff_tls_files server_tls = { cfg->server_tls_cert,
 		cfg->server_tls_key, cfg->server_tls_ca };
 	struct mg_callbacks cb;
-	char threads[16], ports[136], err[256], request_timeout[16];
+	char threads[16], ports[136], err[512], request_timeout[16];
+	char urls[AFF_CLIENT_MAX_URLS][AFF_CLIENT_URL_MAX];
+	int n_urls;
 	int tls = cfg->tls_cert[0] != '\0';
 	struct edge_config ec;
 	bridge *b;
@@ -319,14 +321,21 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 		aff_error("bridge: TLS: %s", err);
 		goto failed_settings;
 	}
+	if (aff_client_url_list(cfg->server_url, urls, &n_urls, err,
+	        sizeof(err)) != AFF_OK) {
+		aff_error("bridge: --server (AFFILIATE_URL): %s", err);
+		goto failed_settings;
+	}
 	co.url = cfg->server_url;
 	co.timeout_ms = cfg->timeout_ms;
 	co.n_sockets = cfg->sockets;
 	/* Each civetweb worker waits for its reply anyway: on its own SP
 	 * connection the call costs no thread hand-off (see aff_sp.h). NNG
 	 * sockets serve the transports aff_sp does not speak (tls+tcp://,
-	 * ws://, ...). */
-	co.direct = aff_sp_supported(cfg->server_url);
+	 * ws://, ...); a list that mixes them goes through NNG sockets. */
+	co.direct = 1;
+	for (int i = 0; i < n_urls; i++)
+		co.direct &= aff_sp_supported(urls[i]) != 0;
 	co.tls = &server_tls;
 	if ((rv = aff_client_open(&b->client, &co)) != AFF_OK) {
 		aff_error("bridge: cannot use server address %s: %s",

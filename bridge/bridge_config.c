@@ -16,8 +16,14 @@ bridge_config_load(struct bridge_config *cfg, int argc, char **argv, int *help)
 		    "HTTP address (127.0.0.1:8080)" },
 		{ "server", "AFFILIATE_URL", AFF_OPT_STRING, cfg->server_url,
 		    sizeof(cfg->server_url), 0, 0, NULL, "URL",
-		    "affiliate-server's RPC address, tcp://, ipc:// or tls+tcp:// "
-		    "(tcp://127.0.0.1:5555)" },
+		    "affiliate-server's RPC address, tcp://, ipc:// or tls+tcp://, "
+		    "or several comma-separated (at most 16): calls are spread "
+		    "over those that answer (tcp://127.0.0.1:5555)" },
+		{ "shared-db", "AFFILIATE_BRIDGE_SHARED_DB", AFF_OPT_INT,
+		    &cfg->shared_db, 0, 0, 1, NULL, "0|1",
+		    "1: the --server URLs share one database, so webhooks and "
+		    "keyed calls cut off by a failing server are sent to "
+		    "another (0)" },
 		{ "server-tls-cert", "AFFILIATE_BRIDGE_SERVER_TLS_CERT",
 		    AFF_OPT_STRING, cfg->server_tls_cert,
 		    sizeof(cfg->server_tls_cert), 0, 0, NULL, "FILE",

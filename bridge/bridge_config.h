@@ -10,7 +10,14 @@
 
 struct bridge_config {
 	char listen[128];      /* --listen, AFFILIATE_BRIDGE_LISTEN */
-	char server_url[256];  /* --server, AFFILIATE_URL */
+	/* --server, AFFILIATE_URL: one URL, or up to AFF_CLIENT_MAX_URLS
+	 * comma-separated (servers sharing one database). */
+	char server_url[4096];
+	int shared_db;         /* --shared-db, AFFILIATE_BRIDGE_SHARED_DB: the
+	                          servers share one database, so a webhook or
+	                          a keyed call that may have reached a server
+	                          that failed is sent to another (README,
+	                          Several servers) */
 	int threads;           /* --threads, AFFILIATE_BRIDGE_THREADS */
 	int sockets;           /* --sockets, AFFILIATE_BRIDGE_SOCKETS */
 	int timeout_ms;        /* --timeout, AFFILIATE_BRIDGE_TIMEOUT_MS */

@@ -45,7 +45,9 @@ static const char usage[] =
     "Exit status: 0 done, 1 the server answered an error (JSON on stdout),\n"
     "2 a usage error (nothing was sent).\n"
     "environment:\n"
-    "  AFFILIATE_URL      the server (tcp://127.0.0.1:5555); --url wins\n"
+    "  AFFILIATE_URL      the server (tcp://127.0.0.1:5555), or several\n"
+    "                     comma-separated (servers sharing one database:\n"
+    "                     the first that answers serves); --url wins\n"
     "  AFFILIATE_TLS_CERT, AFFILIATE_TLS_KEY, AFFILIATE_TLS_CA\n"
     "                     a tls+tcp:// URL: this client's PEM certificate,\n"
     "                     its key, and the CA that signs the server's\n"
@@ -188,8 +190,15 @@ cli_call(struct cli *c, const ProtobufCServiceDescriptor *svc,
 	aff_client *client;
 	struct aff_buf out;
 	json_t *j = NULL;
-	int rv;
+	char urls[AFF_CLIENT_MAX_URLS][AFF_CLIENT_URL_MAX], err[512];
+	int rv, n_urls;
 
+	/* A list (servers sharing one database) is checked before anything
+	 * is sent; one URL is the dial's to judge, as it always was. */
+	if (strchr(c->url, ',') != NULL &&
+	    aff_client_url_list(c->url, urls, &n_urls, err, sizeof(err)) !=
+	        AFF_OK)
+		return (usage_error("--url (AFFILIATE_URL): %s", err));
 	/* From the environment, not a flag: argv is visible to every user. */
 	if (key != NULL && *key != '\0') {
 		size_t n = strlen(key) + 8;

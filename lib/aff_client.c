@@ -1,5 +1,6 @@
 /* aff_client.c - see aff_client.h. */
 #include "aff_client.h"
+#include "aff_client_pool.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,34 +18,35 @@
 #include "aff_sp.h"
 #include "aff_util.h"
 
-#define CLIENT_MAX_SOCKETS 64
-
-struct client_sock {
-	nng_socket sock;
-	atomic_int pipes; /* connections up right now */
-};
+/* With several servers, a dial to one waits at most this: a host that
+ * drops packets must not hold a call that another server can take. */
+#define CLIENT_PROBE_DIAL_MS 500
+/* A server that is starting gets this grace before a call fails. */
+#define CLIENT_GRACE_MS 100
 
 /*
- * Each calling thread keeps its aio and one context per socket for its
- * next call: opening and closing them per call took socket locks and
- * allocations on the hot path. Freed when the thread ends (or, for the
- * thread that closes the client, then).
+ * Each calling thread keeps its aio and, per server, one context per
+ * socket for its next call: opening and closing them per call took socket
+ * locks and allocations on the hot path. Freed when the thread ends (or,
+ * for the thread that closes the client, then).
  */
-struct client_tls {
-	nng_aio *aio;
-	nng_ctx ctx[CLIENT_MAX_SOCKETS];
+struct client_tls_srv {
+	nng_ctx ctx[AFF_CLIENT_MAX_SOCKETS];
 	uint64_t open;   /* bit i: ctx[i] is open */
 	aff_sp_conn *sp; /* direct mode: this thread's connection */
 };
 
+struct client_tls {
+	nng_aio *aio;
+	int n;
+	struct client_tls_srv srv[];
+};
+
 struct aff_client {
-	struct client_sock socks[CLIENT_MAX_SOCKETS];
-	int n_socks;
-	atomic_uint next; /* round-robin cursor */
+	struct aff_client_pool pool; /* the servers and their health */
 	int timeout_ms;
 	size_t max_reply;
-	int direct;       /* per-thread SP connections, no NNG sockets */
-	char url[256];
+	int direct;       /* every server is in direct mode */
 	pthread_key_t tls;
 };
 
@@ -55,10 +57,12 @@ client_tls_free(void *p)
 
 	if (t == NULL)
 		return;
-	aff_sp_close(t->sp);
-	for (int i = 0; i < CLIENT_MAX_SOCKETS; i++)
-		if (t->open & ((uint64_t)1 << i))
-			nng_ctx_close(t->ctx[i]);
+	for (int s = 0; s < t->n; s++) {
+		aff_sp_close(t->srv[s].sp);
+		for (int i = 0; i < AFF_CLIENT_MAX_SOCKETS; i++)
+			if (t->srv[s].open & ((uint64_t)1 << i))
+				nng_ctx_close(t->srv[s].ctx[i]);
+	}
 	nng_aio_free(t->aio);
 	free(t);
 }
@@ -70,8 +74,10 @@ client_tls(aff_client *c)
 	struct client_tls *t = pthread_getspecific(c->tls);
 
 	if (t == NULL) {
-		if ((t = calloc(1, sizeof(*t))) == NULL)
+		if ((t = calloc(1, sizeof(*t) + (size_t)c->pool.n *
+		             sizeof(t->srv[0]))) == NULL)
 			return (NULL);
+		t->n = c->pool.n;
 		if (!c->direct && nng_aio_alloc(&t->aio, NULL, NULL) != 0) {
 			free(t);
 			return (NULL);
@@ -81,30 +87,33 @@ client_tls(aff_client *c)
 	return (t);
 }
 
-/* This thread's aio and its context on socket i, made on first use. */
+/* This thread's aio and its context on socket i of server s, made on first
+ * use. */
 static int
-client_tls_get(aff_client *c, int i, nng_aio **aio, nng_ctx *ctx)
+client_tls_get(aff_client *c, int s, int i, nng_aio **aio, nng_ctx *ctx)
 {
 	struct client_tls *t = client_tls(c);
+	struct client_tls_srv *ts;
 
 	if (t == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);
-	if (!(t->open & ((uint64_t)1 << i))) {
-		if (nng_ctx_open(&t->ctx[i], c->socks[i].sock) != 0)
+	ts = &t->srv[s];
+	if (!(ts->open & ((uint64_t)1 << i))) {
+		if (nng_ctx_open(&ts->ctx[i], c->pool.servers[s].socks[i].sock) != 0)
 			return (AFF_UNAVAILABLE);
 		nng_ctx_set_ms(
-		    t->ctx[i], NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-		t->open |= (uint64_t)1 << i;
+		    ts->ctx[i], NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+		ts->open |= (uint64_t)1 << i;
 	}
 	*aio = t->aio;
-	*ctx = t->ctx[i];
+	*ctx = ts->ctx[i];
 	return (AFF_OK);
 }
 
 static void
 client_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
-	struct client_sock *cs = arg;
+	struct aff_client_sock *cs = arg;
 
 	(void)p;
 	if (ev == NNG_PIPE_EV_ADD_POST)
@@ -123,9 +132,11 @@ tls_given(const struct aff_tls_files *f)
 	        (f->ca != NULL && f->ca[0] != '\0')));
 }
 
-/* Opens one REQ socket of the client and dials the server. */
+/* Opens one REQ socket of the client and dials url. flags: 0 waits for
+ * the connection, NNG_FLAG_NONBLOCK dials in the background. */
 static int
-client_socket_open(struct client_sock *cs, const struct aff_client_opts *opts)
+client_socket_open(struct aff_client_sock *cs, const char *url,
+    const struct aff_client_opts *opts, int flags)
 {
 	nng_socket *sock = &cs->sock;
 	int rv;
@@ -140,16 +151,14 @@ client_socket_open(struct client_sock *cs, const struct aff_client_opts *opts)
 	nng_socket_set_ms(*sock, NNG_OPT_RECONNMAXT, 1000);
 	nng_pipe_notify(*sock, NNG_PIPE_EV_ADD_POST, client_pipe_cb, cs);
 	nng_pipe_notify(*sock, NNG_PIPE_EV_REM_POST, client_pipe_cb, cs);
-	if (aff_tls_url(opts->url) || tls_given(opts->tls)) {
+	if (aff_tls_url(url) || tls_given(opts->tls)) {
 		/* The TLS dialer says itself what is wrong (files, handshake). */
-		rv = aff_tls_dial_flags(*sock, opts->url, opts->tls, "client",
-		    opts->wait_connected ? 0 : NNG_FLAG_NONBLOCK);
+		rv = aff_tls_dial_flags(*sock, url, opts->tls, "client", flags);
 		if (rv != AFF_OK)
 			nng_close(*sock);
 		return (rv);
 	}
-	rv = nng_dial(*sock, opts->url, NULL,
-	    opts->wait_connected ? 0 : NNG_FLAG_NONBLOCK);
+	rv = nng_dial(*sock, url, NULL, flags);
 	if (rv != 0) {
 		nng_close(*sock);
 		return (aff_err_from_nng_endpoint(rv));
@@ -157,47 +166,104 @@ client_socket_open(struct client_sock *cs, const struct aff_client_opts *opts)
 	return (AFF_OK);
 }
 
+/*
+ * Opens server s's sockets. A client that waits for its connection (a
+ * CLI) and has other servers does not fail on this one: its sockets dial
+ * in the background and it starts down.
+ */
+static int
+client_server_open(aff_client *c, struct aff_client_srv *s, int n_socks,
+    const struct aff_client_opts *opts)
+{
+	int flags = opts->wait_connected ? 0 : NNG_FLAG_NONBLOCK, rv;
+
+	for (; s->n_socks < n_socks; s->n_socks++) {
+		struct aff_client_sock *cs = &s->socks[s->n_socks];
+		atomic_init(&cs->pipes, 0);
+		rv = client_socket_open(cs, s->url, opts, flags);
+		if (rv == AFF_UNAVAILABLE && flags == 0 && c->pool.n > 1) {
+			aff_client_pool_down(&c->pool, s);
+			flags = NNG_FLAG_NONBLOCK;
+			rv = client_socket_open(cs, s->url, opts, flags);
+		}
+		if (rv != AFF_OK)
+			return (rv);
+	}
+	return (AFF_OK);
+}
+
 int
 aff_client_open(aff_client **cp, const struct aff_client_opts *opts)
 {
+	char urls[AFF_CLIENT_MAX_URLS][AFF_CLIENT_URL_MAX], err[512];
 	aff_client *c;
-	int rv, n;
+	int rv, n, n_urls, up;
 
 	n = opts->n_sockets > 0 ? opts->n_sockets : 1;
-	if (n > CLIENT_MAX_SOCKETS)
+	if (n > AFF_CLIENT_MAX_SOCKETS)
+		return (AFF_INVALID_ARGUMENT);
+	/* The caller says what is wrong with its list, in the words of its
+	 * own flag (aff_client_url_list). */
+	if (aff_client_url_list(opts->url, urls, &n_urls, err, sizeof(err)) !=
+	    AFF_OK)
 		return (AFF_INVALID_ARGUMENT);
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);
+	if ((c->pool.servers = calloc((size_t)n_urls, sizeof(*c->pool.servers))) == NULL) {
+		free(c);
+		return (AFF_RESOURCE_EXHAUSTED);
+	}
 	if (pthread_key_create(&c->tls, client_tls_free) != 0) {
+		free(c->pool.servers);
 		free(c);
 		return (AFF_RESOURCE_EXHAUSTED);
 	}
 	c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 5000;
 	c->max_reply = opts->max_reply > 0 ? opts->max_reply : (size_t)16 << 20;
-	atomic_init(&c->next, 0);
+	c->direct = opts->direct != 0;
+	atomic_init(&c->pool.next, 0);
+	for (int i = 0; i < n_urls; i++)
+		aff_client_pool_srv_init(&c->pool.servers[i], urls[i]);
 	if (opts->direct) {
 		/* aff_sp speaks no TLS: tls+tcp:// goes through NNG sockets. */
 		if (tls_given(opts->tls))
 			aff_error("client: TLS files are given but %s is not "
 			          "tls+tcp://",
 			    opts->url);
-		if (!aff_sp_supported(opts->url) || tls_given(opts->tls) ||
-		    strlen(opts->url) >= sizeof(c->url)) {
-			aff_client_close(c);
-			return (AFF_INVALID_ARGUMENT);
+		c->pool.n = n_urls;
+		for (int i = 0; i < n_urls; i++) {
+			c->pool.servers[i].direct = 1;
+			if (!aff_sp_supported(urls[i]) || tls_given(opts->tls)) {
+				if (n_urls > 1)
+					aff_error("client: %s cannot be dialled "
+					          "directly (tcp:// and ipc:// only)",
+					    urls[i]);
+				aff_client_close(c);
+				return (AFF_INVALID_ARGUMENT);
+			}
 		}
-		snprintf(c->url, sizeof(c->url), "%s", opts->url);
-		c->direct = 1;
 		*cp = c;
 		return (AFF_OK);
 	}
-	for (; c->n_socks < n; c->n_socks++) {
-		atomic_init(&c->socks[c->n_socks].pipes, 0);
-		if ((rv = client_socket_open(&c->socks[c->n_socks], opts)) !=
-		    AFF_OK) {
+	/* All listed before any is dialled: a CLI's failed dial to one
+	 * server is not fatal when there are others (client_server_open);
+	 * aff_client_close closes whatever sockets each has open. */
+	c->pool.n = n_urls;
+	up = 0;
+	for (int i = 0; i < n_urls; i++) {
+		struct aff_client_srv *s = &c->pool.servers[i];
+		if ((rv = client_server_open(c, s, n, opts)) != AFF_OK) {
+			if (n_urls > 1)
+				aff_error("client: cannot use server address %s: %s",
+				    s->url, aff_strerror(rv));
 			aff_client_close(c);
 			return (rv);
 		}
+		up += atomic_load(&s->down_until) == 0;
+	}
+	if (opts->wait_connected && up == 0) {
+		aff_client_close(c);
+		return (AFF_UNAVAILABLE);
 	}
 	*cp = c;
 	return (AFF_OK);
@@ -210,43 +276,11 @@ aff_client_close(aff_client *c)
 		return;
 	client_tls_free(pthread_getspecific(c->tls));
 	pthread_key_delete(c->tls);
-	for (int i = 0; i < c->n_socks; i++)
-		nng_close(c->socks[i].sock);
+	for (int s = 0; s < c->pool.n; s++)
+		for (int i = 0; i < c->pool.servers[s].n_socks; i++)
+			nng_close(c->pool.servers[s].socks[i].sock);
+	free(c->pool.servers);
 	free(c);
-}
-
-/* The next socket, round-robin, that has a connection; NULL when none. */
-static struct client_sock *
-client_pick(aff_client *c)
-{
-	unsigned start = atomic_fetch_add(&c->next, 1);
-
-	for (int i = 0; i < c->n_socks; i++) {
-		struct client_sock *cs =
-		    &c->socks[(start + (unsigned)i) % (unsigned)c->n_socks];
-		if (atomic_load(&cs->pipes) > 0)
-			return (cs);
-	}
-	return (NULL);
-}
-
-/*
- * A dial completes a moment before its pipe is announced, and a bridge
- * starts before the server: give a missing connection a short grace instead
- * of failing the first calls.
- */
-static struct client_sock *
-client_wait_pipe(aff_client *c, int grace_ms)
-{
-	struct timespec ts = { 0, 2 * 1000 * 1000 };
-	struct client_sock *cs;
-
-	for (int waited = 0; (cs = client_pick(c)) == NULL; waited += 2) {
-		if (waited >= grace_ms)
-			return (NULL);
-		nanosleep(&ts, NULL);
-	}
-	return (cs);
 }
 
 static int
@@ -371,71 +405,161 @@ client_reply(struct aff_call_result *res, const void *data, size_t len)
 }
 
 /*
- * This thread's connection, dialled when it has none. A server that is
- * starting (or restarting) gets the same short grace as a missing NNG
- * pipe.
+ * This thread's connection to s, dialled when it has none. With one
+ * server, a server that is starting (or restarting) gets the same short
+ * grace as a missing NNG pipe. With several, one dial, bounded, and no
+ * grace: another server may take the call now (aff_client_invoke gives
+ * the grace when none does).
  */
 static int
-client_direct_conn(aff_client *c, struct client_tls *t, int64_t deadline)
+client_direct_conn(aff_client *c, struct aff_client_srv *s,
+    struct client_tls_srv *ts, int64_t deadline)
 {
-	struct timespec ts = { 0, 5 * 1000 * 1000 };
-	int64_t grace = aff_mono_ms() + 100;
+	struct timespec ts5 = { 0, 5 * 1000 * 1000 };
+	int64_t grace = aff_mono_ms() + CLIENT_GRACE_MS;
 	int rv;
 
+	if (c->pool.n > 1) {
+		int64_t probe = aff_mono_ms() + CLIENT_PROBE_DIAL_MS;
+		return (aff_sp_dial(s->url, probe < deadline ? probe : deadline,
+		    &ts->sp));
+	}
 	if (grace > deadline)
 		grace = deadline;
-	while ((rv = aff_sp_dial(c->url, deadline, &t->sp)) == AFF_UNAVAILABLE &&
+	while ((rv = aff_sp_dial(s->url, deadline, &ts->sp)) == AFF_UNAVAILABLE &&
 	    aff_mono_ms() + 5 < grace)
-		nanosleep(&ts, NULL);
+		nanosleep(&ts5, NULL);
 	return (rv);
 }
 
 /*
- * A call on this thread's own connection. A kept connection that the
- * server has closed since the last call (it restarted) is seen closed
- * before anything is written, and the call goes on a new connection. Once
- * any byte of the request is written, the request is never sent again:
- * the server may have received it, and a resend could apply it twice (a
- * caller that wants to retry sends it again with the same request_id,
- * which the server answers from what the first one did). A write that
- * fails before its first byte is sent again once, on a new connection.
+ * One try of a call on this thread's own connection to s. A kept
+ * connection that the server has closed since the last call (it
+ * restarted) is seen closed before anything is written, and the call goes
+ * on a new connection. Once any byte of the request is written, the
+ * request is never sent again here: the server may have received it, and
+ * a resend could apply it twice (*sent says so; aff_client_invoke decides
+ * whether another server may take it). A write that fails before its
+ * first byte is sent again once, on a new connection.
  */
 static int
-client_invoke_direct(aff_client *c, nng_msg *m, int timeout,
-    struct aff_call_result *res)
+client_try_direct(aff_client *c, int k, nng_msg *m, int64_t deadline,
+    void **rep, size_t *rlen, int *sent)
 {
-	int64_t deadline = aff_mono_ms() + timeout;
+	struct aff_client_srv *s = &c->pool.servers[k];
 	struct client_tls *t;
-	void *rep = NULL;
-	size_t rlen = 0;
+	struct client_tls_srv *ts;
 	int rv = AFF_UNAVAILABLE;
 
+	*sent = 0;
 	if ((t = client_tls(c)) == NULL)
-		return (result_set(res, AFF_RESOURCE_EXHAUSTED, "out of memory"));
-	if (t->sp != NULL && !aff_sp_reusable(t->sp)) {
-		aff_sp_close(t->sp);
-		t->sp = NULL;
+		return (AFF_RESOURCE_EXHAUSTED);
+	ts = &t->srv[k];
+	if (ts->sp != NULL && !aff_sp_reusable(ts->sp)) {
+		aff_sp_close(ts->sp);
+		ts->sp = NULL;
 	}
 	for (int attempt = 0; attempt < 2; attempt++) {
-		int fresh = t->sp == NULL, unsent;
+		int fresh = ts->sp == NULL, unsent;
 
-		if (fresh && (rv = client_direct_conn(c, t, deadline)) != AFF_OK)
+		if (fresh && (rv = client_direct_conn(c, s, ts, deadline)) != AFF_OK)
 			break;
-		rv = aff_sp_call(t->sp, nng_msg_body(m), nng_msg_len(m), deadline,
-		    c->max_reply, &rep, &rlen);
+		rv = aff_sp_call(ts->sp, nng_msg_body(m), nng_msg_len(m), deadline,
+		    c->max_reply, rep, rlen);
 		if (rv == AFF_OK)
 			break;
-		unsent = aff_sp_sent(t->sp) == 0;
-		aff_sp_close(t->sp);
-		t->sp = NULL;
+		unsent = aff_sp_sent(ts->sp) == 0;
+		aff_sp_close(ts->sp);
+		ts->sp = NULL;
+		*sent = !unsent;
 		if (rv != AFF_UNAVAILABLE || fresh || !unsent)
 			break;
 	}
-	switch (rv) {
-	case AFF_OK:
-		rv = client_reply(res, rep, rlen);
-		free(rep);
+	return (rv);
+}
+
+/*
+ * One try of a call on an NNG socket of s; takes ownership of m. *sent
+ * is 0 when the send failed (NNG gave the message back: no server has
+ * it). After it was sent, NNG 1.5.2's REQ would send it again on the
+ * socket's next connection to the same server if this one dropped (the
+ * server answers that from the request key); the wait ends at the
+ * deadline.
+ */
+static int
+client_try_nng(aff_client *c, int k, nng_msg *m, int64_t deadline,
+    nng_msg **reply, int *sent)
+{
+	struct aff_client_srv *s = &c->pool.servers[k];
+	struct aff_client_sock *cs;
+	int64_t left = deadline - aff_mono_ms();
+	nng_ctx ctx;
+	nng_aio *aio;
+	int rv;
+
+	*sent = 0;
+	cs = c->pool.n == 1
+	    ? aff_client_pool_wait_sock(s, left < CLIENT_GRACE_MS ? (int)left
+	                                                 : CLIENT_GRACE_MS)
+	    : aff_client_pool_sock(s);
+	if (cs == NULL) {
+		nng_msg_free(m);
+		return (AFF_UNAVAILABLE);
+	}
+	if ((rv = client_tls_get(c, k, (int)(cs - s->socks), &aio, &ctx)) !=
+	    AFF_OK) {
+		nng_msg_free(m);
 		return (rv);
+	}
+	left = deadline - aff_mono_ms();
+	nng_aio_set_timeout(aio, (nng_duration)(left > 0 ? left : 1));
+	nng_aio_set_msg(aio, m);
+	nng_ctx_send(ctx, aio);
+	nng_aio_wait(aio);
+	if (nng_aio_result(aio) != 0) {
+		nng_msg_free(nng_aio_get_msg(aio));
+		return (AFF_UNAVAILABLE);
+	}
+	*sent = 1;
+	left = deadline - aff_mono_ms();
+	nng_aio_set_timeout(aio, (nng_duration)(left > 0 ? left : 1));
+	nng_ctx_recv(ctx, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0)
+		return (rv == NNG_ETIMEDOUT && atomic_load(&cs->pipes) > 0
+		        ? AFF_DEADLINE_EXCEEDED
+		        : AFF_UNAVAILABLE);
+	*reply = nng_aio_get_msg(aio);
+	return (AFF_OK);
+}
+
+/* Whether a call may run twice: it changes nothing (the methods named
+ * Get..., List..., and HealthService's Check, by this API's naming rule),
+ * or the caller says so. */
+static int
+client_call_repeatable(const char *method, const struct aff_call_opts *opts)
+{
+	return (strncmp(method, "Get", 3) == 0 ||
+	    strncmp(method, "List", 4) == 0 || strcmp(method, "Check") == 0 ||
+	    (opts != NULL && opts->idempotent));
+}
+
+/* The server's answer while it stops: it did not run the call (the text
+ * is the server's, services/server.c, and the README's). */
+static int
+client_refused_stopping(const struct aff_call_result *res)
+{
+	static const char stopping[] = "affiliate-server is stopping";
+
+	return (res->code == AFF_UNAVAILABLE && res->message != NULL &&
+	    strncmp(res->message, stopping, sizeof(stopping) - 1) == 0);
+}
+
+/* The error a failed try ends the call with. */
+static int
+client_fail(struct aff_call_result *res, int rv)
+{
+	switch (rv) {
 	case AFF_DEADLINE_EXCEEDED:
 		return (result_set(res, rv,
 		    "no reply from affiliate-server before the deadline"));
@@ -459,14 +583,12 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
     const uint8_t *payload, size_t len, const struct aff_call_opts *opts,
     struct aff_call_result *res)
 {
-	struct client_sock *cs;
-	nng_ctx ctx;
-	nng_aio *aio;
-	nng_msg *m;
-	int timeout, rv;
-	int64_t deadline;
+	int timeout, rv = AFF_UNAVAILABLE, sent, k, any_sent = 0, tries = 0;
+	int64_t t0, deadline;
+	uint32_t tried = 0;
 	char rid[33];
 	const char *request_id;
+	struct timespec ts5 = { 0, 5 * 1000 * 1000 };
 
 	memset(res, 0, sizeof(*res));
 	timeout = (opts != NULL && opts->timeout_ms > 0) ? opts->timeout_ms
@@ -478,50 +600,83 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 		request_id = rid;
 	}
 	snprintf(res->request_id, sizeof(res->request_id), "%s", request_id);
-	if (c->direct) {
+	t0 = aff_mono_ms();
+	deadline = t0 + timeout;
+	for (;;) {
+		nng_msg *m, *reply = NULL;
+		void *rep = NULL;
+		size_t rlen = 0;
+		int64_t now = aff_mono_ms();
+		/* A try after the first carries what is left of the timeout;
+		 * the request key (request_id and the request's bytes) is the
+		 * same, so a server that shares the first one's database
+		 * answers it as the same call. */
+		int left = tries == 0 ? timeout : (int)(deadline - now);
+
+		if (left <= 0)
+			break;
+		if ((k = aff_client_pool_pick(&c->pool, tried)) < 0) {
+			/* Every server was tried and none had it: servers
+			 * that are starting get a short grace, as one does
+			 * (client_direct_conn, aff_client_pool_wait_sock). */
+			if (c->pool.n == 1 || any_sent ||
+			    now - t0 >= CLIENT_GRACE_MS)
+				break;
+			nanosleep(&ts5, NULL);
+			tried = 0;
+			continue;
+		}
+		tried |= 1u << k;
+		tries++;
 		if ((rv = client_request_msg(service, method, payload, len,
-		         request_id, timeout, opts, &m)) != AFF_OK)
+		         request_id, left, opts, &m)) != AFF_OK)
 			return (result_set(res, rv, "cannot build the request"));
-		rv = client_invoke_direct(c, m, timeout, res);
-		nng_msg_free(m);
-		return (rv);
+		if (c->pool.servers[k].direct) {
+			rv = client_try_direct(c, k, m, deadline, &rep, &rlen, &sent);
+			nng_msg_free(m);
+		} else
+			rv = client_try_nng(c, k, m, deadline, &reply, &sent);
+		if (rv == AFF_OK) {
+			if (reply != NULL) {
+				rv = client_reply(
+				    res, nng_msg_body(reply), nng_msg_len(reply));
+				nng_msg_free(reply);
+			} else {
+				rv = client_reply(res, rep, rlen);
+				free(rep);
+			}
+			if (c->pool.n > 1 && client_refused_stopping(res)) {
+				/* Not run there: any call may go elsewhere. */
+				aff_client_pool_down(&c->pool, &c->pool.servers[k]);
+				aff_call_result_fini(res);
+				continue;
+			}
+			aff_client_pool_up(&c->pool, &c->pool.servers[k]);
+			return (rv);
+		}
+		if (rv == AFF_RESOURCE_EXHAUSTED && !sent)
+			return (result_set(res, rv, "out of memory"));
+		if (rv == AFF_DEADLINE_EXCEEDED && sent) {
+			/* Not retried (it may still be running there), but a
+			 * server that answers nothing in a whole deadline is
+			 * skipped for a backoff rather than given every other
+			 * call to sit on (a hung host, a stopped process). */
+			if (c->pool.n > 1)
+				aff_client_pool_down(&c->pool, &c->pool.servers[k]);
+			break;
+		}
+		if (rv != AFF_UNAVAILABLE && rv != AFF_INVALID_ARGUMENT &&
+		    rv != AFF_DEADLINE_EXCEEDED)
+			break; /* a broken reply: not retried */
+		if (c->pool.n > 1)
+			aff_client_pool_down(&c->pool, &c->pool.servers[k]);
+		any_sent |= sent;
+		if (sent && !client_call_repeatable(method, opts))
+			break;
 	}
-	if ((cs = client_wait_pipe(c, timeout < 100 ? timeout : 100)) == NULL)
-		return (result_set(res, AFF_UNAVAILABLE,
-		    "affiliate-server is not reachable"));
-	deadline = aff_mono_ms() + timeout;
-	if ((rv = client_request_msg(service, method, payload, len, request_id,
-	         timeout, opts, &m)) != AFF_OK)
-		return (result_set(res, rv, "cannot build the request"));
-	if ((rv = client_tls_get(c, (int)(cs - c->socks), &aio, &ctx)) !=
-	    AFF_OK) {
-		nng_msg_free(m);
-		return (result_set(res, rv, "cannot open an NNG context"));
-	}
-	nng_aio_set_timeout(aio, timeout);
-	nng_aio_set_msg(aio, m);
-	nng_ctx_send(ctx, aio);
-	nng_aio_wait(aio);
-	if ((rv = nng_aio_result(aio)) != 0) {
-		nng_msg_free(nng_aio_get_msg(aio));
-		return (result_set(res, AFF_UNAVAILABLE, nng_strerror(rv)));
-	}
-	nng_aio_set_timeout(aio, (nng_duration)(deadline - aff_mono_ms() > 0
-	                                            ? deadline - aff_mono_ms()
-	                                            : 1));
-	nng_ctx_recv(ctx, aio);
-	nng_aio_wait(aio);
-	if ((rv = nng_aio_result(aio)) != 0) {
-		if (rv == NNG_ETIMEDOUT && atomic_load(&cs->pipes) > 0)
-			return (result_set(res, AFF_DEADLINE_EXCEEDED,
-			    "no reply from affiliate-server before the deadline"));
-		return (result_set(res, AFF_UNAVAILABLE,
-		    "affiliate-server is not reachable"));
-	}
-	m = nng_aio_get_msg(aio);
-	rv = client_reply(res, nng_msg_body(m), nng_msg_len(m));
-	nng_msg_free(m);
-	return (rv);
+	if (rv == AFF_OK)
+		rv = AFF_UNAVAILABLE;
+	return (client_fail(res, rv));
 }
 
 int

@@ -19,6 +19,17 @@
  * The call's timeout travels in the envelope as timeout_ms, relative: the
  * server counts it on its own monotonic clock, so hosts' wall clocks need
  * not agree.
+ *
+ * Several servers: opts.url may be a comma-separated list of up to
+ * AFF_CLIENT_MAX_URLS addresses (servers sharing one database). Calls go
+ * round-robin to the servers that are up; a server that fails (refuses
+ * the connection, drops it, or answers that it is stopping) is marked
+ * down and tried again after a backoff (100 ms doubling to 2 s), by one
+ * call at a time, while the others take the calls. A call that certainly
+ * never reached a server goes to the next one; a call that may have
+ * reached one goes to another only when it is safe to run twice (see
+ * aff_client_invoke), and never past its deadline. One URL behaves as it
+ * always did.
  */
 #ifndef AFF_CLIENT_H
 #define AFF_CLIENT_H
@@ -32,8 +43,14 @@
 
 typedef struct aff_client aff_client;
 
+/* The most server URLs a client (and a worker) takes: a list is for a few
+ * servers sharing a database, and a longer one is more likely a mistake. */
+#define AFF_CLIENT_MAX_URLS 16
+#define AFF_CLIENT_URL_MAX 256 /* bytes of one URL, its NUL included */
+
 struct aff_client_opts {
-	const char *url;      /* e.g. "tcp://127.0.0.1:5555" */
+	const char *url;      /* e.g. "tcp://127.0.0.1:5555", or several
+	                         comma-separated (aff_client_url_list) */
 	int timeout_ms;       /* default per-call timeout; 0 = 5000 */
 	size_t max_reply;     /* largest reply accepted; 0 = 16 MiB */
 	int wait_connected;   /* non-zero: open fails unless the server answers
@@ -50,8 +67,20 @@ struct aff_client_opts {
 	const struct aff_tls_files *tls; /* tls+tcp:// URLs: this client's
 	                         certificate and key, and the CA that signs
 	                         the server's; required there, refused with
-	                         other URLs. NULL: none. */
+	                         other URLs. NULL: none. With several URLs
+	                         they apply to every tls+tcp:// one. */
 };
+
+/*
+ * Splits a comma-separated list of URLs into urls (up to
+ * AFF_CLIENT_MAX_URLS of AFF_CLIENT_URL_MAX bytes each); *n is how many.
+ * Returns AFF_OK, or AFF_INVALID_ARGUMENT with a sentence in err: an
+ * empty list or element ("a,,b", a trailing comma), spaces, a URL with no
+ * "scheme://", one too long, or too many. Whether an address can be
+ * dialled is the dial's to say (aff_client_open names the URL).
+ */
+int aff_client_url_list(const char *list,
+    char urls[][AFF_CLIENT_URL_MAX], int *n, char *err, size_t errlen);
 
 struct aff_metadata {
 	const char *key;
@@ -63,6 +92,11 @@ struct aff_call_opts {
 	int timeout_ms;                       /* 0: the client's default */
 	const struct aff_metadata *metadata;  /* n_metadata entries */
 	size_t n_metadata;
+	int idempotent;   /* the caller says running this call twice, on
+	                     any of the client's servers, is harmless (the
+	                     servers share one database and the call is
+	                     keyed by its request_id, or a webhook keyed by
+	                     its order_id): see aff_client_invoke */
 };
 
 /* What came back. Owned by the caller: release with aff_call_result_fini. */
@@ -99,6 +133,18 @@ void aff_client_close(aff_client *c);
  * AFF_UNAVAILABLE when no server is connected, AFF_DEADLINE_EXCEEDED when
  * the reply did not come in time, AFF_INTERNAL when the reply was not an
  * envelope. res is always filled (call aff_call_result_fini).
+ *
+ * With several servers, the same request (same request_id, same bytes)
+ * goes to another server, within the one deadline, when:
+ * - it never reached the first: the connection could not be made, or
+ *   writing failed before its first byte;
+ * - the first answered UNAVAILABLE "affiliate-server is stopping; the call
+ *   was not run" (its own words: it did not run it);
+ * - the connection broke after it was sent, and the call is read-only
+ *   (a method named Get..., List..., or HealthService's Check) or
+ *   opts->idempotent says a second run is harmless.
+ * Never on a timeout (the first server may still be running it) nor on
+ * any other answer.
  */
 int aff_client_invoke(aff_client *c, const char *service, const char *method,
     const uint8_t *payload, size_t len, const struct aff_call_opts *opts,

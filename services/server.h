@@ -34,6 +34,9 @@ struct server_config {
 	char auth[8];           /* AFFILIATE_AUTH, --auth: auto | on | off */
 	char rate_limit[32];    /* AFFILIATE_RATE_LIMIT: per key */
 	char rate_limit_anon[32]; /* AFFILIATE_RATE_LIMIT_ANON: per address */
+	int rate_limit_shared;  /* AFFILIATE_RATE_LIMIT_SHARED: count in Redis
+	                           (when set) for every server (1), or in
+	                           this process only (0) */
 	char trusted_bridges[512]; /* AFFILIATE_TRUSTED_BRIDGES */
 	int webhook_require_timestamp; /* AFFILIATE_WEBHOOK_REQUIRE_TIMESTAMP */
 };

@@ -39,6 +39,7 @@ struct fx {
 	char log[700];
 	char db[600];   /* the server's database (testutil_db.h) */
 	pid_t server;
+	pid_t second; /* a second server, while a test runs one */
 };
 
 /* dir/name */
@@ -175,6 +176,8 @@ teardown(void **state)
 	struct fx *f = *state;
 
 	tu_kill(f->server, SIGTERM);
+	if (f->second > 0)
+		tu_kill(f->second, SIGKILL);
 	tu_db_free(f->db);
 	if (getenv("AFFILIATE_TEST_KEEP") == NULL)
 		tu_rmtree(f->dir);
@@ -440,6 +443,91 @@ test_a_bridge_with_its_client_certificate_answers_over_tls_tcp(void **state)
 	tu_kill(b, SIGTERM);
 }
 
+/* How many HealthService/Check calls the log at path shows. */
+static int
+checks_logged(const char *path)
+{
+	char *text = tu_read_file(path), *p;
+	int n = 0;
+
+	if (text == NULL) /* not made yet: a server just spawned */
+		return (0);
+	for (p = text; (p = strstr(p, "HealthService/Check")) != NULL; p++)
+		n++;
+	free(text);
+	return (n);
+}
+
+/*
+ * Several servers (README, Several servers): one client, the same TLS
+ * files for both tls+tcp:// URLs; calls alternate between the servers
+ * and go on from one after the other is killed.
+ */
+static void
+test_a_client_of_two_tls_servers_uses_both_and_outlives_one(void **state)
+{
+	struct fx *f = *state;
+	struct aff_tls_files tls;
+	char url2[64], list[160], dir2[700], jobs[700], results[700], log2[700];
+	char crt[700], key[700], ca[700];
+	const char *args[] = { "--listen", url2, "--data-dir", dir2, "--redis",
+		"off", "--jobs", jobs, "--results", results, "--log-level", "info",
+		"--tls-cert", NULL, "--tls-key", NULL, "--tls-ca", NULL, NULL, NULL,
+		NULL };
+	struct aff_client_opts co = { .tls = &tls, .timeout_ms = 2000 };
+	aff_client *c = NULL;
+	int a0, b0;
+
+	snprintf(url2, sizeof(url2), "tls+tcp://127.0.0.1:%d", tu_free_port());
+	snprintf(dir2, sizeof(dir2), "%s", path(f, "second"));
+	snprintf(jobs, sizeof(jobs), "ipc://%s/jobs2.sock", f->dir);
+	snprintf(results, sizeof(results), "ipc://%s/results2.sock", f->dir);
+	snprintf(log2, sizeof(log2), "%s", path(f, "server2.log"));
+	/* path() keeps four answers: copies, so files() below does not
+	 * overwrite them. */
+	snprintf(crt, sizeof(crt), "%s", path(f, "server.crt"));
+	snprintf(key, sizeof(key), "%s", path(f, "server.key"));
+	snprintf(ca, sizeof(ca), "%s", path(f, "ca.crt"));
+	args[13] = crt;
+	args[15] = key;
+	args[17] = ca;
+	/* On PostgreSQL both serve the one database, as servers of a
+	 * cluster do; on SQLite each has its own file (in its folder). */
+	if (tu_backend_pg()) {
+		args[18] = "--db";
+		args[19] = f->db;
+	}
+	f->second = tu_spawn("affiliate-server", args, log2);
+	tls = files(f, "client");
+	assert_true(f->second > 0);
+	snprintf(list, sizeof(list), "%s,%s", f->url, url2);
+	co.url = list;
+	assert_int_equal(aff_client_open(&c, &co), AFF_OK);
+	/* Both connected (the second binds once its database is ready). */
+	for (int i = 0; i < 200 && checks_logged(log2) == 0; i++) {
+		(void)health(c, NULL);
+		tu_sleep_ms(50);
+	}
+	assert_true(checks_logged(log2) > 0);
+	tu_sleep_ms(200);
+	a0 = checks_logged(f->log);
+	b0 = checks_logged(log2);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(health(c, NULL), AFF_OK);
+	tu_sleep_ms(100); /* the log lines are written */
+	assert_int_equal(checks_logged(f->log) - a0, 10);
+	assert_int_equal(checks_logged(log2) - b0, 10);
+	tu_kill(f->second, SIGKILL);
+	f->second = 0;
+	tu_sleep_ms(100); /* NNG sees the connection drop */
+	for (int i = 0; i < 10; i++) {
+		int64_t ms;
+		assert_int_equal(health(c, &ms), AFF_OK);
+		assert_true(ms < 1000);
+	}
+	aff_client_close(c);
+}
+
 int
 main(void)
 {
@@ -451,6 +539,8 @@ main(void)
 		cmocka_unit_test(
 		    test_a_certificate_from_another_ca_or_plain_tcp_gets_no_answer),
 		cmocka_unit_test(test_a_tls_client_without_a_certificate_gets_no_answer),
+		cmocka_unit_test(
+		    test_a_client_of_two_tls_servers_uses_both_and_outlives_one),
 		cmocka_unit_test(
 		    test_a_bridge_with_its_client_certificate_answers_over_tls_tcp),
 	};

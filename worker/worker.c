@@ -13,6 +13,7 @@
 #include <nng/protocol/pipeline0/push.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "aff_client.h"
 #include "aff_config.h"
 #include "aff_err.h"
 #include "aff_jobauth.h"
@@ -21,11 +22,12 @@
 #include "aff_util.h"
 #include "affiliate/v1/jobs.pb-c.h"
 
-/* One worker thread: its REQ context, and the job it runs (for the
- * heartbeats; under worker.mtx). */
+/* One worker thread: its REQ context on its server's socket, and the job
+ * it runs (for the heartbeats; under worker.mtx). */
 struct wslot {
 	worker *w;
 	pthread_t thread;
+	int server;      /* index into worker.servers: where it asks */
 	nng_ctx ctx;
 	nng_aio *aio;
 	int busy;
@@ -38,9 +40,19 @@ struct wslot {
  * worker_secret. */
 #define SECRET_WAIT_MS 30000
 
+/* One server: the REQ socket the slots ask for jobs on, and the PUSH
+ * socket its results and heartbeats go to. */
+struct wserver {
+	char jobs[AFF_CLIENT_URL_MAX], results[AFF_CLIENT_URL_MAX];
+	nng_socket req, push;
+	int req_open, push_open;
+	atomic_int push_pipes; /* connections up on push */
+};
+
 struct worker {
 	struct worker_config cfg;
-	nng_socket req, push;
+	struct wserver servers[AFF_CLIENT_MAX_URLS];
+	int n_servers;
 	struct wslot *slots;
 	int n_slots, n_started;
 	atomic_int stopping;
@@ -57,11 +69,13 @@ worker_config_load(struct worker_config *cfg, int argc, char **argv, int *help)
 {
 	const struct aff_option opts[] = {
 		{ "jobs", "AFFILIATE_JOBS_URL", AFF_OPT_STRING, cfg->jobs_url,
-		    sizeof(cfg->jobs_url), 0, 0, NULL, "URL",
-		    "the server's job address (tcp://127.0.0.1:5556)" },
+		    sizeof(cfg->jobs_url), 0, 0, NULL, "URLS",
+		    "the server's job address, or several servers' "
+		    "comma-separated (tcp://127.0.0.1:5556)" },
 		{ "results", "AFFILIATE_RESULTS_URL", AFF_OPT_STRING,
-		    cfg->results_url, sizeof(cfg->results_url), 0, 0, NULL, "URL",
-		    "the server's result address (tcp://127.0.0.1:5557)" },
+		    cfg->results_url, sizeof(cfg->results_url), 0, 0, NULL, "URLS",
+		    "the server's result address, or several in the order of "
+		    "--jobs (tcp://127.0.0.1:5557)" },
 		{ "concurrency", "AFFILIATE_WORKER_CONCURRENCY", AFF_OPT_INT,
 		    &cfg->concurrency, 0, 1, 256, NULL, "N",
 		    "jobs run at once: one request for a job per free slot (4)" },
@@ -226,9 +240,28 @@ slot_done(void *arg)
 	pthread_mutex_unlock(&sl->w->mtx);
 }
 
-/* Sends one heartbeat for job_id's lease token. */
+/*
+ * The PUSH socket for what belongs to server s: its own while it is
+ * connected (with separate databases only it knows the job), else one
+ * that is (servers sharing a database apply it wherever it lands), else
+ * its own again (the send waits there, up to its timeout).
+ */
+static nng_socket
+push_for(worker *w, int s)
+{
+	if (atomic_load(&w->servers[s].push_pipes) > 0)
+		return (w->servers[s].push);
+	for (int i = 1; i < w->n_servers; i++) {
+		int k = (s + i) % w->n_servers;
+		if (atomic_load(&w->servers[k].push_pipes) > 0)
+			return (w->servers[k].push);
+	}
+	return (w->servers[s].push);
+}
+
+/* Sends one heartbeat for job_id's lease token (a job of server s). */
 static void
-beat_send(worker *w, int64_t job_id, const char *token)
+beat_send(worker *w, int s, int64_t job_id, const char *token)
 {
 	Affiliate__V1__JobHeartbeat hb = AFFILIATE__V1__JOB_HEARTBEAT__INIT;
 	uint8_t body[128], *out;
@@ -246,7 +279,7 @@ beat_send(worker *w, int64_t job_id, const char *token)
 		return;
 	/* Blocking (up to the send timeout): with no send buffer, a
 	 * non-blocking send fails while the previous message is going. */
-	if ((rv = nng_send(w->push, out, outlen, 0)) != 0)
+	if ((rv = nng_send(push_for(w, s), out, outlen, 0)) != 0)
 		aff_warn("worker: cannot send a heartbeat for job %lld: %s",
 		    (long long)job_id, nng_strerror(rv));
 	free(out);
@@ -264,6 +297,7 @@ beat_main(void *arg)
 	struct timespec ts;
 	struct {
 		int64_t id;
+		int server;
 		char token[64];
 	} due[64];
 	int n;
@@ -279,6 +313,7 @@ beat_main(void *arg)
 				continue;
 			if (now - sl->last_beat >= every && n < 64) {
 				due[n].id = sl->job_id;
+				due[n].server = sl->server;
 				memcpy(due[n].token, sl->token, sizeof(due[n].token));
 				n++;
 				sl->last_beat = now;
@@ -289,7 +324,7 @@ beat_main(void *arg)
 		if (n > 0) {
 			pthread_mutex_unlock(&w->mtx);
 			for (int i = 0; i < n; i++)
-				beat_send(w, due[i].id, due[i].token);
+				beat_send(w, due[i].server, due[i].id, due[i].token);
 			pthread_mutex_lock(&w->mtx);
 			continue;
 		}
@@ -358,11 +393,99 @@ worker_main(void *arg)
 			continue;
 		/* A result that cannot be sent is not lost: the server delivers
 		 * the job again after its lease. */
-		if ((rv = nng_send(w->push, out, outlen, 0)) != 0)
+		if ((rv = nng_send(push_for(w, sl->server), out, outlen, 0)) != 0)
 			aff_warn("worker: cannot send a result: %s", nng_strerror(rv));
 		free(out);
 	}
 	return (NULL);
+}
+
+static void
+push_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	atomic_int *pipes = arg;
+
+	(void)p;
+	if (ev == NNG_PIPE_EV_ADD_POST)
+		atomic_fetch_add(pipes, 1);
+	else if (ev == NNG_PIPE_EV_REM_POST)
+		atomic_fetch_sub(pipes, 1);
+}
+
+/* The servers of cfg's lists, paired by position. AFF_OK, or
+ * AFF_INVALID_ARGUMENT after saying why. */
+static int
+worker_servers(worker *w, const struct worker_config *cfg)
+{
+	char jobs[AFF_CLIENT_MAX_URLS][AFF_CLIENT_URL_MAX];
+	char results[AFF_CLIENT_MAX_URLS][AFF_CLIENT_URL_MAX];
+	char err[512];
+	int nj, nr;
+
+	if (aff_client_url_list(cfg->jobs_url, jobs, &nj, err, sizeof(err)) !=
+	    AFF_OK) {
+		aff_error("worker: --jobs (AFFILIATE_JOBS_URL): %s", err);
+		return (AFF_INVALID_ARGUMENT);
+	}
+	if (aff_client_url_list(cfg->results_url, results, &nr, err,
+	        sizeof(err)) != AFF_OK) {
+		aff_error("worker: --results (AFFILIATE_RESULTS_URL): %s", err);
+		return (AFF_INVALID_ARGUMENT);
+	}
+	if (nj != nr) {
+		aff_error("worker: %d --jobs URLs but %d --results URLs: give "
+		          "each server's result address in the order of its job "
+		          "address",
+		    nj, nr);
+		return (AFF_INVALID_ARGUMENT);
+	}
+	/* A slot waits at one server: with fewer slots than servers, some
+	 * server would never be asked. */
+	if (cfg->concurrency < nj) {
+		aff_error("worker: --concurrency %d is less than the %d servers: "
+		          "each server needs a slot asking it for jobs",
+		    cfg->concurrency, nj);
+		return (AFF_INVALID_ARGUMENT);
+	}
+	for (int i = 0; i < nj; i++) {
+		memcpy(w->servers[i].jobs, jobs[i], sizeof(jobs[i]));
+		memcpy(w->servers[i].results, results[i], sizeof(results[i]));
+		atomic_init(&w->servers[i].push_pipes, 0);
+	}
+	w->n_servers = nj;
+	return (AFF_OK);
+}
+
+/* Opens and dials server sv's two sockets. */
+static int
+worker_server_open(struct wserver *sv, const struct aff_tls_files *tls)
+{
+	int rv;
+
+	if (nng_req0_open(&sv->req) != 0)
+		return (AFF_INTERNAL);
+	sv->req_open = 1;
+	if (nng_push0_open(&sv->push) != 0)
+		return (AFF_INTERNAL);
+	sv->push_open = 1;
+	nng_socket_set_size(sv->req, NNG_OPT_RECVMAXSZ, 1 << 20);
+	/* Never resend a request: one that waits at the server is credit
+	 * for one job, and a second copy would be answered with a job this
+	 * worker drops. A lost connection fails it instead; it is made again. */
+	nng_socket_set_ms(sv->req, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	nng_socket_set_ms(sv->push, NNG_OPT_SENDTIMEO, 5000);
+	nng_socket_set_ms(sv->req, NNG_OPT_RECONNMINT, 50);
+	nng_socket_set_ms(sv->req, NNG_OPT_RECONNMAXT, 1000);
+	nng_socket_set_ms(sv->push, NNG_OPT_RECONNMINT, 50);
+	nng_socket_set_ms(sv->push, NNG_OPT_RECONNMAXT, 1000);
+	nng_pipe_notify(sv->push, NNG_PIPE_EV_ADD_POST, push_pipe_cb,
+	    &sv->push_pipes);
+	nng_pipe_notify(sv->push, NNG_PIPE_EV_REM_POST, push_pipe_cb,
+	    &sv->push_pipes);
+	if ((rv = aff_tls_dial(sv->push, sv->results, tls, "worker")) != AFF_OK ||
+	    (rv = aff_tls_dial(sv->req, sv->jobs, tls, "worker")) != AFF_OK)
+		return (rv);
+	return (AFF_OK);
 }
 
 int
@@ -381,24 +504,16 @@ worker_start(const struct worker_config *cfg, worker **wp)
 	aff_cond_init_monotonic(&w->cv);
 	gethostname(host, sizeof(host) - 1);
 	snprintf(w->name, sizeof(w->name), "%s:%d", host, (int)getpid());
-	if (nng_req0_open(&w->req) != 0 || nng_push0_open(&w->push) != 0) {
-		rv = AFF_INTERNAL;
+	if ((rv = worker_servers(w, cfg)) != AFF_OK)
 		goto failed;
-	}
-	nng_socket_set_size(w->req, NNG_OPT_RECVMAXSZ, 1 << 20);
-	/* Never resend a request: one that waits at the server is credit
-	 * for one job, and a second copy would be answered with a job this
-	 * worker drops. A lost connection fails it instead; it is made again. */
-	nng_socket_set_ms(w->req, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-	nng_socket_set_ms(w->push, NNG_OPT_SENDTIMEO, 5000);
-	nng_socket_set_ms(w->req, NNG_OPT_RECONNMINT, 50);
-	nng_socket_set_ms(w->req, NNG_OPT_RECONNMAXT, 1000);
-	nng_socket_set_ms(w->push, NNG_OPT_RECONNMINT, 50);
-	nng_socket_set_ms(w->push, NNG_OPT_RECONNMAXT, 1000);
-	if ((rv = aff_tls_dial(w->push, cfg->results_url, &tls, "worker")) !=
-	        AFF_OK ||
-	    (rv = aff_tls_dial(w->req, cfg->jobs_url, &tls, "worker")) != AFF_OK)
-		goto failed;
+	for (int i = 0; i < w->n_servers; i++)
+		if ((rv = worker_server_open(&w->servers[i], &tls)) != AFF_OK) {
+			if (w->n_servers > 1)
+				aff_error("worker: cannot use server %s / %s: %s",
+				    w->servers[i].jobs, w->servers[i].results,
+				    aff_strerror(rv));
+			goto failed;
+		}
 	if ((w->slots = calloc((size_t)cfg->concurrency, sizeof(*w->slots))) ==
 	    NULL) {
 		rv = AFF_RESOURCE_EXHAUSTED;
@@ -407,7 +522,8 @@ worker_start(const struct worker_config *cfg, worker **wp)
 	for (; w->n_slots < cfg->concurrency; w->n_slots++) {
 		struct wslot *sl = &w->slots[w->n_slots];
 		sl->w = w;
-		if (nng_ctx_open(&sl->ctx, w->req) != 0 ||
+		sl->server = w->n_slots % w->n_servers;
+		if (nng_ctx_open(&sl->ctx, w->servers[sl->server].req) != 0 ||
 		    nng_aio_alloc(&sl->aio, NULL, NULL) != 0) {
 			rv = AFF_RESOURCE_EXHAUSTED;
 			goto failed;
@@ -424,9 +540,10 @@ worker_start(const struct worker_config *cfg, worker **wp)
 			rv = AFF_RESOURCE_EXHAUSTED;
 			goto failed;
 		}
-	aff_info("worker: %s asking %s, pushing %s (%d at once, review "
+	aff_info("worker: %s asking %s, pushing %s (%d at once%s, review "
 	         "delay %d ms)",
 	    w->name, cfg->jobs_url, cfg->results_url, cfg->concurrency,
+	    w->n_servers > 1 ? ", spread over the servers" : "",
 	    cfg->review_delay_ms);
 	*wp = w;
 	return (AFF_OK);
@@ -443,7 +560,9 @@ worker_stop(worker *w)
 	atomic_store(&w->stopping, 1);
 	/* Closing REQ ends every wait for a job (NNG_ECLOSED); threads with
 	 * a job in hand finish it and push its result first. */
-	nng_close(w->req);
+	for (int i = 0; i < w->n_servers; i++)
+		if (w->servers[i].req_open)
+			nng_close(w->servers[i].req);
 	for (int i = 0; i < w->n_started; i++)
 		pthread_join(w->slots[i].thread, NULL);
 	pthread_mutex_lock(&w->mtx);
@@ -452,7 +571,9 @@ worker_stop(worker *w)
 	pthread_mutex_unlock(&w->mtx);
 	if (w->beat_started)
 		pthread_join(w->beat, NULL);
-	nng_close(w->push);
+	for (int i = 0; i < w->n_servers; i++)
+		if (w->servers[i].push_open)
+			nng_close(w->servers[i].push);
 	for (int i = 0; i < w->n_slots; i++)
 		nng_aio_free(w->slots[i].aio);
 	free(w->slots);

@@ -17,8 +17,12 @@
 #include "affiliate/v1/jobs.pb-c.h"
 
 struct worker_config {
-	char jobs_url[256];     /* --jobs, AFFILIATE_JOBS_URL */
-	char results_url[256];  /* --results, AFFILIATE_RESULTS_URL */
+	/* --jobs, AFFILIATE_JOBS_URL and --results, AFFILIATE_RESULTS_URL:
+	 * one URL each, or lists of the same length (up to
+	 * AFF_CLIENT_MAX_URLS), comma-separated: the job address and the
+	 * result address of each server, in the same order. */
+	char jobs_url[4096];
+	char results_url[4096];
 	int concurrency;        /* --concurrency, AFFILIATE_WORKER_CONCURRENCY */
 	int review_delay_ms;    /* --review-delay, AFFILIATE_REVIEW_DELAY_MS */
 	int fail_percent;       /* --fail-percent, AFFILIATE_REVIEW_FAIL_PERCENT */
@@ -73,7 +77,15 @@ uint8_t *worker_run_job(const struct worker_config *cfg, const char *name,
 
 typedef struct worker worker;
 
-/* Dials both addresses (and keeps redialling) and starts the threads. */
+/*
+ * Dials every address (and keeps redialling) and starts the threads.
+ * With several servers, slot i asks server i mod N (so every server
+ * always has concurrency/N requests waiting, and never more than the
+ * free slots in all), and pushes a job's result and heartbeats to the
+ * server the job came from while it is connected, else to one that is.
+ * AFF_INVALID_ARGUMENT (said on stderr) for lists that do not pair up or
+ * more servers than slots.
+ */
 int worker_start(const struct worker_config *cfg, worker **wp);
 void worker_stop(worker *w);
 

@@ -12,6 +12,7 @@
 #include "aff_log.h"
 #include "aff_status.h"
 #include "aff_util.h"
+#include "cache_conn.h"
 #include "store.h"
 
 #define BACKOFF_MIN_MS 100
@@ -68,7 +69,7 @@ cache_enabled(const cache *c)
 
 /* why may be the context's own errstr, so it is logged before the
  * context is freed. */
-static void
+void
 cache_down(cache *c, const char *why)
 {
 	if (c->was_up)
@@ -85,8 +86,7 @@ cache_down(cache *c, const char *why)
 	                                                   : c->backoff_ms * 2;
 }
 
-/* Returns a live connection, or NULL while Redis is down or off. */
-static redisContext *
+redisContext *
 cache_conn(cache *c)
 {
 	struct timeval tv;
@@ -169,6 +169,22 @@ cache_set(cache *c, const void *key, size_t keylen, const void *val, size_t len)
 		return (AFF_UNAVAILABLE);
 	freeReplyObject(r);
 	return (AFF_OK);
+}
+
+void
+cache_drop(cache *c)
+{
+	if (c->rc != NULL) {
+		redisFree(c->rc);
+		c->rc = NULL;
+	}
+}
+
+int
+cache_waiting(const cache *c)
+{
+	return (c->host == NULL ||
+	    (c->rc == NULL && aff_mono_ms() < c->next_try_ms));
 }
 
 int

@@ -2,6 +2,7 @@
 #include "auth.h"
 
 #include <arpa/inet.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,12 +32,37 @@ auth_mode_parse(const char *v, enum auth_mode *mode)
 	return (0);
 }
 
+/* A rate: digits with at most one '.', 0.001 to 1000000 (no sign,
+ * exponent, hex, inf or nan, which strtod alone would take). */
+static int
+rate_parse(const char *v, double *r)
+{
+	size_t dots = 0, digits = 0;
+	char *end;
+
+	for (const char *p = v; *p != '\0'; p++) {
+		if (*p == '.')
+			dots++;
+		else if (*p >= '0' && *p <= '9')
+			digits++;
+		else
+			return (-1);
+	}
+	if (digits == 0 || dots > 1)
+		return (-1);
+	*r = strtod(v, &end);
+	if (*end != '\0' || !(*r >= 0.001 && *r <= 1000000.0))
+		return (-1);
+	return (0);
+}
+
 int
 auth_limit_parse(const char *v, struct auth_limit *l)
 {
 	const char *slash = strchr(v, '/');
 	char rate[32];
-	int64_t r, b;
+	double r;
+	int64_t b;
 
 	if (auth_mode_parse(v, &l->mode) == 0 && l->mode != AUTH_MODE_ON)
 		return (0);
@@ -46,13 +72,16 @@ auth_limit_parse(const char *v, struct auth_limit *l)
 		return (-1);
 	memcpy(rate, v, (size_t)(slash - v));
 	rate[slash - v] = '\0';
-	if (aff_parse_int64(rate, 1, 1000000, &r) != AFF_OK)
+	if (rate_parse(rate, &r) != 0)
 		return (-1);
-	b = 2 * r;
+	/* A bucket holds at least one call, or nothing would ever pass. */
+	b = (int64_t)ceil(2 * r);
+	if (b < 1)
+		b = 1;
 	if (*slash == '/' && aff_parse_int64(slash + 1, 1, 1000000, &b) != AFF_OK)
 		return (-1);
 	l->mode = AUTH_MODE_ON;
-	l->rule.rate = (double)r;
+	l->rule.rate = r;
 	l->rule.burst = (int)b;
 	return (0);
 }
@@ -276,26 +305,28 @@ keys_required(const struct auth_policy *p, const struct auth_view *v)
 /* Applies limit l to bucket key; AFF_OK or RESOURCE_EXHAUSTED. Adds the
  * RateLimit-* metadata when a limit applies. */
 static int
-limit_take(const struct auth_policy *p, const struct auth_limit *l,
-    int required, struct auth_decision *d, const char *key, const char *who)
+limit_take(const struct auth_policy *p, const struct auth_view *v,
+    const struct auth_limit *l, int required, struct auth_decision *d,
+    const char *key, const char *who)
 {
 	struct ratelimit_state st;
-	char v[24];
+	char val[24];
 
 	if (p->buckets == NULL || l->mode == AUTH_MODE_OFF ||
 	    (l->mode == AUTH_MODE_AUTO && !required))
 		return (AFF_OK);
-	int ok = ratelimit_take(p->buckets, key, &l->rule, aff_mono_ms(), &st);
-	snprintf(v, sizeof(v), "%d", st.limit);
-	reply_md(d, "ratelimit-limit", v);
-	snprintf(v, sizeof(v), "%d", st.remaining);
-	reply_md(d, "ratelimit-remaining", v);
-	snprintf(v, sizeof(v), "%d", st.reset_s);
-	reply_md(d, "ratelimit-reset", v);
+	int ok = ratelimit_take_shared(p->buckets, v->shared, key, &l->rule,
+	    aff_mono_ms(), &st);
+	snprintf(val, sizeof(val), "%d", st.limit);
+	reply_md(d, "ratelimit-limit", val);
+	snprintf(val, sizeof(val), "%d", st.remaining);
+	reply_md(d, "ratelimit-remaining", val);
+	snprintf(val, sizeof(val), "%d", st.reset_s);
+	reply_md(d, "ratelimit-reset", val);
 	if (ok)
 		return (AFF_OK);
-	snprintf(v, sizeof(v), "%d", st.retry_s);
-	reply_md(d, "retry-after", v);
+	snprintf(val, sizeof(val), "%d", st.retry_s);
+	reply_md(d, "retry-after", val);
 	return (refuse(d, AFF_RESOURCE_EXHAUSTED,
 	    "too many calls %s: at most %d at once, %g a second; retry in %d s",
 	    who, l->rule.burst, l->rule.rate, st.retry_s));
@@ -313,7 +344,7 @@ limit_address(const struct auth_policy *p, const struct auth_view *v,
 		return (AFF_OK);
 	client_address(p, v, addr, sizeof(addr));
 	snprintf(key, sizeof(key), "a:%s", addr);
-	return (limit_take(p, &p->per_addr, required, d, key,
+	return (limit_take(p, v, &p->per_addr, required, d, key,
 	    "from this address"));
 }
 
@@ -360,7 +391,7 @@ auth_admit(const struct auth_policy *p, store *s, const struct auth_view *v,
 		    BEARER_REALM ", error=\"invalid_token\"", why));
 	}
 	snprintf(key, sizeof(key), "k:%lld", (long long)d->caller.key_id);
-	if (p != NULL && (rv = limit_take(p, &p->per_key, required, d, key,
+	if (p != NULL && (rv = limit_take(p, v, &p->per_key, required, d, key,
 	                      "with this API key")) != AFF_OK)
 		return (rv);
 	if (v->access == AUTH_ACCESS_ADMIN && d->caller.role != AUTH_ADMIN)

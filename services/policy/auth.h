@@ -8,8 +8,13 @@
  * A key is the bearer token "aff_<id>_<64 hex>": <id> finds its row, and
  * the row holds only the SHA-256 of the 64 hex characters (256 random
  * bits: a hash without salt or stretching is enough), compared in
- * constant time. It is read from the database on every call, so a revoked
- * key stops working at once.
+ * constant time. It is read from the database on every call, never kept
+ * in the process, so a key revoked through any server (or in the
+ * database directly) stops working on every server at once.
+ *
+ * Rate limits count in the buckets the view names as shared (Redis, so
+ * several servers count together) and in this process's own while those
+ * are down or not configured (ratelimit.h).
  *
  * When is a key required (protected mode, as Redis does it)? With
  * --auth on, always; with off, never; with auto (the default), when the
@@ -89,6 +94,9 @@ struct auth_view {
 	void *peer_arg;
 	const char *method;        /* for the record; access says the rule */
 	enum auth_access access;
+	/* The buckets shared with the other servers (this thread's Redis
+	 * connection); NULL: this process's buckets only. */
+	const struct ratelimit_shared *shared;
 };
 
 #define AUTH_REPLY_MD_MAX 5
@@ -133,8 +141,9 @@ int auth_key_create(store *s, int64_t editor_id, aff_arena *a,
 /* "auto", "on" or "off" into *mode; -1 when it is none of these. */
 int auth_mode_parse(const char *v, enum auth_mode *mode);
 
-/* "auto", "off" or RATE[/BURST] (calls a second; burst = 2 * rate when
- * not given) into l; -1 when malformed. */
+/* "auto", "off" or RATE[/BURST] (calls a second, 0.001 to 1000000, a
+ * fraction for less than one a second: 0.1 is one every 10 s; burst =
+ * 2 * rate, at least 1, when not given) into l; -1 when malformed. */
 int auth_limit_parse(const char *v, struct auth_limit *l);
 
 #endif /* AUTH_H */

@@ -3,16 +3,20 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/rand.h>
 
 #include "aff_err.h"
+#include "aff_log.h"
 #include "aff_util.h"
 
 #define WAYS 4
 #define LOCKS 64
+#define PROBE_MIN_MS 100
+#define PROBE_MAX_MS 5000
 
 struct bucket {
 	uint64_t tag;   /* the key's hash; 0 = free */
@@ -25,6 +29,15 @@ struct ratelimit {
 	uint64_t seed;  /* random: a peer cannot aim keys at one set */
 	struct bucket *b;
 	pthread_mutex_t locks[LOCKS];
+	/* 1 while the shared store is failing: the threads agree on one
+	 * outage, so it is logged once, not once per thread or per call. */
+	atomic_int shared_down;
+	/* While it is down, one call at a time asks it again, not before
+	 * next_probe_ms (monotonic), with a backoff doubling from
+	 * PROBE_MIN_MS to PROBE_MAX_MS: a stalled store costs one call its
+	 * timeout now and then, not every call on every thread. */
+	atomic_llong next_probe_ms;
+	atomic_int probe_backoff_ms;
 };
 
 int
@@ -43,6 +56,9 @@ ratelimit_alloc(ratelimit **rp, size_t slots)
 		r->seed = (uint64_t)(uintptr_t)r ^ 0x9e3779b97f4a7c15ull;
 	for (int i = 0; i < LOCKS; i++)
 		pthread_mutex_init(&r->locks[i], NULL);
+	atomic_init(&r->shared_down, 0);
+	atomic_init(&r->next_probe_ms, 0);
+	atomic_init(&r->probe_backoff_ms, PROBE_MIN_MS);
 	*rp = r;
 	return (AFF_OK);
 }
@@ -116,4 +132,61 @@ ratelimit_take(ratelimit *r, const char *key,
 		st->retry_s = 1;
 	pthread_mutex_unlock(lock);
 	return (ok);
+}
+
+int
+ratelimit_take_shared(ratelimit *r, const struct ratelimit_shared *sh,
+    const char *key, const struct ratelimit_rule *rule, int64_t now_ms,
+    struct ratelimit_state *st)
+{
+	long long next;
+	int rv, was, backoff;
+
+	if (sh == NULL || sh->take == NULL)
+		return (ratelimit_take(r, key, rule, now_ms, st));
+	/* Down: only the call that wins the probe slot asks. */
+	if (atomic_load_explicit(&r->shared_down, memory_order_relaxed)) {
+		next = atomic_load(&r->next_probe_ms);
+		backoff = atomic_load_explicit(&r->probe_backoff_ms,
+		    memory_order_relaxed);
+		if (now_ms < next || !atomic_compare_exchange_strong(
+		                         &r->next_probe_ms, &next, now_ms + backoff))
+			return (ratelimit_take(r, key, rule, now_ms, st));
+	}
+	rv = sh->take(sh->arg, key, rule, st);
+	if (rv == RATELIMIT_SHARED_ALLOW || rv == RATELIMIT_SHARED_DENY) {
+		was = 1;
+		if (atomic_load_explicit(&r->shared_down, memory_order_relaxed) &&
+		    atomic_compare_exchange_strong(&r->shared_down, &was, 0)) {
+			atomic_store(&r->probe_backoff_ms, PROBE_MIN_MS);
+			aff_info("ratelimit: the shared buckets (redis) answer "
+			         "again: the limits hold across servers");
+		}
+		return (rv);
+	}
+	if (rv == RATELIMIT_SHARED_SKIPPED) {
+		/* This thread's connection waits out its own backoff: it asked
+		 * nothing, so the next call (maybe on another thread) may. */
+		if (atomic_load_explicit(&r->shared_down, memory_order_relaxed))
+			atomic_store(&r->next_probe_ms, now_ms);
+		return (ratelimit_take(r, key, rule, now_ms, st));
+	}
+	/* A failure starts an outage (logged once, by the thread that sees
+	 * it first) or, during one, makes the next probe wait longer. */
+	was = 0;
+	if (atomic_compare_exchange_strong(&r->shared_down, &was, 1)) {
+		backoff = PROBE_MIN_MS;
+		aff_warn("ratelimit: the shared buckets (redis) are unavailable: "
+		         "each server limits on its own (this process's buckets) "
+		         "until redis answers again");
+	} else {
+		backoff = atomic_load(&r->probe_backoff_ms) * 2;
+		if (backoff > PROBE_MAX_MS)
+			backoff = PROBE_MAX_MS;
+	}
+	atomic_store(&r->probe_backoff_ms, backoff);
+	/* From now, not from the call's start: the failure may have been a
+	 * timeout. */
+	atomic_store(&r->next_probe_ms, (long long)aff_mono_ms() + backoff);
+	return (ratelimit_take(r, key, rule, now_ms, st));
 }

@@ -144,6 +144,7 @@ struct rpc_gate_view {
 	void (*peer)(void *peer_arg, char *buf, size_t cap);
 	void *peer_arg;
 	store *store;            /* this thread's store connection */
+	cache *cache;            /* this thread's Redis connection */
 	struct rpc_caller caller; /* set by admit; read by bind */
 };
 

@@ -269,30 +269,62 @@ reply_body(aff_arena *a, int code, const char *message,
 	return (buf);
 }
 
-/* The cache key of a cacheable call: the database, the catalog version,
- * the method and the request in canonical (re-packed) form. */
+/* Appends n bytes of src at *p and moves *p past them. */
+static void
+put(char **p, const char *src, size_t n)
+{
+	memcpy(*p, src, n);
+	*p += n;
+}
+
+/*
+ * The cache key of a cacheable call: the database, the catalog version,
+ * the method and the request in canonical (re-packed) form:
+ * "aff:rc:<db>:<version>:<service>/<method>:<packed request>". Built by
+ * hand: it is on every cached read, and formatting it with printf (twice,
+ * to measure and to write) was a fifth of the call's own instructions.
+ */
 static char *
 cache_key(struct rpc_call *call, const ProtobufCMessage *in, size_t *lenp)
 {
 	const char *db_id;
 	int64_t version;
-	char *head, *key;
-	size_t hlen, plen;
+	char digits[24], *d = digits + sizeof(digits), *key, *p;
+	uint64_t v;
+	size_t dlen, slen, mlen, ilen, plen;
 
 	if (call->store->ops->catalog_version(call->store, &db_id, &version) !=
 	    AFF_OK)
 		return (NULL);
-	head = aff_arena_printf(&call->arena, "aff:rc:%s:%lld:%s/%s:", db_id,
-	    (long long)version, call->service, call->method);
-	if (head == NULL)
-		return (NULL);
-	hlen = strlen(head);
+	/* The version in decimal, sign included, written from the end. */
+	v = version < 0 ? 0 - (uint64_t)version : (uint64_t)version;
+	do {
+		*--d = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	if (version < 0)
+		*--d = '-';
+	dlen = strlen(db_id);
+	slen = strlen(call->service);
+	mlen = strlen(call->method);
+	ilen = (size_t)(digits + sizeof(digits) - d);
 	plen = protobuf_c_message_get_packed_size(in);
-	if ((key = aff_arena_alloc(&call->arena, hlen + plen)) == NULL)
+	key = aff_arena_alloc(&call->arena,
+	    7 + dlen + 1 + ilen + 1 + slen + 1 + mlen + 1 + plen);
+	if (key == NULL)
 		return (NULL);
-	memcpy(key, head, hlen);
-	protobuf_c_message_pack(in, (uint8_t *)key + hlen);
-	*lenp = hlen + plen;
+	p = key;
+	put(&p, "aff:rc:", 7);
+	put(&p, db_id, dlen);
+	put(&p, ":", 1);
+	put(&p, d, ilen);
+	put(&p, ":", 1);
+	put(&p, call->service, slen);
+	put(&p, "/", 1);
+	put(&p, call->method, mlen);
+	put(&p, ":", 1);
+	p += protobuf_c_message_pack(in, (uint8_t *)p);
+	*lenp = (size_t)(p - key);
 	return (key);
 }
 
@@ -533,6 +565,7 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 			.peer = gate_peer,
 			.peer_arg = &env->pipe,
 			.store = call->store,
+			.cache = env->cache,
 		};
 		memset(&gr, 0, sizeof(gr));
 		(void)env->gate.admit(env->gate.opaque, &gv, &gr);

@@ -7,7 +7,10 @@
 #   BIN_DIR holds affiliate-server, bench-bare-civetweb, bench-bare-nng-echo,
 #   bench-rpc-load and, once it exists, affiliate-bridge (its rows are
 #   skipped without it). BENCH_SECONDS (default 10) is the length of each
-#   measurement; each target is warmed up for 1 s first.
+#   measurement; each target is warmed up for 1 s first. BENCH_RATE_LIMIT
+#   (unset: none, the loopback default) is the server's per-address limit
+#   (AFFILIATE_RATE_LIMIT_ANON), e.g. 1000000 to measure what counting
+#   every call costs (in Redis, which the bench always runs).
 #
 # It starts, on free loopback ports, redis-server (no persistence),
 # affiliate-server on a fresh data dir, the bridge, and the two bare
@@ -116,7 +119,8 @@ start redis redis-server --port "$redis_port" --bind 127.0.0.1 --save "" \
 	--appendonly no --dir "$work"
 wait_port redis "$last_pid" "$redis_port"
 
-start server "$BIN/affiliate-server" --listen "tcp://127.0.0.1:$rpc_port" \
+start server env ${BENCH_RATE_LIMIT:+AFFILIATE_RATE_LIMIT_ANON=$BENCH_RATE_LIMIT} \
+	"$BIN/affiliate-server" --listen "tcp://127.0.0.1:$rpc_port" \
 	--data-dir "$work/data" --redis "127.0.0.1:$redis_port" \
 	--jobs "ipc://$work/jobs.sock" --results "ipc://$work/results.sock" \
 	--log-level warn

@@ -94,7 +94,9 @@ store_sqlite_call_begin(store *base, const struct store_request_key *k,
 		if ((*reply = aff_arena_alloc(a, *len > 0 ? *len : 1)) == NULL)
 			rv = AFF_RESOURCE_EXHAUSTED;
 		else {
-			memcpy(*reply, sqlite3_column_blob(st, 0), *len);
+			/* An empty blob reads as NULL: memcpy must not see it. */
+			if (*len > 0)
+				memcpy(*reply, sqlite3_column_blob(st, 0), *len);
 			rv = AFF_ALREADY_EXISTS;
 		}
 	} else if (rc != SQLITE_DONE)
