@@ -14,6 +14,15 @@
 #                  start. Call it after clean_env.sh, which unsets
 #                  AFFILIATE_DB.
 #   backend_stop   stops that PostgreSQL; call it from the EXIT trap.
+#   backend_db_new NAME  for a test whose servers are separate systems:
+#                  prints the --db of another fresh database (sqlite:
+#                  nothing, each --data-dir has its file; postgresql: a
+#                  new database affiliate_NAME on the test's server).
+#   backend_sql SQL  runs SQL on the servers' database from outside, as an
+#                  operator's shell would (sqlite3 on
+#                  $BACKEND_DATA_DIR/affiliate.db with a 5 s busy
+#                  timeout, or psql), and prints the rows, columns
+#                  separated by |; fails when the SQL does.
 . "$(dirname "${BASH_SOURCE[0]}")/pg.sh"
 
 backend_pg() { [ "${AFFILIATE_TEST_BACKEND:-sqlite}" = postgresql ]; }
@@ -45,4 +54,19 @@ backend_start() {
 backend_stop() {
 	backend_pg && pg_stop
 	return 0
+}
+
+backend_sql() {
+	if backend_pg; then
+		"$PG_BIN/psql" -qAtX -v ON_ERROR_STOP=1 "$PG_URI" -c "$1"
+	else
+		sqlite3 -bail -cmd ".timeout 5000" "${BACKEND_DATA_DIR:?}/affiliate.db" "$1"
+	fi
+}
+
+backend_db_new() {
+	backend_pg || return 0
+	"$PG_BIN/psql" -qAtX -v ON_ERROR_STOP=1 "${PG_URI%/*}/postgres" \
+		-c "CREATE DATABASE affiliate_$1" >&2 || return 1
+	echo "${PG_URI%/*}/affiliate_$1"
 }
