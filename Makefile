@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 WERROR := $(if $(CI),ON,OFF)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build test faults run run-cluster asan bench bench-cluster fuzz valgrind soak clean
+.PHONY: all deps build test test-sqlite test-pg faults run run-cluster asan bench bench-cluster fuzz valgrind soak clean
 
 all: build
 
@@ -19,6 +19,14 @@ build: deps
 
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2
+
+# One backend of `make test` (which runs both): the tests as they are on
+# SQLite, or only their PostgreSQL variants (<name>_pg, ctest label pg).
+test-sqlite: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2 -LE pg
+
+test-pg: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2 -L pg
 
 # Only the fault tests (tests/faults/, also part of `make test`), with
 # their printed counts (acked, lost, duplicated) shown.

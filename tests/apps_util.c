@@ -47,7 +47,7 @@ setup(void **state)
 	setenv("AFFILIATE_JOB_BACKOFF_MS", "10", 1);
 	setenv("AFFILIATE_JOB_MAX_ATTEMPTS", "3", 1);
 	assert_int_equal(tu_server_start(&f->ts, 0), 0);
-	snprintf(f->db, sizeof(f->db), "%s/affiliate.db", f->ts.dir);
+	snprintf(f->db, sizeof(f->db), "%s", f->ts.db);
 	assert_int_equal(tu_seed_editors(f->db), 0);
 	*state = f;
 	return (0);
@@ -200,6 +200,6 @@ check_all_approved_once(struct fixture *f, long long n, int timeout_ms)
 	    n);
 	assert_int_equal(tu_sql_int(f->db,
 	                     "SELECT max(c) FROM (SELECT count(*) AS c FROM"
-	                     " application_events GROUP BY application_id)"),
+	                     " application_events GROUP BY application_id) AS e"),
 	    2);
 }

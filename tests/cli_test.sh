@@ -14,14 +14,18 @@ work=$(mktemp -d /tmp/affiliate-cli-XXXXXX)
 url="ipc://$work/rpc.sock"
 server_pid=
 . "$(dirname "$0")/tap.sh"
+. "$(dirname "$0")/backend.sh"
 
 bridge_pid=
 cleanup() {
 	[ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null
 	[ -n "$bridge_pid" ] && kill -9 "$bridge_pid" 2>/dev/null
+	backend_stop
 	rm -rf "$work"
 }
 trap cleanup EXIT
+# The servers' store: AFFILIATE_TEST_BACKEND (tests/backend.sh).
+backend_start || { not_ok "the test's PostgreSQL starts"; tap_done; exit; }
 
 out_ids() { # the ids of the list items in the last output, "1 2 3 "
 	grep -o '^      "id": [0-9]*' "$work/out" | grep -o '[0-9]*$' | tr '\n' ' '

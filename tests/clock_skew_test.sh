@@ -13,13 +13,17 @@ work=$(mktemp -d /tmp/affiliate-skew-XXXXXX)
 url="ipc://$work/rpc.sock"
 pids=()
 . "$(dirname "$0")/tap.sh"
+. "$(dirname "$0")/backend.sh"
 
 cleanup() {
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	backend_stop # before wait: PostgreSQL is a child too
 	wait 2>/dev/null
 	rm -rf "$work"
 }
 trap cleanup EXIT
+# The servers' store: AFFILIATE_TEST_BACKEND (tests/backend.sh).
+backend_start || { not_ok "the test's PostgreSQL starts"; tap_done; exit; }
 
 if ! command -v faketime >/dev/null; then
 	not_ok "faketime is installed (scripts/deps.sh)"

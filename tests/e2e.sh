@@ -14,13 +14,17 @@ scale=${E2E_TIMEOUT_SCALE:-1}
 work=$(mktemp -d /tmp/affiliate-e2e-XXXXXX)
 pids=()
 . "$(dirname "$0")/tap.sh"
+. "$(dirname "$0")/backend.sh"
 
 cleanup() {
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	backend_stop # before wait: PostgreSQL is a child too
 	wait 2>/dev/null
 	[ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
+# The servers' store: AFFILIATE_TEST_BACKEND (tests/backend.sh).
+backend_start || { not_ok "the test's PostgreSQL starts"; tap_done; exit; }
 
 wait_for() { # wait_for FILE PATTERN: up to 5 s (times the scale)
 	for _ in $(seq 1 $((100 * scale))); do

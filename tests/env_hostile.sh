@@ -11,6 +11,9 @@ set -u
 SRC=${AFFILIATE_SOURCE_DIR:?}
 ctest_bin=${1:?usage: env_hostile.sh C_TEST}
 . "$SRC/tests/tap.sh"
+# As env_hostile_pg: both tests start their own PostgreSQL.
+. "$SRC/tests/backend.sh"
+backend_check
 
 export AFFILIATE_WEBHOOK_SECRET=hostile-secret-from-the-shell
 export AFFILIATE_URL=tcp://127.0.0.1:1

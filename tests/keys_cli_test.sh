@@ -13,12 +13,16 @@ work=$(mktemp -d /tmp/affiliate-keys-XXXXXX)
 url="ipc://$work/rpc.sock"
 server_pid=
 . "$(dirname "$0")/tap.sh"
+. "$(dirname "$0")/backend.sh"
 
 cleanup() {
 	[ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null
+	backend_stop
 	rm -rf "$work"
 }
 trap cleanup EXIT
+# The servers' store: AFFILIATE_TEST_BACKEND (tests/backend.sh).
+backend_start || { not_ok "the test's PostgreSQL starts"; tap_done; exit; }
 
 cli() { # cli KEY ARGS...: output in $work/out, exit status returned
 	local key=$1

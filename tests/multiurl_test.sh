@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # multiurl_test.sh - one bridge and one worker in front of two real
-# affiliate-server processes (each its own SQLite file: two systems, so
+# affiliate-server processes (each its own SQLite file, or PostgreSQL
+# database as test_multiurl_pg: two systems, so
 # only calls where that does not matter are compared: reads, webhook
 # orders, and each server's own applications), over tcp:// on free
 # loopback ports:
@@ -19,13 +20,20 @@ BIN=${AFFILIATE_BIN_DIR:?}
 work=$(mktemp -d /tmp/affiliate-multiurl-XXXXXX)
 pids=()
 . "$(dirname "$0")/tap.sh"
+. "$(dirname "$0")/backend.sh"
 
 cleanup() {
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	backend_stop # before wait: PostgreSQL is a child too
 	wait 2>/dev/null
 	[ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
+# The servers' store: AFFILIATE_TEST_BACKEND (tests/backend.sh); on
+# PostgreSQL a database of its own for each of the two systems.
+backend_start || { not_ok "the test's PostgreSQL starts"; tap_done; exit; }
+db_a=$(backend_db_new a) && db_b=$(backend_db_new b) ||
+	{ not_ok "a database for each server"; tap_done; exit; }
 
 wait_for() { # wait_for FILE PATTERN: up to 5 s
 	for _ in $(seq 1 100); do
@@ -48,9 +56,10 @@ for s in a b; do
 done
 declare -A server_pid
 start_server() { # start_server a|b
-	local s=$1 rpc jobs results
-	eval "rpc=\$rpc_$s jobs=\$jobs_$s results=\$results_$s"
+	local s=$1 rpc jobs results db
+	eval "rpc=\$rpc_$s jobs=\$jobs_$s results=\$results_$s db=\$db_$s"
 	"$BIN/affiliate-server" --listen "$rpc" --data-dir "$work/data-$s" \
+		${db:+--db "$db"} \
 		--redis off --jobs "$jobs" --results "$results" \
 		>>"$work/server-$s.log" 2>&1 &
 	server_pid[$s]=$!

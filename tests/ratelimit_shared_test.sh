@@ -3,7 +3,8 @@
 # (issue 14), with the real processes: one redis-server, two
 # affiliate-server processes on one database (the same SQLite file: the
 # key checks read it per call, and SQLite's WAL lets two processes of one
-# host read and write it) and one affiliate-bridge in front of each. Server
+# host read and write it; as test_ratelimit_shared_pg, one PostgreSQL
+# database, as a cluster's servers share it) and one affiliate-bridge in front of each. Server
 # B runs under Debian's faketime 2 hours ahead of A.
 #  - the per-key limit (burst 10, one call in 100 s, so that a loaded
 #    host's slow calls refill nothing) counts the calls on both servers
@@ -20,8 +21,8 @@
 #    server's log says so once, not per call or per thread; Redis back:
 #    each server says once that the limits are shared again;
 #  - a key revoked through server A is refused (401) by server B on the
-#    next call, and a key revoked in the database from outside (sqlite3)
-#    is refused by both at once.
+#    next call, and a key revoked in the database from outside (sqlite3,
+#    or psql) is refused by both at once.
 set -u
 . "$(dirname "$0")/clean_env.sh"
 BIN=${AFFILIATE_BIN_DIR:?}
@@ -29,13 +30,18 @@ work=$(mktemp -d /tmp/affiliate-xlimit-XXXXXX)
 pids=()
 redis_pid=
 . "$(dirname "$0")/tap.sh"
+. "$(dirname "$0")/backend.sh"
 
 cleanup() {
 	for p in "${pids[@]}" $redis_pid; do kill -9 "$p" 2>/dev/null; done
+	backend_stop # before wait: PostgreSQL is a child too
 	wait 2>/dev/null
 	[ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
+# The servers' store: AFFILIATE_TEST_BACKEND (tests/backend.sh).
+backend_start || { not_ok "the test's PostgreSQL starts"; tap_done; exit; }
+BACKEND_DATA_DIR=$work/data
 
 wait_for() { # wait_for FILE PATTERN: up to 5 s
 	for _ in $(seq 1 100); do
@@ -151,7 +157,7 @@ check "and the 12th, on A, is 429 with Retry-After ~100 ($c12, $retry12)" \
 	[ "$c12" = 429 -a "$retry12" -ge 80 -a "$retry12" -le 100 ]
 check "the JSON error says RESOURCE_EXHAUSTED" \
 	grep -q '"code":"RESOURCE_EXHAUSTED"' "$work/body"
-db_id=$(sqlite3 "$work/data/affiliate.db" "SELECT value FROM meta WHERE key = 'db_id'")
+db_id=$(backend_sql "SELECT value FROM meta WHERE key = 'db_id'")
 check "the bucket is in redis under the database's id (aff:$db_id:rl:k:$eid)" \
 	bash -c "redis-cli -p $redis_port exists 'aff:$db_id:rl:k:$eid' | grep -qx 1"
 
@@ -300,8 +306,8 @@ ca=$(call A "$editor3")
 cb=$(call B "$editor3")
 check "editor 3's key works on A and B before ($ca $cb)" \
 	[ "$ca" = 200 -a "$cb" = 200 ]
-sqlite3 "$work/data/affiliate.db" \
-	"PRAGMA busy_timeout = 5000; UPDATE api_keys SET revoked_at = '2026-01-01T00:00:00Z' WHERE id = $id3;" \
+# Revoked at 2026-01-01T00:00:00Z, in the column's Unix seconds.
+backend_sql "UPDATE api_keys SET revoked_at = 1767225600 WHERE id = $id3" \
 	>/dev/null
 ca=$(call A "$editor3")
 cb=$(call B "$editor3")

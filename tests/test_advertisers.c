@@ -14,7 +14,6 @@
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
-#include <sqlite3.h>
 
 #include "aff_err.h"
 #include "aff_util.h"
@@ -113,14 +112,7 @@ get(struct fixture *f, int64_t id, int64_t editor,
 static void
 sql_exec(struct fixture *f, const char *sql)
 {
-	char path[600];
-	sqlite3 *db;
-
-	snprintf(path, sizeof(path), "%s/affiliate.db", f->ts.dir);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	assert_int_equal(tu_sql_exec(f->ts.db, sql), 0);
 }
 
 /* Everything the service answers, checked against the seed. */
@@ -304,7 +296,8 @@ test_a_catalog_change_retires_cached_reads(void **state)
 
 	assert_int_equal(get(f, 2, 0, NULL), AFF_OK);
 	assert_int_equal(get(f, 2, 1, NULL), AFF_OK);
-	/* Changed behind the server's back, with the sqlite3 shell's SQL. */
+	/* Changed behind the server's back, with the SQL an operator's
+	 * sqlite3 or psql shell would send. */
 	sql_exec(f, "UPDATE advertisers SET name = 'Alpine Gear AG' WHERE id = 2");
 	assert_int_equal(get(f, 2, 0, &a), AFF_OK);
 	assert_string_equal(a->name, "Alpine Gear AG");
@@ -313,7 +306,8 @@ test_a_catalog_change_retires_cached_reads(void **state)
 	sql_exec(f, "DELETE FROM eligibility WHERE editor_id = 1"
 	            " AND advertiser_id = 2");
 	assert_int_equal(get(f, 2, 1, NULL), AFF_PERMISSION_DENIED);
-	sql_exec(f, "INSERT INTO eligibility VALUES (1, 2)");
+	sql_exec(f, "INSERT INTO eligibility (editor_id, advertiser_id)"
+	            " VALUES (1, 2)");
 	assert_int_equal(get(f, 2, 1, NULL), AFF_OK);
 }
 

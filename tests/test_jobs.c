@@ -49,7 +49,7 @@ stack_start(struct stack *s, const char *lease_ms, int faked)
 {
 	char crt[700], key[700], ca[700];
 	const char *args[] = { "--listen", s->url, "--data-dir", s->ts.dir,
-		"--redis", "off", "--jobs", s->jobs, "--results", s->results,
+		"--db", s->db, "--redis", "off", "--jobs", s->jobs, "--results", s->results,
 		"--job-visibility", lease_ms, "--job-attempts", "3",
 		"--job-backoff", "10", "--log-level", "warn", "--tls-cert", crt,
 		"--tls-key", key, "--tls-ca", ca, NULL };
@@ -72,9 +72,9 @@ stack_start(struct stack *s, const char *lease_ms, int faked)
 		snprintf(s->jobs, sizeof(s->jobs), "ipc://%s/jobs.sock", s->ts.dir);
 		snprintf(s->results, sizeof(s->results), "ipc://%s/results.sock",
 		    s->ts.dir);
-		args[18] = NULL; /* no TLS files */
+		args[20] = NULL; /* no TLS files */
 	}
-	snprintf(s->db, sizeof(s->db), "%s/affiliate.db", s->ts.dir);
+	assert_int_equal(tu_db_new(s->ts.dir, s->db, sizeof(s->db)), 0);
 	snprintf(s->log, sizeof(s->log), "%s/server.log", s->ts.dir);
 	if (s->tls) {
 		char cmd[4096];
@@ -145,6 +145,7 @@ stack_stop(struct stack *s)
 		tu_kill(s->workers[i], SIGKILL);
 	tu_kill(s->server, SIGTERM);
 	aff_client_close(s->ts.client);
+	tu_db_free(s->db);
 	if (getenv("AFFILIATE_TEST_KEEP") == NULL)
 		tu_rmtree(s->ts.dir);
 	free(s->ts.dir);

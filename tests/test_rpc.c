@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <sqlite3.h>
 
 #include "aff_err.h"
 #include "aff_util.h"
@@ -245,19 +244,17 @@ test_a_timeout_that_runs_out_in_the_queue_is_deadline_exceeded(
 	pthread_t tid[4];
 	uint8_t buf[32];
 	size_t len;
-	char db[600];
 	Affiliate__V1__ReplyEnvelope *rep;
-	sqlite3 *lock;
+	struct tu_db_lock *lock;
 	int64_t t0;
 	struct late_call lc;
 	pthread_t late;
 
 	req.id = 2;
 	len = affiliate__v1__get_advertiser_request__pack(&req, buf);
-	snprintf(db, sizeof(db), "%s/affiliate.db", ts->dir);
-	assert_int_equal(sqlite3_open(db, &lock), SQLITE_OK);
-	assert_int_equal(
-	    sqlite3_exec(lock, "BEGIN IMMEDIATE", 0, 0, 0), SQLITE_OK);
+	/* Another writer holds the database (SQLite's write lock, every
+	 * table on PostgreSQL). */
+	assert_non_null(lock = tu_db_lock(ts->db));
 	/* Every handler thread (4) waits for the lock in an Apply (editor 1
 	 * may join advertisers 2, 3, 5 and 6). */
 	for (int i = 0; i < 4; i++) {
@@ -272,10 +269,9 @@ test_a_timeout_that_runs_out_in_the_queue_is_deadline_exceeded(
 	lc = (struct late_call){ ts, buf, len, NULL };
 	assert_int_equal(pthread_create(&late, NULL, late_call_main, &lc), 0);
 	tu_sleep_ms(600);
-	assert_int_equal(sqlite3_exec(lock, "COMMIT", 0, 0, 0), SQLITE_OK);
+	assert_int_equal(tu_db_unlock(lock), 0);
 	pthread_join(late, NULL);
 	rep = lc.rep;
-	sqlite3_close(lock);
 	for (int i = 0; i < 4; i++) {
 		pthread_join(tid[i], NULL);
 		assert_int_equal(h[i].rv, AFF_OK);

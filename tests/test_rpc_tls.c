@@ -37,6 +37,7 @@ struct fx {
 	char url[64];   /* tls+tcp://127.0.0.1:P */
 	char plain[64]; /* tcp://127.0.0.1:P: the same port without TLS */
 	char log[700];
+	char db[600];   /* the server's database (testutil_db.h) */
 	pid_t server;
 	pid_t second; /* a second server, while a test runs one */
 };
@@ -111,7 +112,8 @@ setup(void **state)
 	aff_client *c = NULL;
 	const char *args[] = { "--listen", f->url, "--data-dir", NULL, "--redis",
 		"off", "--jobs", NULL, "--results", NULL, "--log-level", "info",
-		"--tls-cert", NULL, "--tls-key", NULL, "--tls-ca", NULL, NULL };
+		"--tls-cert", NULL, "--tls-key", NULL, "--tls-ca", NULL, "--db",
+		NULL, NULL };
 	char jobs[700], results[700];
 
 	assert_non_null(f);
@@ -147,6 +149,8 @@ setup(void **state)
 	args[13] = path(f, "server.crt");
 	args[15] = path(f, "server.key");
 	args[17] = path(f, "ca.crt");
+	assert_int_equal(tu_db_new(f->dir, f->db, sizeof(f->db)), 0);
+	args[19] = f->db;
 	f->server = tu_spawn("affiliate-server", args, f->log);
 	assert_true(f->server > 0);
 	/* It binds once its database is ready. */
@@ -174,6 +178,7 @@ teardown(void **state)
 	tu_kill(f->server, SIGTERM);
 	if (f->second > 0)
 		tu_kill(f->second, SIGKILL);
+	tu_db_free(f->db);
 	if (getenv("AFFILIATE_TEST_KEEP") == NULL)
 		tu_rmtree(f->dir);
 	free(f->dir);
@@ -467,7 +472,8 @@ test_a_client_of_two_tls_servers_uses_both_and_outlives_one(void **state)
 	char crt[700], key[700], ca[700];
 	const char *args[] = { "--listen", url2, "--data-dir", dir2, "--redis",
 		"off", "--jobs", jobs, "--results", results, "--log-level", "info",
-		"--tls-cert", NULL, "--tls-key", NULL, "--tls-ca", NULL, NULL };
+		"--tls-cert", NULL, "--tls-key", NULL, "--tls-ca", NULL, NULL, NULL,
+		NULL };
 	struct aff_client_opts co = { .tls = &tls, .timeout_ms = 2000 };
 	aff_client *c = NULL;
 	int a0, b0;
@@ -485,6 +491,12 @@ test_a_client_of_two_tls_servers_uses_both_and_outlives_one(void **state)
 	args[13] = crt;
 	args[15] = key;
 	args[17] = ca;
+	/* On PostgreSQL both serve the one database, as servers of a
+	 * cluster do; on SQLite each has its own file (in its folder). */
+	if (tu_backend_pg()) {
+		args[18] = "--db";
+		args[19] = f->db;
+	}
 	f->second = tu_spawn("affiliate-server", args, log2);
 	tls = files(f, "client");
 	assert_true(f->second > 0);

@@ -20,7 +20,6 @@
 #include <fcntl.h>
 
 #include <hiredis/hiredis.h>
-#include <sqlite3.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
@@ -243,6 +242,9 @@ tu_server_start(struct tu_server *ts, int redis_port)
 		ts->cfg.redis_port = redis_port;
 	} else
 		ts->cfg.redis_host[0] = '\0';
+	if (tu_db_new(ts->dir, ts->db, sizeof(ts->db)) != 0)
+		return (-1);
+	snprintf(ts->cfg.db_path, sizeof(ts->cfg.db_path), "%s", ts->db);
 	ts->cfg.threads = 4;
 	ts->cfg.log_level = getenv("AFFILIATE_TEST_VERBOSE") ? AFF_LOG_DEBUG
 	                                                     : AFF_LOG_ERROR;
@@ -261,6 +263,7 @@ tu_server_stop(struct tu_server *ts)
 {
 	aff_client_close(ts->client);
 	server_stop(ts->srv);
+	tu_db_free(ts->db);
 	tu_rmtree(ts->dir);
 	free(ts->dir);
 	memset(ts, 0, sizeof(*ts));
@@ -275,7 +278,7 @@ tu_stack_start(struct tu_stack *st, int threads, int timeout_ms)
 	if (tu_redis_start(&st->redis) != 0 ||
 	    tu_server_start(&st->ts, st->redis.port) != 0)
 		return (-1);
-	snprintf(st->db, sizeof(st->db), "%s/affiliate.db", st->ts.dir);
+	snprintf(st->db, sizeof(st->db), "%s", st->ts.db);
 	unsetenv("AFFILIATE_URL");
 	unsetenv("AFFILIATE_BRIDGE_LISTEN");
 	if (bridge_config_load(&st->bcfg, 0, NULL, &help) != AFF_OK)
@@ -581,54 +584,4 @@ void
 tu_sleep_ms(int ms)
 {
 	sleep_ms(ms);
-}
-
-long long
-tu_sql_int(const char *path, const char *sql)
-{
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	long long v = -1;
-
-	if (sqlite3_open(path, &db) != SQLITE_OK) {
-		sqlite3_close(db);
-		return (-1);
-	}
-	sqlite3_busy_timeout(db, 5000);
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			v = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-	}
-	sqlite3_close(db);
-	return (v);
-}
-
-int
-tu_sql_exec(const char *path, const char *sql)
-{
-	sqlite3 *db;
-	int rc;
-
-	if (sqlite3_open(path, &db) != SQLITE_OK) {
-		sqlite3_close(db);
-		return (-1);
-	}
-	sqlite3_busy_timeout(db, 5000);
-	rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-	sqlite3_close(db);
-	return (rc == SQLITE_OK ? 0 : -1);
-}
-
-long long
-tu_sql_wait(const char *path, const char *sql, long long want, int timeout_ms)
-{
-	long long v = -1;
-
-	for (int waited = 0; waited <= timeout_ms; waited += 20) {
-		if ((v = tu_sql_int(path, sql)) == want)
-			break;
-		sleep_ms(20);
-	}
-	return (v);
 }

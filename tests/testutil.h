@@ -14,6 +14,7 @@
 #include "aff_client.h"
 #include "bridge.h"
 #include "server.h"
+#include "testutil_db.h"
 
 /*
  * Removes every AFFILIATE_* variable from the environment except the ones
@@ -49,12 +50,14 @@ struct tu_server {
 	server *srv;
 	char url[128];
 	char *dir;
+	char db[512]; /* its database's locator (testutil_db.h), as --db */
 	struct server_config cfg;
 	aff_client *client;
 };
 
-/* Starts affiliate-server in-process on a free port with a new database in
- * a temporary folder; redis_port 0 turns the cache off. Also opens
+/* Starts affiliate-server in-process on a free port with a new database
+ * (tu_db_new(): a file in a temporary folder, or a PostgreSQL database)
+ * and its data folder there; redis_port 0 turns the cache off. Also opens
  * ts->client on it. Returns 0 or -1. */
 int tu_server_start(struct tu_server *ts, int redis_port);
 void tu_server_stop(struct tu_server *ts);
@@ -67,7 +70,7 @@ struct tu_stack {
 	struct bridge_config bcfg;
 	bridge *b;
 	int port;      /* the bridge's */
-	char db[600];  /* the server's SQLite file */
+	char db[600];  /* the server's database (ts.db) */
 };
 
 /* Starts it all (bridge with threads workers and an RPC timeout of
@@ -98,19 +101,8 @@ pid_t tu_spawn(const char *bin, const char *const *args, const char *log);
 /* Sends sig and reaps it. */
 void tu_kill(pid_t pid, int sig);
 
-/* Runs one integer query on the database at path (its own connection). */
-long long tu_sql_int(const char *path, const char *sql);
-
-/* Runs statements on the database at path; 0 or -1. */
-int tu_sql_exec(const char *path, const char *sql);
-
-/* Polls tu_sql_int(path, sql) until it equals want or timeout_ms passes;
- * returns the last value. */
-long long tu_sql_wait(const char *path, const char *sql, long long want,
-    int timeout_ms);
-
 /* Adds editors 100..149 to the database, each eligible for every active
- * advertiser (50 x 23 pairs for applications); 0 or -1. */
+ * advertiser (50 x 23 pairs for applications); 0 or -1. Either backend. */
 int tu_seed_editors(const char *db);
 
 void tu_sleep_ms(int ms);

@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <sqlite3.h>
 
 #include "aff_util.h"
 #include "aff_webhook.h"
@@ -45,7 +44,7 @@ fs_server_start(struct fs_stack *s)
 {
 	char log[700], redis[64], pages[32];
 	const char *args[] = { "--listen", s->rpc_url, "--data-dir", s->dir,
-		"--redis", redis, "--jobs", s->jobs_url, "--results",
+		"--db", s->db, "--redis", redis, "--jobs", s->jobs_url, "--results",
 		s->results_url, "--job-visibility", "1000", "--log-level", "warn",
 		NULL };
 
@@ -178,7 +177,8 @@ fs_stack_start(struct fs_stack *s, int use_redis, int n_workers)
 	s->n_workers = n_workers;
 	if ((s->dir = tu_tmpdir()) == NULL)
 		return (-1);
-	snprintf(s->db, sizeof(s->db), "%s/affiliate.db", s->dir);
+	if (tu_db_new(s->dir, s->db, sizeof(s->db)) != 0)
+		return (-1);
 	snprintf(s->rpc_url, sizeof(s->rpc_url), "ipc://%s/rpc.sock", s->dir);
 	snprintf(s->jobs_url, sizeof(s->jobs_url), "ipc://%s/jobs.sock", s->dir);
 	snprintf(s->results_url, sizeof(s->results_url), "ipc://%s/results.sock",
@@ -204,6 +204,8 @@ fs_stack_stop(struct fs_stack *s)
 	fs_bridge_kill(s);
 	fs_server_kill(s);
 	tu_redis_stop(&s->redis);
+	tu_db_free(s->db);
+	s->db[0] = '\0';
 	if (s->dir != NULL && getenv("AFFILIATE_TEST_KEEP") == NULL)
 		tu_rmtree(s->dir);
 	free(s->dir);
@@ -407,30 +409,25 @@ fs_orders_listed(int port, long n, int *listed)
 	    count_listed, &l));
 }
 
+struct stored {
+	long n;
+	int *counts;
+};
+
+static void
+count_stored(void *arg, const char *order_id)
+{
+	struct stored *st = arg;
+	long i = order_id != NULL ? order_index(order_id, st->n) : -1;
+
+	if (i >= 0)
+		st->counts[i]++;
+}
+
 long
 fs_orders_stored(const char *db, long n, int *stored)
 {
-	sqlite3 *h;
-	sqlite3_stmt *st;
-	long total = 0;
+	struct stored st = { n, stored };
 
-	if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-		sqlite3_close(h);
-		return (-1);
-	}
-	sqlite3_busy_timeout(h, 5000);
-	if (sqlite3_prepare_v2(h, "SELECT order_id FROM orders", -1, &st, NULL) !=
-	    SQLITE_OK) {
-		sqlite3_close(h);
-		return (-1);
-	}
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		long i = order_index((const char *)sqlite3_column_text(st, 0), n);
-		total++;
-		if (i >= 0)
-			stored[i]++;
-	}
-	sqlite3_finalize(st);
-	sqlite3_close(h);
-	return (total);
+	return (tu_sql_each(db, "SELECT order_id FROM orders", count_stored, &st));
 }

@@ -21,7 +21,7 @@
 
 struct fs_stack {
 	char *dir;             /* data folder, logs, ipc sockets */
-	char db[600];          /* the server's SQLite file */
+	char db[600];          /* the server's database (testutil_db.h) */
 	char rpc_url[700];     /* ipc:// in dir */
 	char jobs_url[700];
 	char results_url[700];

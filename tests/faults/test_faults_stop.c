@@ -22,7 +22,6 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <sqlite3.h>
 #include <sys/wait.h>
 
 #include "aff_client.h"
@@ -121,7 +120,7 @@ test_a_server_stopped_mid_batch_answers_every_order_it_stored(void **state)
 	long counts[4] = { 0 }, both = 0, sent;
 	struct aff_client_opts co = { 0 };
 	aff_client *c;
-	sqlite3 *lock;
+	struct tu_db_lock *lock;
 
 	(void)state;
 	memset(&l, 0, sizeof(l));
@@ -134,19 +133,16 @@ test_a_server_stopped_mid_batch_answers_every_order_it_stored(void **state)
 		tu_sleep_ms(5);
 	assert_true(atomic_load(&l.acked) >= 1000);
 	/* SIGTERM with a batch in the writer's hands: another connection
-	 * holds SQLite's write lock, so the orders that arrive meanwhile wait
-	 * in the writer (their calls deferred) while the server is told to
-	 * stop; the lock goes 300 ms later and the batch commits during the
-	 * stop. Each of them must still be answered. */
-	assert_int_equal(sqlite3_open(s.db, &lock), SQLITE_OK);
-	sqlite3_busy_timeout(lock, 5000);
-	assert_int_equal(
-	    sqlite3_exec(lock, "BEGIN IMMEDIATE", 0, 0, 0), SQLITE_OK);
+	 * holds the database's write lock (tu_db_lock), so the orders that
+	 * arrive meanwhile wait in the writer (their calls deferred) while
+	 * the server is told to stop; the lock goes 300 ms later and the
+	 * batch commits during the stop. Each of them must still be
+	 * answered. */
+	assert_non_null(lock = tu_db_lock(s.db));
 	tu_sleep_ms(100);
 	kill(s.server, SIGTERM);
 	tu_sleep_ms(300);
-	assert_int_equal(sqlite3_exec(lock, "COMMIT", 0, 0, 0), SQLITE_OK);
-	sqlite3_close(lock);
+	assert_int_equal(tu_db_unlock(lock), 0);
 	waitpid(s.server, NULL, 0);
 	s.server = 0;
 	atomic_store(&l.stop, 1);

@@ -1,8 +1,8 @@
 /*
- * test_order_writer.c - the group-commit writer on a real SQLite file: an
- * order that breaks a constraint is refused alone, and the orders that
- * shared its batch (its transaction) are committed and answered as
- * stored.
+ * test_order_writer.c - the group-commit writer on a real database (a
+ * SQLite file, or PostgreSQL as test_order_writer_pg): an order that
+ * breaks a constraint is refused alone, and the orders that shared its
+ * batch (its transaction) are committed and answered as stored.
  *
  * The webhook parser refuses every order the schema's CHECKs would (a
  * commission over the amount, a currency that is not 3 letters), so the
@@ -17,7 +17,6 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <sqlite3.h>
 
 #include "aff_err.h"
 #include "aff_log.h"
@@ -66,20 +65,18 @@ test_a_bad_order_is_refused_alone_and_its_batch_commits(void **state)
 	struct answer ans = { .n = 0 };
 	char *dir = tu_tmpdir(), path[512], sql[256];
 	order_writer *w;
-	sqlite3 *lock;
+	struct tu_db_lock *lock;
 
 	(void)state;
 	pthread_mutex_init(&ans.mtx, NULL);
 	pthread_cond_init(&ans.cv, NULL);
-	snprintf(path, sizeof(path), "%s/w.db", dir);
+	assert_int_equal(tu_db_new(dir, path, sizeof(path)), 0);
 	assert_int_equal(order_writer_start(path, &w), AFF_OK);
 
 	/* Another connection holds the write lock while the orders are
 	 * submitted: the writer takes order 0, waits for the lock, and the
 	 * other 40 are queued meanwhile, so they go in one batch. */
-	assert_int_equal(sqlite3_open(path, &lock), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(lock, "BEGIN IMMEDIATE", 0, 0, 0),
-	    SQLITE_OK);
+	assert_non_null(lock = tu_db_lock(path));
 	for (int i = 0; i <= N_ORDERS; i++) {
 		struct sub *s = &subs[i];
 		s->ans = &ans;
@@ -101,8 +98,7 @@ test_a_bad_order_is_refused_alone_and_its_batch_commits(void **state)
 			tu_sleep_ms(50); /* order 0 is taken alone */
 	}
 	tu_sleep_ms(50);
-	assert_int_equal(sqlite3_exec(lock, "COMMIT", 0, 0, 0), SQLITE_OK);
-	sqlite3_close(lock);
+	assert_int_equal(tu_db_unlock(lock), 0);
 
 	pthread_mutex_lock(&ans.mtx);
 	while (ans.n < N_ORDERS + 1)
@@ -132,6 +128,7 @@ test_a_bad_order_is_refused_alone_and_its_batch_commits(void **state)
 		aff_arena_fini(&subs[i].arena);
 	pthread_cond_destroy(&ans.cv);
 	pthread_mutex_destroy(&ans.mtx);
+	tu_db_free(path);
 	tu_rmtree(dir);
 	free(dir);
 }
