@@ -22,6 +22,8 @@ pkgs=(
 	# that tests start themselves (tests/testutil_pg.c, tests/pg.sh).
 	# Nothing here starts a server: `make run` stays on SQLite.
 	postgresql-15 libpq-dev
+	# the shell tests read and change stored rows with the sqlite3 shell
+	sqlite3
 )
 for extra in "$@"; do
 	case $extra in
