@@ -1,4 +1,4 @@
-# embed_schema.cmake - turns the schema's migration steps (schema/NNNN_*.sql)
+# AffiliateEmbedSchema.cmake - turns the schema's migration steps (schema/NNNN_*.sql)
 # into a C array at build time: cmake -DDIR=<schema dir> -DOUT=<file.c> -P.
 #
 # The steps are applied in file-name order, step i taking user_version
