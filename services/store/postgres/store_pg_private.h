@@ -80,7 +80,7 @@ typedef struct pg_store {
 #define PG_STORE(base) ((pg_store *)(base))
 
 /* The migration steps, generated at build time from schema/NNNN_*.sql
- * (embed_schema.cmake), numbered as SQLite's. */
+ * (cmake/AffiliateEmbedSchema.cmake), numbered as SQLite's. */
 extern const char *const store_pg_schema_steps[];
 extern const int store_pg_schema_version;
 
