@@ -14,6 +14,7 @@ set -u
 BIN=${AFFILIATE_BIN_DIR:?}
 work=$(mktemp -d /tmp/affiliate-pgsrv-XXXXXX)
 pids=()
+loaders=()
 . "$(dirname "$0")/tap.sh"
 . "$(dirname "$0")/pg.sh"
 
@@ -156,6 +157,25 @@ fi
 kill -INT "$PG_PID" 2>/dev/null
 wait "$PG_PID" 2>/dev/null
 expect "database down: 503" 503 GET "$B1/applications/1" "" '"code":"UNAVAILABLE"'
+# Load while it is down (8 clients, 2 s, each call a connection attempt
+# on some handler thread): at most one "cannot reach" line a second per
+# server, each saying how many it left out.
+down0=$(cat "$work/server1.log" | wc -l)
+t_end=$(($(date +%s%N) / 1000000 + 2000))
+for c in $(seq 1 8); do
+	(while [ $(($(date +%s%N) / 1000000)) -lt "$t_end" ]; do
+		curl -s -o /dev/null "$B1/applications/1"
+		curl -s -o /dev/null "$B2/orders"
+	done) &
+	loaders+=($!)
+done
+wait "${loaders[@]}"
+n=$(tail -n +"$((down0 + 1))" "$work/server1.log" | grep -c "cannot reach PostgreSQL")
+left=$(tail -n +"$((down0 + 1))" "$work/server1.log" | grep "cannot reach PostgreSQL" |
+	sed -n 's/.*, \([0-9]*\) not logged).*/\1/p' | awk '{s += $1} END {print s + 0}')
+[ "$n" -ge 1 ] && [ "$n" -le 4 ] && [ "$left" -ge 20 ] &&
+	ok "database down under load: $n 'cannot reach' lines in 2 s, $left left out" ||
+	not_ok "database down under load: $n 'cannot reach' lines, $left left out: $(tail -n +"$((down0 + 1))" "$work/server1.log" | head -20)"
 "${as[@]}" --pdeathsig QUIT "$PG_BIN/postgres" -D "$PG_DIR/data" \
 	-c port="$PG_PORT" -c unix_socket_directories="$PG_DIR" \
 	-c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on \
@@ -172,6 +192,13 @@ for _ in $(seq 1 100); do
 done
 expect "database back: served again by server 1" 200 GET "$B1/applications/1" "" '"status":"approved"'
 expect "database back: served again by server 2" 200 GET "$B2/orders" "" '"order_id":"PG-1"'
+# A WARNING the database sends a server's session (a trigger here) goes
+# to the server's log as a warn line, not raw on stderr through libpq's
+# default notice processor.
+"$PG_BIN/psql" -qAt "$PG_URI" -c "CREATE FUNCTION aff_test_warn() RETURNS trigger
+	LANGUAGE plpgsql AS \$\$BEGIN RAISE WARNING 'aff-test-warning %', NEW.order_id;
+	RETURN NEW; END\$\$; CREATE TRIGGER aff_test_warn BEFORE INSERT ON orders
+	FOR EACH ROW EXECUTE FUNCTION aff_test_warn()" || not_ok "psql trigger"
 printf '%s' '{"order_id":"PG-2","advertiser_id":2,"user_id":1,"amount":10,"commission":1}' \
 	>"$work/order2.json"
 sig=$(AFFILIATE_DATA_DIR="$work/data" "$BIN/affiliate" webhook sign --plain "$work/order2.json")
@@ -179,6 +206,24 @@ got=$(curl -s -o "$work/body" -w '%{http_code}' -X POST -H "X-Partner-Signature:
 	--data-binary @"$work/order2.json" "$B2/webhook/orders")
 [ "$got" = 201 ] && ok "database back: a new webhook order stored (201)" ||
 	not_ok "database back: new order: $got $(cat "$work/body")"
+grep -q "warn store: PostgreSQL says: WARNING: aff-test-warning PG-2" "$work/server2.log" &&
+	ok "a WARNING from the database is a warn line in the log" ||
+	not_ok "the WARNING is not logged: $(grep -h aff-test "$work"/server*.log)"
+# Every server session ended from the database side while idle (as a
+# crash or a failover does): the next calls are served on new sessions.
+"$PG_BIN/psql" -qAt "$PG_URI" -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+	WHERE application_name = 'affiliate-server'" >/dev/null || not_ok "psql terminate"
+sleep 0.2
+for _ in 1 2 3 4 5 6 7 8; do
+	curl -s -o /dev/null "$B1/applications/1"
+	curl -s -o /dev/null "$B2/orders"
+done
+expect "sessions ended by the database: served again" 200 GET "$B1/applications/1" "" '"status":"approved"'
+# Everything a server wrote is a log line (libpq's notices, such as the
+# FATAL of a connection the database ended, go through the log too).
+raw=$(grep -hvE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z affiliate-server\[[0-9]+\] (debug|info|warn|error) ' \
+	"$work"/server1.log "$work"/server2.log)
+[ -z "$raw" ] && ok "the servers wrote only log lines" || not_ok "raw lines in a server's log: $raw"
 kill -0 "$server1" && kill -0 "$server2" && ok "both servers lived through it" ||
 	not_ok "a server died: $(tail -5 "$work"/server*.log)"
 

@@ -7,6 +7,7 @@
  * domain files share (store_pg_private.h). The domains live in
  * store_pg_{catalog,applications,jobs,orders,keys}.c.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,49 @@ one_line(const char *m, char *buf, size_t cap)
 }
 
 /*
+ * While PostgreSQL is down every handler thread's connection fails at
+ * once and every call tries to connect again: one line a second for all
+ * of them (as the job sockets' warnings), with the count since start and
+ * how many were left out, instead of one per attempt per thread.
+ */
+static struct aff_log_limit warn_down;
+static atomic_llong n_down;
+
+static void
+pg_warn_down(const char *what, const char *msg)
+{
+	long long n = atomic_fetch_add(&n_down, 1) + 1;
+	int sup;
+
+	if (aff_log_limit_pass(&warn_down, &sup))
+		aff_warn("store: %s: cannot reach PostgreSQL: %s (%lld since "
+		         "start, %d not logged)",
+		    what, msg, n, sup);
+}
+
+/*
+ * libpq hands what the server says outside a result (a NOTICE, a
+ * WARNING, and the FATAL a backend sends as it is terminated while the
+ * connection is idle) to a notice receiver, whose default prints it raw
+ * on stderr. This one puts it on one log line: a WARNING at warn, the
+ * rest (NOTICE, INFO, and the FATAL of a dying connection, which the
+ * next call reports as unreachable anyway) at debug.
+ */
+static void
+pg_notice(void *arg, const PGresult *res)
+{
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	char line[512];
+
+	(void)arg;
+	one_line(PQresultErrorMessage(res), line, sizeof(line));
+	if (sev != NULL && strcmp(sev, "WARNING") == 0)
+		aff_warn("store: PostgreSQL says: %s", line);
+	else
+		aff_debug("store: PostgreSQL says: %s", line);
+}
+
+/*
  * Translates a failed result into an aff_err code, keeping its SQLSTATE
  * and constraint for the caller (an order's foreign key says which id
  * is unknown).
@@ -99,10 +143,9 @@ pg_err(pg_store *s, const PGresult *res, const char *what)
 	    cn ? cn : "");
 	if (PQstatus(s->conn) != CONNECTION_OK || st == NULL ||
 	    strncmp(st, "08", 2) == 0 || strncmp(st, "57P", 3) == 0) {
-		aff_warn("store: %s: PostgreSQL is unreachable: %s", what,
-		    msg[0] != '\0' ? msg
-		                    : one_line(PQerrorMessage(s->conn), line,
-		                          sizeof(line)));
+		pg_warn_down(what, msg[0] != '\0'
+		        ? msg
+		        : one_line(PQerrorMessage(s->conn), line, sizeof(line)));
 		return (AFF_UNAVAILABLE);
 	}
 	if (strncmp(st, "23", 2) == 0 || strncmp(st, "22", 2) == 0)
@@ -214,7 +257,7 @@ pg_reconnect(pg_store *s)
 	s->session[0] = '\0';
 	if (PQstatus(s->conn) != CONNECTION_OK) {
 		char line[512];
-		aff_warn("store: cannot reach PostgreSQL: %s",
+		pg_warn_down("reconnect",
 		    one_line(PQerrorMessage(s->conn), line, sizeof(line)));
 		return (AFF_UNAVAILABLE);
 	}
@@ -621,6 +664,11 @@ store_pg_open(const char *conninfo, store **sp)
 		return (AFF_RESOURCE_EXHAUSTED);
 	}
 	s->conn = PQconnectdbParams(keys, vals, 1);
+	/* Kept by PQreset: every later session of this handle has it too.
+	 * (A notice during the first connection's start-up, which nothing
+	 * here causes, would still take libpq's default.) */
+	if (s->conn != NULL)
+		PQsetNoticeReceiver(s->conn, pg_notice, NULL);
 	if (s->conn == NULL || PQstatus(s->conn) != CONNECTION_OK) {
 		char line[512];
 		/* The message names host and port, never the password. */
