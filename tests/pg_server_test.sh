@@ -38,7 +38,7 @@ wait_for() { # wait_for FILE PATTERN: up to 10 s
 
 # 1. No database to reach: the server says why and exits non-zero.
 dead=$(free_port)
-AFFILIATE_DB="postgresql://affiliate:pw@127.0.0.1:$dead/nope" \
+AFFILIATE_DB="postgresql://affiliate:DeadSecret1@127.0.0.1:$dead/nope" AFFILIATE_LOG_LEVEL=debug \
 	timeout 20 "$BIN/affiliate-server" --listen "ipc://$work/x.sock" \
 	--data-dir "$work/d0" --redis off --jobs "ipc://$work/xj.sock" \
 	--results "ipc://$work/xr.sock" >"$work/dead.log" 2>&1
@@ -49,25 +49,61 @@ if [ "$rc" != 0 ] && [ "$rc" != 124 ] &&
 else
 	not_ok "unreachable database: exit $rc: $(cat "$work/dead.log")"
 fi
-grep -q ":pw@" "$work/dead.log" && not_ok "the password is in the log" ||
+grep -q "DeadSecret1" "$work/dead.log" && not_ok "the password is in the log" ||
 	ok "the password is not in the log"
 
 pg_start || { not_ok "PostgreSQL starts"; tap_done; exit 1; }
+pw=${PG_URI#postgresql://affiliate:}
+pw=${pw%%@*}
+
+# A start that fails on the database's side or on the string itself, at
+# debug level: the reason, never the password. libpq quotes the string
+# it cannot parse (a bad %-escape, an odd character after the host).
+failed_start() { # failed_start NAME DB SECRET REASON
+	AFFILIATE_DB="$2" AFFILIATE_LOG_LEVEL=debug timeout 20 "$BIN/affiliate-server" \
+		--listen "ipc://$work/x.sock" --data-dir "$work/d0" --redis off \
+		--jobs "ipc://$work/xj.sock" --results "ipc://$work/xr.sock" >"$work/fail.log" 2>&1
+	local rc=$?
+	if [ "$rc" = 0 ] || [ "$rc" = 124 ] || ! grep -q "$4" "$work/fail.log"; then
+		not_ok "$1: exit $rc: $(cat "$work/fail.log")"
+	elif grep -qF "$3" "$work/fail.log"; then
+		not_ok "$1: the password is in the log: $(grep -F "$3" "$work/fail.log")"
+	else
+		ok "$1: refused with the reason, no password in the log"
+	fi
+}
+failed_start "wrong password" "postgresql://affiliate:WrongSecret2@127.0.0.1:$PG_PORT/affiliate_test" \
+	WrongSecret2 'password authentication failed for user "affiliate"'
+failed_start "wrong password, key=value" \
+	"host=127.0.0.1 port=$PG_PORT dbname=affiliate_test user=affiliate password=WrongSecret3" \
+	WrongSecret3 'password authentication failed'
+failed_start "a bad %-escape in the password" \
+	"postgresql://affiliate:Bad%zzSecret4@127.0.0.1:$PG_PORT/affiliate_test" \
+	zzSecret4 'cannot connect to PostgreSQL: invalid percent-encoded token'
+failed_start "an odd character after the host" \
+	"postgresql://affiliate:OddSecret5@[::1]x/affiliate_test" \
+	OddSecret5 'cannot connect to PostgreSQL: unexpected character "x"'
 
 http1=$(free_port)
 http2=$(free_port)
-start_server() { # start_server N
-	# The conninfo in the environment, not on the command line (ps).
-	AFFILIATE_DB="$PG_URI" "$BIN/affiliate-server" --listen "ipc://$work/rpc$1.sock" \
+start_server() { # start_server N DB
+	# The conninfo in the environment, not on the command line (ps);
+	# logging everything, which must still never show the password.
+	AFFILIATE_DB="$2" AFFILIATE_LOG_LEVEL=debug "$BIN/affiliate-server" --listen "ipc://$work/rpc$1.sock" \
 		--data-dir "$work/data" --redis off --jobs "ipc://$work/jobs$1.sock" \
 		--results "ipc://$work/results$1.sock" >>"$work/server$1.log" 2>&1 &
 	pids+=($!)
 	eval "server$1=$!"
 }
-start_server 1
+start_server 1 "$PG_URI"
 wait_for "$work/server1.log" "server: ready" || exit 1
-start_server 2
+# The second as a key=value conninfo, the password quoted.
+start_server 2 "host=127.0.0.1 port=$PG_PORT dbname=affiliate_test user=affiliate password='$pw'"
 wait_for "$work/server2.log" "server: ready" || exit 1
+grep -q "server: store postgresql://affiliate:\*\*\*@127.0.0.1:$PG_PORT/affiliate_test," "$work/server1.log" &&
+	grep -q "server: store host=127.0.0.1 port=$PG_PORT dbname=affiliate_test user=affiliate password=\*\*\*," \
+		"$work/server2.log" && ok "the start lines show the database, the password masked" ||
+	not_ok "start lines: $(grep -h 'server: store' "$work"/server*.log)"
 for n in 1 2; do
 	port=$http1
 	[ "$n" = 2 ] && port=$http2
@@ -224,6 +260,10 @@ expect "sessions ended by the database: served again" 200 GET "$B1/applications/
 raw=$(grep -hvE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z affiliate-server\[[0-9]+\] (debug|info|warn|error) ' \
 	"$work"/server1.log "$work"/server2.log)
 [ -z "$raw" ] && ok "the servers wrote only log lines" || not_ok "raw lines in a server's log: $raw"
+# After all of it (starts, debug lines, the database down and back, sessions
+# ended): the password is nowhere in what the servers wrote.
+grep -lF "$pw" "$work"/server*.log "$work"/bridge*.log "$work"/worker.log &&
+	not_ok "the password is in a log" || ok "the password is in no log"
 kill -0 "$server1" && kill -0 "$server2" && ok "both servers lived through it" ||
 	not_ok "a server died: $(tail -5 "$work"/server*.log)"
 

@@ -84,6 +84,39 @@ test_the_name_selects_the_backend(void **state)
 }
 
 static void
+redacts_to(const char *db, const char *want)
+{
+	char out[256];
+
+	store_db_redact(db, out, sizeof(out));
+	assert_string_equal(out, want);
+}
+
+static void
+test_the_name_is_shown_without_its_password(void **state)
+{
+	char small[12];
+
+	(void)state;
+	redacts_to("postgresql://u:s3cret@127.0.0.1:5/db",
+	    "postgresql://u:***@127.0.0.1:5/db");
+	redacts_to("postgres://u:a@b@h/db", "postgres://u:***@h/db");
+	redacts_to("postgresql://u@h/db?password=s3&sslmode=require",
+	    "postgresql://u@h/db?password=***&sslmode=require");
+	redacts_to("postgresql://h/db?sslmode=require&sslpassword=k",
+	    "postgresql://h/db?sslmode=require&sslpassword=***");
+	redacts_to("postgresql://h:5/db", "postgresql://h:5/db");
+	redacts_to("host=h password=s3cret dbname=d",
+	    "host=h password=*** dbname=d");
+	redacts_to("host=h password = 'se cr\\'et' dbname=d",
+	    "host=h password = *** dbname=d");
+	redacts_to("sslpassword=k host=h", "sslpassword=*** host=h");
+	redacts_to("data/affiliate.db", "data/affiliate.db");
+	store_db_redact("postgresql://u:s3cret@h/db", small, sizeof(small));
+	assert_string_equal(small, "postgresql:");
+}
+
+static void
 test_a_new_database_is_migrated_to_7_and_seeded(void **state)
 {
 	struct fixture *f = *state;
@@ -856,6 +889,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_the_name_selects_the_backend),
+		cmocka_unit_test(test_the_name_is_shown_without_its_password),
 		T(test_a_new_database_is_migrated_to_7_and_seeded),
 		T(test_reopening_neither_migrates_nor_seeds_again),
 		T(test_a_newer_schema_is_refused),

@@ -79,6 +79,72 @@ one_line(const char *m, char *buf, size_t cap)
 }
 
 /*
+ * libpq's messages quote the connection string where it cannot parse it
+ * (an odd port, a bad %-escape: "invalid percent-encoded token: ...",
+ * "unexpected character ... in URI: <the URI>"). Each of secrets (the
+ * password as written and as libpq decodes it, see pg_secrets) is
+ * masked in line, in place.
+ */
+static void
+pg_mask(char *line, char secrets[][128], int n)
+{
+	for (int i = 0; i < n; i++) {
+		size_t len = strlen(secrets[i]);
+		char *at;
+
+		if (len == 0)
+			continue;
+		while ((at = strstr(line, secrets[i])) != NULL) {
+			memmove(at + 3, at + len, strlen(at + len) + 1);
+			memcpy(at, "***", 3);
+		}
+	}
+}
+
+/* Collects what must never be shown of conninfo into secrets (up to 4):
+ * the values libpq parses for password and sslpassword, and, for when it
+ * cannot parse the string, the text between "user:" and '@' of a URI and
+ * after "password=" as written. */
+static int
+pg_secrets(const char *conninfo, char secrets[][128])
+{
+	PQconninfoOption *o = PQconninfoParse(conninfo, NULL);
+	const char *p;
+	int n = 0;
+
+	for (PQconninfoOption *i = o; i != NULL && i->keyword != NULL; i++)
+		if (i->val != NULL && (strcmp(i->keyword, "password") == 0 ||
+		                          strcmp(i->keyword, "sslpassword") == 0))
+			snprintf(secrets[n++], 128, "%s", i->val);
+	PQconninfoFree(o);
+	if ((p = strstr(conninfo, "://")) != NULL) {
+		const char *end = p + 3 + strcspn(p + 3, "/?"), *at = NULL, *c;
+		for (c = p + 3; c < end; c++)
+			if (*c == '@')
+				at = c;
+		if (at != NULL &&
+		    (c = memchr(p + 3, ':', (size_t)(at - p - 3))) != NULL)
+			snprintf(secrets[n++], 128, "%.*s", (int)(at - c - 1), c + 1);
+	}
+	if ((p = strstr(conninfo, "password=")) != NULL)
+		snprintf(secrets[n++], 128, "%.*s",
+		    (int)strcspn(p + 9, " &'"), p + 9);
+	return (n);
+}
+
+/* PQerrorMessage of s's connection on one line, passwords masked. */
+static const char *
+pg_conn_error(pg_store *s, char *line, size_t cap)
+{
+	char secrets[4][128];
+	int n = pg_secrets(s->conninfo, secrets);
+
+	one_line(PQerrorMessage(s->conn), line, cap);
+	pg_mask(line, secrets, n);
+	return (line);
+}
+
+/*
  * While PostgreSQL is down every handler thread's connection fails at
  * once and every call tries to connect again: one line a second for all
  * of them (as the job sockets' warnings), with the count since start and
@@ -145,7 +211,7 @@ pg_err(pg_store *s, const PGresult *res, const char *what)
 	    strncmp(st, "08", 2) == 0 || strncmp(st, "57P", 3) == 0) {
 		pg_warn_down(what, msg[0] != '\0'
 		        ? msg
-		        : one_line(PQerrorMessage(s->conn), line, sizeof(line)));
+		        : pg_conn_error(s, line, sizeof(line)));
 		return (AFF_UNAVAILABLE);
 	}
 	if (strncmp(st, "23", 2) == 0 || strncmp(st, "22", 2) == 0)
@@ -257,8 +323,7 @@ pg_reconnect(pg_store *s)
 	s->session[0] = '\0';
 	if (PQstatus(s->conn) != CONNECTION_OK) {
 		char line[512];
-		pg_warn_down("reconnect",
-		    one_line(PQerrorMessage(s->conn), line, sizeof(line)));
+		pg_warn_down("reconnect", pg_conn_error(s, line, sizeof(line)));
 		return (AFF_UNAVAILABLE);
 	}
 	aff_info("store: connected to PostgreSQL again");
@@ -671,11 +736,9 @@ store_pg_open(const char *conninfo, store **sp)
 		PQsetNoticeReceiver(s->conn, pg_notice, NULL);
 	if (s->conn == NULL || PQstatus(s->conn) != CONNECTION_OK) {
 		char line[512];
-		/* The message names host and port, never the password. */
 		aff_error("store: cannot connect to PostgreSQL: %s",
-		    s->conn != NULL
-		        ? one_line(PQerrorMessage(s->conn), line, sizeof(line))
-		        : "out of memory");
+		    s->conn != NULL ? pg_conn_error(s, line, sizeof(line))
+		                    : "out of memory");
 		rv = s->conn != NULL ? AFF_UNAVAILABLE : AFF_RESOURCE_EXHAUSTED;
 		goto failed;
 	}
