@@ -173,8 +173,8 @@ pg_warn_down(const char *what, const char *msg)
  * rest (NOTICE, INFO, and the FATAL of a dying connection, which the
  * next call reports as unreachable anyway) at debug.
  */
-static void
-pg_notice(void *arg, const PGresult *res)
+void
+store_pg_notice(void *arg, const PGresult *res)
 {
 	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
 	char line[512];
@@ -733,7 +733,7 @@ store_pg_open(const char *conninfo, store **sp)
 	 * (A notice during the first connection's start-up, which nothing
 	 * here causes, would still take libpq's default.) */
 	if (s->conn != NULL)
-		PQsetNoticeReceiver(s->conn, pg_notice, NULL);
+		PQsetNoticeReceiver(s->conn, store_pg_notice, NULL);
 	if (s->conn == NULL || PQstatus(s->conn) != CONNECTION_OK) {
 		char line[512];
 		aff_error("store: cannot connect to PostgreSQL: %s",
@@ -749,6 +749,8 @@ store_pg_open(const char *conninfo, store **sp)
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
 		snprintf(s->db_id, sizeof(s->db_id), "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
+	if ((rv = store_pg_watch_get(s->conninfo, &s->watch)) != AFF_OK)
+		goto failed;
 	*sp = &s->base;
 	return (AFF_OK);
 failed:
@@ -761,6 +763,7 @@ store_pg_close(store *base)
 {
 	pg_store *s = PG_STORE(base);
 
+	store_pg_watch_put(s->watch);
 	if (s->conn != NULL)
 		PQfinish(s->conn);
 	free(s->conninfo);
