@@ -655,6 +655,7 @@ server_start(const struct server_config *cfg, server **sp)
 	server *s;
 	int made;
 	store *first;
+	char shown[sizeof(cfg->db_path)];
 	int rv;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
@@ -760,7 +761,9 @@ server_start(const struct server_config *cfg, server **sp)
 	ro.refuse = server_refuse;
 	if ((rv = rpc_server_start(&ro, &s->rpc)) != AFF_OK)
 		goto failed_rpc;
-	aff_info("server: store %s, cache %s%s%.0d", s->cfg.db_path,
+	/* A conninfo may carry a password: never in the log. */
+	store_db_redact(s->cfg.db_path, shown, sizeof(shown));
+	aff_info("server: store %s, cache %s%s%.0d", shown,
 	    s->cfg.redis_host[0] ? s->cfg.redis_host : "off",
 	    s->cfg.redis_host[0] ? ":" : "",
 	    s->cfg.redis_host[0] ? s->cfg.redis_port : 0);

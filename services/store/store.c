@@ -5,6 +5,7 @@
  * libpq URI or key=value conninfo.
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "store.h"
@@ -30,6 +31,119 @@ store_is_postgres(const char *db)
 		if (!islower((unsigned char)*db) && *db != '_' && *db != ' ')
 			return (0);
 	return (1);
+}
+
+/* A libpq keyword whose value is a secret: "password", "sslpassword". */
+static int
+secret_key(const char *k, size_t n)
+{
+	return ((n == 8 && strncmp(k, "password", 8) == 0) ||
+	    (n == 11 && strncmp(k, "sslpassword", 11) == 0));
+}
+
+/* Appends n bytes of t to out (cap bytes, *k used), cutting at the cap. */
+static void
+put(char *out, size_t cap, size_t *k, const char *t, size_t n)
+{
+	for (size_t i = 0; i < n && *k + 1 < cap; i++)
+		out[(*k)++] = t[i];
+	out[*k] = '\0';
+}
+
+/* postgresql://user:SECRET@host/db?password=SECRET&...: the password of
+ * the user info (between the first ':' and the last '@' of the part
+ * before the path) and secret query values masked. */
+static void
+redact_uri(const char *db, char *out, size_t cap, size_t *k)
+{
+	const char *auth = strstr(db, "://") + 3, *end, *at = NULL, *c;
+
+	end = auth + strcspn(auth, "/?");
+	for (c = auth; c < end; c++)
+		if (*c == '@')
+			at = c;
+	put(out, cap, k, db, (size_t)(auth - db));
+	if (at != NULL && (c = memchr(auth, ':', (size_t)(at - auth))) != NULL) {
+		put(out, cap, k, auth, (size_t)(c - auth) + 1);
+		put(out, cap, k, "***", 3);
+		auth = at;
+	}
+	/* The rest, each query parameter's value checked. */
+	while (*auth != '\0') {
+		size_t n = strcspn(auth, "?&");
+		const char *eq;
+
+		put(out, cap, k, auth, n);
+		auth += n;
+		if (*auth == '\0')
+			break;
+		put(out, cap, k, auth++, 1); /* '?' or '&' */
+		n = strcspn(auth, "&");
+		eq = memchr(auth, '=', n);
+		if (eq != NULL && secret_key(auth, (size_t)(eq - auth))) {
+			put(out, cap, k, auth, (size_t)(eq - auth) + 1);
+			put(out, cap, k, "***", 3);
+			auth += n;
+		}
+	}
+}
+
+/* "host=db1 password='se cret' ...": secret keys' values (quoted or not,
+ * spaces around '=' allowed, as libpq reads them) masked. */
+static void
+redact_conninfo(const char *db, char *out, size_t cap, size_t *k)
+{
+	const char *p = db, *key, *v;
+	size_t kn;
+
+	while (*p != '\0') {
+		if (isspace((unsigned char)*p)) {
+			put(out, cap, k, p++, 1);
+			continue;
+		}
+		key = p;
+		while (*p != '\0' && *p != '=' && !isspace((unsigned char)*p))
+			p++;
+		kn = (size_t)(p - key);
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p == '=')
+			p++;
+		while (isspace((unsigned char)*p))
+			p++;
+		v = p;
+		if (*p == '\'') {
+			for (p++; *p != '\0' && *p != '\''; p++)
+				if (*p == '\\' && p[1] != '\0')
+					p++;
+			if (*p == '\'')
+				p++;
+		} else
+			while (*p != '\0' && !isspace((unsigned char)*p))
+				p++;
+		put(out, cap, k, key, (size_t)(v - key));
+		if (secret_key(key, kn))
+			put(out, cap, k, "***", 3);
+		else
+			put(out, cap, k, v, (size_t)(p - v));
+	}
+}
+
+void
+store_db_redact(const char *db, char *out, size_t cap)
+{
+	size_t k = 0;
+
+	if (cap == 0)
+		return;
+	out[0] = '\0';
+	if (strncmp(db, "postgresql://", 13) == 0 ||
+	    strncmp(db, "postgres://", 11) == 0)
+		redact_uri(db, out, cap, &k);
+	else if (store_is_postgres(db))
+		redact_conninfo(db, out, cap, &k);
+	else
+		put(out, cap, &k, db, strlen(db));
 }
 
 const struct store_ops *

@@ -360,6 +360,15 @@ int store_seed_eligible(int64_t editor_id, int64_t advertiser_id);
 int store_is_postgres(const char *db);
 const struct store_ops *store_backend(const char *db);
 
+/*
+ * db as it may be shown (logs, replies): a PostgreSQL URI's password
+ * (postgresql://user:***@host/db) and the value of a password or
+ * sslpassword key (conninfo, or the URI's query) replaced by "***"; a
+ * SQLite path as it is. Written to out (cap bytes, always ended, cut to
+ * fit).
+ */
+void store_db_redact(const char *db, char *out, size_t cap);
+
 /* Opens the database db names with its backend (store_backend). */
 int store_open(const char *db, store **sp);
 

@@ -7,6 +7,7 @@
  * domain files share (store_pg_private.h). The domains live in
  * store_pg_{catalog,applications,jobs,orders,keys}.c.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,115 @@ one_line(const char *m, char *buf, size_t cap)
 }
 
 /*
+ * libpq's messages quote the connection string where it cannot parse it
+ * (an odd port, a bad %-escape: "invalid percent-encoded token: ...",
+ * "unexpected character ... in URI: <the URI>"). Each of secrets (the
+ * password as written and as libpq decodes it, see pg_secrets) is
+ * masked in line, in place.
+ */
+static void
+pg_mask(char *line, char secrets[][128], int n)
+{
+	for (int i = 0; i < n; i++) {
+		size_t len = strlen(secrets[i]);
+		char *at;
+
+		if (len == 0)
+			continue;
+		while ((at = strstr(line, secrets[i])) != NULL) {
+			memmove(at + 3, at + len, strlen(at + len) + 1);
+			memcpy(at, "***", 3);
+		}
+	}
+}
+
+/* Collects what must never be shown of conninfo into secrets (up to 4):
+ * the values libpq parses for password and sslpassword, and, for when it
+ * cannot parse the string, the text between "user:" and '@' of a URI and
+ * after "password=" as written. */
+static int
+pg_secrets(const char *conninfo, char secrets[][128])
+{
+	PQconninfoOption *o = PQconninfoParse(conninfo, NULL);
+	const char *p;
+	int n = 0;
+
+	for (PQconninfoOption *i = o; i != NULL && i->keyword != NULL; i++)
+		if (i->val != NULL && (strcmp(i->keyword, "password") == 0 ||
+		                          strcmp(i->keyword, "sslpassword") == 0))
+			snprintf(secrets[n++], 128, "%s", i->val);
+	PQconninfoFree(o);
+	if ((p = strstr(conninfo, "://")) != NULL) {
+		const char *end = p + 3 + strcspn(p + 3, "/?"), *at = NULL, *c;
+		for (c = p + 3; c < end; c++)
+			if (*c == '@')
+				at = c;
+		if (at != NULL &&
+		    (c = memchr(p + 3, ':', (size_t)(at - p - 3))) != NULL)
+			snprintf(secrets[n++], 128, "%.*s", (int)(at - c - 1), c + 1);
+	}
+	if ((p = strstr(conninfo, "password=")) != NULL)
+		snprintf(secrets[n++], 128, "%.*s",
+		    (int)strcspn(p + 9, " &'"), p + 9);
+	return (n);
+}
+
+/* PQerrorMessage of s's connection on one line, passwords masked. */
+static const char *
+pg_conn_error(pg_store *s, char *line, size_t cap)
+{
+	char secrets[4][128];
+	int n = pg_secrets(s->conninfo, secrets);
+
+	one_line(PQerrorMessage(s->conn), line, cap);
+	pg_mask(line, secrets, n);
+	return (line);
+}
+
+/*
+ * While PostgreSQL is down every handler thread's connection fails at
+ * once and every call tries to connect again: one line a second for all
+ * of them (as the job sockets' warnings), with the count since start and
+ * how many were left out, instead of one per attempt per thread.
+ */
+static struct aff_log_limit warn_down;
+static atomic_llong n_down;
+
+static void
+pg_warn_down(const char *what, const char *msg)
+{
+	long long n = atomic_fetch_add(&n_down, 1) + 1;
+	int sup;
+
+	if (aff_log_limit_pass(&warn_down, &sup))
+		aff_warn("store: %s: cannot reach PostgreSQL: %s (%lld since "
+		         "start, %d not logged)",
+		    what, msg, n, sup);
+}
+
+/*
+ * libpq hands what the server says outside a result (a NOTICE, a
+ * WARNING, and the FATAL a backend sends as it is terminated while the
+ * connection is idle) to a notice receiver, whose default prints it raw
+ * on stderr. This one puts it on one log line: a WARNING at warn, the
+ * rest (NOTICE, INFO, and the FATAL of a dying connection, which the
+ * next call reports as unreachable anyway) at debug.
+ */
+void
+store_pg_notice(void *arg, const PGresult *res)
+{
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	char line[512];
+
+	(void)arg;
+	one_line(PQresultErrorMessage(res), line, sizeof(line));
+	if (sev != NULL && strcmp(sev, "WARNING") == 0)
+		aff_warn("store: PostgreSQL says: %s", line);
+	else
+		aff_debug("store: PostgreSQL says: %s", line);
+}
+
+/*
  * Translates a failed result into an aff_err code, keeping its SQLSTATE
  * and constraint for the caller (an order's foreign key says which id
  * is unknown).
@@ -99,10 +209,9 @@ pg_err(pg_store *s, const PGresult *res, const char *what)
 	    cn ? cn : "");
 	if (PQstatus(s->conn) != CONNECTION_OK || st == NULL ||
 	    strncmp(st, "08", 2) == 0 || strncmp(st, "57P", 3) == 0) {
-		aff_warn("store: %s: PostgreSQL is unreachable: %s", what,
-		    msg[0] != '\0' ? msg
-		                    : one_line(PQerrorMessage(s->conn), line,
-		                          sizeof(line)));
+		pg_warn_down(what, msg[0] != '\0'
+		        ? msg
+		        : pg_conn_error(s, line, sizeof(line)));
 		return (AFF_UNAVAILABLE);
 	}
 	if (strncmp(st, "23", 2) == 0 || strncmp(st, "22", 2) == 0)
@@ -214,8 +323,7 @@ pg_reconnect(pg_store *s)
 	s->session[0] = '\0';
 	if (PQstatus(s->conn) != CONNECTION_OK) {
 		char line[512];
-		aff_warn("store: cannot reach PostgreSQL: %s",
-		    one_line(PQerrorMessage(s->conn), line, sizeof(line)));
+		pg_warn_down("reconnect", pg_conn_error(s, line, sizeof(line)));
 		return (AFF_UNAVAILABLE);
 	}
 	aff_info("store: connected to PostgreSQL again");
@@ -621,13 +729,16 @@ store_pg_open(const char *conninfo, store **sp)
 		return (AFF_RESOURCE_EXHAUSTED);
 	}
 	s->conn = PQconnectdbParams(keys, vals, 1);
+	/* Kept by PQreset: every later session of this handle has it too.
+	 * (A notice during the first connection's start-up, which nothing
+	 * here causes, would still take libpq's default.) */
+	if (s->conn != NULL)
+		PQsetNoticeReceiver(s->conn, store_pg_notice, NULL);
 	if (s->conn == NULL || PQstatus(s->conn) != CONNECTION_OK) {
 		char line[512];
-		/* The message names host and port, never the password. */
 		aff_error("store: cannot connect to PostgreSQL: %s",
-		    s->conn != NULL
-		        ? one_line(PQerrorMessage(s->conn), line, sizeof(line))
-		        : "out of memory");
+		    s->conn != NULL ? pg_conn_error(s, line, sizeof(line))
+		                    : "out of memory");
 		rv = s->conn != NULL ? AFF_UNAVAILABLE : AFF_RESOURCE_EXHAUSTED;
 		goto failed;
 	}
@@ -638,6 +749,8 @@ store_pg_open(const char *conninfo, store **sp)
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
 		snprintf(s->db_id, sizeof(s->db_id), "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
+	if ((rv = store_pg_watch_get(s->conninfo, &s->watch)) != AFF_OK)
+		goto failed;
 	*sp = &s->base;
 	return (AFF_OK);
 failed:
@@ -650,6 +763,7 @@ store_pg_close(store *base)
 {
 	pg_store *s = PG_STORE(base);
 
+	store_pg_watch_put(s->watch);
 	if (s->conn != NULL)
 		PQfinish(s->conn);
 	free(s->conninfo);

@@ -177,6 +177,12 @@ store_pg_catalog_version(store *base, const char **db_id, int64_t *version)
 	PGresult *res;
 	int rv;
 
+	/* In memory while the server's listener follows the changes
+	 * (store_pg_watch.c); from the database otherwise. */
+	if (store_pg_watch_version(s->watch, version) == AFF_OK) {
+		*db_id = s->db_id;
+		return (AFF_OK);
+	}
 	if ((rv = store_pg_run(s, PQ_CATALOG, ST_CATALOG_VERSION, NULL, &res,
 	         "catalog version")) != AFF_OK)
 		return (rv);

@@ -62,9 +62,26 @@ extern const struct store_pg_statements store_pg_jobs_statements;
 extern const struct store_pg_statements store_pg_orders_statements;
 extern const struct store_pg_statements store_pg_keys_statements;
 
+/* The catalog version kept in memory per server (store_pg_watch.c). */
+struct store_pg_watch;
+
+/* The watcher of conninfo's database, started with its thread on first
+ * use and shared by every handle opened on the same string; each get is
+ * paired with a put, the last of which stops the thread. */
+int store_pg_watch_get(const char *conninfo, struct store_pg_watch **wp);
+void store_pg_watch_put(struct store_pg_watch *w);
+/* AFF_OK with the version in memory, or AFF_NOT_FOUND when the watcher
+ * is not listening (read it from the database then). */
+int store_pg_watch_version(struct store_pg_watch *w, int64_t *version);
+
+/* libpq's notice receiver for every connection (store_pg.c): notices go
+ * through the log, never raw on stderr. */
+void store_pg_notice(void *arg, const PGresult *res);
+
 typedef struct pg_store {
 	store base;
 	PGconn *conn;
+	struct store_pg_watch *watch; /* the server's catalog version */
 	char *conninfo;
 	char db_id[33];
 	char orders_copy[40]; /* what orders_all_cached returned last */
@@ -80,7 +97,7 @@ typedef struct pg_store {
 #define PG_STORE(base) ((pg_store *)(base))
 
 /* The migration steps, generated at build time from schema/NNNN_*.sql
- * (embed_schema.cmake), numbered as SQLite's. */
+ * (cmake/AffiliateEmbedSchema.cmake), numbered as SQLite's. */
 extern const char *const store_pg_schema_steps[];
 extern const int store_pg_schema_version;
 

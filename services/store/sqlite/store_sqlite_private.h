@@ -70,7 +70,7 @@ typedef struct sqlite_store {
 
 /*
  * The schema's migration steps, generated at build time from
- * schema/NNNN_*.sql (embed_schema.cmake): store_sqlite_schema_steps[i] takes
+ * schema/NNNN_*.sql (cmake/AffiliateEmbedSchema.cmake): store_sqlite_schema_steps[i] takes
  * PRAGMA user_version from i to i + 1; store_sqlite_schema_version is how many
  * there are. Never edit a shipped step: add a file.
  */
