@@ -158,6 +158,45 @@ store_open(const char *db, store **sp)
 	return (store_backend(db)->open(db, sp));
 }
 
+/* The seed's rows, the same on every backend (each writes them in its
+ * first migration step). */
+const struct store_seed_editor store_seed_editors[STORE_SEED_EDITORS] = {
+	{ "Trail & Summit Blog", "https://trailandsummit.example" },
+	{ "Budget Kitchen", "https://budgetkitchen.example" },
+	{ "Pixel Reviews", "https://pixelreviews.example" },
+	{ "The Family Travel Guide", "https://familytravel.example" },
+	{ "Style Notes", "https://stylenotes.example" },
+	{ "Green Home Weekly", "https://greenhome.example" },
+};
+
+const struct store_seed_advertiser
+    store_seed_advertisers[STORE_SEED_ADVERTISERS] = {
+	{ "Nordic Outdoor", "outdoor", "EUR", "active", 800, 30 },
+	{ "Alpine Gear Co", "outdoor", "CHF", "active", 650, 30 },
+	{ "CampFire Supplies", "outdoor", "EUR", "active", 1000, 14 },
+	{ "FreshBox Meals", "food", "EUR", "active", 1200, 7 },
+	{ "Olive & Vine", "food", "EUR", "active", 900, 30 },
+	{ "Bean Roasters", "food", "GBP", "active", 750, 30 },
+	{ "VoltTech Electronics", "electronics", "EUR", "active", 300, 30 },
+	{ "Gadget Hub", "electronics", "USD", "active", 400, 14 },
+	{ "SoundWave Audio", "electronics", "EUR", "active", 500, 30 },
+	{ "SkyHop Flights", "travel", "EUR", "active", 200, 30 },
+	{ "CityStay Hotels", "travel", "EUR", "active", 600, 60 },
+	{ "RailPass Europe", "travel", "EUR", "paused", 350, 30 },
+	{ "Urban Threads", "fashion", "EUR", "active", 1100, 30 },
+	{ "Sneaker Vault", "fashion", "USD", "active", 850, 14 },
+	{ "Linen & Co", "fashion", "EUR", "active", 1000, 30 },
+	{ "GreenLeaf Garden", "home", "EUR", "active", 900, 30 },
+	{ "SolarSpark", "home", "EUR", "active", 450, 90 },
+	{ "CozyNest Furniture", "home", "GBP", "active", 700, 30 },
+	{ "PageTurner Books", "books", "EUR", "active", 500, 30 },
+	{ "Kids Corner Toys", "toys", "EUR", "active", 800, 30 },
+	{ "FitLife Nutrition", "health", "EUR", "active", 1500, 30 },
+	{ "Zen Yoga Studio", "health", "EUR", "active", 2000, 30 },
+	{ "PetPal Supplies", "pets", "EUR", "active", 900, 30 },
+	{ "CodeCraft Courses", "education", "USD", "active", 3000, 60 },
+};
+
 /* The seed's eligibility rule, the same on every backend: editor E may
  * join advertiser A unless (A + 2E) is a multiple of 3, so every editor
  * may join two thirds of the advertisers and not the rest. */

@@ -351,6 +351,21 @@ extern const struct store_ops store_pg_ops; /* postgres/store_pg.c */
 #define STORE_SEED_ADVERTISERS 24
 int store_seed_eligible(int64_t editor_id, int64_t advertiser_id);
 
+/* The seed's rows (store.c), which every backend writes in its first
+ * migration step, created and updated at STORE_SEED_TIME; advertiser
+ * i + 1's website is made from its name. */
+#define STORE_SEED_TIME 1767225600 /* 2026-01-01T00:00:00Z */
+struct store_seed_editor {
+	const char *name, *website;
+};
+struct store_seed_advertiser {
+	const char *name, *category, *currency, *status;
+	int rate_bps, cookie_days;
+};
+extern const struct store_seed_editor store_seed_editors[STORE_SEED_EDITORS];
+extern const struct store_seed_advertiser
+    store_seed_advertisers[STORE_SEED_ADVERTISERS];
+
 /*
  * The backend a database name (--db, AFFILIATE_DB) selects: a URI
  * postgresql://... or postgres://..., or a libpq key=value conninfo

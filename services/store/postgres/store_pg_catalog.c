@@ -43,52 +43,6 @@ static const char *const stmt_sql[ST_COUNT] = { STATEMENTS(PG_STMT_SQL) };
 const struct store_pg_statements store_pg_catalog_statements = { stmt_sql,
 	ST_COUNT };
 
-/* The seed: a copy of SQLite's rows (store_sqlite_catalog.c), which
- * the backend must not link; test_store_backends compares the two
- * seeds field by field, so they cannot drift apart unnoticed. */
-#define SEED_TIME 1767225600 /* 2026-01-01T00:00:00Z */
-
-static const struct {
-	const char *name, *website;
-} seed_editors[] = {
-	{ "Trail & Summit Blog", "https://trailandsummit.example" },
-	{ "Budget Kitchen", "https://budgetkitchen.example" },
-	{ "Pixel Reviews", "https://pixelreviews.example" },
-	{ "The Family Travel Guide", "https://familytravel.example" },
-	{ "Style Notes", "https://stylenotes.example" },
-	{ "Green Home Weekly", "https://greenhome.example" },
-};
-
-static const struct {
-	const char *name, *category, *currency, *status;
-	int rate_bps, cookie_days;
-} seed_advertisers[] = {
-	{ "Nordic Outdoor", "outdoor", "EUR", "active", 800, 30 },
-	{ "Alpine Gear Co", "outdoor", "CHF", "active", 650, 30 },
-	{ "CampFire Supplies", "outdoor", "EUR", "active", 1000, 14 },
-	{ "FreshBox Meals", "food", "EUR", "active", 1200, 7 },
-	{ "Olive & Vine", "food", "EUR", "active", 900, 30 },
-	{ "Bean Roasters", "food", "GBP", "active", 750, 30 },
-	{ "VoltTech Electronics", "electronics", "EUR", "active", 300, 30 },
-	{ "Gadget Hub", "electronics", "USD", "active", 400, 14 },
-	{ "SoundWave Audio", "electronics", "EUR", "active", 500, 30 },
-	{ "SkyHop Flights", "travel", "EUR", "active", 200, 30 },
-	{ "CityStay Hotels", "travel", "EUR", "active", 600, 60 },
-	{ "RailPass Europe", "travel", "EUR", "paused", 350, 30 },
-	{ "Urban Threads", "fashion", "EUR", "active", 1100, 30 },
-	{ "Sneaker Vault", "fashion", "USD", "active", 850, 14 },
-	{ "Linen & Co", "fashion", "EUR", "active", 1000, 30 },
-	{ "GreenLeaf Garden", "home", "EUR", "active", 900, 30 },
-	{ "SolarSpark", "home", "EUR", "active", 450, 90 },
-	{ "CozyNest Furniture", "home", "GBP", "active", 700, 30 },
-	{ "PageTurner Books", "books", "EUR", "active", 500, 30 },
-	{ "Kids Corner Toys", "toys", "EUR", "active", 800, 30 },
-	{ "FitLife Nutrition", "health", "EUR", "active", 1500, 30 },
-	{ "Zen Yoga Studio", "health", "EUR", "active", 2000, 30 },
-	{ "PetPal Supplies", "pets", "EUR", "active", 900, 30 },
-	{ "CodeCraft Courses", "education", "USD", "active", 3000, 60 },
-};
-
 /* Runs one seed INSERT with its parameters (inside the migration's
  * transaction). */
 static int
@@ -111,8 +65,7 @@ seed_run(pg_store *s, const char *sql, const struct pg_params *p)
 int
 store_pg_catalog_seed(pg_store *s)
 {
-	size_t ne = sizeof(seed_editors) / sizeof(seed_editors[0]);
-	size_t na = sizeof(seed_advertisers) / sizeof(seed_advertisers[0]);
+	size_t ne = STORE_SEED_EDITORS, na = STORE_SEED_ADVERTISERS;
 	struct pg_params p;
 	char dbid[33];
 	int rv;
@@ -127,9 +80,9 @@ store_pg_catalog_seed(pg_store *s)
 	for (size_t i = 0; i < ne; i++) {
 		p = (struct pg_params){ 0 };
 		store_pg_p_int(&p, (int64_t)i + 1);
-		store_pg_p_text(&p, seed_editors[i].name);
-		store_pg_p_text(&p, seed_editors[i].website);
-		store_pg_p_int(&p, SEED_TIME);
+		store_pg_p_text(&p, store_seed_editors[i].name);
+		store_pg_p_text(&p, store_seed_editors[i].website);
+		store_pg_p_int(&p, STORE_SEED_TIME);
 		if ((rv = seed_run(s, "INSERT INTO editors (id, name, website,"
 		                      " created_at) VALUES ($1, $2, $3, $4)",
 		         &p)) != AFF_OK)
@@ -138,13 +91,13 @@ store_pg_catalog_seed(pg_store *s)
 	for (size_t i = 0; i < na; i++) {
 		p = (struct pg_params){ 0 };
 		store_pg_p_int(&p, (int64_t)i + 1);
-		store_pg_p_text(&p, seed_advertisers[i].name);
-		store_pg_p_text(&p, seed_advertisers[i].category);
-		store_pg_p_text(&p, seed_advertisers[i].currency);
-		store_pg_p_int(&p, seed_advertisers[i].rate_bps);
-		store_pg_p_text(&p, seed_advertisers[i].status);
-		store_pg_p_int(&p, seed_advertisers[i].cookie_days);
-		store_pg_p_int(&p, SEED_TIME);
+		store_pg_p_text(&p, store_seed_advertisers[i].name);
+		store_pg_p_text(&p, store_seed_advertisers[i].category);
+		store_pg_p_text(&p, store_seed_advertisers[i].currency);
+		store_pg_p_int(&p, store_seed_advertisers[i].rate_bps);
+		store_pg_p_text(&p, store_seed_advertisers[i].status);
+		store_pg_p_int(&p, store_seed_advertisers[i].cookie_days);
+		store_pg_p_int(&p, STORE_SEED_TIME);
 		if ((rv = seed_run(s,
 		         "INSERT INTO advertisers (id, name, category, currency,"
 		         " commission_rate_bps, status, website, cookie_days,"

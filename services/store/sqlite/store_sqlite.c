@@ -152,8 +152,8 @@ store_migrate(sqlite3 *db)
 	if (!seeded)
 		aff_info("store: new database seeded with %zu editors and %zu "
 		         "advertisers",
-		    store_sqlite_catalog_seed_editors(),
-		    store_sqlite_catalog_seed_advertisers());
+		    (size_t)STORE_SEED_EDITORS,
+		    (size_t)STORE_SEED_ADVERTISERS);
 	return (AFF_OK);
 failed:
 	store_sqlite_exec(db, "ROLLBACK");

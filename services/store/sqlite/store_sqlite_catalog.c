@@ -47,72 +47,13 @@ const struct store_sqlite_statements store_sqlite_catalog_statements = {
 
 #define STMT(s, i) ((s)->st[SQ_CATALOG][i])
 
-/* The seed: the same rows on every first start. */
-#define SEED_TIME 1767225600 /* 2026-01-01T00:00:00Z */
-
-static const struct {
-	const char *name, *website;
-} seed_editors[] = {
-	{ "Trail & Summit Blog", "https://trailandsummit.example" },
-	{ "Budget Kitchen", "https://budgetkitchen.example" },
-	{ "Pixel Reviews", "https://pixelreviews.example" },
-	{ "The Family Travel Guide", "https://familytravel.example" },
-	{ "Style Notes", "https://stylenotes.example" },
-	{ "Green Home Weekly", "https://greenhome.example" },
-};
-
-static const struct {
-	const char *name, *category, *currency, *status;
-	int rate_bps, cookie_days;
-} seed_advertisers[] = {
-	{ "Nordic Outdoor", "outdoor", "EUR", "active", 800, 30 },
-	{ "Alpine Gear Co", "outdoor", "CHF", "active", 650, 30 },
-	{ "CampFire Supplies", "outdoor", "EUR", "active", 1000, 14 },
-	{ "FreshBox Meals", "food", "EUR", "active", 1200, 7 },
-	{ "Olive & Vine", "food", "EUR", "active", 900, 30 },
-	{ "Bean Roasters", "food", "GBP", "active", 750, 30 },
-	{ "VoltTech Electronics", "electronics", "EUR", "active", 300, 30 },
-	{ "Gadget Hub", "electronics", "USD", "active", 400, 14 },
-	{ "SoundWave Audio", "electronics", "EUR", "active", 500, 30 },
-	{ "SkyHop Flights", "travel", "EUR", "active", 200, 30 },
-	{ "CityStay Hotels", "travel", "EUR", "active", 600, 60 },
-	{ "RailPass Europe", "travel", "EUR", "paused", 350, 30 },
-	{ "Urban Threads", "fashion", "EUR", "active", 1100, 30 },
-	{ "Sneaker Vault", "fashion", "USD", "active", 850, 14 },
-	{ "Linen & Co", "fashion", "EUR", "active", 1000, 30 },
-	{ "GreenLeaf Garden", "home", "EUR", "active", 900, 30 },
-	{ "SolarSpark", "home", "EUR", "active", 450, 90 },
-	{ "CozyNest Furniture", "home", "GBP", "active", 700, 30 },
-	{ "PageTurner Books", "books", "EUR", "active", 500, 30 },
-	{ "Kids Corner Toys", "toys", "EUR", "active", 800, 30 },
-	{ "FitLife Nutrition", "health", "EUR", "active", 1500, 30 },
-	{ "Zen Yoga Studio", "health", "EUR", "active", 2000, 30 },
-	{ "PetPal Supplies", "pets", "EUR", "active", 900, 30 },
-	{ "CodeCraft Courses", "education", "USD", "active", 3000, 60 },
-};
-
-/* The eligibility rule, store_seed_eligible(), is the backends' own:
- * services/store/store.c. */
-size_t
-store_sqlite_catalog_seed_editors(void)
-{
-	return (sizeof(seed_editors) / sizeof(seed_editors[0]));
-}
-
-size_t
-store_sqlite_catalog_seed_advertisers(void)
-{
-	return (sizeof(seed_advertisers) / sizeof(seed_advertisers[0]));
-}
-
 int
 store_sqlite_catalog_seed(sqlite3 *db)
 {
 	sqlite3_stmt *st = NULL;
 	char dbid[33];
 	int rc;
-	size_t ne = sizeof(seed_editors) / sizeof(seed_editors[0]);
-	size_t na = sizeof(seed_advertisers) / sizeof(seed_advertisers[0]);
+	size_t ne = STORE_SEED_EDITORS, na = STORE_SEED_ADVERTISERS;
 
 	aff_request_id_new(dbid);
 	rc = sqlite3_prepare_v2(db,
@@ -133,9 +74,9 @@ store_sqlite_catalog_seed(sqlite3 *db)
 	for (size_t i = 0; i < ne; i++) {
 		sqlite3_reset(st);
 		sqlite3_bind_int64(st, 1, (int64_t)i + 1);
-		sqlite3_bind_text(st, 2, seed_editors[i].name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, seed_editors[i].website, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, SEED_TIME);
+		sqlite3_bind_text(st, 2, store_seed_editors[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, store_seed_editors[i].website, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, STORE_SEED_TIME);
 		if ((rc = sqlite3_step(st)) != SQLITE_DONE)
 			goto failed;
 	}
@@ -153,15 +94,15 @@ store_sqlite_catalog_seed(sqlite3 *db)
 	for (size_t i = 0; i < na; i++) {
 		sqlite3_reset(st);
 		sqlite3_bind_int64(st, 1, (int64_t)i + 1);
-		sqlite3_bind_text(st, 2, seed_advertisers[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, store_seed_advertisers[i].name, -1, SQLITE_STATIC);
 		sqlite3_bind_text(
-		    st, 3, seed_advertisers[i].category, -1, SQLITE_STATIC);
+		    st, 3, store_seed_advertisers[i].category, -1, SQLITE_STATIC);
 		sqlite3_bind_text(
-		    st, 4, seed_advertisers[i].currency, -1, SQLITE_STATIC);
-		sqlite3_bind_int(st, 5, seed_advertisers[i].rate_bps);
-		sqlite3_bind_text(st, 6, seed_advertisers[i].status, -1, SQLITE_STATIC);
-		sqlite3_bind_int(st, 7, seed_advertisers[i].cookie_days);
-		sqlite3_bind_int64(st, 8, SEED_TIME);
+		    st, 4, store_seed_advertisers[i].currency, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 5, store_seed_advertisers[i].rate_bps);
+		sqlite3_bind_text(st, 6, store_seed_advertisers[i].status, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 7, store_seed_advertisers[i].cookie_days);
+		sqlite3_bind_int64(st, 8, STORE_SEED_TIME);
 		if ((rc = sqlite3_step(st)) != SQLITE_DONE)
 			goto failed;
 	}

@@ -154,8 +154,6 @@ void store_sqlite_tx_rollback(sqlite_store *s);
 
 /* store_sqlite_catalog.c: the seed, written by the first migration. */
 int store_sqlite_catalog_seed(sqlite3 *db);
-size_t store_sqlite_catalog_seed_editors(void);
-size_t store_sqlite_catalog_seed_advertisers(void);
 
 /* store_sqlite_catalog.c: AFF_OK when the editor exists, else absent. */
 int store_sqlite_catalog_editor_exists(sqlite_store *s, int64_t id);
