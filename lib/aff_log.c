@@ -204,7 +204,7 @@ log_writev_all(struct iovec *iov, int cnt)
  * then extra (a synchronous line, or NULL), as one writev. Takes
  * log_write_mu: a batch the log thread is writing goes out first.
  */
-static void
+static size_t
 log_drain(const char *extra, size_t extra_len)
 {
 	char notice[LOG_LINE_MAX];
@@ -235,6 +235,7 @@ log_drain(const char *extra, size_t extra_len)
 		iov[cnt++] = (struct iovec){ (void *)extra, extra_len };
 	log_writev_all(iov, cnt);
 	pthread_mutex_unlock(&log_write_mu);
+	return (len);
 }
 
 static void *
@@ -251,8 +252,10 @@ log_thread(void *arg)
 		}
 		log_idle = 0;
 		pthread_mutex_unlock(&log_mu);
-		log_drain(NULL, 0);
-		nanosleep(&pause, NULL);
+		/* No pause after a batch of half the buffer or more: the
+		 * next one is filling fast, and lines would be dropped. */
+		if (log_drain(NULL, 0) < LOG_BUF_SIZE / 2)
+			nanosleep(&pause, NULL);
 	}
 	return (NULL);
 }
@@ -266,7 +269,7 @@ aff_log_flush(void)
 	async = log_async;
 	pthread_mutex_unlock(&log_mu);
 	if (async)
-		log_drain(NULL, 0);
+		(void)log_drain(NULL, 0);
 }
 
 /* At exit every line logged so far is written, and later lines (threads
@@ -277,7 +280,7 @@ log_atexit(void)
 	pthread_mutex_lock(&log_mu);
 	log_async = 0;
 	pthread_mutex_unlock(&log_mu);
-	log_drain(NULL, 0);
+	(void)log_drain(NULL, 0);
 }
 
 /* fork: log_mu is held across fork so the child's copy is consistent; the
@@ -368,7 +371,7 @@ aff_log(enum aff_log_level level, const char *request_id, const char *fmt, ...)
 	if (log_async) {
 		/* ERROR: written now, after what was buffered before it. */
 		pthread_mutex_unlock(&log_mu);
-		log_drain(line, n);
+		(void)log_drain(line, n);
 		return;
 	}
 	pthread_mutex_unlock(&log_mu);
