@@ -3,6 +3,14 @@
  *
  * Every line names the process and, where there is one, the request id, so
  * a request can be followed from the bridge into the server.
+ *
+ * After aff_log_init a request never waits on the log: a line is copied
+ * into a bounded buffer that a log thread writes out in batches (within a
+ * few ms). If the reader is too slow and the buffer fills, lines are
+ * dropped and counted, and a later line says how many. ERROR lines, lines
+ * logged before aff_log_init, after exit began or in a forked child are
+ * written synchronously; at exit everything buffered is written. Not
+ * async-signal-safe: never log from a signal handler.
  */
 #ifndef AFF_LOG_H
 #define AFF_LOG_H
@@ -16,8 +24,14 @@ enum aff_log_level {
 	AFF_LOG_ERROR = 3,
 };
 
-/* Sets the process name shown on each line (not copied: pass a literal). */
+/* Sets the process name shown on each line (not copied: pass a literal)
+ * and starts the log thread (once; it takes no signals). Call it first in
+ * main, before threads are started. */
 void aff_log_init(const char *process);
+
+/* Writes everything buffered now (blocks while the reader does not read).
+ * Exit does it too; ERROR lines do it before themselves. */
+void aff_log_flush(void);
 
 /* Lines below level are dropped. */
 void aff_log_set_level(enum aff_log_level level);
@@ -25,7 +39,8 @@ void aff_log_set_level(enum aff_log_level level);
 /* Parses "debug", "info", "warn" or "error"; returns -1 for anything else. */
 int aff_log_level_parse(const char *s);
 
-/* Logs one line; request_id may be NULL or "". Thread-safe. */
+/* Logs one line; request_id may be NULL or "". Thread-safe. Returns
+ * without a syscall (below ERROR, once the log thread runs). */
 void aff_log(enum aff_log_level level, const char *request_id, const char *fmt,
     ...) __attribute__((format(printf, 3, 4)));
 

@@ -11,6 +11,10 @@
 #   (unset: none, the loopback default) is the server's per-address limit
 #   (AFFILIATE_RATE_LIMIT_ANON), e.g. 1000000 to measure what counting
 #   every call costs (in Redis, which the bench always runs).
+#   BENCH_LOG_LEVEL (default info, what `make run` gives) is the server's
+#   and the bridge's --log-level; at any other level than warn, the cached
+#   reads are measured again with both restarted at --log-level warn, in
+#   extra rows, to show what the log costs.
 #
 # It starts, on free loopback ports, redis-server (no persistence),
 # affiliate-server on a fresh data dir, the bridge, and the two bare
@@ -34,6 +38,11 @@ fi
 BIN=$(cd "$1" && pwd)
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 SECS=${BENCH_SECONDS:-10}
+LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
+case $LOG_LEVEL in
+debug | info | warn | error) ;;
+*) echo "bench: BENCH_LOG_LEVEL must be debug, info, warn or error" >&2; exit 2 ;;
+esac
 case $SECS in
 '' | *[!0-9]*) echo "bench: BENCH_SECONDS must be a whole number of seconds" >&2; exit 2 ;;
 esac
@@ -119,20 +128,36 @@ start redis redis-server --port "$redis_port" --bind 127.0.0.1 --save "" \
 	--appendonly no --dir "$work"
 wait_port redis "$last_pid" "$redis_port"
 
-start server env ${BENCH_RATE_LIMIT:+AFFILIATE_RATE_LIMIT_ANON=$BENCH_RATE_LIMIT} \
-	"$BIN/affiliate-server" --listen "tcp://127.0.0.1:$rpc_port" \
-	--data-dir "$work/data" --redis "127.0.0.1:$redis_port" \
-	--jobs "ipc://$work/jobs.sock" --results "ipc://$work/results.sock" \
-	--log-level warn
-wait_port server "$last_pid" "$rpc_port"
+# start_stack LEVEL: the server and (when built) the bridge at --log-level
+# LEVEL, on the same data, Redis and ports each time.
+start_stack() {
+	start "server-$1" env ${BENCH_RATE_LIMIT:+AFFILIATE_RATE_LIMIT_ANON=$BENCH_RATE_LIMIT} \
+		"$BIN/affiliate-server" --listen "tcp://127.0.0.1:$rpc_port" \
+		--data-dir "$work/data" --redis "127.0.0.1:$redis_port" \
+		--jobs "ipc://$work/jobs.sock" --results "ipc://$work/results.sock" \
+		--log-level "$1"
+	server_pid=$last_pid
+	wait_port server "$last_pid" "$rpc_port"
+	if [ "$have_bridge" = 1 ]; then
+		start "bridge-$1" "$BIN/affiliate-bridge" --listen "127.0.0.1:$bridge_port" \
+			--server "tcp://127.0.0.1:$rpc_port" --log-level "$1"
+		bridge_pid=$last_pid
+		wait_port bridge "$last_pid" "$bridge_port"
+	fi
+}
+
+# stop_stack: SIGTERM to the server and the bridge, and waits for them.
+stop_stack() {
+	local pid
+	for pid in $server_pid ${bridge_pid:-}; do
+		kill -TERM "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+}
 
 have_bridge=0
-if [ -x "$BIN/affiliate-bridge" ]; then
-	have_bridge=1
-	start bridge "$BIN/affiliate-bridge" --listen "127.0.0.1:$bridge_port" \
-		--server "tcp://127.0.0.1:$rpc_port" --log-level warn
-	wait_port bridge "$last_pid" "$bridge_port"
-fi
+[ -x "$BIN/affiliate-bridge" ] && have_bridge=1
+start_stack "$LOG_LEVEL"
 
 start bare-civetweb "$BIN/bench-bare-civetweb" "127.0.0.1:$bare_port"
 wait_port bare-civetweb "$last_pid" "$bare_port"
@@ -177,11 +202,18 @@ else
 fi
 rpc_row "rpc bare nng echo" "tcp://127.0.0.1:$echo_port"
 rpc_row "rpc server GetAdvertiser(2, editor 1)" "tcp://127.0.0.1:$rpc_port"
+if [ "$LOG_LEVEL" != warn ]; then
+	stop_stack
+	start_stack warn
+	[ "$have_bridge" = 0 ] ||
+		http_row "http bridge /advertisers/2 (log warn)" "$bridge_url/advertisers/2?editor_id=1"
+	rpc_row "rpc server GetAdvertiser (log warn)" "tcp://127.0.0.1:$rpc_port"
+fi
 
 # The table. The limit of a row is the first row of its kind (the bare one).
 echo
-printf 'BENCH_SECONDS=%s, %s cores; HTTP: wrk -t2 -c32; RPC: bench-rpc-load, 32 threads\n' \
-	"$SECS" "$(nproc)"
+printf 'BENCH_SECONDS=%s, %s cores, --log-level %s; HTTP: wrk -t2 -c32; RPC: bench-rpc-load, 32 threads\n' \
+	"$SECS" "$(nproc)" "$LOG_LEVEL"
 printf '%-40s %12s %9s %9s %9s %7s\n' "target" "requests/s" "p50 us" "p99 us" "vs limit" "errors"
 http_limit=
 rpc_limit=

@@ -28,6 +28,12 @@ if [ $# -ne 1 ] || [ ! -d "$1" ]; then
 fi
 BIN=$(cd "$1" && pwd)
 APPS=${BENCH_APPS:-2000}
+# --log-level of every process: by default info, what `make run` gives.
+LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
+case $LOG_LEVEL in
+debug | info | warn | error) ;;
+*) echo "bench: BENCH_LOG_LEVEL must be debug, info, warn or error" >&2; exit 2 ;;
+esac
 CONNS=32
 case $APPS in
 '' | *[!0-9]*) echo "bench: BENCH_APPS must be a whole number" >&2; exit 2 ;;
@@ -69,19 +75,19 @@ run() {
 	start "${dir#"$work"/}/server" "$BIN/affiliate-server" \
 		--listen "tcp://127.0.0.1:$rpc_port" --data-dir "$dir/data" \
 		--redis off --jobs "ipc://$dir/jobs.sock" \
-		--results "ipc://$dir/results.sock" --log-level warn
+		--results "ipc://$dir/results.sock" --log-level "$LOG_LEVEL"
 	wait_port "${dir#"$work"/}/server" "$last_pid" "$rpc_port"
 	start "${dir#"$work"/}/bridge" "$BIN/affiliate-bridge" \
 		--listen "127.0.0.1:$bridge_port" \
-		--server "tcp://127.0.0.1:$rpc_port" --log-level warn
+		--server "tcp://127.0.0.1:$rpc_port" --log-level "$LOG_LEVEL"
 	wait_port "${dir#"$work"/}/bridge" "$last_pid" "$bridge_port"
 	for i in $(seq 1 "$w"); do
 		start "${dir#"$work"/}/worker-$i" "$BIN/affiliate-worker" \
 			--jobs "ipc://$dir/jobs.sock" \
 			--results "ipc://$dir/results.sock" \
-			--data-dir "$dir/data" --review-delay 0 --log-level warn
+			--data-dir "$dir/data" --review-delay 0 --log-level "$LOG_LEVEL"
 	done
-	# Workers dial in the background and say nothing at warn level:
+	# Workers dial in the background:
 	# give them a moment, so the first jobs do not all go to one.
 	sleep 0.3
 	for i in $(seq 1 "$w"); do

@@ -15,8 +15,8 @@
 #   bench_webhooks.sh). BENCH_KEEP=1 keeps the logs and wrk outputs.
 #
 # Every process takes its default settings, as `make run` and `make
-# run-cluster` give them, but --log-level warn (info logs a line per call)
-# and the addresses: redis-server (no persistence), a real PostgreSQL
+# run-cluster` give them (--log-level info; BENCH_LOG_LEVEL picks another),
+# but the addresses: redis-server (no persistence), a real PostgreSQL
 # (tests/pg.sh: fsync and synchronous_commit on, a new database per
 # configuration), the servers with AFFILIATE_WEBHOOK_SECRET=bench-secret on
 # fresh data, the bridge. One configuration runs at a time (the previous
@@ -38,6 +38,12 @@ fi
 BIN=$(cd "$1" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
 SECS=${BENCH_SECONDS:-10}
+# --log-level of every process: by default info, what `make run` gives.
+LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
+case $LOG_LEVEL in
+debug | info | warn | error) ;;
+*) echo "bench: BENCH_LOG_LEVEL must be debug, info, warn or error" >&2; exit 2 ;;
+esac
 RATE=${BENCH_RATE:-40000}
 THREADS=2
 CONNS=32
@@ -167,14 +173,14 @@ run_config() {
 			"$BIN/affiliate-server" --listen "tcp://127.0.0.1:$port" \
 			--data-dir "$work/$name-data$i" ${db:+--db "$db"} \
 			--redis "127.0.0.1:$redis_port" --jobs "ipc://$work/$name-jobs$i.sock" \
-			--results "ipc://$work/$name-results$i.sock" --log-level warn
+			--results "ipc://$work/$name-results$i.sock" --log-level "$LOG_LEVEL"
 		cfg+=("$last_pid")
 		wait_port "$name-server$i" "$last_pid" "$port"
 		urls=${urls:+$urls,}tcp://127.0.0.1:$port
 	done
 	bridge_port=$(free_port) || die "no free port"
 	start "$name-bridge" "$BIN/affiliate-bridge" --listen "127.0.0.1:$bridge_port" \
-		--server "$urls" $([ "$n" -gt 1 ] && echo "--shared-db 1") --log-level warn
+		--server "$urls" $([ "$n" -gt 1 ] && echo "--shared-db 1") --log-level "$LOG_LEVEL"
 	cfg+=("$last_pid")
 	wait_port "$name-bridge" "$last_pid" "$bridge_port"
 	local url="http://127.0.0.1:$bridge_port"
