@@ -52,7 +52,9 @@ run_cluster() {
 	run_pid=$!
 	set +m
 	for _ in $(seq 1 600); do
-		grep -q "run-cluster: started" "$1" && return 0
+		# The summary's last line: the lines before it are all out.
+		grep -q "run-cluster: started" "$1" &&
+			grep -q "psql -h 127.0.0.1" "$1" && return 0
 		kill -0 "$run_pid" 2>/dev/null || break
 		sleep 0.1
 	done
