@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -526,7 +527,11 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 		goto reply;
 	}
 	if (req->timeout_ms > 0) {
-		call->deadline_ms = call->t0 + req->timeout_ms;
+		/* Saturated: a timeout past the clock's range (the fuzzer sent
+		 * 2^63 - 1) is no deadline, not a signed overflow. */
+		call->deadline_ms = req->timeout_ms > INT64_MAX - call->t0
+		    ? INT64_MAX
+		    : call->t0 + req->timeout_ms;
 		if (aff_mono_ms() >= call->deadline_ms) {
 			code = rpc_errorf(call, AFF_DEADLINE_EXCEEDED,
 			    "the timeout of %lld ms ran out before the call could "
