@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "aff_err.h"
+#include "aff_status.h"
 #include "store.h"
 
 int
@@ -156,6 +158,34 @@ int
 store_open(const char *db, store **sp)
 {
 	return (store_backend(db)->open(db, sp));
+}
+
+int64_t
+store_job_backoff_ms(const struct store_job_policy *p, int attempts)
+{
+	int64_t backoff = p->backoff_ms;
+
+	for (int i = 1; i < attempts && backoff < p->backoff_max_ms; i++)
+		backoff *= 2;
+	return (backoff > p->backoff_max_ms ? p->backoff_max_ms : backoff);
+}
+
+int
+store_review_result_unpack(const Affiliate__V1__JobResult *r,
+    Affiliate__V1__ReviewApplicationResult **out)
+{
+	Affiliate__V1__ReviewApplicationResult *rr;
+
+	rr = affiliate__v1__review_application_result__unpack(
+	    NULL, r->payload.len, r->payload.data);
+	if (rr == NULL)
+		return (AFF_INVALID_ARGUMENT);
+	if (aff_status_parse(AFF_REVIEW_DECISION, rr->decision) == 0) {
+		affiliate__v1__review_application_result__free_unpacked(rr, NULL);
+		return (AFF_INVALID_ARGUMENT);
+	}
+	*out = rr;
+	return (AFF_OK);
 }
 
 /* The seed's rows, the same on every backend (each writes them in its

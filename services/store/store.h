@@ -384,6 +384,17 @@ const struct store_ops *store_backend(const char *db);
  */
 void store_db_redact(const char *db, char *out, size_t cap);
 
+/* What every backend's job_finish shares. The wait before a failed job's
+ * next delivery: backoff_ms * 2^(attempts-1), at most backoff_max_ms. */
+int64_t store_job_backoff_ms(const struct store_job_policy *p, int attempts);
+
+/* A review_application result's payload, unpacked and its decision
+ * checked (approved | rejected): AFF_OK with *out (caller frees it with
+ * affiliate__v1__review_application_result__free_unpacked), or
+ * AFF_INVALID_ARGUMENT. */
+int store_review_result_unpack(const Affiliate__V1__JobResult *r,
+    Affiliate__V1__ReviewApplicationResult **out);
+
 /* Opens the database db names with its backend (store_backend). */
 int store_open(const char *db, store **sp);
 

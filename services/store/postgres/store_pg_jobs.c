@@ -29,7 +29,6 @@
 
 #include "aff_err.h"
 #include "aff_log.h"
-#include "aff_status.h"
 #include "aff_util.h"
 #include "store.h"
 #include "store_pg_private.h"
@@ -238,15 +237,10 @@ apply_review(pg_store *s, int64_t app_id, const Affiliate__V1__JobResult *r)
 	Affiliate__V1__ReviewApplicationResult *rr;
 	int rv;
 
-	rr = affiliate__v1__review_application_result__unpack(
-	    NULL, r->payload.len, r->payload.data);
-	if (rr == NULL)
-		return (AFF_INVALID_ARGUMENT);
-	if (aff_status_parse(AFF_REVIEW_DECISION, rr->decision) == 0)
-		rv = AFF_INVALID_ARGUMENT;
-	else
-		rv = store_pg_application_decide(
-		    s, app_id, rr->decision, rr->reason, aff_now_ms() / 1000);
+	if ((rv = store_review_result_unpack(r, &rr)) != AFF_OK)
+		return (rv);
+	rv = store_pg_application_decide(
+	    s, app_id, rr->decision, rr->reason, aff_now_ms() / 1000);
 	affiliate__v1__review_application_result__free_unpacked(rr, NULL);
 	return (rv);
 }
@@ -316,11 +310,8 @@ store_pg_job_finish(store *base, const Affiliate__V1__JobResult *r,
 	if (attempts >= max_attempts)
 		return (store_pg_tx_end(s, job_kill(s, r->job_id, kind, ref, why)));
 	{
-		int64_t backoff = pol->backoff_ms;
-		for (int i = 1; i < attempts && backoff < pol->backoff_max_ms; i++)
-			backoff *= 2;
-		if (backoff > pol->backoff_max_ms)
-			backoff = pol->backoff_max_ms;
+		int64_t backoff = store_job_backoff_ms(pol, attempts);
+
 		p = (struct pg_params){ 0 };
 		store_pg_p_int(&p, r->job_id);
 		store_pg_p_text(&p, why);
