@@ -21,7 +21,7 @@ set -u
 BIN=$(cd "$1" && pwd) SECS=${2:-4} NC=${3:-32}
 here=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d /tmp/bench-threads-XXXXXX)
-rpid= spid=
+rpid='' spid=''
 cleanup() {
 	[ -n "$spid" ] && kill "$spid" 2>/dev/null
 	[ -n "$rpid" ] && kill "$rpid" 2>/dev/null
@@ -34,7 +34,7 @@ free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-cd "$here/proto"
+cd "$here/proto" || exit 1
 payload=$(printf 'id: 2 editor_id: 1' | protoc --encode=affiliate.v1.GetAdvertiserRequest affiliate/v1/affiliate.proto | od -An -tx1 -v | tr -d ' \n' | sed 's/../\\x&/g')
 printf 'service: "affiliate.v1.AdvertiserService" method: "GetAdvertiser" request_id: "bench" payload: "%s"' "$payload" |
 	protoc --encode=affiliate.v1.RequestEnvelope affiliate/v1/rpc.proto >"$work/request.bin"
