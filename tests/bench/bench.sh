@@ -190,6 +190,25 @@ if [ "$have_bridge" = 1 ]; then
 	done
 fi
 
+# The bridge's memory: idle, then with 256 idle keep-alive connections
+# held (each made one request), measured before any load so the figure is
+# what connections cost, not what wrk's bursts left in malloc's arenas.
+# They are measured within civetweb's keep_alive_timeout_ms (5 s).
+rss_line=
+if [ "$have_bridge" = 1 ]; then
+	rss_idle=$(rss_kib "$bridge_pid" Rss)
+	pss_idle=$(rss_kib "$bridge_pid" Pss)
+	if hold_conns "$bridge_port" 256 /; then
+		rss_256=$(rss_kib "$bridge_pid" Rss)
+		pss_256=$(rss_kib "$bridge_pid" Pss)
+		rss_line=$(awk -v a="$rss_idle" -v b="$pss_idle" -v c="$rss_256" -v d="$pss_256" 'BEGIN {
+			printf "bridge memory (512 threads): idle RSS %.1f MiB (PSS %.1f); with 256 idle keep-alive connections RSS %.1f MiB (PSS %.1f); bound 32 MiB", a / 1024, b / 1024, c / 1024, d / 1024 }')
+	else
+		notes+=("the bridge did not hold 256 keep-alive connections: no RSS figure")
+	fi
+	release_conns
+fi
+
 bare_url="http://127.0.0.1:$bare_port"
 bridge_url="http://127.0.0.1:$bridge_port"
 http_row "http bare civetweb /" "$bare_url/"
@@ -229,6 +248,7 @@ for row in "${rows[@]}"; do
 	ratio=$(awk -v a="$rps" -v b="$limit" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }')
 	printf '%-40s %12.0f %9d %9d %9s %7d\n' "$name" "$rps" "$p50" "$p99" "$ratio" "$errs"
 done
+[ -z "$rss_line" ] || echo "$rss_line"
 for n in "${notes[@]}"; do
 	echo "note: $n"
 done
