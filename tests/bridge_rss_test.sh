@@ -27,6 +27,7 @@ start bridge "$BIN/affiliate-bridge" --listen "127.0.0.1:$http_port" \
 bridge_pid=$last_pid
 wait_port bridge "$bridge_pid" "$http_port"
 
+wait_threads "$bridge_pid" 512
 threads=$(ls "/proc/$bridge_pid/task" | wc -l)
 [ "$threads" -ge 512 ] || die "the bridge runs $threads threads, not 512 or more"
 hold_conns "$http_port" 256 / ||

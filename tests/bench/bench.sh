@@ -196,6 +196,7 @@ fi
 # They are measured within civetweb's keep_alive_timeout_ms (5 s).
 rss_line=
 if [ "$have_bridge" = 1 ]; then
+	wait_threads "$bridge_pid" 512
 	rss_idle=$(rss_kib "$bridge_pid" Rss)
 	pss_idle=$(rss_kib "$bridge_pid" Pss)
 	if hold_conns "$bridge_port" 256 /; then

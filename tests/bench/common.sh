@@ -143,3 +143,14 @@ release_conns() {
 	for fd in "${held_fds[@]}"; do exec {fd}>&-; done
 	held_fds=()
 }
+
+# wait_threads PID N: waits up to 5 s for PID to run N threads or more
+# (civetweb may still be starting its workers when its port answers).
+wait_threads() {
+	local i
+	for i in $(seq 1 100); do
+		[ "$(ls "/proc/$1/task" 2>/dev/null | wc -l)" -ge "$2" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
