@@ -67,6 +67,7 @@ asan:
 # Printed figures, not a timed test: each target beside its bare limit
 # (civetweb, NNG echo) measured in the same run. BENCH_SECONDS=10 each.
 bench: build
+	-@scripts/deps.sh bench
 	tests/bench/bench.sh $(BUILD_DIR)/bin
 
 # Durable orders/s and cached reads/s with SQLite, PostgreSQL and one

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# deps.sh [fuzz] [valgrind] - installs the Debian packages the project needs
+# deps.sh [fuzz] [valgrind] [bench] - installs the Debian packages the project needs
 # that are missing (apt-get, when root), or prints the apt-get line to run
-# (when not). The named extras are for `make fuzz` and `make valgrind` only,
+# (when not). The named extras are for `make fuzz`, `make valgrind` and
+# `make bench` (the seed's stack, a Python peer) only,
 # so `make test` does not pull in a second compiler.
 set -eu
 pkgs=(
@@ -31,7 +32,10 @@ for extra in "$@"; do
 	# --no-install-recommends skips.
 	fuzz) pkgs+=(clang libclang-rt-dev) ;;
 	valgrind) pkgs+=(valgrind) ;;
-	*) echo "deps: unknown extra '$extra' (fuzz, valgrind)" >&2; exit 2 ;;
+	# make bench only: the seed's stack it measures beside the bridge
+	# (tests/bench/bench.sh, ../shared/peer).
+	bench) pkgs+=(python3-flask python3-sqlalchemy python3-redis python3-rq gunicorn) ;;
+	*) echo "deps: unknown extra '$extra' (fuzz, valgrind, bench)" >&2; exit 2 ;;
 	esac
 done
 missing=()

@@ -106,3 +106,51 @@ to_us() {
 		printf "%d", n * m + 0.5
 	}'
 }
+
+# rss_kib PID FIELD: FIELD (Rss or Pss) of PID from /proc/PID/smaps_rollup,
+# in KiB (Pss counts a shared page by its share: the honest figure when
+# several processes map the same libraries).
+rss_kib() {
+	awk -v f="$2:" '$1 == f { print $2; exit }' "/proc/$1/smaps_rollup" 2>/dev/null
+}
+
+# hold_conns PORT N PATH: opens N keep-alive connections to 127.0.0.1:PORT
+# from this shell, each making one GET PATH and reading its answer's head,
+# and leaves them open (idle, as a browser's or a partner's pool leaves
+# them) in the array held_fds. Returns 1 when a connection fails or does
+# not answer 200 within 5 s. release_conns closes them.
+held_fds=()
+hold_conns() {
+	local port=$1 n=$2 path=$3 i fd line status
+	# All are opened and asked first, then read: the first must still be
+	# within civetweb's keep-alive timeout when the last is measured.
+	for ((i = 0; i < n; i++)); do
+		exec {fd}<>"/dev/tcp/127.0.0.1/$port" || return 1
+		held_fds+=("$fd")
+		printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' "$path" >&"$fd" || return 1
+	done
+	for fd in "${held_fds[@]}"; do
+		IFS= read -r -t 5 -u "$fd" status || return 1
+		case $status in "HTTP/1.1 200"*) ;; *) return 1 ;; esac
+		while IFS= read -r -t 5 -u "$fd" line; do
+			[ "${line%$'\r'}" = "" ] && break
+		done
+	done
+	return 0
+}
+release_conns() {
+	local fd
+	for fd in "${held_fds[@]}"; do exec {fd}>&-; done
+	held_fds=()
+}
+
+# wait_threads PID N: waits up to 5 s for PID to run N threads or more
+# (civetweb may still be starting its workers when its port answers).
+wait_threads() {
+	local i
+	for i in $(seq 1 100); do
+		[ "$(ls "/proc/$1/task" 2>/dev/null | wc -l)" -ge "$2" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
