@@ -6,7 +6,9 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 WERROR := $(if $(CI),ON,OFF)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build test test-sqlite test-pg faults run run-cluster asan bench bench-cluster fuzz valgrind soak clean
+PREFIX ?= /usr/local
+
+.PHONY: install all deps build test test-sqlite test-pg faults run run-cluster asan bench bench-cluster fuzz valgrind soak clean
 
 all: build
 
@@ -16,6 +18,13 @@ deps:
 build: deps
 	@cmake -S . -B $(BUILD_DIR) -DAFFILIATE_WERROR=$(WERROR) $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD_DIR) -j$(JOBS)
+
+# cmake --install into DESTDIR$(PREFIX): binaries, CLI, systemd units
+# (their paths follow PREFIX), sysusers entry, example environment file.
+install: deps
+	@cmake -S . -B $(BUILD_DIR) -DAFFILIATE_WERROR=$(WERROR) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD_DIR) -j$(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD_DIR) --prefix $(PREFIX)
 
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2

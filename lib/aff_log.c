@@ -46,6 +46,7 @@ static const char *log_process = "affiliate";
 static enum aff_log_level log_level = AFF_LOG_INFO;
 static const char *log_names[] = { "debug", "info", "warn", "error" };
 static pid_t log_pid; /* cached: getpid is a syscall; 0 until init */
+static int log_json;  /* --log-format json */
 
 static char log_buf_a[LOG_BUF_SIZE], log_buf_b[LOG_BUF_SIZE];
 
@@ -113,6 +114,90 @@ log_escape(char *line, size_t n, size_t cap, const char *msg, size_t len)
 	return (n);
 }
 
+void
+aff_log_set_json(int json)
+{
+	log_json = json != 0;
+}
+
+int
+aff_log_format_option(void *dst, const char *v)
+{
+	(void)dst;
+	if (strcmp(v, "text") == 0 || strcmp(v, "json") == 0) {
+		log_json = strcmp(v, "json") == 0;
+		return (0);
+	}
+	fprintf(stderr, "%s: --log-format must be text or json, not '%s'\n",
+	    log_process, v);
+	return (-1);
+}
+
+/*
+ * Appends msg to line[n..cap) as the inside of a JSON string and returns
+ * the new length; never cuts an escape. A message's bytes are whatever a
+ * peer sent, not necessarily UTF-8, and a log shipper must get valid JSON
+ * whatever they are: '"' and '\\' are escaped, control bytes and every
+ * byte from 0x7f up are written as \u00NN (the byte's value, as Latin-1:
+ * unambiguous, and nothing raw that could be invalid UTF-8 or a bidi
+ * override).
+ */
+static size_t
+log_escape_json(char *line, size_t n, size_t cap, const char *msg, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)msg[i];
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+			if (n + 1 > cap)
+				break;
+			line[n++] = (char)c;
+		} else if (c == '"' || c == '\\') {
+			if (n + 2 > cap)
+				break;
+			line[n++] = '\\';
+			line[n++] = (char)c;
+		} else {
+			if (n + 6 > cap)
+				break;
+			memcpy(line + n, "\\u00", 4);
+			n += 4;
+			line[n++] = hex[c >> 4];
+			line[n++] = hex[c & 15];
+		}
+	}
+	return (n);
+}
+
+/* log_format's JSON form; the closing '"}' is always room-checked. */
+static size_t
+log_format_json(char *line, enum aff_log_level level, const char *request_id,
+    const char *msg, size_t mlen, const struct timespec *ts,
+    const struct tm *tm)
+{
+	size_t n, cap = LOG_LINE_MAX - 3; /* '"', '}', '\n' */
+
+	n = (size_t)snprintf(line, LOG_LINE_MAX, "{\"time\":\"");
+	n += strftime(line + n, LOG_LINE_MAX - n, "%Y-%m-%dT%H:%M:%S", tm);
+	n += (size_t)snprintf(line + n, LOG_LINE_MAX - n,
+	    ".%03ldZ\",\"level\":\"%s\",\"process\":\"%s\",\"pid\":%d,",
+	    ts->tv_nsec / 1000000, log_names[level], log_process,
+	    log_pid != 0 ? (int)log_pid : (int)getpid());
+	if (request_id != NULL && request_id[0] != '\0') {
+		n += (size_t)snprintf(line + n, LOG_LINE_MAX - n, "\"req\":\"");
+		n = log_escape_json(line, n, 256 + n < cap ? 256 + n : cap,
+		    request_id, strlen(request_id));
+		n += (size_t)snprintf(line + n, LOG_LINE_MAX - n, "\",");
+	}
+	n += (size_t)snprintf(line + n, LOG_LINE_MAX - n, "\"msg\":\"");
+	n = log_escape_json(line, n, cap, msg, mlen);
+	line[n++] = '"';
+	line[n++] = '}';
+	line[n++] = '\n';
+	return (n);
+}
+
 int
 aff_log_limit_pass(struct aff_log_limit *l, int *suppressed)
 {
@@ -139,6 +224,16 @@ log_format(char *line, enum aff_log_level level, const char *request_id,
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
+	if (log_json) {
+		char msg[1536];
+		int m = vsnprintf(msg, sizeof(msg), fmt, ap);
+
+		if (m < 0)
+			m = 0;
+		return (log_format_json(line, level, request_id, msg,
+		    (size_t)m < sizeof(msg) ? (size_t)m : sizeof(msg) - 1, &ts,
+		    &tm));
+	}
 	n = strftime(line, LOG_LINE_MAX, "%Y-%m-%dT%H:%M:%S", &tm);
 	n += (size_t)snprintf(line + n, LOG_LINE_MAX - n, ".%03ldZ %s[%d] %s ",
 	    ts.tv_nsec / 1000000, log_process,

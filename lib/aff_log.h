@@ -39,6 +39,14 @@ void aff_log_set_level(enum aff_log_level level);
 /* Parses "debug", "info", "warn" or "error"; returns -1 for anything else. */
 int aff_log_level_parse(const char *s);
 
+/* Lines as text (the default) or, json != 0, one JSON object a line:
+ * {"time","level","process","pid","req" (when the call has one),"msg"}. */
+void aff_log_set_json(int json);
+
+/* The --log-format option's parser (AFF_OPT_CUSTOM, dst unused): "text" or
+ * "json" sets the format; anything else is refused on stderr with -1. */
+int aff_log_format_option(void *dst, const char *value);
+
 /* Logs one line; request_id may be NULL or "". Thread-safe. Returns
  * without a syscall (below ERROR, once the log thread runs). */
 void aff_log(enum aff_log_level level, const char *request_id, const char *fmt,

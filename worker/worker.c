@@ -105,6 +105,9 @@ worker_config_load(struct worker_config *cfg, int argc, char **argv, int *help)
 		{ "log-level", "AFFILIATE_LOG_LEVEL", AFF_OPT_LEVEL,
 		    &cfg->log_level, 0, 0, 0, NULL, "LEVEL",
 		    "debug, info, warn or error (info)" },
+		{ "log-format", "AFFILIATE_LOG_FORMAT", AFF_OPT_CUSTOM, NULL, 0,
+		    0, 0, aff_log_format_option, "FORMAT",
+		    "text, or json: one JSON object a line (text)" },
 		/* Environment only, read below: a secret is never a flag. */
 		{ NULL, "AFFILIATE_WORKER_SECRET", AFF_OPT_STRING, NULL, 0, 0, 0,
 		    NULL, NULL,

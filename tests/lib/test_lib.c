@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 #include <nng/nng.h>
 #include <openssl/err.h>
 
@@ -287,6 +288,65 @@ test_the_log_escapes_every_byte_outside_printable_ascii(void **state)
 	for (const char *c = line; *c != '\0'; c++)
 		assert_true(*c == '\n' || (*c >= 0x20 && *c < 0x7f));
 	free(line);
+}
+
+/* --log-format json: every byte 0x01..0xff of a message, a request id with
+ * a quote and a line break; the line parses as one JSON object with the
+ * fields a shipper reads, and the message comes back byte for byte (each
+ * byte as the code point of its value). */
+static void
+test_the_json_log_is_one_valid_object_whatever_the_bytes(void **state)
+{
+	char path[] = "/tmp/aff-lib-log-XXXXXX", msg[256], *buf;
+	const char *m;
+	json_t *o;
+	json_error_t err;
+	int fd, saved;
+
+	(void)state;
+	for (int i = 1; i < 256; i++)
+		msg[i - 1] = (char)i;
+	msg[255] = '\0';
+	assert_true((fd = mkstemp(path)) >= 0);
+	saved = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	aff_log_set_json(1);
+	aff_log(AFF_LOG_ERROR, "r\"1\n", "m=%s", msg);
+	aff_log_set_json(0);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	close(fd);
+	assert_non_null(buf = tu_read_file(path));
+	unlink(path);
+	/* One line, ASCII only. */
+	assert_ptr_equal(strchr(buf, '\n'), buf + strlen(buf) - 1);
+	for (const char *c = buf; *c != '\0'; c++)
+		assert_true(*c == '\n' || (*c >= 0x20 && *c < 0x7f));
+	o = json_loads(buf, JSON_REJECT_DUPLICATES, &err);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "level")),
+	    "error");
+	assert_non_null(json_string_value(json_object_get(o, "process")));
+	assert_true(json_integer_value(json_object_get(o, "pid")) ==
+	    (json_int_t)getpid());
+	assert_int_equal(strlen(json_string_value(json_object_get(o, "time"))),
+	    24);
+	assert_string_equal(json_string_value(json_object_get(o, "req")),
+	    "r\"1\n");
+	m = json_string_value(json_object_get(o, "msg"));
+	assert_non_null(m);
+	/* UTF-8 of code points 1..255 after "m=": decode and compare. */
+	assert_memory_equal(m, "m=", 2);
+	m += 2;
+	for (int i = 1; i < 256; i++) {
+		unsigned cp = (unsigned char)*m++;
+		if (cp >= 0xc0)
+			cp = ((cp & 0x1f) << 6) | ((unsigned char)*m++ & 0x3f);
+		assert_int_equal(cp, i);
+	}
+	assert_int_equal(*m, '\0');
+	json_decref(o);
+	free(buf);
 }
 
 static void
@@ -589,6 +649,8 @@ main(void)
 		cmocka_unit_test(test_request_ids_are_32_hex_and_differ),
 		cmocka_unit_test(
 		    test_the_log_escapes_every_byte_outside_printable_ascii),
+		cmocka_unit_test(
+		    test_the_json_log_is_one_valid_object_whatever_the_bytes),
 		cmocka_unit_test(
 		    test_a_rate_limited_warning_passes_once_a_second_and_counts_the_rest),
 		cmocka_unit_test(test_a_monotonic_wait_lasts_its_timeout),
