@@ -31,6 +31,7 @@
 #include "edge.h"
 #include "framing.h"
 #include "http_status.h"
+#include "metrics.h"
 #include "openapi.h"
 #include "proxy.h"
 #include "routes.h"
@@ -60,11 +61,44 @@ call_expectation(struct http_call *hc)
 	    "only the expectation 100-continue is understood"));
 }
 
+/* GET /metrics: the bridge's counters in Prometheus' text format. Served
+ * only by a bridge that is not exposed (loopback, no TLS) and to a
+ * request that came through no proxy, so it is never a way around the
+ * keys an exposed bridge requires; an exposed bridge answers 404. */
+static void
+bridge_metrics(struct http_call *hc)
+{
+	char client[64], *text;
+	size_t len;
+
+	if (hc->b->exposed || proxy_client_address(&hc->b->proxies, hc->ri,
+	                          client, sizeof(client))) {
+		call_error(hc, 404, "NOT_FOUND",
+		    "/metrics is served on a loopback bridge only");
+		return;
+	}
+	if (strcmp(hc->ri->request_method, "GET") != 0 &&
+	    strcmp(hc->ri->request_method, "HEAD") != 0) {
+		hc->allow = "GET, HEAD";
+		call_error(hc, 405, "UNIMPLEMENTED", "%s is not allowed on /metrics",
+		    hc->ri->request_method);
+		return;
+	}
+	if (metrics_render(&text, &len) != 0) {
+		call_error(hc, 500, "INTERNAL", "out of memory");
+		return;
+	}
+	hc->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	call_send(hc, 200, text, len);
+	free(text);
+}
+
 static int
 bridge_handle(struct mg_connection *conn, void *cbdata)
 {
 	struct http_call hc;
 	struct route_match m;
+	const struct route *matched = NULL;
 	const char *why;
 	char *path;
 	int st, n;
@@ -114,8 +148,11 @@ bridge_handle(struct mg_connection *conn, void *cbdata)
 			    "%s is not allowed on /openapi.json",
 			    hc.ri->request_method);
 		}
+	} else if (strcmp(path, "/metrics") == 0) {
+		bridge_metrics(&hc);
 	} else if ((st = route_match(hc.ri->request_method, path,
 	                &m)) == 200) {
+		matched = m.route;
 		call_route(&hc, &m);
 	} else if (st == 405 && strcmp(hc.ri->request_method, "OPTIONS") == 0) {
 		call_options(&hc, m.allow);
@@ -134,6 +171,7 @@ bridge_handle(struct mg_connection *conn, void *cbdata)
 	    hc.ri->query_string != NULL ? "?" : "",
 	    hc.ri->query_string != NULL ? hc.ri->query_string : "", hc.status,
 	    hc.sent, (long long)(aff_mono_ms() - hc.t0), hc.ri->remote_addr);
+	metrics_request(matched, path, hc.status, aff_mono_ms() - hc.t0);
 	aff_arena_fini(&hc.arena);
 	return (hc.status);
 }

@@ -96,8 +96,10 @@ call_send(struct http_call *hc, int status, const char *body, size_t len)
 	/* A 204 has no body, and says nothing of one (RFC 9110 8.6). */
 	if (status != 204)
 		aff_buf_printf(&b,
-		    "Content-Type: application/json; charset=utf-8\r\n"
+		    "Content-Type: %s\r\n"
 		    "Content-Length: %zu\r\n",
+		    hc->content_type != NULL ? hc->content_type
+		                             : "application/json; charset=utf-8",
 		    len);
 	aff_buf_printf(&b,
 	    "X-Request-Id: %s\r\n"

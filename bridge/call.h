@@ -28,6 +28,7 @@ struct http_call {
 	size_t sent;
 	const char *allow;       /* 405 */
 	const char *link;        /* a next page */
+	const char *content_type; /* NULL: JSON (only /metrics sets another) */
 	int retry_after;         /* 503 */
 	const struct aff_call_result *res; /* its metadata become headers */
 	int close;               /* the connection cannot be reused */

@@ -25,6 +25,8 @@ pkgs=(
 	postgresql-15 libpq-dev
 	# the shell tests read and change stored rows with the sqlite3 shell
 	sqlite3
+	# test_metrics checks a live /metrics scrape with promtool
+	prometheus
 )
 for extra in "$@"; do
 	case $extra in
