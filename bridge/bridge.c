@@ -30,6 +30,7 @@
 #include "cors.h"
 #include "edge.h"
 #include "framing.h"
+#include "health.h"
 #include "http_status.h"
 #include "openapi.h"
 #include "proxy.h"
@@ -67,7 +68,7 @@ bridge_handle(struct mg_connection *conn, void *cbdata)
 	struct route_match m;
 	const char *why;
 	char *path;
-	int st, n;
+	int st, n, probe = 0;
 
 	memset(&hc, 0, sizeof(hc));
 	hc.conn = conn;
@@ -114,6 +115,9 @@ bridge_handle(struct mg_connection *conn, void *cbdata)
 			    "%s is not allowed on /openapi.json",
 			    hc.ri->request_method);
 		}
+	} else if (health_probe_path(path)) {
+		probe = 1;
+		health_probe(&hc, path);
 	} else if ((st = route_match(hc.ri->request_method, path,
 	                &m)) == 200) {
 		call_route(&hc, &m);
@@ -129,7 +133,10 @@ bridge_handle(struct mg_connection *conn, void *cbdata)
 		call_error(&hc, 404, "NOT_FOUND", "no route for %s %.200s",
 		    hc.ri->request_method, path);
 	}
-	aff_log(AFF_LOG_INFO, hc.request_id, "http %s %.200s%s%.200s %d %zuB %lldms %s",
+	/* Probes come every second or so: at info they would bury the
+	 * requests; a failing readiness probe is still worth a line. */
+	aff_log(probe && hc.status < 500 ? AFF_LOG_DEBUG : AFF_LOG_INFO,
+	    hc.request_id, "http %s %.200s%s%.200s %d %zuB %lldms %s",
 	    hc.ri->request_method, hc.ri->local_uri,
 	    hc.ri->query_string != NULL ? "?" : "",
 	    hc.ri->query_string != NULL ? hc.ri->query_string : "", hc.status,
