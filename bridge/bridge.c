@@ -30,6 +30,7 @@
 #include "cors.h"
 #include "edge.h"
 #include "framing.h"
+#include "health.h"
 #include "http_status.h"
 #include "metrics.h"
 #include "openapi.h"
@@ -101,7 +102,7 @@ bridge_handle(struct mg_connection *conn, void *cbdata)
 	const struct route *matched = NULL;
 	const char *why;
 	char *path;
-	int st, n;
+	int st, n, probe = 0;
 
 	memset(&hc, 0, sizeof(hc));
 	hc.conn = conn;
@@ -150,6 +151,9 @@ bridge_handle(struct mg_connection *conn, void *cbdata)
 		}
 	} else if (strcmp(path, "/metrics") == 0) {
 		bridge_metrics(&hc);
+	} else if (health_probe_path(path)) {
+		probe = 1;
+		health_probe(&hc, path);
 	} else if ((st = route_match(hc.ri->request_method, path,
 	                &m)) == 200) {
 		matched = m.route;
@@ -166,7 +170,10 @@ bridge_handle(struct mg_connection *conn, void *cbdata)
 		call_error(&hc, 404, "NOT_FOUND", "no route for %s %.200s",
 		    hc.ri->request_method, path);
 	}
-	aff_log(AFF_LOG_INFO, hc.request_id, "http %s %.200s%s%.200s %d %zuB %lldms %s",
+	/* Probes come every second or so: at info they would bury the
+	 * requests; a failing readiness probe is still worth a line. */
+	aff_log(probe && hc.status < 500 ? AFF_LOG_DEBUG : AFF_LOG_INFO,
+	    hc.request_id, "http %s %.200s%s%.200s %d %zuB %lldms %s",
 	    hc.ri->request_method, hc.ri->local_uri,
 	    hc.ri->query_string != NULL ? "?" : "",
 	    hc.ri->query_string != NULL ? hc.ri->query_string : "", hc.status,
