@@ -175,9 +175,14 @@ list_orders(
 	q.editor_id = in->editor_id;
 	q.advertiser_id = in->advertiser_id;
 	q.status = in->status;
-	/* From Redis when its copy is whole; from SQLite otherwise. */
+	/* From Redis when its copy is whole and it holds an index that
+	 * seeks this page (none or one filter: its sorted set); from the
+	 * database otherwise, whose per-combination indexes seek where
+	 * walking one Redis set and filtering would cost O(rows in it). */
 	rv = AFF_UNAVAILABLE;
-	if (cache_enabled(call->cache) &&
+	if ((q.editor_id > 0) + (q.advertiser_id > 0) + (q.status[0] != '\0') <=
+	        1 &&
+	    cache_enabled(call->cache) &&
 	    call->store->ops->orders_all_cached(call->store, &copy, &gen) ==
 	        AFF_OK &&
 	    call->store->ops->catalog_version(call->store, &db_id, &version) ==
