@@ -8,21 +8,34 @@ CMAKE_ARGS ?=
 
 PREFIX ?= /usr/local
 
-.PHONY: install all deps build test test-sqlite test-pg faults run run-cluster asan bench bench-cluster bench-orders fuzz valgrind soak clean
+.PHONY: install all deps deps-dev build build-run test test-sqlite test-pg faults run run-cluster asan bench bench-cluster bench-orders fuzz valgrind soak clean
 
 all: build
 
+# What building and running need (compiler, libraries, redis-server)...
 deps:
 	@scripts/deps.sh
 
-build: deps
-	@cmake -S . -B $(BUILD_DIR) -DAFFILIATE_WERROR=$(WERROR) $(CMAKE_ARGS) >/dev/null
+# ... and what the tests and benchmarks add (cmocka, PostgreSQL's server,
+# faketime, wrk, promtool, systemd-analyze, ...): scripts/deps.sh says why
+# each is there.
+deps-dev:
+	@scripts/deps.sh dev
+
+# The developer build: the product and its tests.
+build: deps-dev
+	@cmake -S . -B $(BUILD_DIR) -DAFFILIATE_WERROR=$(WERROR) -DAFFILIATE_TESTS=ON $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD_DIR) -j$(JOBS)
+
+# The product alone, for make run: no test tool is installed for it.
+build-run: deps
+	@cmake -S . -B $(BUILD_DIR) -DAFFILIATE_WERROR=$(WERROR) -DAFFILIATE_TESTS=OFF $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD_DIR) -j$(JOBS)
 
 # cmake --install into DESTDIR$(PREFIX): binaries, CLI, systemd units
 # (their paths follow PREFIX), sysusers entry, example environment file.
 install: deps
-	@cmake -S . -B $(BUILD_DIR) -DAFFILIATE_WERROR=$(WERROR) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS) >/dev/null
+	@cmake -S . -B $(BUILD_DIR) -DAFFILIATE_WERROR=$(WERROR) -DAFFILIATE_TESTS=OFF -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD_DIR) -j$(JOBS)
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD_DIR) --prefix $(PREFIX)
 
@@ -44,12 +57,13 @@ faults: build
 	  grep -E '^[0-9]+: faults |tests passed|\*\*\*Failed' $(BUILD_DIR)/faults.log; \
 	  [ $$rc -eq 0 ] || echo "faults: see $(BUILD_DIR)/faults.log"; exit $$rc
 
-run: build
+run: build-run
 	scripts/run.sh $(BUILD_DIR)/bin
 
 # Two servers on one local PostgreSQL (kept in ./data-cluster across runs),
 # Redis, a bridge with both URLs and the workers: scripts/run_cluster.sh.
-run-cluster: build
+run-cluster: build-run
+	@scripts/deps.sh cluster
 	scripts/run_cluster.sh $(BUILD_DIR)/bin
 
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.

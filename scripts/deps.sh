@@ -1,32 +1,41 @@
 #!/usr/bin/env bash
-# deps.sh [fuzz] [valgrind] [bench] - installs the Debian packages the project needs
+# deps.sh [dev] [cluster] [fuzz] [valgrind] [bench] - installs the Debian packages the project needs
 # that are missing (apt-get, when root), or prints the apt-get line to run
-# (when not). The named extras are for `make fuzz`, `make valgrind` and
+# (when not). The named extras are `dev` (the tests and benchmarks),
+# `cluster` (make run-cluster), and those for `make fuzz`, `make valgrind` and
 # `make bench` (the seed's stack, a Python peer) only,
 # so `make test` does not pull in a second compiler.
 set -eu
+# What building and running need: `make deps`, `make run`, `make install`.
 pkgs=(
 	build-essential cmake pkg-config
 	libprotobuf-c-dev protobuf-c-compiler
 	libnng-dev libsqlite3-dev libhiredis-dev libcivetweb-dev
-	libssl-dev libjansson-dev libcmocka-dev
+	libssl-dev libjansson-dev
+	# the PostgreSQL backend is linked in (libpq); its server is not
+	# needed to run on SQLite
+	libpq-dev
 	redis-server
+)
+# `dev`: what the tests and benchmarks add (`make deps-dev`, and every
+# target that builds the tests: make test, bench, valgrind, soak).
+dev=(
+	libcmocka-dev
 	# for the README's wire example and its test
 	protobuf-compiler nng-utils
-	# test_clock_skew: processes whose wall clocks are off the server's
+	# test_clock_skew and test_jobs: processes whose wall clocks are off
 	faketime
 	# for the benchmarks (make bench)
 	wrk iproute2
-	# test_jobs steps the server's wall clock with libfaketime
-	faketime
-	# PostgreSQL (issue 14): the client library, and the server binaries
-	# that tests start themselves (tests/testutil_pg.c, tests/pg.sh).
-	# Nothing here starts a server: `make run` stays on SQLite.
-	postgresql-15 libpq-dev
+	# PostgreSQL's server binaries, which the tests start themselves
+	# (tests/testutil_pg.c, tests/pg.sh)
+	postgresql-15
 	# the shell tests read and change stored rows with the sqlite3 shell
 	sqlite3
 	# test_metrics checks a live /metrics scrape with promtool
 	prometheus
+	# test_install checks the systemd units with systemd-analyze verify
+	systemd
 )
 for extra in "$@"; do
 	case $extra in
@@ -34,10 +43,13 @@ for extra in "$@"; do
 	# --no-install-recommends skips.
 	fuzz) pkgs+=(clang libclang-rt-dev) ;;
 	valgrind) pkgs+=(valgrind) ;;
+	dev) pkgs+=("${dev[@]}") ;;
+	# make run-cluster: a local PostgreSQL server
+	cluster) pkgs+=(postgresql-15) ;;
 	# make bench only: the seed's stack it measures beside the bridge
 	# (tests/bench/bench.sh, ../shared/peer).
 	bench) pkgs+=(python3-flask python3-sqlalchemy python3-redis python3-rq gunicorn) ;;
-	*) echo "deps: unknown extra '$extra' (fuzz, valgrind, bench)" >&2; exit 2 ;;
+	*) echo "deps: unknown extra '$extra' (dev, cluster, fuzz, valgrind, bench)" >&2; exit 2 ;;
 	esac
 done
 missing=()
