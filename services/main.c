@@ -17,15 +17,24 @@ main(int argc, char **argv)
 	struct server_config cfg;
 	server *srv;
 	sigset_t set;
+	const char *backup = NULL;
 	int help, rv, create_key = 0, n = 0;
 
 	aff_log_init("affiliate-server");
-	/* --create-admin-key is an action, not a setting: taken out before
-	 * the settings are read. */
+	/* --create-admin-key and --backup FILE are actions, not settings:
+	 * taken out before the settings are read. */
 	for (int i = 0; i < argc; i++) {
 		if (i > 0 && strcmp(argv[i], "--create-admin-key") == 0)
 			create_key = 1;
-		else
+		else if (i > 0 && strcmp(argv[i], "--backup") == 0) {
+			if (i + 1 >= argc || argv[i + 1][0] == '\0' ||
+			    argv[i + 1][0] == '-') {
+				fprintf(stderr, "affiliate-server: --backup needs "
+				                "the FILE to write\n");
+				return (2);
+			}
+			backup = argv[++i];
+		} else
 			argv[n++] = argv[i];
 	}
 	argc = n;
@@ -33,7 +42,9 @@ main(int argc, char **argv)
 		return (2);
 	if (help) {
 		printf("action:\n  --create-admin-key         make an admin API key "
-		       "in the database, print it, exit\n");
+		       "in the database, print it, exit\n"
+		       "  --backup FILE              copy the database (a live "
+		       "one too) into FILE, which must not exist, and exit\n");
 		return (0);
 	}
 	if (create_key) {
@@ -44,6 +55,10 @@ main(int argc, char **argv)
 			return (1);
 		}
 		return (0);
+	}
+	if (backup != NULL) {
+		aff_log_set_level(cfg.log_level);
+		return (server_backup(&cfg, backup) == AFF_OK ? 0 : 1);
 	}
 	/* Block the stop signals before any thread starts, so every thread
 	 * inherits the mask and sigwait below is the one place they land. */

@@ -531,6 +531,19 @@ server_create_admin_key(const struct server_config *cfg_in)
 	return (rv);
 }
 
+int
+server_backup(const struct server_config *cfg_in, const char *file)
+{
+	struct server_config cfg = *cfg_in;
+	int rv;
+
+	if ((rv = server_paths(&cfg)) != AFF_OK ||
+	    (rv = store_backup(cfg.db_path, file)) != AFF_OK)
+		return (rv);
+	aff_info("backup: %s copied to %s", cfg.db_path, file);
+	return (AFF_OK);
+}
+
 /* Sets up the auth policy from the configuration and says at start what
  * it is (the operator must know whether keys are required). */
 static int

@@ -56,6 +56,13 @@ int server_config_load(struct server_config *cfg, int argc, char **argv,
  */
 int server_create_admin_key(const struct server_config *cfg);
 
+/*
+ * affiliate-server --backup FILE: a consistent copy of the configured
+ * database into FILE, beside a running server or without one
+ * (store_backup); never overwrites FILE. AFF_OK or the store's code.
+ */
+int server_backup(const struct server_config *cfg, const char *file);
+
 typedef struct server server;
 
 /* Opens the store (creating and seeding it), connects the cache and

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "aff_err.h"
+#include "aff_log.h"
 #include "aff_status.h"
 #include "store.h"
 
@@ -158,6 +159,17 @@ int
 store_open(const char *db, store **sp)
 {
 	return (store_backend(db)->open(db, sp));
+}
+
+int
+store_backup(const char *db, const char *file)
+{
+	if (store_is_postgres(db)) {
+		aff_error("backup: --backup copies a SQLite database; for "
+		          "PostgreSQL use pg_dump (README, Backups)");
+		return (AFF_UNIMPLEMENTED);
+	}
+	return (store_sqlite_backup(db, file));
 }
 
 int64_t

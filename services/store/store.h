@@ -398,6 +398,19 @@ int store_review_result_unpack(const Affiliate__V1__JobResult *r,
 /* Opens the database db names with its backend (store_backend). */
 int store_open(const char *db, store **sp);
 
+/*
+ * A consistent copy of the database db names, taken beside a running
+ * server, into file (which must not exist): SQLite's online backup in one
+ * read transaction (a snapshot of what was committed when it began),
+ * quick_check'ed, fsync'ed, then renamed into place
+ * (sqlite/store_sqlite_backup.c). AFF_OK, AFF_ALREADY_EXISTS (file
+ * exists), AFF_NOT_FOUND (no database), AFF_DATA_LOSS (the copy fails
+ * its check), AFF_UNIMPLEMENTED for PostgreSQL (pg_dump is its tool:
+ * README, Backups), AFF_INTERNAL; each logged with its reason.
+ */
+int store_backup(const char *db, const char *file);
+int store_sqlite_backup(const char *db_path, const char *file);
+
 static inline void
 store_close(store *s)
 {
