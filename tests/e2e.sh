@@ -26,15 +26,7 @@ trap cleanup EXIT
 # The servers' store: AFFILIATE_TEST_BACKEND (tests/backend.sh).
 backend_start || { not_ok "the test's PostgreSQL starts"; tap_done; exit; }
 
-wait_for() { # wait_for FILE PATTERN: up to 5 s (times the scale)
-	for _ in $(seq 1 $((100 * scale))); do
-		grep -q "$2" "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	echo "# timed out waiting for '$2' in $1" >&2
-	cat "$1" >&2
-	return 1
-}
+wait_for_seconds=$((5 * scale)) # wait_for (tap.sh): 5 s times the scale
 
 redis_port=$(free_port)
 http_port=$(free_port)

@@ -19,15 +19,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_for() { # wait_for FILE PATTERN: up to 5 s
-	for _ in $(seq 1 100); do
-		grep -q "$2" "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	echo "# timed out waiting for '$2' in $1" >&2
-	cat "$1" >&2
-	return 1
-}
 
 redis_port=$(free_port)
 http_port=$(free_port)

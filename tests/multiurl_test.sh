@@ -35,15 +35,6 @@ backend_start || { not_ok "the test's PostgreSQL starts"; tap_done; exit; }
 db_a=$(backend_db_new a) && db_b=$(backend_db_new b) ||
 	{ not_ok "a database for each server"; tap_done; exit; }
 
-wait_for() { # wait_for FILE PATTERN: up to 5 s
-	for _ in $(seq 1 100); do
-		grep -q "$2" "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	echo "# timed out waiting for '$2' in $1" >&2
-	cat "$1" >&2
-	return 1
-}
 
 # The two servers share the secrets a worker and a partner use, as servers
 # of one platform do.

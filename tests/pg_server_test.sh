@@ -26,15 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_for() { # wait_for FILE PATTERN: up to 10 s
-	for _ in $(seq 1 200); do
-		grep -q "$2" "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	echo "# timed out waiting for '$2' in $1" >&2
-	cat "$1" >&2
-	return 1
-}
+wait_for_seconds=10 # wait_for (tap.sh)
 
 # 1. No database to reach: the server says why and exits non-zero.
 dead=$(free_port)

@@ -43,15 +43,6 @@ trap cleanup EXIT
 backend_start || { not_ok "the test's PostgreSQL starts"; tap_done; exit; }
 BACKEND_DATA_DIR=$work/data
 
-wait_for() { # wait_for FILE PATTERN: up to 5 s
-	for _ in $(seq 1 100); do
-		grep -q "$2" "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	echo "# timed out waiting for '$2' in $1" >&2
-	cat "$1" >&2
-	return 1
-}
 bail() { not_ok "$1"; tap_done; exit; }
 
 libfaketime=$(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -1)

@@ -1,6 +1,7 @@
 # tap.sh - what the shell tests (cli_test.sh, keys_cli_test.sh, e2e.sh,
-# run_test.sh) share, sourced: "ok"/"not ok" lines, their counts, the
-# summary whose exit status is the test's, and free_port.
+# run_test.sh, and the other *_test.sh) share, sourced: "ok"/"not ok"
+# lines, their counts, the summary whose exit status is the test's,
+# free_port and wait_for.
 pass=0
 fail=0
 
@@ -21,5 +22,17 @@ free_port() { # a loopback port nothing answers on, below the ephemeral range
 		p=$(shuf -i 10000-30000 -n 1)
 		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
 	done
+	return 1
+}
+# wait_for FILE PATTERN: waits until a line of FILE (a process's log)
+# matches PATTERN, up to $wait_for_seconds (default 5 s); on a timeout
+# says so and prints FILE.
+wait_for() {
+	for _ in $(seq 1 $((${wait_for_seconds:-5} * 20))); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "# timed out waiting for '$2' in $1" >&2
+	cat "$1" >&2
 	return 1
 }
