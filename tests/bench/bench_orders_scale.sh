@@ -63,7 +63,7 @@ db=$(ls "$work"/data/*.db 2>/dev/null | head -n 1)
 
 echo "bench: loading $ROWS orders ..." >&2
 t0=$(date +%s)
-sqlite3 "$db" <<EOF || die "the bulk insert failed"
+sqlite3 "$db" >/dev/null <<EOF || die "the bulk insert failed"
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = OFF;
 BEGIN;
