@@ -27,6 +27,7 @@ struct cache {
 	int64_t next_try_ms; /* monotonic; no connect attempt before it */
 	int backoff_ms;
 	int was_up;          /* to log transitions once, not every call */
+	int64_t last_ok_ms;  /* monotonic: the last reply read, or connect */
 };
 
 int
@@ -113,6 +114,7 @@ cache_conn(cache *c)
 		aff_info("cache: redis %s:%d connected", c->host, c->port);
 	c->was_up = 1;
 	c->backoff_ms = BACKOFF_MIN_MS;
+	c->last_ok_ms = aff_mono_ms();
 	return (c->rc);
 }
 
@@ -124,6 +126,7 @@ cache_reply(cache *c, void *r)
 		cache_down(c, c->rc->errstr[0] ? c->rc->errstr : "no reply");
 		return (NULL);
 	}
+	c->last_ok_ms = aff_mono_ms();
 	return (r);
 }
 
@@ -187,10 +190,24 @@ cache_waiting(const cache *c)
 	    (c->rc == NULL && aff_mono_ms() < c->next_try_ms));
 }
 
+/* Holding a connection is not enough: a Redis that died since its last
+ * reply is only seen at the next command. A connection silent for a
+ * second is asked (PING), so a readiness probe sees an outage within
+ * about a second without a Redis round trip on every busy call. */
 int
 cache_status(cache *c)
 {
-	return (cache_conn(c) != NULL ? AFF_OK : AFF_UNAVAILABLE);
+	redisContext *rc;
+	redisReply *r;
+
+	if ((rc = cache_conn(c)) == NULL)
+		return (AFF_UNAVAILABLE);
+	if (aff_mono_ms() - c->last_ok_ms < 1000)
+		return (AFF_OK);
+	if ((r = cache_reply(c, redisCommand(rc, "PING"))) == NULL)
+		return (AFF_UNAVAILABLE);
+	freeReplyObject(r);
+	return (AFF_OK);
 }
 
 /* ---- the orders' copy ---- */
