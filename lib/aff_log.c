@@ -125,7 +125,7 @@ aff_log_format_option(void *dst, const char *v)
 {
 	(void)dst;
 	if (strcmp(v, "text") == 0 || strcmp(v, "json") == 0) {
-		log_json = strcmp(v, "json") == 0;
+		aff_log_set_json(strcmp(v, "json") == 0);
 		return (0);
 	}
 	fprintf(stderr, "%s: --log-format must be text or json, not '%s'\n",

@@ -51,6 +51,9 @@ stop_stack() {
 	wait "$bridge_pid" "$server_pid" 2>/dev/null
 }
 
+# sign BODY: the plain signature form (hex HMAC-SHA256 of the raw body).
+sign() { printf '%s' "$1" | openssl dgst -sha256 -hmac "$secret" -r | cut -d' ' -f1; }
+
 # loader K: posts new signed orders (plain signature form) one after the
 # other until $work/stop exists; each acknowledged order_id, with the
 # answer's status, goes to acked.K as soon as its answer is read.
@@ -59,7 +62,7 @@ loader() {
 	while [ ! -e "$work/stop" ]; do
 		i=$((i + 1))
 		body="{\"order_id\":\"bk-$k-$i\",\"advertiser_id\":1,\"editor_id\":1,\"amount\":12.34,\"commission\":1.23}"
-		sig=$(printf '%s' "$body" | openssl dgst -sha256 -hmac "$secret" -r | cut -d' ' -f1)
+		sig=$(sign "$body")
 		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
 			-H "Content-Type: application/json" \
 			-H "X-Partner-Signature: $sig" --data-binary "$body" "$B/webhook/orders")
@@ -136,7 +139,7 @@ check "the restored database serves its orders (GET /orders $code, $listed liste
 check "the restored server holds exactly the copy's orders" \
 	[ "$(sqlite3 "$db" "SELECT count(*) FROM orders WHERE order_id LIKE 'bk-%'")" = "$n_copy" ]
 body="{\"order_id\":\"$first\",\"advertiser_id\":1,\"editor_id\":1,\"amount\":12.34,\"commission\":1.23}"
-sig=$(printf '%s' "$body" | openssl dgst -sha256 -hmac "$secret" -r | cut -d' ' -f1)
+sig=$(sign "$body")
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Partner-Signature: $sig" \
 	-H "Content-Type: application/json" --data-binary "$body" "$B/webhook/orders")
 check "an order acknowledged before the backup is a duplicate after the restore ($code)" \
