@@ -138,17 +138,8 @@ bridge_handle(struct mg_connection *conn, void *cbdata)
 	} else if ((st = call_expectation(&hc)) != 0) {
 		/* answered */
 	} else if (strcmp(path, "/openapi.json") == 0) {
-		if (strcmp(hc.ri->request_method, "GET") == 0 ||
-		    strcmp(hc.ri->request_method, "HEAD") == 0)
+		if (call_get_only(&hc, path))
 			call_send(&hc, 200, hc.b->openapi, strlen(hc.b->openapi));
-		else if (strcmp(hc.ri->request_method, "OPTIONS") == 0)
-			call_options(&hc, "GET, HEAD, OPTIONS");
-		else {
-			hc.allow = "GET, HEAD, OPTIONS";
-			call_error(&hc, 405, "UNIMPLEMENTED",
-			    "%s is not allowed on /openapi.json",
-			    hc.ri->request_method);
-		}
 	} else if (strcmp(path, "/metrics") == 0) {
 		bridge_metrics(&hc);
 	} else if (health_probe_path(path)) {

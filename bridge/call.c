@@ -253,3 +253,20 @@ call_options(struct http_call *hc, const char *allow)
 	call_send(hc, 204, "", 0);
 }
 
+
+int
+call_get_only(struct http_call *hc, const char *path)
+{
+	const char *m = hc->ri->request_method;
+
+	if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)
+		return (1);
+	if (strcmp(m, "OPTIONS") == 0)
+		call_options(hc, "GET, HEAD, OPTIONS");
+	else {
+		hc->allow = "GET, HEAD, OPTIONS";
+		call_error(hc, 405, "UNIMPLEMENTED", "%s is not allowed on %s", m,
+		    path);
+	}
+	return (0);
+}

@@ -73,4 +73,11 @@ void call_continue(struct http_call *hc);
  */
 void call_options(struct http_call *hc, const char *allow);
 
+/*
+ * For a path served outside the route table that only reads (GET and
+ * HEAD): returns 1 when the method is one of them, the caller answers;
+ * else answers OPTIONS (call_options) or 405 with Allow and returns 0.
+ */
+int call_get_only(struct http_call *hc, const char *path);
+
 #endif /* CALL_H */

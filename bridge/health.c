@@ -81,18 +81,10 @@ health_ready_reason(struct http_call *hc)
 int
 health_probe(struct http_call *hc, const char *path)
 {
-	const char *m = hc->ri->request_method;
 	const char *why;
 
-	if (strcmp(m, "OPTIONS") == 0) {
-		call_options(hc, "GET, HEAD, OPTIONS");
+	if (!call_get_only(hc, path))
 		return (hc->status);
-	}
-	if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0) {
-		hc->allow = "GET, HEAD, OPTIONS";
-		return (call_error(hc, 405, "UNIMPLEMENTED",
-		    "%s is not allowed on %s", m, path));
-	}
 	if (strcmp(path, "/livez") == 0)
 		return (health_answer(hc, 200, NULL));
 	why = health_ready_reason(hc);
