@@ -32,7 +32,7 @@ stop() {
 	echo "run: stopping"
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
 	wait
-	exit 0
+	exit "${1:-0}"
 }
 trap stop INT TERM EXIT
 
@@ -69,6 +69,23 @@ case $bridge_listen in
 *) http=127.0.0.1:$bridge_listen ;; # a port alone: every address
 esac
 case $http in 0.0.0.0:* | \[::\]:*) http=127.0.0.1:${http##*:} ;; esac
+# "started" means serving: wait (bounded) until the bridge's /readyz says
+# the server, its store and Redis answer, so the first request typed (or
+# sent by a test) does not meet a server still opening its database.
+if [ -x "$bin/affiliate-bridge" ] && command -v curl >/dev/null; then
+	ready=
+	for _ in $(seq 1 300); do # 30 s
+		for p in "${pids[@]}"; do
+			kill -0 "$p" 2>/dev/null || { echo "run: a process exited while starting"; stop 1; }
+		done
+		if curl -fs -o /dev/null --max-time 1 "http://$http/readyz"; then
+			ready=1
+			break
+		fi
+		sleep 0.1
+	done
+	[ -n "$ready" ] || echo "run: not ready after 30 s: $(curl -s --max-time 1 "http://$http/readyz")"
+fi
 echo "run: started (${#pids[@]} processes); try:"
 echo "  $cli advertisers list --editor 1"
 [ -x "$bin/affiliate-bridge" ] && echo "  curl 'http://$http/advertisers?editor_id=1'"

@@ -37,11 +37,11 @@ AFFILIATE_LISTEN="tcp://127.0.0.1:$rpc_port" \
 	bash "$SRC/scripts/run.sh" "$BIN" >"$work/run.log" 2>&1 &
 run_pid=$!
 set +m
-for _ in $(seq 1 200); do # 10 s
-	grep -q "run: started" "$work/run.log" && break
-	sleep 0.05
-done
-check "the stack starts" grep -q "run: started" "$work/run.log"
+# run.sh says "started" once the bridge's /readyz answers 200, so the
+# first request below meets a serving server (it once met one still
+# opening its database and counted a 503 among the 200s).
+wait_for_seconds=30
+check "the stack starts and is ready" wait_for "$work/run.log" "run: started"
 
 base="http://127.0.0.1:$http_port"
 for id in 2 2 2; do
@@ -58,6 +58,7 @@ check "in the text exposition format" grep -qi '^content-type: text/plain; versi
 check "promtool check metrics passes on the live scrape" \
 	bash -c "promtool check metrics <'$work/m' >'$work/promtool.out' 2>&1"
 sed 's/^/# promtool: /' "$work/promtool.out"
+grep '^affiliate_bridge_http_requests_total' "$work/m" | sed 's/^/# /'
 check "exactly 3 GET /advertisers/{id} 200s" grep -qxF \
 	'affiliate_bridge_http_requests_total{method="GET",route="/advertisers/{id}",code="200"} 3' "$work/m"
 check "exactly 1 GET /advertisers/{id} 404" grep -qxF \

@@ -36,11 +36,7 @@ AFFILIATE_LISTEN="tcp://127.0.0.1:$rpc_port" \
 	bash "$SRC/scripts/run.sh" "$BIN" >"$work/run.log" 2>&1 &
 run_pid=$!
 set +m
-for _ in $(seq 1 200); do # 10 s
-	grep -q "server: ready" "$work/run.log" && grep -q "bridge: listening" "$work/run.log" &&
-		grep -q "run: started" "$work/run.log" && break
-	sleep 0.05
-done
+wait_for_seconds=30 wait_for "$work/run.log" "run: started"
 check "run.sh starts the server and the bridge" \
 	bash -c "grep -q 'server: ready' '$work/run.log' && grep -q 'bridge: listening' '$work/run.log'"
 
