@@ -69,6 +69,13 @@ struct store_job_policy {
 	int64_t backoff_max_ms;
 };
 
+/* A page of jobs for operators (job_list). */
+struct store_job_query {
+	const char *state; /* "dead" | "queued" | "inflight"; "" or NULL: any */
+	int64_t after;     /* ids greater than this */
+	int limit;         /* page size, > 0 */
+};
+
 /* An order as a partner reports it (validated by the caller). */
 struct store_order_in {
 	const char *order_id;
@@ -222,6 +229,29 @@ struct store_ops {
 	 * come for those in flight, and due times of an earlier run are on
 	 * another monotonic clock). *n is how many were in flight. */
 	int (*jobs_resume)(store *s, int64_t now_ms, int *n);
+
+	/*
+	 * The outbox for operators. job_list: one page in id order, as
+	 * advertiser_list (the caller has checked the state's name).
+	 * job_retry queues a dead job again, due now (now_ms as the other
+	 * job functions take it) with p->max_attempts deliveries, its lease
+	 * tokens forgotten (a result of a delivery before the retry counts
+	 * no more) and its last error kept; a review job's application goes
+	 * back from rejected to pending (its event recorded), all in one
+	 * transaction. *out is the job as it is then. AFF_NOT_FOUND for an
+	 * unknown job, AFF_FAILED_PRECONDITION for one that is not dead,
+	 * AFF_ALREADY_EXISTS when the application's editor has another open
+	 * application to that advertiser (one open per pair: nothing
+	 * changes). jobs_retry_dead does that to every dead job in one
+	 * transaction: *retried queued, *skipped left dead for that reason.
+	 */
+	int (*job_list)(store *s, const struct store_job_query *q, aff_arena *a,
+	    Affiliate__V1__JobInfo ***out, size_t *n, int *more);
+	int (*job_retry)(store *s, int64_t id, int64_t now_ms,
+	    const struct store_job_policy *p, aff_arena *a,
+	    Affiliate__V1__JobInfo **out);
+	int (*jobs_retry_dead)(store *s, int64_t now_ms,
+	    const struct store_job_policy *p, int *retried, int *skipped);
 
 	/*
 	 * Stores a reported order, once: new (created), the same again

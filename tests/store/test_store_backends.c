@@ -118,7 +118,7 @@ test_the_name_is_shown_without_its_password(void **state)
 }
 
 static void
-test_a_new_database_is_migrated_to_9_and_seeded(void **state)
+test_a_new_database_is_migrated_to_10_and_seeded(void **state)
 {
 	struct fixture *f = *state;
 	long long links = 0;
@@ -129,7 +129,7 @@ test_a_new_database_is_migrated_to_9_and_seeded(void **state)
 	assert_int_equal(sb_sql_int(f->db, cur_pg
 	                         ? "SELECT version FROM affiliate_schema"
 	                         : "PRAGMA user_version"),
-	    9);
+	    10);
 	assert_int_equal(sb_sql_int(f->db, "SELECT count(*) FROM editors"),
 	    STORE_SEED_EDITORS);
 	assert_int_equal(sb_sql_int(f->db, "SELECT count(*) FROM advertisers"),
@@ -532,6 +532,167 @@ test_failures_back_off_and_die_after_the_last_attempt(void **state)
 	assert_int_equal(n, 0);
 }
 
+/* Claims every due job and fails each: those on their last attempt die.
+ * Returns how many were claimed. */
+static size_t
+fail_due_jobs(struct fixture *f)
+{
+	Affiliate__V1__JobResult r;
+	struct store_job *jobs;
+	uint8_t buf[64];
+	size_t n;
+
+	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &pol, 8, &f->a,
+	                     &jobs, &n),
+	    AFF_OK);
+	for (size_t i = 0; i < n; i++) {
+		r = review_result(jobs[i].id, jobs[i].token, 0, "", buf, sizeof(buf));
+		assert_int_equal(OPS->job_finish(f->s, &r, aff_mono_ms(), &pol),
+		    AFF_OK);
+	}
+	return (n);
+}
+
+/* A page of jobs in state (NULL: any), checked for its length. */
+static Affiliate__V1__JobInfo **
+jobs_page(struct fixture *f, const char *state, int64_t after, int limit,
+    size_t want, int want_more)
+{
+	struct store_job_query q = { .state = state, .after = after,
+		.limit = limit };
+	Affiliate__V1__JobInfo **v = NULL;
+	size_t n = 99;
+	int more = -1;
+
+	assert_int_equal(OPS->job_list(f->s, &q, &f->a, &v, &n, &more), AFF_OK);
+	assert_int_equal(n, want);
+	assert_int_equal(more, want_more);
+	return (v);
+}
+
+static void
+test_dead_jobs_are_listed_and_retried_to_pending(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job_policy once = pol;
+	Affiliate__V1__Application *app;
+	Affiliate__V1__JobInfo **v, *j = NULL;
+	Affiliate__V1__JobResult r;
+	struct store_job *jobs;
+	uint8_t buf[64];
+	size_t n;
+	int retried = -1, skipped = -1;
+
+	once.max_attempts = 1;
+	/* Job 1 dies (one attempt, failed); job 2 waits, queued. */
+	assert_int_equal(OPS->application_create(f->s, 1, 2, "d1", &once, &f->a,
+	                     &app),
+	    AFF_OK);
+	assert_int_equal(fail_due_jobs(f), 1);
+	app_new(f, 2, 2, "q1", AFF_OK);
+	v = jobs_page(f, NULL, 0, 10, 2, 0);
+	assert_int_equal(v[0]->id, 1);
+	assert_int_equal(v[1]->id, 2);
+	assert_string_equal(v[1]->state, "queued");
+	v = jobs_page(f, "dead", 0, 10, 1, 0);
+	assert_int_equal(v[0]->id, 1);
+	assert_string_equal(v[0]->kind, "review_application");
+	assert_string_equal(v[0]->state, "dead");
+	assert_int_equal(v[0]->application_id, 1);
+	assert_int_equal(v[0]->ref_id, 1);
+	assert_int_equal(v[0]->attempts, 1);
+	assert_int_equal(v[0]->max_attempts, 1);
+	assert_string_equal(v[0]->last_error, "review failed: handler failed");
+	assert_int_equal(strlen(v[0]->created_at), 20); /* RFC 3339, Z */
+	assert_int_equal(strlen(v[0]->updated_at), 20);
+	v = jobs_page(f, "queued", 0, 10, 1, 0);
+	assert_int_equal(v[0]->id, 2);
+	assert_string_equal(v[0]->last_error, "");
+	jobs_page(f, "inflight", 0, 10, 0, 0);
+	v = jobs_page(f, NULL, 0, 1, 1, 1);
+	assert_int_equal(v[0]->id, 1);
+	v = jobs_page(f, NULL, 1, 1, 1, 0);
+	assert_int_equal(v[0]->id, 2);
+	jobs_page(f, "dead", 1, 10, 0, 0);
+
+	assert_int_equal(OPS->job_retry(f->s, 2, aff_mono_ms(), &pol, &f->a, &j),
+	    AFF_FAILED_PRECONDITION);
+	assert_int_equal(OPS->job_retry(f->s, 99, aff_mono_ms(), &pol, &f->a, &j),
+	    AFF_NOT_FOUND);
+	assert_null(j);
+	assert_int_equal(OPS->application_get(f->s, 1, &f->a, &app), AFF_OK);
+	assert_string_equal(app->status, "rejected");
+	/* Retried: queued with the policy's attempts, its last error kept,
+	 * its application pending again (the event says why). */
+	assert_int_equal(OPS->job_retry(f->s, 1, aff_mono_ms(), &pol, &f->a, &j),
+	    AFF_OK);
+	assert_non_null(j);
+	assert_int_equal(j->id, 1);
+	assert_string_equal(j->state, "queued");
+	assert_int_equal(j->attempts, 0);
+	assert_int_equal(j->max_attempts, pol.max_attempts);
+	assert_string_equal(j->last_error, "review failed: handler failed");
+	assert_int_equal(OPS->application_get(f->s, 1, &f->a, &app), AFF_OK);
+	assert_string_equal(app->status, "pending");
+	assert_string_equal(app->reason, "");
+	assert_int_equal(sb_sql_int(f->db, "SELECT count(*) FROM"
+	                                   " application_events WHERE"
+	                                   " application_id = 1 AND status ="
+	                                   " 'pending' AND reason = 'review job"
+	                                   " 1 retried'"),
+	    1);
+	assert_int_equal(OPS->job_retry(f->s, 1, aff_mono_ms(), &pol, &f->a, &j),
+	    AFF_FAILED_PRECONDITION);
+	jobs_page(f, "dead", 0, 10, 0, 0);
+	/* Due at once, and decided by its next result. */
+	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &pol, 8, &f->a,
+	                     &jobs, &n),
+	    AFF_OK);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(jobs[i].attempt, 1);
+		r = review_result(jobs[i].id, jobs[i].token, 1, "approved", buf,
+		    sizeof(buf));
+		assert_int_equal(OPS->job_finish(f->s, &r, aff_mono_ms(), &pol),
+		    AFF_OK);
+	}
+	assert_int_equal(OPS->application_get(f->s, 1, &f->a, &app), AFF_OK);
+	assert_string_equal(app->status, "approved");
+
+	/* All at once: job 3's editor applied again since (application 5
+	 * is open), so job 3 stays dead; job 4 is retried. */
+	assert_int_equal(OPS->application_create(f->s, 3, 4, "d2", &once, &f->a,
+	                     &app),
+	    AFF_OK);
+	assert_int_equal(OPS->application_create(f->s, 4, 5, "d3", &once, &f->a,
+	                     &app),
+	    AFF_OK);
+	assert_int_equal(fail_due_jobs(f), 2);
+	jobs_page(f, "dead", 0, 10, 2, 0);
+	assert_int_equal(app_new(f, 3, 4, "again", AFF_OK)->id, 5);
+	assert_int_equal(OPS->jobs_retry_dead(f->s, aff_mono_ms(), &pol,
+	                     &retried, &skipped),
+	    AFF_OK);
+	assert_int_equal(retried, 1);
+	assert_int_equal(skipped, 1);
+	v = jobs_page(f, "dead", 0, 10, 1, 0);
+	assert_int_equal(v[0]->id, 3);
+	assert_int_equal(OPS->job_retry(f->s, 3, aff_mono_ms(), &pol, &f->a, &j),
+	    AFF_ALREADY_EXISTS);
+	assert_int_equal(OPS->application_get(f->s, 3, &f->a, &app), AFF_OK);
+	assert_string_equal(app->status, "rejected");
+	assert_int_equal(OPS->application_get(f->s, 4, &f->a, &app), AFF_OK);
+	assert_string_equal(app->status, "pending");
+	v = jobs_page(f, "queued", 0, 10, 2, 0);
+	assert_int_equal(v[0]->id, 4);
+	assert_int_equal(v[1]->id, 5);
+	assert_int_equal(OPS->jobs_retry_dead(f->s, aff_mono_ms(), &pol,
+	                     &retried, &skipped),
+	    AFF_OK);
+	assert_int_equal(retried, 0);
+	assert_int_equal(skipped, 1);
+}
+
 static void
 test_a_lapsed_lease_is_delivered_again_and_the_late_result_counts(
     void **state)
@@ -918,7 +1079,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_the_name_selects_the_backend),
 		cmocka_unit_test(test_the_name_is_shown_without_its_password),
-		T(test_a_new_database_is_migrated_to_9_and_seeded),
+		T(test_a_new_database_is_migrated_to_10_and_seeded),
 		T(test_reopening_neither_migrates_nor_seeds_again),
 		T(test_a_newer_schema_is_refused),
 		T(test_the_seed_is_the_same_on_both_backends),
@@ -927,6 +1088,7 @@ main(void)
 		T(test_applications_one_open_per_pair_and_resends),
 		T(test_a_job_is_claimed_finished_once_and_checked_by_token),
 		T(test_failures_back_off_and_die_after_the_last_attempt),
+		T(test_dead_jobs_are_listed_and_retried_to_pending),
 		T(test_a_lapsed_lease_is_delivered_again_and_the_late_result_counts),
 		T(test_resume_makes_the_last_runs_deliveries_due),
 		T(test_orders_are_stored_once_and_move_forward_only),

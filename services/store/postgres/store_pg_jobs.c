@@ -4,7 +4,8 @@
  * never claim the same delivery, neither waits for the other), results
  * and heartbeats applied under the job's row lock (once, whichever
  * server receives them: the token checks are SQLite's), given back,
- * made due again at start only where their claimer is gone.
+ * made due again at start only where their claimer is gone, and
+ * listed and queued again by operators (dead jobs).
  *
  * One clock for every lease: the database host's. The store interface
  * hands each call the caller's monotonic time (now_ms), which means
@@ -37,6 +38,12 @@
  * lives (a pid alone is reused). */
 #define PG_SESSION_EXPR                                                        \
 	"pid::text || '@' || extract(epoch FROM backend_start)::text"
+
+/* A job as operators see it (row_job reads these, in this order). The
+ * times are wall-clock milliseconds, shown in seconds. */
+#define JOB_COLUMNS                                                            \
+	"id, kind, ref_id, state, attempts, max_attempts, last_error,"         \
+	" created_at / 1000, updated_at / 1000"
 
 #define STATEMENTS(X)                                                          \
 	X(ST_JOB_INSERT, "INSERT INTO jobs (kind, ref_id, payload, state,"     \
@@ -84,7 +91,37 @@
 	                 " WHERE id = $1 AND state = 'inflight'"               \
 	                 " AND lease_token = $2")                              \
 	X(ST_SESSION, "SELECT " PG_SESSION_EXPR " FROM pg_stat_activity"       \
-	              " WHERE pid = pg_backend_pid()")
+	              " WHERE pid = pg_backend_pid()")                         \
+	/* The operators' lists: one statement per filter, each naming its   \
+	 * state in the SQL, so that a generic plan still proves the partial \
+	 * index's WHERE (jobs_dead; jobs_due for queued and in flight). */  \
+	X(ST_JOB_LIST_ALL, "SELECT " JOB_COLUMNS " FROM jobs WHERE id > $1"    \
+	                   " ORDER BY id LIMIT $2")                            \
+	X(ST_JOB_LIST_DEAD, "SELECT " JOB_COLUMNS " FROM jobs"                 \
+	                    " WHERE state = 'dead' AND id > $1"                \
+	                    " ORDER BY id LIMIT $2")                           \
+	X(ST_JOB_LIST_DUE, "SELECT " JOB_COLUMNS " FROM jobs"                  \
+	                   " WHERE state IN ('queued', 'inflight')"            \
+	                   " AND state = $3 AND id > $1 ORDER BY id LIMIT $2") \
+	X(ST_JOB_ROW, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = $1")        \
+	X(ST_JOBS_DEAD_IDS, "SELECT id FROM jobs WHERE state = 'dead'"         \
+	                    " AND id > $1 ORDER BY id LIMIT $2")               \
+	X(ST_JOB_REQUEUE, "UPDATE jobs SET state = 'queued', attempts = 0,"    \
+	                  " max_attempts = $2, due_at = " PG_NOW_MS ","        \
+	                  " lease_token = '', prev_token = '',"                \
+	                  " claimed_by = '', updated_at = $3"                  \
+	                  " WHERE id = $1 AND state = 'dead'")                 \
+	X(ST_APP_OTHER_OPEN,                                                   \
+	    "SELECT o.id FROM applications a JOIN applications o"              \
+	    " ON o.editor_id = a.editor_id AND o.advertiser_id = a.advertiser_id"\
+	    " AND o.id <> a.id AND o.status IN ('pending', 'approved')"        \
+	    " WHERE a.id = $1")                                                \
+	X(ST_APP_REOPEN, "UPDATE applications SET status = 'pending',"         \
+	                 " reason = '', updated_at = $2"                       \
+	                 " WHERE id = $1 AND status = 'rejected'")             \
+	X(ST_APP_REOPEN_EVENT, "INSERT INTO application_events"                \
+	                       " (application_id, status, reason, at)"         \
+	                       " VALUES ($1, 'pending', $2, $3)")
 
 enum { STATEMENTS(PG_STMT_ENUM) ST_COUNT };
 
@@ -360,4 +397,180 @@ store_pg_jobs_resume(store *base, int64_t now_ms, int *n)
 	*n = atoi(PQcmdTuples(res));
 	PQclear(res);
 	return (AFF_OK);
+}
+
+/* Reads an Affiliate__V1__JobInfo from row r (JOB_COLUMNS order); a
+ * store_pg_row_fn. */
+static void *
+row_job(const PGresult *res, int r, aff_arena *a)
+{
+	Affiliate__V1__JobInfo *j;
+
+	if ((j = aff_arena_alloc(a, sizeof(*j))) == NULL)
+		return (NULL);
+	affiliate__v1__job_info__init(j);
+	j->id = store_pg_int(res, r, 0);
+	j->kind = store_pg_text(res, r, 1, a);
+	j->ref_id = store_pg_int(res, r, 2);
+	j->state = store_pg_text(res, r, 3, a);
+	j->attempts = (int32_t)store_pg_int(res, r, 4);
+	j->max_attempts = (int32_t)store_pg_int(res, r, 5);
+	j->last_error = store_pg_text(res, r, 6, a);
+	j->created_at = store_pg_time(res, r, 7, a);
+	j->updated_at = store_pg_time(res, r, 8, a);
+	if (j->kind == NULL || j->state == NULL || j->last_error == NULL ||
+	    j->created_at == NULL || j->updated_at == NULL)
+		return (NULL);
+	if (strcmp(j->kind, "review_application") == 0)
+		j->application_id = j->ref_id;
+	return (j);
+}
+
+int
+store_pg_job_list(store *base, const struct store_job_query *q, aff_arena *a,
+    Affiliate__V1__JobInfo ***out, size_t *n, int *more)
+{
+	const char *state = q->state != NULL ? q->state : "";
+	struct pg_params p = { 0 };
+	int st = state[0] == '\0'         ? ST_JOB_LIST_ALL
+	    : strcmp(state, "dead") == 0 ? ST_JOB_LIST_DEAD
+	                                 : ST_JOB_LIST_DUE;
+
+	store_pg_p_int(&p, q->after);
+	store_pg_p_int(&p, q->limit + 1);
+	if (st == ST_JOB_LIST_DUE)
+		store_pg_p_text(&p, state);
+	return (store_pg_list_page(PG_STORE(base), PQ_JOBS, st, &p, q->limit,
+	    row_job, a, out, n, more, NULL, "job list"));
+}
+
+/*
+ * Queues dead job id again (inside the caller's transaction, the job's
+ * row locked by ST_JOB_GET's FOR UPDATE, so a second retry waits and
+ * then reads it queued). Checks before it writes: AFF_NOT_FOUND,
+ * AFF_FAILED_PRECONDITION (not dead), AFF_ALREADY_EXISTS (its
+ * application has an open successor).
+ */
+static int
+job_requeue(pg_store *s, int64_t id, const struct store_job_policy *pol)
+{
+	struct pg_params p = { 0 };
+	PGresult *res;
+	char kind[64] = "", state[16] = "", why[64];
+	int64_t ref = 0, now_s = aff_now_ms() / 1000;
+	int rv, rows;
+
+	store_pg_p_int(&p, id);
+	if ((rv = store_pg_run(s, PQ_JOBS, ST_JOB_GET, &p, &res, "job get")) !=
+	    AFF_OK)
+		return (rv);
+	if ((rows = PQntuples(res)) > 0) {
+		snprintf(kind, sizeof(kind), "%s", PQgetvalue(res, 0, 0));
+		ref = store_pg_int(res, 0, 1);
+		snprintf(state, sizeof(state), "%s", PQgetvalue(res, 0, 2));
+	}
+	PQclear(res);
+	if (rows == 0)
+		return (AFF_NOT_FOUND);
+	if (strcmp(state, "dead") != 0)
+		return (AFF_FAILED_PRECONDITION);
+	if (strcmp(kind, "review_application") == 0) {
+		/* One open application per pair (the unique index): the
+		 * editor may have applied again since this one was rejected. */
+		p = (struct pg_params){ 0 };
+		store_pg_p_int(&p, ref);
+		rv = store_pg_exists(
+		    s, PQ_JOBS, ST_APP_OTHER_OPEN, &p, AFF_NOT_FOUND);
+		if (rv == AFF_OK)
+			return (AFF_ALREADY_EXISTS);
+		if (rv != AFF_NOT_FOUND)
+			return (rv);
+		store_pg_p_int(&p, now_s);
+		if ((rv = store_pg_run(s, PQ_JOBS, ST_APP_REOPEN, &p, &res,
+		         "application reopen")) != AFF_OK)
+			return (rv);
+		rows = atoi(PQcmdTuples(res));
+		PQclear(res);
+		if (rows == 1) {
+			snprintf(why, sizeof(why), "review job %lld retried",
+			    (long long)id);
+			p = (struct pg_params){ 0 };
+			store_pg_p_int(&p, ref);
+			store_pg_p_text(&p, why);
+			store_pg_p_int(&p, now_s);
+			if ((rv = store_pg_run(s, PQ_JOBS, ST_APP_REOPEN_EVENT, &p,
+			         NULL, "event insert")) != AFF_OK)
+				return (rv);
+		}
+	}
+	p = (struct pg_params){ 0 };
+	store_pg_p_int(&p, id);
+	store_pg_p_int(&p, pol->max_attempts);
+	store_pg_p_int(&p, aff_now_ms());
+	return (store_pg_run(s, PQ_JOBS, ST_JOB_REQUEUE, &p, NULL,
+	    "job requeue"));
+}
+
+int
+store_pg_job_retry(store *base, int64_t id, int64_t now_ms,
+    const struct store_job_policy *pol, aff_arena *a,
+    Affiliate__V1__JobInfo **out)
+{
+	pg_store *s = PG_STORE(base);
+	struct pg_params p = { 0 };
+	int rv;
+
+	(void)now_ms; /* the database's clock decides (see the top) */
+	if ((rv = store_pg_tx_begin(s)) != AFF_OK)
+		return (rv);
+	if ((rv = job_requeue(s, id, pol)) == AFF_OK) {
+		store_pg_p_int(&p, id);
+		rv = store_pg_one_row(s, PQ_JOBS, ST_JOB_ROW, &p, row_job, a, out,
+		    "job row");
+	}
+	return (store_pg_tx_end(s, rv));
+}
+
+int
+store_pg_jobs_retry_dead(store *base, int64_t now_ms,
+    const struct store_job_policy *pol, int *retried, int *skipped)
+{
+	pg_store *s = PG_STORE(base);
+	int64_t ids[256], after = 0;
+	PGresult *res;
+	int rv, k;
+
+	(void)now_ms;
+	*retried = *skipped = 0;
+	if ((rv = store_pg_tx_begin(s)) != AFF_OK)
+		return (rv);
+	do {
+		struct pg_params p = { 0 };
+
+		store_pg_p_int(&p, after);
+		store_pg_p_int(&p, (int64_t)(sizeof(ids) / sizeof(ids[0])));
+		if ((rv = store_pg_run(s, PQ_JOBS, ST_JOBS_DEAD_IDS, &p, &res,
+		         "dead jobs")) != AFF_OK)
+			break;
+		k = PQntuples(res);
+		for (int i = 0; i < k; i++)
+			ids[i] = store_pg_int(res, i, 0);
+		PQclear(res);
+		for (int i = 0; i < k && rv == AFF_OK; i++) {
+			rv = job_requeue(s, ids[i], pol);
+			if (rv == AFF_ALREADY_EXISTS) {
+				(*skipped)++;
+				rv = AFF_OK;
+			} else if (rv == AFF_FAILED_PRECONDITION)
+				/* Another server's retry got there first (the
+				 * ids were read unlocked): not dead any more. */
+				rv = AFF_OK;
+			else if (rv == AFF_OK)
+				(*retried)++;
+			after = ids[i];
+		}
+	} while (rv == AFF_OK && k == (int)(sizeof(ids) / sizeof(ids[0])));
+	if ((rv = store_pg_tx_end(s, rv)) != AFF_OK)
+		*retried = *skipped = 0;
+	return (rv);
 }

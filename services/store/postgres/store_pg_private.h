@@ -220,6 +220,13 @@ int store_pg_job_finish(store *s, const Affiliate__V1__JobResult *r,
 int store_pg_job_extend(store *s, int64_t job_id, const char *token,
     int64_t now_ms, const struct store_job_policy *p);
 int store_pg_jobs_resume(store *s, int64_t now_ms, int *n);
+int store_pg_job_list(store *s, const struct store_job_query *q, aff_arena *a,
+    Affiliate__V1__JobInfo ***out, size_t *n, int *more);
+int store_pg_job_retry(store *s, int64_t id, int64_t now_ms,
+    const struct store_job_policy *p, aff_arena *a,
+    Affiliate__V1__JobInfo **out);
+int store_pg_jobs_retry_dead(store *s, int64_t now_ms,
+    const struct store_job_policy *p, int *retried, int *skipped);
 
 int store_pg_order_put(store *s, const struct store_order_in *in, aff_arena *a,
     Affiliate__V1__Order **out, enum store_order_outcome *outcome);

@@ -3,8 +3,8 @@
  * they are for, claimed for delivery under a lease with a fresh token,
  * given back, kept alive by heartbeats, finished once by their result
  * (retried after a backoff, or dead when out of attempts, their
- * application then rejected), and rebased on the monotonic clock of
- * each start.
+ * application then rejected), rebased on the monotonic clock of each
+ * start, and listed and queued again by operators (dead jobs).
  */
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +16,12 @@
 #include "aff_util.h"
 #include "store.h"
 #include "store_sqlite_private.h"
+
+/* A job as operators see it (row_job reads these, in this order). The
+ * times are wall-clock milliseconds, shown in seconds. */
+#define JOB_COLUMNS                                                            \
+	"id, kind, ref_id, state, attempts, max_attempts, last_error,"         \
+	" created_at / 1000, updated_at / 1000"
 
 #define STATEMENTS(X)                                                          \
 	X(ST_JOB_INSERT, "INSERT INTO jobs (kind, ref_id, payload, state,"     \
@@ -49,7 +55,36 @@
 	                  " AND (state = 'inflight' OR due_at > ?1)"           \
 	                  " RETURNING state = 'inflight'")                     \
 	X(ST_JOB_EXTEND, "UPDATE jobs SET due_at = ?3 WHERE id = ?1"           \
-	                 " AND state = 'inflight' AND lease_token = ?2")
+	                 " AND state = 'inflight' AND lease_token = ?2")       \
+	/* The operators' lists: one statement per filter, each naming its   \
+	 * state in the SQL, so that the partial indexes serve them (SQLite   \
+	 * uses one only when the query's own terms say its WHERE). */        \
+	X(ST_JOB_LIST_ALL, "SELECT " JOB_COLUMNS " FROM jobs WHERE id > ?1"    \
+	                   " ORDER BY id LIMIT ?2")                            \
+	X(ST_JOB_LIST_DEAD, "SELECT " JOB_COLUMNS " FROM jobs"                 \
+	                    " WHERE state = 'dead' AND id > ?1"                \
+	                    " ORDER BY id LIMIT ?2")                           \
+	X(ST_JOB_LIST_DUE, "SELECT " JOB_COLUMNS " FROM jobs"                  \
+	                   " WHERE state IN ('queued', 'inflight')"            \
+	                   " AND state = ?3 AND id > ?1 ORDER BY id LIMIT ?2") \
+	X(ST_JOB_ROW, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1")        \
+	X(ST_JOBS_DEAD_IDS, "SELECT id FROM jobs WHERE state = 'dead'"         \
+	                    " AND id > ?1 ORDER BY id LIMIT ?2")               \
+	X(ST_JOB_REQUEUE, "UPDATE jobs SET state = 'queued', attempts = 0,"    \
+	                  " max_attempts = ?2, due_at = ?3, lease_token = '',"  \
+	                  " prev_token = '', updated_at = ?4"                  \
+	                  " WHERE id = ?1 AND state = 'dead'")                 \
+	X(ST_APP_OTHER_OPEN,                                                   \
+	    "SELECT o.id FROM applications a JOIN applications o"              \
+	    " ON o.editor_id = a.editor_id AND o.advertiser_id = a.advertiser_id"\
+	    " AND o.id <> a.id AND o.status IN ('pending', 'approved')"        \
+	    " WHERE a.id = ?1")                                                \
+	X(ST_APP_REOPEN, "UPDATE applications SET status = 'pending',"         \
+	                 " reason = '', updated_at = ?2"                       \
+	                 " WHERE id = ?1 AND status = 'rejected'")             \
+	X(ST_APP_REOPEN_EVENT, "INSERT INTO application_events"                \
+	                       " (application_id, status, reason, at)"         \
+	                       " VALUES (?1, 'pending', ?2, ?3)")
 
 enum { STATEMENTS(SQLITE_STMT_ENUM) ST_COUNT };
 
@@ -314,4 +349,173 @@ store_sqlite_jobs_resume(store *base, int64_t now_ms, int *n)
 		rv = store_sqlite_err(s->db, rc, "jobs resume");
 	store_sqlite_stmt_done(st);
 	return (store_sqlite_tx_end(s, rv));
+}
+
+/* Reads an Affiliate__V1__JobInfo from the current row (JOB_COLUMNS
+ * order); a store_sqlite_row_fn. */
+static void *
+row_job(sqlite3_stmt *st, aff_arena *a)
+{
+	Affiliate__V1__JobInfo *j;
+
+	if ((j = aff_arena_alloc(a, sizeof(*j))) == NULL)
+		return (NULL);
+	affiliate__v1__job_info__init(j);
+	j->id = sqlite3_column_int64(st, 0);
+	j->kind = store_sqlite_col_text(st, 1, a);
+	j->ref_id = sqlite3_column_int64(st, 2);
+	j->state = store_sqlite_col_text(st, 3, a);
+	j->attempts = sqlite3_column_int(st, 4);
+	j->max_attempts = sqlite3_column_int(st, 5);
+	j->last_error = store_sqlite_col_text(st, 6, a);
+	j->created_at = store_sqlite_col_time(st, 7, a);
+	j->updated_at = store_sqlite_col_time(st, 8, a);
+	if (j->kind == NULL || j->state == NULL || j->last_error == NULL ||
+	    j->created_at == NULL || j->updated_at == NULL)
+		return (NULL);
+	if (strcmp(j->kind, "review_application") == 0)
+		j->application_id = j->ref_id;
+	return (j);
+}
+
+int
+store_sqlite_job_list(store *base, const struct store_job_query *q,
+    aff_arena *a, Affiliate__V1__JobInfo ***out, size_t *n, int *more)
+{
+	sqlite_store *s = SQLITE_STORE(base);
+	const char *state = q->state != NULL ? q->state : "";
+	sqlite3_stmt *st;
+
+	if (state[0] == '\0')
+		st = STMT(s, ST_JOB_LIST_ALL);
+	else if (strcmp(state, "dead") == 0)
+		st = STMT(s, ST_JOB_LIST_DEAD);
+	else {
+		st = STMT(s, ST_JOB_LIST_DUE);
+		sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
+	}
+	sqlite3_bind_int64(st, 1, q->after);
+	sqlite3_bind_int(st, 2, q->limit + 1);
+	return (store_sqlite_list_page(s, st, q->limit, row_job, a, out, n,
+	    more, NULL, "job list"));
+}
+
+/*
+ * Queues dead job id again (inside the caller's transaction). Checks
+ * before it writes, so an error leaves nothing to undo: AFF_NOT_FOUND,
+ * AFF_FAILED_PRECONDITION (not dead), AFF_ALREADY_EXISTS (its
+ * application has an open successor).
+ */
+static int
+job_requeue(sqlite_store *s, int64_t id, int64_t now_ms,
+    const struct store_job_policy *p)
+{
+	sqlite3_stmt *st = STMT(s, ST_JOB_GET);
+	char kind[64], state[16], why[64];
+	int64_t ref, now_s = aff_now_ms() / 1000;
+	int rc, rv;
+
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		rv = rc == SQLITE_DONE ? AFF_NOT_FOUND
+		                       : store_sqlite_err(s->db, rc, "job get");
+		store_sqlite_stmt_done(st);
+		return (rv);
+	}
+	snprintf(kind, sizeof(kind), "%s", (const char *)sqlite3_column_text(st, 0));
+	ref = sqlite3_column_int64(st, 1);
+	snprintf(state, sizeof(state), "%s", (const char *)sqlite3_column_text(st, 2));
+	store_sqlite_stmt_done(st);
+	if (strcmp(state, "dead") != 0)
+		return (AFF_FAILED_PRECONDITION);
+	if (strcmp(kind, "review_application") == 0) {
+		/* One open application per pair (the unique index): the
+		 * editor may have applied again since this one was rejected. */
+		rv = store_sqlite_exists(
+		    s, STMT(s, ST_APP_OTHER_OPEN), ref, 0, AFF_NOT_FOUND);
+		if (rv == AFF_OK)
+			return (AFF_ALREADY_EXISTS);
+		if (rv != AFF_NOT_FOUND)
+			return (rv);
+		st = STMT(s, ST_APP_REOPEN);
+		sqlite3_bind_int64(st, 1, ref);
+		sqlite3_bind_int64(st, 2, now_s);
+		if ((rv = store_sqlite_step_write(s, st, "application reopen")) !=
+		    AFF_OK)
+			return (rv);
+		if (sqlite3_changes(s->db) == 1) {
+			snprintf(why, sizeof(why), "review job %lld retried",
+			    (long long)id);
+			st = STMT(s, ST_APP_REOPEN_EVENT);
+			sqlite3_bind_int64(st, 1, ref);
+			sqlite3_bind_text(st, 2, why, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_int64(st, 3, now_s);
+			if ((rv = store_sqlite_step_write(s, st, "event insert")) !=
+			    AFF_OK)
+				return (rv);
+		}
+	}
+	st = STMT(s, ST_JOB_REQUEUE);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int(st, 2, p->max_attempts);
+	sqlite3_bind_int64(st, 3, now_ms);
+	sqlite3_bind_int64(st, 4, aff_now_ms());
+	return (store_sqlite_step_write(s, st, "job requeue"));
+}
+
+int
+store_sqlite_job_retry(store *base, int64_t id, int64_t now_ms,
+    const struct store_job_policy *p, aff_arena *a,
+    Affiliate__V1__JobInfo **out)
+{
+	sqlite_store *s = SQLITE_STORE(base);
+	sqlite3_stmt *st;
+	int rv;
+
+	if ((rv = store_sqlite_tx_begin(s)) != AFF_OK)
+		return (rv);
+	if ((rv = job_requeue(s, id, now_ms, p)) == AFF_OK) {
+		st = STMT(s, ST_JOB_ROW);
+		sqlite3_bind_int64(st, 1, id);
+		rv = store_sqlite_one_row(s, st, row_job, a, out, "job row");
+	}
+	return (store_sqlite_tx_end(s, rv));
+}
+
+int
+store_sqlite_jobs_retry_dead(store *base, int64_t now_ms,
+    const struct store_job_policy *p, int *retried, int *skipped)
+{
+	sqlite_store *s = SQLITE_STORE(base);
+	sqlite3_stmt *st;
+	int64_t ids[256], after = 0;
+	int rc, rv, k;
+
+	*retried = *skipped = 0;
+	if ((rv = store_sqlite_tx_begin(s)) != AFF_OK)
+		return (rv);
+	do {
+		/* The ids first, then the writes: no statement reads the
+		 * table while another changes it. */
+		st = STMT(s, ST_JOBS_DEAD_IDS);
+		sqlite3_bind_int64(st, 1, after);
+		sqlite3_bind_int(st, 2, (int)(sizeof(ids) / sizeof(ids[0])));
+		for (k = 0; (rc = sqlite3_step(st)) == SQLITE_ROW; k++)
+			ids[k] = sqlite3_column_int64(st, 0);
+		if (rc != SQLITE_DONE)
+			rv = store_sqlite_err(s->db, rc, "dead jobs");
+		store_sqlite_stmt_done(st);
+		for (int i = 0; i < k && rv == AFF_OK; i++) {
+			rv = job_requeue(s, ids[i], now_ms, p);
+			if (rv == AFF_ALREADY_EXISTS) {
+				(*skipped)++;
+				rv = AFF_OK;
+			} else if (rv == AFF_OK)
+				(*retried)++;
+			after = ids[i];
+		}
+	} while (rv == AFF_OK && k == (int)(sizeof(ids) / sizeof(ids[0])));
+	if ((rv = store_sqlite_tx_end(s, rv)) != AFF_OK)
+		*retried = *skipped = 0;
+	return (rv);
 }
