@@ -375,7 +375,7 @@ call_route(struct http_call *hc, const struct route_match *m)
 	opts.request_id = hc->request_id;
 	opts.timeout_ms = hc->b->cfg.timeout_ms;
 	/* Every route is a read, a webhook stored once per order_id, or
-	 * Apply, keyed by this request_id: with servers on one database a
+	 * a keyed call (Apply, the job retries) keyed by this request_id: with servers on one database a
 	 * second run anywhere answers the first (README, Several servers). */
 	opts.idempotent = hc->b->cfg.shared_db;
 	/* The client's address (for the server's per-address rate limit;

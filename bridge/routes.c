@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "affiliate/v1/admin.pb-c.h"
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "affiliate/v1/health.pb-c.h"
 
@@ -11,6 +12,7 @@
 #define APP (&affiliate__v1__application_service__descriptor)
 #define ORD (&affiliate__v1__order_service__descriptor)
 #define HEALTH (&affiliate__v1__health_service__descriptor)
+#define JOBS (&affiliate__v1__job_admin_service__descriptor)
 
 const struct route route_table[] = {
 	{ "GET", "/", HEALTH, "Check", 200, ROUTE_BODY_NONE,
@@ -36,6 +38,19 @@ const struct route route_table[] = {
 	    "A partner reports an order (signed with X-Partner-Signature)" },
 	{ "GET", "/orders", ORD, "ListOrders", 200, ROUTE_BODY_NONE,
 	    ROUTE_RENDER_LIST, "orders", "next_after", "List orders" },
+	/* The job outbox, for admin keys (the server refuses others). The
+	 * retries answer 202: the job is queued, a worker decides later. */
+	{ "GET", "/jobs", JOBS, "ListJobs", 200, ROUTE_BODY_NONE,
+	    ROUTE_RENDER_LIST, "jobs", "next_after",
+	    "List jobs with their last error, by state=dead|queued|inflight "
+	    "(admin)" },
+	{ "POST", "/jobs/{id}/retry", JOBS, "RetryJob", 202, ROUTE_BODY_NONE,
+	    ROUTE_RENDER_MESSAGE, NULL, NULL,
+	    "Queue a dead job again; its application goes back to pending "
+	    "(admin)" },
+	{ "POST", "/jobs/retry-dead", JOBS, "RetryDeadJobs", 202,
+	    ROUTE_BODY_NONE, ROUTE_RENDER_MESSAGE, NULL, NULL,
+	    "Queue every dead job again (admin)" },
 };
 
 const size_t route_count = sizeof(route_table) / sizeof(route_table[0]);

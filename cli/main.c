@@ -20,6 +20,7 @@
 #include "affiliate/v1/admin.pb-c.h"
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "affiliate/v1/health.pb-c.h"
+#include "cli.h"
 
 static const char usage[] =
     "usage: affiliate [--url URL] [--timeout MS] [--request-id ID] COMMAND\n"
@@ -41,6 +42,10 @@ static const char usage[] =
     "  keys create --editor E | --admin    (admin; prints the key once)\n"
     "  keys list                           (admin)\n"
     "  keys revoke ID                      (admin)\n"
+    "  jobs list [--state dead|queued|inflight] [--limit N] [--after ID]\n"
+    "                                      (admin; each job with its last error)\n"
+    "  jobs retry ID | --all-dead          (admin; a dead job queued again,\n"
+    "                                      its application pending again)\n"
     "Lists print next_after: pass it as --after for the next page (0: none).\n"
     "Exit status: 0 done, 1 the server answered an error (JSON on stdout),\n"
     "2 a usage error (nothing was sent).\n"
@@ -57,26 +62,7 @@ static const char usage[] =
     "                     else $AFFILIATE_DATA_DIR/webhook_secret\n"
     "  AFFILIATE_DATA_DIR webhook sign: the server's data folder (data)\n";
 
-struct cli {
-	const char *url;
-	const char *request_id;
-	int timeout_ms;
-	int64_t editor, advertiser, limit, after;
-	int editor_given, advertiser_given;
-	const char *status;
-	const char *after_text;
-	int plain;
-	int admin;
-	int64_t grace;
-	int argc;
-	char **argv; /* the positional words */
-};
-
-/* Says what is wrong and exits 2: nothing was sent. */
-static int
-usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int
+int
 usage_error(const char *fmt, ...)
 {
 	va_list ap;
@@ -162,8 +148,7 @@ print_compact_json(const char *s, size_t n)
 	putchar('\n');
 }
 
-/* Makes the call and prints its outcome; returns the exit status. */
-static int
+int
 cli_call(struct cli *c, const ProtobufCServiceDescriptor *svc,
     const char *method, const ProtobufCMessage *req)
 {
@@ -249,8 +234,7 @@ cli_call(struct cli *c, const ProtobufCServiceDescriptor *svc,
 	free(bearer);
 	return (rv == AFF_OK ? 0 : 1);
 }
-/* "NOUN VERB" with nothing after: AFF_OK, else the usage error. */
-static int
+int
 no_args(struct cli *c)
 {
 	if (c->argc > 2)
@@ -259,9 +243,7 @@ no_args(struct cli *c)
 	return (AFF_OK);
 }
 
-/* "NOUN VERB ID": the id (a positive integer) in *id, or the usage error
- * (missing, extra or malformed) before anything is sent. */
-static int
+int
 one_id(struct cli *c, const char *noun, int64_t *id)
 {
 	const char *a = strchr("aeiou", noun[0]) != NULL ? "an" : "a";
@@ -278,8 +260,7 @@ one_id(struct cli *c, const char *noun, int64_t *id)
 	return (AFF_OK);
 }
 
-/* The verb of "NOUN VERB ...": NULL after the usage error when missing. */
-static const char *
+const char *
 verb(struct cli *c, const char *choices)
 {
 	if (c->argc < 2) {
@@ -289,7 +270,7 @@ verb(struct cli *c, const char *choices)
 	return (c->argv[1]);
 }
 
-static int
+int
 unknown_verb(struct cli *c, const char *choices)
 {
 	return (usage_error("unknown %s command '%s' (%s)", c->argv[0],
@@ -609,6 +590,8 @@ main(int argc, char **argv)
 		{ "timestamp", no_argument, NULL, 'T' },
 		{ "admin", no_argument, NULL, 'M' },
 		{ "grace", required_argument, NULL, 'g' },
+		{ "state", required_argument, NULL, 'S' },
+		{ "all-dead", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -636,6 +619,12 @@ main(int argc, char **argv)
 			break;
 		case 's':
 			c.status = optarg;
+			break;
+		case 'S':
+			c.state = optarg;
+			break;
+		case 'D':
+			c.all_dead = 1;
 			break;
 		case 'P':
 			c.plain = 1;
@@ -704,5 +693,7 @@ main(int argc, char **argv)
 		return (cmd_webhook(&c));
 	if (strcmp(c.argv[0], "keys") == 0)
 		return (cmd_keys(&c));
+	if (strcmp(c.argv[0], "jobs") == 0)
+		return (cmd_jobs(&c));
 	return (usage_error("unknown command '%s'", c.argv[0]));
 }
