@@ -582,13 +582,20 @@ test_dead_jobs_are_listed_and_retried_to_pending(void **state)
 	uint8_t buf[64];
 	size_t n;
 	int retried = -1, skipped = -1;
+	char old_token[40];
 
 	once.max_attempts = 1;
 	/* Job 1 dies (one attempt, failed); job 2 waits, queued. */
 	assert_int_equal(OPS->application_create(f->s, 1, 2, "d1", &once, &f->a,
 	                     &app),
 	    AFF_OK);
-	assert_int_equal(fail_due_jobs(f), 1);
+	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &pol, 8, &f->a,
+	                     &jobs, &n),
+	    AFF_OK);
+	assert_int_equal(n, 1);
+	snprintf(old_token, sizeof(old_token), "%s", jobs[0].token);
+	r = review_result(1, old_token, 0, "", buf, sizeof(buf));
+	assert_int_equal(OPS->job_finish(f->s, &r, aff_mono_ms(), &pol), AFF_OK);
 	app_new(f, 2, 2, "q1", AFF_OK);
 	v = jobs_page(f, NULL, 0, 10, 2, 0);
 	assert_int_equal(v[0]->id, 1);
@@ -644,6 +651,13 @@ test_dead_jobs_are_listed_and_retried_to_pending(void **state)
 	assert_int_equal(OPS->job_retry(f->s, 1, aff_mono_ms(), &pol, &f->a, &j),
 	    AFF_FAILED_PRECONDITION);
 	jobs_page(f, "dead", 0, 10, 0, 0);
+	/* A late result of the delivery before the retry names no delivery
+	 * of the job now: refused, the application still pending. */
+	r = review_result(1, old_token, 1, "approved", buf, sizeof(buf));
+	assert_int_equal(OPS->job_finish(f->s, &r, aff_mono_ms(), &pol),
+	    AFF_PERMISSION_DENIED);
+	assert_int_equal(OPS->application_get(f->s, 1, &f->a, &app), AFF_OK);
+	assert_string_equal(app->status, "pending");
 	/* Due at once, and decided by its next result. */
 	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &pol, 8, &f->a,
 	                     &jobs, &n),
