@@ -163,10 +163,14 @@ check "the refusals changed nothing: three dead, one queued" \
 	[ "$(backend_sql "SELECT state, count(*) FROM jobs GROUP BY state ORDER BY state" | tr '\n' ' ')" = "dead|3 queued|1 " ]
 
 # Retried three ways.
-cli "$admin" jobs retry "${jobs[0]}"
+cli "$admin" --request-id retry-first jobs retry "${jobs[0]}"
 check "affiliate jobs retry ID: the job queued again, all attempts ahead, its last error kept" \
 	[ "$(jq -c '[.id, .state, .attempts, .max_attempts, .last_error]' "$work/out")" = \
 	"[${jobs[0]},\"queued\",0,2,\"review failed: the advertiser's review service failed\"]" ]
+cp "$work/out" "$work/first"
+cli "$admin" --request-id retry-first jobs retry "${jobs[0]}"
+check "the same request again (its request_id): the first answer, not FAILED_PRECONDITION" \
+	cmp -s "$work/out" "$work/first"
 check "its application is pending again" [ "$(app_status "${apps[0]}")" = pending ]
 st=$(http "$admin" POST "/jobs/${jobs[1]}/retry")
 check "POST /jobs/{id}/retry: 202, the job queued" bash -c \
