@@ -16,6 +16,8 @@ pkgs=(
 	# needed to run on SQLite
 	libpq-dev
 	redis-server
+	# run.sh waits for the bridge's /readyz before it says "started"
+	curl
 )
 # `dev`: what the tests and benchmarks add (`make deps-dev`, and every
 # target that builds the tests: make test, bench, valgrind, soak).
@@ -36,6 +38,9 @@ dev=(
 	prometheus
 	# test_install checks the systemd units with systemd-analyze verify
 	systemd
+	# shell tests read JSON answers (jq) and compute signatures and
+	# validate answers with code that is not ours (python3)
+	jq python3
 )
 for extra in "$@"; do
 	case $extra in
