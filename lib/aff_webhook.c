@@ -19,6 +19,92 @@
 #include "aff_log.h"
 #include "aff_util.h"
 
+#define WHSEC "whsec_"
+
+/*
+ * Decodes standard base64 (RFC 4648 section 4; the '=' padding may be
+ * left out) s[0..len) into out[0..max). The number of bytes, or -1 when s
+ * is not base64 or decodes to more than max.
+ */
+static ssize_t
+b64_decode(const char *s, size_t len, unsigned char *out, size_t max)
+{
+	uint32_t acc = 0;
+	size_t n = 0, bits = 0, pad = 0;
+
+	while (len > 0 && s[len - 1] == '=' && pad < 2) {
+		len--;
+		pad++;
+	}
+	if ((len + pad) % 4 != 0 && pad > 0)
+		return (-1); /* padded, but not to a multiple of 4 */
+	if (len % 4 == 1)
+		return (-1); /* 6 bits cannot end a byte */
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		int v;
+
+		if (c >= 'A' && c <= 'Z')
+			v = c - 'A';
+		else if (c >= 'a' && c <= 'z')
+			v = c - 'a' + 26;
+		else if (c >= '0' && c <= '9')
+			v = c - '0' + 52;
+		else if (c == '+')
+			v = 62;
+		else if (c == '/')
+			v = 63;
+		else
+			return (-1);
+		acc = (acc << 6) | (uint32_t)v;
+		if ((bits += 6) >= 8) {
+			bits -= 8;
+			if (n == max)
+				return (-1);
+			out[n++] = (unsigned char)(acc >> bits);
+		}
+	}
+	return ((ssize_t)n);
+}
+
+/*
+ * The HMAC key of a configured secret: what a whsec_<base64> secret
+ * decodes to, else the secret's own bytes (*key points into secret).
+ * 0, or -1 for a whsec_ secret that does not decode (or decodes to
+ * nothing).
+ */
+static int
+secret_key(const char *secret, unsigned char buf[AFF_WEBHOOK_KEY_MAX],
+    const unsigned char **key, size_t *klen)
+{
+	ssize_t n;
+
+	if (strncmp(secret, WHSEC, strlen(WHSEC)) != 0) {
+		*key = (const unsigned char *)secret;
+		*klen = strlen(secret);
+		return (0);
+	}
+	n = b64_decode(secret + strlen(WHSEC), strlen(secret + strlen(WHSEC)),
+	    buf, AFF_WEBHOOK_KEY_MAX);
+	if (n <= 0)
+		return (-1);
+	*key = buf;
+	*klen = (size_t)n;
+	return (0);
+}
+
+static int
+secret_usable(const char *secret)
+{
+	unsigned char buf[AFF_WEBHOOK_KEY_MAX];
+	const unsigned char *key;
+	size_t klen;
+	int ok = secret_key(secret, buf, &key, &klen) == 0;
+
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return (ok);
+}
+
 int
 aff_webhook_secrets_parse(struct aff_webhook_secrets *ws, const char *list)
 {
@@ -37,6 +123,13 @@ aff_webhook_secrets_parse(struct aff_webhook_secrets *ws, const char *list)
 				return (AFF_RESOURCE_EXHAUSTED);
 			}
 			ws->n++;
+			/* A whsec_ secret that does not decode would never
+			 * verify anything: refused at start, not at the first
+			 * webhook. */
+			if (!secret_usable(ws->secret[ws->n - 1])) {
+				aff_webhook_secrets_fini(ws);
+				return (AFF_INVALID_ARGUMENT);
+			}
 		}
 		p += n + (p[n] == ',');
 	}
@@ -112,7 +205,7 @@ hmac_fetch(void)
 	hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
 }
 
-/* HMAC-SHA256(secret, prefix || body) into mac[32]; 0 or -1. */
+/* HMAC-SHA256(secret's key, prefix || body) into mac[32]; 0 or -1. */
 static int
 hmac(const char *secret, const char *prefix, const uint8_t *body, size_t len,
     unsigned char mac[32])
@@ -121,21 +214,27 @@ hmac(const char *secret, const char *prefix, const uint8_t *body, size_t len,
 		OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
 		OSSL_PARAM_construct_end(),
 	};
+	unsigned char buf[AFF_WEBHOOK_KEY_MAX];
+	const unsigned char *key;
 	EVP_MAC_CTX *ctx;
-	size_t maclen = 0;
+	size_t maclen = 0, klen;
 	int ok;
 
 	pthread_once(&hmac_once, hmac_fetch);
-	if (hmac_alg == NULL || (ctx = EVP_MAC_CTX_new(hmac_alg)) == NULL)
+	if (secret_key(secret, buf, &key, &klen) != 0)
 		return (-1);
-	ok = EVP_MAC_init(ctx, (const unsigned char *)secret, strlen(secret),
-	         params) == 1 &&
+	if (hmac_alg == NULL || (ctx = EVP_MAC_CTX_new(hmac_alg)) == NULL) {
+		OPENSSL_cleanse(buf, sizeof(buf));
+		return (-1);
+	}
+	ok = EVP_MAC_init(ctx, key, klen, params) == 1 &&
 	    (prefix == NULL ||
 	        EVP_MAC_update(
 	            ctx, (const unsigned char *)prefix, strlen(prefix)) == 1) &&
 	    EVP_MAC_update(ctx, body, len) == 1 &&
 	    EVP_MAC_final(ctx, mac, &maclen, 32) == 1 && maclen == 32;
 	EVP_MAC_CTX_free(ctx);
+	OPENSSL_cleanse(buf, sizeof(buf));
 	return (ok ? 0 : -1);
 }
 
@@ -250,6 +349,124 @@ aff_webhook_verify(const struct aff_webhook_secrets *ws, const char *header,
 }
 
 int
+aff_webhook_id_valid(const char *id)
+{
+	size_t n = 0;
+
+	if (id == NULL)
+		return (0);
+	for (; id[n] != '\0'; n++)
+		if ((unsigned char)id[n] <= 0x20 || (unsigned char)id[n] >= 0x7f ||
+		    n == AFF_WEBHOOK_ID_MAX)
+			return (0);
+	return (n > 0);
+}
+
+/* Unix seconds written canonically (digits, no sign, no leading zero):
+ * the value is signed as text, so two spellings of one time must not
+ * both pass. 0, or -1. */
+static int
+timestamp_parse(const char *s, int64_t *t)
+{
+	int64_t v = 0;
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 18 || s[0] == '0')
+		return (-1);
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return (-1);
+		v = v * 10 + (s[i] - '0');
+	}
+	*t = v;
+	return (0);
+}
+
+/*
+ * Walks the webhook-signature entries ("<version>,<base64>", separated
+ * by spaces; runs of spaces allowed). With macs NULL, checks the form:
+ * every entry has a version and a ',', every v1 decodes to 32 bytes, at
+ * most AFF_WEBHOOK_MAX_V1 of them; returns their number, or -1. With
+ * macs, returns whether any v1 matches one of them.
+ */
+static int
+std_signatures(const char *header, unsigned char macs[][32], size_t n_macs)
+{
+	unsigned char want[32];
+	int n_v1 = 0, ok = 0;
+
+	for (const char *p = header; *p != '\0';) {
+		size_t n = strcspn(p, " "), v = strcspn(p, ",");
+
+		if (n == 0) {
+			p++;
+			continue;
+		}
+		if (v == 0 || v >= n)
+			return (-1); /* no version, or no ',' */
+		if (v == 2 && strncmp(p, "v1", 2) == 0) {
+			if (b64_decode(p + 3, n - 3, want, 32) != 32 ||
+			    ++n_v1 > AFF_WEBHOOK_MAX_V1)
+				return (-1);
+			if (macs != NULL)
+				ok |= any_mac_matches(macs, n_macs, want);
+		}
+		p += n;
+	}
+	return (macs != NULL ? ok : n_v1);
+}
+
+int
+aff_webhook_verify_standard(const struct aff_webhook_secrets *ws,
+    const char *id, const char *timestamp, const char *signature,
+    const uint8_t *body, size_t len, int64_t now, char *why, size_t whylen)
+{
+	unsigned char macs[AFF_WEBHOOK_MAX_SECRETS][32];
+	char prefix[AFF_WEBHOOK_ID_MAX + 32];
+	int64_t t;
+	size_t n_macs;
+	int n_v1, ok;
+
+	if (id == NULL || *id == '\0')
+		return (unauth(why, whylen, "the webhook-id header is missing"));
+	if (!aff_webhook_id_valid(id))
+		return (unauth(why, whylen,
+		    "the webhook-id header is malformed (1-256 printable ASCII "
+		    "characters, no space)"));
+	if (timestamp == NULL || *timestamp == '\0')
+		return (unauth(why, whylen,
+		    "the webhook-timestamp header is missing"));
+	if (timestamp_parse(timestamp, &t) != 0)
+		return (unauth(why, whylen,
+		    "the webhook-timestamp header is malformed (Unix seconds)"));
+	if (signature == NULL || *signature == '\0')
+		return (unauth(why, whylen,
+		    "the webhook-signature header is missing"));
+	/* Bounded and well-formed before any hashing, as the other forms. */
+	if (strlen(signature) > AFF_WEBHOOK_MAX_HEADER ||
+	    (n_v1 = std_signatures(signature, NULL, 0)) < 0)
+		return (unauth(why, whylen,
+		    "the webhook-signature header is malformed (v1,<base64> "
+		    "entries separated by spaces)"));
+	if (n_v1 == 0)
+		return (unauth(why, whylen,
+		    "the webhook-signature header has no v1 signature"));
+	if (t < now - AFF_WEBHOOK_TOLERANCE_S)
+		return (unauth(why, whylen,
+		    "the webhook-timestamp is more than 300 s old"));
+	if (t > now + AFF_WEBHOOK_TOLERANCE_S)
+		return (unauth(why, whylen,
+		    "the webhook-timestamp is more than 300 s ahead"));
+	snprintf(prefix, sizeof(prefix), "%s.%lld.", id, (long long)t);
+	n_macs = macs_of(ws, prefix, body, len, macs);
+	ok = std_signatures(signature, macs, n_macs);
+	OPENSSL_cleanse(macs, sizeof(macs));
+	if (ok != 1)
+		return (unauth(why, whylen, "the signature does not match the body"));
+	return (AFF_OK);
+}
+
+int
 aff_webhook_is_plain(const char *header)
 {
 	return (header != NULL && *header != '\0' &&
@@ -274,4 +491,23 @@ aff_webhook_sign(const char *secret, const uint8_t *body, size_t len,
 		snprintf(out, 128, "t=%lld,v1=%s", (long long)t, hex);
 	else
 		snprintf(out, 128, "%s", hex);
+}
+
+void
+aff_webhook_sign_standard(const char *secret, const char *id, int64_t t,
+    const uint8_t *body, size_t len, char out[128])
+{
+	unsigned char mac[32];
+	char prefix[AFF_WEBHOOK_ID_MAX + 32], b64[48];
+
+	snprintf(prefix, sizeof(prefix), "%s.%lld.", id, (long long)t);
+	if (hmac(secret, prefix, body, len, mac) != 0) {
+		snprintf(out, 128, "(no key: %s)",
+		    strncmp(secret, WHSEC, strlen(WHSEC)) == 0
+		        ? "the whsec_ secret is not base64"
+		        : "OpenSSL has no HMAC-SHA256");
+		return;
+	}
+	EVP_EncodeBlock((unsigned char *)b64, mac, sizeof(mac));
+	snprintf(out, 128, "v1,%s", b64);
 }
