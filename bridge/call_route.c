@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -139,6 +140,84 @@ call_params(struct http_call *hc, const struct route_match *m,
 	return (0);
 }
 
+/* The webhook's signature headers, each forwarded untouched into the
+ * request's field of the same meaning (the server checks them). */
+static const struct {
+	const char *header, *field;
+} webhook_headers[] = {
+	{ "X-Partner-Signature", "signature" },
+	{ "Stripe-Signature", "signature" }, /* its alias (Stripe's name) */
+	{ "webhook-id", "webhook_id" },
+	{ "webhook-timestamp", "webhook_timestamp" },
+	{ "webhook-signature", "webhook_signature" },
+};
+#define N_WEBHOOK_HEADERS (sizeof(webhook_headers) / sizeof(webhook_headers[0]))
+
+/* The value of the one header called name (NULL when absent); *twice
+ * is set when it is given more than once (which one counts would then
+ * depend on who reads it). */
+static const char *
+header_once(const struct mg_request_info *ri, const char *name, int *twice)
+{
+	const char *v = NULL;
+
+	for (int i = 0; i < ri->num_headers; i++)
+		if (strcasecmp(ri->http_headers[i].name, name) == 0) {
+			if (v != NULL)
+				*twice = 1;
+			v = ri->http_headers[i].value;
+		}
+	return (v);
+}
+
+/* Whether any webhook signature header is there, non-empty. */
+static int
+webhook_signed(const struct mg_request_info *ri)
+{
+	int twice = 0;
+
+	for (size_t i = 0; i < N_WEBHOOK_HEADERS; i++) {
+		const char *v = header_once(ri, webhook_headers[i].header, &twice);
+		if (v != NULL && *v != '\0')
+			return (1);
+	}
+	return (0);
+}
+
+/* Copies the signature headers into the webhook request: 0, or the
+ * status of the error answered. */
+static int
+webhook_fill(struct http_call *hc, ProtobufCMessage *req)
+{
+	const char *alias = NULL;
+
+	for (size_t i = 0; i < N_WEBHOOK_HEADERS; i++) {
+		const ProtobufCFieldDescriptor *f =
+		    protobuf_c_message_descriptor_get_field_by_name(
+		        req->descriptor, webhook_headers[i].field);
+		char **slot = (char **)((char *)req + f->offset);
+		int twice = 0;
+		const char *v =
+		    header_once(hc->ri, webhook_headers[i].header, &twice);
+
+		if (twice)
+			return (call_error(hc, 400, "INVALID_ARGUMENT",
+			    "the %s header is given twice",
+			    webhook_headers[i].header));
+		if (v == NULL || *v == '\0')
+			continue;
+		if (i == 1 && alias != NULL)
+			return (call_error(hc, 401, "UNAUTHENTICATED",
+			    "X-Partner-Signature and Stripe-Signature are both "
+			    "given: send one"));
+		if (i == 0)
+			alias = v;
+		if ((*slot = aff_arena_strdup(&hc->arena, v)) == NULL)
+			return (call_error(hc, 500, "INTERNAL", "out of memory"));
+	}
+	return (0);
+}
+
 /* Fills the request message from the body, by the route's kind. */
 static int
 call_body(struct http_call *hc, const struct route *r, ProtobufCMessage *req)
@@ -147,13 +226,12 @@ call_body(struct http_call *hc, const struct route *r, ProtobufCMessage *req)
 	size_t len = 0;
 	json_t *j;
 	int st = 0, cut;
-	const char *sig = mg_get_header(hc->conn, "X-Partner-Signature");
 
 	/* The server refuses an unsigned webhook whatever its body (401): a
 	 * client waiting for "100 Continue" gets that answer without being
 	 * asked for the body, which it then never sends (the body is left
 	 * unread, so the connection closes). */
-	if (r->body == ROUTE_BODY_WEBHOOK && (sig == NULL || *sig == '\0') &&
+	if (r->body == ROUTE_BODY_WEBHOOK && !webhook_signed(hc->ri) &&
 	    call_expects_continue(hc))
 		body = "";
 	else {
@@ -189,16 +267,11 @@ call_body(struct http_call *hc, const struct route *r, ProtobufCMessage *req)
 		const ProtobufCFieldDescriptor *fb =
 		    protobuf_c_message_descriptor_get_field_by_name(
 		        req->descriptor, "body");
-		const ProtobufCFieldDescriptor *fs =
-		    protobuf_c_message_descriptor_get_field_by_name(
-		        req->descriptor, "signature");
 		ProtobufCBinaryData *bd = (void *)((char *)req + fb->offset);
 
 		bd->data = (uint8_t *)body;
 		bd->len = len;
-		*(char **)((char *)req + fs->offset) =
-		    aff_arena_strdup(&hc->arena, sig != NULL ? sig : "");
-		return (0);
+		return (webhook_fill(hc, req));
 	}
 	if (len == 0)
 		return (call_error(

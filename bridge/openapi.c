@@ -113,6 +113,18 @@ is_path_param(const struct route *r, const char *name)
 	return (strstr(r->path, want) != NULL);
 }
 
+/* The webhook's signature headers, and what each carries. */
+static const char *const webhook_headers[][2] = {
+	{ "X-Partner-Signature",
+	    "<hex HMAC-SHA256 of the body> or t=<unix>,v1=<hex of \"<t>.<body>\">" },
+	{ "Stripe-Signature", "the same as X-Partner-Signature (Stripe's name)" },
+	{ "webhook-id", "Standard Webhooks: the message id, also the "
+	                "idempotency key" },
+	{ "webhook-timestamp", "Standard Webhooks: Unix seconds, within 300 s" },
+	{ "webhook-signature", "Standard Webhooks: v1,<base64 HMAC-SHA256 of "
+	                       "\"<id>.<timestamp>.<body>\">, space-separated" },
+};
+
 static json_t *
 operation(const struct route *r, json_t *components)
 {
@@ -155,10 +167,16 @@ operation(const struct route *r, json_t *components)
 		        ref_to(&affiliate__v1__order__descriptor, components)));
 		ok = json_response("a new order, stored",
 		    ref_to(&affiliate__v1__order__descriptor, components));
-		json_array_append_new(params,
-		    json_pack("{s:s,s:s,s:b,s:{s:s}}", "name",
-		        "X-Partner-Signature", "in", "header", "required", 1,
-		        "schema", "type", "string"));
+		/* One form per request: X-Partner-Signature (or its
+		 * alias Stripe-Signature), or the three Standard Webhooks
+		 * headers; none of them alone is required. */
+		for (size_t i = 0; i < sizeof(webhook_headers) /
+		         sizeof(webhook_headers[0]); i++)
+			json_array_append_new(params,
+			    json_pack("{s:s,s:s,s:b,s:s,s:{s:s}}", "name",
+			        webhook_headers[i][0], "in", "header", "required", 0,
+			        "description", webhook_headers[i][1], "schema",
+			        "type", "string"));
 		break;
 	default:
 		ok = json_response("success", ref_to(md->output, components));

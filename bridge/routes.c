@@ -35,7 +35,8 @@ const struct route route_table[] = {
 	    "Get an application" },
 	{ "POST", "/webhook/orders", ORD, "ReceiveWebhook", 201,
 	    ROUTE_BODY_WEBHOOK, ROUTE_RENDER_WEBHOOK, NULL, NULL,
-	    "A partner reports an order (signed with X-Partner-Signature)" },
+	    "A partner reports an order (signed with X-Partner-Signature, "
+	    "Stripe-Signature or Standard Webhooks)" },
 	{ "GET", "/orders", ORD, "ListOrders", 200, ROUTE_BODY_NONE,
 	    ROUTE_RENDER_LIST, "orders", "next_after", "List orders" },
 	/* The job outbox, for admin keys (the server refuses others). The

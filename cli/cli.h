@@ -19,6 +19,8 @@ struct cli {
 	const char *status;
 	const char *after_text;
 	int plain;
+	int standard;           /* webhook sign --standard */
+	const char *webhook_id; /* its --id */
 	int admin;
 	int64_t grace;
 	const char *state; /* jobs list --state */

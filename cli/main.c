@@ -17,6 +17,7 @@
 #include "aff_json.h"
 #include "aff_util.h"
 #include "aff_webhook.h"
+#include "cli_webhook.h"
 #include "affiliate/v1/admin.pb-c.h"
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "affiliate/v1/health.pb-c.h"
@@ -35,6 +36,9 @@ static const char usage[] =
     "  orders list [--editor E] [--advertiser A] [--status S] [--limit N] [--after C]\n"
     "  webhook sign [--plain] FILE|-       (the X-Partner-Signature for a body:\n"
     "                                      t=<unix>,v1=<hex>; --plain: <hex>)\n"
+    "  webhook sign --standard [--id ID] FILE|-   (the Standard Webhooks\n"
+    "                                      headers webhook-id, -timestamp and\n"
+    "                                      -signature; ID: a new msg_<hex>)\n"
     "  webhook secret rotate --advertiser A [--grace SECS]   (admin)\n"
     "  webhook require-timestamp ADVERTISER on|off   (admin; on: that\n"
     "                                      advertiser's --plain signatures\n"
@@ -461,7 +465,8 @@ cmd_keys(struct cli *c)
 	return (unknown_verb(c, "create, list, revoke"));
 }
 
-/* webhook sign [--plain] FILE|-: prints the X-Partner-Signature. */
+/* webhook sign [--plain | --standard [--id ID]] FILE|-: prints the
+ * X-Partner-Signature, or the Standard Webhooks headers. */
 static int
 webhook_sign(struct cli *c)
 {
@@ -473,6 +478,11 @@ webhook_sign(struct cli *c)
 
 	if (c->argc < 3)
 		return (usage_error("webhook sign needs a FILE (or - for stdin)"));
+	if (c->standard && c->plain)
+		return (usage_error("webhook sign takes --plain or --standard, "
+		                    "not both"));
+	if (c->webhook_id != NULL && !c->standard)
+		return (usage_error("--id is the webhook-id of --standard"));
 	if (c->argc > 3)
 		return (usage_error("webhook sign takes one FILE, not also '%s'",
 		    c->argv[3]));
@@ -501,6 +511,13 @@ webhook_sign(struct cli *c)
 		fprintf(stderr, "affiliate: the webhook secret cannot be read\n");
 		free(body);
 		return (1);
+	}
+	if (c->standard) {
+		made = cli_webhook_sign_standard(ws.secret[0], c->webhook_id,
+		    body, len, stdout);
+		aff_webhook_secrets_fini(&ws);
+		free(body);
+		return (made);
 	}
 	/* The timestamped form by default: the plain one never expires, so a
 	 * captured request can be replayed (see the README). */
@@ -589,6 +606,8 @@ main(int argc, char **argv)
 		/* The default now; still taken so that scripts keep working. */
 		{ "timestamp", no_argument, NULL, 'T' },
 		{ "admin", no_argument, NULL, 'M' },
+		{ "standard", no_argument, NULL, 'W' },
+		{ "id", required_argument, NULL, 'I' },
 		{ "grace", required_argument, NULL, 'g' },
 		{ "state", required_argument, NULL, 'S' },
 		{ "all-dead", no_argument, NULL, 'D' },
@@ -634,6 +653,12 @@ main(int argc, char **argv)
 			break;
 		case 'M':
 			c.admin = 1;
+			break;
+		case 'W':
+			c.standard = 1;
+			break;
+		case 'I':
+			c.webhook_id = optarg;
 			break;
 		case 'g':
 			if (aff_parse_int64(optarg, 0, 30 * 86400, &c.grace) != AFF_OK)

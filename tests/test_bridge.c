@@ -290,7 +290,9 @@ test_every_error_class_is_a_json_error(void **state)
 	check_error("GET", "/applications?status=maybe", NULL, 400,
 	    "INVALID_ARGUMENT", "status must be pending, approved or rejected");
 	check_error("POST", "/webhook/orders", "{\"order_id\":\"o-1\"}", 401,
-	    "UNAUTHENTICATED", "the X-Partner-Signature header is missing");
+	    "UNAUTHENTICATED", "the X-Partner-Signature header is missing (or "
+	    "Stripe-Signature, or the Standard Webhooks headers webhook-id, "
+	    "webhook-timestamp and webhook-signature)");
 	check_error("GET", "/orders?status=lost", NULL, 400, "INVALID_ARGUMENT",
 	    "status must be pending, approved or declined");
 }

@@ -61,6 +61,14 @@ webhook_done(void *arg, int rv, Affiliate__V1__Order *order,
 	rpc_call_finish(call, AFF_OK, &resp->base);
 }
 
+/* Whether a string field holds something (a message made by hand may
+ * leave one NULL; unpacked ones are ""). */
+static int
+given(const char *s)
+{
+	return (s != NULL && *s != '\0');
+}
+
 static int
 receive_webhook(
     struct rpc_call *call, const ProtobufCMessage *in_, ProtobufCMessage **out)
@@ -73,6 +81,10 @@ receive_webhook(
 	char why[256], bad_body[256];
 	int64_t now = aff_now_ms() / 1000;
 	int rv, body_rv;
+	/* Standard Webhooks (any of its headers given) or X-Partner-
+	 * Signature. */
+	int standard = given(in->webhook_id) || given(in->webhook_timestamp) ||
+	    given(in->webhook_signature);
 
 	(void)out;
 	if ((wc = aff_arena_alloc(&call->arena, sizeof(*wc))) == NULL)
@@ -96,6 +108,18 @@ receive_webhook(
 		if (own.n > 0)
 			ws = &own;
 	}
+	/* One form per request: a request carrying two could be checked
+	 * under one and stored under the other's promises. */
+	if (standard && given(in->signature))
+		return (rpc_errorf(call, AFF_UNAUTHENTICATED,
+		    "two signature forms: send X-Partner-Signature (or "
+		    "Stripe-Signature), or the webhook-id, webhook-timestamp and "
+		    "webhook-signature headers, not both"));
+	if (!standard && !given(in->signature))
+		return (rpc_errorf(call, AFF_UNAUTHENTICATED,
+		    "the X-Partner-Signature header is missing (or "
+		    "Stripe-Signature, or the Standard Webhooks headers "
+		    "webhook-id, webhook-timestamp and webhook-signature)"));
 	/* The plain form never expires: refused when the operator turned it
 	 * off, for everyone or for this advertiser (one indexed read, only
 	 * for plain headers). */
@@ -117,8 +141,13 @@ receive_webhook(
 			    "t=<unix seconds>,v1=<hex>",
 			    (long long)wc->o.advertiser_id));
 	}
-	rv = aff_webhook_verify(ws, in->signature, in->body.data, in->body.len,
-	    now, why, sizeof(why));
+	if (standard)
+		rv = aff_webhook_verify_standard(ws, in->webhook_id,
+		    in->webhook_timestamp, in->webhook_signature, in->body.data,
+		    in->body.len, now, why, sizeof(why));
+	else
+		rv = aff_webhook_verify(ws, in->signature, in->body.data,
+		    in->body.len, now, why, sizeof(why));
 	if (rv != AFF_OK)
 		return (rpc_errorf(call, rv, "%s%s", why,
 		    own.n > 0 ? " (checked with advertiser's own secret)" : ""));
@@ -133,6 +162,8 @@ receive_webhook(
 		.commission_cents = wc->o.commission_cents,
 		.currency = wc->o.currency,
 		.status = wc->o.status,
+		/* The same id again answers the order it stored (store.h). */
+		.webhook_id = standard ? in->webhook_id : NULL,
 	};
 	/* Answered by webhook_done once the order is on disk: this thread
 	 * goes on to the next request meanwhile. */

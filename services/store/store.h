@@ -83,6 +83,9 @@ struct store_order_in {
 	int64_t amount_cents, commission_cents;
 	const char *currency;
 	const char *status; /* "" or NULL: pending for a new order */
+	/* Standard Webhooks' webhook-id ("" or NULL: none), the
+	 * idempotency key of the advertiser's webhooks: see order_put. */
+	const char *webhook_id;
 };
 
 struct store_order_query {
@@ -266,6 +269,10 @@ struct store_ops {
 	 * database ended the batch's transaction (then every later order_put
 	 * of the batch is AFF_ABORTED too, and batch_end returns the cause).
 	 * Outside a batch, a transaction of its own.
+	 * With a webhook_id: when the advertiser already sent that id
+	 * (within the last 24 h), nothing is written and *out is the order
+	 * it stored then (STORE_ORDER_DUPLICATE), whatever o names; else the
+	 * id is kept with the order, in the same transaction (savepoint).
 	 */
 	int (*order_put)(store *s, const struct store_order_in *o,
 	    aff_arena *a, Affiliate__V1__Order **out,

@@ -78,6 +78,20 @@
 	                 " AND status = 'pending' RETURNING " ORDER_COLUMNS)   \
 	X(ST_ORDER_EVENT, "INSERT INTO order_events (order_id, status, at)"    \
 	                  " VALUES ($1, $2, $3)")                              \
+	/* Expired rows: pruned by whoever comes (SKIP LOCKED: never a wait \
+	 * in the batch's transaction), and taken over by the claim. */     \
+	X(ST_WHID_PRUNE, "DELETE FROM webhook_ids WHERE ctid = ANY (ARRAY("    \
+	                 "SELECT ctid FROM webhook_ids WHERE created_at <= $1" \
+	                 " LIMIT 100 FOR UPDATE SKIP LOCKED))")                \
+	X(ST_WHID_CLAIM, "INSERT INTO webhook_ids (advertiser_id, webhook_id," \
+	                 " order_id, created_at) VALUES ($1, $2, $3, $4)"      \
+	                 " ON CONFLICT (advertiser_id, webhook_id) DO UPDATE"  \
+	                 " SET order_id = excluded.order_id,"                  \
+	                 " created_at = excluded.created_at"                   \
+	                 " WHERE webhook_ids.created_at <= $5 RETURNING 1")    \
+	X(ST_WHID_ORDER, "SELECT " ORDER_COLUMNS " FROM orders WHERE"          \
+	                 " order_id = (SELECT order_id FROM webhook_ids"       \
+	                 " WHERE advertiser_id = $1 AND webhook_id = $2)")     \
 	/* One statement per filter combination, in the order of the  */  \
 	/* mask in order_list (editor 1, advertiser 2, status 4), each  */ \
 	/* naming only its own columns so that even a generic plan     */  \
@@ -229,6 +243,56 @@ insert_params(struct pg_params *p, const struct store_order_in *in,
 	store_pg_p_int(p, now_s);
 }
 
+/* How long a webhook-id answers for its order (and then is pruned). */
+#define WEBHOOK_ID_RETENTION_S 86400
+
+/* A row that is there; a store_pg_row_fn. */
+static void *
+row_one(const PGresult *res, int r, aff_arena *a)
+{
+	(void)res;
+	(void)r;
+	(void)a;
+	return ((void *)1);
+}
+
+/*
+ * Keeps in's webhook-id with its order_id: AFF_OK when the id is new (or
+ * its row expired; kept, the caller's transaction decides whether it
+ * stays), or AFF_ALREADY_EXISTS with *out the order the id stored first.
+ */
+static int
+webhook_id_claim(pg_store *s, const struct store_order_in *in,
+    int64_t now_s, aff_arena *a, Affiliate__V1__Order **out)
+{
+	struct pg_params p = { 0 };
+	void *row;
+	int rv;
+
+	store_pg_p_int(&p, now_s - WEBHOOK_ID_RETENTION_S);
+	if ((rv = store_pg_run(s, PQ_ORDERS, ST_WHID_PRUNE, &p, NULL,
+	         "webhook ids prune")) != AFF_OK)
+		return (rv);
+	p = (struct pg_params){ 0 };
+	store_pg_p_int(&p, in->advertiser_id);
+	store_pg_p_text(&p, in->webhook_id);
+	store_pg_p_text(&p, in->order_id);
+	store_pg_p_int(&p, now_s);
+	store_pg_p_int(&p, now_s - WEBHOOK_ID_RETENTION_S);
+	rv = store_pg_one_row(s, PQ_ORDERS, ST_WHID_CLAIM, &p, row_one, a, &row,
+	    "webhook id");
+	if (rv != AFF_NOT_FOUND)
+		return (rv); /* AFF_OK: new */
+	p = (struct pg_params){ 0 };
+	store_pg_p_int(&p, in->advertiser_id);
+	store_pg_p_text(&p, in->webhook_id);
+	rv = store_pg_one_row(s, PQ_ORDERS, ST_WHID_ORDER, &p, row_order, a, out,
+	    "webhook id order");
+	/* The id is kept only with its order: one without is a bug. */
+	return (rv == AFF_OK ? AFF_ALREADY_EXISTS
+	                     : rv == AFF_NOT_FOUND ? AFF_INTERNAL : rv);
+}
+
 /* The work of order_put, inside a transaction or savepoint. */
 static int
 order_put_tx(pg_store *s, const struct store_order_in *in, aff_arena *a,
@@ -244,6 +308,15 @@ order_put_tx(pg_store *s, const struct store_order_in *in, aff_arena *a,
 
 	if ((rv = order_checks(in, status)) != AFF_OK)
 		return (rv);
+	if (in->webhook_id != NULL && in->webhook_id[0] != '\0') {
+		rv = webhook_id_claim(s, in, now_s, a, out);
+		if (rv == AFF_ALREADY_EXISTS) {
+			*outcome = STORE_ORDER_DUPLICATE;
+			return (AFF_OK);
+		}
+		if (rv != AFF_OK)
+			return (rv);
+	}
 	insert_params(&p, in, status, now_s);
 	rv = store_pg_one_row(s, PQ_ORDERS, ST_ORDER_INSERT, &p, row_order, a,
 	    out, "order insert");
@@ -323,11 +396,13 @@ static int
 order_put_batched(pg_store *s, const struct store_order_in *in, aff_arena *a,
     Affiliate__V1__Order **out, enum store_order_outcome *outcome)
 {
-	int rv, created;
+	int rv = AFF_OK, created = 0;
 
 	if (s->batch_err != AFF_OK)
 		return (AFF_ABORTED);
-	rv = order_put_pipelined(s, in, a, out, &created);
+	/* A webhook-id takes the general path: it is claimed first. */
+	if (in->webhook_id == NULL || in->webhook_id[0] == '\0')
+		rv = order_put_pipelined(s, in, a, out, &created);
 	if (rv != AFF_OK || !store_pg_in_tx(s) ||
 	    PQtransactionStatus(s->conn) == PQTRANS_INERROR)
 		goto gone;

@@ -3,7 +3,9 @@
  * order_id (a duplicate, or a status moving forward, recorded in
  * order_events), alone or as one savepoint of a group-commit batch,
  * listed by arrival, and the bookkeeping of their copy in Redis (which
- * revisions are there, the copy's id and generation).
+ * revisions are there, the copy's id and generation). A Standard
+ * Webhooks webhook-id is kept with its order (webhook_ids), so the same
+ * id again answers that order and stores nothing.
  */
 #include <stdio.h>
 #include <string.h>
@@ -40,6 +42,13 @@
 	                 " RETURNING " ORDER_COLUMNS)                          \
 	X(ST_ORDER_EVENT, "INSERT INTO order_events (order_id, status, at)"    \
 	                  " VALUES (?1, ?2, ?3)")                              \
+	X(ST_WHID_PRUNE, "DELETE FROM webhook_ids WHERE created_at <= ?1")     \
+	X(ST_WHID_CLAIM, "INSERT INTO webhook_ids (advertiser_id, webhook_id," \
+	                 " order_id, created_at) VALUES (?1, ?2, ?3, ?4)"      \
+	                 " ON CONFLICT DO NOTHING RETURNING 1")                \
+	X(ST_WHID_ORDER, "SELECT " ORDER_COLUMNS " FROM orders WHERE"          \
+	                 " order_id = (SELECT order_id FROM webhook_ids"       \
+	                 " WHERE advertiser_id = ?1 AND webhook_id = ?2)")     \
 	/* One statement per filter combination, in the order of the  */  \
 	/* mask in order_list (editor 1, advertiser 2, status 4), each  */ \
 	/* naming only its own columns so that it seeks the index that */  \
@@ -137,6 +146,51 @@ order_event(sqlite_store *s, const char *order_id, const char *status,
 	return (store_sqlite_step_write(s, st, "order event"));
 }
 
+/* How long a webhook-id answers for its order (and then is pruned). */
+#define WEBHOOK_ID_RETENTION_S 86400
+
+/* A row that is there; a store_sqlite_row_fn. */
+static void *
+row_one(sqlite3_stmt *st, aff_arena *a)
+{
+	(void)st;
+	(void)a;
+	return ((void *)1);
+}
+
+/*
+ * Keeps in's webhook-id with its order_id: AFF_OK when the id is new
+ * (kept; the caller's transaction decides whether it stays), or
+ * AFF_ALREADY_EXISTS with *out the order the id stored first.
+ */
+static int
+webhook_id_claim(sqlite_store *s, const struct store_order_in *in,
+    int64_t now_s, aff_arena *a, Affiliate__V1__Order **out)
+{
+	sqlite3_stmt *st = STMT(s, ST_WHID_PRUNE);
+	void *row;
+	int rv;
+
+	sqlite3_bind_int64(st, 1, now_s - WEBHOOK_ID_RETENTION_S);
+	if ((rv = store_sqlite_step_write(s, st, "webhook ids prune")) != AFF_OK)
+		return (rv);
+	st = STMT(s, ST_WHID_CLAIM);
+	sqlite3_bind_int64(st, 1, in->advertiser_id);
+	sqlite3_bind_text(st, 2, in->webhook_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, in->order_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, now_s);
+	rv = store_sqlite_one_row(s, st, row_one, a, &row, "webhook id");
+	if (rv != AFF_NOT_FOUND)
+		return (rv); /* AFF_OK: new */
+	st = STMT(s, ST_WHID_ORDER);
+	sqlite3_bind_int64(st, 1, in->advertiser_id);
+	sqlite3_bind_text(st, 2, in->webhook_id, -1, SQLITE_STATIC);
+	rv = store_sqlite_one_row(s, st, row_order, a, out, "webhook id order");
+	/* The id is kept only with its order: one without is a bug. */
+	return (rv == AFF_OK ? AFF_ALREADY_EXISTS
+	                     : rv == AFF_NOT_FOUND ? AFF_INTERNAL : rv);
+}
+
 /* The work of order_put, inside a transaction or savepoint. */
 static int
 order_put_tx(sqlite_store *s, const struct store_order_in *in, aff_arena *a,
@@ -150,6 +204,15 @@ order_put_tx(sqlite_store *s, const struct store_order_in *in, aff_arena *a,
 	sqlite3_stmt *st;
 	int rv;
 
+	if (in->webhook_id != NULL && in->webhook_id[0] != '\0') {
+		rv = webhook_id_claim(s, in, now_s, a, out);
+		if (rv == AFF_ALREADY_EXISTS) {
+			*outcome = STORE_ORDER_DUPLICATE;
+			return (AFF_OK);
+		}
+		if (rv != AFF_OK)
+			return (rv);
+	}
 	/* The common case, a new order, is one statement; a conflict (the
 	 * same order_id again) inserts nothing and reads what is stored. */
 	st = STMT(s, ST_ORDER_INSERT);
