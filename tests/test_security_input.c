@@ -526,8 +526,9 @@ test_hostile_text_in_every_rpc_string_field_is_refused(void **state)
 			}
 		}
 	/* ListApplications.status, ListOrders.status and .after,
-	 * ReceiveWebhook.signature, HealthCheck.service. */
-	assert_int_equal(n_checked, 5 * (N_HOSTILE + 1));
+	 * ReceiveWebhook.signature, .webhook_id, .webhook_timestamp and
+	 * .webhook_signature, HealthCheck.service. */
+	assert_int_equal(n_checked, 8 * (N_HOSTILE + 1));
 	/* The envelope's own text: metadata and the request id. */
 	for (size_t i = 3; i < N_HOSTILE; i++) {
 		Affiliate__V1__ListOrdersRequest lo =
