@@ -3,8 +3,6 @@
  * server is SERVING while its store answers; the cache is reported beside
  * it but is optional (NOT_SERVING there only means slower reads).
  */
-#include <stdio.h>
-
 #include "aff_err.h"
 #include "affiliate/v1/health.pb-c.h"
 #include "services.h"
@@ -32,15 +30,6 @@ health_check(
 	                  call->store, &db_id, &version) == AFF_OK
 	    ? ST(SERVING)
 	    : ST(NOT_SERVING);
-	/* The catalog version, as x-affiliate-reuse names it: a bridge that
-	 * keeps reusable answers polls it here to drop them once the
-	 * catalog moves (bridge/readcache.h). */
-	if (resp->store == ST(SERVING)) {
-		char tag[160];
-
-		snprintf(tag, sizeof(tag), "%s:%lld", db_id, (long long)version);
-		rpc_call_trailer(call, "x-affiliate-catalog", tag);
-	}
 	if (!cache_enabled(call->cache))
 		resp->cache = ST(UNKNOWN);
 	else
