@@ -16,6 +16,7 @@
 #include "aff_arena.h"
 #include "aff_err.h"
 #include "aff_util.h"
+#include "affiliate/v1/affiliate.pb-c.h"
 #include "auth.h"
 #include "bridge.h"
 #include "bridge_priv.h"
@@ -56,14 +57,35 @@ name_of_2(char *buf, size_t cap)
 	return (buf);
 }
 
+/* Renames advertiser 2 in the database, and waits until the server
+ * answers the new name: on PostgreSQL it learns of a change made by
+ * another session from a notification, a moment after the commit. */
 static void
 rename_2(const char *name)
 {
+	Affiliate__V1__GetAdvertiserRequest rq =
+	    AFFILIATE__V1__GET_ADVERTISER_REQUEST__INIT;
 	char sql[200];
+	int seen = 0;
 
 	snprintf(sql, sizeof(sql),
 	    "UPDATE advertisers SET name = '%s' WHERE id = 2", name);
 	assert_int_equal(tu_sql_exec(F->db, sql), 0);
+	rq.id = 2;
+	for (int i = 0; i < 200 && !seen; i++) {
+		Affiliate__V1__Advertiser *a = NULL;
+
+		assert_int_equal(tu_call(&F->ts,
+		                     &affiliate__v1__advertiser_service__descriptor,
+		                     "GetAdvertiser", &rq.base,
+		                     (ProtobufCMessage **)&a),
+		    AFF_OK);
+		seen = strcmp(a->name, name) == 0;
+		protobuf_c_message_free_unpacked(&a->base, NULL);
+		if (!seen)
+			tu_sleep_ms(5);
+	}
+	assert_true(seen);
 }
 
 /* The bridge on the same port with these read cache settings, its cache
