@@ -178,8 +178,19 @@ seen_locked(readcache *rc, const char *tag, uint64_t epoch, int64_t t0)
 		rc->confirmed_ms = t0;
 		return (1);
 	}
-	if (v < rc->version)
-		return (0);
+	if (v < rc->version) {
+		/* A server behind the others (a notification still on its
+		 * way): not kept. But a version that goes back and stays back
+		 * past the bound (a database restored from a backup) is the
+		 * database's now. */
+		if (rc->confirmed_ms != INT64_MIN &&
+		    t0 - rc->confirmed_ms <= rc->max_age_ms)
+			return (0);
+		flush_locked(rc);
+		rc->version = v;
+		rc->confirmed_ms = t0;
+		return (1);
+	}
 	if (t0 > rc->confirmed_ms)
 		rc->confirmed_ms = t0;
 	return (1);

@@ -401,6 +401,12 @@ test_memory_is_bounded_and_old_answers_refused(void **state)
 	ans.len = 7;
 	readcache_put(rc, "old", 3, "db:4", ep, now, &ans);
 	assert_int_equal(readcache_get(rc, "old", 3, &a, &got), 0);
+	/* ...unless the newer one was not confirmed for longer than the
+	 * bound (a database restored from a backup). */
+	readcache_put(rc, "old", 3, "db:4", ep, now + 60001, &ans);
+	readcache_stats(rc, &s);
+	assert_int_equal(s.entries, 1);
+	now += 60001;
 	readcache_put(rc, "new", 3, "db:6", ep, now, &ans);
 	readcache_stats(rc, &s);
 	assert_int_equal(s.entries, 1);
