@@ -35,6 +35,7 @@
 #include "metrics.h"
 #include "openapi.h"
 #include "proxy.h"
+#include "readcache.h"
 #include "routes.h"
 #include "tls.h"
 
@@ -378,6 +379,14 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 		    cfg->server_url, aff_strerror(rv));
 		goto failed_client;
 	}
+	if (cfg->read_cache) {
+		struct readcache_opts ro = {
+			.poll_ms = cfg->read_cache_poll_ms,
+			.max_age_ms = cfg->read_cache_max_age_ms,
+		};
+		if ((rv = readcache_open(&ro, b->client, &b->rcache)) != AFF_OK)
+			goto failed_readcache;
+	}
 	if ((b->openapi = openapi_build()) == NULL) {
 		rv = AFF_RESOURCE_EXHAUSTED;
 		goto failed_openapi;
@@ -469,6 +478,8 @@ failed_start:
 failed_edge:
 	free(b->openapi);
 failed_openapi:
+	readcache_close(b->rcache);
+failed_readcache:
 	aff_client_close(b->client);
 failed_client:
 failed_settings:
@@ -485,6 +496,8 @@ bridge_stop(bridge *b)
 	mg_stop(b->ctx);
 	edge_free(b->edge);
 	mg_exit_library();
+	/* Its poll thread calls through the client: stopped first. */
+	readcache_close(b->rcache);
 	aff_client_close(b->client);
 	free(b->openapi);
 	free(b);

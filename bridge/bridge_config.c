@@ -7,6 +7,25 @@
 #include "aff_config.h"
 #include "aff_log.h"
 
+/* --read-cache: on or off (also 1 or 0). */
+static int
+parse_read_cache(void *dst, const char *v)
+{
+	int *on = dst;
+
+	if (strcmp(v, "on") == 0 || strcmp(v, "1") == 0)
+		*on = 1;
+	else if (strcmp(v, "off") == 0 || strcmp(v, "0") == 0)
+		*on = 0;
+	else {
+		fprintf(stderr,
+		    "affiliate-bridge: --read-cache must be on or off, not '%s'\n",
+		    v);
+		return (-1);
+	}
+	return (0);
+}
+
 int
 bridge_config_load(struct bridge_config *cfg, int argc, char **argv, int *help)
 {
@@ -73,6 +92,11 @@ bridge_config_load(struct bridge_config *cfg, int argc, char **argv, int *help)
 		    sizeof(cfg->trusted_proxies), 0, 0, NULL, "ADDRS",
 		    "proxies (addresses, CIDRs) whose X-Forwarded-For and "
 		    "Forwarded are believed (none)" },
+		{ "read-cache", "AFFILIATE_READ_CACHE", AFF_OPT_CUSTOM,
+		    &cfg->read_cache, 0, 0, 0, parse_read_cache, "on|off",
+		    "answer public catalog reads the server marks reusable from "
+		    "rendered copies, dropped when the catalog changes: through "
+		    "this bridge at once, elsewhere within 0.5 s (on)" },
 		{ "header-timeout", "AFFILIATE_BRIDGE_HEADER_TIMEOUT_MS", AFF_OPT_INT,
 		    &cfg->header_timeout_ms, 0, 100, 600000, NULL, "MS",
 		    "a request's headers, from its first byte, arrive within this "
@@ -103,6 +127,7 @@ bridge_config_load(struct bridge_config *cfg, int argc, char **argv, int *help)
 	cfg->timeout_ms = 5000;
 	cfg->max_body = 1 << 20;
 	cfg->log_level = AFF_LOG_INFO;
+	cfg->read_cache = 1;
 	/* As Apache's mod_reqtimeout (header=10-…, body=10,MinRate=500). */
 	cfg->header_timeout_ms = 10000;
 	cfg->body_timeout_ms = 10000;

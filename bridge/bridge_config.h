@@ -39,6 +39,13 @@ struct bridge_config {
 	 * AFFILIATE_BRIDGE_BODY_TIMEOUT_MS; --body-min-rate,
 	 * AFFILIATE_BRIDGE_BODY_MIN_RATE; --slow-per-addr,
 	 * AFFILIATE_BRIDGE_SLOW_PER_ADDR. */
+	/* --read-cache, AFFILIATE_READ_CACHE: keep the public catalog
+	 * answers the server marks reusable (readcache.h); read_cache_poll_ms
+	 * and read_cache_max_age_ms are readcache_opts' (0: its defaults),
+	 * set by tests only. */
+	int read_cache;
+	int read_cache_poll_ms;
+	int read_cache_max_age_ms;
 	int header_timeout_ms;
 	int body_timeout_ms;
 	int body_min_rate;

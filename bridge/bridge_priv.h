@@ -13,6 +13,7 @@
 #include "cors.h"
 #include "edge.h"
 #include "proxy.h"
+#include "readcache.h"
 
 struct bridge {
 	struct bridge_config cfg;
@@ -22,6 +23,7 @@ struct bridge {
 	struct mg_context *ctx;
 	edge *edge;
 	aff_client *client;
+	readcache *rcache; /* NULL: --read-cache off */
 	char *openapi;
 };
 

@@ -12,12 +12,15 @@
 #include "aff_client.h"
 #include "aff_err.h"
 #include "aff_json.h"
+#include "aff_util.h"
 #include "json_in.h"
+#include "affiliate/v1/affiliate.pb-c.h"
 #include "affiliate/v1/health.pb-c.h"
 #include "bridge_priv.h"
 #include "edge.h"
 #include "http_status.h"
 #include "proxy.h"
+#include "readcache.h"
 
 /*
  * Reads the whole body, at most cfg.max_body bytes, into the arena
@@ -340,10 +343,20 @@ next_link(struct http_call *hc, const ProtobufCMessage *reply, const char *name)
 	    hc->ri->local_uri, kept, enc));
 }
 
-/* Answers a successful reply by the route's rendering. */
+/* What a rendered answer needs to be kept (readcache_put). */
+struct keep {
+	const char *key;
+	size_t klen;
+	const char *tag; /* the reply's x-affiliate-reuse */
+	uint64_t epoch;
+	int64_t t0;
+};
+
+/* Answers a successful reply by the route's rendering; with keep, a 200
+ * is also kept in the read cache, as sent. */
 static int
 call_render(struct http_call *hc, const struct route *r,
-    const ProtobufCMessage *reply)
+    const ProtobufCMessage *reply, const struct keep *keep)
 {
 	const ProtobufCFieldDescriptor *f;
 	struct aff_buf b;
@@ -380,9 +393,65 @@ call_render(struct http_call *hc, const struct route *r,
 		aff_buf_fini(&b);
 		return (call_error(hc, 500, "INTERNAL", "out of memory"));
 	}
+	if (keep != NULL && st == 200) {
+		struct readcache_answer ans = { st, b.data, b.len, hc->link };
+		readcache_put(hc->b->rcache, keep->key, keep->klen, keep->tag,
+		    keep->epoch, keep->t0, &ans);
+	}
 	call_send(hc, st, b.data, b.len);
 	aff_buf_fini(&b);
 	return (st);
+}
+
+/*
+ * What the read cache does with a route. Said here rather than in the
+ * route table so that a new route needs nothing: a new read is not kept,
+ * a new write drops every kept answer (it may change the catalog).
+ */
+enum route_cache {
+	ROUTE_CACHE_DEFAULT,
+	ROUTE_CACHE_READ, /* a catalog read the server may mark public */
+	ROUTE_CACHE_KEEP, /* a write that never touches the catalog */
+};
+
+static enum route_cache
+route_cache(const struct route *r)
+{
+	if (r->service == &affiliate__v1__advertiser_service__descriptor &&
+	    strcmp(r->method, "GET") == 0 &&
+	    (strcmp(r->rpc, "ListAdvertisers") == 0 ||
+	        strcmp(r->rpc, "GetAdvertiser") == 0))
+		return (ROUTE_CACHE_READ);
+	/* Orders are not the catalog. */
+	if (r->body == ROUTE_BODY_WEBHOOK)
+		return (ROUTE_CACHE_KEEP);
+	return (ROUTE_CACHE_DEFAULT);
+}
+
+/*
+ * Whether this request may be answered from the read cache, and its
+ * answer kept there: a public catalog read (GET or HEAD), on a bridge
+ * that is not exposed, from a client that came through no proxy and
+ * sends nothing that could make its answer its own (a key, a cookie,
+ * forwarding headers). The server decides the rest (readcache.h).
+ */
+static int
+call_cacheable(const struct http_call *hc, const struct route *r, int proxied)
+{
+	const struct mg_request_info *ri = hc->ri;
+
+	if (hc->b->rcache == NULL || route_cache(r) != ROUTE_CACHE_READ ||
+	    hc->b->exposed || proxied)
+		return (0);
+	for (int i = 0; i < ri->num_headers; i++) {
+		const char *n = ri->http_headers[i].name;
+		if (strcasecmp(n, "Authorization") == 0 ||
+		    strcasecmp(n, "Cookie") == 0 ||
+		    strcasecmp(n, "Forwarded") == 0 ||
+		    strncasecmp(n, "X-Forwarded-", 12) == 0)
+			return (0);
+	}
+	return (1);
 }
 
 /*
@@ -432,8 +501,30 @@ call_route(struct http_call *hc, const struct route_match *m)
 	const char *auth;
 	uint8_t *buf;
 	size_t len;
-	int st;
+	int st, cacheable;
+	struct keep keep = { 0 };
+	struct readcache_answer hit;
 
+	/* The client's address (for the server's per-address rate limit;
+	 * behind a trusted proxy the one it names, see proxy.h). */
+	proxied = proxy_client_address(&hc->b->proxies, hc->ri, client,
+	    sizeof(client));
+	/* A hot public read never leaves the bridge: the key is the raw
+	 * path and query, so a hit skips the parameters' parsing too (only
+	 * answers that parsed, 200s, are kept). */
+	if ((cacheable = call_cacheable(hc, r, proxied)) != 0 &&
+	    (keep.key = readcache_key(&hc->arena, hc->ri->local_uri,
+	         hc->ri->query_string, &keep.klen)) != NULL) {
+		if (readcache_get(hc->b->rcache, keep.key, keep.klen, &hc->arena,
+		        &hit)) {
+			hc->link = hit.link;
+			call_send(hc, hit.status, hit.body, hit.len);
+			return (hit.status);
+		}
+		keep.epoch = readcache_epoch(hc->b->rcache);
+		keep.t0 = aff_mono_ms();
+	} else
+		cacheable = 0;
 	if ((req = json_in_message_new(md->input, &hc->arena)) == NULL)
 		return (call_error(hc, 500, "INTERNAL", "out of memory"));
 	if ((st = call_params(hc, m, req)) != 0)
@@ -451,13 +542,10 @@ call_route(struct http_call *hc, const struct route_match *m)
 	 * a keyed call (Apply, the job retries) keyed by this request_id: with servers on one database a
 	 * second run anywhere answers the first (README, Several servers). */
 	opts.idempotent = hc->b->cfg.shared_db;
-	/* The client's address (for the server's per-address rate limit;
-	 * behind a trusted proxy the one it names, see proxy.h), whether
-	 * this bridge is reachable from other hosts (protected mode: the
-	 * server then requires a key; a request that came through any proxy
-	 * says it is), and the key, untouched: the server decides. */
-	proxied = proxy_client_address(&hc->b->proxies, hc->ri, client,
-	    sizeof(client));
+	/* The client's address, whether this bridge is reachable from
+	 * other hosts (protected mode: the server then requires a key; a
+	 * request that came through any proxy says it is), and the key,
+	 * untouched: the server decides. */
 	meta[0] = (struct aff_metadata){ "x-forwarded-for", client };
 	opts.metadata = meta;
 	opts.n_metadata = 1;
@@ -469,6 +557,10 @@ call_route(struct http_call *hc, const struct route_match *m)
 		    (struct aff_metadata){ "authorization", auth };
 	st = aff_client_invoke(hc->b->client, r->service->name, r->rpc, buf, len,
 	    &opts, &res);
+	/* A write that may have changed the catalog (whatever it answered:
+	 * a timeout may still have committed) drops every kept answer. */
+	if (strcmp(r->method, "GET") != 0 && route_cache(r) != ROUTE_CACHE_KEEP)
+		readcache_invalidate(hc->b->rcache);
 	hc->res = &res;
 	if (st != AFF_OK) {
 		int http = http_status_from_code(st);
@@ -484,8 +576,20 @@ call_route(struct http_call *hc, const struct route_match *m)
 	if (reply == NULL)
 		st = call_error(hc, 502, "INTERNAL",
 		    "affiliate-server sent a reply that does not unpack");
-	else
-		st = call_render(hc, r, reply);
+	else {
+		const struct keep *k = NULL;
+
+		if (cacheable) {
+			/* No tag on an OK anonymous read: the server no longer
+			 * calls such reads public, and what is kept goes. */
+			keep.tag = aff_call_result_metadata(&res, "x-affiliate-reuse");
+			if (keep.tag != NULL)
+				k = &keep;
+			else
+				readcache_seen(hc->b->rcache, NULL, keep.epoch, keep.t0);
+		}
+		st = call_render(hc, r, reply, k);
+	}
 	hc->res = NULL;
 	aff_call_result_fini(&res);
 	return (st);

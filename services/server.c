@@ -332,6 +332,7 @@ static int
 gate_result(const struct auth_decision *d, struct rpc_gate_result *r)
 {
 	r->code = d->code;
+	r->public_call = d->public_call;
 	copy_text(r->message, sizeof(r->message), d->message);
 	r->n_trailers = 0;
 	for (size_t i = 0; i < d->n_reply_md && i < RPC_MAX_TRAILERS; i++) {

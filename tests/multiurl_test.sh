@@ -17,6 +17,9 @@
 set -u
 . "$(dirname "$0")/clean_env.sh"
 BIN=${AFFILIATE_BIN_DIR:?}
+# Every read must reach a server here (how they spread is what is
+# counted): the bridges' read cache off.
+export AFFILIATE_READ_CACHE=off
 work=$(mktemp -d /tmp/affiliate-multiurl-XXXXXX)
 pids=()
 . "$(dirname "$0")/tap.sh"

@@ -451,6 +451,42 @@ test_stopping_with_clients_connected_is_clean(void **state)
 	tu_server_stop(&ts);
 }
 
+static void
+test_a_public_catalog_read_carries_its_reuse_tag(void **state)
+{
+	struct tu_server *ts = *state;
+	Affiliate__V1__ListAdvertisersRequest la =
+	    AFFILIATE__V1__LIST_ADVERTISERS_REQUEST__INIT;
+	struct aff_call_result res;
+	ProtobufCMessage *resp = NULL;
+	char first[64];
+	const char *tag;
+
+	/* Anonymous, over loopback, no key required, no limit: the miss and
+	 * the hit both say the reply may be reused, at "<db>:<version>". */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(aff_client_call(ts->client,
+		                     &affiliate__v1__advertiser_service__descriptor,
+		                     "ListAdvertisers", &la.base, NULL, &resp, &res),
+		    AFF_OK);
+		assert_non_null(tag = aff_call_result_metadata(&res,
+		                    "x-affiliate-reuse"));
+		assert_non_null(strchr(tag, ':'));
+		if (i == 0)
+			snprintf(first, sizeof(first), "%s", tag);
+		else
+			assert_string_equal(tag, first);
+		protobuf_c_message_free_unpacked(resp, NULL);
+		aff_call_result_fini(&res);
+	}
+	/* A call that is not a catalog read never carries it. */
+	assert_int_equal(aff_client_invoke(ts->client, "affiliate.v1.HealthService",
+	                     "Check", NULL, 0, NULL, &res),
+	    AFF_OK);
+	assert_null(aff_call_result_metadata(&res, "x-affiliate-reuse"));
+	aff_call_result_fini(&res);
+}
+
 int
 main(void)
 {
@@ -468,6 +504,7 @@ main(void)
 		    test_an_oversized_request_is_dropped_and_the_server_keeps_serving),
 		cmocka_unit_test(test_health_reports_the_store_serving_and_no_cache),
 		cmocka_unit_test(test_many_calls_in_flight_on_one_client_all_answer),
+		cmocka_unit_test(test_a_public_catalog_read_carries_its_reuse_tag),
 		cmocka_unit_test(test_the_client_reports_an_unreachable_server),
 		cmocka_unit_test(test_stopping_with_clients_connected_is_clean),
 	};

@@ -83,6 +83,38 @@ test_no_key_or_a_bad_key_is_401_with_www_authenticate(void **state)
 	assert_int_equal(post_order_rpc(SECRET, "K-open-2", 2, 1), AFF_OK);
 }
 
+/* With keys required, a catalog read is never marked reusable: its
+ * answer depends on the key being valid now, so no front end may hand it
+ * to another caller (or to this one after a revocation). */
+static void
+test_a_keyed_catalog_read_is_never_marked_reusable(void **state)
+{
+	Affiliate__V1__ListAdvertisersRequest la =
+	    AFFILIATE__V1__LIST_ADVERTISERS_REQUEST__INIT;
+	struct aff_call_result res;
+	ProtobufCMessage *resp = NULL;
+	char tok[AUTH_TOKEN_MAX];
+
+	(void)state;
+	editor_key(1, tok);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(rpc_as(tok, ADV, "ListAdvertisers", &la.base,
+		                     &resp, &res),
+		    AFF_OK);
+		assert_null(aff_call_result_metadata(&res, "x-affiliate-reuse"));
+		protobuf_c_message_free_unpacked(resp, NULL);
+		resp = NULL;
+		aff_call_result_fini(&res);
+	}
+	assert_int_equal(rpc_as(NULL, ADV, "ListAdvertisers", &la.base, &resp,
+	                     &res),
+	    AFF_UNAUTHENTICATED);
+	assert_null(aff_call_result_metadata(&res, "x-affiliate-reuse"));
+	if (resp != NULL)
+		protobuf_c_message_free_unpacked(resp, NULL);
+	aff_call_result_fini(&res);
+}
+
 /* The SQL condition "the bytes of column col do not hold text", into
  * buf: instr() on lite (col as SQLite reads it) on SQLite, position() on
  * the bytea column on PostgreSQL. */
@@ -605,6 +637,7 @@ main(void)
 		cmocka_unit_test(
 		    test_keys_are_admin_only_shown_once_and_stored_as_hashes),
 		cmocka_unit_test(test_a_revoked_key_stops_working_at_once),
+		cmocka_unit_test(test_a_keyed_catalog_read_is_never_marked_reusable),
 		cmocka_unit_test(
 		    test_an_editor_sees_and_makes_only_its_own_applications),
 		cmocka_unit_test(test_an_editor_sees_only_its_own_orders),

@@ -377,6 +377,9 @@ auth_admit(const struct auth_policy *p, store *s, const struct auth_view *v,
 		if (v->access == AUTH_ACCESS_CALLER && required)
 			return (unauthenticated(d, BEARER_REALM,
 			    "an API key is required (authorization: Bearer <key>)"));
+		/* A limit that applied left its RateLimit-* metadata. */
+		d->public_call = !required && d->n_reply_md == 0 &&
+		    (header == NULL || *header == '\0');
 		return (AFF_OK);
 	}
 	rv = key_check(s, header, &d->caller, &why);

@@ -108,6 +108,11 @@ struct auth_decision {
 	int code;
 	char message[256];
 	struct auth_caller caller;
+	/* Set by auth_admit when the answer owes nothing to who asks: an
+	 * anonymous call, no key required of it and no rate limit applied.
+	 * Only then may a front end (the bridge) reuse the reply for others
+	 * (ReplyEnvelope "x-affiliate-reuse", rpc.proto). */
+	int public_call;
 	size_t n_reply_md;
 	struct auth_md {
 		const char *key;   /* a literal */

@@ -73,6 +73,9 @@ struct rpc_call {
 	char rid[33];
 	struct store_request_key key; /* a keyed call's (has_key) */
 	int has_key;
+	int public_call;        /* the gate's rpc_gate_result.public_call */
+	char *reuse_tag;        /* "<db>:<catalog version>" of a cacheable
+	                           call, set by the cache key (arena) */
 	struct rpc_slot *slot;
 	void (*complete)(struct rpc_slot *slot, nng_msg *reply);
 };
@@ -152,6 +155,10 @@ struct rpc_gate_view {
  * (with message). The trailers go on the reply either way. */
 struct rpc_gate_result {
 	int code;
+	/* admit only: the reply owes nothing to who asked (anonymous, no key
+	 * required, no rate limit applied), so a cacheable one may be reused
+	 * by a front end for other callers (rpc.proto, "x-affiliate-reuse"). */
+	int public_call;
 	char message[256];
 	size_t n_trailers;
 	struct rpc_gate_trailer {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/evp.h>
 
@@ -279,6 +280,25 @@ put(char **p, const char *src, size_t n)
 }
 
 /*
+ * Whether the reply may be given to other callers (x-affiliate-reuse):
+ * the gate said the call owes nothing to who asked, and, checked here
+ * again from the call itself so that no policy path can get it wrong,
+ * the request named no key, no caller was recognised, and no trailer
+ * (a rate limit's RateLimit-*, a challenge) is on the reply.
+ */
+static int
+call_reusable(const struct rpc_call *call)
+{
+	if (!call->public_call || call->caller.key_id != 0 ||
+	    call->caller.role != 0 || call->n_trailers != 0)
+		return (0);
+	for (size_t i = 0; i < call->n_metadata; i++)
+		if (strcasecmp(call->metadata[i]->key, "authorization") == 0)
+			return (0);
+	return (1);
+}
+
+/*
  * The cache key of a cacheable call: the database, the catalog version,
  * the method and the request in canonical (re-packed) form:
  * "aff:rc:<db>:<version>:<service>/<method>:<packed request>". Built by
@@ -326,6 +346,14 @@ cache_key(struct rpc_call *call, const ProtobufCMessage *in, size_t *lenp)
 	put(&p, ":", 1);
 	p += protobuf_c_message_pack(in, (uint8_t *)p);
 	*lenp = (size_t)(p - key);
+	/* "<db>:<version>", the tag a reusable reply carries: the same
+	 * bytes as the key's second and third parts. */
+	if (call_reusable(call) &&
+	    (call->reuse_tag = aff_arena_alloc(&call->arena,
+	         dlen + 1 + ilen + 1)) != NULL) {
+		memcpy(call->reuse_tag, key + 7, dlen + 1 + ilen);
+		call->reuse_tag[dlen + 1 + ilen] = '\0';
+	}
 	return (key);
 }
 
@@ -407,6 +435,9 @@ call_reply(struct rpc_call *call, struct rpc_thread_env *env, int code,
 		}
 	}
 	if (key != NULL && body != NULL && cacheable_code(code)) {
+		if (call->reuse_tag != NULL)
+			rpc_call_trailer(call, "x-affiliate-reuse",
+			    call->reuse_tag);
 		lcache_put(env->lcache, key, keylen, body, blen);
 		if (cache_enabled(env->cache))
 			(void)cache_set(env->cache, key, keylen, body, blen);
@@ -575,6 +606,7 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 		memset(&gr, 0, sizeof(gr));
 		(void)env->gate.admit(env->gate.opaque, &gv, &gr);
 		call->caller = gv.caller;
+		call->public_call = gr.public_call;
 		if ((code = gate_apply(call, &gr)) != AFF_OK)
 			goto reply;
 	}
@@ -609,6 +641,9 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 			lcache_put(env->lcache, key, keylen, cached, blen);
 		}
 		if (hit == AFF_OK) {
+			if (call->reuse_tag != NULL)
+				rpc_call_trailer(call, "x-affiliate-reuse",
+				    call->reuse_tag);
 			m = reply_trailers(
 			    reply_msg(cached, blen, call->request_id), call);
 			free(cached);

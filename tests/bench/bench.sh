@@ -19,7 +19,8 @@
 #   BENCH_LOG_LEVEL (default info, what `make run` gives) is the server's
 #   and the bridge's --log-level; at any other level than warn, the cached
 #   reads are measured again with both restarted at --log-level warn, in
-#   extra rows, to show what the log costs. BENCH_PEER_DIR (default
+#   extra rows, to show what the log costs; two more rows measure the
+#   cached reads with the bridge's --read-cache off. BENCH_PEER_DIR (default
 #   ../shared/peer beside the checkout) holds the seed's app.py.
 #   BENCH_KEEP=1 keeps the logs and wrk outputs.
 #
@@ -333,6 +334,18 @@ else
 fi
 rpc_row "rpc bare nng echo" "tcp://127.0.0.1:$echo_port"
 rpc_row "rpc server GetAdvertiser(2, editor 1)" "tcp://127.0.0.1:$rpc_port"
+# The cached reads again with the bridge's read cache off (every read a
+# round trip to the server, as before it existed): what it saves.
+if [ "$have_bridge" = 1 ]; then
+	kill -TERM "$bridge_pid" 2>/dev/null
+	wait "$bridge_pid" 2>/dev/null
+	start "bridge-nocache" "$BIN/affiliate-bridge" --listen "127.0.0.1:$bridge_port" \
+		--server "tcp://127.0.0.1:$rpc_port" --log-level "$LOG_LEVEL" --read-cache off
+	bridge_pid=$last_pid
+	wait_port bridge "$last_pid" "$bridge_port"
+	http_row "http bridge /advertisers/2 (cache off)" "$bridge_url/advertisers/2?editor_id=1"
+	http_row "http bridge /advertisers (cache off)" "$bridge_url/advertisers?editor_id=1"
+fi
 if [ "$LOG_LEVEL" != warn ]; then
 	stop_stack
 	start_stack warn
