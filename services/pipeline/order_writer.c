@@ -36,16 +36,16 @@ struct order_writer {
 	int stopping, writer_done;
 	/* The writer's own figures (only its thread writes them before the
 	 * join): how the load is grouped and where a batch's time goes. */
-	uint64_t batches, orders, sql_us, commit_us;
+	uint64_t batches, orders, sql_us, sql_cpu_us, commit_us;
 	uint64_t sizes[SIZE_BUCKETS];
 };
 
 static uint64_t
-mono_us(void)
+clock_us(clockid_t id)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(id, &ts);
 	return ((uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
 }
 
@@ -73,15 +73,18 @@ writer_log_stats(const order_writer *w)
 			    " %u-%u:%llu", lo, hi, (unsigned long long)w->sizes[i]);
 	}
 	aff_info("orders: %llu in %llu batches (mean %.1f); sizes%s; "
-	         "per batch %llu us of statements, %llu us of commit",
+	         "per batch %llu us of statements (%llu us on CPU), "
+	         "%llu us of commit",
 	    (unsigned long long)w->orders, (unsigned long long)w->batches,
 	    (double)w->orders / (double)w->batches, sizes,
 	    (unsigned long long)(w->sql_us / w->batches),
+	    (unsigned long long)(w->sql_cpu_us / w->batches),
 	    (unsigned long long)(w->commit_us / w->batches));
 }
 
+/* t0..t1 the statements (c0..c1 of the thread's CPU), t1..t2 the commit. */
 static void
-writer_count(order_writer *w, int n, uint64_t t0, uint64_t t1, uint64_t t2)
+writer_count(order_writer *w, int n, const uint64_t t[3], const uint64_t c[2])
 {
 	int b = 0;
 
@@ -90,8 +93,9 @@ writer_count(order_writer *w, int n, uint64_t t0, uint64_t t1, uint64_t t2)
 	w->sizes[b]++;
 	w->batches++;
 	w->orders += (uint64_t)n;
-	w->sql_us += t1 - t0;
-	w->commit_us += t2 - t1;
+	w->sql_us += t[1] - t[0];
+	w->sql_cpu_us += c[1] - c[0];
+	w->commit_us += t[2] - t[1];
 }
 
 /*
@@ -129,7 +133,7 @@ writer_main(void *arg)
 {
 	order_writer *w = arg;
 	struct owrite *batch, *r;
-	uint64_t t0, t1;
+	uint64_t t[3], c[2];
 	int n, rv;
 
 	for (;;) {
@@ -150,7 +154,8 @@ writer_main(void *arg)
 		r->next = NULL;
 		pthread_mutex_unlock(&w->mtx);
 
-		t0 = mono_us();
+		t[0] = clock_us(CLOCK_MONOTONIC);
+		c[0] = clock_us(CLOCK_THREAD_CPUTIME_ID);
 		rv = w->s->ops->batch_begin(w->s);
 		for (r = batch; r != NULL && rv == AFF_OK; r = r->next) {
 			r->rv = w->s->ops->order_put(
@@ -164,14 +169,16 @@ writer_main(void *arg)
 				rv = r->rv;
 		}
 		/* Nothing is answered as stored before the commit is. */
-		t1 = mono_us();
+		t[1] = clock_us(CLOCK_MONOTONIC);
+		c[1] = clock_us(CLOCK_THREAD_CPUTIME_ID);
 		if ((rv = w->s->ops->batch_end(w->s, rv)) != AFF_OK) {
 			aff_error("orders: a batch of %d did not commit: %s", n,
 			    aff_strerror(rv));
 			for (r = batch; r != NULL; r = r->next)
 				r->rv = rv;
 		}
-		writer_count(w, n, t0, t1, mono_us());
+		t[2] = clock_us(CLOCK_MONOTONIC);
+		writer_count(w, n, t, c);
 		for (r = batch; r->next != NULL; r = r->next)
 			;
 		pthread_mutex_lock(&w->mtx);
