@@ -499,8 +499,6 @@ call_route(struct http_call *hc, const struct route_match *m)
 	struct aff_call_result res;
 	ProtobufCMessage *req, *reply;
 	const char *auth;
-	uint8_t *buf;
-	size_t len;
 	int st, cacheable;
 	struct keep keep = { 0 };
 	struct readcache_answer hit;
@@ -531,11 +529,6 @@ call_route(struct http_call *hc, const struct route_match *m)
 		return (st);
 	if (r->body != ROUTE_BODY_NONE && (st = call_body(hc, r, req)) != 0)
 		return (st);
-	len = protobuf_c_message_get_packed_size(req);
-	if ((buf = aff_arena_alloc(&hc->arena, len)) == NULL)
-		return (call_error(hc, 500, "INTERNAL", "out of memory"));
-	protobuf_c_message_pack(req, buf);
-
 	opts.request_id = hc->request_id;
 	opts.timeout_ms = hc->b->cfg.timeout_ms;
 	/* Every route is a read, a webhook stored once per order_id, or
@@ -555,8 +548,10 @@ call_route(struct http_call *hc, const struct route_match *m)
 	if ((auth = mg_get_header(hc->conn, "Authorization")) != NULL)
 		meta[opts.n_metadata++] =
 		    (struct aff_metadata){ "authorization", auth };
-	st = aff_client_invoke(hc->b->client, r->service->name, r->rpc, buf, len,
-	    &opts, &res);
+	/* Packed straight into the request envelope: a webhook's body is
+	 * copied once more here, into the message sent, not twice. */
+	st = aff_client_invoke_message(hc->b->client, r->service->name, r->rpc,
+	    req, &opts, &res);
 	/* A write that may have changed the catalog (whatever it answered:
 	 * a timeout may still have committed) drops every kept answer. */
 	if (strcmp(r->method, "GET") != 0 && route_cache(r) != ROUTE_CACHE_KEEP)

@@ -330,22 +330,55 @@ aff_call_result_metadata(const struct aff_call_result *res, const char *key)
 }
 
 /* Builds the request message; returns AFF_OK or an error code. */
+/* The request: its packed bytes, or the message, packed straight into
+ * the envelope (one copy of a webhook's body, not two). */
+struct client_req {
+	const uint8_t *payload;
+	size_t len;
+	const ProtobufCMessage *msg; /* when set, payload is unused */
+};
+
+/* A varint's bytes at p (NULL: only counted); returns how many. */
+static size_t
+client_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	do {
+		if (p != NULL)
+			p[n] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		n++;
+		v >>= 7;
+	} while (v != 0);
+	return (n);
+}
+
+/*
+ * The envelope in one message allocated to its size. A message request
+ * is packed in place as the envelope's payload (field 3, length-
+ * delimited), written after the other fields: protobuf readers take
+ * fields in any order, and the bytes of a field are the same wherever it
+ * stands, so the server reads the same envelope as with payload set.
+ */
 static int
 client_request_msg(const char *service, const char *method,
-    const uint8_t *payload, size_t len, const char *request_id,
-    int timeout_ms, const struct aff_call_opts *opts, nng_msg **mp)
+    const struct client_req *rq, const char *request_id, int timeout_ms,
+    const struct aff_call_opts *opts, nng_msg **mp)
 {
 	Affiliate__V1__RequestEnvelope env =
 	    AFFILIATE__V1__REQUEST_ENVELOPE__INIT;
 	Affiliate__V1__MetadataEntry *md = NULL, **mdp = NULL;
 	size_t n_md = opts != NULL ? opts->n_metadata : 0;
 	nng_msg *m;
-	size_t sz;
+	size_t sz, body = 0, head = 0;
 
 	env.service = (char *)service;
 	env.method = (char *)method;
-	env.payload.data = (uint8_t *)payload;
-	env.payload.len = len;
+	if (rq->msg == NULL) {
+		env.payload.data = (uint8_t *)rq->payload;
+		env.payload.len = rq->len;
+	} else if ((body = protobuf_c_message_get_packed_size(rq->msg)) > 0)
+		head = 1 + client_varint(NULL, body); /* tag 3 << 3 | 2: 1 byte */
 	env.request_id = (char *)request_id;
 	/* Relative, as gRPC's grpc-timeout: the server counts it on its own
 	 * clock from when the request arrives, so clocks need not agree. */
@@ -368,12 +401,19 @@ client_request_msg(const char *service, const char *method,
 		env.metadata = mdp;
 	}
 	sz = affiliate__v1__request_envelope__get_packed_size(&env);
-	if (nng_msg_alloc(&m, sz) != 0) {
+	if (nng_msg_alloc(&m, sz + head + body) != 0) {
 		free(md);
 		free(mdp);
 		return (AFF_RESOURCE_EXHAUSTED);
 	}
 	affiliate__v1__request_envelope__pack(&env, nng_msg_body(m));
+	if (head > 0) {
+		uint8_t *p = (uint8_t *)nng_msg_body(m) + sz;
+
+		p[0] = (3 << 3) | 2;
+		client_varint(p + 1, body);
+		protobuf_c_message_pack(rq->msg, p + head);
+	}
 	free(md);
 	free(mdp);
 	*mp = m;
@@ -578,9 +618,9 @@ client_fail(struct aff_call_result *res, int rv)
 	}
 }
 
-int
-aff_client_invoke(aff_client *c, const char *service, const char *method,
-    const uint8_t *payload, size_t len, const struct aff_call_opts *opts,
+static int
+client_invoke(aff_client *c, const char *service, const char *method,
+    const struct client_req *rq, const struct aff_call_opts *opts,
     struct aff_call_result *res)
 {
 	int timeout, rv = AFF_UNAVAILABLE, sent, k, any_sent = 0, tries = 0;
@@ -628,8 +668,8 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 		}
 		tried |= 1u << k;
 		tries++;
-		if ((rv = client_request_msg(service, method, payload, len,
-		         request_id, left, opts, &m)) != AFF_OK)
+		if ((rv = client_request_msg(service, method, rq, request_id,
+		         left, opts, &m)) != AFF_OK)
 			return (result_set(res, rv, "cannot build the request"));
 		if (c->pool.servers[k].direct) {
 			rv = client_try_direct(c, k, m, deadline, &rep, &rlen, &sent);
@@ -680,14 +720,32 @@ aff_client_invoke(aff_client *c, const char *service, const char *method,
 }
 
 int
+aff_client_invoke(aff_client *c, const char *service, const char *method,
+    const uint8_t *payload, size_t len, const struct aff_call_opts *opts,
+    struct aff_call_result *res)
+{
+	const struct client_req rq = { .payload = payload, .len = len };
+
+	return (client_invoke(c, service, method, &rq, opts, res));
+}
+
+int
+aff_client_invoke_message(aff_client *c, const char *service,
+    const char *method, const ProtobufCMessage *req,
+    const struct aff_call_opts *opts, struct aff_call_result *res)
+{
+	const struct client_req rq = { .msg = req };
+
+	return (client_invoke(c, service, method, &rq, opts, res));
+}
+
+int
 aff_client_call(aff_client *c, const ProtobufCServiceDescriptor *svc,
     const char *method, const ProtobufCMessage *req,
     const struct aff_call_opts *opts, ProtobufCMessage **resp,
     struct aff_call_result *res)
 {
 	const ProtobufCMethodDescriptor *md;
-	uint8_t stackbuf[512], *buf = stackbuf;
-	size_t len;
 	int rv;
 
 	*resp = NULL;
@@ -696,15 +754,7 @@ aff_client_call(aff_client *c, const ProtobufCServiceDescriptor *svc,
 		memset(res, 0, sizeof(*res));
 		return (result_set(res, AFF_INVALID_ARGUMENT, "no such method"));
 	}
-	len = protobuf_c_message_get_packed_size(req);
-	if (len > sizeof(stackbuf) && (buf = malloc(len)) == NULL) {
-		memset(res, 0, sizeof(*res));
-		return (result_set(res, AFF_RESOURCE_EXHAUSTED, "out of memory"));
-	}
-	protobuf_c_message_pack(req, buf);
-	rv = aff_client_invoke(c, svc->name, method, buf, len, opts, res);
-	if (buf != stackbuf)
-		free(buf);
+	rv = aff_client_invoke_message(c, svc->name, method, req, opts, res);
 	if (res->payload != NULL || rv == AFF_OK) {
 		*resp = protobuf_c_message_unpack(
 		    md->output, NULL, res->payload_len, res->payload);

@@ -151,6 +151,16 @@ int aff_client_invoke(aff_client *c, const char *service, const char *method,
     struct aff_call_result *res);
 
 /*
+ * aff_client_invoke with the request as a message: packed straight into
+ * the request envelope (no packed copy of its own first; a webhook's body
+ * is copied once, into the message sent). req must stay unchanged during
+ * the call: a retry packs it again, to the same bytes.
+ */
+int aff_client_invoke_message(aff_client *c, const char *service,
+    const char *method, const ProtobufCMessage *req,
+    const struct aff_call_opts *opts, struct aff_call_result *res);
+
+/*
  * Typed form: packs req, calls svc's method, and on AFF_OK unpacks the
  * reply into *resp (caller frees with protobuf_c_message_free_unpacked(*resp,
  * NULL)). On an error status *resp is NULL unless the error carried a

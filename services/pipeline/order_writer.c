@@ -2,12 +2,16 @@
 #include "order_writer.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "aff_err.h"
 #include "aff_log.h"
 
 #define BATCH_MAX 512
+/* Batch sizes are counted in powers of two: 1, 2-3, 4-7, ..., 512. */
+#define SIZE_BUCKETS 10
 
 struct owrite {
 	const struct store_order_in *in;
@@ -30,7 +34,69 @@ struct order_writer {
 	struct owrite *head, *tail;       /* to write */
 	struct owrite *dhead, *dtail;     /* written, to answer */
 	int stopping, writer_done;
+	/* The writer's own figures (only its thread writes them before the
+	 * join): how the load is grouped and where a batch's time goes. */
+	uint64_t batches, orders, sql_us, sql_cpu_us, commit_us;
+	uint64_t sizes[SIZE_BUCKETS];
 };
+
+static uint64_t
+clock_us(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
+}
+
+/* One info line at stop: the batch size distribution and the time a batch
+ * spends in its statements and in its commit (the fsync), so a benchmark
+ * can tell a disk-bound writer from a small-batch one. */
+static void
+writer_log_stats(const order_writer *w)
+{
+	char sizes[256];
+	size_t off = 0;
+	int i;
+
+	if (w->batches == 0)
+		return;
+	for (i = 0; i < SIZE_BUCKETS && off < sizeof(sizes); i++) {
+		unsigned lo = 1u << i, hi = (2u << i) - 1;
+		if (w->sizes[i] == 0)
+			continue;
+		if (lo == hi)
+			off += (size_t)snprintf(sizes + off, sizeof(sizes) - off,
+			    " %u:%llu", lo, (unsigned long long)w->sizes[i]);
+		else
+			off += (size_t)snprintf(sizes + off, sizeof(sizes) - off,
+			    " %u-%u:%llu", lo, hi, (unsigned long long)w->sizes[i]);
+	}
+	aff_info("orders: %llu in %llu batches (mean %.1f); sizes%s; "
+	         "per batch %llu us of statements (%llu us on CPU), "
+	         "%llu us of commit",
+	    (unsigned long long)w->orders, (unsigned long long)w->batches,
+	    (double)w->orders / (double)w->batches, sizes,
+	    (unsigned long long)(w->sql_us / w->batches),
+	    (unsigned long long)(w->sql_cpu_us / w->batches),
+	    (unsigned long long)(w->commit_us / w->batches));
+}
+
+/* t0..t1 the statements (c0..c1 of the thread's CPU), t1..t2 the commit. */
+static void
+writer_count(order_writer *w, int n, const uint64_t t[3], const uint64_t c[2])
+{
+	int b = 0;
+
+	while (b < SIZE_BUCKETS - 1 && (2 << b) <= n)
+		b++;
+	w->sizes[b]++;
+	w->batches++;
+	w->orders += (uint64_t)n;
+	w->sql_us += t[1] - t[0];
+	w->sql_cpu_us += c[1] - c[0];
+	w->commit_us += t[2] - t[1];
+}
 
 /*
  * Answers committed writes on a thread of its own, so the writer starts
@@ -67,6 +133,7 @@ writer_main(void *arg)
 {
 	order_writer *w = arg;
 	struct owrite *batch, *r;
+	uint64_t t[3], c[2];
 	int n, rv;
 
 	for (;;) {
@@ -87,6 +154,8 @@ writer_main(void *arg)
 		r->next = NULL;
 		pthread_mutex_unlock(&w->mtx);
 
+		t[0] = clock_us(CLOCK_MONOTONIC);
+		c[0] = clock_us(CLOCK_THREAD_CPUTIME_ID);
 		rv = w->s->ops->batch_begin(w->s);
 		for (r = batch; r != NULL && rv == AFF_OK; r = r->next) {
 			r->rv = w->s->ops->order_put(
@@ -100,12 +169,16 @@ writer_main(void *arg)
 				rv = r->rv;
 		}
 		/* Nothing is answered as stored before the commit is. */
+		t[1] = clock_us(CLOCK_MONOTONIC);
+		c[1] = clock_us(CLOCK_THREAD_CPUTIME_ID);
 		if ((rv = w->s->ops->batch_end(w->s, rv)) != AFF_OK) {
 			aff_error("orders: a batch of %d did not commit: %s", n,
 			    aff_strerror(rv));
 			for (r = batch; r != NULL; r = r->next)
 				r->rv = rv;
 		}
+		t[2] = clock_us(CLOCK_MONOTONIC);
+		writer_count(w, n, t, c);
 		for (r = batch; r->next != NULL; r = r->next)
 			;
 		pthread_mutex_lock(&w->mtx);
@@ -177,6 +250,7 @@ order_writer_stop(order_writer *w)
 	}
 	if (w->started_answerer)
 		pthread_join(w->answerer, NULL);
+	writer_log_stats(w);
 	pthread_cond_destroy(&w->done);
 	store_close(w->s);
 	pthread_cond_destroy(&w->work);

@@ -306,6 +306,14 @@ fi
 if ! kill -0 "$server_pid" 2>/dev/null || ! kill -0 "$bridge_pid" 2>/dev/null; then
 	notes+=("the server or the bridge exited during the run (logs below)")
 fi
+# The order writer logs its batch sizes and a batch's statement and
+# commit time when it stops: stop the server now to read them.
+kill -TERM "$server_pid" 2>/dev/null
+for i in $(seq 1 100); do
+	kill -0 "$server_pid" 2>/dev/null || break
+	sleep 0.05
+done
+batch_line=$(sed -n 's/.* orders: \([0-9]* in [0-9]* batches.*\)/\1/p' "$work/server.log" | tail -n 1)
 for name in server bridge; do
 	# The one bad signature sent by the check above is expected.
 	# info and debug lines (one a request at info) are not news.
@@ -328,6 +336,7 @@ done
 ops=$(awk -v c="$created" -v s="$SECS" 'BEGIN { printf "%.0f", c / s }')
 verdict=$(awk -v o="$ops" -v t="$TARGET_RATE" 'BEGIN { print (o >= t ? "meets" : "misses") }')
 echo "new orders stored: $created in ${SECS} s = $ops orders/s ($verdict the target of $TARGET_RATE)"
+[ -z "$batch_line" ] || echo "order writer (warm-up and run): $batch_line"
 echo "$cpu_line"
 for n in "${notes[@]}"; do
 	echo "note: $n"

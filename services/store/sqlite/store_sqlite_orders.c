@@ -36,7 +36,7 @@
 	    "INSERT INTO orders (order_id, advertiser_id, editor_id,"          \
 	    " amount_cents, commission_cents, currency, status, created_at,"   \
 	    " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)"         \
-	    " ON CONFLICT (order_id) DO NOTHING RETURNING " ORDER_COLUMNS)     \
+	    " ON CONFLICT (order_id) DO NOTHING")                              \
 	X(ST_ORDER_MOVE, "UPDATE orders SET status = ?2, updated_at = ?3,"     \
 	                 " rev = rev + 1 WHERE order_id = ?1"                  \
 	                 " RETURNING " ORDER_COLUMNS)                          \
@@ -191,6 +191,39 @@ webhook_id_claim(sqlite_store *s, const struct store_order_in *in,
 	                     : rv == AFF_NOT_FOUND ? AFF_INTERNAL : rv);
 }
 
+/*
+ * The order just inserted, from what was bound: a RETURNING clause would
+ * read back the same values through an ephemeral table that SQLite opens
+ * and frees per statement (measured with callgrind: a fifth of the
+ * instructions of a new order in a group-commit batch).
+ */
+static int
+order_inserted(const struct store_order_in *in, const char *status,
+    int64_t now_s, aff_arena *a, Affiliate__V1__Order **out)
+{
+	Affiliate__V1__Order *o;
+	char at[32];
+
+	if ((o = aff_arena_alloc(a, sizeof(*o))) == NULL)
+		return (AFF_RESOURCE_EXHAUSTED);
+	affiliate__v1__order__init(o);
+	aff_time_rfc3339(now_s, at);
+	o->order_id = aff_arena_strdup(a, in->order_id);
+	o->advertiser_id = in->advertiser_id;
+	o->editor_id = in->editor_id;
+	o->amount_cents = in->amount_cents;
+	o->commission_cents = in->commission_cents;
+	o->currency = aff_arena_strdup(a, in->currency);
+	o->status = aff_arena_strdup(a, status);
+	o->created_at = aff_arena_strdup(a, at);
+	o->updated_at = o->created_at;
+	if (o->order_id == NULL || o->currency == NULL || o->status == NULL ||
+	    o->created_at == NULL)
+		return (AFF_RESOURCE_EXHAUSTED);
+	*out = o;
+	return (AFF_OK);
+}
+
 /* The work of order_put, inside a transaction or savepoint. */
 static int
 order_put_tx(sqlite_store *s, const struct store_order_in *in, aff_arena *a,
@@ -225,11 +258,16 @@ order_put_tx(sqlite_store *s, const struct store_order_in *in, aff_arena *a,
 	sqlite3_bind_text(
 	    st, 7, status != NULL ? status : "pending", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 8, now_s);
-	rv = store_sqlite_one_row(s, st, row_order, a, out, "order insert");
-	if (rv == AFF_OK) {
+	rv = store_sqlite_step_write(s, st, "order insert");
+	if (rv == AFF_OK && sqlite3_changes(s->db) == 1) {
 		*outcome = STORE_ORDER_CREATED;
+		if ((rv = order_inserted(in, status != NULL ? status : "pending",
+		         now_s, a, out)) != AFF_OK)
+			return (rv);
 		return (order_event(s, in->order_id, (*out)->status, now_s));
 	}
+	if (rv == AFF_OK)
+		rv = AFF_NOT_FOUND; /* the order_id is stored: read it below */
 	/* The foreign keys check the ids (no read on the request path); the
 	 * rare refusal says which. */
 	if (rv == AFF_INVALID_ARGUMENT &&
