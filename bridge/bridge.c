@@ -378,7 +378,7 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 		    cfg->server_url, aff_strerror(rv));
 		goto failed_client;
 	}
-	if ((b->openapi = openapi_build()) == NULL) {
+	if ((b->openapi = openapi_build(cfg->listen, tls)) == NULL) {
 		rv = AFF_RESOURCE_EXHAUSTED;
 		goto failed_openapi;
 	}
