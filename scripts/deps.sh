@@ -36,7 +36,13 @@ dev=(
 	prometheus
 	# test_install checks the systemd units with systemd-analyze verify
 	systemd
+	# test_openapi checks live answers against /openapi.json with
+	# jsonschema; test_openapi_lint runs Redocly CLI through npx
+	python3-jsonschema nodejs
 )
+# npm (npx) unless Node.js came with its own, as NodeSource's does (its
+# nodejs conflicts with Debian's npm).
+command -v npx >/dev/null 2>&1 || dev+=(npm)
 for extra in "$@"; do
 	case $extra in
 	# clang's libFuzzer runtime is only a Recommends of clang, which
