@@ -20,6 +20,7 @@
 #include "affiliate/v1/admin.pb-c.h"
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "affiliate/v1/health.pb-c.h"
+#include "cli_rpc.h"
 
 static const char usage[] =
     "usage: affiliate [--url URL] [--timeout MS] [--request-id ID] COMMAND\n"
@@ -41,6 +42,10 @@ static const char usage[] =
     "  keys create --editor E | --admin    (admin; prints the key once)\n"
     "  keys list                           (admin)\n"
     "  keys revoke ID                      (admin)\n"
+    "  rpc [SERVICE [METHOD [TEXT-PROTO|-]]]   any method, the request in\n"
+    "                                      protobuf text format ('-': stdin),\n"
+    "                                      the reply printed so; --hex adds\n"
+    "                                      the payloads' bytes as # lines\n"
     "Lists print next_after: pass it as --after for the next page (0: none).\n"
     "Exit status: 0 done, 1 the server answered an error (JSON on stdout),\n"
     "2 a usage error (nothing was sent).\n"
@@ -67,6 +72,7 @@ struct cli {
 	const char *after_text;
 	int plain;
 	int admin;
+	int hex;
 	int64_t grace;
 	int argc;
 	char **argv; /* the positional words */
@@ -609,6 +615,7 @@ main(int argc, char **argv)
 		{ "timestamp", no_argument, NULL, 'T' },
 		{ "admin", no_argument, NULL, 'M' },
 		{ "grace", required_argument, NULL, 'g' },
+		{ "hex", no_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -645,6 +652,9 @@ main(int argc, char **argv)
 			break;
 		case 'M':
 			c.admin = 1;
+			break;
+		case 'x':
+			c.hex = 1;
 			break;
 		case 'g':
 			if (aff_parse_int64(optarg, 0, 30 * 86400, &c.grace) != AFF_OK)
@@ -704,5 +714,9 @@ main(int argc, char **argv)
 		return (cmd_webhook(&c));
 	if (strcmp(c.argv[0], "keys") == 0)
 		return (cmd_keys(&c));
+	if (strcmp(c.argv[0], "rpc") == 0) {
+		struct cli_rpc_opts ro = { c.url, c.request_id, c.timeout_ms, c.hex };
+		return (cli_rpc(&ro, c.argc - 1, c.argv + 1));
+	}
 	return (usage_error("unknown command '%s'", c.argv[0]));
 }
