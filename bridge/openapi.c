@@ -9,6 +9,7 @@
 
 #include "aff_err.h"
 #include "aff_json.h"
+#include "aff_status.h"
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "routes.h"
 
@@ -21,36 +22,37 @@ struct oa {
 };
 
 /*
- * Status fields are strings in the messages (the store keeps them as
- * text); their values are the store's rules, which the descriptors do not
- * carry. A message field named here gets the enum; a new status field
- * gets one by a row here.
+ * Status fields are strings in the messages (README, The RPC protocol);
+ * their words are status.proto's enums (aff_status.h). A message's
+ * "status" field takes the enum of the resource its name says:
+ * Application, ListApplicationsRequest, or a later UpdateAdvertiserRequest
+ * each get theirs with no row here.
  */
 static const struct {
-	const char *message, *field;
-	const char *values[5];
+	const char *stem;
+	const ProtobufCEnumDescriptor *d;
 } status_enums[] = {
-	{ "Advertiser", "status", { "active", "paused" } },
-	{ "Application", "status", { "pending", "approved", "rejected" } },
-	{ "ListApplicationsRequest", "status",
-	    { "pending", "approved", "rejected" } },
-	{ "Order", "status", { "pending", "approved", "declined" } },
-	{ "ListOrdersRequest", "status", { "pending", "approved", "declined" } },
+	{ "Application", AFF_APPLICATION_STATUS },
+	{ "Advertiser", AFF_ADVERTISER_STATUS },
+	{ "Order", AFF_ORDER_STATUS },
 };
 
-static json_t *status_enum(const char *message, const char *field)
+static json_t *
+status_enum(const char *message, const char *field)
 {
+	const char *w;
 	json_t *a;
 
+	if (strcmp(field, "status") != 0)
+		return (NULL);
 	for (size_t i = 0; i < sizeof(status_enums) / sizeof(status_enums[0]);
 	     i++) {
-		if (strcmp(status_enums[i].message, message) != 0 ||
-		    strcmp(status_enums[i].field, field) != 0)
+		if (strstr(message, status_enums[i].stem) == NULL)
 			continue;
 		a = json_array();
-		for (size_t k = 0; k < 5 && status_enums[i].values[k] != NULL; k++)
-			json_array_append_new(
-			    a, json_string(status_enums[i].values[k]));
+		for (int v = 1; (w = aff_status_word(status_enums[i].d, v)) != NULL;
+		     v++)
+			json_array_append_new(a, json_string(w));
 		return (a);
 	}
 	return (NULL);
