@@ -387,7 +387,7 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 		if ((rv = readcache_open(&ro, b->client, &b->rcache)) != AFF_OK)
 			goto failed_readcache;
 	}
-	if ((b->openapi = openapi_build()) == NULL) {
+	if ((b->openapi = openapi_build(cfg->listen, tls)) == NULL) {
 		rv = AFF_RESOURCE_EXHAUSTED;
 		goto failed_openapi;
 	}

@@ -6,7 +6,8 @@
 #ifndef OPENAPI_H
 #define OPENAPI_H
 
-/* Returns the JSON text (caller free()s), or NULL out of memory. */
-char *openapi_build(void);
+/* Returns the JSON text (caller free()s), or NULL out of memory. listen
+ * (--listen) and tls give the servers entry's default URL. */
+char *openapi_build(const char *listen, int tls);
 
 #endif /* OPENAPI_H */

@@ -22,6 +22,7 @@ struct cli {
 	int standard;           /* webhook sign --standard */
 	const char *webhook_id; /* its --id */
 	int admin;
+	int hex;                /* rpc --hex: the payloads' bytes too */
 	int64_t grace;
 	const char *state; /* jobs list --state */
 	int all_dead;      /* jobs retry --all-dead */

@@ -22,6 +22,7 @@
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "affiliate/v1/health.pb-c.h"
 #include "cli.h"
+#include "cli_rpc.h"
 
 static const char usage[] =
     "usage: affiliate [--url URL] [--timeout MS] [--request-id ID] COMMAND\n"
@@ -50,6 +51,10 @@ static const char usage[] =
     "                                      (admin; each job with its last error)\n"
     "  jobs retry ID | --all-dead          (admin; a dead job queued again,\n"
     "                                      its application pending again)\n"
+    "  rpc [SERVICE [METHOD [TEXT-PROTO|-]]]   any method, the request in\n"
+    "                                      protobuf text format ('-': stdin),\n"
+    "                                      the reply printed so; --hex adds\n"
+    "                                      the payloads' bytes as # lines\n"
     "Lists print next_after: pass it as --after for the next page (0: none).\n"
     "Exit status: 0 done, 1 the server answered an error (JSON on stdout),\n"
     "2 a usage error (nothing was sent).\n"
@@ -611,6 +616,7 @@ main(int argc, char **argv)
 		{ "grace", required_argument, NULL, 'g' },
 		{ "state", required_argument, NULL, 'S' },
 		{ "all-dead", no_argument, NULL, 'D' },
+		{ "hex", no_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -659,6 +665,9 @@ main(int argc, char **argv)
 			break;
 		case 'I':
 			c.webhook_id = optarg;
+			break;
+		case 'x':
+			c.hex = 1;
 			break;
 		case 'g':
 			if (aff_parse_int64(optarg, 0, 30 * 86400, &c.grace) != AFF_OK)
@@ -720,5 +729,9 @@ main(int argc, char **argv)
 		return (cmd_keys(&c));
 	if (strcmp(c.argv[0], "jobs") == 0)
 		return (cmd_jobs(&c));
+	if (strcmp(c.argv[0], "rpc") == 0) {
+		struct cli_rpc_opts ro = { c.url, c.request_id, c.timeout_ms, c.hex };
+		return (cli_rpc(&ro, c.argc - 1, c.argv + 1));
+	}
 	return (usage_error("unknown command '%s'", c.argv[0]));
 }

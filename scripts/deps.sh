@@ -41,7 +41,13 @@ dev=(
 	# shell tests read JSON answers (jq) and compute signatures and
 	# validate answers with code that is not ours (python3)
 	jq python3
+	# test_openapi checks live answers against /openapi.json with
+	# jsonschema; test_openapi_lint runs Redocly CLI through npx
+	python3-jsonschema nodejs
 )
+# npm (npx) unless Node.js came with its own, as NodeSource's does (its
+# nodejs conflicts with Debian's npm).
+command -v npx >/dev/null 2>&1 || dev+=(npm)
 for extra in "$@"; do
 	case $extra in
 	# clang's libFuzzer runtime is only a Recommends of clang, which
