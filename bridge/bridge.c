@@ -22,6 +22,7 @@
 #include "aff_client.h"
 #include "aff_err.h"
 #include "aff_log.h"
+#include "aff_metrics.h"
 #include "aff_sp.h"
 #include "aff_util.h"
 #include "bridge_priv.h"
@@ -70,6 +71,7 @@ static void
 bridge_metrics(struct http_call *hc)
 {
 	char client[64], *text;
+	struct aff_mbuf mb;
 	size_t len;
 
 	if (hc->b->exposed || proxy_client_address(&hc->b->proxies, hc->ri,
@@ -85,7 +87,9 @@ bridge_metrics(struct http_call *hc)
 		    hc->ri->request_method);
 		return;
 	}
-	if (metrics_render(&text, &len) != 0) {
+	aff_mbuf_init(&mb);
+	metrics_write(&mb);
+	if (aff_mbuf_take(&mb, &text, &len) != 0) {
 		call_error(hc, 500, "INTERNAL", "out of memory");
 		return;
 	}
