@@ -22,7 +22,6 @@
 #include "aff_client.h"
 #include "aff_err.h"
 #include "aff_log.h"
-#include "aff_metrics.h"
 #include "aff_sp.h"
 #include "aff_util.h"
 #include "bridge_priv.h"
@@ -37,6 +36,7 @@
 #include "openapi.h"
 #include "proxy.h"
 #include "routes.h"
+#include "scrape.h"
 #include "tls.h"
 
 /* civetweb's max_request_size: its buffer for the request line and the
@@ -71,7 +71,6 @@ static void
 bridge_metrics(struct http_call *hc)
 {
 	char client[64], *text;
-	struct aff_mbuf mb;
 	size_t len;
 
 	if (hc->b->exposed || proxy_client_address(&hc->b->proxies, hc->ri,
@@ -87,9 +86,7 @@ bridge_metrics(struct http_call *hc)
 		    hc->ri->request_method);
 		return;
 	}
-	aff_mbuf_init(&mb);
-	metrics_write(&mb);
-	if (aff_mbuf_take(&mb, &text, &len) != 0) {
+	if (scrape_render(hc->b, hc->request_id, &text, &len) != 0) {
 		call_error(hc, 500, "INTERNAL", "out of memory");
 		return;
 	}
@@ -382,6 +379,8 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 		    cfg->server_url, aff_strerror(rv));
 		goto failed_client;
 	}
+	if ((rv = scrape_open(b)) != AFF_OK)
+		goto failed_scrape;
 	if ((b->openapi = openapi_build()) == NULL) {
 		rv = AFF_RESOURCE_EXHAUSTED;
 		goto failed_openapi;
@@ -473,6 +472,8 @@ failed_start:
 failed_edge:
 	free(b->openapi);
 failed_openapi:
+	scrape_close(b);
+failed_scrape:
 	aff_client_close(b->client);
 failed_client:
 failed_settings:
@@ -489,6 +490,7 @@ bridge_stop(bridge *b)
 	mg_stop(b->ctx);
 	edge_free(b->edge);
 	mg_exit_library();
+	scrape_close(b);
 	aff_client_close(b->client);
 	free(b->openapi);
 	free(b);

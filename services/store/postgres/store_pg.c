@@ -787,6 +787,7 @@ const struct store_ops store_pg_ops = {
 	.job_finish = store_pg_job_finish,
 	.job_extend = store_pg_job_extend,
 	.jobs_resume = store_pg_jobs_resume,
+	.jobs_stats = store_pg_jobs_stats,
 	.order_put = store_pg_order_put,
 	.order_list = store_pg_order_list,
 	.orders_uncached = store_pg_orders_uncached,

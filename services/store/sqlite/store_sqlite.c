@@ -520,6 +520,7 @@ const struct store_ops store_sqlite_ops = {
 	.job_finish = store_sqlite_job_finish,
 	.job_extend = store_sqlite_job_extend,
 	.jobs_resume = store_sqlite_jobs_resume,
+	.jobs_stats = store_sqlite_jobs_stats,
 	.order_put = store_sqlite_order_put,
 	.order_list = store_sqlite_order_list,
 	.orders_uncached = store_sqlite_orders_uncached,

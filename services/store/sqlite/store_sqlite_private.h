@@ -198,6 +198,8 @@ int store_sqlite_job_finish(store *s, const Affiliate__V1__JobResult *r,
 int store_sqlite_job_extend(store *s, int64_t job_id, const char *token,
     int64_t now_ms, const struct store_job_policy *p);
 int store_sqlite_jobs_resume(store *s, int64_t now_ms, int *n);
+int store_sqlite_jobs_stats(store *s, int64_t now_ms,
+    struct store_jobs_stats *out);
 
 int store_sqlite_order_put(store *s, const struct store_order_in *in,
     aff_arena *a, Affiliate__V1__Order **out,
