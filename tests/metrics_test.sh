@@ -18,10 +18,12 @@ work=$(mktemp -d /tmp/affiliate-metrics-XXXXXX)
 run_pid=
 bridge_pids=
 . "$(dirname "$0")/tap.sh"
+. "$(dirname "$0")/backend.sh"
 
 cleanup() {
 	[ -n "$run_pid" ] && kill -9 -- "-$run_pid" 2>/dev/null
 	for p in $bridge_pids; do kill -9 "$p" 2>/dev/null; done
+	backend_stop
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -30,6 +32,10 @@ if ! command -v promtool >/dev/null; then
 	echo "1..0 # SKIP promtool missing (scripts/deps.sh installs prometheus)"
 	exit 0
 fi
+
+# The server's store: AFFILIATE_TEST_BACKEND (tests/backend.sh); on
+# PostgreSQL the outbox counts come from store_pg_jobs.c's query.
+backend_start || { not_ok "the test's PostgreSQL starts"; tap_done; exit; }
 
 rpc_port=$(free_port)
 http_port=$(free_port)
@@ -151,8 +157,16 @@ check "open connections: the 2 held and the scrape's" grep -qxF \
 	'affiliate_bridge_open_connections 3' "$work/m"
 exec 4<&- 5<&-
 
+# An unknown advertiser twice: the second answer comes from the reply
+# cache, and still counts as NOT_FOUND (its cached code), not OK.
+curl -s -o /dev/null "$base/advertisers/998"
+curl -s -o /dev/null "$base/advertisers/998"
 # The second scrape sees the first one.
 curl -s -o "$work/m2" "$base/metrics"
+check "a cached NOT_FOUND counts as NOT_FOUND (1 + 2)" grep -qxF \
+	'affiliate_server_rpc_requests_total{service="affiliate.v1.AdvertiserService",method="GetAdvertiser",code="NOT_FOUND"} 3' "$work/m2"
+check "GetAdvertiser OK stays 3" grep -qxF \
+	'affiliate_server_rpc_requests_total{service="affiliate.v1.AdvertiserService",method="GetAdvertiser",code="OK"} 3' "$work/m2"
 check "the scrape itself is counted" grep -qxF \
 	'affiliate_bridge_http_requests_total{method="",route="/metrics",code="200"} 1' "$work/m2"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$base/metrics")

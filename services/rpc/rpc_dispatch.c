@@ -445,6 +445,15 @@ call_reply(struct rpc_call *call, struct rpc_thread_env *env, int code,
 	return (m);
 }
 
+/* The code of a reply reply_body made, as stored (the reply cache, a
+ * request key's answer): protobuf-c packs field 1 (code) first, and
+ * proto3 leaves it out when it is OK. */
+static int
+stored_code(const uint8_t *body, size_t len)
+{
+	return (len >= 2 && body[0] == 0x08 && body[1] < 0x80 ? body[1] : AFF_OK);
+}
+
 nng_msg *
 rpc_refuse(const void *data, size_t len, int code, const char *message)
 {
@@ -636,7 +645,8 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 			}
 		}
 		if (hit == AFF_OK) {
-			rpc_metrics_call(call->mrow, AFF_OK,
+			/* NOT_FOUND and PERMISSION_DENIED are cached too. */
+			rpc_metrics_call(call->mrow, stored_code(cached, blen),
 			    aff_mono_us() - call->t0_us);
 			m = reply_trailers(
 			    reply_msg(cached, blen, call->request_id), call);
@@ -660,6 +670,8 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 		    &call->arena, &stored, &slen);
 		if (rv == AFF_ALREADY_EXISTS) {
 			/* Answered before: the same answer, nothing done. */
+			rpc_metrics_call(call->mrow, stored_code(stored, slen),
+			    aff_mono_us() - call->t0_us);
 			m = reply_trailers(
 			    reply_msg(stored, slen, call->request_id), call);
 			aff_log(AFF_LOG_INFO, call->request_id,
