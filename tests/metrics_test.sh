@@ -96,11 +96,16 @@ printf 'GET /advertisers HTTP/1.1\r\nHost: x\r\n' >&3
 sleep 1
 cat <&3 >"$work/cut" 2>/dev/null
 exec 3<&-
-# Two connections held open across the scrape (opened just before it:
-# silent for 300 ms, they would be cut too). The listener accepts in
-# order, so both are counted before the scrape's own.
-exec 4<>"/dev/tcp/127.0.0.1/$http_port"
-exec 5<>"/dev/tcp/127.0.0.1/$http_port"
+# Two connections held open across the scrape: each has had a request
+# answered and waits idle for its next (kept alive 5 s), where no header
+# deadline runs, however slow this host is.
+for fd in 4 5; do
+	eval "exec $fd<>/dev/tcp/127.0.0.1/$http_port"
+	printf 'GET /livez HTTP/1.1\r\nHost: x\r\n\r\n' >&"$fd"
+	read -r -t 5 line <&"$fd"
+	check "held connection $fd: its request answered 200" \
+		[ "${line%$'\r'}" = "HTTP/1.1 200 OK" ]
+done
 
 code=$(curl -s -o "$work/m" -D "$work/h" -w '%{http_code}' "$base/metrics")
 check "GET /metrics is 200" [ "$code" = 200 ]
