@@ -37,6 +37,7 @@
 #include "proxy.h"
 #include "readcache.h"
 #include "routes.h"
+#include "scrape.h"
 #include "tls.h"
 
 /* civetweb's max_request_size: its buffer for the request line and the
@@ -86,7 +87,7 @@ bridge_metrics(struct http_call *hc)
 		    hc->ri->request_method);
 		return;
 	}
-	if (metrics_render(&text, &len) != 0) {
+	if (scrape_render(hc->b, hc->request_id, &text, &len) != 0) {
 		call_error(hc, 500, "INTERNAL", "out of memory");
 		return;
 	}
@@ -387,6 +388,8 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 		if ((rv = readcache_open(&ro, b->client, &b->rcache)) != AFF_OK)
 			goto failed_readcache;
 	}
+	if ((rv = scrape_open(b)) != AFF_OK)
+		goto failed_scrape;
 	if ((b->openapi = openapi_build(cfg->listen, tls)) == NULL) {
 		rv = AFF_RESOURCE_EXHAUSTED;
 		goto failed_openapi;
@@ -478,6 +481,8 @@ failed_start:
 failed_edge:
 	free(b->openapi);
 failed_openapi:
+	scrape_close(b);
+failed_scrape:
 	readcache_close(b->rcache);
 failed_readcache:
 	aff_client_close(b->client);
@@ -498,6 +503,7 @@ bridge_stop(bridge *b)
 	mg_exit_library();
 	/* Its poll thread calls through the client: stopped first. */
 	readcache_close(b->rcache);
+	scrape_close(b);
 	aff_client_close(b->client);
 	free(b->openapi);
 	free(b);

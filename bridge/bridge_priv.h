@@ -25,6 +25,10 @@ struct bridge {
 	aff_client *client;
 	readcache *rcache; /* NULL: --read-cache off */
 	char *openapi;
+	/* /metrics with several servers: one client each (scrape.h). */
+	int n_scrape;
+	char scrape_urls[AFF_CLIENT_MAX_URLS][AFF_CLIENT_URL_MAX];
+	aff_client *scrape_clients[AFF_CLIENT_MAX_URLS];
 };
 
 #endif /* BRIDGE_PRIV_H */

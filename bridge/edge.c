@@ -112,6 +112,12 @@ struct edge_open {
 
 static struct edge_slot slots[EDGE_MAX_FD];
 static atomic_int hiwater; /* highest descriptor ever watched */
+
+/* For /metrics (edge_counts_get): watched connections open now, and the
+ * cuts by reason (EDGE_CUT_*). A slot counts as open from its accept to
+ * the close that frees it, so the gauge is exactly the slots owned. */
+static atomic_llong n_open;
+static atomic_llong n_cut[EDGE_CUT_REASONS];
 static atomic_int warned_fd;
 
 /* The accepting (master) thread's edge; the descriptor of the
@@ -271,7 +277,10 @@ edge_track(edge *e, int fd, const struct sockaddr *sa, socklen_t len)
 	atomic_store(&s->waiting, 0);
 	atomic_store(&s->cut_status, 0);
 	atomic_store(&s->state, SLOT_HEADERS);
-	atomic_store_explicit(&s->owner, e, memory_order_release);
+	/* A descriptor accepted again without our close() seeing the first
+	 * (it cannot be, but the gauge must not drift if it were). */
+	if (atomic_exchange_explicit(&s->owner, e, memory_order_acq_rel) == NULL)
+		atomic_fetch_add_explicit(&n_open, 1, memory_order_relaxed);
 	hw = atomic_load(&hiwater);
 	while (fd > hw && !atomic_compare_exchange_weak(&hiwater, &hw, fd))
 		;
@@ -305,7 +314,9 @@ close(int fd)
 	if ((s = slot_of(fd)) != NULL) {
 		while (atomic_load(&s->state) == SLOT_CUTTING)
 			sched_yield();
-		atomic_store_explicit(&s->owner, NULL, memory_order_release);
+		if (atomic_exchange_explicit(&s->owner, NULL,
+		        memory_order_acq_rel) != NULL)
+			atomic_fetch_sub_explicit(&n_open, 1, memory_order_relaxed);
 		atomic_store(&s->state, SLOT_FREE);
 	}
 	if (fd == tl_fd)
@@ -420,7 +431,9 @@ edge_connection_close(void)
 		for (int i = 0; i < 16; i++)
 			if (real_recv(tl_fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0)
 				break;
-	atomic_store_explicit(&s->owner, NULL, memory_order_release);
+	if (atomic_exchange_explicit(&s->owner, NULL, memory_order_acq_rel) !=
+	    NULL)
+		atomic_fetch_sub_explicit(&n_open, 1, memory_order_relaxed);
 	atomic_store(&s->state, SLOT_FREE);
 	tl_fd = -1;
 }
@@ -519,6 +532,12 @@ edge_cut(edge *e, int fd, unsigned gen, int from, int status)
 	} else
 		shutdown(fd, SHUT_RD);
 	atomic_store(&s->state, SLOT_CUT);
+	atomic_fetch_add_explicit(&n_cut[status == 408
+	                                 ? (from == SLOT_BODY ? EDGE_CUT_BODY_DEADLINE
+	                                                      : EDGE_CUT_HEADER_DEADLINE)
+	                             : status == 429 ? EDGE_CUT_ADDRESS_CAP
+	                                             : EDGE_CUT_TOTAL_CAP],
+	    1, memory_order_relaxed);
 	aff_info("bridge: %s connection cut: %s",
 	    from == SLOT_BODY ? "a slow body's" : "a slow header's",
 	    status == 408 ? "past its deadline (408)"
@@ -724,8 +743,17 @@ edge_stop(edge *e)
 	pthread_join(e->thread, NULL);
 	for (int fd = 0; fd <= hw; fd++) {
 		edge *o = e;
-		atomic_compare_exchange_strong(&slots[fd].owner, &o, NULL);
+		if (atomic_compare_exchange_strong(&slots[fd].owner, &o, NULL))
+			atomic_fetch_sub_explicit(&n_open, 1, memory_order_relaxed);
 	}
+}
+
+void
+edge_counts_get(struct edge_counts *c)
+{
+	c->open = atomic_load_explicit(&n_open, memory_order_relaxed);
+	for (int i = 0; i < EDGE_CUT_REASONS; i++)
+		c->cut[i] = atomic_load_explicit(&n_cut[i], memory_order_relaxed);
 }
 
 void

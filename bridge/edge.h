@@ -69,6 +69,23 @@ void edge_connection_close(void);
 const char *edge_cut_message(const edge *e, int status, int body, char *buf,
     int cap);
 
+/* Why a connection was cut, for the bridge's metrics. */
+enum {
+	EDGE_CUT_HEADER_DEADLINE, /* 408: headers past header_timeout_ms */
+	EDGE_CUT_BODY_DEADLINE,   /* 408: a body slower than body_min_rate */
+	EDGE_CUT_ADDRESS_CAP,     /* 429: over its address's cap */
+	EDGE_CUT_TOTAL_CAP,       /* 429: over the cap of all addresses */
+	EDGE_CUT_REASONS
+};
+
+/* Connections watched now (accepted, not yet closed) and cuts by reason
+ * since the start. Relaxed loads: a snapshot, not a consistent one. */
+struct edge_counts {
+	long long open;
+	long long cut[EDGE_CUT_REASONS];
+};
+void edge_counts_get(struct edge_counts *c);
+
 /* Edge's status for a cut over the cap of all addresses (answered 429). */
 #define EDGE_OVER_TOTAL 430
 

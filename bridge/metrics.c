@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aff_metrics.h"
+#include "edge.h"
 #include "routes.h"
 
 /* Rows beyond the route table: /openapi.json, /metrics, and every path
@@ -74,43 +76,6 @@ metrics_request(const struct route *route, const char *path, int status,
 	    memory_order_relaxed);
 }
 
-struct m_buf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void
-m_printf(struct m_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->oom)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->oom = 1;
-			return;
-		}
-		if ((size_t)n < b->cap - b->len) {
-			b->len += (size_t)n;
-			return;
-		}
-		size_t cap = b->cap * 2 + (size_t)n;
-		char *p = realloc(b->p, cap);
-		if (p == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-}
-
 static void
 m_labels(size_t i, const char **method, const char **route)
 {
@@ -127,20 +92,22 @@ m_labels(size_t i, const char **method, const char **route)
 	}
 }
 
-int
-metrics_render(char **out, size_t *len)
+void
+metrics_write(struct aff_mbuf *b)
 {
-	struct m_buf b = { NULL, 0, 0, 0 };
+	static const char *const cut_reason[EDGE_CUT_REASONS] = {
+		[EDGE_CUT_HEADER_DEADLINE] = "header_deadline",
+		[EDGE_CUT_BODY_DEADLINE] = "body_deadline",
+		[EDGE_CUT_ADDRESS_CAP] = "address_cap",
+		[EDGE_CUT_TOTAL_CAP] = "total_cap",
+	};
+	struct edge_counts ec;
 	size_t i, s, k, rows = route_count + M_EXTRA;
 	const char *method, *route;
 
-	if ((b.p = malloc(8192)) == NULL)
-		return (-1);
-	b.cap = 8192;
-	b.p[0] = '\0';
 	if (rows > M_ROWS_MAX)
 		rows = 0;
-	m_printf(&b, "# HELP affiliate_bridge_http_requests_total HTTP requests "
+	aff_mbuf_printf(b, "# HELP affiliate_bridge_http_requests_total HTTP requests "
 	    "answered by the bridge, by route template and status.\n"
 	    "# TYPE affiliate_bridge_http_requests_total counter\n");
 	for (i = 0; i < rows; i++) {
@@ -150,12 +117,12 @@ metrics_render(char **out, size_t *len)
 			    &m_rows[i].status[s], memory_order_relaxed);
 			if (v == 0)
 				continue;
-			m_printf(&b, "affiliate_bridge_http_requests_total"
+			aff_mbuf_printf(b, "affiliate_bridge_http_requests_total"
 			    "{method=\"%s\",route=\"%s\",code=\"%zu\"} %llu\n",
 			    method, route, s + M_STATUS_MIN, v);
 		}
 	}
-	m_printf(&b, "# HELP affiliate_bridge_http_request_duration_seconds "
+	aff_mbuf_printf(b, "# HELP affiliate_bridge_http_request_duration_seconds "
 	    "Time from a request's head to its answer, by route template.\n"
 	    "# TYPE affiliate_bridge_http_request_duration_seconds histogram\n");
 	for (i = 0; i < rows; i++) {
@@ -172,26 +139,30 @@ metrics_render(char **out, size_t *len)
 			cum += atomic_load_explicit(&m_rows[i].bucket[k],
 			    memory_order_relaxed);
 			if (k < M_BUCKETS)
-				m_printf(&b, "affiliate_bridge_http_request_duration_seconds_bucket"
+				aff_mbuf_printf(b, "affiliate_bridge_http_request_duration_seconds_bucket"
 				    "{method=\"%s\",route=\"%s\",le=\"%g\"} %llu\n",
 				    method, route, (double)m_bucket_ms[k] / 1000.0, cum);
 			else
-				m_printf(&b, "affiliate_bridge_http_request_duration_seconds_bucket"
+				aff_mbuf_printf(b, "affiliate_bridge_http_request_duration_seconds_bucket"
 				    "{method=\"%s\",route=\"%s\",le=\"+Inf\"} %llu\n",
 				    method, route, cum);
 		}
-		m_printf(&b, "affiliate_bridge_http_request_duration_seconds_sum"
+		aff_mbuf_printf(b, "affiliate_bridge_http_request_duration_seconds_sum"
 		    "{method=\"%s\",route=\"%s\"} %.3f\n", method, route,
 		    (double)atomic_load_explicit(&m_rows[i].sum_ms,
 		        memory_order_relaxed) / 1000.0);
-		m_printf(&b, "affiliate_bridge_http_request_duration_seconds_count"
+		aff_mbuf_printf(b, "affiliate_bridge_http_request_duration_seconds_count"
 		    "{method=\"%s\",route=\"%s\"} %llu\n", method, route, cum);
 	}
-	if (b.oom) {
-		free(b.p);
-		return (-1);
-	}
-	*out = b.p;
-	*len = b.len;
-	return (0);
+	edge_counts_get(&ec);
+	aff_metric_head(b, "affiliate_bridge_open_connections", "gauge",
+	    "HTTP connections the bridge holds now (accepted, not yet closed).");
+	aff_mbuf_printf(b, "affiliate_bridge_open_connections %lld\n", ec.open);
+	aff_metric_head(b, "affiliate_bridge_slow_clients_cut_total", "counter",
+	    "Connections cut by the edge: a request's headers or body past "
+	    "its deadline (408), or over a cap on unfinished requests (429).");
+	for (i = 0; i < EDGE_CUT_REASONS; i++)
+		aff_mbuf_printf(b,
+		    "affiliate_bridge_slow_clients_cut_total{reason=\"%s\"} %lld\n",
+		    cut_reason[i], ec.cut[i]);
 }

@@ -20,8 +20,10 @@ struct route;
 void metrics_request(const struct route *route, const char *path, int status,
     long long ms);
 
-/* Writes the exposition text into a buffer the caller frees with free(),
- * its length in *len. Returns 0, or -1 when out of memory. */
-int metrics_render(char **out, size_t *len);
+struct aff_mbuf;
+
+/* Appends the bridge's own families (requests, latency, open connections,
+ * slow clients cut) to b in the text exposition format. */
+void metrics_write(struct aff_mbuf *b);
 
 #endif /* BRIDGE_METRICS_H */

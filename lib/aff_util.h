@@ -17,6 +17,8 @@ int64_t aff_now_ms(void);
 
 /* Monotonic milliseconds, for timeouts and backoff within one process. */
 int64_t aff_mono_ms(void);
+/* The same clock in microseconds (for latency histograms). */
+int64_t aff_mono_us(void);
 
 /*
  * Initialises cv so that pthread_cond_timedwait takes its deadline on

@@ -21,6 +21,7 @@
 #include "aff_tls.h"
 #include "aff_util.h"
 #include "affiliate/v1/jobs.pb-c.h"
+#include "worker_metrics.h"
 
 /* One worker thread: its REQ context on its server's socket, and the job
  * it runs (for the heartbeats; under worker.mtx). */
@@ -62,6 +63,7 @@ struct worker {
 	pthread_cond_t cv;   /* on CLOCK_MONOTONIC */
 	pthread_t beat;
 	int beat_started, beat_stop;
+	worker_metrics *metrics; /* --metrics-listen; NULL: none */
 };
 
 int
@@ -102,6 +104,11 @@ worker_config_load(struct worker_config *cfg, int argc, char **argv, int *help)
 		{ "fail-percent", "AFFILIATE_REVIEW_FAIL_PERCENT", AFF_OPT_INT,
 		    &cfg->fail_percent, 0, 0, 100, NULL, "P",
 		    "reviews that fail, for testing retries (0)" },
+		{ "metrics-listen", "AFFILIATE_WORKER_METRICS_LISTEN",
+		    AFF_OPT_STRING, cfg->metrics_listen,
+		    sizeof(cfg->metrics_listen), 0, 0, NULL, "ADDR:PORT",
+		    "serve GET /metrics (Prometheus' text format) here "
+		    "(none)" },
 		{ "log-level", "AFFILIATE_LOG_LEVEL", AFF_OPT_LEVEL,
 		    &cfg->log_level, 0, 0, 0, NULL, "LEVEL",
 		    "debug, info, warn or error (info)" },
@@ -167,6 +174,7 @@ worker_run_job(const struct worker_config *cfg, const char *name,
 	uint8_t *payload = NULL, *packed, *out = NULL;
 	size_t plen = 0, rlen;
 	char err[256] = "";
+	int64_t t0;
 	int rv;
 
 	if ((job = affiliate__v1__job__unpack(NULL, len, msg)) == NULL) {
@@ -180,12 +188,16 @@ worker_run_job(const struct worker_config *cfg, const char *name,
 			h = &worker_handlers[i];
 	if (started != NULL)
 		started(arg, job);
+	worker_metrics_job_begin();
+	t0 = aff_mono_us();
 	if (h == NULL) {
 		snprintf(err, sizeof(err), "no handler for job kind '%.64s'",
 		    job->kind);
 		rv = AFF_UNIMPLEMENTED;
 	} else
 		rv = h->run(cfg, &job->payload, &payload, &plen, err, sizeof(err));
+	worker_metrics_job_done(h != NULL ? (int)(h - worker_handlers) : -1,
+	    rv == AFF_OK, aff_mono_us() - t0);
 	if (done != NULL)
 		done(arg);
 	res.job_id = job->id;
@@ -509,6 +521,10 @@ worker_start(const struct worker_config *cfg, worker **wp)
 	snprintf(w->name, sizeof(w->name), "%s:%d", host, (int)getpid());
 	if ((rv = worker_servers(w, cfg)) != AFF_OK)
 		goto failed;
+	if (cfg->metrics_listen[0] != '\0' &&
+	    (rv = worker_metrics_start(cfg->metrics_listen, cfg->concurrency,
+	         &w->metrics)) != AFF_OK)
+		goto failed;
 	for (int i = 0; i < w->n_servers; i++)
 		if ((rv = worker_server_open(&w->servers[i], &tls)) != AFF_OK) {
 			if (w->n_servers > 1)
@@ -580,6 +596,7 @@ worker_stop(worker *w)
 	for (int i = 0; i < w->n_slots; i++)
 		nng_aio_free(w->slots[i].aio);
 	free(w->slots);
+	worker_metrics_stop(w->metrics);
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mtx);
 	free(w);

@@ -34,6 +34,8 @@ struct worker_config {
 	                           certificate for tls+tcp:// */
 	char tls_key[512];      /* --tls-key, AFFILIATE_TLS_KEY */
 	char tls_ca[512];       /* --tls-ca, AFFILIATE_TLS_CA: signs the server's */
+	char metrics_listen[256]; /* --metrics-listen, AFFILIATE_WORKER_METRICS_LISTEN:
+	                           ADDR:PORT for GET /metrics; "" = none */
 	char secret[256];       /* AFFILIATE_WORKER_SECRET (the environment
 	                           only: argv is visible to every user), else
 	                           read from secret_file or data_dir: signs

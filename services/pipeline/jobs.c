@@ -15,6 +15,7 @@
 #include "aff_err.h"
 #include "aff_jobauth.h"
 #include "aff_log.h"
+#include "aff_metrics.h"
 #include "aff_tls.h"
 #include "aff_util.h"
 #include "affiliate/v1/jobs.pb-c.h"
@@ -61,6 +62,12 @@ struct jobs {
 	struct slot *parked_head, *parked_tail;
 
 	atomic_llong garbage, unauthenticated, foreign, stale, flooders;
+
+	/* For /metrics (jobs_metrics_write). */
+	atomic_llong workers;                  /* connections on the REP socket */
+	_Atomic unsigned long long deliveries;  /* jobs sent, every attempt */
+	_Atomic unsigned long long redeliveries; /* of those, attempts after the first */
+	_Atomic unsigned long long results[2]; /* applied: [0] failed, [1] done */
 };
 
 static void slot_cb(void *arg);
@@ -232,7 +239,13 @@ rep_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	struct slot *sl, **pp, *freed = NULL;
 	uint32_t id = nng_pipe_id(p);
 
-	(void)ev;
+	/* NNG runs REM_POST for every pipe that saw ADD_PRE, even one
+	 * closed before ADD_POST: counting those two keeps the gauge exact. */
+	if (ev == NNG_PIPE_EV_ADD_PRE) {
+		atomic_fetch_add(&j->workers, 1);
+		return;
+	}
+	atomic_fetch_sub(&j->workers, 1);
 	pthread_mutex_lock(&j->mtx);
 	j->parked_tail = NULL;
 	for (pp = &j->parked_head; (sl = *pp) != NULL;) {
@@ -338,6 +351,9 @@ dispatch_round(jobs *j)
 			break;
 		aff_debug("jobs: sent job %lld (%s, attempt %d)",
 		    (long long)v[i].id, v[i].kind, v[i].attempt);
+		AFF_COUNT(j->deliveries, 1);
+		if (v[i].attempt > 1)
+			AFF_COUNT(j->redeliveries, 1);
 		sent++;
 	}
 	/* What could not be sent goes back, due now, its attempt uncounted
@@ -404,6 +420,8 @@ apply_result(jobs *j, const ProtobufCBinaryData *body)
 	}
 	rv = j->result_store->ops->job_finish(
 	    j->result_store, r, aff_mono_ms(), &j->cfg.policy);
+	if (rv == AFF_OK)
+		AFF_COUNT(j->results[r->ok != 0], 1);
 	if (rv == AFF_OK)
 		aff_debug("jobs: job %lld %s (attempt %d, %s)",
 		    (long long)r->job_id, r->ok ? "done" : "failed", r->attempt,
@@ -497,6 +515,7 @@ jobs_start(const struct jobs_config *cfg, jobs **jp)
 	nng_socket_set_size(j->rep, NNG_OPT_RECVMAXSZ, 4096);
 	nng_socket_set_size(j->pull, NNG_OPT_RECVMAXSZ, 1 << 20);
 	nng_socket_set_ms(j->pull, NNG_OPT_RECVTIMEO, 200);
+	nng_pipe_notify(j->rep, NNG_PIPE_EV_ADD_PRE, rep_pipe_cb, j);
 	nng_pipe_notify(j->rep, NNG_PIPE_EV_REM_POST, rep_pipe_cb, j);
 	if ((rv = aff_tls_listen(j->rep, cfg->jobs_url, &tls, "jobs")) != AFF_OK ||
 	    (rv = aff_tls_listen(j->pull, cfg->results_url, &tls, "jobs")) !=
@@ -576,4 +595,67 @@ jobs_stop(jobs *j)
 	pthread_cond_destroy(&j->cv);
 	pthread_mutex_destroy(&j->mtx);
 	free(j);
+}
+
+void
+jobs_metrics_write(jobs *j, store *s, struct aff_mbuf *b)
+{
+	struct store_jobs_stats st;
+	int parked;
+
+	if (s->ops->jobs_stats(s, aff_mono_ms(), &st) == AFF_OK) {
+		aff_metric_head(b, "affiliate_jobs", "gauge",
+		    "Jobs in the outbox by state (done jobs are not counted).");
+		aff_mbuf_printf(b, "affiliate_jobs{state=\"queued\"} %lld\n",
+		    (long long)st.queued);
+		aff_mbuf_printf(b, "affiliate_jobs{state=\"inflight\"} %lld\n",
+		    (long long)st.inflight);
+		aff_mbuf_printf(b, "affiliate_jobs{state=\"dead\"} %lld\n",
+		    (long long)st.dead);
+		aff_metric_head(b, "affiliate_jobs_oldest_due_age_seconds", "gauge",
+		    "How long the oldest queued job has been due and not taken "
+		    "(0: none is waiting).");
+		aff_mbuf_printf(b, "affiliate_jobs_oldest_due_age_seconds %.3f\n",
+		    (double)st.oldest_due_ms / 1000.0);
+	}
+	if (j == NULL)
+		return;
+	pthread_mutex_lock(&j->mtx);
+	parked = j->n_parked;
+	pthread_mutex_unlock(&j->mtx);
+	aff_metric_head(b, "affiliate_jobs_connected_workers", "gauge",
+	    "Worker connections on this server's jobs address.");
+	aff_mbuf_printf(b, "affiliate_jobs_connected_workers %lld\n",
+	    (long long)atomic_load(&j->workers));
+	aff_metric_head(b, "affiliate_jobs_idle_worker_slots", "gauge",
+	    "Workers' requests waiting for a job: free handling slots.");
+	aff_mbuf_printf(b, "affiliate_jobs_idle_worker_slots %d\n", parked);
+	aff_metric_head(b, "affiliate_jobs_deliveries_total", "counter",
+	    "Jobs sent to workers, every attempt counted.");
+	aff_mbuf_printf(b, "affiliate_jobs_deliveries_total %llu\n",
+	    AFF_LOAD(j->deliveries));
+	aff_metric_head(b, "affiliate_jobs_retries_total", "counter",
+	    "Deliveries after a job's first: after a failure's backoff or a "
+	    "lapsed lease.");
+	aff_mbuf_printf(b, "affiliate_jobs_retries_total %llu\n",
+	    AFF_LOAD(j->redeliveries));
+	aff_metric_head(b, "affiliate_jobs_results_total", "counter",
+	    "Workers' results applied, by outcome (a failure is retried or, "
+	    "out of attempts, makes the job dead).");
+	aff_mbuf_printf(b, "affiliate_jobs_results_total{outcome=\"done\"} "
+	    "%llu\n", AFF_LOAD(j->results[1]));
+	aff_mbuf_printf(b, "affiliate_jobs_results_total{outcome=\"failed\"} "
+	    "%llu\n", AFF_LOAD(j->results[0]));
+	aff_metric_head(b, "affiliate_jobs_reports_dropped_total", "counter",
+	    "Workers' reports dropped: not a report, no valid MAC, for no "
+	    "delivery made, or stale.");
+	aff_mbuf_printf(b, "affiliate_jobs_reports_dropped_total{reason="
+	    "\"garbage\"} %lld\n", (long long)atomic_load(&j->garbage));
+	aff_mbuf_printf(b, "affiliate_jobs_reports_dropped_total{reason="
+	    "\"unauthenticated\"} %lld\n",
+	    (long long)atomic_load(&j->unauthenticated));
+	aff_mbuf_printf(b, "affiliate_jobs_reports_dropped_total{reason="
+	    "\"foreign\"} %lld\n", (long long)atomic_load(&j->foreign));
+	aff_mbuf_printf(b, "affiliate_jobs_reports_dropped_total{reason="
+	    "\"stale\"} %lld\n", (long long)atomic_load(&j->stale));
 }

@@ -62,4 +62,12 @@ void jobs_notify(jobs *j);
 
 void jobs_stats_get(jobs *j, struct jobs_stats *st);
 
+struct aff_mbuf;
+
+/* Appends the pipeline's families to b: jobs by state and the oldest due
+ * job's age (from s, the caller's store connection: two cheap queries),
+ * then, when j is not NULL, connected workers, deliveries, retries,
+ * results and dropped reports (this server's, since its start). */
+void jobs_metrics_write(jobs *j, store *s, struct aff_mbuf *b);
+
 #endif /* JOBS_H */

@@ -8,6 +8,8 @@
 
 #include "aff_err.h"
 #include "aff_log.h"
+#include "aff_metrics.h"
+#include "aff_util.h"
 
 #define BATCH_MAX 512
 /* Batch sizes are counted in powers of two: 1, 2-3, 4-7, ..., 512. */
@@ -36,8 +38,12 @@ struct order_writer {
 	int stopping, writer_done;
 	/* The writer's own figures (only its thread writes them before the
 	 * join): how the load is grouped and where a batch's time goes. */
-	uint64_t batches, orders, sql_us, sql_cpu_us, commit_us;
+	uint64_t batches, orders, sql_us, sql_cpu_us, commit_sum_us;
 	uint64_t sizes[SIZE_BUCKETS];
+	/* For /metrics (order_writer_metrics_write); only the writer thread
+	 * counts, the scrape reads. */
+	struct aff_hist batch_size, commit_us;
+	_Atomic unsigned long long stored, duplicate, failed_batches;
 };
 
 static uint64_t
@@ -79,7 +85,7 @@ writer_log_stats(const order_writer *w)
 	    (double)w->orders / (double)w->batches, sizes,
 	    (unsigned long long)(w->sql_us / w->batches),
 	    (unsigned long long)(w->sql_cpu_us / w->batches),
-	    (unsigned long long)(w->commit_us / w->batches));
+	    (unsigned long long)(w->commit_sum_us / w->batches));
 }
 
 /* t0..t1 the statements (c0..c1 of the thread's CPU), t1..t2 the commit. */
@@ -95,8 +101,14 @@ writer_count(order_writer *w, int n, const uint64_t t[3], const uint64_t c[2])
 	w->orders += (uint64_t)n;
 	w->sql_us += t[1] - t[0];
 	w->sql_cpu_us += c[1] - c[0];
-	w->commit_us += t[2] - t[1];
+	w->commit_sum_us += t[2] - t[1];
 }
+
+
+static const long long batch_bounds[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256,
+	512 };
+static const struct aff_hist_spec batch_spec = { batch_bounds,
+	sizeof(batch_bounds) / sizeof(batch_bounds[0]), 1 };
 
 /*
  * Answers committed writes on a thread of its own, so the writer starts
@@ -134,6 +146,7 @@ writer_main(void *arg)
 	order_writer *w = arg;
 	struct owrite *batch, *r;
 	uint64_t t[3], c[2];
+	int64_t t0;
 	int n, rv;
 
 	for (;;) {
@@ -156,6 +169,7 @@ writer_main(void *arg)
 
 		t[0] = clock_us(CLOCK_MONOTONIC);
 		c[0] = clock_us(CLOCK_THREAD_CPUTIME_ID);
+		t0 = aff_mono_us();
 		rv = w->s->ops->batch_begin(w->s);
 		for (r = batch; r != NULL && rv == AFF_OK; r = r->next) {
 			r->rv = w->s->ops->order_put(
@@ -176,9 +190,19 @@ writer_main(void *arg)
 			    aff_strerror(rv));
 			for (r = batch; r != NULL; r = r->next)
 				r->rv = rv;
+			AFF_COUNT(w->failed_batches, 1);
 		}
 		t[2] = clock_us(CLOCK_MONOTONIC);
 		writer_count(w, n, t, c);
+		aff_hist_observe(&w->commit_us, &aff_hist_latency_us,
+		    aff_mono_us() - t0);
+		aff_hist_observe(&w->batch_size, &batch_spec, n);
+		for (r = batch; r != NULL && rv == AFF_OK; r = r->next)
+			if (r->rv == AFF_OK && r->outcome == STORE_ORDER_CREATED)
+				AFF_COUNT(w->stored, 1);
+			else if (r->rv == AFF_OK &&
+			    r->outcome == STORE_ORDER_DUPLICATE)
+				AFF_COUNT(w->duplicate, 1);
 		for (r = batch; r->next != NULL; r = r->next)
 			;
 		pthread_mutex_lock(&w->mtx);
@@ -284,4 +308,32 @@ order_writer_submit(order_writer *w, const struct store_order_in *in,
 	pthread_cond_signal(&w->work);
 	pthread_mutex_unlock(&w->mtx);
 	return (AFF_OK);
+}
+
+void
+order_writer_metrics_write(order_writer *w, struct aff_mbuf *b)
+{
+	aff_metric_head(b, "affiliate_server_orders_stored_total", "counter",
+	    "Orders this server committed as new (a webhook's duplicate is not "
+	    "one).");
+	aff_mbuf_printf(b, "affiliate_server_orders_stored_total %llu\n",
+	    AFF_LOAD(w->stored));
+	aff_metric_head(b, "affiliate_server_orders_duplicate_total", "counter",
+	    "Orders reported again unchanged: answered, nothing written.");
+	aff_mbuf_printf(b, "affiliate_server_orders_duplicate_total %llu\n",
+	    AFF_LOAD(w->duplicate));
+	aff_metric_head(b, "affiliate_server_order_batches_failed_total",
+	    "counter", "Group-commit batches whose commit failed (every order "
+	    "in one is answered with the error).");
+	aff_mbuf_printf(b, "affiliate_server_order_batches_failed_total %llu\n",
+	    AFF_LOAD(w->failed_batches));
+	aff_metric_head(b, "affiliate_server_order_batch_size", "histogram",
+	    "Orders per group-commit transaction (one fsync each).");
+	aff_hist_write(b, "affiliate_server_order_batch_size", "", &batch_spec,
+	    &w->batch_size, 0);
+	aff_metric_head(b, "affiliate_server_order_commit_duration_seconds",
+	    "histogram", "Time of one group-commit transaction, from its begin "
+	    "to its commit and fsync.");
+	aff_hist_write(b, "affiliate_server_order_commit_duration_seconds", "",
+	    &aff_hist_latency_us, &w->commit_us, 0);
 }

@@ -33,4 +33,10 @@ typedef void (*order_writer_done_fn)(void *arg, int rv,
 int order_writer_submit(order_writer *w, const struct store_order_in *in,
     aff_arena *a, order_writer_done_fn done, void *arg);
 
+struct aff_mbuf;
+
+/* Appends the writer's families to b: orders stored and duplicate
+ * (counters), group-commit batch sizes and commit time (histograms). */
+void order_writer_metrics_write(order_writer *w, struct aff_mbuf *b);
+
 #endif /* ORDER_WRITER_H */

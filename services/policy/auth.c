@@ -14,6 +14,7 @@
 #include <openssl/rand.h>
 
 #include "aff_err.h"
+#include "aff_metrics.h"
 #include "aff_util.h"
 
 #define BEARER_REALM "Bearer realm=\"affiliate\""
@@ -302,6 +303,22 @@ keys_required(const struct auth_policy *p, const struct auth_view *v)
 	return (exposed != NULL && strcmp(exposed, "1") == 0);
 }
 
+/* Calls refused by a rate limit since the start: [0] per key, [1] per
+ * client address (auth_metrics_write). */
+static _Atomic unsigned long long limit_refusals[2];
+
+void
+auth_metrics_write(struct aff_mbuf *b)
+{
+	aff_metric_head(b, "affiliate_server_rate_limit_refusals_total",
+	    "counter", "Calls refused (RESOURCE_EXHAUSTED, HTTP 429) by a rate "
+	    "limit: per API key, or per client address for calls without one.");
+	aff_mbuf_printf(b, "affiliate_server_rate_limit_refusals_total"
+	    "{limit=\"key\"} %llu\n", AFF_LOAD(limit_refusals[0]));
+	aff_mbuf_printf(b, "affiliate_server_rate_limit_refusals_total"
+	    "{limit=\"address\"} %llu\n", AFF_LOAD(limit_refusals[1]));
+}
+
 /* Applies limit l to bucket key; AFF_OK or RESOURCE_EXHAUSTED. Adds the
  * RateLimit-* metadata when a limit applies. */
 static int
@@ -325,6 +342,7 @@ limit_take(const struct auth_policy *p, const struct auth_view *v,
 	reply_md(d, "ratelimit-reset", val);
 	if (ok)
 		return (AFF_OK);
+	AFF_COUNT(limit_refusals[l == &p->per_key ? 0 : 1], 1);
 	snprintf(val, sizeof(val), "%d", st.retry_s);
 	reply_md(d, "retry-after", val);
 	return (refuse(d, AFF_RESOURCE_EXHAUSTED,

@@ -151,4 +151,10 @@ int auth_mode_parse(const char *v, enum auth_mode *mode);
  * 2 * rate, at least 1, when not given) into l; -1 when malformed. */
 int auth_limit_parse(const char *v, struct auth_limit *l);
 
+struct aff_mbuf;
+
+/* Appends affiliate_server_rate_limit_refusals_total (by limit: key,
+ * address) to b. The count is two relaxed atomics, process-wide. */
+void auth_metrics_write(struct aff_mbuf *b);
+
 #endif /* AUTH_H */

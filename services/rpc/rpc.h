@@ -70,6 +70,8 @@ struct rpc_call {
 	size_t n_trailers;
 	const ProtobufCMessageDescriptor *output;
 	int64_t t0;
+	int64_t t0_us;          /* aff_mono_us() at dispatch, for the metrics */
+	int mrow;               /* the method's row in rpc_metrics.h; -1: none */
 	char rid[33];
 	struct store_request_key key; /* a keyed call's (has_key) */
 	int has_key;
@@ -131,6 +133,12 @@ void rpc_registry_free(rpc_registry *r);
 
 /* Whether a service of that fully qualified name is registered. */
 int rpc_registry_has(const rpc_registry *r, const char *service);
+
+/* The method of metrics row `row` (services in registration order, each
+ * method in its descriptor's order): 1 and its names (the descriptor's,
+ * static), or 0 past the last method. */
+int rpc_registry_method_at(const rpc_registry *r, size_t row,
+    const char **service, const char **method);
 
 /* What the gate sees of a call (never struct rpc_call itself). */
 struct rpc_gate_view {

@@ -16,11 +16,13 @@
 #include "aff_wire.h"
 #include "affiliate/v1/rpc.pb-c.h"
 #include "rpc.h"
+#include "rpc_metrics.h"
 #include "rpc_server.h"
 
 struct reg_service {
 	const ProtobufCServiceDescriptor *desc;
 	const struct rpc_method_def **by_index; /* desc->n_methods entries */
+	size_t base; /* its first method's row in the metrics (rpc_metrics.h) */
 };
 
 struct rpc_registry {
@@ -40,9 +42,11 @@ rpc_registry_alloc(
 		return (AFF_RESOURCE_EXHAUSTED);
 	}
 	r->n = n;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0, base = 0; i < n; i++) {
 		const ProtobufCServiceDescriptor *d = defs[i]->desc;
 		r->svcs[i].desc = d;
+		r->svcs[i].base = base;
+		base += d->n_methods;
 		r->svcs[i].by_index = calloc(d->n_methods, sizeof(void *));
 		if (r->svcs[i].by_index == NULL) {
 			rpc_registry_free(r);
@@ -99,6 +103,20 @@ int
 rpc_registry_has(const rpc_registry *r, const char *service)
 {
 	return (registry_find(r, service) != NULL);
+}
+
+int
+rpc_registry_method_at(const rpc_registry *r, size_t row,
+    const char **service, const char **method)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (row >= r->svcs[i].base &&
+		    row < r->svcs[i].base + r->svcs[i].desc->n_methods) {
+			*service = r->svcs[i].desc->name;
+			*method = r->svcs[i].desc->methods[row - r->svcs[i].base].name;
+			return (1);
+		}
+	return (0);
 }
 
 /*
@@ -444,6 +462,7 @@ call_reply(struct rpc_call *call, struct rpc_thread_env *env, int code,
 	}
 	m = body != NULL ? reply_msg(body, blen, call->request_id) : NULL;
 	m = reply_trailers(m, call);
+	rpc_metrics_call(call->mrow, code, aff_mono_us() - call->t0_us);
 	aff_log(code == AFF_OK || code == AFF_NOT_FOUND ||
 	            code == AFF_PERMISSION_DENIED
 	        ? AFF_LOG_INFO
@@ -455,6 +474,15 @@ call_reply(struct rpc_call *call, struct rpc_thread_env *env, int code,
 	aff_arena_fini(&call->arena);
 	free(call);
 	return (m);
+}
+
+/* The code of a reply reply_body made, as stored (the reply cache, a
+ * request key's answer): protobuf-c packs field 1 (code) first, and
+ * proto3 leaves it out when it is OK. */
+static int
+stored_code(const uint8_t *body, size_t len)
+{
+	return (len >= 2 && body[0] == 0x08 && body[1] < 0x80 ? body[1] : AFF_OK);
 }
 
 nng_msg *
@@ -475,6 +503,7 @@ rpc_refuse(const void *data, size_t len, int code, const char *message)
 	if ((body = reply_body(&a, code, message, NULL, &blen)) != NULL)
 		m = reply_msg(body, blen, rid);
 	aff_arena_fini(&a);
+	rpc_metrics_call(-1, code, -1); /* refused unread: no method, no time */
 	return (m);
 }
 
@@ -515,6 +544,8 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 		return (NULL);
 	aff_arena_init(&call->arena);
 	call->t0 = env->received_ms > 0 ? env->received_ms : aff_mono_ms();
+	call->t0_us = aff_mono_us();
+	call->mrow = -1;
 	call->store = env->store;
 	call->cache = env->cache;
 	call->app = env->app;
@@ -589,6 +620,7 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 		goto reply;
 	}
 	call->output = md->output;
+	call->mrow = (int)(svc->base + (size_t)(md - svc->desc->methods));
 	/* Who calls, and may they: before the payload is even read. */
 	if (env->gate.admit != NULL) {
 		gv = (struct rpc_gate_view){
@@ -634,16 +666,23 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 	    (key = cache_key(call, in, &keylen)) != NULL) {
 		const char *where = "memory";
 		int hit = lcache_get(env->lcache, key, keylen, &cached, &blen);
-		if (hit != AFF_OK && cache_enabled(env->cache) &&
-		    (hit = cache_get(env->cache, key, keylen, &cached, &blen)) ==
-		        AFF_OK) {
-			where = "redis";
-			lcache_put(env->lcache, key, keylen, cached, blen);
+		if (env->lcache != NULL)
+			rpc_metrics_cache(RPC_CACHE_MEMORY, hit == AFF_OK);
+		if (hit != AFF_OK && cache_enabled(env->cache)) {
+			hit = cache_get(env->cache, key, keylen, &cached, &blen);
+			rpc_metrics_cache(RPC_CACHE_REDIS, hit == AFF_OK);
+			if (hit == AFF_OK) {
+				where = "redis";
+				lcache_put(env->lcache, key, keylen, cached, blen);
+			}
 		}
 		if (hit == AFF_OK) {
 			if (call->reuse_tag != NULL)
 				rpc_call_trailer(call, "x-affiliate-reuse",
 				    call->reuse_tag);
+			/* NOT_FOUND and PERMISSION_DENIED are cached too. */
+			rpc_metrics_call(call->mrow, stored_code(cached, blen),
+			    aff_mono_us() - call->t0_us);
 			m = reply_trailers(
 			    reply_msg(cached, blen, call->request_id), call);
 			free(cached);
@@ -666,6 +705,8 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 		    &call->arena, &stored, &slen);
 		if (rv == AFF_ALREADY_EXISTS) {
 			/* Answered before: the same answer, nothing done. */
+			rpc_metrics_call(call->mrow, stored_code(stored, slen),
+			    aff_mono_us() - call->t0_us);
 			m = reply_trailers(
 			    reply_msg(stored, slen, call->request_id), call);
 			aff_log(AFF_LOG_INFO, call->request_id,

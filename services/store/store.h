@@ -76,6 +76,12 @@ struct store_job_query {
 	int limit;         /* page size, > 0 */
 };
 
+/* The outbox at a glance (store_ops.jobs_stats). */
+struct store_jobs_stats {
+	int64_t queued, inflight, dead;
+	int64_t oldest_due_ms;
+};
+
 /* An order as a partner reports it (validated by the caller). */
 struct store_order_in {
 	const char *order_id;
@@ -232,6 +238,12 @@ struct store_ops {
 	 * come for those in flight, and due times of an earlier run are on
 	 * another monotonic clock). *n is how many were in flight. */
 	int (*jobs_resume)(store *s, int64_t now_ms, int *n);
+
+	/* For /metrics: the outbox's jobs queued, in flight and dead, and
+	 * how long the oldest queued job has been due (0 when none is; ms on
+	 * the clock the job functions use). Reads the open jobs through the
+	 * jobs_due index, never the done ones. */
+	int (*jobs_stats)(store *s, int64_t now_ms, struct store_jobs_stats *st);
 
 	/*
 	 * The outbox for operators. job_list: one page in id order, as

@@ -790,6 +790,7 @@ const struct store_ops store_pg_ops = {
 	.job_list = store_pg_job_list,
 	.job_retry = store_pg_job_retry,
 	.jobs_retry_dead = store_pg_jobs_retry_dead,
+	.jobs_stats = store_pg_jobs_stats,
 	.order_put = store_pg_order_put,
 	.order_list = store_pg_order_list,
 	.orders_uncached = store_pg_orders_uncached,

@@ -121,7 +121,17 @@
 	                 " WHERE id = $1 AND status = 'rejected'")             \
 	X(ST_APP_REOPEN_EVENT, "INSERT INTO application_events"                \
 	                       " (application_id, status, reason, at)"         \
-	                       " VALUES ($1, 'pending', $2, $3)")
+	                       " VALUES ($1, 'pending', $2, $3)")        \
+	/* The open jobs through jobs_due (its WHERE), the dead apart; one  \
+	 * clock, the database's, as every job time here. */                 \
+	X(ST_JOBS_STATS,                                                       \
+	    "SELECT count(*) FILTER (WHERE state = 'queued'),"                 \
+	    " count(*) FILTER (WHERE state = 'inflight'),"                     \
+	    " (SELECT count(*) FROM jobs WHERE state = 'dead'),"               \
+	    " COALESCE(GREATEST(0, " PG_NOW_MS " - min(CASE WHEN due_at > 0"   \
+	    " THEN due_at ELSE " PG_NOW_MS " END)"                             \
+	    " FILTER (WHERE state = 'queued')), 0)"                            \
+	    " FROM jobs WHERE state IN ('queued', 'inflight')")
 
 enum { STATEMENTS(PG_STMT_ENUM) ST_COUNT };
 
@@ -573,4 +583,26 @@ store_pg_jobs_retry_dead(store *base, int64_t now_ms,
 	if ((rv = store_pg_tx_end(s, rv)) != AFF_OK)
 		*retried = *skipped = 0;
 	return (rv);
+}
+
+int
+store_pg_jobs_stats(store *base, int64_t now_ms, struct store_jobs_stats *out)
+{
+	pg_store *s = PG_STORE(base);
+	PGresult *res;
+	int rv;
+
+	(void)now_ms; /* the database's clock (see the top) */
+	memset(out, 0, sizeof(*out));
+	if ((rv = store_pg_run(s, PQ_JOBS, ST_JOBS_STATS, NULL, &res,
+	         "jobs stats")) != AFF_OK)
+		return (rv);
+	if (PQntuples(res) == 1) {
+		out->queued = store_pg_int(res, 0, 0);
+		out->inflight = store_pg_int(res, 0, 1);
+		out->dead = store_pg_int(res, 0, 2);
+		out->oldest_due_ms = store_pg_int(res, 0, 3);
+	}
+	PQclear(res);
+	return (AFF_OK);
 }

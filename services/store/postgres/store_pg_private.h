@@ -227,6 +227,7 @@ int store_pg_job_retry(store *s, int64_t id, int64_t now_ms,
     Affiliate__V1__JobInfo **out);
 int store_pg_jobs_retry_dead(store *s, int64_t now_ms,
     const struct store_job_policy *p, int *retried, int *skipped);
+int store_pg_jobs_stats(store *s, int64_t now_ms, struct store_jobs_stats *out);
 
 int store_pg_order_put(store *s, const struct store_order_in *in, aff_arena *a,
     Affiliate__V1__Order **out, enum store_order_outcome *outcome);

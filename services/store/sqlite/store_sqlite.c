@@ -523,6 +523,7 @@ const struct store_ops store_sqlite_ops = {
 	.job_list = store_sqlite_job_list,
 	.job_retry = store_sqlite_job_retry,
 	.jobs_retry_dead = store_sqlite_jobs_retry_dead,
+	.jobs_stats = store_sqlite_jobs_stats,
 	.order_put = store_sqlite_order_put,
 	.order_list = store_sqlite_order_list,
 	.orders_uncached = store_sqlite_orders_uncached,

@@ -86,7 +86,14 @@
 	                 " WHERE id = ?1 AND status = 'rejected'")             \
 	X(ST_APP_REOPEN_EVENT, "INSERT INTO application_events"                \
 	                       " (application_id, status, reason, at)"         \
-	                       " VALUES (?1, 'pending', ?2, ?3)")
+	                       " VALUES (?1, 'pending', ?2, ?3)")          \
+	/* The IN list is jobs_due's own WHERE, so the partial index serves \
+	 * it. A job given back (due_at 0) is due now, not since the boot. */ \
+	X(ST_JOBS_OPEN, "SELECT state = 'queued', count(*),"                   \
+	                " max(0, ?1 - min(CASE WHEN due_at > 0"                \
+	                " THEN due_at ELSE ?1 END)) FROM jobs"                 \
+	                " WHERE state IN ('queued', 'inflight') GROUP BY 1")   \
+	X(ST_JOBS_DEAD_COUNT, "SELECT count(*) FROM jobs WHERE state = 'dead'")
 
 enum { STATEMENTS(SQLITE_STMT_ENUM) ST_COUNT };
 
@@ -519,5 +526,35 @@ store_sqlite_jobs_retry_dead(store *base, int64_t now_ms,
 	} while (rv == AFF_OK && k == (int)(sizeof(ids) / sizeof(ids[0])));
 	if ((rv = store_sqlite_tx_end(s, rv)) != AFF_OK)
 		*retried = *skipped = 0;
+	return (rv);
+}
+
+int
+store_sqlite_jobs_stats(store *base, int64_t now_ms,
+    struct store_jobs_stats *out)
+{
+	sqlite_store *s = SQLITE_STORE(base);
+	sqlite3_stmt *st = STMT(s, ST_JOBS_OPEN);
+	int rc, rv = AFF_OK;
+
+	memset(out, 0, sizeof(*out));
+	sqlite3_bind_int64(st, 1, now_ms);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (sqlite3_column_int(st, 0)) {
+			out->queued = sqlite3_column_int64(st, 1);
+			out->oldest_due_ms = sqlite3_column_int64(st, 2);
+		} else
+			out->inflight = sqlite3_column_int64(st, 1);
+	if (rc != SQLITE_DONE)
+		rv = store_sqlite_err(s->db, rc, "jobs stats");
+	store_sqlite_stmt_done(st);
+	if (rv != AFF_OK)
+		return (rv);
+	st = STMT(s, ST_JOBS_DEAD_COUNT);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		out->dead = sqlite3_column_int64(st, 0);
+	else
+		rv = store_sqlite_err(s->db, rc, "jobs stats");
+	store_sqlite_stmt_done(st);
 	return (rv);
 }

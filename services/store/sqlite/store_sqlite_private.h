@@ -205,6 +205,8 @@ int store_sqlite_job_retry(store *s, int64_t id, int64_t now_ms,
     Affiliate__V1__JobInfo **out);
 int store_sqlite_jobs_retry_dead(store *s, int64_t now_ms,
     const struct store_job_policy *p, int *retried, int *skipped);
+int store_sqlite_jobs_stats(store *s, int64_t now_ms,
+    struct store_jobs_stats *out);
 
 int store_sqlite_order_put(store *s, const struct store_order_in *in,
     aff_arena *a, Affiliate__V1__Order **out,
