@@ -42,11 +42,15 @@ http_port=$(free_port)
 redis_port=$(free_port)
 worker_port=$(free_port)
 set -m
+# The bridge's read cache off: the server counts every read below (with it
+# on, repeated public reads never reach the server, and its poll adds
+# ListAdvertisers calls).
 AFFILIATE_LISTEN="tcp://127.0.0.1:$rpc_port" \
 	AFFILIATE_BRIDGE_LISTEN="127.0.0.1:$http_port" \
 	AFFILIATE_REDIS_PORT="$redis_port" \
 	AFFILIATE_DATA_DIR="$work/data" \
 	AFFILIATE_WORKERS=1 \
+	AFFILIATE_READ_CACHE=off \
 	AFFILIATE_BRIDGE_HEADER_TIMEOUT_MS=300 \
 	AFFILIATE_WORKER_METRICS_LISTEN="127.0.0.1:$worker_port" \
 	AFFILIATE_JOBS_URL="ipc://$work/jobs.sock" \
