@@ -172,7 +172,7 @@ operation(const struct route *r, json_t *components)
 	op = json_pack("{s:s,s:s++,s:o,s:o}", "summary", r->summary,
 	    "operationId", r->service->short_name, "_", r->rpc, "parameters",
 	    params, "responses", responses);
-	if (r->body == ROUTE_BODY_JSON)
+	if (r->body == ROUTE_BODY_JSON || r->body == ROUTE_BODY_PATCH)
 		json_object_set_new(op, "requestBody",
 		    json_pack("{s:b,s:{s:{s:o}}}", "required", 1, "content",
 		        "application/json", "schema", ref_to(in, components)));

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "affiliate/v1/admin.pb-c.h"
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "affiliate/v1/health.pb-c.h"
 
@@ -11,6 +12,7 @@
 #define APP (&affiliate__v1__application_service__descriptor)
 #define ORD (&affiliate__v1__order_service__descriptor)
 #define HEALTH (&affiliate__v1__health_service__descriptor)
+#define CATALOG (&affiliate__v1__catalog_service__descriptor)
 
 const struct route route_table[] = {
 	{ "GET", "/", HEALTH, "Check", 200, ROUTE_BODY_NONE,
@@ -22,6 +24,24 @@ const struct route route_table[] = {
 	{ "GET", "/advertisers/{id}", ADV, "GetAdvertiser", 200,
 	    ROUTE_BODY_NONE, ROUTE_RENDER_MESSAGE, NULL, NULL,
 	    "Get an advertiser (403 when editor_id may not join it)" },
+	{ "POST", "/advertisers", CATALOG, "CreateAdvertiser", 201,
+	    ROUTE_BODY_JSON, ROUTE_RENDER_MESSAGE, NULL, NULL,
+	    "Create an advertiser (admin)" },
+	{ "PATCH", "/advertisers/{id}", CATALOG, "UpdateAdvertiser", 200,
+	    ROUTE_BODY_PATCH, ROUTE_RENDER_MESSAGE, NULL, NULL,
+	    "Change an advertiser's fields given in the body (admin)" },
+	{ "POST", "/editors", CATALOG, "CreateEditor", 201, ROUTE_BODY_JSON,
+	    ROUTE_RENDER_MESSAGE, NULL, NULL, "Create an editor (admin)" },
+	{ "PATCH", "/editors/{id}", CATALOG, "UpdateEditor", 200,
+	    ROUTE_BODY_PATCH, ROUTE_RENDER_MESSAGE, NULL, NULL,
+	    "Change an editor's fields given in the body (admin)" },
+	{ "PUT", "/editors/{editor_id}/advertisers/{advertiser_id}", CATALOG,
+	    "GrantEligibility", 200, ROUTE_BODY_NONE, ROUTE_RENDER_MESSAGE,
+	    NULL, NULL, "Let an editor join an advertiser's programme (admin)" },
+	{ "DELETE", "/editors/{editor_id}/advertisers/{advertiser_id}", CATALOG,
+	    "RevokeEligibility", 200, ROUTE_BODY_NONE, ROUTE_RENDER_MESSAGE,
+	    NULL, NULL,
+	    "No longer let an editor join an advertiser's programme (admin)" },
 	{ "POST", "/applications", APP, "Apply", 202, ROUTE_BODY_JSON,
 	    ROUTE_RENDER_MESSAGE, NULL, NULL,
 	    "Apply to an advertiser's programme; reviewed in the background" },
@@ -30,12 +50,15 @@ const struct route route_table[] = {
 	    "List applications" },
 	{ "GET", "/applications/{id}", APP, "GetApplication", 200,
 	    ROUTE_BODY_NONE, ROUTE_RENDER_MESSAGE, NULL, NULL,
-	    "Get an application" },
+	    "Get an application with its history" },
 	{ "POST", "/webhook/orders", ORD, "ReceiveWebhook", 201,
 	    ROUTE_BODY_WEBHOOK, ROUTE_RENDER_WEBHOOK, NULL, NULL,
 	    "A partner reports an order (signed with X-Partner-Signature)" },
 	{ "GET", "/orders", ORD, "ListOrders", 200, ROUTE_BODY_NONE,
 	    ROUTE_RENDER_LIST, "orders", "next_after", "List orders" },
+	{ "GET", "/orders/{order_id}", ORD, "GetOrder", 200, ROUTE_BODY_NONE,
+	    ROUTE_RENDER_MESSAGE, NULL, NULL,
+	    "Get an order with its status history" },
 };
 
 const size_t route_count = sizeof(route_table) / sizeof(route_table[0]);

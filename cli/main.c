@@ -20,6 +20,8 @@
 #include "affiliate/v1/admin.pb-c.h"
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "affiliate/v1/health.pb-c.h"
+#include "cli.h"
+#include "cli_catalog.h"
 
 static const char usage[] =
     "usage: affiliate [--url URL] [--timeout MS] [--request-id ID] COMMAND\n"
@@ -30,8 +32,12 @@ static const char usage[] =
     "  applications apply --advertiser A [--editor E]   (--editor unless\n"
     "                                      $AFFILIATE_KEY is an editor's key)\n"
     "  applications list [--editor E] [--status S] [--limit N] [--after ID]\n"
-    "  applications get ID\n"
-    "  orders list [--editor E] [--advertiser A] [--status S] [--limit N] [--after C]\n"
+    "  applications get ID                 (with its history)\n"
+    "  orders list [--editor E] [--advertiser A] [--status S] [--mismatch]\n"
+    "              [--limit N] [--after C] (--mismatch: only orders whose\n"
+    "                                      commission is not the expected one)\n"
+    "  orders get ORDER_ID                 (with its status history)\n"
+    CLI_CATALOG_USAGE
     "  webhook sign [--plain] FILE|-       (the X-Partner-Signature for a body:\n"
     "                                      t=<unix>,v1=<hex>; --plain: <hex>)\n"
     "  webhook secret rotate --advertiser A [--grace SECS]   (admin)\n"
@@ -57,26 +63,8 @@ static const char usage[] =
     "                     else $AFFILIATE_DATA_DIR/webhook_secret\n"
     "  AFFILIATE_DATA_DIR webhook sign: the server's data folder (data)\n";
 
-struct cli {
-	const char *url;
-	const char *request_id;
-	int timeout_ms;
-	int64_t editor, advertiser, limit, after;
-	int editor_given, advertiser_given;
-	const char *status;
-	const char *after_text;
-	int plain;
-	int admin;
-	int64_t grace;
-	int argc;
-	char **argv; /* the positional words */
-};
 
-/* Says what is wrong and exits 2: nothing was sent. */
-static int
-usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int
+int
 usage_error(const char *fmt, ...)
 {
 	va_list ap;
@@ -162,8 +150,7 @@ print_compact_json(const char *s, size_t n)
 	putchar('\n');
 }
 
-/* Makes the call and prints its outcome; returns the exit status. */
-static int
+int
 cli_call(struct cli *c, const ProtobufCServiceDescriptor *svc,
     const char *method, const ProtobufCMessage *req)
 {
@@ -314,11 +301,13 @@ cmd_advertisers(struct cli *c)
 {
 	const ProtobufCServiceDescriptor *svc =
 	    &affiliate__v1__advertiser_service__descriptor;
-	const char *v = verb(c, "list, get");
+	const char *v = verb(c, "list, get, create, update");
 	int rv;
 
 	if (v == NULL)
 		return (2);
+	if (strcmp(v, "create") == 0 || strcmp(v, "update") == 0)
+		return (cli_catalog_advertisers(c));
 	if (strcmp(v, "list") == 0) {
 		Affiliate__V1__ListAdvertisersRequest req =
 		    AFFILIATE__V1__LIST_ADVERTISERS_REQUEST__INIT;
@@ -337,7 +326,7 @@ cmd_advertisers(struct cli *c)
 		req.editor_id = c->editor;
 		return (cli_call(c, svc, "GetAdvertiser", &req.base));
 	}
-	return (unknown_verb(c, "list, get"));
+	return (unknown_verb(c, "list, get, create, update"));
 }
 
 static int
@@ -393,13 +382,15 @@ cmd_orders(struct cli *c)
 {
 	Affiliate__V1__ListOrdersRequest req =
 	    AFFILIATE__V1__LIST_ORDERS_REQUEST__INIT;
-	const char *v = verb(c, "list");
+	const char *v = verb(c, "list, get");
 	int rv;
 
 	if (v == NULL)
 		return (2);
+	if (strcmp(v, "get") == 0)
+		return (cli_catalog_order_get(c));
 	if (strcmp(v, "list") != 0)
-		return (unknown_verb(c, "list"));
+		return (unknown_verb(c, "list, get"));
 	if ((rv = no_args(c)) != AFF_OK)
 		return (rv);
 	req.editor_id = c->editor;
@@ -407,6 +398,7 @@ cmd_orders(struct cli *c)
 	req.status = (char *)(c->status != NULL ? c->status : "");
 	req.limit = (int32_t)c->limit;
 	req.after = (char *)(c->after_text != NULL ? c->after_text : "");
+	req.commission_mismatch = c->mismatch;
 	return (cli_call(c, &affiliate__v1__order_service__descriptor,
 	    "ListOrders", &req.base));
 }
@@ -609,6 +601,7 @@ main(int argc, char **argv)
 		{ "timestamp", no_argument, NULL, 'T' },
 		{ "admin", no_argument, NULL, 'M' },
 		{ "grace", required_argument, NULL, 'g' },
+		{ "mismatch", no_argument, NULL, 'X' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -645,6 +638,9 @@ main(int argc, char **argv)
 			break;
 		case 'M':
 			c.admin = 1;
+			break;
+		case 'X':
+			c.mismatch = 1;
 			break;
 		case 'g':
 			if (aff_parse_int64(optarg, 0, 30 * 86400, &c.grace) != AFF_OK)
@@ -704,5 +700,9 @@ main(int argc, char **argv)
 		return (cmd_webhook(&c));
 	if (strcmp(c.argv[0], "keys") == 0)
 		return (cmd_keys(&c));
+	if (strcmp(c.argv[0], "editors") == 0)
+		return (cli_catalog_editors(&c));
+	if (strcmp(c.argv[0], "eligibility") == 0)
+		return (cli_catalog_eligibility(&c));
 	return (usage_error("unknown command '%s'", c.argv[0]));
 }

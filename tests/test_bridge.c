@@ -141,7 +141,8 @@ test_advertiser_get_renders_every_field(void **state)
 	    "\"currency\":\"CHF\",\"commission_rate_bps\":650,\"status\":"
 	    "\"active\",\"website\":\"https://alpinegearco.example\","
 	    "\"cookie_days\":30,\"created_at\":\"2026-01-01T00:00:00Z\","
-	    "\"updated_at\":\"2026-01-01T00:00:00Z\"}");
+	    "\"updated_at\":\"2026-01-01T00:00:00Z\","
+	    "\"allow_other_currencies\":false}");
 	tu_http_response_fini(&r);
 }
 
@@ -483,14 +484,18 @@ test_the_openapi_description_lists_exactly_the_routes_served(void **state)
 	{
 		json_object_foreach(item, method, op)
 		{
-			char target[128], upper[8];
-			const char *brace = strchr(path, '{');
+			char target[128], upper[8], *t = target;
 			size_t k;
-			if (brace != NULL)
-				snprintf(target, sizeof(target), "%.*s1",
-				    (int)(brace - path), path);
-			else
-				snprintf(target, sizeof(target), "%s", path);
+			/* Each {parameter} becomes 1. */
+			for (const char *p = path; *p != '\0' &&
+			     t < target + sizeof(target) - 2;) {
+				if (*p == '{') {
+					*t++ = '1';
+					p = strchr(p, '}') + 1;
+				} else
+					*t++ = *p++;
+			}
+			*t = '\0';
 			for (k = 0; method[k] && k < 7; k++)
 				upper[k] = (char)(method[k] & ~0x20);
 			upper[k] = '\0';

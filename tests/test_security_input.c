@@ -509,6 +509,16 @@ test_hostile_text_in_every_rpc_string_field_is_refused(void **state)
 						rv = aff_client_invoke(F->ts.client, svcs[sv]->name,
 						    md->name, buf, len, &o, &res);
 					}
+					/* GetOrder finds the two order_ids stored above,
+					 * as sent: a read of what is there. */
+					if (rv == AFF_OK && strcmp(md->name, "GetOrder") == 0 &&
+					    i < 2) {
+						aff_call_result_fini(&res);
+						free(buf);
+						free(req);
+						n_checked++;
+						continue;
+					}
 					if (rv == AFF_OK)
 						fprintf(stderr, "%s/%s %s #%zu accepted\n",
 						    svcs[sv]->name, md->name, f->name, i);
@@ -526,8 +536,8 @@ test_hostile_text_in_every_rpc_string_field_is_refused(void **state)
 			}
 		}
 	/* ListApplications.status, ListOrders.status and .after,
-	 * ReceiveWebhook.signature, HealthCheck.service. */
-	assert_int_equal(n_checked, 5 * (N_HOSTILE + 1));
+	 * ReceiveWebhook.signature, GetOrder.order_id, HealthCheck.service. */
+	assert_int_equal(n_checked, 6 * (N_HOSTILE + 1));
 	/* The envelope's own text: metadata and the request id. */
 	for (size_t i = 3; i < N_HOSTILE; i++) {
 		Affiliate__V1__ListOrdersRequest lo =

@@ -153,7 +153,7 @@ put_one(void *arg)
 	struct putter *p = arg;
 	struct store_order_in o = { .order_id = p->order_id,
 		.advertiser_id = 2, .editor_id = 1, .amount_cents = 1234,
-		.commission_cents = 123, .currency = "EUR" };
+		.commission_cents = 123, .currency = "CHF" };
 	Affiliate__V1__Order *out;
 	aff_arena a;
 
@@ -544,7 +544,7 @@ test_one_sync_at_a_time_and_none_into_a_replaced_copy(void **state)
 {
 	store *s1 = open_ok(), *s2 = open_ok();
 	struct store_order_in o = { .advertiser_id = 2, .editor_id = 1,
-		.amount_cents = 100, .commission_cents = 10, .currency = "EUR" };
+		.amount_cents = 100, .commission_cents = 10, .currency = "CHF" };
 	enum store_order_outcome oc;
 	Affiliate__V1__Order *out;
 	struct store_order_row *r1, *r2;
@@ -622,7 +622,7 @@ test_a_restarted_database_is_unavailable_then_served_again(void **state)
 	store *s = open_ok(), *w = open_ok(), *idle = open_ok(), *s2 = NULL;
 	struct store_order_in o = { .order_id = "k-1", .advertiser_id = 2,
 		.editor_id = 1, .amount_cents = 100, .commission_cents = 10,
-		.currency = "EUR" };
+		.currency = "CHF" };
 	enum store_order_outcome oc;
 	Affiliate__V1__Order *out;
 	aff_arena a;
