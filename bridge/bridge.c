@@ -263,7 +263,7 @@ bridge_connection_close(const struct mg_connection *cconn)
 	call_request_id(&hc);
 	if (strcmp(ri->request_uri, "*") == 0 &&
 	    strcmp(ri->request_method, "OPTIONS") == 0) {
-		hc.allow = "GET, HEAD, POST, OPTIONS";
+		hc.allow = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
 		call_send(&hc, 200, "{}", 2);
 	} else if (strcmp(ri->request_uri, "*") == 0)
 		call_error(&hc, 400, "INVALID_ARGUMENT",

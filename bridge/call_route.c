@@ -221,10 +221,59 @@ webhook_fill(struct http_call *hc, ProtobufCMessage *req)
 	return (0);
 }
 
+/*
+ * A PATCH body's keys as the request's update_mask (AIP-134), unless the
+ * body gave one: the fields to change are those the client wrote. A key
+ * that is a path parameter is refused (the path names the resource).
+ * Returns 0 or the status answered.
+ */
+static int
+call_patch_mask(struct http_call *hc, const struct route_match *m,
+    const json_t *j, ProtobufCMessage *req)
+{
+	const ProtobufCFieldDescriptor *f =
+	    protobuf_c_message_descriptor_get_field_by_name(
+	        req->descriptor, "update_mask");
+	size_t *n, k = 0;
+	char ***arr;
+	const char *key;
+	json_t *v;
+
+	if (f == NULL || f->label != PROTOBUF_C_LABEL_REPEATED)
+		return (call_error(hc, 500, "INTERNAL", "no update_mask"));
+	n = (size_t *)((char *)req + f->quantifier_offset);
+	arr = (char ***)((char *)req + f->offset);
+	json_object_foreach((json_t *)j, key, v)
+	{
+		for (size_t i = 0; i < m->n_params; i++)
+			if (strcmp(key, m->params[i].name) == 0)
+				return (call_error(hc, 400, "INVALID_ARGUMENT",
+				    "%s is given in the path, not in the body",
+				    key));
+	}
+	if (*n > 0)
+		return (0);
+	if ((*arr = aff_arena_alloc(&hc->arena,
+	         sizeof(char *) * (json_object_size(j) + 1))) == NULL)
+		return (call_error(hc, 500, "INTERNAL", "out of memory"));
+	json_object_foreach((json_t *)j, key, v)
+	{
+		if (json_is_null(v))
+			continue;
+		if (((*arr)[k] = aff_arena_strdup(&hc->arena, key)) == NULL)
+			return (call_error(hc, 500, "INTERNAL", "out of memory"));
+		k++;
+	}
+	*n = k;
+	return (0);
+}
+
 /* Fills the request message from the body, by the route's kind. */
 static int
-call_body(struct http_call *hc, const struct route *r, ProtobufCMessage *req)
+call_body(struct http_call *hc, const struct route_match *m,
+    ProtobufCMessage *req)
 {
+	const struct route *r = m->route;
 	char *body = NULL, err[256];
 	size_t len = 0;
 	json_t *j;
@@ -284,12 +333,15 @@ call_body(struct http_call *hc, const struct route *r, ProtobufCMessage *req)
 	if (json_in_parse(body, len, &j, err, sizeof(err)) != AFF_OK)
 		return (call_error(hc, 400, "INVALID_ARGUMENT", "%s", err));
 	st = json_in_to_message(j, req, &hc->arena, err, sizeof(err));
-	json_decref(j);
-	if (st != AFF_OK)
+	if (st != AFF_OK) {
+		json_decref(j);
 		return (call_error(hc, st == AFF_INVALID_ARGUMENT ? 400 : 500,
 		    st == AFF_INVALID_ARGUMENT ? "INVALID_ARGUMENT" : "INTERNAL",
 		    "%s", st == AFF_INVALID_ARGUMENT ? err : "out of memory"));
-	return (0);
+	}
+	st = r->body == ROUTE_BODY_PATCH ? call_patch_mask(hc, m, j, req) : 0;
+	json_decref(j);
+	return (st);
 }
 
 /* The address of m's field called name (NULL when there is none). */
@@ -527,13 +579,15 @@ call_route(struct http_call *hc, const struct route_match *m)
 		return (call_error(hc, 500, "INTERNAL", "out of memory"));
 	if ((st = call_params(hc, m, req)) != 0)
 		return (st);
-	if (r->body != ROUTE_BODY_NONE && (st = call_body(hc, r, req)) != 0)
+	if (r->body != ROUTE_BODY_NONE && (st = call_body(hc, m, req)) != 0)
 		return (st);
 	opts.request_id = hc->request_id;
 	opts.timeout_ms = hc->b->cfg.timeout_ms;
-	/* Every route is a read, a webhook stored once per order_id, or
-	 * a keyed call (Apply, the job retries) keyed by this request_id: with servers on one database a
-	 * second run anywhere answers the first (README, Several servers). */
+	/* Every route is a read, a webhook stored once per order_id, a
+	 * catalog change that is the same when made twice, or a keyed call
+	 * (Apply, CreateAdvertiser, CreateEditor, the job retries) keyed by
+	 * this request_id: with servers on one database a second run
+	 * anywhere answers the first (README, Several servers). */
 	opts.idempotent = hc->b->cfg.shared_db;
 	/* The client's address, whether this bridge is reachable from
 	 * other hosts (protected mode: the server then requires a key; a

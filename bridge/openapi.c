@@ -536,7 +536,7 @@ operation(const struct route *r, struct oa *oa)
 	    "operationId", op_id, "parameters", params, "responses", responses);
 	if (r->render == ROUTE_RENDER_HEALTH || r->body == ROUTE_BODY_WEBHOOK)
 		json_object_set_new(op, "security", json_array()); /* none */
-	if (r->body == ROUTE_BODY_JSON)
+	if (r->body == ROUTE_BODY_JSON || r->body == ROUTE_BODY_PATCH)
 		json_object_set_new(op, "requestBody",
 		    json_pack("{s:b,s:{s:{s:o}}}", "required", 1, "content",
 		        "application/json", "schema", ref_to(in, 1, oa)));

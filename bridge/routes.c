@@ -13,6 +13,7 @@
 #define ORD (&affiliate__v1__order_service__descriptor)
 #define HEALTH (&affiliate__v1__health_service__descriptor)
 #define JOBS (&affiliate__v1__job_admin_service__descriptor)
+#define CATALOG (&affiliate__v1__catalog_service__descriptor)
 
 const struct route route_table[] = {
 	{ "GET", "/", HEALTH, "Check", 200, ROUTE_BODY_NONE,
@@ -24,6 +25,24 @@ const struct route route_table[] = {
 	{ "GET", "/advertisers/{id}", ADV, "GetAdvertiser", 200,
 	    ROUTE_BODY_NONE, ROUTE_RENDER_MESSAGE, NULL, NULL,
 	    "Get an advertiser (403 when editor_id may not join it)" },
+	{ "POST", "/advertisers", CATALOG, "CreateAdvertiser", 201,
+	    ROUTE_BODY_JSON, ROUTE_RENDER_MESSAGE, NULL, NULL,
+	    "Create an advertiser (admin)" },
+	{ "PATCH", "/advertisers/{id}", CATALOG, "UpdateAdvertiser", 200,
+	    ROUTE_BODY_PATCH, ROUTE_RENDER_MESSAGE, NULL, NULL,
+	    "Change an advertiser's fields given in the body (admin)" },
+	{ "POST", "/editors", CATALOG, "CreateEditor", 201, ROUTE_BODY_JSON,
+	    ROUTE_RENDER_MESSAGE, NULL, NULL, "Create an editor (admin)" },
+	{ "PATCH", "/editors/{id}", CATALOG, "UpdateEditor", 200,
+	    ROUTE_BODY_PATCH, ROUTE_RENDER_MESSAGE, NULL, NULL,
+	    "Change an editor's fields given in the body (admin)" },
+	{ "PUT", "/editors/{editor_id}/advertisers/{advertiser_id}", CATALOG,
+	    "GrantEligibility", 200, ROUTE_BODY_NONE, ROUTE_RENDER_MESSAGE,
+	    NULL, NULL, "Let an editor join an advertiser's programme (admin)" },
+	{ "DELETE", "/editors/{editor_id}/advertisers/{advertiser_id}", CATALOG,
+	    "RevokeEligibility", 200, ROUTE_BODY_NONE, ROUTE_RENDER_MESSAGE,
+	    NULL, NULL,
+	    "No longer let an editor join an advertiser's programme (admin)" },
 	{ "POST", "/applications", APP, "Apply", 202, ROUTE_BODY_JSON,
 	    ROUTE_RENDER_MESSAGE, NULL, NULL,
 	    "Apply to an advertiser's programme; reviewed in the background" },
@@ -32,7 +51,7 @@ const struct route route_table[] = {
 	    "List applications" },
 	{ "GET", "/applications/{id}", APP, "GetApplication", 200,
 	    ROUTE_BODY_NONE, ROUTE_RENDER_MESSAGE, NULL, NULL,
-	    "Get an application" },
+	    "Get an application with its history" },
 	{ "POST", "/webhook/orders", ORD, "ReceiveWebhook", 201,
 	    ROUTE_BODY_WEBHOOK, ROUTE_RENDER_WEBHOOK, NULL, NULL,
 	    "A partner reports an order (signed with X-Partner-Signature, "
@@ -52,6 +71,9 @@ const struct route route_table[] = {
 	{ "POST", "/jobs/retry-dead", JOBS, "RetryDeadJobs", 202,
 	    ROUTE_BODY_NONE, ROUTE_RENDER_MESSAGE, NULL, NULL,
 	    "Queue every dead job again (admin)" },
+	{ "GET", "/orders/{order_id}", ORD, "GetOrder", 200, ROUTE_BODY_NONE,
+	    ROUTE_RENDER_MESSAGE, NULL, NULL,
+	    "Get an order with its status history" },
 };
 
 const size_t route_count = sizeof(route_table) / sizeof(route_table[0]);

@@ -14,6 +14,8 @@ enum route_body {
 	ROUTE_BODY_NONE,    /* no body (query and path parameters only) */
 	ROUTE_BODY_JSON,    /* a JSON object transcoded into the request */
 	ROUTE_BODY_WEBHOOK, /* raw body + X-Partner-Signature, untouched */
+	ROUTE_BODY_PATCH,   /* as JSON; the request's update_mask, when the
+	                       body gives none, lists the body's keys */
 };
 
 enum route_render {

@@ -26,6 +26,7 @@ struct cli {
 	int64_t grace;
 	const char *state; /* jobs list --state */
 	int all_dead;      /* jobs retry --all-dead */
+	int mismatch;      /* orders list --mismatch */
 	int argc;
 	char **argv; /* the positional words */
 };

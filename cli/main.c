@@ -23,6 +23,7 @@
 #include "affiliate/v1/health.pb-c.h"
 #include "cli.h"
 #include "cli_rpc.h"
+#include "cli_catalog.h"
 
 static const char usage[] =
     "usage: affiliate [--url URL] [--timeout MS] [--request-id ID] COMMAND\n"
@@ -33,8 +34,12 @@ static const char usage[] =
     "  applications apply --advertiser A [--editor E]   (--editor unless\n"
     "                                      $AFFILIATE_KEY is an editor's key)\n"
     "  applications list [--editor E] [--status S] [--limit N] [--after ID]\n"
-    "  applications get ID\n"
-    "  orders list [--editor E] [--advertiser A] [--status S] [--limit N] [--after C]\n"
+    "  applications get ID                 (with its history)\n"
+    "  orders list [--editor E] [--advertiser A] [--status S] [--mismatch]\n"
+    "              [--limit N] [--after C] (--mismatch: only orders whose\n"
+    "                                      commission is not the expected one)\n"
+    "  orders get ORDER_ID                 (with its status history)\n"
+    CLI_CATALOG_USAGE
     "  webhook sign [--plain] FILE|-       (the X-Partner-Signature for a body:\n"
     "                                      t=<unix>,v1=<hex>; --plain: <hex>)\n"
     "  webhook sign --standard [--id ID] FILE|-   (the Standard Webhooks\n"
@@ -304,11 +309,13 @@ cmd_advertisers(struct cli *c)
 {
 	const ProtobufCServiceDescriptor *svc =
 	    &affiliate__v1__advertiser_service__descriptor;
-	const char *v = verb(c, "list, get");
+	const char *v = verb(c, "list, get, create, update");
 	int rv;
 
 	if (v == NULL)
 		return (2);
+	if (strcmp(v, "create") == 0 || strcmp(v, "update") == 0)
+		return (cli_catalog_advertisers(c));
 	if (strcmp(v, "list") == 0) {
 		Affiliate__V1__ListAdvertisersRequest req =
 		    AFFILIATE__V1__LIST_ADVERTISERS_REQUEST__INIT;
@@ -327,7 +334,7 @@ cmd_advertisers(struct cli *c)
 		req.editor_id = c->editor;
 		return (cli_call(c, svc, "GetAdvertiser", &req.base));
 	}
-	return (unknown_verb(c, "list, get"));
+	return (unknown_verb(c, "list, get, create, update"));
 }
 
 static int
@@ -383,13 +390,15 @@ cmd_orders(struct cli *c)
 {
 	Affiliate__V1__ListOrdersRequest req =
 	    AFFILIATE__V1__LIST_ORDERS_REQUEST__INIT;
-	const char *v = verb(c, "list");
+	const char *v = verb(c, "list, get");
 	int rv;
 
 	if (v == NULL)
 		return (2);
+	if (strcmp(v, "get") == 0)
+		return (cli_catalog_order_get(c));
 	if (strcmp(v, "list") != 0)
-		return (unknown_verb(c, "list"));
+		return (unknown_verb(c, "list, get"));
 	if ((rv = no_args(c)) != AFF_OK)
 		return (rv);
 	req.editor_id = c->editor;
@@ -397,6 +406,7 @@ cmd_orders(struct cli *c)
 	req.status = (char *)(c->status != NULL ? c->status : "");
 	req.limit = (int32_t)c->limit;
 	req.after = (char *)(c->after_text != NULL ? c->after_text : "");
+	req.commission_mismatch = c->mismatch;
 	return (cli_call(c, &affiliate__v1__order_service__descriptor,
 	    "ListOrders", &req.base));
 }
@@ -617,6 +627,7 @@ main(int argc, char **argv)
 		{ "state", required_argument, NULL, 'S' },
 		{ "all-dead", no_argument, NULL, 'D' },
 		{ "hex", no_argument, NULL, 'x' },
+		{ "mismatch", no_argument, NULL, 'X' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -668,6 +679,9 @@ main(int argc, char **argv)
 			break;
 		case 'x':
 			c.hex = 1;
+			break;
+		case 'X':
+			c.mismatch = 1;
 			break;
 		case 'g':
 			if (aff_parse_int64(optarg, 0, 30 * 86400, &c.grace) != AFF_OK)
@@ -733,5 +747,9 @@ main(int argc, char **argv)
 		struct cli_rpc_opts ro = { c.url, c.request_id, c.timeout_ms, c.hex };
 		return (cli_rpc(&ro, c.argc - 1, c.argv + 1));
 	}
+	if (strcmp(c.argv[0], "editors") == 0)
+		return (cli_catalog_editors(&c));
+	if (strcmp(c.argv[0], "eligibility") == 0)
+		return (cli_catalog_eligibility(&c));
 	return (usage_error("unknown command '%s'", c.argv[0]));
 }

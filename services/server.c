@@ -54,6 +54,7 @@ static const struct rpc_service_def *const service_defs[] = {
 	&svc_key_def,
 	&svc_webhook_secret_def,
 	&svc_job_admin_def,
+	&svc_catalog_def,
 };
 
 /* "host:port", or "off" (or "") for no cache. */

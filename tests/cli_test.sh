@@ -150,7 +150,7 @@ usage_case "a non-numeric id" "advertiser id must be a positive integer, not 'ab
 usage_case "an id of 0" "application id must be a positive integer, not '0'" applications get 0
 usage_case "two ids" "advertisers get takes one advertiser ID, not also '3'" advertisers get 2 3
 usage_case "advertisers without a command" "advertisers needs a command: list, get" advertisers
-usage_case "an unknown advertisers command" "unknown advertisers command 'delete' (list, get)" advertisers delete 2
+usage_case "an unknown advertisers command" "unknown advertisers command 'delete' (list, get, create, update)" advertisers delete 2
 usage_case "list with an argument" "advertisers list takes no arguments, not '7'" advertisers list 7
 usage_case "apply without --advertiser" "applications apply needs --advertiser A" applications apply --editor 1
 usage_case "apply without --editor and no key" "applications apply needs --editor E (or an editor's key in AFFILIATE_KEY)" applications apply --advertiser 3

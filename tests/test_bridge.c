@@ -142,7 +142,8 @@ test_advertiser_get_renders_every_field(void **state)
 	    "\"currency\":\"CHF\",\"commission_rate_bps\":650,\"status\":"
 	    "\"active\",\"website\":\"https://alpinegearco.example\","
 	    "\"cookie_days\":30,\"created_at\":\"2026-01-01T00:00:00Z\","
-	    "\"updated_at\":\"2026-01-01T00:00:00Z\"}");
+	    "\"updated_at\":\"2026-01-01T00:00:00Z\","
+	    "\"allow_other_currencies\":false}");
 	tu_http_response_fini(&r);
 }
 

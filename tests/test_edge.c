@@ -400,7 +400,7 @@ test_options_star_and_absolute_form_get_a_json_answer(void **state)
 	(void)state;
 	edge_exchange(star, sizeof(star) - 1, &a);
 	assert_memory_equal(a.buf, "HTTP/1.1 200 OK\r\n", 17);
-	assert_non_null(strstr(a.buf, "\r\nAllow: GET, HEAD, POST, OPTIONS\r\n"));
+	assert_non_null(strstr(a.buf, "\r\nAllow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n"));
 	assert_non_null(strstr(a.buf, "\r\nContent-Type: application/json"));
 	assert_string_equal(strstr(a.buf, "\r\n\r\n") + 4, "{}");
 	edge_refused_400(other, sizeof(other) - 1,

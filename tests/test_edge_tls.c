@@ -128,7 +128,7 @@ test_cors_allows_exactly_the_configured_origins(void **state)
 	    NULL, 204);
 	assert_string_equal(tu_http_header(&r, "Access-Control-Allow-Methods", v,
 	                        sizeof(v)),
-	    "GET, HEAD, OPTIONS");
+	    "GET, HEAD, PATCH, OPTIONS"); /* PATCH: admins */
 	tu_http_response_fini(&r);
 
 	/* Preflight from another origin (or a look-alike): no CORS. */

@@ -102,7 +102,7 @@ test_an_order_moves_forward_only_and_is_stored_once(void **state)
 	assert_int_equal(post_signed(SECRET, 1, o1, &r), 201);
 	assert_non_null(strstr(r.body,
 	    "{\"order_id\":\"L-1\",\"advertiser_id\":2,\"editor_id\":1,"
-	    "\"amount\":49.90,\"commission\":4.99,\"currency\":\"EUR\","
+	    "\"amount\":49.90,\"commission\":4.99,\"currency\":\"CHF\","
 	    "\"status\":\"pending\","));
 	tu_http_response_fini(&r);
 	/* The older secret still signs (rotation). */
@@ -391,7 +391,7 @@ test_the_list_comes_from_the_redis_copy_and_survives_its_loss(void **state)
 		o.advertiser_id = 2;
 		o.editor_id = 1;
 		o.amount_cents = 999999;
-		o.currency = "EUR";
+		o.currency = "CHF";
 		o.status = "pending";
 		r = redisCommand(c, "SET %s %b", keys->element[0]->str, buf,
 		    affiliate__v1__order__pack(&o, buf));

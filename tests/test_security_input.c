@@ -509,6 +509,16 @@ test_hostile_text_in_every_rpc_string_field_is_refused(void **state)
 						rv = aff_client_invoke(F->ts.client, svcs[sv]->name,
 						    md->name, buf, len, &o, &res);
 					}
+					/* GetOrder finds the two order_ids stored above,
+					 * as sent: a read of what is there. */
+					if (rv == AFF_OK && strcmp(md->name, "GetOrder") == 0 &&
+					    i < 2) {
+						aff_call_result_fini(&res);
+						free(buf);
+						free(req);
+						n_checked++;
+						continue;
+					}
 					if (rv == AFF_OK)
 						fprintf(stderr, "%s/%s %s #%zu accepted\n",
 						    svcs[sv]->name, md->name, f->name, i);
@@ -527,8 +537,8 @@ test_hostile_text_in_every_rpc_string_field_is_refused(void **state)
 		}
 	/* ListApplications.status, ListOrders.status and .after,
 	 * ReceiveWebhook.signature, .webhook_id, .webhook_timestamp and
-	 * .webhook_signature, HealthCheck.service. */
-	assert_int_equal(n_checked, 8 * (N_HOSTILE + 1));
+	 * .webhook_signature, GetOrder.order_id, HealthCheck.service. */
+	assert_int_equal(n_checked, 9 * (N_HOSTILE + 1));
 	/* The envelope's own text: metadata and the request id. */
 	for (size_t i = 3; i < N_HOSTILE; i++) {
 		Affiliate__V1__ListOrdersRequest lo =

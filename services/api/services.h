@@ -15,6 +15,7 @@ extern const struct rpc_service_def svc_health_def;
 extern const struct rpc_service_def svc_key_def;
 extern const struct rpc_service_def svc_webhook_secret_def;
 extern const struct rpc_service_def svc_job_admin_def;
+extern const struct rpc_service_def svc_catalog_def;
 
 struct jobs;
 struct order_writer;

@@ -128,6 +128,9 @@ get_application(
 	if (rv == AFF_NOT_FOUND)
 		return (rpc_errorf(
 		    call, rv, "no application with id %lld", (long long)in->id));
+	if (rv == AFF_OK)
+		rv = call->store->ops->application_events(
+		    call->store, a, &call->arena);
 	if (rv != AFF_OK)
 		return (svc_store_failed(call, rv));
 	*out = &a->base;

@@ -44,6 +44,14 @@ webhook_done(void *arg, int rv, Affiliate__V1__Order *order,
 		    "order %s is already stored with another advertiser, editor, "
 		    "amount, commission or currency",
 		    wc->o.order_id);
+	else if (rv == AFF_FAILED_PRECONDITION &&
+	    outcome == STORE_ORDER_WRONG_CURRENCY)
+		code = rpc_errorf(call, rv,
+		    "advertiser %lld's programme is in %s and takes no order in "
+		    "%s (an admin may allow other currencies: "
+		    "allow_other_currencies)",
+		    (long long)wc->o.advertiser_id, order->currency,
+		    wc->o.currency);
 	else if (rv == AFF_FAILED_PRECONDITION)
 		code = rpc_errorf(call, rv, "order %s is %s and cannot become %s",
 		    wc->o.order_id, order->status, wc->o.status);
@@ -206,12 +214,14 @@ list_orders(
 	q.editor_id = in->editor_id;
 	q.advertiser_id = in->advertiser_id;
 	q.status = in->status;
+	q.commission_mismatch = in->commission_mismatch;
 	/* From Redis when its copy is whole and it holds an index that
 	 * seeks this page (none or one filter: its sorted set); from the
 	 * database otherwise, whose per-combination indexes seek where
 	 * walking one Redis set and filtering would cost O(rows in it). */
 	rv = AFF_UNAVAILABLE;
-	if ((q.editor_id > 0) + (q.advertiser_id > 0) + (q.status[0] != '\0') <=
+	if (!q.commission_mismatch &&
+	    (q.editor_id > 0) + (q.advertiser_id > 0) + (q.status[0] != '\0') <=
 	        1 &&
 	    cache_enabled(call->cache) &&
 	    call->store->ops->orders_all_cached(call->store, &copy, &gen) ==
@@ -235,11 +245,40 @@ list_orders(
 	return (AFF_OK);
 }
 
+static int
+get_order(
+    struct rpc_call *call, const ProtobufCMessage *in_, ProtobufCMessage **out)
+{
+	const Affiliate__V1__GetOrderRequest *in = (const void *)in_;
+	Affiliate__V1__Order *o;
+	int rv;
+
+	if (in->order_id[0] == '\0' ||
+	    strlen(in->order_id) > WEBHOOK_ORDER_ID_MAX * 4)
+		return (rpc_errorf(call, AFF_INVALID_ARGUMENT,
+		    "order_id must be 1 to %d characters", WEBHOOK_ORDER_ID_MAX));
+	rv = call->store->ops->order_get(
+	    call->store, in->order_id, &call->arena, &o);
+	/* Another editor's order is answered as if there were none: an
+	 * editor key learns nothing of the others'. */
+	if (rv == AFF_OK && call->caller.role == AUTH_EDITOR &&
+	    o->editor_id != call->caller.editor_id)
+		rv = AFF_NOT_FOUND;
+	if (rv == AFF_NOT_FOUND)
+		return (rpc_errorf(call, rv, "no order with order_id %s",
+		    in->order_id));
+	if (rv != AFF_OK)
+		return (svc_store_failed(call, rv));
+	*out = &o->base;
+	return (AFF_OK);
+}
+
 static const struct rpc_method_def order_methods[] = {
 	/* Signed by the partner instead of a key. */
 	{ .name = "ReceiveWebhook", .fn = receive_webhook,
 	    .access = AUTH_ACCESS_OPEN },
 	{ .name = "ListOrders", .fn = list_orders, .scope = AUTH_SCOPE_FILL },
+	{ .name = "GetOrder", .fn = get_order },
 };
 
 const struct rpc_service_def svc_order_def = {

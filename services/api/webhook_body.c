@@ -377,7 +377,6 @@ webhook_body_parse(const uint8_t *body, size_t len, struct webhook_order *o,
 		return (fail(&c, "commission is required"));
 	if (o->commission_cents > o->amount_cents)
 		return (fail(&c, "commission must not be more than amount"));
-	if (!seen[F_CURRENCY])
-		memcpy(o->currency, "EUR", 4);
+	/* No currency: the advertiser's (order_put), "" here. */
 	return (AFF_OK);
 }

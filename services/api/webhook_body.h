@@ -21,7 +21,7 @@ struct webhook_order {
 	int64_t editor_id;
 	int64_t amount_cents;
 	int64_t commission_cents;
-	char currency[4];  /* "EUR" when not given */
+	char currency[4];  /* "" when not given: the advertiser's */
 	char status[16];   /* "" when not given */
 };
 

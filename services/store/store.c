@@ -173,6 +173,12 @@ store_backup(const char *db, const char *file)
 }
 
 int64_t
+store_expected_commission(int64_t amount_cents, int32_t rate_bps)
+{
+	return ((amount_cents * rate_bps + 5000) / 10000);
+}
+
+int64_t
 store_job_backoff_ms(const struct store_job_policy *p, int attempts)
 {
 	int64_t backoff = p->backoff_ms;

@@ -82,12 +82,40 @@ struct store_jobs_stats {
 	int64_t oldest_due_ms;
 };
 
+/*
+ * An advertiser's fields as an admin writes them (validated by the
+ * caller). set says which are given (STORE_ADV_*): advertiser_update
+ * changes those and keeps the others; advertiser_create takes them all.
+ */
+enum {
+	STORE_ADV_NAME = 1 << 0,
+	STORE_ADV_CATEGORY = 1 << 1,
+	STORE_ADV_CURRENCY = 1 << 2,
+	STORE_ADV_RATE = 1 << 3,
+	STORE_ADV_STATUS = 1 << 4,
+	STORE_ADV_WEBSITE = 1 << 5,
+	STORE_ADV_COOKIE_DAYS = 1 << 6,
+	STORE_ADV_OTHER_CURRENCIES = 1 << 7,
+	STORE_ADV_ALL = (1 << 8) - 1,
+};
+struct store_advertiser_in {
+	unsigned set;
+	const char *name, *category, *currency, *status, *website;
+	int32_t commission_rate_bps, cookie_days;
+	int allow_other_currencies;
+};
+
+/* An editor's fields; NULL: unchanged (editor_update). */
+struct store_editor_in {
+	const char *name, *website;
+};
+
 /* An order as a partner reports it (validated by the caller). */
 struct store_order_in {
 	const char *order_id;
 	int64_t advertiser_id, editor_id;
 	int64_t amount_cents, commission_cents;
-	const char *currency;
+	const char *currency; /* "" or NULL: the advertiser's currency */
 	const char *status; /* "" or NULL: pending for a new order */
 	/* Standard Webhooks' webhook-id ("" or NULL: none), the
 	 * idempotency key of the advertiser's webhooks: see order_put. */
@@ -97,6 +125,8 @@ struct store_order_in {
 struct store_order_query {
 	int64_t editor_id, advertiser_id; /* 0: any */
 	const char *status;               /* "" or NULL: any */
+	int commission_mismatch; /* only orders whose commission differs
+	                            from the expected one */
 	int64_t after;                    /* seq cursor */
 	int limit;
 };
@@ -114,6 +144,9 @@ enum store_order_outcome {
 	STORE_ORDER_MOVED,     /* its status moved forward */
 	STORE_ORDER_NO_ADVERTISER, /* AFF_NOT_FOUND: no such advertiser */
 	STORE_ORDER_NO_EDITOR,     /* AFF_NOT_FOUND: no such editor */
+	/* AFF_FAILED_PRECONDITION: a currency the programme does not take
+	 * (*out is NULL) */
+	STORE_ORDER_WRONG_CURRENCY,
 };
 
 /* An API key as the check needs it. */
@@ -174,8 +207,28 @@ struct store_ops {
 	 * AFF_PERMISSION_DENIED. */
 	int (*eligible)(store *s, int64_t editor_id, int64_t advertiser_id);
 
-	/* (The catalog is read here, never written: operators write it
-	 * in the database, and every write moves the catalog version.) */
+	/*
+	 * Catalog writes (admins, CatalogService). Every one moves the
+	 * catalog version in its transaction (the schema's triggers), and
+	 * a server's in-memory copy of the version (PostgreSQL) is told at
+	 * once, so that the next read by this server sees the change.
+	 * advertiser_create / editor_create assign the next id;
+	 * *_update change what in says and answer AFF_NOT_FOUND for an
+	 * unknown id. eligibility_set grants (eligible) or revokes, once
+	 * (again: unchanged); AFF_NOT_FOUND when either id is unknown.
+	 */
+	int (*advertiser_create)(store *s, const struct store_advertiser_in *in,
+	    aff_arena *a, Affiliate__V1__Advertiser **out);
+	int (*advertiser_update)(store *s, int64_t id,
+	    const struct store_advertiser_in *in, aff_arena *a,
+	    Affiliate__V1__Advertiser **out);
+	int (*editor_create)(store *s, const struct store_editor_in *in,
+	    aff_arena *a, Affiliate__V1__Editor **out);
+	int (*editor_update)(store *s, int64_t id,
+	    const struct store_editor_in *in, aff_arena *a,
+	    Affiliate__V1__Editor **out);
+	int (*eligibility_set)(store *s, int64_t editor_id,
+	    int64_t advertiser_id, int eligible);
 
 	/*
 	 * Inserts a pending application and its review job (the outbox row)
@@ -192,6 +245,10 @@ struct store_ops {
 
 	int (*application_get)(store *s, int64_t id, aff_arena *a,
 	    Affiliate__V1__Application **out);
+
+	/* Sets (*app)->events to its history, oldest first. */
+	int (*application_events)(store *s, Affiliate__V1__Application *app,
+	    aff_arena *a);
 
 	/* One page in id order; as advertiser_list. */
 	int (*application_list)(store *s,
@@ -273,7 +330,12 @@ struct store_ops {
 	 * (duplicate), or a later status (pending -> approved | declined,
 	 * recorded with its time). AFF_NOT_FOUND when the advertiser or the
 	 * editor does not exist (the foreign keys say so; *outcome names
-	 * which); AFF_FAILED_PRECONDITION for a move back or across; AFF_ALREADY_EXISTS when order_id is stored with another
+	 * which); AFF_FAILED_PRECONDITION for a move back or across, or
+	 * for a new order in another currency than its advertiser's when
+	 * the advertiser does not allow others (STORE_ORDER_WRONG_CURRENCY);
+	 * a new order without a currency takes its advertiser's, and its
+	 * expected commission from the advertiser's rate (store.h's
+	 * STORE_EXPECTED_COMMISSION); AFF_ALREADY_EXISTS when order_id is stored with another
 	 * advertiser, editor, amount, commission or currency. *out is the
 	 * stored order. Inside batch_begin/batch_end it is part of the
 	 * batch's transaction in a savepoint of its own: any error undoes
@@ -289,6 +351,11 @@ struct store_ops {
 	int (*order_put)(store *s, const struct store_order_in *o,
 	    aff_arena *a, Affiliate__V1__Order **out,
 	    enum store_order_outcome *outcome);
+
+	/* One order with its status history (events, oldest first), or
+	 * AFF_NOT_FOUND. */
+	int (*order_get)(store *s, const char *order_id, aff_arena *a,
+	    Affiliate__V1__Order **out);
 
 	/* One page in seq order; *next is the cursor of the next page (0
 	 * when none). */
@@ -432,6 +499,19 @@ const struct store_ops *store_backend(const char *db);
  * fit).
  */
 void store_db_redact(const char *db, char *out, size_t cap);
+
+/*
+ * The commission a programme's rate gives for an amount, as SQL over the
+ * columns or parameters named (both backends compute it in the INSERT):
+ * amount_cents * rate_bps / 10000 rounded half up to the cent (amounts
+ * are never negative). 10^14 cents * 10^4 fits in 64 bits.
+ */
+#define STORE_EXPECTED_COMMISSION(amount, rate)                                \
+	"((" amount ") * (" rate ") + 5000) / 10000"
+int64_t store_expected_commission(int64_t amount_cents, int32_t rate_bps);
+
+/* The most events order_get and application_events read for one. */
+#define STORE_EVENTS_MAX 100
 
 /* What every backend's job_finish shares. The wait before a failed job's
  * next delivery: backoff_ms * 2^(attempts-1), at most backoff_max_ms. */

@@ -15,6 +15,11 @@
 # a million signed webhooks would take many minutes. Editor 1 holds about
 # a tenth of them, 'approved' about a fifth, 'declined' a twentieth; each
 # editor and status drawn with random(), so the filters do not correlate.
+# Each order's commission is what a 5 % rate gives (its
+# expected_commission, as loaded), but for one order in a hundred, a
+# cent more:
+# the ?commission_mismatch=true pages (issue 18) read those through their
+# partial indexes.
 # The rows are marked as already copied, and the server runs with
 # --redis off: every list page here is answered by the database, which is
 # what answers every combination of two or three filters (Redis serves a
@@ -71,11 +76,14 @@ WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < $ROWS),
 r(x, e, s, a) AS (SELECT x, abs(random()) % 100, abs(random()) % 100,
   abs(random()) % 50 FROM n)
 INSERT INTO orders (seq, order_id, advertiser_id, editor_id, amount_cents,
-  commission_cents, currency, status, created_at, updated_at, rev, cached_rev)
+  commission_cents, currency, status, created_at, updated_at, rev, cached_rev,
+  expected_commission_cents)
 SELECT x, 'scale-' || x, 1 + a, CASE WHEN e < 10 THEN 1 ELSE 2 + e % 9 END,
-  1000 + x % 90000, 100, 'EUR',
+  1000 + x % 90000, ((1000 + x % 90000) * 500 + 5000) / 10000 + (x % 100 = 7),
+  'EUR',
   CASE WHEN s < 20 THEN 'approved' WHEN s < 25 THEN 'declined' ELSE 'pending' END,
-  1764547200000 + x, 1764547200000 + x, 1, 1 FROM r;
+  1764547200000 + x, 1764547200000 + x, 1, 1,
+  ((1000 + x % 90000) * 500 + 5000) / 10000 FROM r;
 COMMIT;
 ANALYZE;
 EOF
@@ -102,6 +110,9 @@ targets=(
 	"editor+advertiser+status|&editor_id=1&advertiser_id=7&status=declined|"
 	"editor+status, deep cursor|&editor_id=1&status=declined&after=$mid|"
 	"none, deep cursor|&after=$mid|"
+	"mismatch|&commission_mismatch=true|"
+	"editor+mismatch|&editor_id=1&commission_mismatch=true|"
+	"editor+status+mismatch|&editor_id=1&status=declined&commission_mismatch=true|"
 )
 
 rows=()

@@ -118,7 +118,8 @@ test_a_message_renders_as_json_with_every_field(void **state)
 	    "{\"advertisers\":[{\"id\":9007199254740993,\"name\":\"Caf\xc3\xa9 "
 	    "\\\"Q\\\"\",\"category\":\"\",\"currency\":\"\","
 	    "\"commission_rate_bps\":750,\"status\":\"\",\"website\":\"\","
-	    "\"cookie_days\":0,\"created_at\":\"\",\"updated_at\":\"\"}],"
+	    "\"cookie_days\":0,\"created_at\":\"\",\"updated_at\":\"\","
+	    "\"allow_other_currencies\":false}],"
 	    "\"next_after\":0}");
 	free(s);
 	json_decref(j);
@@ -158,7 +159,8 @@ test_the_writer_renders_numbers_money_and_escapes_exactly(void **state)
 	    "\"editor_id\":9223372036854775807,\"amount\":49.90,"
 	    "\"commission\":-0.07,\"currency\":\"EUR\","
 	    "\"status\":\"\xef\xbf\xbd\",\"created_at\":\"\","
-	    "\"updated_at\":\"2026-01-01T00:00:00Z\"}");
+	    "\"updated_at\":\"2026-01-01T00:00:00Z\","
+	    "\"expected_commission\":0.00,\"events\":[]}");
 	assert_int_equal(b.len, strlen(b.data));
 	aff_buf_fini(&b);
 

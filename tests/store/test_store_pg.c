@@ -153,7 +153,7 @@ put_one(void *arg)
 	struct putter *p = arg;
 	struct store_order_in o = { .order_id = p->order_id,
 		.advertiser_id = 2, .editor_id = 1, .amount_cents = 1234,
-		.commission_cents = 123, .currency = "EUR" };
+		.commission_cents = 123, .currency = "CHF" };
 	Affiliate__V1__Order *out;
 	aff_arena a;
 
@@ -413,7 +413,7 @@ test_four_servers_starting_at_once_migrate_and_seed_once(void **state)
 	assert_int_equal(sb_sql_int(db, "SELECT count(*) FROM advertisers"),
 	    STORE_SEED_ADVERTISERS);
 	assert_int_equal(sb_sql_int(db, "SELECT version FROM affiliate_schema"),
-	    11);
+	    12);
 	assert_int_equal(sb_sql_int(db, "SELECT count(*) FROM meta"), 2);
 }
 
@@ -544,7 +544,7 @@ test_one_sync_at_a_time_and_none_into_a_replaced_copy(void **state)
 {
 	store *s1 = open_ok(), *s2 = open_ok();
 	struct store_order_in o = { .advertiser_id = 2, .editor_id = 1,
-		.amount_cents = 100, .commission_cents = 10, .currency = "EUR" };
+		.amount_cents = 100, .commission_cents = 10, .currency = "CHF" };
 	enum store_order_outcome oc;
 	Affiliate__V1__Order *out;
 	struct store_order_row *r1, *r2;
@@ -622,7 +622,7 @@ test_a_restarted_database_is_unavailable_then_served_again(void **state)
 	store *s = open_ok(), *w = open_ok(), *idle = open_ok(), *s2 = NULL;
 	struct store_order_in o = { .order_id = "k-1", .advertiser_id = 2,
 		.editor_id = 1, .amount_cents = 100, .commission_cents = 10,
-		.currency = "EUR" };
+		.currency = "CHF" };
 	enum store_order_outcome oc;
 	Affiliate__V1__Order *out;
 	aff_arena a;
@@ -664,6 +664,46 @@ test_a_restarted_database_is_unavailable_then_served_again(void **state)
 	store_close(w);
 }
 
+/* ---- a catalog write seen by the next read of the server that made it ---- */
+
+/*
+ * A server keeps the catalog version in memory, refreshed when the
+ * database's notification reaches its listener (store_pg_watch.c). The
+ * server that makes a change must not serve the version before it in the
+ * moment until then: its caches would answer the next read with the old
+ * row. Each of 40 changes, made on one handle, is in the version another
+ * handle of the same server reads right after (no wait).
+ */
+static void
+test_a_servers_catalog_write_is_in_its_next_version(void **state)
+{
+	store *s = open_ok(), *r = open_ok();
+	struct store_advertiser_in in = { .set = STORE_ADV_COOKIE_DAYS };
+	Affiliate__V1__Advertiser *adv;
+	const char *id;
+	int64_t v, before;
+	aff_arena a;
+
+	(void)state;
+	aff_arena_init(&a);
+	/* The listener connects and publishes its version first. */
+	tu_sleep_ms(300);
+	assert_int_equal(r->ops->catalog_version(r, &id, &before), AFF_OK);
+	for (int i = 0; i < 40; i++) {
+		in.cookie_days = 10 + i;
+		assert_int_equal(
+		    s->ops->advertiser_update(s, 2, &in, &a, &adv), AFF_OK);
+		assert_int_equal(adv->cookie_days, 10 + i);
+		assert_int_equal(r->ops->catalog_version(r, &id, &v), AFF_OK);
+		assert_int_equal(v, before + 1 + i);
+	}
+	assert_int_equal(
+	    sb_sql_int(db, "SELECT version FROM catalog_version"), before + 40);
+	aff_arena_fini(&a);
+	store_close(s);
+	store_close(r);
+}
+
 #define T(fn) cmocka_unit_test_setup(fn, setup)
 
 int
@@ -679,6 +719,7 @@ main(void)
 		T(test_a_starting_server_leaves_a_live_servers_deliveries_alone),
 		T(test_one_sync_at_a_time_and_none_into_a_replaced_copy),
 		T(test_a_restarted_database_is_unavailable_then_served_again),
+		T(test_a_servers_catalog_write_is_in_its_next_version),
 	};
 	static struct tu_pg pg;
 	int rv;

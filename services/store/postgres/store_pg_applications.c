@@ -32,6 +32,8 @@
 	X(ST_APP_OPEN, "SELECT " APP_COLUMNS ", request_id FROM applications"  \
 	               " WHERE editor_id = $1 AND advertiser_id = $2"          \
 	               " AND status IN ('pending', 'approved')")               \
+	X(ST_APP_EVENTS, "SELECT status, reason, at FROM application_events"   \
+	                 " WHERE application_id = $1 ORDER BY id LIMIT $2")    \
 	X(ST_APP_GET,                                                          \
 	    "SELECT " APP_COLUMNS " FROM applications WHERE id = $1")          \
 	X(ST_APP_LIST, "SELECT " APP_COLUMNS " FROM applications"              \
@@ -229,4 +231,34 @@ store_pg_application_decide(pg_store *s, int64_t app_id, const char *status,
 	if (!changed)
 		return (AFF_OK);
 	return (event_insert(s, app_id, status, reason, now_s));
+}
+
+/* Reads an Affiliate__V1__ApplicationEvent (status, reason, at). */
+static void *
+row_application_event(const PGresult *res, int r, aff_arena *a)
+{
+	Affiliate__V1__ApplicationEvent *e;
+
+	if ((e = aff_arena_alloc(a, sizeof(*e))) == NULL)
+		return (NULL);
+	affiliate__v1__application_event__init(e);
+	e->status = store_pg_text(res, r, 0, a);
+	e->reason = store_pg_text(res, r, 1, a);
+	e->at = store_pg_time(res, r, 2, a);
+	return (e->status != NULL && e->reason != NULL && e->at != NULL ? e
+	                                                                : NULL);
+}
+
+int
+store_pg_application_events(store *base, Affiliate__V1__Application *app,
+    aff_arena *a)
+{
+	struct pg_params p = { 0 };
+	int more;
+
+	store_pg_p_int(&p, app->id);
+	store_pg_p_int(&p, STORE_EVENTS_MAX + 1);
+	return (store_pg_list_page(PG_STORE(base), PQ_APPLICATIONS, ST_APP_EVENTS,
+	    &p, STORE_EVENTS_MAX, row_application_event, a, &app->events,
+	    &app->n_events, &more, NULL, "application events"));
 }

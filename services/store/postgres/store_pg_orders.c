@@ -31,7 +31,8 @@
 
 #define ORDER_COLUMNS                                                          \
 	"seq, order_id, advertiser_id, editor_id, amount_cents,"              \
-	" commission_cents, currency, status, created_at, updated_at"
+	" commission_cents, currency, status, created_at, updated_at,"        \
+	" expected_commission_cents"
 
 /* The order sync's lock (store_pg.c has the migrations' one). */
 #define PG_LOCK_SYNC "1634100580, 2"
@@ -39,6 +40,21 @@
 #define ORDER_LIST(where)                                               \
 	"SELECT " ORDER_COLUMNS " FROM orders WHERE " where "seq > $1::bigint" \
 	" ORDER BY seq LIMIT $2::bigint"
+/* A new order's row, from the advertiser's: its currency when none is
+ * given ($6 ''), another refused unless it allows others, and its rate's
+ * expected commission. No row: a duplicate, an unknown id or a currency
+ * refused, told apart only then (order_put_tx). */
+#define ORDER_SELECT                                                           \
+	"SELECT $1::text, $2::bigint, $3::bigint, $4::bigint, $5::bigint,"     \
+	" coalesce(nullif($6::text, ''), a.currency), $7::text, $8::bigint,"   \
+	" $8::bigint, " STORE_EXPECTED_COMMISSION("$4::bigint",               \
+	    "a.commission_rate_bps") " FROM advertisers a WHERE a.id = $2"     \
+	" AND NOT EXISTS (SELECT 1 FROM orders WHERE order_id = $1)"          \
+	" AND EXISTS (SELECT 1 FROM editors WHERE id = $3)"                    \
+	" AND ($6::text = '' OR $6::text = a.currency"                         \
+	" OR a.allow_other_currencies = 1)"
+/* The partial indexes' condition (schema step 10). */
+#define MISMATCH "commission_cents <> expected_commission_cents AND "
 #define STATEMENTS(X)                                                          \
 	/* One order of a group-commit batch: its failure undoes it alone. */ \
 	X(ST_SAVEPOINT, "SAVEPOINT aff_order")                                 \
@@ -52,23 +68,15 @@
 	X(ST_ORDER_INSERT,                                                     \
 	    "INSERT INTO orders (order_id, advertiser_id, editor_id,"          \
 	    " amount_cents, commission_cents, currency, status, created_at,"   \
-	    " updated_at) SELECT $1::text, $2::bigint, $3::bigint, $4::bigint,"\
-	    " $5::bigint, $6::text, $7::text, $8::bigint, $8::bigint"          \
-	    " WHERE NOT EXISTS (SELECT 1 FROM orders WHERE order_id = $1)"     \
-	    " AND EXISTS (SELECT 1 FROM advertisers WHERE id = $2)"            \
-	    " AND EXISTS (SELECT 1 FROM editors WHERE id = $3)"                \
+	    " updated_at, expected_commission_cents) " ORDER_SELECT           \
 	    " ON CONFLICT (order_id) DO NOTHING RETURNING " ORDER_COLUMNS)     \
 	/* The batch's fast path (order_put_pipelined): the insert and its  \
 	 * event in one statement. */                                         \
 	X(ST_ORDER_INSERT_EVENT,                                               \
 	    "WITH o AS (INSERT INTO orders (order_id, advertiser_id,"          \
 	    " editor_id, amount_cents, commission_cents, currency, status,"    \
-	    " created_at, updated_at) SELECT $1::text, $2::bigint, $3::bigint,"\
-	    " $4::bigint, $5::bigint, $6::text, $7::text, $8::bigint,"         \
-	    " $8::bigint"                                                      \
-	    " WHERE NOT EXISTS (SELECT 1 FROM orders WHERE order_id = $1)"     \
-	    " AND EXISTS (SELECT 1 FROM advertisers WHERE id = $2)"            \
-	    " AND EXISTS (SELECT 1 FROM editors WHERE id = $3)"                \
+	    " created_at, updated_at, expected_commission_cents) "            \
+	    ORDER_SELECT                                                       \
 	    " ON CONFLICT (order_id) DO NOTHING RETURNING " ORDER_COLUMNS "),"\
 	    " e AS (INSERT INTO order_events (order_id, status, at)"           \
 	    " SELECT order_id, status, created_at FROM o)"                     \
@@ -110,6 +118,24 @@
 	X(ST_ORDER_LIST_EAS, ORDER_LIST("editor_id = $3::bigint"               \
 	                                " AND advertiser_id = $4::bigint"      \
 	                                " AND status = $5::text AND "))        \
+	/* The same with commission_mismatch (mask bit 8). */              \
+	X(ST_ORDER_LIST_M, ORDER_LIST(MISMATCH))                               \
+	X(ST_ORDER_LIST_EM, ORDER_LIST("editor_id = $3::bigint AND " MISMATCH))\
+	X(ST_ORDER_LIST_AM,                                                    \
+	    ORDER_LIST("advertiser_id = $3::bigint AND " MISMATCH))            \
+	X(ST_ORDER_LIST_EAM, ORDER_LIST("editor_id = $3::bigint"               \
+	                     " AND advertiser_id = $4::bigint AND " MISMATCH)) \
+	X(ST_ORDER_LIST_SM, ORDER_LIST("status = $3::text AND " MISMATCH))     \
+	X(ST_ORDER_LIST_ESM, ORDER_LIST("editor_id = $3::bigint"               \
+	                     " AND status = $4::text AND " MISMATCH))          \
+	X(ST_ORDER_LIST_ASM, ORDER_LIST("advertiser_id = $3::bigint"           \
+	                     " AND status = $4::text AND " MISMATCH))          \
+	X(ST_ORDER_LIST_EASM, ORDER_LIST("editor_id = $3::bigint"              \
+	                      " AND advertiser_id = $4::bigint"                \
+	                      " AND status = $5::text AND " MISMATCH))         \
+	X(ST_ADV_CURRENCY, "SELECT currency FROM advertisers WHERE id = $1")   \
+	X(ST_ORDER_EVENTS, "SELECT status, at FROM order_events"               \
+	                   " WHERE order_id = $1 ORDER BY id LIMIT $2")        \
 	X(ST_ORDERS_UNCACHED,                                                  \
 	    "SELECT " ORDER_COLUMNS ", rev FROM orders"                        \
 	    " WHERE cached_rev < rev ORDER BY seq LIMIT $1")                   \
@@ -167,6 +193,7 @@ row_order(const PGresult *res, int r, aff_arena *a)
 	o->status = store_pg_text(res, r, 7, a);
 	o->created_at = store_pg_time(res, r, 8, a);
 	o->updated_at = store_pg_time(res, r, 9, a);
+	o->expected_commission_cents = store_pg_int(res, r, 10);
 	if (o->order_id == NULL || o->currency == NULL || o->status == NULL ||
 	    o->created_at == NULL || o->updated_at == NULL)
 		return (NULL);
@@ -220,7 +247,8 @@ order_checks(const struct store_order_in *in, const char *status)
 	for (const char *c = in->currency; c != NULL && *c != '\0'; c++)
 		chars += ((unsigned char)*c & 0xc0) != 0x80; /* UTF-8 */
 	if (in->amount_cents < 0 || in->commission_cents < 0 ||
-	    in->commission_cents > in->amount_cents || chars != 3)
+	    in->commission_cents > in->amount_cents ||
+	    (chars != 3 && chars != 0))
 		return (AFF_INVALID_ARGUMENT);
 	if (status != NULL && strcmp(status, "pending") != 0 &&
 	    strcmp(status, "approved") != 0 && strcmp(status, "declined") != 0)
@@ -238,7 +266,7 @@ insert_params(struct pg_params *p, const struct store_order_in *in,
 	store_pg_p_int(p, in->editor_id);
 	store_pg_p_int(p, in->amount_cents);
 	store_pg_p_int(p, in->commission_cents);
-	store_pg_p_text(p, in->currency);
+	store_pg_p_text(p, in->currency); /* NULL: "", the advertiser's */
 	store_pg_p_text(p, status != NULL ? status : "pending");
 	store_pg_p_int(p, now_s);
 }
@@ -293,6 +321,42 @@ webhook_id_claim(pg_store *s, const struct store_order_in *in,
 	                     : rv == AFF_NOT_FOUND ? AFF_INTERNAL : rv);
 }
 
+/* A new order that the insert left out, its editor known and the order
+ * not stored: its advertiser is unknown, or takes no order in this
+ * currency (*out then carries the advertiser's id and currency). */
+static int
+order_refused(pg_store *s, const struct store_order_in *in, aff_arena *a,
+    Affiliate__V1__Order **out, enum store_order_outcome *outcome)
+{
+	struct pg_params p = { 0 };
+	Affiliate__V1__Order *o;
+	PGresult *res;
+	int rv;
+
+	store_pg_p_int(&p, in->advertiser_id);
+	if ((rv = store_pg_run(s, PQ_ORDERS, ST_ADV_CURRENCY, &p, &res,
+	         "advertiser currency")) != AFF_OK)
+		return (rv);
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		*outcome = STORE_ORDER_NO_ADVERTISER;
+		return (AFF_NOT_FOUND);
+	}
+	if ((o = aff_arena_alloc(a, sizeof(*o))) == NULL) {
+		PQclear(res);
+		return (AFF_RESOURCE_EXHAUSTED);
+	}
+	affiliate__v1__order__init(o);
+	o->advertiser_id = in->advertiser_id;
+	o->currency = store_pg_text(res, 0, 0, a);
+	PQclear(res);
+	if (o->currency == NULL)
+		return (AFF_RESOURCE_EXHAUSTED);
+	*out = o;
+	*outcome = STORE_ORDER_WRONG_CURRENCY;
+	return (AFF_FAILED_PRECONDITION);
+}
+
 /* The work of order_put, inside a transaction or savepoint. */
 static int
 order_put_tx(pg_store *s, const struct store_order_in *in, aff_arena *a,
@@ -339,18 +403,23 @@ order_put_tx(pg_store *s, const struct store_order_in *in, aff_arena *a,
 		rv = store_pg_catalog_editor_exists(s, in->editor_id);
 		if (rv != AFF_OK && rv != AFF_NOT_FOUND)
 			return (rv);
-		*outcome = rv == AFF_NOT_FOUND ? STORE_ORDER_NO_EDITOR
-		                               : STORE_ORDER_NO_ADVERTISER;
-		return (AFF_NOT_FOUND);
+		if (rv == AFF_NOT_FOUND) {
+			*outcome = STORE_ORDER_NO_EDITOR;
+			return (AFF_NOT_FOUND);
+		}
+		return (order_refused(s, in, a, out, outcome));
 	}
 	if (rv != AFF_OK)
 		return (rv);
 	*out = o;
+	/* A resend without a currency took the programme's the first time:
+	 * it is the same order whatever that was. */
 	if (o->advertiser_id != in->advertiser_id ||
 	    o->editor_id != in->editor_id ||
 	    o->amount_cents != in->amount_cents ||
 	    o->commission_cents != in->commission_cents ||
-	    strcmp(o->currency, in->currency) != 0)
+	    (in->currency != NULL && in->currency[0] != '\0' &&
+	        strcmp(o->currency, in->currency) != 0))
 		return (AFF_ALREADY_EXISTS);
 	if (status == NULL || strcmp(status, o->status) == 0) {
 		*outcome = STORE_ORDER_DUPLICATE;
@@ -557,7 +626,8 @@ store_pg_order_list(store *base, const struct store_order_query *q,
 		store_pg_p_int(&p, q->advertiser_id);
 	if (has_status)
 		store_pg_p_text(&p, q->status);
-	rv = store_pg_list_page(PG_STORE(base), PQ_ORDERS, ST_ORDER_LIST + mask, &p,
+	rv = store_pg_list_page(PG_STORE(base), PQ_ORDERS,
+	    (q->commission_mismatch ? ST_ORDER_LIST_M : ST_ORDER_LIST) + mask, &p,
 	    q->limit, row_order, a, out, n, &more, &last, "order list");
 	*next = rv == AFF_OK && more ? last : 0;
 	return (rv);
@@ -621,7 +691,7 @@ store_pg_orders_uncached(store *base, int max, aff_arena *a,
 	rows = PQntuples(res);
 	for (int i = 0; i < rows && k < (size_t)max; i++) {
 		v[k].seq = store_pg_int(res, i, 0);
-		v[k].rev = store_pg_int(res, i, 10);
+		v[k].rev = store_pg_int(res, i, 11); /* after ORDER_COLUMNS */
 		if ((v[k].order = row_order(res, i, a)) == NULL) {
 			rv = AFF_RESOURCE_EXHAUSTED;
 			break;
@@ -801,4 +871,39 @@ store_pg_batch_end(store *base, int rv)
 		return (rv);
 	}
 	return (store_pg_tx_end(s, rv));
+}
+
+/* Reads an Affiliate__V1__OrderEvent (status, at) from row r. */
+static void *
+row_order_event(const PGresult *res, int r, aff_arena *a)
+{
+	Affiliate__V1__OrderEvent *e;
+
+	if ((e = aff_arena_alloc(a, sizeof(*e))) == NULL)
+		return (NULL);
+	affiliate__v1__order_event__init(e);
+	e->status = store_pg_text(res, r, 0, a);
+	e->at = store_pg_time(res, r, 1, a);
+	return (e->status != NULL && e->at != NULL ? e : NULL);
+}
+
+int
+store_pg_order_get(store *base, const char *order_id, aff_arena *a,
+    Affiliate__V1__Order **out)
+{
+	pg_store *s = PG_STORE(base);
+	struct pg_params p = { 0 };
+	Affiliate__V1__Order *o;
+	int more, rv;
+
+	if ((rv = order_get(s, order_id, a, &o)) != AFF_OK)
+		return (rv);
+	store_pg_p_text(&p, order_id);
+	store_pg_p_int(&p, STORE_EVENTS_MAX + 1);
+	rv = store_pg_list_page(s, PQ_ORDERS, ST_ORDER_EVENTS, &p,
+	    STORE_EVENTS_MAX, row_order_event, a, &o->events, &o->n_events, &more,
+	    NULL, "order events");
+	if (rv == AFF_OK)
+		*out = o;
+	return (rv);
 }

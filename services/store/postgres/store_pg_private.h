@@ -73,6 +73,11 @@ void store_pg_watch_put(struct store_pg_watch *w);
 /* AFF_OK with the version in memory, or AFF_NOT_FOUND when the watcher
  * is not listening (read it from the database then). */
 int store_pg_watch_version(struct store_pg_watch *w, int64_t *version);
+/* This server committed a catalog change that left the version at
+ * version: until the watcher publishes that one or a later one (its
+ * notification is on its way), store_pg_watch_version answers
+ * AFF_NOT_FOUND and readers read the version from the database. */
+void store_pg_watch_note(struct store_pg_watch *w, int64_t version);
 
 /* libpq's notice receiver for every connection (store_pg.c): notices go
  * through the log, never raw on stderr. */
@@ -200,6 +205,22 @@ int store_pg_advertiser_get(store *s, int64_t id, aff_arena *a,
 int store_pg_advertiser_list(store *s, const struct store_advertiser_query *q,
     aff_arena *a, Affiliate__V1__Advertiser ***out, size_t *n, int *more);
 int store_pg_eligible(store *s, int64_t editor_id, int64_t advertiser_id);
+int store_pg_advertiser_create(store *s, const struct store_advertiser_in *in,
+    aff_arena *a, Affiliate__V1__Advertiser **out);
+int store_pg_advertiser_update(store *s, int64_t id,
+    const struct store_advertiser_in *in, aff_arena *a,
+    Affiliate__V1__Advertiser **out);
+int store_pg_editor_create(store *s, const struct store_editor_in *in,
+    aff_arena *a, Affiliate__V1__Editor **out);
+int store_pg_editor_update(store *s, int64_t id,
+    const struct store_editor_in *in, aff_arena *a,
+    Affiliate__V1__Editor **out);
+int store_pg_eligibility_set(store *s, int64_t editor_id,
+    int64_t advertiser_id, int eligible);
+int store_pg_application_events(store *s, Affiliate__V1__Application *app,
+    aff_arena *a);
+int store_pg_order_get(store *s, const char *order_id, aff_arena *a,
+    Affiliate__V1__Order **out);
 
 int store_pg_application_create(store *s, int64_t editor_id,
     int64_t advertiser_id, const char *request_id,

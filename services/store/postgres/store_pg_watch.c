@@ -41,6 +41,8 @@ struct store_pg_watch {
 	int refs;            /* store handles using it (watch_mtx) */
 	struct store_pg_watch *next;
 	atomic_llong version; /* WATCH_UNKNOWN or the current version */
+	atomic_llong floor;   /* this server's last catalog write left this
+	                         version: a lower one is stale */
 	atomic_int stop;
 	int wake[2];          /* a byte on wake[1] stops the thread */
 	pthread_t thread;
@@ -169,6 +171,7 @@ store_pg_watch_get(const char *conninfo, struct store_pg_watch **wp)
 		goto out;
 	}
 	atomic_init(&w->version, WATCH_UNKNOWN);
+	atomic_init(&w->floor, 0);
 	if ((w->conninfo = strdup(conninfo)) == NULL) {
 		rv = AFF_RESOURCE_EXHAUSTED;
 		goto failed_strdup;
@@ -230,8 +233,23 @@ store_pg_watch_version(struct store_pg_watch *w, int64_t *version)
 {
 	int64_t v;
 
-	if (w == NULL || (v = atomic_load(&w->version)) == WATCH_UNKNOWN)
+	if (w == NULL || (v = atomic_load(&w->version)) == WATCH_UNKNOWN ||
+	    v < atomic_load(&w->floor))
 		return (AFF_NOT_FOUND);
 	*version = v;
 	return (AFF_OK);
+}
+
+void
+store_pg_watch_note(struct store_pg_watch *w, int64_t version)
+{
+	long long f;
+
+	if (w == NULL)
+		return;
+	/* Only up: versions only grow, and writers race. */
+	f = atomic_load(&w->floor);
+	while (f < version &&
+	    !atomic_compare_exchange_weak(&w->floor, &f, version))
+		;
 }

@@ -24,6 +24,8 @@
 	X(ST_APP_OPEN, "SELECT " APP_COLUMNS ", request_id FROM applications"  \
 	               " WHERE editor_id = ?1 AND advertiser_id = ?2"          \
 	               " AND status IN ('pending', 'approved')")               \
+	X(ST_APP_EVENTS, "SELECT status, reason, at FROM application_events"   \
+	                 " WHERE application_id = ?1 ORDER BY id LIMIT ?2")    \
 	X(ST_APP_GET,                                                          \
 	    "SELECT " APP_COLUMNS " FROM applications WHERE id = ?1")          \
 	X(ST_APP_LIST, "SELECT " APP_COLUMNS " FROM applications"              \
@@ -188,4 +190,35 @@ store_sqlite_application_decide(sqlite_store *s, int64_t app_id,
 	if (sqlite3_changes(s->db) == 0)
 		return (AFF_OK);
 	return (event_insert(s, app_id, status, reason, now_s));
+}
+
+/* Reads an Affiliate__V1__ApplicationEvent (status, reason, at). */
+static void *
+row_application_event(sqlite3_stmt *st, aff_arena *a)
+{
+	Affiliate__V1__ApplicationEvent *e;
+
+	if ((e = aff_arena_alloc(a, sizeof(*e))) == NULL)
+		return (NULL);
+	affiliate__v1__application_event__init(e);
+	e->status = store_sqlite_col_text(st, 0, a);
+	e->reason = store_sqlite_col_text(st, 1, a);
+	e->at = store_sqlite_col_time(st, 2, a);
+	return (e->status != NULL && e->reason != NULL && e->at != NULL ? e
+	                                                                : NULL);
+}
+
+int
+store_sqlite_application_events(store *base, Affiliate__V1__Application *app,
+    aff_arena *a)
+{
+	sqlite_store *s = SQLITE_STORE(base);
+	sqlite3_stmt *st = STMT(s, ST_APP_EVENTS);
+	int more;
+
+	sqlite3_bind_int64(st, 1, app->id);
+	sqlite3_bind_int64(st, 2, STORE_EVENTS_MAX + 1);
+	return (store_sqlite_list_page(s, st, STORE_EVENTS_MAX,
+	    row_application_event, a, &app->events, &app->n_events, &more, NULL,
+	    "application events"));
 }

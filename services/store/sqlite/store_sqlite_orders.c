@@ -20,11 +20,15 @@
 
 #define ORDER_COLUMNS                                                          \
 	"seq, order_id, advertiser_id, editor_id, amount_cents,"              \
-	" commission_cents, currency, status, created_at, updated_at"
+	" commission_cents, currency, status, created_at, updated_at,"        \
+	" expected_commission_cents"
 
 #define ORDER_LIST(where)                                               \
 	"SELECT " ORDER_COLUMNS " FROM orders WHERE " where "seq > ?1"       \
 	" ORDER BY seq LIMIT ?2"
+/* The partial indexes' condition, word for word (SQLite uses a partial
+ * index only for a query whose WHERE implies the index's). */
+#define MISMATCH "commission_cents <> expected_commission_cents AND "
 #define STATEMENTS(X)                                                          \
 	/* One order of a group-commit batch: its failure undoes it alone. */ \
 	X(ST_SAVEPOINT, "SAVEPOINT aff_order")                                 \
@@ -32,11 +36,23 @@
 	X(ST_SAVEPOINT_RELEASE, "RELEASE aff_order")                           \
 	X(ST_ORDER_GET,                                                        \
 	    "SELECT " ORDER_COLUMNS " FROM orders WHERE order_id = ?1")        \
+	/* The advertiser's row gives the currency when none is given,   */ \
+	/* refuses another one unless it allows others, and its rate the */ \
+	/* expected commission, in the one statement of a new order: no  */ \
+	/* row inserted means a duplicate, an unknown advertiser or a    */ \
+	/* currency refused, told apart only then (ST_ADV_CURRENCY).     */ \
 	X(ST_ORDER_INSERT,                                                     \
 	    "INSERT INTO orders (order_id, advertiser_id, editor_id,"          \
 	    " amount_cents, commission_cents, currency, status, created_at,"   \
-	    " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)"         \
-	    " ON CONFLICT (order_id) DO NOTHING")                              \
+	    " updated_at, expected_commission_cents)"                          \
+	    " SELECT ?1, ?2, ?3, ?4, ?5, coalesce(nullif(?6, ''), a.currency)," \
+	    " ?7, ?8, ?8, " STORE_EXPECTED_COMMISSION("?4",                    \
+	        "a.commission_rate_bps") " FROM advertisers a WHERE a.id = ?2" \
+	    " AND (?6 = '' OR ?6 = a.currency OR a.allow_other_currencies)"    \
+	    " ON CONFLICT (order_id) DO NOTHING RETURNING " ORDER_COLUMNS)     \
+	X(ST_ADV_CURRENCY, "SELECT currency FROM advertisers WHERE id = ?1")   \
+	X(ST_ORDER_EVENTS, "SELECT status, at FROM order_events"               \
+	                   " WHERE order_id = ?1 ORDER BY id LIMIT ?2")        \
 	X(ST_ORDER_MOVE, "UPDATE orders SET status = ?2, updated_at = ?3,"     \
 	                 " rev = rev + 1 WHERE order_id = ?1"                  \
 	                 " RETURNING " ORDER_COLUMNS)                          \
@@ -66,6 +82,21 @@
 	X(ST_ORDER_LIST_EAS,                                                   \
 	    ORDER_LIST("editor_id = ?3 AND advertiser_id = ?4"                 \
 	               " AND status = ?5 AND "))                               \
+	/* The same with commission_mismatch (mask bit 8), each seeking  */ \
+	/* its partial index of mismatching orders (schema step 10).     */ \
+	X(ST_ORDER_LIST_M, ORDER_LIST(MISMATCH))                               \
+	X(ST_ORDER_LIST_EM, ORDER_LIST("editor_id = ?3 AND " MISMATCH))        \
+	X(ST_ORDER_LIST_AM, ORDER_LIST("advertiser_id = ?3 AND " MISMATCH))    \
+	X(ST_ORDER_LIST_EAM,                                                   \
+	    ORDER_LIST("editor_id = ?3 AND advertiser_id = ?4 AND " MISMATCH)) \
+	X(ST_ORDER_LIST_SM, ORDER_LIST("status = ?3 AND " MISMATCH))           \
+	X(ST_ORDER_LIST_ESM,                                                   \
+	    ORDER_LIST("editor_id = ?3 AND status = ?4 AND " MISMATCH))        \
+	X(ST_ORDER_LIST_ASM,                                                   \
+	    ORDER_LIST("advertiser_id = ?3 AND status = ?4 AND " MISMATCH))    \
+	X(ST_ORDER_LIST_EASM,                                                  \
+	    ORDER_LIST("editor_id = ?3 AND advertiser_id = ?4"                 \
+	               " AND status = ?5 AND " MISMATCH))                      \
 	X(ST_ORDERS_UNCACHED,                                                  \
 	    "SELECT " ORDER_COLUMNS ", rev FROM orders"                        \
 	    " WHERE cached_rev < rev ORDER BY seq LIMIT ?1")                   \
@@ -116,6 +147,7 @@ row_order(sqlite3_stmt *st, aff_arena *a)
 	o->status = store_sqlite_col_text(st, 7, a);
 	o->created_at = store_sqlite_col_time(st, 8, a);
 	o->updated_at = store_sqlite_col_time(st, 9, a);
+	o->expected_commission_cents = sqlite3_column_int64(st, 10);
 	if (o->order_id == NULL || o->currency == NULL || o->status == NULL ||
 	    o->created_at == NULL || o->updated_at == NULL)
 		return (NULL);
@@ -191,37 +223,49 @@ webhook_id_claim(sqlite_store *s, const struct store_order_in *in,
 	                     : rv == AFF_NOT_FOUND ? AFF_INTERNAL : rv);
 }
 
-/*
- * The order just inserted, from what was bound: a RETURNING clause would
- * read back the same values through an ephemeral table that SQLite opens
- * and frees per statement (measured with callgrind: a fifth of the
- * instructions of a new order in a group-commit batch).
- */
+/* A new order that the insert left out and that is not stored: its
+ * advertiser is unknown, or takes no order in this currency (*out then
+ * carries the advertiser's id and currency, for the message). */
 static int
-order_inserted(const struct store_order_in *in, const char *status,
-    int64_t now_s, aff_arena *a, Affiliate__V1__Order **out)
+order_refused(sqlite_store *s, const struct store_order_in *in, aff_arena *a,
+    Affiliate__V1__Order **out, enum store_order_outcome *outcome)
 {
+	sqlite3_stmt *st = STMT(s, ST_ADV_CURRENCY);
 	Affiliate__V1__Order *o;
-	char at[32];
+	int rc, rv;
 
-	if ((o = aff_arena_alloc(a, sizeof(*o))) == NULL)
+	/* The editor first, as the foreign key would (and as PostgreSQL's
+	 * order_put does). */
+	rv = store_sqlite_catalog_editor_exists(s, in->editor_id);
+	if (rv == AFF_NOT_FOUND)
+		*outcome = STORE_ORDER_NO_EDITOR;
+	if (rv != AFF_OK)
+		return (rv);
+	sqlite3_bind_int64(st, 1, in->advertiser_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		store_sqlite_stmt_done(st);
+		*outcome = STORE_ORDER_NO_ADVERTISER;
+		return (AFF_NOT_FOUND);
+	}
+	if (rc != SQLITE_ROW) {
+		rv = store_sqlite_err(s->db, rc, "advertiser currency");
+		store_sqlite_stmt_done(st);
+		return (rv);
+	}
+	if ((o = aff_arena_alloc(a, sizeof(*o))) == NULL) {
+		store_sqlite_stmt_done(st);
 		return (AFF_RESOURCE_EXHAUSTED);
+	}
 	affiliate__v1__order__init(o);
-	aff_time_rfc3339(now_s, at);
-	o->order_id = aff_arena_strdup(a, in->order_id);
 	o->advertiser_id = in->advertiser_id;
-	o->editor_id = in->editor_id;
-	o->amount_cents = in->amount_cents;
-	o->commission_cents = in->commission_cents;
-	o->currency = aff_arena_strdup(a, in->currency);
-	o->status = aff_arena_strdup(a, status);
-	o->created_at = aff_arena_strdup(a, at);
-	o->updated_at = o->created_at;
-	if (o->order_id == NULL || o->currency == NULL || o->status == NULL ||
-	    o->created_at == NULL)
+	o->currency = store_sqlite_col_text(st, 0, a);
+	store_sqlite_stmt_done(st);
+	if (o->currency == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);
 	*out = o;
-	return (AFF_OK);
+	*outcome = STORE_ORDER_WRONG_CURRENCY;
+	return (AFF_FAILED_PRECONDITION);
 }
 
 /* The work of order_put, inside a transaction or savepoint. */
@@ -254,20 +298,18 @@ order_put_tx(sqlite_store *s, const struct store_order_in *in, aff_arena *a,
 	sqlite3_bind_int64(st, 3, in->editor_id);
 	sqlite3_bind_int64(st, 4, in->amount_cents);
 	sqlite3_bind_int64(st, 5, in->commission_cents);
-	sqlite3_bind_text(st, 6, in->currency, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, in->currency != NULL ? in->currency : "", -1,
+	    SQLITE_STATIC);
 	sqlite3_bind_text(
 	    st, 7, status != NULL ? status : "pending", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 8, now_s);
-	rv = store_sqlite_step_write(s, st, "order insert");
-	if (rv == AFF_OK && sqlite3_changes(s->db) == 1) {
+	/* RETURNING: the stored currency and expected commission come from
+	 * the advertiser's row (catalogadmin), not from what was bound. */
+	rv = store_sqlite_one_row(s, st, row_order, a, out, "order insert");
+	if (rv == AFF_OK) {
 		*outcome = STORE_ORDER_CREATED;
-		if ((rv = order_inserted(in, status != NULL ? status : "pending",
-		         now_s, a, out)) != AFF_OK)
-			return (rv);
 		return (order_event(s, in->order_id, (*out)->status, now_s));
 	}
-	if (rv == AFF_OK)
-		rv = AFF_NOT_FOUND; /* the order_id is stored: read it below */
 	/* The foreign keys check the ids (no read on the request path); the
 	 * rare refusal says which. */
 	if (rv == AFF_INVALID_ARGUMENT &&
@@ -283,14 +325,19 @@ order_put_tx(sqlite_store *s, const struct store_order_in *in, aff_arena *a,
 	st = STMT(s, ST_ORDER_GET);
 	sqlite3_bind_text(st, 1, in->order_id, -1, SQLITE_STATIC);
 	rv = store_sqlite_one_row(s, st, row_order, a, &o, "order get");
+	if (rv == AFF_NOT_FOUND)
+		return (order_refused(s, in, a, out, outcome));
 	if (rv != AFF_OK)
 		return (rv);
 	*out = o;
+	/* A resend without a currency took the programme's the first time:
+	 * it is the same order whatever that was. */
 	if (o->advertiser_id != in->advertiser_id ||
 	    o->editor_id != in->editor_id ||
 	    o->amount_cents != in->amount_cents ||
 	    o->commission_cents != in->commission_cents ||
-	    strcmp(o->currency, in->currency) != 0)
+	    (in->currency != NULL && in->currency[0] != '\0' &&
+	        strcmp(o->currency, in->currency) != 0))
 		return (AFF_ALREADY_EXISTS);
 	if (status == NULL || strcmp(status, o->status) == 0) {
 		*outcome = STORE_ORDER_DUPLICATE;
@@ -374,7 +421,9 @@ store_sqlite_order_list(store *base, const struct store_order_query *q,
 	int has_status = q->status != NULL && q->status[0] != '\0';
 	int mask = (q->editor_id > 0 ? 1 : 0) | (q->advertiser_id > 0 ? 2 : 0) |
 	    (has_status ? 4 : 0);
-	sqlite3_stmt *st = STMT(s, ST_ORDER_LIST + mask);
+	sqlite3_stmt *st = STMT(s, (q->commission_mismatch ? ST_ORDER_LIST_M
+	                                                   : ST_ORDER_LIST) +
+	        mask);
 	int64_t last = 0;
 	int more, rv, k = 3;
 
@@ -410,7 +459,7 @@ store_sqlite_orders_uncached(store *base, int max, aff_arena *a,
 	sqlite3_bind_int(st, 1, max);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && k < (size_t)max) {
 		v[k].seq = sqlite3_column_int64(st, 0);
-		v[k].rev = sqlite3_column_int64(st, 10);
+		v[k].rev = sqlite3_column_int64(st, 11); /* after ORDER_COLUMNS */
 		if ((v[k].order = row_order(st, a)) == NULL) {
 			rv = AFF_RESOURCE_EXHAUSTED;
 			break;
@@ -527,4 +576,43 @@ store_sqlite_batch_end(store *base, int rv)
 		return (rv);
 	}
 	return (store_sqlite_tx_end(s, rv));
+}
+
+/* Reads an Affiliate__V1__OrderEvent (status, at). */
+static void *
+row_order_event(sqlite3_stmt *st, aff_arena *a)
+{
+	Affiliate__V1__OrderEvent *e;
+
+	if ((e = aff_arena_alloc(a, sizeof(*e))) == NULL)
+		return (NULL);
+	affiliate__v1__order_event__init(e);
+	e->status = store_sqlite_col_text(st, 0, a);
+	e->at = store_sqlite_col_time(st, 1, a);
+	return (e->status != NULL && e->at != NULL ? e : NULL);
+}
+
+int
+store_sqlite_order_get(store *base, const char *order_id, aff_arena *a,
+    Affiliate__V1__Order **out)
+{
+	sqlite_store *s = SQLITE_STORE(base);
+	sqlite3_stmt *st = STMT(s, ST_ORDER_GET);
+	Affiliate__V1__Order *o;
+	int more, rv;
+
+	sqlite3_bind_text(st, 1, order_id, -1, SQLITE_STATIC);
+	if ((rv = store_sqlite_one_row(s, st, row_order, a, &o, "order get")) !=
+	    AFF_OK)
+		return (rv);
+	/* An order moves at most once (pending -> approved | declined): a
+	 * history has one or two events; the bound is only a bound. */
+	st = STMT(s, ST_ORDER_EVENTS);
+	sqlite3_bind_text(st, 1, order_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, STORE_EVENTS_MAX + 1);
+	rv = store_sqlite_list_page(s, st, STORE_EVENTS_MAX, row_order_event, a,
+	    &o->events, &o->n_events, &more, NULL, "order events");
+	if (rv == AFF_OK)
+		*out = o;
+	return (rv);
 }

@@ -178,6 +178,23 @@ int store_sqlite_advertiser_list(store *s,
     const struct store_advertiser_query *q, aff_arena *a,
     Affiliate__V1__Advertiser ***out, size_t *n, int *more);
 int store_sqlite_eligible(store *s, int64_t editor_id, int64_t advertiser_id);
+int store_sqlite_advertiser_create(store *s,
+    const struct store_advertiser_in *in, aff_arena *a,
+    Affiliate__V1__Advertiser **out);
+int store_sqlite_advertiser_update(store *s, int64_t id,
+    const struct store_advertiser_in *in, aff_arena *a,
+    Affiliate__V1__Advertiser **out);
+int store_sqlite_editor_create(store *s, const struct store_editor_in *in,
+    aff_arena *a, Affiliate__V1__Editor **out);
+int store_sqlite_editor_update(store *s, int64_t id,
+    const struct store_editor_in *in, aff_arena *a,
+    Affiliate__V1__Editor **out);
+int store_sqlite_eligibility_set(store *s, int64_t editor_id,
+    int64_t advertiser_id, int eligible);
+int store_sqlite_application_events(store *s,
+    Affiliate__V1__Application *app, aff_arena *a);
+int store_sqlite_order_get(store *s, const char *order_id, aff_arena *a,
+    Affiliate__V1__Order **out);
 
 int store_sqlite_application_create(store *s, int64_t editor_id,
     int64_t advertiser_id, const char *request_id,
