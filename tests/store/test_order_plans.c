@@ -39,10 +39,11 @@
 #define PLAN_MAX 4096
 
 /* The filters of a list statement, as order_list's mask. */
-enum { F_EDITOR = 1, F_ADVERTISER = 2, F_STATUS = 4 };
+enum { F_EDITOR = 1, F_ADVERTISER = 2, F_STATUS = 4, F_MISMATCH = 8 };
 
-/* The index each filter combination must seek (schema steps 3 and 9). */
-static const char *const want_index[8] = {
+/* The index each filter combination must seek (schema steps 3 and 9; the
+ * commission_mismatch lists, step 12's partial indexes). */
+static const char *const want_index[16] = {
 	[0] = NULL, /* the table itself, by seq (the backend's primary key) */
 	[F_EDITOR] = "orders_by_editor",
 	[F_ADVERTISER] = "orders_by_advertiser",
@@ -52,6 +53,17 @@ static const char *const want_index[8] = {
 	[F_ADVERTISER | F_STATUS] = "orders_by_advertiser_status",
 	[F_EDITOR | F_ADVERTISER | F_STATUS] =
 	    "orders_by_editor_advertiser_status",
+	[F_MISMATCH] = "orders_mismatch",
+	[F_MISMATCH | F_EDITOR] = "orders_mismatch_by_editor",
+	[F_MISMATCH | F_ADVERTISER] = "orders_mismatch_by_advertiser",
+	[F_MISMATCH | F_EDITOR | F_ADVERTISER] =
+	    "orders_mismatch_by_editor_advertiser",
+	[F_MISMATCH | F_STATUS] = "orders_mismatch_by_status",
+	[F_MISMATCH | F_EDITOR | F_STATUS] = "orders_mismatch_by_editor_status",
+	[F_MISMATCH | F_ADVERTISER | F_STATUS] =
+	    "orders_mismatch_by_advertiser_status",
+	[F_MISMATCH | F_EDITOR | F_ADVERTISER | F_STATUS] =
+	    "orders_mismatch_by_editor_advertiser_status",
 };
 
 /* -1 when sql is not an order list statement, else its filter mask. */
@@ -73,6 +85,8 @@ list_mask(const char *sql)
 		mask |= F_ADVERTISER;
 	if (strstr(where, "status") != NULL)
 		mask |= F_STATUS;
+	if (strstr(where, "expected_commission_cents") != NULL)
+		mask |= F_MISMATCH;
 	return (mask);
 }
 
@@ -96,7 +110,7 @@ fill_orders(const char *db)
 			.editor_id = 2 + i % 5,
 			.amount_cents = 1000 + i,
 			.commission_cents = 100,
-			.currency = "EUR",
+			.currency = "", /* the advertiser's own */
 			.status = status[i % 2],
 		};
 		Affiliate__V1__Order *o;
@@ -134,12 +148,22 @@ check_plan(int pg, const char *sql, int mask, const char *when,
 		 * leads with a filter column finds the absent value at once;
 		 * the primary key would walk every row after the cursor. */
 		if (strstr(plan, "using orders_pkey") != NULL ||
-		    strstr(plan, "Index Scan using orders_by_") == NULL)
+		    strstr(plan, mask & F_MISMATCH
+		            ? "Index Scan using orders_mismatch"
+		            : "Index Scan using orders_by_") == NULL)
 			fail_msg("%s: '%s' does not seek an index of its filter:\n%s",
 			    when, sql, plan);
 		return;
 	} else
 		snprintf(want, sizeof(want), "USING INDEX %s (", want_index[mask]);
+	/* A mismatch list may also seek its filters' own index (SQLite picks
+	 * it after ANALYZE for three filters): a seek all the same, though
+	 * it then skips the matching orders of that editor, advertiser and
+	 * status to find a page of mismatches. */
+	if ((mask & F_MISMATCH) && strstr(plan, want) == NULL &&
+	    want_index[mask & ~F_MISMATCH] != NULL)
+		snprintf(want, sizeof(want), "USING INDEX %s (",
+		    want_index[mask & ~F_MISMATCH]);
 	if (strstr(plan, want) == NULL)
 		fail_msg("%s: '%s' does not seek %s:\n%s", when, sql, want, plan);
 }
@@ -186,11 +210,19 @@ test_sqlite_order_lists_seek_their_index(const char *path)
 	sqlite3 *db;
 
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	/* All eight combinations, each once. */
-	assert_int_equal(sqlite_check_all(db, "without ANALYZE"), 8);
+	/* All sixteen combinations (with and without the mismatch filter),
+	 * each once. */
+	assert_int_equal(sqlite_check_all(db, "without ANALYZE"), 16);
+	/* As in life, few orders' commissions differ from the programme's
+	 * (1 in 50): the statistics then show the partial index small. */
+	assert_int_equal(sqlite3_exec(db,
+	                     "UPDATE orders SET commission_cents ="
+	                     " expected_commission_cents WHERE seq % 50 <> 0",
+	                     NULL, NULL, NULL),
+	    SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "ANALYZE", NULL, NULL, NULL),
 	    SQLITE_OK);
-	assert_int_equal(sqlite_check_all(db, "after ANALYZE"), 8);
+	assert_int_equal(sqlite_check_all(db, "after ANALYZE"), 16);
 	sqlite3_close(db);
 }
 
@@ -262,7 +294,7 @@ test_pg_order_lists_seek_their_index(const char *uri)
 	 * column's average and walks the primary key for editor, advertiser,
 	 * status, editor+status and advertiser+status (README, Performance:
 	 * not fixed yet). */
-	assert_int_equal(pg_check_all(c, "force_custom_plan"), 8);
+	assert_int_equal(pg_check_all(c, "force_custom_plan"), 16);
 	PQfinish(c);
 }
 
