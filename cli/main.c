@@ -20,6 +20,7 @@
 #include "affiliate/v1/admin.pb-c.h"
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "affiliate/v1/health.pb-c.h"
+#include "cli_postback.h"
 
 static const char usage[] =
     "usage: affiliate [--url URL] [--timeout MS] [--request-id ID] COMMAND\n"
@@ -41,6 +42,7 @@ static const char usage[] =
     "  keys create --editor E | --admin    (admin; prints the key once)\n"
     "  keys list                           (admin)\n"
     "  keys revoke ID                      (admin)\n"
+    CLI_POSTBACK_USAGE
     "Lists print next_after: pass it as --after for the next page (0: none).\n"
     "Exit status: 0 done, 1 the server answered an error (JSON on stdout),\n"
     "2 a usage error (nothing was sent).\n"
@@ -160,6 +162,17 @@ print_compact_json(const char *s, size_t n)
 		}
 	}
 	putchar('\n');
+}
+
+static int cli_call(struct cli *c, const ProtobufCServiceDescriptor *svc,
+    const char *method, const ProtobufCMessage *req);
+
+/* cli_call for a command module (cli_postback.h). */
+static int
+postback_call(void *ctx, const ProtobufCServiceDescriptor *svc,
+    const char *method, const ProtobufCMessage *req)
+{
+	return (cli_call(ctx, svc, method, req));
 }
 
 /* Makes the call and prints its outcome; returns the exit status. */
@@ -704,5 +717,9 @@ main(int argc, char **argv)
 		return (cmd_webhook(&c));
 	if (strcmp(c.argv[0], "keys") == 0)
 		return (cmd_keys(&c));
+	if (strcmp(c.argv[0], "postbacks") == 0) {
+		struct cli_postback_opts po = { c.editor, c.limit, c.after };
+		return (cli_postback(c.argc, c.argv, &po, postback_call, &c));
+	}
 	return (usage_error("unknown command '%s'", c.argv[0]));
 }

@@ -53,6 +53,7 @@ static const struct rpc_service_def *const service_defs[] = {
 	&svc_health_def,
 	&svc_key_def,
 	&svc_webhook_secret_def,
+	&svc_postback_def,
 };
 
 /* "host:port", or "off" (or "") for no cache. */
@@ -146,6 +147,27 @@ parse_limit_shared(void *dst, const char *v)
 		fprintf(stderr,
 		    "affiliate-server: --rate-limit-shared must be on or off, "
 		    "not '%s'\n",
+		    v);
+		return (-1);
+	}
+	return (0);
+}
+
+static int
+parse_allow_private(void *dst, const char *v)
+{
+	struct server_config *cfg = dst;
+
+	if (strcmp(v, "1") == 0 || strcmp(v, "on") == 0 ||
+	    strcmp(v, "true") == 0 || strcmp(v, "yes") == 0)
+		cfg->postback_allow_private = 1;
+	else if (strcmp(v, "0") == 0 || strcmp(v, "off") == 0 ||
+	    strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || *v == '\0')
+		cfg->postback_allow_private = 0;
+	else {
+		fprintf(stderr,
+		    "affiliate-server: --postback-allow-private must be on or "
+		    "off (1 or 0), not '%s'\n",
 		    v);
 		return (-1);
 	}
@@ -267,6 +289,21 @@ server_config_load(
 		    0, 0, parse_require_ts, "on|off",
 		    "refuse the plain webhook signature (no timestamp, so it can "
 		    "be replayed) for every advertiser (off)" },
+		{ "postback-allow-private", "AFFILIATE_POSTBACK_ALLOW_PRIVATE",
+		    AFF_OPT_CUSTOM, cfg, 0, 0, 0, parse_allow_private, "on|off",
+		    "postback endpoints may be on loopback, private and "
+		    "link-local addresses (tests, one host) (off)" },
+		{ "postback-attempts", "AFFILIATE_POSTBACK_ATTEMPTS", AFF_OPT_INT,
+		    &cfg->postback_attempts, 0, 1, 100, NULL, "N",
+		    "attempts before a postback delivery is dead (8)" },
+		{ "postback-backoff", "AFFILIATE_POSTBACK_BACKOFF_MS", AFF_OPT_INT,
+		    &cfg->postback_backoff_ms, 0, 1, 3600000, NULL, "MS",
+		    "first wait after a failed postback, doubling, half of it "
+		    "random, up to an hour (1000)" },
+		{ "postback-disable-after", "AFFILIATE_POSTBACK_DISABLE_AFTER",
+		    AFF_OPT_INT, &cfg->postback_disable_after, 0, 1, 1000000, NULL,
+		    "N", "failed postback attempts in a row that turn an endpoint "
+		    "off (100)" },
 		/* Environment only (secrets are never flags: argv is visible
 		 * to every user), read where they are used. */
 		{ NULL, "AFFILIATE_WEBHOOK_SECRET", AFF_OPT_STRING, NULL, 0, 0, 0,
@@ -306,6 +343,9 @@ server_config_load(
 	cfg->job_visibility_ms = 10000;
 	cfg->job_max_attempts = 5;
 	cfg->job_backoff_ms = 200;
+	cfg->postback_attempts = 8;
+	cfg->postback_backoff_ms = 1000;
+	cfg->postback_disable_after = 100;
 	snprintf(cfg->auth, sizeof(cfg->auth), "auto");
 	cfg->rate_limit_shared = 1;
 	snprintf(cfg->rate_limit, sizeof(cfg->rate_limit), "auto");
@@ -683,6 +723,13 @@ server_start(const struct server_config *cfg, server **sp)
 		goto failed_store;
 	tls = (struct aff_tls_files){ s->cfg.tls_cert, s->cfg.tls_key,
 		s->cfg.tls_ca };
+	/* Before any store opens: the store's threads read it. */
+	store_postback_configure(&(struct store_postback_policy){
+	    .max_attempts = s->cfg.postback_attempts,
+	    .backoff_ms = s->cfg.postback_backoff_ms,
+	    .backoff_max_ms = 3600000,
+	    .disable_after = s->cfg.postback_disable_after,
+	});
 	/* Create, migrate and seed once, before the threads open it. */
 	if ((rv = store_open(s->cfg.db_path, &first)) != AFF_OK)
 		goto failed_store;
@@ -708,6 +755,10 @@ server_start(const struct server_config *cfg, server **sp)
 	         64 << 10)) != AFF_OK)
 		goto failed_lcache;
 
+	s->app.postback_allow_private = s->cfg.postback_allow_private;
+	if (s->cfg.postback_allow_private)
+		aff_warn("server: postback endpoints may be on loopback and "
+		         "private addresses (--postback-allow-private)");
 	s->app.job_policy = (struct store_job_policy){
 		.visibility_ms = s->cfg.job_visibility_ms,
 		.max_attempts = s->cfg.job_max_attempts,
