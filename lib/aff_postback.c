@@ -277,11 +277,22 @@ aff_postback_resolve(const struct aff_postback_url *u, int allow_private,
 }
 
 int
-aff_postback_allow_private_env(void)
+aff_postback_allow_private_option(void *dst, const char *v)
 {
-	const char *v = getenv("AFFILIATE_POSTBACK_ALLOW_PRIVATE");
+	int *on = dst;
 
-	return (v != NULL &&
-	    (strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 ||
-	        strcasecmp(v, "on") == 0 || strcasecmp(v, "yes") == 0));
+	if (strcmp(v, "1") == 0 || strcasecmp(v, "on") == 0 ||
+	    strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0)
+		*on = 1;
+	else if (strcmp(v, "0") == 0 || strcasecmp(v, "off") == 0 ||
+	    strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0 || *v == '\0')
+		*on = 0;
+	else {
+		fprintf(stderr,
+		    "--postback-allow-private must be on or off (1 or 0), not "
+		    "'%s'\n",
+		    v);
+		return (-1);
+	}
+	return (0);
 }

@@ -75,7 +75,9 @@ int aff_postback_addr_private(const struct sockaddr *sa);
 int aff_postback_resolve(const struct aff_postback_url *u, int allow_private,
     char ip[64], char *err, size_t errlen);
 
-/* AFFILIATE_POSTBACK_ALLOW_PRIVATE=1 (or true/on/yes) in the environment. */
-int aff_postback_allow_private_env(void);
+/* The --postback-allow-private option of the server and the worker (an
+ * aff_config AFF_OPT_CUSTOM parser; dst is an int): on, 1, true, yes or
+ * off, 0, false, no, "". 0, or -1 after saying why on stderr. */
+int aff_postback_allow_private_option(void *dst, const char *v);
 
 #endif /* AFF_POSTBACK_H */

@@ -13,6 +13,7 @@
 #include "aff_addr.h"
 #include "aff_config.h"
 #include "aff_err.h"
+#include "aff_postback.h"
 #include "aff_jobauth.h"
 #include "aff_log.h"
 #include "aff_tls.h"
@@ -154,27 +155,6 @@ parse_limit_shared(void *dst, const char *v)
 }
 
 static int
-parse_allow_private(void *dst, const char *v)
-{
-	struct server_config *cfg = dst;
-
-	if (strcmp(v, "1") == 0 || strcmp(v, "on") == 0 ||
-	    strcmp(v, "true") == 0 || strcmp(v, "yes") == 0)
-		cfg->postback_allow_private = 1;
-	else if (strcmp(v, "0") == 0 || strcmp(v, "off") == 0 ||
-	    strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || *v == '\0')
-		cfg->postback_allow_private = 0;
-	else {
-		fprintf(stderr,
-		    "affiliate-server: --postback-allow-private must be on or "
-		    "off (1 or 0), not '%s'\n",
-		    v);
-		return (-1);
-	}
-	return (0);
-}
-
-static int
 parse_require_ts(void *dst, const char *v)
 {
 	struct server_config *cfg = dst;
@@ -290,7 +270,8 @@ server_config_load(
 		    "refuse the plain webhook signature (no timestamp, so it can "
 		    "be replayed) for every advertiser (off)" },
 		{ "postback-allow-private", "AFFILIATE_POSTBACK_ALLOW_PRIVATE",
-		    AFF_OPT_CUSTOM, cfg, 0, 0, 0, parse_allow_private, "on|off",
+		    AFF_OPT_CUSTOM, &cfg->postback_allow_private, 0, 0, 0,
+		    aff_postback_allow_private_option, "on|off",
 		    "postback endpoints may be on loopback, private and "
 		    "link-local addresses (tests, one host) (off)" },
 		{ "postback-attempts", "AFFILIATE_POSTBACK_ATTEMPTS", AFF_OPT_INT,
