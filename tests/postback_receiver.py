@@ -15,6 +15,7 @@ at each request. The answer depends on the path:
   /hang      sleeps 20 s, then 200
   /gone      410
   /limited   429 with Retry-After: 2 to the first request of each id, then 200
+  /rotating  the same with Retry-After: 3 (time for the test to rotate)
   /down      503
 
 The test asks the receiver too, so that a check costs a request, not a
@@ -122,6 +123,8 @@ class Handler(BaseHTTPRequestHandler):
             status = 410
         elif self.path == "/limited" and n == 1:
             status, extra = 429, {"Retry-After": "2"}
+        elif self.path == "/rotating" and n == 1:
+            status, extra = 429, {"Retry-After": "3"}
         elif self.path == "/down":
             status = 503
         # Recorded on arrival: a sender that gives up waiting was here.

@@ -15,7 +15,8 @@
 #      once), a receiver that stays down (dead after N, redelivered by
 #      hand), one that sleeps past the timeout, 410 (not retried), 429 with
 #      Retry-After (honoured), an endpoint turned off after its failing
-#      streak and on again.
+#      streak and on again, a rotation between two attempts (the retry
+#      signed with the new secret).
 #   4. orders ingested at full speed while a receiver hangs keep their
 #      throughput (both figures printed); a worker without
 #      --postback-allow-private refuses a loopback endpoint at delivery.
@@ -319,6 +320,17 @@ check "/gone's delivery is dead after one attempt" \
 check "/limited: the retry came after Retry-After (2 s), not the 200 ms backoff" \
 	py_check "" 'rs=[r for r in rs if r["path"]=="/limited"]
 assert [r["status"] for r in rs]==[429,200] and rs[1]["t"]-rs[0]["t"]>=1.9, rs'
+
+# A rotation between two attempts: the retry is signed with the new secret.
+register rot 2 /rotating '["order.created"]'
+order pb-rot 2
+wait_rx 1 'r["path"]=="/rotating"' 10
+req POST "/postback-endpoints/$rot_id/rotate-secret"
+py_expr 'json.dump(dict(json.load(open("'"$rx/secrets.json"'")), **{"/rotating": d["secret"]}), open("'"$rx/secrets.json"'.new", "w"))' "$work/body" >/dev/null
+mv "$rx/secrets.json.new" "$rx/secrets.json"
+wait_rx 2 'r["path"]=="/rotating"' 10
+check "after a rotation, the retry of an earlier event verifies with the new secret" \
+	py_check "" 'rs=[r for r in rs if r["path"]=="/rotating"]; assert [(r["status"], r["sig"]) for r in rs]==[(429,"ok"),(200,"ok")] and rs[0]["id"]==rs[1]["id"], rs'
 
 # A long failing streak turns the endpoint off (6 here).
 order pb-5a 5
