@@ -7,6 +7,7 @@
 #include "affiliate/v1/admin.pb-c.h"
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "affiliate/v1/health.pb-c.h"
+#include "affiliate/v1/postback.pb-c.h"
 
 #define ADV (&affiliate__v1__advertiser_service__descriptor)
 #define APP (&affiliate__v1__application_service__descriptor)
@@ -14,6 +15,7 @@
 #define HEALTH (&affiliate__v1__health_service__descriptor)
 #define JOBS (&affiliate__v1__job_admin_service__descriptor)
 #define CATALOG (&affiliate__v1__catalog_service__descriptor)
+#define PB (&affiliate__v1__postback_service__descriptor)
 
 const struct route route_table[] = {
 	{ "GET", "/", HEALTH, "Check", 200, ROUTE_BODY_NONE,
@@ -74,6 +76,28 @@ const struct route route_table[] = {
 	{ "GET", "/orders/{order_id}", ORD, "GetOrder", 200, ROUTE_BODY_NONE,
 	    ROUTE_RENDER_MESSAGE, NULL, NULL,
 	    "Get an order with its status history" },
+	{ "POST", "/postback-endpoints", PB, "CreatePostbackEndpoint", 201,
+	    ROUTE_BODY_JSON, ROUTE_RENDER_MESSAGE, NULL, NULL,
+	    "Register a postback endpoint; its whsec_ secret is shown once" },
+	{ "GET", "/postback-endpoints", PB, "ListPostbackEndpoints", 200,
+	    ROUTE_BODY_NONE, ROUTE_RENDER_LIST, "endpoints", "next_after",
+	    "List postback endpoints (an editor key: its own)" },
+	{ "DELETE", "/postback-endpoints/{id}", PB, "DeletePostbackEndpoint",
+	    200, ROUTE_BODY_NONE, ROUTE_RENDER_MESSAGE, NULL, NULL,
+	    "Delete a postback endpoint; its pending deliveries are dropped" },
+	{ "POST", "/postback-endpoints/{id}/rotate-secret", PB,
+	    "RotatePostbackSecret", 200, ROUTE_BODY_NONE, ROUTE_RENDER_MESSAGE,
+	    NULL, NULL, "A new signing secret, shown once; the old one stops" },
+	{ "POST", "/postback-endpoints/{id}/enable", PB,
+	    "EnablePostbackEndpoint", 200, ROUTE_BODY_NONE, ROUTE_RENDER_MESSAGE,
+	    NULL, NULL, "Turn a disabled endpoint back on" },
+	{ "GET", "/postback-endpoints/{endpoint_id}/attempts", PB,
+	    "ListPostbackAttempts", 200, ROUTE_BODY_NONE, ROUTE_RENDER_LIST,
+	    "attempts", "next_after",
+	    "An endpoint's delivery log, newest first" },
+	{ "POST", "/postback-deliveries/{delivery_id}/redeliver", PB,
+	    "RedeliverPostback", 202, ROUTE_BODY_NONE, ROUTE_RENDER_MESSAGE,
+	    NULL, NULL, "Send a delivered or dead delivery again" },
 };
 
 const size_t route_count = sizeof(route_table) / sizeof(route_table[0]);

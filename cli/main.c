@@ -24,6 +24,7 @@
 #include "cli.h"
 #include "cli_rpc.h"
 #include "cli_catalog.h"
+#include "cli_postback.h"
 
 static const char usage[] =
     "usage: affiliate [--url URL] [--timeout MS] [--request-id ID] COMMAND\n"
@@ -60,6 +61,7 @@ static const char usage[] =
     "                                      protobuf text format ('-': stdin),\n"
     "                                      the reply printed so; --hex adds\n"
     "                                      the payloads' bytes as # lines\n"
+    CLI_POSTBACK_USAGE
     "Lists print next_after: pass it as --after for the next page (0: none).\n"
     "Exit status: 0 done, 1 the server answered an error (JSON on stdout),\n"
     "2 a usage error (nothing was sent).\n"
@@ -160,6 +162,14 @@ print_compact_json(const char *s, size_t n)
 		}
 	}
 	putchar('\n');
+}
+
+/* cli_call for a command module (cli_postback.h). */
+static int
+postback_call(void *ctx, const ProtobufCServiceDescriptor *svc,
+    const char *method, const ProtobufCMessage *req)
+{
+	return (cli_call(ctx, svc, method, req));
 }
 
 int
@@ -751,5 +761,9 @@ main(int argc, char **argv)
 		return (cli_catalog_editors(&c));
 	if (strcmp(c.argv[0], "eligibility") == 0)
 		return (cli_catalog_eligibility(&c));
+	if (strcmp(c.argv[0], "postbacks") == 0) {
+		struct cli_postback_opts po = { c.editor, c.limit, c.after };
+		return (cli_postback(c.argc, c.argv, &po, postback_call, &c));
+	}
 	return (usage_error("unknown command '%s'", c.argv[0]));
 }

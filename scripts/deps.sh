@@ -12,6 +12,8 @@ pkgs=(
 	libprotobuf-c-dev protobuf-c-compiler
 	libnng-dev libsqlite3-dev libhiredis-dev libcivetweb-dev
 	libssl-dev libjansson-dev
+	# the worker's postbacks to editors (HTTP POST, OpenSSL's TLS)
+	libcurl4-openssl-dev
 	# the PostgreSQL backend is linked in (libpq); its server is not
 	# needed to run on SQLite
 	libpq-dev

@@ -13,6 +13,7 @@
 #include "aff_addr.h"
 #include "aff_config.h"
 #include "aff_err.h"
+#include "aff_postback.h"
 #include "aff_jobauth.h"
 #include "aff_log.h"
 #include "aff_tls.h"
@@ -55,6 +56,7 @@ static const struct rpc_service_def *const service_defs[] = {
 	&svc_webhook_secret_def,
 	&svc_job_admin_def,
 	&svc_catalog_def,
+	&svc_postback_def,
 };
 
 /* "host:port", or "off" (or "") for no cache. */
@@ -269,6 +271,22 @@ server_config_load(
 		    0, 0, parse_require_ts, "on|off",
 		    "refuse the plain webhook signature (no timestamp, so it can "
 		    "be replayed) for every advertiser (off)" },
+		{ "postback-allow-private", "AFFILIATE_POSTBACK_ALLOW_PRIVATE",
+		    AFF_OPT_CUSTOM, &cfg->postback_allow_private, 0, 0, 0,
+		    aff_postback_allow_private_option, "on|off",
+		    "postback endpoints may be on loopback, private and "
+		    "link-local addresses (tests, one host) (off)" },
+		{ "postback-attempts", "AFFILIATE_POSTBACK_ATTEMPTS", AFF_OPT_INT,
+		    &cfg->postback_attempts, 0, 1, 100, NULL, "N",
+		    "attempts before a postback delivery is dead (8)" },
+		{ "postback-backoff", "AFFILIATE_POSTBACK_BACKOFF_MS", AFF_OPT_INT,
+		    &cfg->postback_backoff_ms, 0, 1, 3600000, NULL, "MS",
+		    "first wait after a failed postback, doubling, half of it "
+		    "random, up to an hour (1000)" },
+		{ "postback-disable-after", "AFFILIATE_POSTBACK_DISABLE_AFTER",
+		    AFF_OPT_INT, &cfg->postback_disable_after, 0, 1, 1000000, NULL,
+		    "N", "failed postback attempts in a row that turn an endpoint "
+		    "off (100)" },
 		/* Environment only (secrets are never flags: argv is visible
 		 * to every user), read where they are used. */
 		{ NULL, "AFFILIATE_WEBHOOK_SECRET", AFF_OPT_STRING, NULL, 0, 0, 0,
@@ -308,6 +326,9 @@ server_config_load(
 	cfg->job_visibility_ms = 10000;
 	cfg->job_max_attempts = 5;
 	cfg->job_backoff_ms = 200;
+	cfg->postback_attempts = 8;
+	cfg->postback_backoff_ms = 1000;
+	cfg->postback_disable_after = 100;
 	snprintf(cfg->auth, sizeof(cfg->auth), "auto");
 	cfg->rate_limit_shared = 1;
 	snprintf(cfg->rate_limit, sizeof(cfg->rate_limit), "auto");
@@ -686,6 +707,13 @@ server_start(const struct server_config *cfg, server **sp)
 		goto failed_store;
 	tls = (struct aff_tls_files){ s->cfg.tls_cert, s->cfg.tls_key,
 		s->cfg.tls_ca };
+	/* Before any store opens: the store's threads read it. */
+	store_postback_configure(&(struct store_postback_policy){
+	    .max_attempts = s->cfg.postback_attempts,
+	    .backoff_ms = s->cfg.postback_backoff_ms,
+	    .backoff_max_ms = 3600000,
+	    .disable_after = s->cfg.postback_disable_after,
+	});
 	/* Create, migrate and seed once, before the threads open it. */
 	if ((rv = store_open(s->cfg.db_path, &first)) != AFF_OK)
 		goto failed_store;
@@ -711,6 +739,10 @@ server_start(const struct server_config *cfg, server **sp)
 	         64 << 10)) != AFF_OK)
 		goto failed_lcache;
 
+	s->app.postback_allow_private = s->cfg.postback_allow_private;
+	if (s->cfg.postback_allow_private)
+		aff_warn("server: postback endpoints may be on loopback and "
+		         "private addresses (--postback-allow-private)");
 	s->app.job_policy = (struct store_job_policy){
 		.visibility_ms = s->cfg.job_visibility_ms,
 		.max_attempts = s->cfg.job_max_attempts,

@@ -39,6 +39,10 @@ struct server_config {
 	                           this process only (0) */
 	char trusted_bridges[512]; /* AFFILIATE_TRUSTED_BRIDGES */
 	int webhook_require_timestamp; /* AFFILIATE_WEBHOOK_REQUIRE_TIMESTAMP */
+	int postback_allow_private;  /* AFFILIATE_POSTBACK_ALLOW_PRIVATE */
+	int postback_attempts;       /* AFFILIATE_POSTBACK_ATTEMPTS */
+	int postback_backoff_ms;     /* AFFILIATE_POSTBACK_BACKOFF_MS */
+	int postback_disable_after;  /* AFFILIATE_POSTBACK_DISABLE_AFTER */
 };
 
 /*

@@ -11,6 +11,7 @@
 #include "aff_err.h"
 #include "aff_status.h"
 #include "affiliate/v1/jobs.pb-c.h"
+#include "postback.h"
 #include "worker.h"
 
 static int
@@ -53,6 +54,7 @@ review_application(const struct worker_config *cfg,
 
 const struct worker_handler worker_handlers[] = {
 	{ .kind = "review_application", .run = review_application },
+	{ .kind = "postback", .run = worker_postback_run },
 };
 
 const size_t worker_handler_count =

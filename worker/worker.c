@@ -16,6 +16,7 @@
 #include "aff_client.h"
 #include "aff_config.h"
 #include "aff_err.h"
+#include "aff_postback.h"
 #include "aff_jobauth.h"
 #include "aff_log.h"
 #include "aff_tls.h"
@@ -115,6 +116,17 @@ worker_config_load(struct worker_config *cfg, int argc, char **argv, int *help)
 		{ "log-format", "AFFILIATE_LOG_FORMAT", AFF_OPT_CUSTOM, NULL, 0,
 		    0, 0, aff_log_format_option, "FORMAT",
 		    "text, or json: one JSON object a line (text)" },
+		{ "postback-allow-private", "AFFILIATE_POSTBACK_ALLOW_PRIVATE",
+		    AFF_OPT_CUSTOM, &cfg->postback_allow_private, 0, 0, 0,
+		    aff_postback_allow_private_option, "on|off", "deliver postbacks to loopback, private and link-local "
+		    "addresses too (tests, one host) (0)" },
+		{ "postback-timeout", "AFFILIATE_POSTBACK_TIMEOUT_MS", AFF_OPT_INT,
+		    &cfg->postback_timeout_ms, 0, 100, 600000, NULL, "MS",
+		    "a postback's whole time, connect to last byte (10000)" },
+		{ "postback-connect-timeout",
+		    "AFFILIATE_POSTBACK_CONNECT_TIMEOUT_MS", AFF_OPT_INT,
+		    &cfg->postback_connect_timeout_ms, 0, 100, 600000, NULL, "MS",
+		    "a postback's connection time (3000)" },
 		/* Environment only, read below: a secret is never a flag. */
 		{ NULL, "AFFILIATE_WORKER_SECRET", AFF_OPT_STRING, NULL, 0, 0, 0,
 		    NULL, NULL,
@@ -130,6 +142,8 @@ worker_config_load(struct worker_config *cfg, int argc, char **argv, int *help)
 	snprintf(cfg->data_dir, sizeof(cfg->data_dir), "data");
 	cfg->concurrency = 4;
 	cfg->review_delay_ms = 50;
+	cfg->postback_timeout_ms = 10000;
+	cfg->postback_connect_timeout_ms = 3000;
 	cfg->log_level = AFF_LOG_INFO;
 	if ((rv = aff_config_load("affiliate-worker", opts,
 	         sizeof(opts) / sizeof(opts[0]), argc, argv, help)) != AFF_OK ||

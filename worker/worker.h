@@ -36,6 +36,13 @@ struct worker_config {
 	char tls_ca[512];       /* --tls-ca, AFFILIATE_TLS_CA: signs the server's */
 	char metrics_listen[256]; /* --metrics-listen, AFFILIATE_WORKER_METRICS_LISTEN:
 	                           ADDR:PORT for GET /metrics; "" = none */
+	int postback_allow_private; /* --postback-allow-private,
+	                           AFFILIATE_POSTBACK_ALLOW_PRIVATE */
+	int postback_timeout_ms;   /* --postback-timeout,
+	                           AFFILIATE_POSTBACK_TIMEOUT_MS: a delivery's
+	                           whole time */
+	int postback_connect_timeout_ms; /* --postback-connect-timeout,
+	                           AFFILIATE_POSTBACK_CONNECT_TIMEOUT_MS */
 	char secret[256];       /* AFFILIATE_WORKER_SECRET (the environment
 	                           only: argv is visible to every user), else
 	                           read from secret_file or data_dir: signs

@@ -16,6 +16,7 @@ extern const struct rpc_service_def svc_key_def;
 extern const struct rpc_service_def svc_webhook_secret_def;
 extern const struct rpc_service_def svc_job_admin_def;
 extern const struct rpc_service_def svc_catalog_def;
+extern const struct rpc_service_def svc_postback_def;
 
 struct jobs;
 struct order_writer;
@@ -31,6 +32,9 @@ struct svc_app {
 	/* --webhook-require-timestamp: the plain signature form is refused
 	 * for every advertiser (else per advertiser, see store.h). */
 	int webhook_require_timestamp;
+	/* --postback-allow-private: endpoints may be on loopback, private
+	 * and link-local addresses (tests, a single-host setup). */
+	int postback_allow_private;
 };
 
 /* Answers a store failure ("the store failed: ...") with its code. */

@@ -25,6 +25,7 @@
 #include "affiliate/v1/admin.pb-c.h"
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "affiliate/v1/jobs.pb-c.h"
+#include "affiliate/v1/postback.pb-c.h"
 
 typedef struct store store;
 
@@ -430,6 +431,48 @@ struct store_ops {
 	int (*webhook_policy_set)(store *s, int64_t advertiser_id,
 	    int require_timestamp);
 
+
+	/*
+	 * Postbacks (proto postback.proto). endpoint_create stores an
+	 * enabled endpoint of editor_id (AFF_NOT_FOUND: no such editor);
+	 * events is the comma-separated list of its event types, checked by
+	 * the caller. get, delete, rotate and enable answer AFF_NOT_FOUND for
+	 * an unknown or deleted endpoint. delete keeps the row (its log
+	 * stays readable) and gives its pending deliveries up (dead);
+	 * rotate replaces the secret; enable turns it on again with its
+	 * failure streak reset. list: editor_id's endpoints (0: everyone's)
+	 * in id order.
+	 */
+	int (*postback_endpoint_create)(store *s, int64_t editor_id,
+	    const char *url, const char *events, const char *secret,
+	    aff_arena *a, Affiliate__V1__PostbackEndpoint **out);
+	int (*postback_endpoint_get)(store *s, int64_t id, aff_arena *a,
+	    Affiliate__V1__PostbackEndpoint **out);
+	int (*postback_endpoint_list)(store *s, int64_t editor_id, aff_arena *a,
+	    Affiliate__V1__PostbackEndpoint ***out, size_t *n);
+	int (*postback_endpoint_delete)(store *s, int64_t id, aff_arena *a,
+	    Affiliate__V1__PostbackEndpoint **out);
+	int (*postback_endpoint_rotate)(store *s, int64_t id, const char *secret,
+	    aff_arena *a, Affiliate__V1__PostbackEndpoint **out);
+	int (*postback_endpoint_enable)(store *s, int64_t id, aff_arena *a,
+	    Affiliate__V1__PostbackEndpoint **out);
+
+	/* An endpoint's delivery log, newest first: attempts with ids below
+	 * before (0: from the newest). As advertiser_list otherwise. */
+	int (*postback_attempt_list)(store *s, int64_t endpoint_id,
+	    int64_t before, int limit, aff_arena *a,
+	    Affiliate__V1__PostbackAttempt ***out, size_t *n, int *more);
+
+	/* A delivery, and the editor whose endpoint it goes to. */
+	int (*postback_delivery_get)(store *s, int64_t id, aff_arena *a,
+	    Affiliate__V1__PostbackDelivery **out, int64_t *editor_id);
+
+	/* Queues a delivered or dead delivery again (a new job, its
+	 * attempts from 1), in one transaction. AFF_FAILED_PRECONDITION
+	 * while it is pending or its endpoint is deleted; AFF_NOT_FOUND. */
+	int (*postback_redeliver)(store *s, int64_t id, aff_arena *a,
+	    Affiliate__V1__PostbackDelivery **out);
+
 	/*
 	 * The transaction of a keyed (mutating) call, so that its request key
 	 * and answer are stored with its change, all or nothing. call_begin
@@ -539,6 +582,53 @@ int store_open(const char *db, store **sp);
  */
 int store_backup(const char *db, const char *file);
 int store_sqlite_backup(const char *db_path, const char *file);
+
+
+/*
+ * Postbacks: how deliveries are retried and when an endpoint is turned
+ * off. Set once by the server before any store is opened
+ * (store_postback_configure); the defaults hold until then. Events are
+ * written by order_put (order.created, order.status_changed) and by the
+ * decision of an application (application.decided), in their
+ * transaction, for the editor's enabled endpoints that subscribed: one
+ * delivery and one job (kind "postback", ref_id the delivery) each.
+ */
+struct store_postback_policy {
+	int max_attempts;      /* a delivery is dead after this many (8) */
+	int64_t backoff_ms;    /* the first retry's wait, doubling (1000) */
+	int64_t backoff_max_ms;/* the longest wait (3600000) */
+	int disable_after;     /* failed attempts in a row that turn an
+	                          endpoint off (100) */
+};
+void store_postback_configure(const struct store_postback_policy *p);
+const struct store_postback_policy *store_postback_policy_get(void);
+
+/* The wait before attempt attempts + 1 of a delivery: backoff * 2^(n-1)
+ * at most backoff_max, with "equal jitter" (half of it random, so that
+ * deliveries failed together do not come back together), and no sooner
+ * than the receiver's Retry-After (retry_after_s, capped at the max). */
+int64_t store_postback_backoff_ms(int attempts, int retry_after_s);
+
+/*
+ * An event's body (the bytes sent, and signed, as they are):
+ * {"id":"evt_<32 hex>","type":T,"timestamp":"<RFC 3339>","data":{...}},
+ * data the order or the application as the API shows it. event_id (40
+ * bytes) gets the id. The body is in the arena; NULL: out of memory.
+ */
+char *store_postback_order_body(const char *type,
+    const Affiliate__V1__Order *o, char event_id[40], aff_arena *a);
+char *store_postback_application_body(const Affiliate__V1__Application *app,
+    char event_id[40], aff_arena *a);
+
+/* A PostbackJob packed into the arena (what a "postback" job carries when
+ * it is handed out). AFF_OK or AFF_RESOURCE_EXHAUSTED. */
+int store_postback_job_pack(int64_t delivery_id, const char *url,
+    const char *secret, const char *event_id, const char *body,
+    aff_arena *a, uint8_t **out, size_t *len);
+
+/* An endpoint's comma-separated event types as a repeated field (in a). */
+int store_postback_events_split(const char *csv, aff_arena *a,
+    char ***out, size_t *n);
 
 static inline void
 store_close(store *s)

@@ -103,7 +103,7 @@ test_new_database_is_migrated_seeded_and_in_wal_mode(void **state)
 	for (int e = 1; e <= STORE_SEED_EDITORS; e++)
 		for (int a = 1; a <= STORE_SEED_ADVERTISERS; a++)
 			links += store_seed_eligible(e, a);
-	assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 12);
+	assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 13);
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM editors"),
 	    STORE_SEED_EDITORS);
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM advertisers"),
@@ -175,7 +175,7 @@ test_reopening_keeps_changes_and_does_not_seed_again(void **state)
 	assert_string_equal(adv->name, "Renamed");
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM advertisers"),
 	    STORE_SEED_ADVERTISERS);
-	assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 12);
+	assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 13);
 }
 
 static void
@@ -186,7 +186,11 @@ test_a_version_1_database_is_migrated_keeping_its_data(void **state)
 	/* What the first release left: the catalog only, user_version 1. */
 	store_close(f->s);
 	f->s = NULL;
-	sql_exec(f->path, "DROP TABLE orders; DROP TABLE order_events;"
+	sql_exec(f->path, "DROP TABLE postback_attempts;"
+	                  " DROP TABLE postback_deliveries;"
+	                  " DROP TABLE postback_events;"
+	                  " DROP TABLE postback_endpoints;"
+	                  " DROP TABLE orders; DROP TABLE order_events;"
 	                  " DROP TABLE jobs; DROP TABLE application_events;"
 	                  " DROP TABLE applications; DROP TABLE api_keys;"
 	                  " DROP TABLE webhook_secrets; DROP TABLE webhook_policies;"
@@ -197,7 +201,7 @@ test_a_version_1_database_is_migrated_keeping_its_data(void **state)
 	                  " UPDATE advertisers SET name = 'Kept' WHERE id = 1;"
 	                  " PRAGMA user_version = 1;");
 	assert_int_equal(store_open(f->path, &f->s), AFF_OK);
-	assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 12);
+	assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 13);
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM applications"), 0);
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM request_keys"), 0);
 	assert_int_equal(sql_int(f->path, "SELECT length(value) FROM meta"

@@ -44,6 +44,7 @@ static const struct store_pg_statements *const domains[PQ_DOMAINS] = {
 	[PQ_JOBS] = &store_pg_jobs_statements,
 	[PQ_ORDERS] = &store_pg_orders_statements,
 	[PQ_KEYS] = &store_pg_keys_statements,
+	[PQ_POSTBACKS] = &store_pg_postbacks_statements,
 };
 
 /*
@@ -812,6 +813,15 @@ const struct store_ops store_pg_ops = {
 	.webhook_secrets_get = store_pg_webhook_secrets_get,
 	.webhook_policy_get = store_pg_webhook_policy_get,
 	.webhook_policy_set = store_pg_webhook_policy_set,
+	.postback_endpoint_create = store_pg_postback_endpoint_create,
+	.postback_endpoint_get = store_pg_postback_endpoint_get,
+	.postback_endpoint_list = store_pg_postback_endpoint_list,
+	.postback_endpoint_delete = store_pg_postback_endpoint_delete,
+	.postback_endpoint_rotate = store_pg_postback_endpoint_rotate,
+	.postback_endpoint_enable = store_pg_postback_endpoint_enable,
+	.postback_attempt_list = store_pg_postback_attempt_list,
+	.postback_delivery_get = store_pg_postback_delivery_get,
+	.postback_redeliver = store_pg_postback_redeliver,
 	.call_begin = store_pg_call_begin,
 	.call_end = store_pg_call_end,
 	.batch_begin = store_pg_batch_begin,

@@ -209,6 +209,25 @@ store_pg_application_list(store *base,
 	    "application list"));
 }
 
+/* The application.decided event of a decision just written. */
+static int
+decided_postback(pg_store *s, int64_t app_id)
+{
+	Affiliate__V1__Application *app;
+	struct pg_params p = { 0 };
+	aff_arena a;
+	int rv;
+
+	aff_arena_init(&a);
+	store_pg_p_int(&p, app_id);
+	rv = store_pg_one_row(s, PQ_APPLICATIONS, ST_APP_GET, &p,
+	    row_application, &a, &app, "application read");
+	if (rv == AFF_OK)
+		rv = store_pg_postback_application(s, app);
+	aff_arena_fini(&a);
+	return (rv);
+}
+
 int
 store_pg_application_decide(pg_store *s, int64_t app_id, const char *status,
     const char *reason, int64_t now_s)
@@ -230,7 +249,9 @@ store_pg_application_decide(pg_store *s, int64_t app_id, const char *status,
 	PQclear(res);
 	if (!changed)
 		return (AFF_OK);
-	return (event_insert(s, app_id, status, reason, now_s));
+	if ((rv = event_insert(s, app_id, status, reason, now_s)) != AFF_OK)
+		return (rv);
+	return (decided_postback(s, app_id));
 }
 
 /* Reads an Affiliate__V1__ApplicationEvent (status, reason, at). */

@@ -174,6 +174,8 @@ job_kill(pg_store *s, int64_t job_id, const char *kind, int64_t ref_id,
 	if (strcmp(kind, "review_application") == 0)
 		return (store_pg_application_decide(
 		    s, ref_id, "rejected", why, aff_now_ms() / 1000));
+	if (strcmp(kind, "postback") == 0)
+		return (store_pg_postback_kill(s, ref_id));
 	return (AFF_OK);
 }
 
@@ -250,6 +252,11 @@ store_pg_jobs_claim(store *base, int64_t now_ms,
 		k++;
 	}
 	PQclear(res);
+	/* A postback goes out with its endpoint's URL and secret as they
+	 * are now (a rotation signs retries with the new secret). */
+	for (size_t i = 0; i < k && rv == AFF_OK; i++)
+		if (strcmp(v[i].kind, "postback") == 0)
+			rv = store_pg_postback_fill(s, &v[i], a);
 	if ((rv = store_pg_tx_end(s, rv)) != AFF_OK)
 		return (rv);
 	*out = v;
@@ -340,6 +347,11 @@ store_pg_job_finish(store *base, const Affiliate__V1__JobResult *r,
 		(void)store_pg_tx_end(s, AFF_ABORTED);
 		return (AFF_ALREADY_EXISTS);
 	}
+	/* A postback's attempt is logged and judged whatever its outcome
+	 * (the receiver's status decides about retries). */
+	if (strcmp(kind, "postback") == 0)
+		return (store_pg_tx_end(s, store_pg_postback_finish(s, r->job_id,
+		    ref, r, attempts, max_attempts)));
 	if (r->ok) {
 		if (strcmp(kind, "review_application") == 0)
 			rv = apply_review(s, ref, r);

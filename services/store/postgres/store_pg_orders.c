@@ -386,7 +386,11 @@ order_put_tx(pg_store *s, const struct store_order_in *in, aff_arena *a,
 	    out, "order insert");
 	if (rv == AFF_OK) {
 		*outcome = STORE_ORDER_CREATED;
-		return (order_event(s, in->order_id, (*out)->status, now_s));
+		if ((rv = order_event(s, in->order_id, (*out)->status, now_s)) !=
+		    AFF_OK)
+			return (rv);
+		/* The postback event commits or rolls back with the order. */
+		return (store_pg_postback_order(s, "order.created", *out, a));
 	}
 	/* The foreign keys check the ids (no read on the request path); the
 	 * constraint's name says which. */
@@ -447,7 +451,9 @@ order_put_tx(pg_store *s, const struct store_order_in *in, aff_arena *a,
 	if (rv != AFF_OK)
 		return (rv);
 	*outcome = STORE_ORDER_MOVED;
-	return (order_event(s, in->order_id, status, now_s));
+	if ((rv = order_event(s, in->order_id, status, now_s)) != AFF_OK)
+		return (rv);
+	return (store_pg_postback_order(s, "order.status_changed", *out, a));
 }
 
 static int order_put_pipelined(pg_store *s, const struct store_order_in *in,
@@ -477,6 +483,12 @@ order_put_batched(pg_store *s, const struct store_order_in *in, aff_arena *a,
 		goto gone;
 	if (created) {
 		*outcome = STORE_ORDER_CREATED;
+		/* Its postback event joins the batch's transaction; one that
+		 * cannot be written takes the batch down with it (nothing is
+		 * announced that is not stored, nor stored unannounced). */
+		if ((rv = store_pg_postback_order(s, "order.created", *out, a)) !=
+		    AFF_OK)
+			goto gone;
 		return (AFF_OK);
 	}
 	rv = store_pg_run(s, PQ_ORDERS, ST_SAVEPOINT, NULL, NULL, "savepoint");

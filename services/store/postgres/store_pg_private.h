@@ -47,6 +47,7 @@ enum store_pg_domain {
 	PQ_JOBS,         /* store_pg_jobs.c */
 	PQ_ORDERS,       /* store_pg_orders.c */
 	PQ_KEYS,         /* store_pg_keys.c */
+	PQ_POSTBACKS,    /* store_pg_postbacks.c */
 	PQ_DOMAINS,
 };
 
@@ -57,6 +58,7 @@ struct store_pg_statements {
 
 extern const struct store_pg_statements store_pg_core_statements;
 extern const struct store_pg_statements store_pg_catalog_statements;
+extern const struct store_pg_statements store_pg_postbacks_statements;
 extern const struct store_pg_statements store_pg_applications_statements;
 extern const struct store_pg_statements store_pg_jobs_statements;
 extern const struct store_pg_statements store_pg_orders_statements;
@@ -278,6 +280,36 @@ int store_pg_webhook_policy_get(store *s, int64_t advertiser_id,
     int *require_timestamp);
 int store_pg_webhook_policy_set(store *s, int64_t advertiser_id,
     int require_timestamp);
+/* store_pg_postbacks.c: as store_sqlite_postbacks.c's (see
+ * store_sqlite_private.h). */
+int store_pg_postback_order(pg_store *s, const char *type,
+    const Affiliate__V1__Order *o, aff_arena *a);
+int store_pg_postback_application(
+    pg_store *s, const Affiliate__V1__Application *app);
+int store_pg_postback_fill(pg_store *s, struct store_job *j, aff_arena *a);
+int store_pg_postback_kill(pg_store *s, int64_t delivery_id);
+int store_pg_postback_finish(pg_store *s, int64_t job_id, int64_t delivery_id,
+    const Affiliate__V1__JobResult *r, int attempts, int max_attempts);
+int store_pg_postback_endpoint_create(store *s, int64_t editor_id,
+    const char *url, const char *events, const char *secret, aff_arena *a,
+    Affiliate__V1__PostbackEndpoint **out);
+int store_pg_postback_endpoint_get(store *s, int64_t id, aff_arena *a,
+    Affiliate__V1__PostbackEndpoint **out);
+int store_pg_postback_endpoint_list(store *s, int64_t editor_id,
+    aff_arena *a, Affiliate__V1__PostbackEndpoint ***out, size_t *n);
+int store_pg_postback_endpoint_delete(store *s, int64_t id, aff_arena *a,
+    Affiliate__V1__PostbackEndpoint **out);
+int store_pg_postback_endpoint_rotate(store *s, int64_t id,
+    const char *secret, aff_arena *a, Affiliate__V1__PostbackEndpoint **out);
+int store_pg_postback_endpoint_enable(store *s, int64_t id, aff_arena *a,
+    Affiliate__V1__PostbackEndpoint **out);
+int store_pg_postback_attempt_list(store *s, int64_t endpoint_id,
+    int64_t before, int limit, aff_arena *a,
+    Affiliate__V1__PostbackAttempt ***out, size_t *n, int *more);
+int store_pg_postback_delivery_get(store *s, int64_t id, aff_arena *a,
+    Affiliate__V1__PostbackDelivery **out, int64_t *editor_id);
+int store_pg_postback_redeliver(store *s, int64_t id, aff_arena *a,
+    Affiliate__V1__PostbackDelivery **out);
 int store_pg_call_begin(store *s, const struct store_request_key *k,
     aff_arena *a, uint8_t **reply, size_t *len);
 int store_pg_call_end(store *s, const struct store_request_key *k,

@@ -48,6 +48,7 @@ static const struct store_sqlite_statements *const domains[SQ_DOMAINS] = {
 	[SQ_JOBS] = &store_sqlite_jobs_statements,
 	[SQ_ORDERS] = &store_sqlite_orders_statements,
 	[SQ_KEYS] = &store_sqlite_keys_statements,
+	[SQ_POSTBACKS] = &store_sqlite_postbacks_statements,
 };
 
 #define STMT(s, i) ((s)->st[SQ_CORE][i])
@@ -545,6 +546,15 @@ const struct store_ops store_sqlite_ops = {
 	.webhook_secrets_get = store_sqlite_webhook_secrets_get,
 	.webhook_policy_get = store_sqlite_webhook_policy_get,
 	.webhook_policy_set = store_sqlite_webhook_policy_set,
+	.postback_endpoint_create = store_sqlite_postback_endpoint_create,
+	.postback_endpoint_get = store_sqlite_postback_endpoint_get,
+	.postback_endpoint_list = store_sqlite_postback_endpoint_list,
+	.postback_endpoint_delete = store_sqlite_postback_endpoint_delete,
+	.postback_endpoint_rotate = store_sqlite_postback_endpoint_rotate,
+	.postback_endpoint_enable = store_sqlite_postback_endpoint_enable,
+	.postback_attempt_list = store_sqlite_postback_attempt_list,
+	.postback_delivery_get = store_sqlite_postback_delivery_get,
+	.postback_redeliver = store_sqlite_postback_redeliver,
 	.call_begin = store_sqlite_call_begin,
 	.call_end = store_sqlite_call_end,
 	.batch_begin = store_sqlite_batch_begin,

@@ -174,6 +174,25 @@ store_sqlite_application_list(store *base,
 	    more, NULL, "application list"));
 }
 
+/* The application.decided event of a decision just written. */
+static int
+decided_postback(sqlite_store *s, int64_t app_id)
+{
+	Affiliate__V1__Application *app;
+	sqlite3_stmt *st = STMT(s, ST_APP_GET);
+	aff_arena a;
+	int rv;
+
+	aff_arena_init(&a);
+	sqlite3_bind_int64(st, 1, app_id);
+	rv = store_sqlite_one_row(s, st, row_application, &a, &app,
+	    "application read");
+	if (rv == AFF_OK)
+		rv = store_sqlite_postback_application(s, app);
+	aff_arena_fini(&a);
+	return (rv);
+}
+
 int
 store_sqlite_application_decide(sqlite_store *s, int64_t app_id,
     const char *status, const char *reason, int64_t now_s)
@@ -189,7 +208,9 @@ store_sqlite_application_decide(sqlite_store *s, int64_t app_id,
 		return (rv);
 	if (sqlite3_changes(s->db) == 0)
 		return (AFF_OK);
-	return (event_insert(s, app_id, status, reason, now_s));
+	if ((rv = event_insert(s, app_id, status, reason, now_s)) != AFF_OK)
+		return (rv);
+	return (decided_postback(s, app_id));
 }
 
 /* Reads an Affiliate__V1__ApplicationEvent (status, reason, at). */

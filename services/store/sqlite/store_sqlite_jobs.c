@@ -140,6 +140,8 @@ job_kill(sqlite_store *s, int64_t job_id, const char *kind, int64_t ref_id,
 	if (strcmp(kind, "review_application") == 0)
 		return (store_sqlite_application_decide(
 		    s, ref_id, "rejected", why, aff_now_ms() / 1000));
+	if (strcmp(kind, "postback") == 0)
+		return (store_sqlite_postback_kill(s, ref_id));
 	return (AFF_OK);
 }
 
@@ -208,6 +210,11 @@ store_sqlite_jobs_claim(store *base, int64_t now_ms,
 	if (rv == AFF_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
 		rv = store_sqlite_err(s->db, rc, "jobs claim");
 	store_sqlite_stmt_done(st);
+	/* A postback goes out with its endpoint's URL and secret as they
+	 * are now (a rotation signs retries with the new secret). */
+	for (size_t i = 0; i < k && rv == AFF_OK; i++)
+		if (strcmp(v[i].kind, "postback") == 0)
+			rv = store_sqlite_postback_fill(s, &v[i], a);
 	if ((rv = store_sqlite_tx_end(s, rv)) != AFF_OK)
 		return (rv);
 	*out = v;
@@ -295,6 +302,11 @@ store_sqlite_job_finish(store *base, const Affiliate__V1__JobResult *r,
 		(void)store_sqlite_tx_end(s, AFF_ABORTED);
 		return (AFF_ALREADY_EXISTS);
 	}
+	/* A postback's attempt is logged and judged whatever its outcome
+	 * (the receiver's status decides about retries). */
+	if (strcmp(kind, "postback") == 0)
+		return (store_sqlite_tx_end(s, store_sqlite_postback_finish(s,
+		    r->job_id, ref, r, attempts, max_attempts, now_ms)));
 	if (r->ok) {
 		if (strcmp(kind, "review_application") == 0)
 			rv = apply_review(s, ref, r);

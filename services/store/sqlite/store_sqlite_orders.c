@@ -308,7 +308,11 @@ order_put_tx(sqlite_store *s, const struct store_order_in *in, aff_arena *a,
 	rv = store_sqlite_one_row(s, st, row_order, a, out, "order insert");
 	if (rv == AFF_OK) {
 		*outcome = STORE_ORDER_CREATED;
-		return (order_event(s, in->order_id, (*out)->status, now_s));
+		if ((rv = order_event(s, in->order_id, (*out)->status, now_s)) !=
+		    AFF_OK)
+			return (rv);
+		/* The postback event commits or rolls back with the order. */
+		return (store_sqlite_postback_order(s, "order.created", *out, a));
 	}
 	/* The foreign keys check the ids (no read on the request path); the
 	 * rare refusal says which. */
@@ -353,7 +357,9 @@ order_put_tx(sqlite_store *s, const struct store_order_in *in, aff_arena *a,
 	if (rv != AFF_OK)
 		return (rv);
 	*outcome = STORE_ORDER_MOVED;
-	return (order_event(s, in->order_id, status, now_s));
+	if ((rv = order_event(s, in->order_id, status, now_s)) != AFF_OK)
+		return (rv);
+	return (store_sqlite_postback_order(s, "order.status_changed", *out, a));
 }
 
 /*

@@ -37,6 +37,7 @@ enum store_sqlite_domain {
 	SQ_JOBS,         /* store_sqlite_jobs.c */
 	SQ_ORDERS,       /* store_sqlite_orders.c */
 	SQ_KEYS,         /* store_sqlite_keys.c */
+	SQ_POSTBACKS,    /* store_sqlite_postbacks.c */
 	SQ_DOMAINS,
 };
 
@@ -52,6 +53,7 @@ extern const struct store_sqlite_statements
 extern const struct store_sqlite_statements store_sqlite_jobs_statements;
 extern const struct store_sqlite_statements store_sqlite_orders_statements;
 extern const struct store_sqlite_statements store_sqlite_keys_statements;
+extern const struct store_sqlite_statements store_sqlite_postbacks_statements;
 
 typedef struct sqlite_store {
 	store base;
@@ -168,6 +170,27 @@ int store_sqlite_job_insert(sqlite_store *s, const char *kind, int64_t ref_id,
     const uint8_t *payload, size_t len, const struct store_job_policy *p,
     int64_t now_ms);
 
+/* store_sqlite_postbacks.c: the events of an order (order.created,
+ * order.status_changed) and of a decided application, for the editor's
+ * endpoints that take them, in the caller's transaction (nothing written
+ * when none does). */
+int store_sqlite_postback_order(sqlite_store *s, const char *type,
+    const Affiliate__V1__Order *o, aff_arena *a);
+int store_sqlite_postback_application(
+    sqlite_store *s, const Affiliate__V1__Application *app);
+
+/* store_sqlite_postbacks.c, for the jobs: a claimed "postback" job's
+ * payload made whole (the endpoint's URL and secret as they are now, the
+ * event's id and body), in a; a delivery given up (its job dead); and an
+ * attempt's result applied (logged; done, retried or dead; the endpoint's
+ * streak), inside job_finish's transaction. */
+int store_sqlite_postback_fill(sqlite_store *s, struct store_job *j,
+    aff_arena *a);
+int store_sqlite_postback_kill(sqlite_store *s, int64_t delivery_id);
+int store_sqlite_postback_finish(sqlite_store *s, int64_t job_id,
+    int64_t delivery_id, const Affiliate__V1__JobResult *r, int attempts,
+    int max_attempts, int64_t now_ms);
+
 /* The store_ops entries, one domain file each. */
 int store_sqlite_catalog_version(
     store *s, const char **db_id, int64_t *version);
@@ -255,6 +278,26 @@ int store_sqlite_webhook_policy_get(store *s, int64_t advertiser_id,
     int *require_timestamp);
 int store_sqlite_webhook_policy_set(store *s, int64_t advertiser_id,
     int require_timestamp);
+int store_sqlite_postback_endpoint_create(store *s, int64_t editor_id,
+    const char *url, const char *events, const char *secret, aff_arena *a,
+    Affiliate__V1__PostbackEndpoint **out);
+int store_sqlite_postback_endpoint_get(store *s, int64_t id, aff_arena *a,
+    Affiliate__V1__PostbackEndpoint **out);
+int store_sqlite_postback_endpoint_list(store *s, int64_t editor_id,
+    aff_arena *a, Affiliate__V1__PostbackEndpoint ***out, size_t *n);
+int store_sqlite_postback_endpoint_delete(store *s, int64_t id, aff_arena *a,
+    Affiliate__V1__PostbackEndpoint **out);
+int store_sqlite_postback_endpoint_rotate(store *s, int64_t id,
+    const char *secret, aff_arena *a, Affiliate__V1__PostbackEndpoint **out);
+int store_sqlite_postback_endpoint_enable(store *s, int64_t id, aff_arena *a,
+    Affiliate__V1__PostbackEndpoint **out);
+int store_sqlite_postback_attempt_list(store *s, int64_t endpoint_id,
+    int64_t before, int limit, aff_arena *a,
+    Affiliate__V1__PostbackAttempt ***out, size_t *n, int *more);
+int store_sqlite_postback_delivery_get(store *s, int64_t id, aff_arena *a,
+    Affiliate__V1__PostbackDelivery **out, int64_t *editor_id);
+int store_sqlite_postback_redeliver(store *s, int64_t id, aff_arena *a,
+    Affiliate__V1__PostbackDelivery **out);
 int store_sqlite_call_begin(store *s, const struct store_request_key *k,
     aff_arena *a, uint8_t **reply, size_t *len);
 int store_sqlite_call_end(store *s, const struct store_request_key *k,
