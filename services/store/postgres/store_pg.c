@@ -34,8 +34,8 @@ enum { STATEMENTS(PG_STMT_ENUM) ST_COUNT };
 
 static const char *const stmt_sql[ST_COUNT] = { STATEMENTS(PG_STMT_SQL) };
 
-const struct store_pg_statements store_pg_core_statements = { stmt_sql,
-	ST_COUNT };
+const struct store_pg_statements store_pg_core_statements = {
+	.sql = stmt_sql, .n = ST_COUNT };
 
 static const struct store_pg_statements *const domains[PQ_DOMAINS] = {
 	[PQ_CORE] = &store_pg_core_statements,
@@ -331,6 +331,23 @@ pg_reconnect(pg_store *s)
 	return (pg_session_setup(s));
 }
 
+/* Runs statement i of domain d: prepared (name), or for the domain's
+ * plan-per-call range unnamed, planned with p's values. */
+static PGresult *
+pg_exec(pg_store *s, int d, int i, const char *name,
+    const struct pg_params *p)
+{
+	int n = p != NULL ? p->n : 0;
+	const char *const *v = p != NULL ? p->v : NULL;
+	const int *len = p != NULL ? p->len : NULL;
+	const int *fmt = p != NULL ? p->fmt : NULL;
+
+	if (i >= domains[d]->plan_from && i < domains[d]->plan_to)
+		return (PQexecParams(s->conn, domains[d]->sql[i], n, NULL, v,
+		    len, fmt, 0));
+	return (PQexecPrepared(s->conn, name, n, v, len, fmt, 0));
+}
+
 int
 store_pg_run(pg_store *s, int d, int i, const struct pg_params *p,
     PGresult **res, const char *what)
@@ -350,9 +367,7 @@ store_pg_run(pg_store *s, int d, int i, const struct pg_params *p,
 			return (rv);
 	}
 	snprintf(name, sizeof(name), "s%d_%d", d, i);
-	r = PQexecPrepared(s->conn, name, p != NULL ? p->n : 0,
-	    p != NULL ? p->v : NULL, p != NULL ? p->len : NULL,
-	    p != NULL ? p->fmt : NULL, 0);
+	r = pg_exec(s, d, i, name, p);
 	st = PQresultStatus(r);
 	/*
 	 * The connection was found dead (the database restarted while this
@@ -370,9 +385,7 @@ store_pg_run(pg_store *s, int d, int i, const struct pg_params *p,
 		PQclear(r);
 		if ((rv = pg_reconnect(s)) != AFF_OK)
 			return (rv);
-		r = PQexecPrepared(s->conn, name, p != NULL ? p->n : 0,
-		    p != NULL ? p->v : NULL, p != NULL ? p->len : NULL,
-		    p != NULL ? p->fmt : NULL, 0);
+		r = pg_exec(s, d, i, name, p);
 		st = PQresultStatus(r);
 	}
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {

@@ -51,8 +51,7 @@ enum { STATEMENTS(PG_STMT_ENUM) ST_COUNT };
 static const char *const stmt_sql[ST_COUNT] = { STATEMENTS(PG_STMT_SQL) };
 
 const struct store_pg_statements store_pg_applications_statements = {
-	stmt_sql, ST_COUNT
-};
+	.sql = stmt_sql, .n = ST_COUNT };
 
 /* Reads an Affiliate__V1__Application from row r (APP_COLUMNS order). */
 static void *

@@ -78,8 +78,8 @@ enum { STATEMENTS(PG_STMT_ENUM) ST_COUNT };
 
 static const char *const stmt_sql[ST_COUNT] = { STATEMENTS(PG_STMT_SQL) };
 
-const struct store_pg_statements store_pg_catalog_statements = { stmt_sql,
-	ST_COUNT };
+const struct store_pg_statements store_pg_catalog_statements = {
+	.sql = stmt_sql, .n = ST_COUNT };
 
 /* Runs one seed INSERT with its parameters (inside the migration's
  * transaction). */

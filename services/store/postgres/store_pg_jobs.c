@@ -137,8 +137,8 @@ enum { STATEMENTS(PG_STMT_ENUM) ST_COUNT };
 
 static const char *const stmt_sql[ST_COUNT] = { STATEMENTS(PG_STMT_SQL) };
 
-const struct store_pg_statements store_pg_jobs_statements = { stmt_sql,
-	ST_COUNT };
+const struct store_pg_statements store_pg_jobs_statements = {
+	.sql = stmt_sql, .n = ST_COUNT };
 
 int
 store_pg_job_insert(pg_store *s, const char *kind, int64_t ref_id,

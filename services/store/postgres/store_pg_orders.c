@@ -172,8 +172,10 @@ enum { STATEMENTS(PG_STMT_ENUM) ST_COUNT };
 
 static const char *const stmt_sql[ST_COUNT] = { STATEMENTS(PG_STMT_SQL) };
 
-const struct store_pg_statements store_pg_orders_statements = { stmt_sql,
-	ST_COUNT };
+/* The sixteen order lists are planned per call (store_pg_private.h). */
+const struct store_pg_statements store_pg_orders_statements = {
+	.sql = stmt_sql, .n = ST_COUNT,
+	.plan_from = ST_ORDER_LIST, .plan_to = ST_ORDER_LIST_EASM + 1 };
 
 /* Reads an Affiliate__V1__Order from row r (ORDER_COLUMNS order). */
 static void *

@@ -120,8 +120,8 @@ enum { STATEMENTS(PG_STMT_ENUM) ST_COUNT };
 
 static const char *const stmt_sql[ST_COUNT] = { STATEMENTS(PG_STMT_SQL) };
 
-const struct store_pg_statements store_pg_postbacks_statements = { stmt_sql,
-	ST_COUNT };
+const struct store_pg_statements store_pg_postbacks_statements = {
+	.sql = stmt_sql, .n = ST_COUNT };
 
 #define RUN(s, i, p, res, what) store_pg_run(s, PQ_POSTBACKS, i, p, res, what)
 

@@ -54,6 +54,16 @@ enum store_pg_domain {
 struct store_pg_statements {
 	const char *const *sql; /* indexed by the file's own enum */
 	int n;
+	/*
+	 * Statements [plan_from, plan_to) run unnamed, planned with their
+	 * values on every call: a prepared statement may switch to a
+	 * generic plan after five runs, which estimates a filter's rows as
+	 * the column's average and may walk the primary key instead of the
+	 * filter's index (the order lists: O(matching rows) for a page).
+	 * They are prepared at connection all the same, so a bad one fails
+	 * there. Zero for none.
+	 */
+	int plan_from, plan_to;
 };
 
 extern const struct store_pg_statements store_pg_core_statements;
