@@ -200,6 +200,26 @@ check "affiliate postbacks delete exits 0" [ $? = 0 ]
 "$BIN/affiliate" --url "$rpc_url" postbacks bogus >/dev/null 2>&1
 check "an unknown postbacks command is a usage error (2)" [ $? = 2 ]
 
+# At most 16 live endpoints an editor (each is written a delivery and a
+# job in the order's own transaction); a deleted one frees its place.
+caps=()
+for i in $(seq 1 16); do
+	req POST /postback-endpoints '{"editor_id":3,"url":"http://127.0.0.1:9/cap'"$i"'","events":'"$ev"'}'
+	[ "$code" = 201 ] || break
+	caps+=("$(jfield 'd["endpoint"]["id"]')")
+done
+check "editor 3 registers 16 endpoints (201 each)" [ "${#caps[@]}" = 16 ]
+expect "the 17th is refused: 400 FAILED_PRECONDITION, saying why" 400 POST /postback-endpoints \
+	'{"editor_id":3,"url":"http://127.0.0.1:9/cap17","events":'"$ev"'}' "" -- \
+	'"code":"FAILED_PRECONDITION"' 'editor 3 has 16 postback endpoints, the most one may have: delete one first'
+expect "one deleted ..." 200 DELETE "/postback-endpoints/${caps[0]}"
+expect "... frees its place" 201 POST /postback-endpoints \
+	'{"editor_id":3,"url":"http://127.0.0.1:9/cap17","events":'"$ev"'}'
+caps[0]=$(jfield 'd["endpoint"]["id"]')
+for id in "${caps[@]}"; do req DELETE "/postback-endpoints/$id"; done
+expect "editor 3 has none left" 200 GET "/postback-endpoints?editor_id=3"
+check "... the list is empty" [ "$(cat "$work/body")" = "[]" ]
+
 # ---- 2-4. events and their delivery ----
 stop_server
 start_server --postback-allow-private on --postback-attempts 4 \

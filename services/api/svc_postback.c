@@ -155,10 +155,16 @@ create_endpoint(struct rpc_call *call, const ProtobufCMessage *in_,
 	    in->editor_id, in->url, csv, secret, &call->arena, &e);
 	if (rv != AFF_OK) {
 		OPENSSL_cleanse(secret, sizeof(secret));
-		return (rv == AFF_NOT_FOUND
-		        ? rpc_errorf(call, rv, "no editor with id %lld",
-		              (long long)in->editor_id)
-		        : svc_store_failed(call, rv));
+		if (rv == AFF_NOT_FOUND)
+			return (rpc_errorf(call, rv, "no editor with id %lld",
+			    (long long)in->editor_id));
+		if (rv == AFF_FAILED_PRECONDITION)
+			return (rpc_errorf(call, rv,
+			    "editor %lld has %d postback endpoints, the most "
+			    "one may have: delete one first",
+			    (long long)in->editor_id,
+			    STORE_POSTBACK_ENDPOINTS_MAX));
+		return (svc_store_failed(call, rv));
 	}
 	aff_info("postbacks: endpoint %lld of editor %lld made (%s) by key "
 	         "%lld",

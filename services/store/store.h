@@ -434,7 +434,9 @@ struct store_ops {
 
 	/*
 	 * Postbacks (proto postback.proto). endpoint_create stores an
-	 * enabled endpoint of editor_id (AFF_NOT_FOUND: no such editor);
+	 * enabled endpoint of editor_id (AFF_NOT_FOUND: no such editor;
+	 * AFF_FAILED_PRECONDITION: the editor already has
+	 * STORE_POSTBACK_ENDPOINTS_MAX live ones);
 	 * events is the comma-separated list of its event types, checked by
 	 * the caller. get, delete, rotate and enable answer AFF_NOT_FOUND for
 	 * an unknown or deleted endpoint. delete keeps the row (its log
@@ -443,6 +445,7 @@ struct store_ops {
 	 * failure streak reset. list: editor_id's endpoints (0: everyone's)
 	 * in id order.
 	 */
+#define STORE_POSTBACK_ENDPOINTS_MAX 16
 	int (*postback_endpoint_create)(store *s, int64_t editor_id,
 	    const char *url, const char *events, const char *secret,
 	    aff_arena *a, Affiliate__V1__PostbackEndpoint **out);

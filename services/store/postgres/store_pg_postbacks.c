@@ -28,9 +28,13 @@
 	" JOIN postback_events ev ON ev.id = d.event_id"
 
 #define STATEMENTS(X)                                                          \
+	/* No row when the editor has $6 live endpoints already (two      */ \
+	/* servers creating at once may each pass it: one over at most).  */ \
 	X(ST_EP_INSERT, "INSERT INTO postback_endpoints (editor_id, url,"      \
 	                " events, secret, created_at, updated_at)"             \
-	                " VALUES ($1, $2, $3, $4, $5, $5) RETURNING "          \
+	                " SELECT $1, $2, $3, $4, $5, $5 WHERE (SELECT count(*)"\
+	                " FROM postback_endpoints WHERE editor_id = $1"        \
+	                " AND deleted_at IS NULL) < $6::bigint RETURNING "     \
 	                EP_COLUMNS)                                            \
 	X(ST_EP_GET, "SELECT " EP_COLUMNS " FROM postback_endpoints"           \
 	             " WHERE id = $1 AND deleted_at IS NULL")                  \
@@ -208,9 +212,13 @@ store_pg_postback_endpoint_create(store *base, int64_t editor_id,
 	store_pg_p_text(&p, events);
 	store_pg_p_text(&p, secret);
 	store_pg_p_int(&p, aff_now_ms() / 1000);
+	store_pg_p_int(&p, STORE_POSTBACK_ENDPOINTS_MAX);
 	rv = store_pg_one_row(s, PQ_POSTBACKS, ST_EP_INSERT, &p, row_endpoint, a,
 	    out, "endpoint insert");
-	if (rv == AFF_INVALID_ARGUMENT && strcmp(s->last_state, "23503") == 0)
+	if (rv == AFF_NOT_FOUND) /* no row: at the most already */
+		rv = AFF_FAILED_PRECONDITION;
+	else if (rv == AFF_INVALID_ARGUMENT &&
+	    strcmp(s->last_state, "23503") == 0)
 		rv = AFF_NOT_FOUND;
 	return (rv);
 }
@@ -377,23 +385,29 @@ store_pg_postback_redeliver(store *base, int64_t id, aff_arena *a,
 
 /* ---- events (inside the caller's transaction) ---- */
 
+/* The enabled endpoints of editor_id that take type, every one of them,
+ * their ids in a's memory (as SQLite's). */
 static int
-targets(pg_store *s, int64_t editor_id, const char *type, int64_t *ids,
-    int max, int *n)
+targets(pg_store *s, int64_t editor_id, const char *type, aff_arena *a,
+    int64_t **ids, int *n)
 {
 	struct pg_params p = { 0 };
 	PGresult *res;
-	int rv;
+	int rv, rows;
 
 	*n = 0;
+	*ids = NULL;
 	store_pg_p_int(&p, editor_id);
 	store_pg_p_text(&p, type);
 	if ((rv = RUN(s, ST_TARGETS, &p, &res, "postback targets")) != AFF_OK)
 		return (rv);
-	for (int i = 0; i < PQntuples(res) && *n < max; i++)
-		ids[(*n)++] = store_pg_int(res, i, 0);
+	if ((rows = PQntuples(res)) > 0 &&
+	    (*ids = aff_arena_alloc(a, sizeof(**ids) * (size_t)rows)) == NULL)
+		rv = AFF_RESOURCE_EXHAUSTED;
+	for (int i = 0; rv == AFF_OK && i < rows; i++)
+		(*ids)[(*n)++] = store_pg_int(res, i, 0);
 	PQclear(res);
-	return (AFF_OK);
+	return (rv);
 }
 
 static int
@@ -431,17 +445,15 @@ emit(pg_store *s, const char *type, int64_t editor_id, const char *event_id,
 	return (AFF_OK);
 }
 
-#define MAX_TARGETS 64
-
 int
 store_pg_postback_order(pg_store *s, const char *type,
     const Affiliate__V1__Order *o, aff_arena *a)
 {
-	int64_t ids[MAX_TARGETS];
+	int64_t *ids;
 	char event_id[40], *body;
 	int n, rv;
 
-	if ((rv = targets(s, o->editor_id, type, ids, MAX_TARGETS, &n)) !=
+	if ((rv = targets(s, o->editor_id, type, a, &ids, &n)) !=
 	        AFF_OK ||
 	    n == 0)
 		return (rv);
@@ -454,16 +466,18 @@ int
 store_pg_postback_application(
     pg_store *s, const Affiliate__V1__Application *app)
 {
-	int64_t ids[MAX_TARGETS];
+	int64_t *ids;
 	char event_id[40], *body;
 	aff_arena a;
 	int n, rv;
 
-	if ((rv = targets(s, app->editor_id, "application.decided", ids,
-	         MAX_TARGETS, &n)) != AFF_OK ||
-	    n == 0)
-		return (rv);
 	aff_arena_init(&a);
+	if ((rv = targets(s, app->editor_id, "application.decided", &a, &ids,
+	         &n)) != AFF_OK ||
+	    n == 0) {
+		aff_arena_fini(&a);
+		return (rv);
+	}
 	if ((body = store_postback_application_body(app, event_id, &a)) == NULL)
 		rv = AFF_RESOURCE_EXHAUSTED;
 	else

@@ -27,9 +27,13 @@
 	" JOIN postback_events ev ON ev.id = d.event_id"
 
 #define STATEMENTS(X)                                                          \
+	/* No row when the editor has ?6 live endpoints already (the      */ \
+	/* write transaction makes the count and the insert one step).    */ \
 	X(ST_EP_INSERT, "INSERT INTO postback_endpoints (editor_id, url,"      \
 	                " events, secret, created_at, updated_at)"             \
-	                " VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING "          \
+	                " SELECT ?1, ?2, ?3, ?4, ?5, ?5 WHERE (SELECT count(*)"\
+	                " FROM postback_endpoints WHERE editor_id = ?1"        \
+	                " AND deleted_at IS NULL) < ?6 RETURNING "             \
 	                EP_COLUMNS)                                            \
 	X(ST_EP_GET, "SELECT " EP_COLUMNS " FROM postback_endpoints"           \
 	             " WHERE id = ?1 AND deleted_at IS NULL")                  \
@@ -212,8 +216,11 @@ store_sqlite_postback_endpoint_create(store *base, int64_t editor_id,
 	sqlite3_bind_text(st, 3, events, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, secret, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, aff_now_ms() / 1000);
+	sqlite3_bind_int(st, 6, STORE_POSTBACK_ENDPOINTS_MAX);
 	rv = store_sqlite_one_row(s, st, row_endpoint, a, out, "endpoint insert");
-	if (rv == AFF_INVALID_ARGUMENT &&
+	if (rv == AFF_NOT_FOUND) /* no row: at the most already */
+		rv = AFF_FAILED_PRECONDITION;
+	else if (rv == AFF_INVALID_ARGUMENT &&
 	    sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_FOREIGNKEY)
 		rv = AFF_NOT_FOUND;
 	return (store_sqlite_tx_end(s, rv));
@@ -401,19 +408,36 @@ done:
 
 /* ---- events (inside the caller's transaction) ---- */
 
-/* The enabled endpoints of editor_id that take type: up to max ids. */
+/* The enabled endpoints of editor_id that take type, every one of them
+ * (creation keeps them to STORE_POSTBACK_ENDPOINTS_MAX; none is left
+ * out if more are there), their ids in a's memory. */
 static int
-targets(sqlite_store *s, int64_t editor_id, const char *type, int64_t *ids,
-    int max, int *n)
+targets(sqlite_store *s, int64_t editor_id, const char *type, aff_arena *a,
+    int64_t **ids, int *n)
 {
 	sqlite3_stmt *st = STMT(s, ST_TARGETS);
-	int rc;
+	int rc, cap = 0;
 
 	*n = 0;
+	*ids = NULL;
 	sqlite3_bind_int64(st, 1, editor_id);
 	sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max)
-		ids[(*n)++] = sqlite3_column_int64(st, 0);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			int64_t *more;
+
+			cap = cap == 0 ? STORE_POSTBACK_ENDPOINTS_MAX : cap * 2;
+			if ((more = aff_arena_alloc(a, sizeof(*more) *
+			         (size_t)cap)) == NULL) {
+				store_sqlite_stmt_done(st);
+				return (AFF_RESOURCE_EXHAUSTED);
+			}
+			if (*n > 0)
+				memcpy(more, *ids, sizeof(*more) * (size_t)*n);
+			*ids = more;
+		}
+		(*ids)[(*n)++] = sqlite3_column_int64(st, 0);
+	}
 	store_sqlite_stmt_done(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return (store_sqlite_err(s->db, rc, "postback targets"));
@@ -452,18 +476,16 @@ emit(sqlite_store *s, const char *type, int64_t editor_id,
 	return (AFF_OK);
 }
 
-#define MAX_TARGETS 64
-
 int
 store_sqlite_postback_order(sqlite_store *s, const char *type,
     const Affiliate__V1__Order *o, aff_arena *a)
 {
-	int64_t ids[MAX_TARGETS];
+	int64_t *ids;
 	char event_id[40], *body;
 	int n, rv;
 
 	/* The common case, nobody listening, costs one index probe. */
-	if ((rv = targets(s, o->editor_id, type, ids, MAX_TARGETS, &n)) !=
+	if ((rv = targets(s, o->editor_id, type, a, &ids, &n)) !=
 	        AFF_OK ||
 	    n == 0)
 		return (rv);
@@ -476,16 +498,18 @@ int
 store_sqlite_postback_application(
     sqlite_store *s, const Affiliate__V1__Application *app)
 {
-	int64_t ids[MAX_TARGETS];
+	int64_t *ids;
 	char event_id[40], *body;
 	aff_arena a;
 	int n, rv;
 
-	if ((rv = targets(s, app->editor_id, "application.decided", ids,
-	         MAX_TARGETS, &n)) != AFF_OK ||
-	    n == 0)
-		return (rv);
 	aff_arena_init(&a);
+	if ((rv = targets(s, app->editor_id, "application.decided", &a, &ids,
+	         &n)) != AFF_OK ||
+	    n == 0) {
+		aff_arena_fini(&a);
+		return (rv);
+	}
 	if ((body = store_postback_application_body(app, event_id, &a)) == NULL)
 		rv = AFF_RESOURCE_EXHAUSTED;
 	else
