@@ -350,7 +350,10 @@ py_expr 'json.dump(dict(json.load(open("'"$rx/secrets.json"'")), **{"/rotating":
 mv "$rx/secrets.json.new" "$rx/secrets.json"
 wait_rx 2 'r["path"]=="/rotating"' 10
 check "after a rotation, the retry of an earlier event verifies with the new secret" \
-	py_check "" 'rs=[r for r in rs if r["path"]=="/rotating"]; assert [(r["status"], r["sig"]) for r in rs]==[(429,"ok"),(200,"ok")] and rs[0]["id"]==rs[1]["id"], rs'
+	py_check "" 'rs=[r for r in rs if r["path"]=="/rotating"]; assert [(r["status"], r["sig"]) for r in rs[:2]]==[(429,"ok"),(200,"ok")] and all(r["id"]==rs[0]["id"] and (r["status"], r["sig"])==(200,"ok") for r in rs[2:]), rs'
+# (More than one 200 happens on a slow host, e.g. under ASan: the worker's
+# 1 s timeout ran out before it read the 200 the receiver had sent, so it
+# tried again, as at-least-once delivery does; each with the new secret.)
 
 # A long failing streak turns the endpoint off (6 here).
 order pb-5a 5
