@@ -120,6 +120,10 @@ report "the same by the admin's key for editor_id=1" "$admin" 200 "editor_id=1&f
 	'{"editor_id":1,"advertiser_id":0,"from":"2026-03-01","to":"2026-03-02","group_by":"advertiser","tz":"UTC","groups":['"$G1P,$G2,$G6"'],"orders_counted":4}'
 report "one advertiser" "$ed1" 200 "advertiser_id=6&from=2026-03-01&to=2026-03-02" \
 	'{"editor_id":1,"advertiser_id":6,"from":"2026-03-01","to":"2026-03-02","group_by":"advertiser","tz":"UTC","groups":['"$G6"'],"orders_counted":1}'
+report "whole months, January to March (the monthly sums)" "$ed1" 200 "from=2026-01-01&to=2026-03-31" \
+	'{"editor_id":1,"advertiser_id":0,"from":"2026-01-01","to":"2026-03-31","group_by":"advertiser","tz":"UTC","groups":['"$G1P,$G2,$G6"'],"orders_counted":4}'
+report "15 February to 30 April (February's days, March and April)" "$ed1" 200 "from=2026-02-15&to=2026-04-30" \
+	'{"editor_id":1,"advertiser_id":0,"from":"2026-02-15","to":"2026-04-30","group_by":"advertiser","tz":"UTC","groups":['"$G1P,$G2,$G6"'],"orders_counted":4}'
 report "a range that ends before E-3 and E-4" "$ed1" 200 "from=2026-03-01&to=2026-03-01" \
 	'{"editor_id":1,"advertiser_id":0,"from":"2026-03-01","to":"2026-03-01","group_by":"advertiser","tz":"UTC","groups":['"$G1P"'],"orders_counted":2}'
 

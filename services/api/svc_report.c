@@ -1,7 +1,8 @@
 /*
  * svc_report.c - ReportService: earnings reports (issue 18). A report
  * asks the store for the sums of its range, which the store reads from
- * the aggregates its triggers keep with every order (schema step 14),
+ * the aggregates its triggers keep with every order (schema step 14:
+ * per UTC day, month and hour),
  * and puts them in groups: one per key (advertiser, day or status) and
  * currency, each with the orders, amount and commission of every status
  * and of all. Money stays integer cents, summed per currency, never
@@ -41,24 +42,60 @@ days_from_civil(int64_t y, unsigned m, unsigned d)
 	return (era * 146097 + (int64_t)doe - 719468);
 }
 
-/* The inverse, as "YYYY-MM-DD" into out (11 bytes). */
+/* The inverse: the year, month and day of day z. */
 static void
-civil_from_days(int64_t z, char out[11])
+civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 {
-	int64_t era, y;
-	unsigned doe, yoe, doy, mp, d, m;
+	int64_t era;
+	unsigned doe, yoe, doy, mp;
 
 	z += 719468;
 	era = (z >= 0 ? z : z - 146096) / 146097;
 	doe = (unsigned)(z - era * 146097);
 	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	y = (int64_t)yoe + era * 400;
+	*y = (int64_t)yoe + era * 400;
 	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
 	mp = (5 * doy + 2) / 153;
-	d = doy - (153 * mp + 2) / 5 + 1;
-	m = mp < 10 ? mp + 3 : mp - 9;
-	y += m <= 2;
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y += *m <= 2;
+}
+
+/* Day z as "YYYY-MM-DD" into out (11 bytes). */
+static void
+day_format(int64_t z, char out[11])
+{
+	int64_t y;
+	unsigned m, d;
+
+	civil_from_days(z, &y, &m, &d);
 	snprintf(out, 11, "%04d-%02u-%02u", (int)y, m % 100, d % 100);
+}
+
+/*
+ * Days [lo, hi) by advertiser or status: the whole UTC months inside are
+ * read from the monthly sums (a year: 12 rows per advertiser, currency
+ * and status, where its days would be 365), the days of the months cut
+ * at either end from the daily ones.
+ */
+static void
+months_split(struct store_earnings_query *q)
+{
+	int64_t y;
+	unsigned m, d;
+	int64_t first, last;
+
+	civil_from_days(q->lo, &y, &m, &d);
+	first = y * 12 + m - 1 + (d != 1); /* the first month that starts in */
+	civil_from_days(q->hi, &y, &m, &d);
+	last = y * 12 + m - 1; /* the month hi is in: ends after the range */
+	if (first >= last)
+		return; /* no whole month: days only */
+	q->monthly = 1;
+	q->month_lo = first;
+	q->month_hi = last;
+	q->day_a = days_from_civil(first / 12, (unsigned)(first % 12) + 1, 1);
+	q->day_b = days_from_civil(last / 12, (unsigned)(last % 12) + 1, 1);
 }
 
 static int
@@ -174,7 +211,7 @@ groups_fill(Affiliate__V1__EarningsReport *resp, enum store_earnings_group by,
 			else if (by == STORE_EARNINGS_BY_STATUS)
 				g->status = (char *)r->status;
 			else {
-				civil_from_days(r->key, day);
+				day_format(r->key, day);
 				if ((g->day = aff_arena_strdup(a, day)) == NULL)
 					return (AFF_RESOURCE_EXHAUSTED);
 			}
@@ -261,6 +298,8 @@ get_earnings(
 	if (h == 0) {
 		q.lo = from;
 		q.hi = to + 1;
+		if (q.group != STORE_EARNINGS_BY_DAY)
+			months_split(&q);
 	} else {
 		q.hourly = 1;
 		q.offset_h = h;

@@ -143,7 +143,10 @@ struct store_order_row {
  * [lo, hi) of the bucket unit, hourly false: UTC days since 1970-01-01
  * (earnings_daily), true: UTC hours (earnings_hourly, for a report in a
  * fixed offset of offset_h whole hours east of UTC: its local days are
- * (hour + offset_h) / 24).
+ * (hour + offset_h) / 24). monthly (daily, not by day): the days
+ * [day_a, day_b) are the whole UTC months [month_lo, month_hi) (year * 12
+ * + month - 1), read from earnings_monthly; only [lo, day_a) and
+ * [day_b, hi) from earnings_daily.
  */
 enum store_earnings_group {
 	STORE_EARNINGS_BY_ADVERTISER,
@@ -153,9 +156,10 @@ enum store_earnings_group {
 struct store_earnings_query {
 	int64_t editor_id, advertiser_id; /* 0: any */
 	enum store_earnings_group group;
-	int hourly;
+	int hourly, monthly;
 	int64_t lo, hi;
 	int offset_h; /* hourly only, -23..23 */
+	int64_t day_a, day_b, month_lo, month_hi; /* monthly only */
 };
 
 /* One (group, currency, status) sum of a report. key: the advertiser id,

@@ -195,6 +195,7 @@ test_a_version_1_database_is_migrated_keeping_its_data(void **state)
 	                  " DROP TABLE applications; DROP TABLE api_keys;"
 	                  " DROP TABLE webhook_secrets; DROP TABLE webhook_policies;"
 	                  " DROP TABLE earnings_daily; DROP TABLE earnings_hourly;"
+	                  " DROP TABLE earnings_monthly;"
 	                  " DROP TABLE request_keys; DROP TABLE webhook_ids;"
 	                  " DELETE FROM meta WHERE key = 'orders_copy';"
 	                  " ALTER TABLE advertisers DROP COLUMN"

@@ -4,11 +4,13 @@
  * starts), by the same test bodies:
  *   - after random orders (editors, advertisers, currencies, days, hours,
  *     some with a commission off the expected one) and random moves
- *     (pending -> approved | declined, in a group-commit batch too), both
- *     aggregate tables equal a GROUP BY over the orders table, exactly;
+ *     (pending -> approved | declined, in a group-commit batch too), the
+ *     three aggregate tables (day, month, hour) equal a GROUP BY over the
+ *     orders table, exactly;
  *   - store_ops.earnings answers each status and currency to the cent,
  *     by advertiser, by day (UTC days, and local days of a fixed offset
- *     from the hourly table) and by status, filtered and scoped;
+ *     from the hourly table) and by status, filtered and scoped; over
+ *     whole months from the monthly table as from the days;
  *   - a database whose orders were stored before step 14 is summed by the
  *     step when it is reopened.
  */
@@ -64,19 +66,19 @@ teardown(void **state)
 
 /* The buckets a GROUP BY over the orders gives, and the table's own sums
  * (its PostgreSQL shards added up), each minus the other: 0 rows when
- * they are equal. unit: "86400" (earnings_daily) or "3600". */
+ * they are equal. bucket: the table's unit from created_at. */
 static long long
 aggregate_diff(struct fixture *f, const char *table, const char *col,
-    const char *unit)
+    const char *bucket)
 {
-	char sql[4096], from_orders[700], from_table[700];
+	char sql[4096], from_orders[900], from_table[700];
 
 	snprintf(from_orders, sizeof(from_orders),
-	    "SELECT editor_id, created_at / %s, advertiser_id, currency,"
+	    "SELECT editor_id, %s, advertiser_id, currency,"
 	    " status, count(*), sum(amount_cents), sum(commission_cents),"
 	    " sum(CASE WHEN commission_cents <> expected_commission_cents"
 	    " THEN 1 ELSE 0 END) FROM orders GROUP BY 1, 2, 3, 4, 5",
-	    unit);
+	    bucket);
 	snprintf(from_table, sizeof(from_table),
 	    "SELECT editor_id, %s, advertiser_id, currency, status,"
 	    " sum(orders), sum(amount_cents), sum(commission_cents),"
@@ -93,13 +95,30 @@ aggregate_diff(struct fixture *f, const char *table, const char *col,
 static void
 assert_aggregates_match(struct fixture *f)
 {
-	assert_int_equal(
-	    aggregate_diff(f, "earnings_daily", "day", "86400"), 0);
-	assert_int_equal(
-	    aggregate_diff(f, "earnings_hourly", "hour", "3600"), 0);
+	assert_int_equal(aggregate_diff(f, "earnings_daily", "day",
+	                     "created_at / 86400"),
+	    0);
+	assert_int_equal(aggregate_diff(f, "earnings_hourly", "hour",
+	                     "created_at / 3600"),
+	    0);
+	/* The UTC month, computed apart from the schema's expression on
+	 * SQLite, with the schema's function on PostgreSQL. */
+	assert_int_equal(aggregate_diff(f, "earnings_monthly", "month",
+	                     cur_pg ? "(extract(year FROM to_timestamp(created_at)"
+	                              " AT TIME ZONE 'UTC') * 12 + extract(month"
+	                              " FROM to_timestamp(created_at) AT TIME"
+	                              " ZONE 'UTC') - 1)::bigint"
+	                            : "CAST(substr(date(created_at,"
+	                              " 'unixepoch'), 1, 4) AS INTEGER) * 12 +"
+	                              " CAST(substr(date(created_at,"
+	                              " 'unixepoch'), 6, 2) AS INTEGER) - 1"),
+	    0);
 	/* Not vacuous: the tables hold the orders. */
 	assert_int_equal(sb_sql_int(f->db,
 	                     "SELECT sum(orders) FROM earnings_daily"),
+	    sb_sql_int(f->db, "SELECT count(*) FROM orders"));
+	assert_int_equal(sb_sql_int(f->db,
+	                     "SELECT sum(orders) FROM earnings_monthly"),
 	    sb_sql_int(f->db, "SELECT count(*) FROM orders"));
 }
 
@@ -331,6 +350,54 @@ test_a_report_sums_each_status_and_currency_to_the_cent(void **state)
 	assert_row(v, n, DAY0 + 1, "EUR", "approved", 1, 2003, 100, 1);
 	assert_row(v, n, DAY0 + 1, "USD", "declined", 1, 999, 99, 1);
 
+	/* By advertiser over whole months (January and February: r4 on
+	 * 10 February counts) from the monthly sums, and the same range cut
+	 * (from 2 January: January's days, February's month) answer as the
+	 * days alone do. */
+	{
+		struct store_earnings_query d = { .editor_id = 1,
+			.group = STORE_EARNINGS_BY_ADVERTISER, .lo = DAY0,
+			.hi = DAY0 + 59 };
+		struct store_earnings_query m = d;
+		struct store_earnings_row *w;
+		size_t k;
+
+		m.monthly = 1;
+		m.day_a = DAY0;
+		m.day_b = DAY0 + 59;
+		m.month_lo = 2026 * 12;
+		m.month_hi = 2026 * 12 + 2;
+		assert_int_equal(OPS->earnings(f->s, &m, &f->a, &v, &n), AFF_OK);
+		assert_int_equal(n, 4);
+		assert_row(v, n, 2, "CHF", "pending", 1, 5000, 250, 1);
+		assert_row(v, n, 1, "EUR", "pending", 1, 1001, 80, 0);
+		assert_int_equal(OPS->earnings(f->s, &d, &f->a, &w, &k), AFF_OK);
+		assert_int_equal(k, n);
+		for (size_t i = 0; i < n; i++) {
+			assert_int_equal(v[i].key, w[i].key);
+			assert_string_equal(v[i].currency, w[i].currency);
+			assert_string_equal(v[i].status, w[i].status);
+			assert_int_equal(v[i].orders, w[i].orders);
+			assert_int_equal(v[i].amount_cents, w[i].amount_cents);
+			assert_int_equal(v[i].commission_cents,
+			    w[i].commission_cents);
+		}
+		/* From 2 January: r1 (1 January) out, the rest alike. */
+		m.lo = d.lo = DAY0 + 1;
+		m.day_a = DAY0 + 31;
+		m.month_lo = 2026 * 12 + 1;
+		assert_int_equal(OPS->earnings(f->s, &m, &f->a, &v, &n), AFF_OK);
+		assert_int_equal(n, 3);
+		assert_null(row(v, n, 1, "EUR", "pending"));
+		assert_row(v, n, 1, "EUR", "approved", 1, 2003, 100, 1);
+		assert_row(v, n, 2, "CHF", "pending", 1, 5000, 250, 1);
+		m.group = STORE_EARNINGS_BY_STATUS;
+		assert_int_equal(OPS->earnings(f->s, &m, &f->a, &v, &n), AFF_OK);
+		assert_int_equal(n, 3);
+		assert_string_equal(v[0].status, "approved");
+		assert_row(v, n, 0, "CHF", "pending", 1, 5000, 250, 1);
+	}
+
 	/* By status, every editor (0), advertiser 1 only: sorted by
 	 * status, then currency; editor 2's r5 counts. */
 	q = (struct store_earnings_query){ .group = STORE_EARNINGS_BY_STATUS,
@@ -369,7 +436,9 @@ test_orders_stored_before_step_14_are_summed_when_reopened(void **state)
 	/* The database as step 13 left it: no aggregates, version 13. */
 	if (cur_pg) {
 		sb_sql(f->db, "DROP FUNCTION orders_earnings() CASCADE");
-		sb_sql(f->db, "DROP TABLE earnings_daily, earnings_hourly");
+		sb_sql(f->db, "DROP FUNCTION earnings_month(bigint)");
+		sb_sql(f->db, "DROP TABLE earnings_daily, earnings_hourly,"
+		              " earnings_monthly");
 		sb_sql(f->db, "UPDATE affiliate_schema SET version = 13");
 	} else {
 		sb_sql(f->db, "DROP TRIGGER orders_earnings_insert");
@@ -377,6 +446,7 @@ test_orders_stored_before_step_14_are_summed_when_reopened(void **state)
 		sb_sql(f->db, "DROP TRIGGER orders_earnings_move");
 		sb_sql(f->db, "DROP TABLE earnings_daily");
 		sb_sql(f->db, "DROP TABLE earnings_hourly");
+		sb_sql(f->db, "DROP TABLE earnings_monthly");
 		sb_sql(f->db, "PRAGMA user_version = 13");
 	}
 	/* More orders and a move then, written by hand as step 13 did. */

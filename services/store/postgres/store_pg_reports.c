@@ -1,7 +1,8 @@
 /*
  * store_pg_reports.c - earnings reports in PostgreSQL, read from the
  * buckets that schema step 14's trigger keeps with every order
- * (earnings_daily by UTC day, earnings_hourly by UTC hour, each bucket
+ * (earnings_daily by UTC day, earnings_monthly by UTC month,
+ * earnings_hourly by UTC hour, each bucket
  * split in shards by writing connection), never from the orders: a
  * report costs the buckets of its range, however many orders they count.
  * The same questions and answers as store_sqlite_reports.c; sums are cast
@@ -25,10 +26,30 @@
 	" OR id = $1) AND " unit " >= $2 AND " unit " < $3"                   \
 	" AND ($4::bigint = 0 OR advertiser_id = $4) GROUP BY 1, 2, 3"        \
 	" HAVING sum(orders) <> 0 ORDER BY " order
+/* By advertiser or status over whole months: the months' buckets, and
+ * the days' of the months cut at either end. $5 $6 the days the months
+ * cover, $7 $8 those months. */
+#define PART(key, table, unit, lo, hi)                                         \
+	"SELECT " key " AS k, currency, status, orders, amount_cents,"       \
+	" commission_cents, mismatched FROM " table " WHERE editor_id IN"    \
+	" (SELECT id FROM editors WHERE $1::bigint = 0 OR id = $1) AND "     \
+	unit " >= " lo " AND " unit " < " hi                                 \
+	" AND ($4::bigint = 0 OR advertiser_id = $4)"
+#define MIXED(key, order)                                                      \
+	"SELECT k, currency, status, sum(orders)::bigint,"                    \
+	" sum(amount_cents)::bigint, sum(commission_cents)::bigint,"          \
+	" sum(mismatched)::bigint, count(*) FROM ("                           \
+	PART(key, "earnings_daily", "day", "$2::bigint", "$5::bigint")        \
+	" UNION ALL "                                                         \
+	PART(key, "earnings_daily", "day", "$6::bigint", "$3::bigint")        \
+	" UNION ALL "                                                         \
+	PART(key, "earnings_monthly", "month", "$7::bigint", "$8::bigint")    \
+	") p GROUP BY 1, 2, 3 HAVING sum(orders) <> 0 ORDER BY " order
 #define BY_KEY "1, 2, 3"
 #define BY_STATUS "3, 2"
 
-/* In the order of enum store_earnings_group, daily then hourly. */
+/* In the order of enum store_earnings_group, daily, hourly, then
+ * monthly. */
 #define STATEMENTS(X)                                                          \
 	X(ST_DAILY_ADV,                                                        \
 	    EARNINGS("advertiser_id", "earnings_daily", "day", BY_KEY))        \
@@ -41,7 +62,10 @@
 	    EARNINGS("(hour + $5::bigint) / 24", "earnings_hourly", "hour",    \
 	        BY_KEY))                                                       \
 	X(ST_HOURLY_STATUS,                                                    \
-	    EARNINGS("0::bigint", "earnings_hourly", "hour", BY_STATUS))
+	    EARNINGS("0::bigint", "earnings_hourly", "hour", BY_STATUS))        \
+	X(ST_MONTHLY_ADV, MIXED("advertiser_id", BY_KEY))                      \
+	X(ST_MONTHLY_DAY, "SELECT 1") /* never: a day is not a month */      \
+	X(ST_MONTHLY_STATUS, MIXED("0::bigint", BY_STATUS))
 
 enum { STATEMENTS(PG_STMT_ENUM) ST_COUNT };
 
@@ -57,7 +81,10 @@ store_pg_earnings(store *base, const struct store_earnings_query *q,
     aff_arena *a, struct store_earnings_row **out, size_t *n)
 {
 	pg_store *s = PG_STORE(base);
-	int i = (q->hourly ? ST_HOURLY_ADV : ST_DAILY_ADV) + (int)q->group;
+	int i = (q->hourly       ? ST_HOURLY_ADV
+	        : q->monthly ? ST_MONTHLY_ADV
+	                     : ST_DAILY_ADV) +
+	    (int)q->group;
 	struct store_earnings_row *v = NULL;
 	struct pg_params p = { 0 };
 	PGresult *res;
@@ -69,6 +96,12 @@ store_pg_earnings(store *base, const struct store_earnings_query *q,
 	store_pg_p_int(&p, q->advertiser_id);
 	if (i == ST_HOURLY_DAY)
 		store_pg_p_int(&p, q->offset_h);
+	if (i == ST_MONTHLY_ADV || i == ST_MONTHLY_STATUS) {
+		store_pg_p_int(&p, q->day_a);
+		store_pg_p_int(&p, q->day_b);
+		store_pg_p_int(&p, q->month_lo);
+		store_pg_p_int(&p, q->month_hi);
+	}
 	*out = NULL;
 	*n = 0;
 	if ((rv = store_pg_run(s, PQ_REPORTS, i, &p, &res, "earnings")) !=

@@ -1,7 +1,8 @@
 /*
  * store_sqlite_reports.c - earnings reports in SQLite, read from the
  * buckets that schema step 14's triggers keep with every order
- * (earnings_daily by UTC day, earnings_hourly by UTC hour), never from
+ * (earnings_daily by UTC day, earnings_monthly by UTC month,
+ * earnings_hourly by UTC hour), never from
  * the orders: a report costs the buckets of its range, however many
  * orders they count.
  *
@@ -27,10 +28,26 @@
 	" OR id = ?1) AND " unit " >= ?2 AND " unit " < ?3"                   \
 	" AND (?4 = 0 OR advertiser_id = ?4) GROUP BY 1, 2, 3"                \
 	" HAVING sum(orders) <> 0 ORDER BY " order
+/* By advertiser or status over whole months: the months' buckets, and
+ * the days' of the months cut at either end. ?5 ?6 the days the months
+ * cover, ?7 ?8 those months. */
+#define PART(key, table, unit, lo, hi)                                         \
+	"SELECT " key " AS k, currency, status, orders, amount_cents,"       \
+	" commission_cents, mismatched FROM " table " WHERE editor_id IN"    \
+	" (SELECT id FROM editors WHERE ?1 = 0 OR id = ?1) AND " unit " >= " \
+	lo " AND " unit " < " hi " AND (?4 = 0 OR advertiser_id = ?4)"
+#define MIXED(key, order)                                                      \
+	"SELECT k, currency, status, sum(orders), sum(amount_cents),"         \
+	" sum(commission_cents), sum(mismatched), count(*) FROM ("            \
+	PART(key, "earnings_daily", "day", "?2", "?5") " UNION ALL "          \
+	PART(key, "earnings_daily", "day", "?6", "?3") " UNION ALL "          \
+	PART(key, "earnings_monthly", "month", "?7", "?8")                    \
+	") GROUP BY 1, 2, 3 HAVING sum(orders) <> 0 ORDER BY " order
 #define BY_KEY "1, 2, 3"
 #define BY_STATUS "3, 2"
 
-/* In the order of enum store_earnings_group, daily then hourly. */
+/* In the order of enum store_earnings_group, daily, hourly, then
+ * monthly. */
 #define STATEMENTS(X)                                                          \
 	X(ST_DAILY_ADV,                                                        \
 	    EARNINGS("advertiser_id", "earnings_daily", "day", BY_KEY))        \
@@ -41,7 +58,10 @@
 	X(ST_HOURLY_DAY,                                                       \
 	    EARNINGS("(hour + ?5) / 24", "earnings_hourly", "hour", BY_KEY))   \
 	X(ST_HOURLY_STATUS,                                                    \
-	    EARNINGS("0", "earnings_hourly", "hour", BY_STATUS))
+	    EARNINGS("0", "earnings_hourly", "hour", BY_STATUS))                \
+	X(ST_MONTHLY_ADV, MIXED("advertiser_id", BY_KEY))                      \
+	X(ST_MONTHLY_DAY, "SELECT 1") /* never: a day is not a month */      \
+	X(ST_MONTHLY_STATUS, MIXED("0", BY_STATUS))
 
 enum { STATEMENTS(SQLITE_STMT_ENUM) ST_COUNT };
 
@@ -61,9 +81,10 @@ store_sqlite_earnings(store *base, const struct store_earnings_query *q,
     aff_arena *a, struct store_earnings_row **out, size_t *n)
 {
 	sqlite_store *s = SQLITE_STORE(base);
-	sqlite3_stmt *st =
-	    s->st[SQ_REPORTS][(q->hourly ? ST_HOURLY_ADV : ST_DAILY_ADV) +
-	        (int)q->group];
+	sqlite3_stmt *st = s->st[SQ_REPORTS][(q->hourly ? ST_HOURLY_ADV
+	            : q->monthly                           ? ST_MONTHLY_ADV
+	                                                   : ST_DAILY_ADV) +
+	    (int)q->group];
 	struct store_earnings_row *v = NULL, *r;
 	size_t cap = 0, k = 0;
 	int rc, rv = AFF_OK;
@@ -74,6 +95,12 @@ store_sqlite_earnings(store *base, const struct store_earnings_query *q,
 	sqlite3_bind_int64(st, 4, q->advertiser_id);
 	if (q->hourly && q->group == STORE_EARNINGS_BY_DAY)
 		sqlite3_bind_int64(st, 5, q->offset_h);
+	if (q->monthly && q->group != STORE_EARNINGS_BY_DAY) {
+		sqlite3_bind_int64(st, 5, q->day_a);
+		sqlite3_bind_int64(st, 6, q->day_b);
+		sqlite3_bind_int64(st, 7, q->month_lo);
+		sqlite3_bind_int64(st, 8, q->month_hi);
+	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (k == cap) {
 			/* The arena keeps the old array: a report's rows are

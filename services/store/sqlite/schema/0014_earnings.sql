@@ -1,8 +1,10 @@
 -- 13 -> 14: earnings reports (issue 18). Orders summed into buckets per
--- (editor, UTC day, advertiser, currency, status), and again per UTC hour
--- for reports in another fixed offset than UTC (a local day is 24 UTC
--- hours that straddle two UTC days). A report reads its buckets, never
--- the orders: at most one row per bucket, however many orders it holds.
+-- (editor, UTC day, advertiser, currency, status), again per UTC month
+-- (a report by advertiser or status over whole months reads those, and
+-- days only for the months it cuts), and per UTC hour for reports in
+-- another fixed offset than UTC (a local day is 24 UTC hours that
+-- straddle two UTC days). A report reads its buckets, never the orders:
+-- at most one row per bucket, however many orders it holds.
 -- Money stays integer cents, summed per currency (never across).
 -- The triggers keep both tables in the statement that writes the order,
 -- so in its transaction (and in its savepoint in a group-commit batch):
@@ -22,6 +24,18 @@ CREATE TABLE earnings_daily (
   mismatched INTEGER NOT NULL, -- commission <> expected_commission
   PRIMARY KEY (editor_id, day, advertiser_id, currency, status)
 ) WITHOUT ROWID;
+CREATE TABLE earnings_monthly (
+  editor_id INTEGER NOT NULL,
+  month INTEGER NOT NULL, -- UTC year * 12 + month - 1
+  advertiser_id INTEGER NOT NULL,
+  currency TEXT NOT NULL,
+  status TEXT NOT NULL,
+  orders INTEGER NOT NULL,
+  amount_cents INTEGER NOT NULL,
+  commission_cents INTEGER NOT NULL,
+  mismatched INTEGER NOT NULL,
+  PRIMARY KEY (editor_id, month, advertiser_id, currency, status)
+) WITHOUT ROWID;
 CREATE TABLE earnings_hourly (
   editor_id INTEGER NOT NULL,
   hour INTEGER NOT NULL, -- created_at / 3600: UTC hours since 1970-01-01
@@ -39,6 +53,14 @@ INSERT INTO earnings_daily
     count(*), sum(amount_cents), sum(commission_cents),
     sum(commission_cents <> expected_commission_cents)
   FROM orders GROUP BY 1, 2, 3, 4, 5;
+INSERT INTO earnings_monthly
+  SELECT editor_id,
+    CAST(strftime('%Y', created_at, 'unixepoch') AS INTEGER) * 12
+      + CAST(strftime('%m', created_at, 'unixepoch') AS INTEGER) - 1,
+    advertiser_id, currency, status,
+    count(*), sum(amount_cents), sum(commission_cents),
+    sum(commission_cents <> expected_commission_cents)
+  FROM orders GROUP BY 1, 2, 3, 4, 5;
 INSERT INTO earnings_hourly
   SELECT editor_id, created_at / 3600, advertiser_id, currency, status,
     count(*), sum(amount_cents), sum(commission_cents),
@@ -46,6 +68,16 @@ INSERT INTO earnings_hourly
   FROM orders GROUP BY 1, 2, 3, 4, 5;
 CREATE TRIGGER orders_earnings_insert AFTER INSERT ON orders BEGIN
   INSERT INTO earnings_daily VALUES (NEW.editor_id, NEW.created_at / 86400,
+    NEW.advertiser_id, NEW.currency, NEW.status, 1, NEW.amount_cents,
+    NEW.commission_cents,
+    NEW.commission_cents <> NEW.expected_commission_cents)
+  ON CONFLICT DO UPDATE SET orders = orders + 1,
+    amount_cents = amount_cents + excluded.amount_cents,
+    commission_cents = commission_cents + excluded.commission_cents,
+    mismatched = mismatched + excluded.mismatched;
+  INSERT INTO earnings_monthly VALUES (NEW.editor_id,
+    CAST(strftime('%Y', NEW.created_at, 'unixepoch') AS INTEGER) * 12
+      + CAST(strftime('%m', NEW.created_at, 'unixepoch') AS INTEGER) - 1,
     NEW.advertiser_id, NEW.currency, NEW.status, 1, NEW.amount_cents,
     NEW.commission_cents,
     NEW.commission_cents <> NEW.expected_commission_cents)
@@ -71,6 +103,16 @@ CREATE TRIGGER orders_earnings_remove AFTER DELETE ON orders BEGIN
     mismatched = mismatched -
       (OLD.commission_cents <> OLD.expected_commission_cents)
   WHERE editor_id = OLD.editor_id AND day = OLD.created_at / 86400
+    AND advertiser_id = OLD.advertiser_id AND currency = OLD.currency
+    AND status = OLD.status;
+  UPDATE earnings_monthly SET orders = orders - 1,
+    amount_cents = amount_cents - OLD.amount_cents,
+    commission_cents = commission_cents - OLD.commission_cents,
+    mismatched = mismatched -
+      (OLD.commission_cents <> OLD.expected_commission_cents)
+  WHERE editor_id = OLD.editor_id
+    AND month = CAST(strftime('%Y', OLD.created_at, 'unixepoch') AS INTEGER)
+      * 12 + CAST(strftime('%m', OLD.created_at, 'unixepoch') AS INTEGER) - 1
     AND advertiser_id = OLD.advertiser_id AND currency = OLD.currency
     AND status = OLD.status;
   UPDATE earnings_hourly SET orders = orders - 1,
@@ -102,6 +144,16 @@ CREATE TRIGGER orders_earnings_move AFTER UPDATE OF editor_id,
   WHERE editor_id = OLD.editor_id AND day = OLD.created_at / 86400
     AND advertiser_id = OLD.advertiser_id AND currency = OLD.currency
     AND status = OLD.status;
+  UPDATE earnings_monthly SET orders = orders - 1,
+    amount_cents = amount_cents - OLD.amount_cents,
+    commission_cents = commission_cents - OLD.commission_cents,
+    mismatched = mismatched -
+      (OLD.commission_cents <> OLD.expected_commission_cents)
+  WHERE editor_id = OLD.editor_id
+    AND month = CAST(strftime('%Y', OLD.created_at, 'unixepoch') AS INTEGER)
+      * 12 + CAST(strftime('%m', OLD.created_at, 'unixepoch') AS INTEGER) - 1
+    AND advertiser_id = OLD.advertiser_id AND currency = OLD.currency
+    AND status = OLD.status;
   UPDATE earnings_hourly SET orders = orders - 1,
     amount_cents = amount_cents - OLD.amount_cents,
     commission_cents = commission_cents - OLD.commission_cents,
@@ -111,6 +163,16 @@ CREATE TRIGGER orders_earnings_move AFTER UPDATE OF editor_id,
     AND advertiser_id = OLD.advertiser_id AND currency = OLD.currency
     AND status = OLD.status;
   INSERT INTO earnings_daily VALUES (NEW.editor_id, NEW.created_at / 86400,
+    NEW.advertiser_id, NEW.currency, NEW.status, 1, NEW.amount_cents,
+    NEW.commission_cents,
+    NEW.commission_cents <> NEW.expected_commission_cents)
+  ON CONFLICT DO UPDATE SET orders = orders + 1,
+    amount_cents = amount_cents + excluded.amount_cents,
+    commission_cents = commission_cents + excluded.commission_cents,
+    mismatched = mismatched + excluded.mismatched;
+  INSERT INTO earnings_monthly VALUES (NEW.editor_id,
+    CAST(strftime('%Y', NEW.created_at, 'unixepoch') AS INTEGER) * 12
+      + CAST(strftime('%m', NEW.created_at, 'unixepoch') AS INTEGER) - 1,
     NEW.advertiser_id, NEW.currency, NEW.status, 1, NEW.amount_cents,
     NEW.commission_cents,
     NEW.commission_cents <> NEW.expected_commission_cents)
