@@ -22,8 +22,8 @@ cli_report_opt(struct cli *c, int opt, const char *value)
 static int
 earnings(struct cli *c)
 {
-	Affiliate__V1__GetEarningsRequest req =
-	    AFFILIATE__V1__GET_EARNINGS_REQUEST__INIT;
+	Affiliate__V1__GetEarningsRequest req
+	    = AFFILIATE__V1__GET_EARNINGS_REQUEST__INIT;
 	int rv;
 
 	if ((rv = no_args(c)) != AFF_OK)
@@ -31,8 +31,8 @@ earnings(struct cli *c)
 	/* Only what is missing is said here; the server judges the values
 	 * (dates, range, group, offset) and says what it takes. */
 	if (c->from == NULL || c->to == NULL)
-		return (usage_error(
-		    "reports earnings needs --from YYYY-MM-DD and --to YYYY-MM-DD"));
+		return (usage_error("reports earnings needs --from YYYY-MM-DD "
+		                    "and --to YYYY-MM-DD"));
 	req.editor_id = c->editor;
 	req.advertiser_id = c->advertiser;
 	req.from = (char *)c->from;

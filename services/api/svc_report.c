@@ -19,11 +19,11 @@
 /* The longest range: a year of days (a leap one) by day, ten years
  * otherwise (a group per advertiser or status however long the range). */
 #define RANGE_MAX_DAYS_BY_DAY 366
-#define RANGE_MAX_DAYS 3660
+#define RANGE_MAX_DAYS        3660
 
 #define TZ_FORMS                                                               \
-	"Z, UTC or a fixed offset +HH:00 / -HH:00 (whole hours up to 23; "   \
-	"IANA names such as Europe/Paris are not accepted: their offset "     \
+	"Z, UTC or a fixed offset +HH:00 / -HH:00 (whole hours up to 23; "     \
+	"IANA names such as Europe/Paris are not accepted: their offset "      \
 	"changes within a year)"
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
@@ -114,17 +114,18 @@ digits(const char *s, int n, unsigned *v)
 static int
 date_parse(const char *s, int64_t *days)
 {
-	static const unsigned mdays[12] = { 31, 29, 31, 30, 31, 30, 31, 31,
-		30, 31, 30, 31 };
+	static const unsigned mdays[12]
+	    = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 	unsigned y, m, d;
 
-	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-' ||
-	    digits(s, 4, &y) != 0 || digits(s + 5, 2, &m) != 0 ||
-	    digits(s + 8, 2, &d) != 0)
+	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-'
+	    || digits(s, 4, &y) != 0 || digits(s + 5, 2, &m) != 0
+	    || digits(s + 8, 2, &d) != 0)
 		return (-1);
 	if (y < 1970 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1])
 		return (-1);
-	if (m == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
+	if (m == 2 && d == 29
+	    && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
 		return (-1);
 	*days = days_from_civil(y, m, d);
 	return (0);
@@ -140,9 +141,9 @@ tz_parse(const char *tz, int *hours)
 	*hours = 0;
 	if (tz[0] == '\0' || strcmp(tz, "Z") == 0 || strcmp(tz, "UTC") == 0)
 		return (0);
-	if (strlen(tz) != 6 || (tz[0] != '+' && tz[0] != '-') ||
-	    tz[3] != ':' || digits(tz + 1, 2, &h) != 0 ||
-	    digits(tz + 4, 2, &m) != 0 || h > 23 || m > 59)
+	if (strlen(tz) != 6 || (tz[0] != '+' && tz[0] != '-') || tz[3] != ':'
+	    || digits(tz + 1, 2, &h) != 0 || digits(tz + 4, 2, &m) != 0
+	    || h > 23 || m > 59)
 		return (-1);
 	if (m != 0)
 		return (-2);
@@ -174,9 +175,9 @@ group_new(aff_arena *a)
 	if (g == NULL)
 		return (NULL);
 	affiliate__v1__earnings_group__init(g);
-	if ((g->pending = figures_new(a)) == NULL ||
-	    (g->approved = figures_new(a)) == NULL ||
-	    (g->declined = figures_new(a)) == NULL)
+	if ((g->pending = figures_new(a)) == NULL
+	    || (g->approved = figures_new(a)) == NULL
+	    || (g->declined = figures_new(a)) == NULL)
 		return (NULL);
 	return (g);
 }
@@ -192,17 +193,18 @@ groups_fill(Affiliate__V1__EarningsReport *resp, enum store_earnings_group by,
 	const struct store_earnings_row *prev = NULL;
 	char day[11];
 
-	if (n > 0 && (resp->groups = aff_arena_alloc(a,
-	                  n * sizeof(*resp->groups))) == NULL)
+	if (n > 0
+	    && (resp->groups = aff_arena_alloc(a, n * sizeof(*resp->groups)))
+	        == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);
 	for (size_t i = 0; i < n; i++) {
 		const struct store_earnings_row *r = &v[i];
 		Affiliate__V1__EarningsFigures *fig;
 
-		if (prev == NULL || r->key != prev->key ||
-		    strcmp(r->currency, prev->currency) != 0 ||
-		    (by == STORE_EARNINGS_BY_STATUS &&
-		        strcmp(r->status, prev->status) != 0)) {
+		if (prev == NULL || r->key != prev->key
+		    || strcmp(r->currency, prev->currency) != 0
+		    || (by == STORE_EARNINGS_BY_STATUS
+		        && strcmp(r->status, prev->status) != 0)) {
 			if ((g = group_new(a)) == NULL)
 				return (AFF_RESOURCE_EXHAUSTED);
 			g->currency = (char *)r->currency;
@@ -249,10 +251,11 @@ get_earnings(
 	size_t n;
 	int rv, h;
 
-	if ((rv = svc_check_filter_id(call, in->editor_id, "editor_id")) !=
-	        AFF_OK ||
-	    (rv = svc_check_filter_id(call, in->advertiser_id,
-	         "advertiser_id")) != AFF_OK)
+	if ((rv = svc_check_filter_id(call, in->editor_id, "editor_id"))
+	        != AFF_OK
+	    || (rv = svc_check_filter_id(
+	            call, in->advertiser_id, "advertiser_id"))
+	        != AFF_OK)
 		return (rv);
 	if (in->group_by[0] == '\0' || strcmp(in->group_by, "advertiser") == 0)
 		q.group = STORE_EARNINGS_BY_ADVERTISER;
@@ -273,16 +276,16 @@ get_earnings(
 		return (rpc_errorf(call, AFF_INVALID_ARGUMENT,
 		    "to must be a date YYYY-MM-DD (1970 to 9999)"));
 	if (from > to)
-		return (rpc_errorf(call, AFF_INVALID_ARGUMENT,
-		    "from must not be after to"));
+		return (rpc_errorf(
+		    call, AFF_INVALID_ARGUMENT, "from must not be after to"));
 	max = q.group == STORE_EARNINGS_BY_DAY ? RANGE_MAX_DAYS_BY_DAY
 	                                       : RANGE_MAX_DAYS;
 	if (to - from + 1 > max)
 		return (rpc_errorf(call, AFF_INVALID_ARGUMENT,
 		    "the range from %s to %s is %lld days; at most %lld when "
 		    "grouped by %s",
-		    in->from, in->to, (long long)(to - from + 1), (long long)max,
-		    group_names[q.group]));
+		    in->from, in->to, (long long)(to - from + 1),
+		    (long long)max, group_names[q.group]));
 	rv = tz_parse(in->tz, &h);
 	if (rv == -2)
 		return (rpc_errorf(call, AFF_INVALID_ARGUMENT,
@@ -290,7 +293,8 @@ get_earnings(
 		    "sums, so tz must be " TZ_FORMS,
 		    in->tz));
 	if (rv != 0)
-		return (rpc_errorf(call, AFF_INVALID_ARGUMENT, "tz must be " TZ_FORMS));
+		return (rpc_errorf(
+		    call, AFF_INVALID_ARGUMENT, "tz must be " TZ_FORMS));
 	q.editor_id = in->editor_id;
 	q.advertiser_id = in->advertiser_id;
 	/* UTC days from the daily sums; a local day of another offset is 24
@@ -316,7 +320,7 @@ get_earnings(
 	resp->group_by = (char *)group_names[q.group];
 	resp->tz = h == 0 ? (char *)"UTC"
 	                  : aff_arena_printf(&call->arena, "%c%02d:00",
-	                        h < 0 ? '-' : '+', h < 0 ? -h : h);
+	                      h < 0 ? '-' : '+', h < 0 ? -h : h);
 	if (resp->tz == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);
 	rv = call->store->ops->earnings(call->store, &q, &call->arena, &v, &n);

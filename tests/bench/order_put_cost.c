@@ -45,7 +45,8 @@ loop(store *s, int n, int batch, const char *prefix, int move)
 			break;
 		for (int k = i; k < i + batch && k < n; k++) {
 			struct store_order_in in = { .order_id = id,
-				.advertiser_id = 1 + k % 24, .editor_id = 1 + k % 6,
+				.advertiser_id = 1 + k % 24,
+				.editor_id = 1 + k % 6,
 				.amount_cents = 1000 + k % 9000,
 				.commission_cents = 50 + k % 400,
 				.status = move ? "approved" : NULL };
@@ -55,8 +56,10 @@ loop(store *s, int n, int batch, const char *prefix, int move)
 			if (move && k % 2 != 0)
 				continue;
 			snprintf(id, sizeof(id), "%s-%d", prefix, k);
-			if (s->ops->order_put(s, &in, &a, &o, &oc) != AFF_OK ||
-			    oc != (move ? STORE_ORDER_MOVED : STORE_ORDER_CREATED)) {
+			if (s->ops->order_put(s, &in, &a, &o, &oc) != AFF_OK
+			    || oc
+			        != (move ? STORE_ORDER_MOVED
+			                 : STORE_ORDER_CREATED)) {
 				fprintf(stderr, "order %s: not %s\n", id,
 				    move ? "moved" : "created");
 				rv = AFF_INTERNAL;
@@ -94,7 +97,8 @@ main(int argc, char **argv)
 	store *s;
 	int n, batch;
 
-	if (argc != 5 || (n = atoi(argv[2])) <= 0 || (batch = atoi(argv[3])) <= 0) {
+	if (argc != 5 || (n = atoi(argv[2])) <= 0
+	    || (batch = atoi(argv[3])) <= 0) {
 		fprintf(stderr, "usage: %s DB N BATCH PREFIX\n", argv[0]);
 		return (2);
 	}

@@ -68,8 +68,8 @@ teardown(void **state)
  * (its PostgreSQL shards added up), each minus the other: 0 rows when
  * they are equal. bucket: the table's unit from created_at. */
 static long long
-aggregate_diff(struct fixture *f, const char *table, const char *col,
-    const char *bucket)
+aggregate_diff(
+    struct fixture *f, const char *table, const char *col, const char *bucket)
 {
 	char sql[4096], from_orders[900], from_table[700];
 
@@ -95,41 +95,45 @@ aggregate_diff(struct fixture *f, const char *table, const char *col,
 static void
 assert_aggregates_match(struct fixture *f)
 {
-	assert_int_equal(aggregate_diff(f, "earnings_daily", "day",
-	                     "created_at / 86400"),
+	assert_int_equal(
+	    aggregate_diff(f, "earnings_daily", "day", "created_at / 86400"),
 	    0);
-	assert_int_equal(aggregate_diff(f, "earnings_hourly", "hour",
-	                     "created_at / 3600"),
+	assert_int_equal(
+	    aggregate_diff(f, "earnings_hourly", "hour", "created_at / 3600"),
 	    0);
-	/* The UTC month, computed apart from the schema's expression on
-	 * SQLite, with the schema's function on PostgreSQL. */
-	assert_int_equal(aggregate_diff(f, "earnings_monthly", "month",
-	                     cur_pg ? "(extract(year FROM to_timestamp(created_at)"
-	                              " AT TIME ZONE 'UTC') * 12 + extract(month"
-	                              " FROM to_timestamp(created_at) AT TIME"
-	                              " ZONE 'UTC') - 1)::bigint"
-	                            : "CAST(substr(date(created_at,"
-	                              " 'unixepoch'), 1, 4) AS INTEGER) * 12 +"
-	                              " CAST(substr(date(created_at,"
-	                              " 'unixepoch'), 6, 2) AS INTEGER) - 1"),
+	/* The UTC month, computed apart from the schema's expressions
+	 * (date() on SQLite, extract() on PostgreSQL). */
+	assert_int_equal(
+	    aggregate_diff(f, "earnings_monthly", "month",
+	        cur_pg ? "(extract(year FROM to_timestamp(created_at)"
+	                 " AT TIME ZONE 'UTC') * 12 + extract(month"
+	                 " FROM to_timestamp(created_at) AT TIME"
+	                 " ZONE 'UTC') - 1)::bigint"
+	               : "CAST(substr(date(created_at,"
+	                 " 'unixepoch'), 1, 4) AS INTEGER) * 12 +"
+	                 " CAST(substr(date(created_at,"
+	                 " 'unixepoch'), 6, 2) AS INTEGER) - 1"),
 	    0);
 	/* Not vacuous: the tables hold the orders. */
-	assert_int_equal(sb_sql_int(f->db,
-	                     "SELECT sum(orders) FROM earnings_daily"),
+	assert_int_equal(
+	    sb_sql_int(f->db, "SELECT sum(orders) FROM earnings_daily"),
 	    sb_sql_int(f->db, "SELECT count(*) FROM orders"));
-	assert_int_equal(sb_sql_int(f->db,
-	                     "SELECT sum(orders) FROM earnings_monthly"),
+	assert_int_equal(
+	    sb_sql_int(f->db, "SELECT sum(orders) FROM earnings_monthly"),
 	    sb_sql_int(f->db, "SELECT count(*) FROM orders"));
 }
 
 static void
-put(struct fixture *f, const char *id, int64_t adv, int64_t ed,
-    int64_t amount, int64_t commission, const char *currency,
-    const char *status, enum store_order_outcome want)
+put(struct fixture *f, const char *id, int64_t adv, int64_t ed, int64_t amount,
+    int64_t commission, const char *currency, const char *status,
+    enum store_order_outcome want)
 {
-	struct store_order_in in = { .order_id = id, .advertiser_id = adv,
-		.editor_id = ed, .amount_cents = amount,
-		.commission_cents = commission, .currency = currency,
+	struct store_order_in in = { .order_id = id,
+		.advertiser_id = adv,
+		.editor_id = ed,
+		.amount_cents = amount,
+		.commission_cents = commission,
+		.currency = currency,
 		.status = status };
 	Affiliate__V1__Order *o;
 	enum store_order_outcome oc;
@@ -161,8 +165,8 @@ allow_usd_at_1(struct fixture *f)
 		.allow_other_currencies = 1 };
 	Affiliate__V1__Advertiser *adv;
 
-	assert_int_equal(OPS->advertiser_update(f->s, 1, &in, &f->a, &adv),
-	    AFF_OK);
+	assert_int_equal(
+	    OPS->advertiser_update(f->s, 1, &in, &f->a, &adv), AFF_OK);
 }
 
 static void
@@ -189,8 +193,9 @@ test_random_orders_and_moves_keep_the_aggregates_equal_to_a_group_by(
 	}
 	/* Spread over 40 days, at any hour (one statement: an update of a
 	 * bucketed column, which the triggers follow too). */
-	sb_sql(f->db, "UPDATE orders SET created_at = 1767225600"
-	              " + seq * 7919 % 40 * 86400 + seq * 104729 % 86400");
+	sb_sql(f->db,
+	    "UPDATE orders SET created_at = 1767225600"
+	    " + seq * 7919 % 40 * 86400 + seq * 104729 % 86400");
 	assert_aggregates_match(f);
 	/* Moves, half of them in a group-commit batch (a savepoint each;
 	 * one refused move back undoes itself alone). */
@@ -202,7 +207,7 @@ test_random_orders_and_moves_keep_the_aggregates_equal_to_a_group_by(
 
 		snprintf(id, sizeof(id), "agg-%d", i);
 		assert_int_equal(OPS->order_get(f->s, id, &f->a, &o), AFF_OK);
-		in = (struct store_order_in){ .order_id = id,
+		in = (struct store_order_in) { .order_id = id,
 			.advertiser_id = o->advertiser_id,
 			.editor_id = o->editor_id,
 			.amount_cents = o->amount_cents,
@@ -228,11 +233,11 @@ test_random_orders_and_moves_keep_the_aggregates_equal_to_a_group_by(
 			enum store_order_outcome oc;
 			struct store_order_in in;
 
-			assert_int_equal(OPS->order_get(f->s, id, &f->a, &o),
-			    AFF_OK);
+			assert_int_equal(
+			    OPS->order_get(f->s, id, &f->a, &o), AFF_OK);
 			if (strcmp(o->status, "pending") != 0)
 				continue;
-			in = (struct store_order_in){ .order_id = id,
+			in = (struct store_order_in) { .order_id = id,
 				.advertiser_id = o->advertiser_id,
 				.editor_id = o->editor_id,
 				.amount_cents = o->amount_cents,
@@ -244,12 +249,18 @@ test_random_orders_and_moves_keep_the_aggregates_equal_to_a_group_by(
 		}
 	}
 	assert_aggregates_match(f);
-	assert_true(sb_sql_int(f->db, "SELECT count(*) FROM orders"
-	                              " WHERE status = 'declined'") > 0);
-	assert_true(sb_sql_int(f->db, "SELECT count(DISTINCT currency)"
-	                              " FROM orders") == 4);
-	assert_true(sb_sql_int(f->db, "SELECT sum(mismatched)"
-	                              " FROM earnings_daily") > 0);
+	assert_true(sb_sql_int(f->db,
+	                "SELECT count(*) FROM orders"
+	                " WHERE status = 'declined'")
+	    > 0);
+	assert_true(sb_sql_int(f->db,
+	                "SELECT count(DISTINCT currency)"
+	                " FROM orders")
+	    == 4);
+	assert_true(sb_sql_int(f->db,
+	                "SELECT sum(mismatched)"
+	                " FROM earnings_daily")
+	    > 0);
 }
 
 /* Finds the row (key, currency, status) of a report; NULL when none. */
@@ -258,16 +269,16 @@ row(const struct store_earnings_row *v, size_t n, int64_t key,
     const char *currency, const char *status)
 {
 	for (size_t i = 0; i < n; i++)
-		if (v[i].key == key && strcmp(v[i].currency, currency) == 0 &&
-		    strcmp(v[i].status, status) == 0)
+		if (v[i].key == key && strcmp(v[i].currency, currency) == 0
+		    && strcmp(v[i].status, status) == 0)
 			return (&v[i]);
 	return (NULL);
 }
 
 static void
 assert_row(const struct store_earnings_row *v, size_t n, int64_t key,
-    const char *currency, const char *status, int64_t orders,
-    int64_t amount, int64_t commission, int64_t mismatched)
+    const char *currency, const char *status, int64_t orders, int64_t amount,
+    int64_t commission, int64_t mismatched)
 {
 	const struct store_earnings_row *r = row(v, n, key, currency, status);
 
@@ -280,14 +291,15 @@ assert_row(const struct store_earnings_row *v, size_t n, int64_t key,
 }
 
 #define DAY0 20454 /* 2026-01-01 */
-#define T0 (DAY0 * 86400LL)
+#define T0   (DAY0 * 86400LL)
 
 static void
 test_a_report_sums_each_status_and_currency_to_the_cent(void **state)
 {
 	struct fixture *f = *state;
 	struct store_earnings_query q = { .editor_id = 1,
-		.group = STORE_EARNINGS_BY_ADVERTISER, .lo = DAY0,
+		.group = STORE_EARNINGS_BY_ADVERTISER,
+		.lo = DAY0,
 		.hi = DAY0 + 31 };
 	struct store_earnings_row *v;
 	size_t n;
@@ -299,11 +311,11 @@ test_a_report_sums_each_status_and_currency_to_the_cent(void **state)
 	put(f, "r3", 1, 1, 999, 99, "USD", NULL, STORE_ORDER_CREATED);
 	put(f, "r4", 2, 1, 5000, 250, NULL, NULL, STORE_ORDER_CREATED);
 	put(f, "r5", 1, 2, 7000, 350, NULL, NULL, STORE_ORDER_CREATED);
-	set_created(f, "r1", T0 + 3600);          /* 01-01 01:00Z */
+	set_created(f, "r1", T0 + 3600);                     /* 01-01 01:00Z */
 	set_created(f, "r2", T0 + 86400 + 23 * 3600 + 1800); /* 01-02 23:30Z */
-	set_created(f, "r3", T0 + 2 * 86400);     /* 01-03 00:00Z */
-	set_created(f, "r4", T0 + 40 * 86400);    /* 02-10: out of range */
-	set_created(f, "r5", T0 + 3600);          /* editor 2 */
+	set_created(f, "r3", T0 + 2 * 86400);                /* 01-03 00:00Z */
+	set_created(f, "r4", T0 + 40 * 86400); /* 02-10: out of range */
+	set_created(f, "r5", T0 + 3600);       /* editor 2 */
 	put(f, "r2", 1, 1, 2003, 100, NULL, "approved", STORE_ORDER_MOVED);
 	put(f, "r3", 1, 1, 999, 99, "USD", "declined", STORE_ORDER_MOVED);
 
@@ -356,7 +368,8 @@ test_a_report_sums_each_status_and_currency_to_the_cent(void **state)
 	 * days alone do. */
 	{
 		struct store_earnings_query d = { .editor_id = 1,
-			.group = STORE_EARNINGS_BY_ADVERTISER, .lo = DAY0,
+			.group = STORE_EARNINGS_BY_ADVERTISER,
+			.lo = DAY0,
 			.hi = DAY0 + 59 };
 		struct store_earnings_query m = d;
 		struct store_earnings_row *w;
@@ -367,11 +380,13 @@ test_a_report_sums_each_status_and_currency_to_the_cent(void **state)
 		m.day_b = DAY0 + 59;
 		m.month_lo = 2026 * 12;
 		m.month_hi = 2026 * 12 + 2;
-		assert_int_equal(OPS->earnings(f->s, &m, &f->a, &v, &n), AFF_OK);
+		assert_int_equal(
+		    OPS->earnings(f->s, &m, &f->a, &v, &n), AFF_OK);
 		assert_int_equal(n, 4);
 		assert_row(v, n, 2, "CHF", "pending", 1, 5000, 250, 1);
 		assert_row(v, n, 1, "EUR", "pending", 1, 1001, 80, 0);
-		assert_int_equal(OPS->earnings(f->s, &d, &f->a, &w, &k), AFF_OK);
+		assert_int_equal(
+		    OPS->earnings(f->s, &d, &f->a, &w, &k), AFF_OK);
 		assert_int_equal(k, n);
 		for (size_t i = 0; i < n; i++) {
 			assert_int_equal(v[i].key, w[i].key);
@@ -379,20 +394,22 @@ test_a_report_sums_each_status_and_currency_to_the_cent(void **state)
 			assert_string_equal(v[i].status, w[i].status);
 			assert_int_equal(v[i].orders, w[i].orders);
 			assert_int_equal(v[i].amount_cents, w[i].amount_cents);
-			assert_int_equal(v[i].commission_cents,
-			    w[i].commission_cents);
+			assert_int_equal(
+			    v[i].commission_cents, w[i].commission_cents);
 		}
 		/* From 2 January: r1 (1 January) out, the rest alike. */
 		m.lo = d.lo = DAY0 + 1;
 		m.day_a = DAY0 + 31;
 		m.month_lo = 2026 * 12 + 1;
-		assert_int_equal(OPS->earnings(f->s, &m, &f->a, &v, &n), AFF_OK);
+		assert_int_equal(
+		    OPS->earnings(f->s, &m, &f->a, &v, &n), AFF_OK);
 		assert_int_equal(n, 3);
 		assert_null(row(v, n, 1, "EUR", "pending"));
 		assert_row(v, n, 1, "EUR", "approved", 1, 2003, 100, 1);
 		assert_row(v, n, 2, "CHF", "pending", 1, 5000, 250, 1);
 		m.group = STORE_EARNINGS_BY_STATUS;
-		assert_int_equal(OPS->earnings(f->s, &m, &f->a, &v, &n), AFF_OK);
+		assert_int_equal(
+		    OPS->earnings(f->s, &m, &f->a, &v, &n), AFF_OK);
 		assert_int_equal(n, 3);
 		assert_string_equal(v[0].status, "approved");
 		assert_row(v, n, 0, "CHF", "pending", 1, 5000, 250, 1);
@@ -400,8 +417,10 @@ test_a_report_sums_each_status_and_currency_to_the_cent(void **state)
 
 	/* By status, every editor (0), advertiser 1 only: sorted by
 	 * status, then currency; editor 2's r5 counts. */
-	q = (struct store_earnings_query){ .group = STORE_EARNINGS_BY_STATUS,
-		.advertiser_id = 1, .lo = DAY0, .hi = DAY0 + 31 };
+	q = (struct store_earnings_query) { .group = STORE_EARNINGS_BY_STATUS,
+		.advertiser_id = 1,
+		.lo = DAY0,
+		.hi = DAY0 + 31 };
 	assert_int_equal(OPS->earnings(f->s, &q, &f->a, &v, &n), AFF_OK);
 	assert_int_equal(n, 3);
 	assert_string_equal(v[0].status, "approved");
@@ -437,8 +456,9 @@ test_orders_stored_before_step_14_are_summed_when_reopened(void **state)
 	if (cur_pg) {
 		sb_sql(f->db, "DROP FUNCTION orders_earnings() CASCADE");
 		sb_sql(f->db, "DROP FUNCTION earnings_month(bigint)");
-		sb_sql(f->db, "DROP TABLE earnings_daily, earnings_hourly,"
-		              " earnings_monthly");
+		sb_sql(f->db,
+		    "DROP TABLE earnings_daily, earnings_hourly,"
+		    " earnings_monthly");
 		sb_sql(f->db, "UPDATE affiliate_schema SET version = 13");
 	} else {
 		sb_sql(f->db, "DROP TRIGGER orders_earnings_insert");
@@ -450,21 +470,24 @@ test_orders_stored_before_step_14_are_summed_when_reopened(void **state)
 		sb_sql(f->db, "PRAGMA user_version = 13");
 	}
 	/* More orders and a move then, written by hand as step 13 did. */
-	sb_sql(f->db, "INSERT INTO orders (order_id, advertiser_id, editor_id,"
-	              " amount_cents, commission_cents, currency, status,"
-	              " created_at, updated_at, expected_commission_cents)"
-	              " VALUES ('old-x', 6, 3, 12345, 617, 'GBP', 'declined',"
-	              " 1767300000, 1767300000, 617)");
-	sb_sql(f->db, "UPDATE orders SET status = 'declined'"
-	              " WHERE order_id = 'old-1'");
+	sb_sql(f->db,
+	    "INSERT INTO orders (order_id, advertiser_id, editor_id,"
+	    " amount_cents, commission_cents, currency, status,"
+	    " created_at, updated_at, expected_commission_cents)"
+	    " VALUES ('old-x', 6, 3, 12345, 617, 'GBP', 'declined',"
+	    " 1767300000, 1767300000, 617)");
+	sb_sql(f->db,
+	    "UPDATE orders SET status = 'declined'"
+	    " WHERE order_id = 'old-1'");
 	assert_int_equal(store_open(f->db, &f->s), AFF_OK);
-	assert_int_equal(sb_sql_int(f->db, cur_pg
-	                         ? "SELECT version FROM affiliate_schema"
-	                         : "PRAGMA user_version"),
+	assert_int_equal(sb_sql_int(f->db,
+	                     cur_pg ? "SELECT version FROM affiliate_schema"
+	                            : "PRAGMA user_version"),
 	    14);
 	assert_aggregates_match(f);
-	assert_int_equal(sb_sql_int(f->db, "SELECT sum(orders) FROM"
-	                                   " earnings_daily"),
+	assert_int_equal(sb_sql_int(f->db,
+	                     "SELECT sum(orders) FROM"
+	                     " earnings_daily"),
 	    31);
 	/* And the triggers are there again. */
 	put(f, "new-1", 1, 1, 500, 25, NULL, NULL, STORE_ORDER_CREATED);
@@ -506,12 +529,13 @@ main(void)
 	if (tu_pg_start(&pg) == 0)
 		sb_pg = &pg;
 	else
-		fprintf(stderr, "# PostgreSQL did not start: the PostgreSQL "
-		                "group fails\n");
-	rv = cmocka_run_group_tests_name("earnings on sqlite", tests,
-	    group_sqlite, NULL);
-	rv += cmocka_run_group_tests_name("earnings on postgresql", tests,
-	    group_pg, NULL);
+		fprintf(stderr,
+		    "# PostgreSQL did not start: the PostgreSQL "
+		    "group fails\n");
+	rv = cmocka_run_group_tests_name(
+	    "earnings on sqlite", tests, group_sqlite, NULL);
+	rv += cmocka_run_group_tests_name(
+	    "earnings on postgresql", tests, group_pg, NULL);
 	tu_pg_stop(&pg);
 	tu_rmtree(tmp);
 	free(tmp);

@@ -19,8 +19,8 @@
 #include "store_sqlite_private.h"
 
 /* ?1 editor (0: all), ?2 lo, ?3 hi (exclusive), ?4 advertiser (0: all),
- * ?5 the offset in hours (the hourly table by day only). Rows whose sums came to
- * nothing (every order moved out of a status) are left out. */
+ * ?5 the offset in hours (the hourly table by day only). Rows whose sums
+ * came to nothing (every order moved out of a status) are left out. */
 #define EARNINGS(key, table, unit, order)                                      \
 	"SELECT " key ", currency, status, sum(orders), sum(amount_cents),"   \
 	" sum(commission_cents), sum(mismatched), count(*) FROM " table       \
