@@ -8,7 +8,7 @@ CMAKE_ARGS ?=
 
 PREFIX ?= /usr/local
 
-.PHONY: install all deps deps-dev build build-run test test-sqlite test-pg faults run run-cluster asan bench bench-cluster bench-orders fuzz valgrind soak clean
+.PHONY: install all deps deps-dev build build-run test test-sqlite test-pg faults run run-cluster asan bench bench-cluster bench-orders bench-earnings bench-order-put fuzz valgrind soak clean
 
 all: build
 
@@ -98,6 +98,16 @@ bench: build
 # SQLite; about 3 minutes. make bench runs it last.
 bench-orders: build
 	tests/bench/bench_orders_scale.sh $(BUILD_DIR)/bin
+
+# Earnings reports at 1,000,000 orders (issue 18): latency against the
+# aggregate rows read and the orders they count; a few minutes.
+bench-earnings: build
+	tests/bench/bench_earnings.sh $(BUILD_DIR)/bin
+
+# What the earnings triggers cost an order (issue 18), SQLite and
+# PostgreSQL, with callgrind's instruction counts; a minute or two.
+bench-order-put: build
+	ORDER_PUT_PG=1 tests/bench/bench_order_put.sh $(BUILD_DIR)/bin
 
 # Durable orders/s and cached reads/s with SQLite, PostgreSQL and one
 # server, PostgreSQL and two servers, beside the bare civetweb handler, in

@@ -8,6 +8,7 @@
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "affiliate/v1/health.pb-c.h"
 #include "affiliate/v1/postback.pb-c.h"
+#include "affiliate/v1/report.pb-c.h"
 
 #define ADV (&affiliate__v1__advertiser_service__descriptor)
 #define APP (&affiliate__v1__application_service__descriptor)
@@ -16,6 +17,7 @@
 #define JOBS (&affiliate__v1__job_admin_service__descriptor)
 #define CATALOG (&affiliate__v1__catalog_service__descriptor)
 #define PB (&affiliate__v1__postback_service__descriptor)
+#define REPORT (&affiliate__v1__report_service__descriptor)
 
 const struct route route_table[] = {
 	{ "GET", "/", HEALTH, "Check", 200, ROUTE_BODY_NONE,
@@ -73,6 +75,10 @@ const struct route route_table[] = {
 	{ "POST", "/jobs/retry-dead", JOBS, "RetryDeadJobs", 202,
 	    ROUTE_BODY_NONE, ROUTE_RENDER_MESSAGE, NULL, NULL,
 	    "Queue every dead job again (admin)" },
+	{ "GET", "/reports/earnings", REPORT, "GetEarnings", 200,
+	    ROUTE_BODY_NONE, ROUTE_RENDER_MESSAGE, NULL, NULL,
+	    "Earnings per advertiser, day or status, per currency, each "
+	    "status apart (from and to required; an editor key: its own)" },
 	{ "GET", "/orders/{order_id}", ORD, "GetOrder", 200, ROUTE_BODY_NONE,
 	    ROUTE_RENDER_MESSAGE, NULL, NULL,
 	    "Get an order with its status history" },

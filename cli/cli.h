@@ -27,6 +27,8 @@ struct cli {
 	const char *state; /* jobs list --state */
 	int all_dead;      /* jobs retry --all-dead */
 	int mismatch;      /* orders list --mismatch */
+	/* reports earnings --from --to --group-by --tz (cli_report.c) */
+	const char *from, *to, *group_by, *tz;
 	int argc;
 	char **argv; /* the positional words */
 };

@@ -25,6 +25,7 @@
 #include "cli_rpc.h"
 #include "cli_catalog.h"
 #include "cli_postback.h"
+#include "cli_report.h"
 
 static const char usage[] =
     "usage: affiliate [--url URL] [--timeout MS] [--request-id ID] COMMAND\n"
@@ -62,6 +63,7 @@ static const char usage[] =
     "                                      the reply printed so; --hex adds\n"
     "                                      the payloads' bytes as # lines\n"
     CLI_POSTBACK_USAGE
+    CLI_REPORT_USAGE
     "Lists print next_after: pass it as --after for the next page (0: none).\n"
     "Exit status: 0 done, 1 the server answered an error (JSON on stdout),\n"
     "2 a usage error (nothing was sent).\n"
@@ -638,6 +640,10 @@ main(int argc, char **argv)
 		{ "all-dead", no_argument, NULL, 'D' },
 		{ "hex", no_argument, NULL, 'x' },
 		{ "mismatch", no_argument, NULL, 'X' },
+		{ "from", required_argument, NULL, CLI_REPORT_OPT_FROM },
+		{ "to", required_argument, NULL, CLI_REPORT_OPT_TO },
+		{ "group-by", required_argument, NULL, CLI_REPORT_OPT_GROUP_BY },
+		{ "tz", required_argument, NULL, CLI_REPORT_OPT_TZ },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -692,6 +698,12 @@ main(int argc, char **argv)
 			break;
 		case 'X':
 			c.mismatch = 1;
+			break;
+		case CLI_REPORT_OPT_FROM:
+		case CLI_REPORT_OPT_TO:
+		case CLI_REPORT_OPT_GROUP_BY:
+		case CLI_REPORT_OPT_TZ:
+			cli_report_opt(&c, opt, optarg);
 			break;
 		case 'g':
 			if (aff_parse_int64(optarg, 0, 30 * 86400, &c.grace) != AFF_OK)
@@ -765,5 +777,7 @@ main(int argc, char **argv)
 		struct cli_postback_opts po = { c.editor, c.limit, c.after };
 		return (cli_postback(c.argc, c.argv, &po, postback_call, &c));
 	}
+	if (strcmp(c.argv[0], "reports") == 0)
+		return (cli_reports(&c));
 	return (usage_error("unknown command '%s'", c.argv[0]));
 }

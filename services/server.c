@@ -57,6 +57,7 @@ static const struct rpc_service_def *const service_defs[] = {
 	&svc_job_admin_def,
 	&svc_catalog_def,
 	&svc_postback_def,
+	&svc_report_def,
 };
 
 /* "host:port", or "off" (or "") for no cache. */

@@ -17,6 +17,7 @@ extern const struct rpc_service_def svc_webhook_secret_def;
 extern const struct rpc_service_def svc_job_admin_def;
 extern const struct rpc_service_def svc_catalog_def;
 extern const struct rpc_service_def svc_postback_def;
+extern const struct rpc_service_def svc_report_def;
 
 struct jobs;
 struct order_writer;

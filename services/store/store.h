@@ -138,6 +138,39 @@ struct store_order_row {
 	Affiliate__V1__Order *order;
 };
 
+/*
+ * An earnings report's question (store_ops.earnings): orders created in
+ * [lo, hi) of the bucket unit, hourly false: UTC days since 1970-01-01
+ * (earnings_daily), true: UTC hours (earnings_hourly, for a report in a
+ * fixed offset of offset_h whole hours east of UTC: its local days are
+ * (hour + offset_h) / 24). monthly (daily, not by day): the days
+ * [day_a, day_b) are the whole UTC months [month_lo, month_hi) (year * 12
+ * + month - 1), read from earnings_monthly; only [lo, day_a) and
+ * [day_b, hi) from earnings_daily.
+ */
+enum store_earnings_group {
+	STORE_EARNINGS_BY_ADVERTISER,
+	STORE_EARNINGS_BY_DAY,
+	STORE_EARNINGS_BY_STATUS,
+};
+struct store_earnings_query {
+	int64_t editor_id, advertiser_id; /* 0: any */
+	enum store_earnings_group group;
+	int hourly, monthly;
+	int64_t lo, hi;
+	int offset_h; /* hourly only, -23..23 */
+	int64_t day_a, day_b, month_lo, month_hi; /* monthly only */
+};
+
+/* One (group, currency, status) sum of a report. key: the advertiser id,
+ * or the (local) day number since 1970-01-01; 0 by status. */
+struct store_earnings_row {
+	int64_t key;
+	const char *currency, *status;
+	int64_t orders, amount_cents, commission_cents, mismatched;
+	int64_t buckets; /* aggregate rows summed into it */
+};
+
 /* What order_put did. */
 enum store_order_outcome {
 	STORE_ORDER_CREATED,
@@ -352,6 +385,17 @@ struct store_ops {
 	int (*order_put)(store *s, const struct store_order_in *o,
 	    aff_arena *a, Affiliate__V1__Order **out,
 	    enum store_order_outcome *outcome);
+
+	/*
+	 * An earnings report's sums from the aggregate tables that the
+	 * orders' triggers keep (schema step 14), never from the orders:
+	 * one row per (key, currency, status) with orders in it, sorted by
+	 * key, currency, status (by status: status, then currency). An
+	 * editor or advertiser that does not exist gives no rows. *out is
+	 * an arena array of *n.
+	 */
+	int (*earnings)(store *s, const struct store_earnings_query *q,
+	    aff_arena *a, struct store_earnings_row **out, size_t *n);
 
 	/* One order with its status history (events, oldest first), or
 	 * AFF_NOT_FOUND. */

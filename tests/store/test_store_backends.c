@@ -129,7 +129,7 @@ test_a_new_database_is_migrated_to_13_and_seeded(void **state)
 	assert_int_equal(sb_sql_int(f->db, cur_pg
 	                         ? "SELECT version FROM affiliate_schema"
 	                         : "PRAGMA user_version"),
-	    13);
+	    14);
 	assert_int_equal(sb_sql_int(f->db, "SELECT count(*) FROM editors"),
 	    STORE_SEED_EDITORS);
 	assert_int_equal(sb_sql_int(f->db, "SELECT count(*) FROM advertisers"),

@@ -413,7 +413,7 @@ test_four_servers_starting_at_once_migrate_and_seed_once(void **state)
 	assert_int_equal(sb_sql_int(db, "SELECT count(*) FROM advertisers"),
 	    STORE_SEED_ADVERTISERS);
 	assert_int_equal(sb_sql_int(db, "SELECT version FROM affiliate_schema"),
-	    13);
+	    14);
 	assert_int_equal(sb_sql_int(db, "SELECT count(*) FROM meta"), 2);
 }
 

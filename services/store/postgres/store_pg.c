@@ -45,6 +45,7 @@ static const struct store_pg_statements *const domains[PQ_DOMAINS] = {
 	[PQ_ORDERS] = &store_pg_orders_statements,
 	[PQ_KEYS] = &store_pg_keys_statements,
 	[PQ_POSTBACKS] = &store_pg_postbacks_statements,
+	[PQ_REPORTS] = &store_pg_reports_statements,
 };
 
 /*
@@ -814,6 +815,7 @@ const struct store_ops store_pg_ops = {
 	.order_put = store_pg_order_put,
 	.order_get = store_pg_order_get,
 	.order_list = store_pg_order_list,
+	.earnings = store_pg_earnings,
 	.orders_uncached = store_pg_orders_uncached,
 	.orders_mark_cached = store_pg_orders_mark_cached,
 	.orders_all_cached = store_pg_orders_all_cached,

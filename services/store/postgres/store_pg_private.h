@@ -48,6 +48,7 @@ enum store_pg_domain {
 	PQ_ORDERS,       /* store_pg_orders.c */
 	PQ_KEYS,         /* store_pg_keys.c */
 	PQ_POSTBACKS,    /* store_pg_postbacks.c */
+	PQ_REPORTS,      /* store_pg_reports.c */
 	PQ_DOMAINS,
 };
 
@@ -73,6 +74,7 @@ extern const struct store_pg_statements store_pg_applications_statements;
 extern const struct store_pg_statements store_pg_jobs_statements;
 extern const struct store_pg_statements store_pg_orders_statements;
 extern const struct store_pg_statements store_pg_keys_statements;
+extern const struct store_pg_statements store_pg_reports_statements;
 
 /* The catalog version kept in memory per server (store_pg_watch.c). */
 struct store_pg_watch;
@@ -231,6 +233,8 @@ int store_pg_eligibility_set(store *s, int64_t editor_id,
     int64_t advertiser_id, int eligible);
 int store_pg_application_events(store *s, Affiliate__V1__Application *app,
     aff_arena *a);
+int store_pg_earnings(store *s, const struct store_earnings_query *q,
+    aff_arena *a, struct store_earnings_row **out, size_t *n);
 int store_pg_order_get(store *s, const char *order_id, aff_arena *a,
     Affiliate__V1__Order **out);
 

@@ -49,6 +49,7 @@ static const struct store_sqlite_statements *const domains[SQ_DOMAINS] = {
 	[SQ_ORDERS] = &store_sqlite_orders_statements,
 	[SQ_KEYS] = &store_sqlite_keys_statements,
 	[SQ_POSTBACKS] = &store_sqlite_postbacks_statements,
+	[SQ_REPORTS] = &store_sqlite_reports_statements,
 };
 
 #define STMT(s, i) ((s)->st[SQ_CORE][i])
@@ -534,6 +535,7 @@ const struct store_ops store_sqlite_ops = {
 	.order_put = store_sqlite_order_put,
 	.order_get = store_sqlite_order_get,
 	.order_list = store_sqlite_order_list,
+	.earnings = store_sqlite_earnings,
 	.orders_uncached = store_sqlite_orders_uncached,
 	.orders_mark_cached = store_sqlite_orders_mark_cached,
 	.orders_all_cached = store_sqlite_orders_all_cached,

@@ -38,6 +38,7 @@ enum store_sqlite_domain {
 	SQ_ORDERS,       /* store_sqlite_orders.c */
 	SQ_KEYS,         /* store_sqlite_keys.c */
 	SQ_POSTBACKS,    /* store_sqlite_postbacks.c */
+	SQ_REPORTS,      /* store_sqlite_reports.c */
 	SQ_DOMAINS,
 };
 
@@ -54,6 +55,7 @@ extern const struct store_sqlite_statements store_sqlite_jobs_statements;
 extern const struct store_sqlite_statements store_sqlite_orders_statements;
 extern const struct store_sqlite_statements store_sqlite_keys_statements;
 extern const struct store_sqlite_statements store_sqlite_postbacks_statements;
+extern const struct store_sqlite_statements store_sqlite_reports_statements;
 
 typedef struct sqlite_store {
 	store base;
@@ -261,6 +263,8 @@ int store_sqlite_orders_all_cached(store *s, const char **copy, int64_t *gen);
 int store_sqlite_orders_cache_reset(store *s, const char *copy,
     int64_t gen);
 int store_sqlite_batch_begin(store *s);
+int store_sqlite_earnings(store *s, const struct store_earnings_query *q,
+    aff_arena *a, struct store_earnings_row **out, size_t *n);
 int store_sqlite_batch_end(store *s, int rv);
 
 int store_sqlite_key_create(store *s, int64_t editor_id,
