@@ -71,10 +71,11 @@ enum { STATEMENTS(PG_STMT_ENUM) ST_COUNT };
 
 static const char *const stmt_sql[ST_COUNT] = { STATEMENTS(PG_STMT_SQL) };
 
+/* Planned per call, all of them: with its values the planner folds the
+ * "$1 = 0 OR" filters away and sees the range; a generic plan could not
+ * (store_pg_private.h). */
 const struct store_pg_statements store_pg_reports_statements = {
-	stmt_sql,
-	ST_COUNT,
-};
+	.sql = stmt_sql, .n = ST_COUNT, .plan_from = 0, .plan_to = ST_COUNT };
 
 int
 store_pg_earnings(store *base, const struct store_earnings_query *q,
