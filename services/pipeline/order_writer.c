@@ -23,6 +23,8 @@ struct owrite {
 	int rv;
 	order_writer_done_fn done;
 	void *arg;
+	/* CLOCK_MONOTONIC us: queued, and its batch's commit returned. */
+	uint64_t queued_us, committed_us;
 	struct owrite *next;
 };
 
@@ -40,6 +42,12 @@ struct order_writer {
 	 * join): how the load is grouped and where a batch's time goes. */
 	uint64_t batches, orders, sql_us, sql_cpu_us, commit_sum_us;
 	uint64_t sizes[SIZE_BUCKETS];
+	/* Summed over orders: from submit to its batch's start (waiting for
+	 * the writer), from that start to the commit's return, and from
+	 * there to its answer being handed to the RPC layer (the answerer
+	 * thread's sums, written before the join too). By Little's law each
+	 * over the run's length is how many orders sat in that stage. */
+	uint64_t wait_sum_us, batch_sum_us, answer_sum_us;
 	/* For /metrics (order_writer_metrics_write); only the writer thread
 	 * counts, the scrape reads. */
 	struct aff_hist batch_size, commit_us;
@@ -80,12 +88,16 @@ writer_log_stats(const order_writer *w)
 	}
 	aff_info("orders: %llu in %llu batches (mean %.1f); sizes%s; "
 	         "per batch %llu us of statements (%llu us on CPU), "
-	         "%llu us of commit",
+	         "%llu us of commit; per order %llu us queued, %llu us in its "
+	         "batch, %llu us from commit to answer",
 	    (unsigned long long)w->orders, (unsigned long long)w->batches,
 	    (double)w->orders / (double)w->batches, sizes,
 	    (unsigned long long)(w->sql_us / w->batches),
 	    (unsigned long long)(w->sql_cpu_us / w->batches),
-	    (unsigned long long)(w->commit_sum_us / w->batches));
+	    (unsigned long long)(w->commit_sum_us / w->batches),
+	    (unsigned long long)(w->wait_sum_us / w->orders),
+	    (unsigned long long)(w->batch_sum_us / w->orders),
+	    (unsigned long long)(w->answer_sum_us / w->orders));
 }
 
 /* t0..t1 the statements (c0..c1 of the thread's CPU), t1..t2 the commit. */
@@ -132,6 +144,8 @@ answerer_main(void *arg)
 		pthread_mutex_unlock(&w->mtx);
 		while (r != NULL) {
 			struct owrite *next = r->next;
+			w->answer_sum_us +=
+			    clock_us(CLOCK_MONOTONIC) - r->committed_us;
 			r->done(r->arg, r->rv, r->out, r->outcome);
 			free(r);
 			r = next;
@@ -193,6 +207,11 @@ writer_main(void *arg)
 			AFF_COUNT(w->failed_batches, 1);
 		}
 		t[2] = clock_us(CLOCK_MONOTONIC);
+		for (r = batch; r != NULL; r = r->next) {
+			w->wait_sum_us += t[0] - r->queued_us;
+			w->batch_sum_us += t[2] - t[0];
+			r->committed_us = t[2];
+		}
 		writer_count(w, n, t, c);
 		aff_hist_observe(&w->commit_us, &aff_hist_latency_us,
 		    aff_mono_us() - t0);
@@ -294,6 +313,7 @@ order_writer_submit(order_writer *w, const struct store_order_in *in,
 	r->arena = a;
 	r->done = done;
 	r->arg = arg;
+	r->queued_us = clock_us(CLOCK_MONOTONIC);
 	pthread_mutex_lock(&w->mtx);
 	if (w->stopping) {
 		pthread_mutex_unlock(&w->mtx);
