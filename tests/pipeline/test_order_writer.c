@@ -8,6 +8,10 @@
  * commission over the amount, a currency that is not 3 letters), so the
  * writer is driven directly here, as the handlers drive it.
  *
+ * The 40 orders queued while order 0 waited for the lock join order 0's
+ * batch before its commit: one batch, one fsync (the writer's batch-size
+ * histogram counts one).
+ *
  * With SQLite, that batch also creates no temporary file: the savepoints'
  * statement journal stays in memory (a batch of more than one order once
  * spilled it to a file, created and deleted on the writer's critical
@@ -28,6 +32,7 @@
 
 #include "aff_err.h"
 #include "aff_log.h"
+#include "aff_metrics.h"
 #include "order_writer.h"
 #include "store.h"
 #include "testutil.h"
@@ -97,6 +102,9 @@ test_a_bad_order_is_refused_alone_and_its_batch_commits(void **state)
 	char *dir = tu_tmpdir(), path[512], sql[256];
 	order_writer *w;
 	struct tu_db_lock *lock;
+	struct aff_mbuf mb;
+	char *text;
+	size_t len;
 
 	(void)state;
 	pthread_mutex_init(&ans.mtx, NULL);
@@ -107,7 +115,8 @@ test_a_bad_order_is_refused_alone_and_its_batch_commits(void **state)
 
 	/* Another connection holds the write lock while the orders are
 	 * submitted: the writer takes order 0, waits for the lock, and the
-	 * other 40 are queued meanwhile, so they go in one batch. */
+	 * other 40 are queued meanwhile; they join order 0's batch once its
+	 * statements have run, before its commit. */
 	assert_non_null(lock = tu_db_lock(path));
 	for (int i = 0; i <= N_ORDERS; i++) {
 		struct sub *s = &subs[i];
@@ -139,6 +148,14 @@ test_a_bad_order_is_refused_alone_and_its_batch_commits(void **state)
 	/* Read before the stop: closing may make files of its own. */
 	if (!tu_backend_pg())
 		assert_int_equal(tmp_files_created(), 0);
+	aff_mbuf_init(&mb);
+	order_writer_metrics_write(w, &mb);
+	assert_int_equal(aff_mbuf_take(&mb, &text, &len), 0);
+	if (strstr(text, "affiliate_server_order_batch_size_count 1\n") == NULL)
+		fprintf(stderr, "%s", text);
+	assert_non_null(
+	    strstr(text, "affiliate_server_order_batch_size_count 1\n"));
+	free(text);
 	order_writer_stop(w);
 
 	for (int i = 0; i <= N_ORDERS; i++) {
