@@ -23,6 +23,8 @@ struct owrite {
 	int rv;
 	order_writer_done_fn done;
 	void *arg;
+	/* CLOCK_MONOTONIC us: queued, and its batch's commit returned. */
+	uint64_t queued_us, committed_us;
 	struct owrite *next;
 };
 
@@ -40,6 +42,12 @@ struct order_writer {
 	 * join): how the load is grouped and where a batch's time goes. */
 	uint64_t batches, orders, sql_us, sql_cpu_us, commit_sum_us;
 	uint64_t sizes[SIZE_BUCKETS];
+	/* Summed over orders: from submit to its batch's start (waiting for
+	 * the writer), from that start to the commit's return, and from
+	 * there to its answer being handed to the RPC layer (the answerer
+	 * thread's sums, written before the join too). By Little's law each
+	 * over the run's length is how many orders sat in that stage. */
+	uint64_t wait_sum_us, batch_sum_us, answer_sum_us;
 	/* For /metrics (order_writer_metrics_write); only the writer thread
 	 * counts, the scrape reads. */
 	struct aff_hist batch_size, commit_us;
@@ -80,12 +88,16 @@ writer_log_stats(const order_writer *w)
 	}
 	aff_info("orders: %llu in %llu batches (mean %.1f); sizes%s; "
 	         "per batch %llu us of statements (%llu us on CPU), "
-	         "%llu us of commit",
+	         "%llu us of commit; per order %llu us queued, %llu us in its "
+	         "batch, %llu us from commit to answer",
 	    (unsigned long long)w->orders, (unsigned long long)w->batches,
 	    (double)w->orders / (double)w->batches, sizes,
 	    (unsigned long long)(w->sql_us / w->batches),
 	    (unsigned long long)(w->sql_cpu_us / w->batches),
-	    (unsigned long long)(w->commit_sum_us / w->batches));
+	    (unsigned long long)(w->commit_sum_us / w->batches),
+	    (unsigned long long)(w->wait_sum_us / w->orders),
+	    (unsigned long long)(w->batch_sum_us / w->orders),
+	    (unsigned long long)(w->answer_sum_us / w->orders));
 }
 
 /* t0..t1 the statements (c0..c1 of the thread's CPU), t1..t2 the commit. */
@@ -132,6 +144,8 @@ answerer_main(void *arg)
 		pthread_mutex_unlock(&w->mtx);
 		while (r != NULL) {
 			struct owrite *next = r->next;
+			w->answer_sum_us +=
+			    clock_us(CLOCK_MONOTONIC) - r->committed_us;
 			r->done(r->arg, r->rv, r->out, r->outcome);
 			free(r);
 			r = next;
@@ -140,14 +154,33 @@ answerer_main(void *arg)
 	return (NULL);
 }
 
+/* Takes up to max queued writes off the queue (w->mtx held): the list,
+ * NULL-terminated, and how many in *n; NULL when none waits. */
+static struct owrite *
+writer_take(order_writer *w, int max, int *n)
+{
+	struct owrite *list = w->head, *r;
+
+	*n = 0;
+	if (list == NULL || max < 1)
+		return (NULL);
+	for (*n = 1, r = list; r->next != NULL && *n < max; (*n)++)
+		r = r->next;
+	w->head = r->next;
+	if (w->head == NULL)
+		w->tail = NULL;
+	r->next = NULL;
+	return (list);
+}
+
 static void *
 writer_main(void *arg)
 {
 	order_writer *w = arg;
 	struct owrite *batch, *r;
-	uint64_t t[3], c[2];
+	uint64_t t[3], c[2], start;
 	int64_t t0;
-	int n, rv;
+	int n, k, rv;
 
 	for (;;) {
 		pthread_mutex_lock(&w->mtx);
@@ -158,13 +191,7 @@ writer_main(void *arg)
 			break;
 		}
 		/* Take what is waiting, up to a batch. */
-		batch = w->head;
-		for (n = 1, r = batch; r->next != NULL && n < BATCH_MAX; n++)
-			r = r->next;
-		w->head = r->next;
-		if (w->head == NULL)
-			w->tail = NULL;
-		r->next = NULL;
+		batch = writer_take(w, BATCH_MAX, &n);
 		pthread_mutex_unlock(&w->mtx);
 
 		t[0] = clock_us(CLOCK_MONOTONIC);
@@ -181,6 +208,18 @@ writer_main(void *arg)
 			 * every caller is told. */
 			if (r->rv == AFF_ABORTED)
 				rv = r->rv;
+			/* Orders queued while this batch's statements ran join
+			 * it before its commit: they share its one flush instead
+			 * of waiting a whole batch for the next (the writer is
+			 * busy all the time under load, and half of the clients
+			 * used to wait so). They are answered after that commit,
+			 * as the others. */
+			if (r->next == NULL && rv == AFF_OK && n < BATCH_MAX) {
+				pthread_mutex_lock(&w->mtx);
+				r->next = writer_take(w, BATCH_MAX - n, &k);
+				pthread_mutex_unlock(&w->mtx);
+				n += k;
+			}
 		}
 		/* Nothing is answered as stored before the commit is. */
 		t[1] = clock_us(CLOCK_MONOTONIC);
@@ -193,6 +232,13 @@ writer_main(void *arg)
 			AFF_COUNT(w->failed_batches, 1);
 		}
 		t[2] = clock_us(CLOCK_MONOTONIC);
+		for (r = batch; r != NULL; r = r->next) {
+			/* A late joiner was queued after the batch began. */
+			start = r->queued_us > t[0] ? r->queued_us : t[0];
+			w->wait_sum_us += start - r->queued_us;
+			w->batch_sum_us += t[2] - start;
+			r->committed_us = t[2];
+		}
 		writer_count(w, n, t, c);
 		aff_hist_observe(&w->commit_us, &aff_hist_latency_us,
 		    aff_mono_us() - t0);
@@ -294,6 +340,7 @@ order_writer_submit(order_writer *w, const struct store_order_in *in,
 	r->arena = a;
 	r->done = done;
 	r->arg = arg;
+	r->queued_us = clock_us(CLOCK_MONOTONIC);
 	pthread_mutex_lock(&w->mtx);
 	if (w->stopping) {
 		pthread_mutex_unlock(&w->mtx);

@@ -1,9 +1,10 @@
 /*
  * order_writer.h - group commit for orders. Handler threads queue their
  * order for one writer thread and go on; the writer puts every order
- * waiting into one transaction, so one fsync (synchronous=FULL) makes a
- * whole batch durable, and each call is answered (a deferred RPC reply)
- * only after that commit.
+ * waiting into one transaction, and those queued while its statements
+ * run too, so one fsync (synchronous=FULL) makes a whole batch durable,
+ * and each call is answered (a deferred RPC reply) only after that
+ * commit.
  */
 #ifndef ORDER_WRITER_H
 #define ORDER_WRITER_H

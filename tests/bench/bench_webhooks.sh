@@ -240,6 +240,57 @@ if [ "$PERF" = 1 ]; then
 	done
 	notes+=("perf recorded the server and the bridge for the first ${half} s of the bridge run: its figures are a little low")
 fi
+# The bridge's /metrics (its own and the server's families) before and
+# after the run: the mean time a webhook spends in the bridge (head to
+# answer) and in the server (dispatch to reply), which with the rate give
+# how many of the CONNS requests were in each (Little's law).
+scrape() { curl -s --max-time 5 "$bridge_url/metrics" >"$work/metrics-$1.txt"; }
+# hist_sc NAME METRIC LABEL: "sum count" of METRIC's samples whose labels
+# contain LABEL, from metrics-NAME.txt.
+hist_sc() {
+	awk -v m="$2" -v l="${3:-}" 'l != "" && index($0, l) == 0 { next }
+		$1 == m "_sum" || index($1, m "_sum{") == 1 { s += $2 }
+		$1 == m "_count" || index($1, m "_count{") == 1 { c += $2 }
+		END { printf "%.6f %d\n", s, c }' "$work/metrics-$1.txt"
+}
+# wrk_runtime: the run's seconds by wrk's clock ("N requests in 5.01s,"
+# or "1.00m,"): the measured requests' time. The wrk command lasts longer
+# (each thread's init() runs before the clock starts).
+wrk_runtime() {
+	echo "$out" | awk '/ requests in / { v = $4; sub(/,$/, "", v)
+		f = v ~ /ms$/ ? 0.001 : v ~ /m$/ ? 60 : v ~ /h$/ ? 3600 : 1
+		sub(/[a-z]+$/, "", v); print v * f }'
+}
+# inflight: the line saying where the requests were during the run.
+inflight() {
+	local hs0 hc0 hs1 hc1 rs0 rc0 rs1 rc1
+	read -r hs0 hc0 <<<"$(hist_sc before affiliate_bridge_http_request_duration_seconds 'route="/webhook/orders"')"
+	read -r hs1 hc1 <<<"$(hist_sc after affiliate_bridge_http_request_duration_seconds 'route="/webhook/orders"')"
+	read -r rs0 rc0 <<<"$(hist_sc before affiliate_server_rpc_duration_seconds 'method="ReceiveWebhook"')"
+	read -r rs1 rc1 <<<"$(hist_sc after affiliate_server_rpc_duration_seconds 'method="ReceiveWebhook"')"
+	awk -v hs="$hs0" -v hs1="$hs1" -v hc="$hc0" -v hc1="$hc1" -v rs="$rs0" -v rs1="$rs1" \
+		-v rc="$rc0" -v rc1="$rc1" -v d="$(wrk_runtime)" -v n="$CONNS" 'BEGIN {
+		if (hc1 <= hc || rc1 <= rc || d <= 0) exit
+		x = (hc1 - hc) / d; hm = (hs1 - hs) / (hc1 - hc); rm = (rs1 - rs) / (rc1 - rc)
+		printf "of the %d connections, on average (rate x mean time): %.1f in the bridge (%.0f us from head to answer), of which %.1f in the server (%.0f us from dispatch to reply); %.1f in wrk, the kernel and before the bridge has the head", n, x * hm, hm * 1e6, x * rm, rm * 1e6, n - x * hm }'
+}
+# writer_line: the group commit during the run alone (the stop line
+# counts the warm-up too): batches, their mean size, a batch's time from
+# BEGIN to the end of its fsync, and the share of the run the writer was
+# in a batch (1.00: it never waited for work, the writer is the bound).
+# The run's length is wrk's own (wrk_runtime).
+writer_line() {
+	local bs0 bc0 bs1 bc1 cs0 cc0 cs1 cc1
+	read -r bs0 bc0 <<<"$(hist_sc before affiliate_server_order_batch_size)"
+	read -r bs1 bc1 <<<"$(hist_sc after affiliate_server_order_batch_size)"
+	read -r cs0 cc0 <<<"$(hist_sc before affiliate_server_order_commit_duration_seconds)"
+	read -r cs1 cc1 <<<"$(hist_sc after affiliate_server_order_commit_duration_seconds)"
+	awk -v bs="$bs0" -v bs1="$bs1" -v bc="$bc0" -v bc1="$bc1" -v cs="$cs0" -v cs1="$cs1" \
+		-v d="$(wrk_runtime)" 'BEGIN {
+		b = bc1 - bc; if (b <= 0 || d <= 0) exit
+		printf "order writer during the run: %d batches (%.0f/s), mean %.1f orders; %.0f us from BEGIN to the end of the fsync a batch; in a batch %.2f of the time", b, b / d, (bs1 - bs) / b, (cs1 - cs) / b * 1e6, (cs1 - cs) / d }'
+}
+scrape before
 tick_hz=$(getconf CLK_TCK)
 # This shell's waited-for children (wrk, in the command substitution).
 kids_ticks() { awk '{ print $16 + $17 }' "/proc/$$/stat"; }
@@ -266,6 +317,9 @@ other_cpu=$(awk -v h="$((h1 - h0))" -v s="$((s1 - s0))" -v b="$((b1 - b0))" \
 	'BEGIN { printf "%d", 100 * (h - s - b - r - k - kt) / ((t1 - t0) * hz) }')
 [ "$other_cpu" -le 5 ] ||
 	notes+=("processes this script did not start used about 0.$(printf '%02d' "$((other_cpu > 99 ? 99 : other_cpu))") cores during the bridge run: the figures are low, run again on a quiet host")
+scrape after
+inflight_line=$(inflight)
+writer_run_line=$(writer_line)
 echo "$out" >"$work/wrk-bridge.txt"
 rps=$(wrk_figure "$out" rps)
 [ -n "$rps" ] || { echo "$out" >&2; die "wrk gave no figures for the bridge"; }
@@ -337,6 +391,8 @@ ops=$(awk -v c="$created" -v s="$SECS" 'BEGIN { printf "%.0f", c / s }')
 verdict=$(awk -v o="$ops" -v t="$TARGET_RATE" 'BEGIN { print (o >= t ? "meets" : "misses") }')
 echo "new orders stored: $created in ${SECS} s = $ops orders/s ($verdict the target of $TARGET_RATE)"
 [ -z "$batch_line" ] || echo "order writer (warm-up and run): $batch_line"
+[ -z "$writer_run_line" ] || echo "$writer_run_line"
+[ -z "$inflight_line" ] || echo "$inflight_line"
 echo "$cpu_line"
 for n in "${notes[@]}"; do
 	echo "note: $n"

@@ -7,9 +7,21 @@
  * The webhook parser refuses every order the schema's CHECKs would (a
  * commission over the amount, a currency that is not 3 letters), so the
  * writer is driven directly here, as the handlers drive it.
+ *
+ * The 40 orders queued while order 0 waited for the lock join order 0's
+ * batch before its commit: one batch, one fsync (the writer's batch-size
+ * histogram counts one).
+ *
+ * With SQLite, that batch also creates no temporary file: the savepoints'
+ * statement journal stays in memory (a batch of more than one order once
+ * spilled it to a file, created and deleted on the writer's critical
+ * path). SQLITE_TMPDIR points at a folder of the test's own, watched with
+ * inotify.
  */
 #include <pthread.h>
 #include <setjmp.h>
+#include <sys/inotify.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -20,12 +32,36 @@
 
 #include "aff_err.h"
 #include "aff_log.h"
+#include "aff_metrics.h"
 #include "order_writer.h"
 #include "store.h"
 #include "testutil.h"
+#include "testutil_db.h"
 
 #define N_ORDERS 40
 #define BAD 17 /* the one that breaks a CHECK */
+
+/* SQLite's folder for temporary files (set in main, before SQLite reads
+ * it), and an inotify descriptor watching it for new files. */
+static char *sqlite_tmp;
+static int tmp_watch = -1;
+
+/* How many files were created in sqlite_tmp since the last call. */
+static int
+tmp_files_created(void)
+{
+	char buf[4096] __attribute__((aligned(8)));
+	ssize_t n;
+	int files = 0;
+
+	while ((n = read(tmp_watch, buf, sizeof(buf))) > 0)
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+			files += (ev->mask & IN_CREATE) != 0;
+			p += sizeof(*ev) + ev->len;
+		}
+	return (files);
+}
 
 struct answer {
 	pthread_mutex_t mtx;
@@ -66,16 +102,21 @@ test_a_bad_order_is_refused_alone_and_its_batch_commits(void **state)
 	char *dir = tu_tmpdir(), path[512], sql[256];
 	order_writer *w;
 	struct tu_db_lock *lock;
+	struct aff_mbuf mb;
+	char *text;
+	size_t len;
 
 	(void)state;
 	pthread_mutex_init(&ans.mtx, NULL);
 	pthread_cond_init(&ans.cv, NULL);
 	assert_int_equal(tu_db_new(dir, path, sizeof(path)), 0);
 	assert_int_equal(order_writer_start(path, &w), AFF_OK);
+	(void)tmp_files_created();
 
 	/* Another connection holds the write lock while the orders are
 	 * submitted: the writer takes order 0, waits for the lock, and the
-	 * other 40 are queued meanwhile, so they go in one batch. */
+	 * other 40 are queued meanwhile; they join order 0's batch once its
+	 * statements have run, before its commit. */
 	assert_non_null(lock = tu_db_lock(path));
 	for (int i = 0; i <= N_ORDERS; i++) {
 		struct sub *s = &subs[i];
@@ -104,6 +145,17 @@ test_a_bad_order_is_refused_alone_and_its_batch_commits(void **state)
 	while (ans.n < N_ORDERS + 1)
 		pthread_cond_wait(&ans.cv, &ans.mtx);
 	pthread_mutex_unlock(&ans.mtx);
+	/* Read before the stop: closing may make files of its own. */
+	if (!tu_backend_pg())
+		assert_int_equal(tmp_files_created(), 0);
+	aff_mbuf_init(&mb);
+	order_writer_metrics_write(w, &mb);
+	assert_int_equal(aff_mbuf_take(&mb, &text, &len), 0);
+	if (strstr(text, "affiliate_server_order_batch_size_count 1\n") == NULL)
+		fprintf(stderr, "%s", text);
+	assert_non_null(
+	    strstr(text, "affiliate_server_order_batch_size_count 1\n"));
+	free(text);
 	order_writer_stop(w);
 
 	for (int i = 0; i <= N_ORDERS; i++) {
@@ -141,6 +193,21 @@ main(void)
 		    test_a_bad_order_is_refused_alone_and_its_batch_commits),
 	};
 
+	int rv;
+
 	aff_log_set_level(AFF_LOG_WARN);
-	return (cmocka_run_group_tests(tests, NULL, NULL));
+	/* SQLite reads SQLITE_TMPDIR once, when it initialises. */
+	sqlite_tmp = tu_tmpdir();
+	setenv("SQLITE_TMPDIR", sqlite_tmp, 1);
+	tmp_watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (tmp_watch < 0 ||
+	    inotify_add_watch(tmp_watch, sqlite_tmp, IN_CREATE) < 0) {
+		perror("inotify");
+		return (1);
+	}
+	rv = cmocka_run_group_tests(tests, NULL, NULL);
+	close(tmp_watch);
+	tu_rmtree(sqlite_tmp);
+	free(sqlite_tmp);
+	return (rv);
 }

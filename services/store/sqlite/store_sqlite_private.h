@@ -67,6 +67,7 @@ typedef struct sqlite_store {
 	int depth;            /* open transactions: 1, or 2 when nested */
 	int in_batch;         /* between batch_begin and batch_end */
 	int batch_err;        /* why SQLite ended the batch's transaction */
+	int batch_tuned;      /* the group-commit settings are applied */
 } sqlite_store;
 
 /* The store behind a handle of this backend. */
