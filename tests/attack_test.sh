@@ -220,6 +220,8 @@ expect "attempts: limit 1001 is refused" 400 GET "/postback-endpoints/$ep1/attem
 expect "attempts: a negative cursor is refused" 400 GET "/postback-endpoints/$ep1/attempts?after=-5"
 expect "redeliver: id 0 is refused" 400 POST /postback-deliveries/0/redeliver
 expect "redeliver: an unknown delivery is 404" 404 POST /postback-deliveries/999999/redeliver
+expect "redeliver: a body is refused (was ignored)" 400 POST /postback-deliveries/999999/redeliver \
+	'{"delivery_id":1}' "" -- "takes no body"
 
 # ---- 2. catalog admin ----
 adv() { expect "$1" "$2" PATCH /advertisers/2 "$3" "$admin" -- "$4"; }
@@ -264,7 +266,11 @@ expect "eligible before, from the cache" 200 GET "/advertisers/2?editor_id=1"
 expect "revoke" 200 DELETE /editors/1/advertisers/2 "" "$admin" -- '"eligible":false'
 expect "the next read sees the revocation" 403 GET "/advertisers/2?editor_id=1"
 expect "... in any spelling of the query" 403 GET "/advertisers/2?editor_id=01"
-expect "grant again" 200 PUT /editors/1/advertisers/2 "" "$admin" -- '"eligible":true'
+expect "a body on PUT eligibility is refused (was ignored: a grant)" 400 PUT /editors/1/advertisers/2 \
+	'{"eligible":false}' "$admin" -- "takes no body"
+expect "... and nothing was granted" 403 GET "/advertisers/2?editor_id=1"
+expect "grant again (an empty object is no body)" 200 PUT /editors/1/advertisers/2 '{ }' "$admin" -- \
+	'"eligible":true'
 expect "the next read sees the grant" 200 GET "/advertisers/2?editor_id=1"
 
 # ---- 3. order and application detail ----
