@@ -425,6 +425,7 @@ sign_and_post '{"order_id":"G-1","advertiser_id":2,"user_id":3,"amount":10,"comm
 check "an order for editor 3 ($code)" [ "$code" = 201 ]
 check "410: dead after one attempt" attempts "$gone" 1
 dlv=$(field 'd[0]["delivery_id"]')
+expect "another editor's key cannot redeliver it" 404 POST "/postback-deliveries/$dlv/redeliver" "" "$key2"
 expect "redeliver the dead delivery" 202 POST "/postback-deliveries/$dlv/redeliver"
 check "410 again: dead again" attempts "$gone" 2
 expect "the delivery's two jobs are dead" 200 GET "/jobs?state=dead" "" "$admin"
