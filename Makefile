@@ -124,7 +124,7 @@ bench-cluster: build
 # failure); libFuzzer's slow-unit-* notes are not failures (a loaded host
 # pausing the process makes them). CI runs each for 20 s (.ci/run).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = fuzz_dispatch fuzz_json fuzz_route fuzz_webhook fuzz_job fuzz_forwarded
+FUZZ_TARGETS = fuzz_dispatch fuzz_json fuzz_route fuzz_webhook fuzz_job fuzz_forwarded fuzz_textpb
 fuzz:
 	@scripts/deps.sh fuzz
 	@CC=clang cmake -S . -B build-fuzz -DAFFILIATE_FUZZ=ON -DAFFILIATE_TESTS=OFF \

@@ -147,8 +147,10 @@ bridge_handle(struct mg_connection *conn, void *cbdata)
 	} else if (health_probe_path(path)) {
 		probe = 1;
 		health_probe(&hc, path);
-	} else if ((st = route_match(hc.ri->request_method, path,
+	} else if ((st = route_match(hc.ri->request_method, hc.ri->local_uri,
 	                &m)) == 200) {
+		/* Routed on the path as received: an encoded '/' in an
+		 * order_id is part of it, not a separator. */
 		matched = m.route;
 		call_route(&hc, &m);
 	} else if (st == 405 && strcmp(hc.ri->request_method, "OPTIONS") == 0) {

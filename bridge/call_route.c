@@ -268,6 +268,82 @@ call_patch_mask(struct http_call *hc, const struct route_match *m,
 	return (0);
 }
 
+/* Reads the body under the edge's watchdog (slow clients); 0, or the
+ * status answered. */
+static int
+call_body_read(struct http_call *hc, char **body, size_t *len)
+{
+	int st, cut;
+
+	edge_body_begin();
+	st = call_read_body(hc, body, len);
+	hc->body_read = 1;
+	if ((cut = edge_body_end()) != 0) {
+		/* The watchdog shut the socket for reading: too slow. */
+		char msg[256];
+
+		edge_cut_message(hc->b->edge, cut, 1, msg, sizeof(msg));
+		hc->close = 1;
+		if (cut == 408)
+			return (call_error(hc, 408, "DEADLINE_EXCEEDED", "%s", msg));
+		hc->retry_after = 1;
+		return (call_error(hc, 429, "RESOURCE_EXHAUSTED", "%s", msg));
+	}
+	if (st == 413) {
+		hc->close = 1; /* what is left of it is never read */
+		return (call_error(hc, 413, "RESOURCE_EXHAUSTED",
+		    "the body is larger than %zu bytes", hc->b->cfg.max_body));
+	}
+	if (st == 400)
+		return (call_error(hc, 400, "INVALID_ARGUMENT",
+		    "the body ended before its Content-Length"));
+	if (st != 0)
+		return (call_error(hc, 500, "INTERNAL", "out of memory"));
+	return (0);
+}
+
+/*
+ * A route that takes no body (its parameters are in the path and query):
+ * a body that says anything is refused rather than dropped unread, so
+ * PUT /editors/1/advertisers/2 {"eligible":false} is not answered with a
+ * grant. Nothing, blanks or {} pass. GET and HEAD are left alone (their
+ * bodies mean nothing in HTTP, and cached reads never read one).
+ */
+static int
+call_no_body(struct http_call *hc, const struct route *r)
+{
+	char *body = NULL, *p;
+	size_t len = 0;
+	int st;
+
+	if (strcmp(r->method, "GET") == 0 ||
+	    (hc->ri->content_length <= 0 &&
+	        (hc->ri->content_length == 0 ||
+	            mg_get_header(hc->conn, "Transfer-Encoding") == NULL)))
+		return (0);
+	if ((st = call_body_read(hc, &body, &len)) != 0)
+		return (st);
+	p = body + strspn(body, " \t\r\n");
+	if (*p == '{') {
+		p++;
+		p += strspn(p, " \t\r\n");
+		if (*p == '}')
+			p++;
+		else
+			p = body;
+		p += strspn(p, " \t\r\n");
+	}
+	if (*p != '\0' || strlen(body) != len)
+		return (call_error(hc, 400, "INVALID_ARGUMENT",
+		    "%s %s takes no body: its parameters are in the path%s",
+		    r->method, r->path,
+		    strcmp(r->path, "/editors/{editor_id}/advertisers/"
+		                    "{advertiser_id}") == 0
+		        ? " (PUT grants, DELETE revokes)"
+		        : ""));
+	return (0);
+}
+
 /* Fills the request message from the body, by the route's kind. */
 static int
 call_body(struct http_call *hc, const struct route_match *m,
@@ -277,7 +353,7 @@ call_body(struct http_call *hc, const struct route_match *m,
 	char *body = NULL, err[256];
 	size_t len = 0;
 	json_t *j;
-	int st = 0, cut;
+	int st = 0;
 
 	/* The server refuses an unsigned webhook whatever its body (401): a
 	 * client waiting for "100 Continue" gets that answer without being
@@ -286,34 +362,8 @@ call_body(struct http_call *hc, const struct route_match *m,
 	if (r->body == ROUTE_BODY_WEBHOOK && !webhook_signed(hc->ri) &&
 	    call_expects_continue(hc))
 		body = "";
-	else {
-		edge_body_begin();
-		st = call_read_body(hc, &body, &len);
-		hc->body_read = 1;
-		if ((cut = edge_body_end()) != 0) {
-			/* The watchdog shut the socket for reading: too slow. */
-			char msg[256];
-
-			edge_cut_message(hc->b->edge, cut, 1, msg, sizeof(msg));
-			hc->close = 1;
-			if (cut == 408)
-				return (call_error(
-				    hc, 408, "DEADLINE_EXCEEDED", "%s", msg));
-			hc->retry_after = 1;
-			return (call_error(hc, 429, "RESOURCE_EXHAUSTED", "%s", msg));
-		}
-	}
-	if (st != 0) {
-		if (st == 413) {
-			hc->close = 1; /* what is left of it is never read */
-			return (call_error(hc, 413, "RESOURCE_EXHAUSTED",
-			    "the body is larger than %zu bytes", hc->b->cfg.max_body));
-		}
-		if (st == 400)
-			return (call_error(hc, 400, "INVALID_ARGUMENT",
-			    "the body ended before its Content-Length"));
-		return (call_error(hc, 500, "INTERNAL", "out of memory"));
-	}
+	else if ((st = call_body_read(hc, &body, &len)) != 0)
+		return (st);
 	if (r->body == ROUTE_BODY_WEBHOOK) {
 		/* The server verifies the signature over the exact bytes. */
 		const ProtobufCFieldDescriptor *fb =
@@ -578,6 +628,8 @@ call_route(struct http_call *hc, const struct route_match *m)
 	if ((req = json_in_message_new(md->input, &hc->arena)) == NULL)
 		return (call_error(hc, 500, "INTERNAL", "out of memory"));
 	if ((st = call_params(hc, m, req)) != 0)
+		return (st);
+	if (r->body == ROUTE_BODY_NONE && (st = call_no_body(hc, r)) != 0)
 		return (st);
 	if (r->body != ROUTE_BODY_NONE && (st = call_body(hc, m, req)) != 0)
 		return (st);

@@ -108,40 +108,79 @@ const struct route route_table[] = {
 
 const size_t route_count = sizeof(route_table) / sizeof(route_table[0]);
 
+/* The value of hex digit c, or -1. */
+static int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return (c - '0');
+	if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+		return ((c | 0x20) - 'a' + 10);
+	return (-1);
+}
+
 /*
- * Matches path against one template; fills the parameters. Returns 1 on a
- * match, 0 when not, -1 when a parameter would not fit.
+ * Percent-decodes one path segment src[0..n) into dst (cap bytes with
+ * its NUL); a '%' not followed by two hex digits stays as it is (as
+ * civetweb's mg_url_decode leaves it). The length, or -1 when it does not
+ * fit.
+ */
+static int
+segment_decode(const char *src, size_t n, char *dst, size_t cap)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int hi, lo;
+		char c = src[i];
+
+		if (c == '%' && i + 2 < n && (hi = hex_value(src[i + 1])) >= 0 &&
+		    (lo = hex_value(src[i + 2])) >= 0) {
+			c = (char)(hi << 4 | lo);
+			i += 2;
+		}
+		if (o + 1 >= cap)
+			return (-1);
+		dst[o++] = c;
+	}
+	dst[o] = '\0';
+	return ((int)o);
+}
+
+/*
+ * Matches path (as received: percent-encoded) against one template,
+ * segment by segment, each segment decoded on its own: so "%2F" inside a
+ * parameter is a '/' of its value (an order_id "INV/7" is
+ * /orders/INV%2F7), never a separator. Fills the parameters. Returns 1 on
+ * a match, 0 when not, -1 when a parameter would not fit.
  */
 static int
 path_match(const char *tmpl, const char *path, struct route_match *m)
 {
 	const char *t = tmpl, *p = path;
+	char seg[sizeof(m->params[0].value)];
 
 	m->n_params = 0;
-	while (*t != '\0' && *p != '\0') {
-		if (*t == '{') {
-			const char *tend = strchr(t, '}');
-			size_t nlen = (size_t)(tend - t - 1);
-			size_t vlen = strcspn(p, "/");
-			if (vlen == 0)
+	while (*t == '/' && *p == '/') {
+		size_t tl = strcspn(++t, "/"), pl = strcspn(++p, "/");
+
+		if (tl > 1 && t[0] == '{' && t[tl - 1] == '}') {
+			size_t nlen = tl - 2;
+			if (pl == 0)
 				return (0);
 			if (m->n_params == ROUTE_MAX_PARAMS ||
 			    nlen >= sizeof(m->params[0].name) ||
-			    vlen >= sizeof(m->params[0].value))
+			    segment_decode(p, pl, m->params[m->n_params].value,
+			        sizeof(m->params[0].value)) < 0)
 				return (-1);
 			memcpy(m->params[m->n_params].name, t + 1, nlen);
 			m->params[m->n_params].name[nlen] = '\0';
-			memcpy(m->params[m->n_params].value, p, vlen);
-			m->params[m->n_params].value[vlen] = '\0';
 			m->n_params++;
-			t = tend + 1;
-			p += vlen;
-			continue;
-		}
-		if (*t != *p)
+		} else if (segment_decode(p, pl, seg, sizeof(seg)) != (int)tl ||
+		    memcmp(seg, t, tl) != 0)
 			return (0);
-		t++;
-		p++;
+		t += tl;
+		p += pl;
 	}
 	return (*t == '\0' && *p == '\0');
 }

@@ -45,7 +45,8 @@ struct route_match {
 	size_t n_params;
 	struct {
 		char name[32];
-		char value[128];
+		/* decoded: up to an order_id's 64 characters of UTF-8 */
+		char value[257];
 	} params[ROUTE_MAX_PARAMS];
 	char allow[64]; /* on 405: the methods the path takes, "GET, HEAD, POST, OPTIONS" */
 };
@@ -55,7 +56,9 @@ extern const struct route route_table[];
 extern const size_t route_count;
 
 /*
- * Finds the route for method and path (decoded, without the query);
+ * Finds the route for method and path (as received, percent-encoded,
+ * without the query: each segment is decoded on its own, so an encoded
+ * '/' belongs to its parameter's value);
  * HEAD finds the GET route. Returns 200 with m->route and the path
  * parameters set, 404 when no route has the path, 405 when routes have it
  * but not for this method (m->allow lists those, with HEAD after GET and

@@ -151,6 +151,7 @@ aff_postback_url_parse(const char *url, struct aff_postback_url *u,
 		return (AFF_INVALID_ARGUMENT);
 	}
 	if (*p == '[') {
+		unsigned char a6[16];
 		if ((hend = memchr(p, ']', (size_t)(auth_end - p))) == NULL) {
 			snprintf(err, errlen, "url has an unclosed [ in its host");
 			return (AFF_INVALID_ARGUMENT);
@@ -158,12 +159,30 @@ aff_postback_url_parse(const char *url, struct aff_postback_url *u,
 		hl = (size_t)(hend - p - 1);
 		p++;
 		hend++;
+		/* Brackets hold an IPv6 address and nothing else (RFC 3986):
+		 * "[1.2.3.4]" or "[name]" would resolve here, and then curl
+		 * refuses the URL at every delivery. */
+		if (hl > 0 && hl < sizeof(u->host)) {
+			memcpy(u->host, p, hl);
+			u->host[hl] = '\0';
+			if (inet_pton(AF_INET6, u->host, a6) != 1) {
+				snprintf(err, errlen,
+				    "url has a bad host: [...] holds an IPv6 "
+				    "address");
+				return (AFF_INVALID_ARGUMENT);
+			}
+		}
 	} else {
 		hend = p + strcspn(p, ":/?");
 		hl = (size_t)(hend - p);
 	}
-	if (hl == 0 || hl >= sizeof(u->host)) {
+	if (hl == 0) {
 		snprintf(err, errlen, "url has no host");
+		return (AFF_INVALID_ARGUMENT);
+	}
+	if (hl >= sizeof(u->host)) {
+		snprintf(err, errlen, "url's host is longer than %zu bytes",
+		    sizeof(u->host) - 1);
 		return (AFF_INVALID_ARGUMENT);
 	}
 	memcpy(u->host, p, hl);
@@ -172,7 +191,9 @@ aff_postback_url_parse(const char *url, struct aff_postback_url *u,
 	if (*hend == ':') {
 		char *end;
 		long port = strtol(hend + 1, &end, 10);
-		if (end == hend + 1 || end != auth_end || port < 1 || port > 65535) {
+		/* Digits only: strtol takes "+80" and " 80", curl does not. */
+		if (end == hend + 1 || end != auth_end || port < 1 ||
+		    port > 65535 || hend[1] < '0' || hend[1] > '9') {
 			snprintf(err, errlen, "url has a bad port");
 			return (AFF_INVALID_ARGUMENT);
 		}
@@ -217,11 +238,22 @@ aff_postback_addr_private(const struct sockaddr *sa)
 		const struct sockaddr_in6 *in6 = (const void *)sa;
 		const unsigned char *b = in6->sin6_addr.s6_addr;
 		static const unsigned char zero[16];
+		static const unsigned char siit[12] = { 0, 0, 0, 0, 0, 0, 0, 0,
+			0xff, 0xff, 0, 0 };
 		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) ||
-		    IN6_IS_ADDR_V4COMPAT(&in6->sin6_addr)) {
+		    IN6_IS_ADDR_V4COMPAT(&in6->sin6_addr) ||
+		    memcmp(b, siit, 12) == 0) { /* ::ffff:0:0/96, SIIT */
 			uint32_t a = (uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
 			    (uint32_t)b[14] << 8 | b[15];
 			return (v4_private(a) || memcmp(b, zero, 16) == 0);
+		}
+		/* 6to4 (2002::/16) carries an IPv4 address in bits 16-47: a
+		 * host with a 6to4 tunnel sends 2002:7f00:1:: to 127.0.0.1. */
+		if (b[0] == 0x20 && b[1] == 0x02) {
+			uint32_t a = (uint32_t)b[2] << 24 | (uint32_t)b[3] << 16 |
+			    (uint32_t)b[4] << 8 | b[5];
+			if (v4_private(a))
+				return (1);
 		}
 		return (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
 		    IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr) ||

@@ -175,6 +175,10 @@ tp_string(struct tp *t, struct aff_buf *b)
 				aff_buf_add(b, &c, 1);
 				continue;
 			}
+			if (*t->p == '\0' || *t->p == '\n')
+				return (tp_fail(t, AFF_INVALID_ARGUMENT,
+				    "the string has no closing %c (it ends in "
+				    "a lone \\)", quote));
 			c = *t->p++;
 			switch (c) {
 			case 'n': aff_buf_add(b, "\n", 1); break;

@@ -386,7 +386,8 @@ timestamp_parse(const char *s, int64_t *t)
  * Walks the webhook-signature entries ("<version>,<base64>", separated
  * by spaces; runs of spaces allowed). With macs NULL, checks the form:
  * every entry has a version and a ',', every v1 decodes to 32 bytes, at
- * most AFF_WEBHOOK_MAX_V1 of them; returns their number, or -1. With
+ * most AFF_WEBHOOK_MAX_V1 of them; returns their number, -2 past that
+ * bound, or -1. With
  * macs, returns whether any v1 matches one of them.
  */
 static int
@@ -405,9 +406,10 @@ std_signatures(const char *header, unsigned char macs[][32], size_t n_macs)
 		if (v == 0 || v >= n)
 			return (-1); /* no version, or no ',' */
 		if (v == 2 && strncmp(p, "v1", 2) == 0) {
-			if (b64_decode(p + 3, n - 3, want, 32) != 32 ||
-			    ++n_v1 > AFF_WEBHOOK_MAX_V1)
+			if (b64_decode(p + 3, n - 3, want, 32) != 32)
 				return (-1);
+			if (++n_v1 > AFF_WEBHOOK_MAX_V1)
+				return (-2);
 			if (macs != NULL)
 				ok |= any_mac_matches(macs, n_macs, want);
 		}
@@ -442,9 +444,21 @@ aff_webhook_verify_standard(const struct aff_webhook_secrets *ws,
 	if (signature == NULL || *signature == '\0')
 		return (unauth(why, whylen,
 		    "the webhook-signature header is missing"));
-	/* Bounded and well-formed before any hashing, as the other forms. */
-	if (strlen(signature) > AFF_WEBHOOK_MAX_HEADER ||
-	    (n_v1 = std_signatures(signature, NULL, 0)) < 0)
+	/* Bounded and well-formed before any hashing, as the other forms;
+	 * each refusal says which bound. */
+	if (strlen(signature) > AFF_WEBHOOK_MAX_HEADER) {
+		snprintf(why, whylen,
+		    "the webhook-signature header is longer than %d bytes",
+		    AFF_WEBHOOK_MAX_HEADER);
+		return (AFF_UNAUTHENTICATED);
+	}
+	if ((n_v1 = std_signatures(signature, NULL, 0)) == -2) {
+		snprintf(why, whylen,
+		    "the webhook-signature header has more than %d v1 "
+		    "signatures", AFF_WEBHOOK_MAX_V1);
+		return (AFF_UNAUTHENTICATED);
+	}
+	if (n_v1 < 0)
 		return (unauth(why, whylen,
 		    "the webhook-signature header is malformed (v1,<base64> "
 		    "entries separated by spaces)"));

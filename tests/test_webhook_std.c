@@ -242,14 +242,14 @@ test_headers_that_would_cost_many_macs_are_refused(void **state)
 	for (int i = 0; i < 9; i++)
 		strcat(sig, "v1,9kkcHF5bZup0xnEBvghOBkUB/HKYANXXb3ZzuNfrlAM= ");
 	assert_int_equal(verify(WHSEC, MSG_ID, "1795500000", sig, body, NOW,
-	                     "the webhook-signature header is malformed "
-	                     "(v1,<base64> entries separated by spaces)"),
+	                     "the webhook-signature header has more than 8 v1 "
+	                     "signatures"),
 	    AFF_UNAUTHENTICATED);
 	memset(sig, ' ', 1030);
 	sig[1030] = '\0';
 	assert_int_equal(verify(WHSEC, MSG_ID, "1795500000", sig, body, NOW,
-	                     "the webhook-signature header is malformed "
-	                     "(v1,<base64> entries separated by spaces)"),
+	                     "the webhook-signature header is longer than 1024 "
+	                     "bytes"),
 	    AFF_UNAUTHENTICATED);
 }
 

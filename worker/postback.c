@@ -10,7 +10,9 @@
  *   - no redirect is followed (a 3xx is a failure that is not retried),
  *     no proxy from the environment is used, only http and https;
  *   - connect and total timeouts bound the attempt (the job's lease is
- *     kept alive by the worker's heartbeats meanwhile);
+ *     kept alive by the worker's heartbeats meanwhile); the answer's
+ *     headers are read up to 64 KiB and its body not at all (the status
+ *     is the answer);
  *   - the Standard Webhooks headers: webhook-id (the event's id, the same
  *     on every attempt: the receiver's idempotency key), webhook-timestamp
  *     (now, so that a retry hours later is within the receiver's
@@ -67,14 +69,28 @@ worker_postback_retry_after(const char *v, int64_t now_s)
 	return ((int64_t)t - now_s < 86400 * 30 ? (int)((int64_t)t - now_s) : 0);
 }
 
+/* The most of an answer's headers read: the status and Retry-After are
+ * all that is used, and a receiver may send headers without end. */
+#define HEADERS_MAX (64 * 1024)
+
 struct delivery {
 	int allow_private;
 	int retry_after_s;
 	int refused;        /* the socket callback refused an address */
 	char refused_ip[64];
+	long status;        /* of the answer's last status line */
+	int answered;       /* a final (non-1xx) answer's headers all read */
+	size_t header_bytes;
+	int headers_too_big;
 };
 
-/* Reads Retry-After from the answer's headers. */
+/*
+ * Reads the status and Retry-After from the answer's headers, and ends the
+ * transfer when a final answer's headers are all in: its body is not
+ * used, and a receiver that answers 200 and then sends a body without end
+ * (or slowly) must not hold the slot until the timeout and have its
+ * delivery counted as failed (it was delivered).
+ */
 static size_t
 on_header(char *buf, size_t size, size_t n, void *arg)
 {
@@ -82,6 +98,25 @@ on_header(char *buf, size_t size, size_t n, void *arg)
 	size_t len = size * n;
 	char line[128];
 
+	if ((d->header_bytes += len) > HEADERS_MAX) {
+		d->headers_too_big = 1;
+		return (0);
+	}
+	if (len > 5 && strncmp(buf, "HTTP/", 5) == 0) {
+		const char *sp = memchr(buf, ' ', len);
+		d->status = 0;
+		if (sp != NULL && buf + len - sp > 3)
+			d->status = strtol(sp + 1, NULL, 10);
+		return (len);
+	}
+	if ((len == 2 && buf[0] == '\r' && buf[1] == '\n') ||
+	    (len == 1 && buf[0] == '\n')) {
+		if (d->status >= 200) {
+			d->answered = 1;
+			return (0); /* the answer is known: stop here */
+		}
+		return (len);
+	}
 	if (len > 12 && len < sizeof(line) &&
 	    strncasecmp(buf, "retry-after:", 12) == 0) {
 		memcpy(line, buf + 12, len - 12);
@@ -244,6 +279,10 @@ worker_postback_run(const struct worker_config *cfg,
 	t0 = aff_mono_ms();
 	cc = curl_easy_perform(c);
 	res.latency_ms = aff_mono_ms() - t0;
+	/* Stopped by on_header once the answer was known: that is the
+	 * answer. */
+	if (cc == CURLE_WRITE_ERROR && d.answered)
+		cc = CURLE_OK;
 	if (cc == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	res.status_code = (int32_t)status;
@@ -254,6 +293,10 @@ worker_postback_run(const struct worker_config *cfg,
 		    "address", d.refused_ip);
 		res.permanent = 1;
 		rv = AFF_PERMISSION_DENIED;
+	} else if (d.headers_too_big) {
+		snprintf(err, errlen,
+		    "the answer's headers are larger than %d bytes", HEADERS_MAX);
+		rv = AFF_UNAVAILABLE;
 	} else if (cc != CURLE_OK) {
 		snprintf(err, errlen, "%s", cc == CURLE_OPERATION_TIMEDOUT
 		        ? "timed out"

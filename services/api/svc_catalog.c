@@ -33,8 +33,18 @@ chars(const char *s)
 	return (n);
 }
 
-/* A name or category: 1..max characters, no control character, not only
- * spaces. */
+/* Is p at a C1 control character (U+0080..U+009F, UTF-8 C2 80..C2 9F)?
+ * Unicode counts them as controls as it does C0's: U+0085 is a line
+ * break to some readers, U+009B a terminal's CSI. */
+static int
+c1_control(const char *p)
+{
+	return ((unsigned char)p[0] == 0xc2 && (unsigned char)p[1] >= 0x80 &&
+	    (unsigned char)p[1] <= 0x9f);
+}
+
+/* A name or category: 1..max characters, no control character (C0, DEL
+ * or C1), not only spaces. */
 static int
 check_text(struct rpc_call *call, const char *field, const char *v,
     size_t max)
@@ -43,7 +53,7 @@ check_text(struct rpc_call *call, const char *field, const char *v,
 	int blank = 1;
 
 	for (const char *p = v; *p != '\0'; p++) {
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f || c1_control(p))
 			return (rpc_errorf(call, AFF_INVALID_ARGUMENT,
 			    "%s must not contain control characters", field));
 		if (*p != ' ')
@@ -83,7 +93,7 @@ check_website(struct rpc_call *call, const char *v)
 		    "most %d bytes",
 		    WEBSITE_MAX_BYTES));
 	for (const char *p = v; *p != '\0'; p++)
-		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f || c1_control(p))
 			return (rpc_errorf(call, AFF_INVALID_ARGUMENT,
 			    "website must not contain spaces or control "
 			    "characters"));

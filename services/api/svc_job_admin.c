@@ -74,7 +74,11 @@ retry_job(struct rpc_call *call, const ProtobufCMessage *in_,
 	if (rv == AFF_ALREADY_EXISTS)
 		return (rpc_errorf(call, rv,
 		    "job %lld stays dead: its application's editor has applied "
-		    "to the same advertiser again, and that application is open",
+		    "to the same advertiser again, and that application is "
+		    "open; or, a postback job, its delivery is not dead (sent "
+		    "again since by another job: POST "
+		    "/postback-deliveries/{id}/redeliver) or its endpoint is "
+		    "deleted",
 		    (long long)in->id));
 	if (rv != AFF_OK)
 		return (svc_store_failed(call, rv));
@@ -105,7 +109,8 @@ retry_dead_jobs(struct rpc_call *call, const ProtobufCMessage *in_,
 	resp->retried = retried;
 	resp->skipped = skipped;
 	aff_info("jobs: %d dead jobs retried (%d left dead: their editor "
-	         "applied again) by key %lld",
+	         "applied again, or their postback delivery is not dead) by "
+	         "key %lld",
 	    retried, skipped, (long long)call->caller.key_id);
 	if (retried > 0)
 		jobs_notify(app->jobs);

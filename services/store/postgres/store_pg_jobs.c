@@ -122,6 +122,15 @@
 	X(ST_APP_REOPEN_EVENT, "INSERT INTO application_events"                \
 	                       " (application_id, status, reason, at)"         \
 	                       " VALUES ($1, 'pending', $2, $3)")        \
+	/* A dead postback job's delivery, pending again (as a redelivery \
+	 * does) only while it is dead: a delivery redelivered since has \
+	 * another job, which must stay its only one. */                     \
+	X(ST_DELIVERY_REOPEN, "UPDATE postback_deliveries SET"                 \
+	                      " state = 'pending', attempts = 0,"              \
+	                      " updated_at = $2 WHERE id = $1"                 \
+	                      " AND state = 'dead' AND (SELECT"                \
+	                      " pe.deleted_at IS NULL FROM postback_endpoints" \
+	                      " pe WHERE pe.id = endpoint_id)")                \
 	/* The open jobs through jobs_due (its WHERE), the dead apart; one  \
 	 * clock, the database's, as every job time here. */                 \
 	X(ST_JOBS_STATS,                                                       \
@@ -471,7 +480,8 @@ store_pg_job_list(store *base, const struct store_job_query *q, aff_arena *a,
  * row locked by ST_JOB_GET's FOR UPDATE, so a second retry waits and
  * then reads it queued). Checks before it writes: AFF_NOT_FOUND,
  * AFF_FAILED_PRECONDITION (not dead), AFF_ALREADY_EXISTS (its
- * application has an open successor).
+ * application has an open successor; a postback job's delivery is not
+ * dead: redelivered since, by another job, or its endpoint deleted).
  */
 static int
 job_requeue(pg_store *s, int64_t id, const struct store_job_policy *pol)
@@ -480,7 +490,7 @@ job_requeue(pg_store *s, int64_t id, const struct store_job_policy *pol)
 	PGresult *res;
 	char kind[64] = "", state[16] = "", why[64];
 	int64_t ref = 0, now_s = aff_now_ms() / 1000;
-	int rv, rows;
+	int rv, rows, max_attempts = pol->max_attempts;
 
 	store_pg_p_int(&p, id);
 	if ((rv = store_pg_run(s, PQ_JOBS, ST_JOB_GET, &p, &res, "job get")) !=
@@ -525,9 +535,23 @@ job_requeue(pg_store *s, int64_t id, const struct store_job_policy *pol)
 				return (rv);
 		}
 	}
+	if (strcmp(kind, "postback") == 0) {
+		p = (struct pg_params){ 0 };
+		store_pg_p_int(&p, ref);
+		store_pg_p_int(&p, now_s);
+		if ((rv = store_pg_run(s, PQ_JOBS, ST_DELIVERY_REOPEN, &p, &res,
+		         "delivery reopen")) != AFF_OK)
+			return (rv);
+		rows = atoi(PQcmdTuples(res));
+		PQclear(res);
+		if (rows == 0)
+			return (AFF_ALREADY_EXISTS);
+		/* Its attempts are the postback policy's, as at its making. */
+		max_attempts = store_postback_policy_get()->max_attempts;
+	}
 	p = (struct pg_params){ 0 };
 	store_pg_p_int(&p, id);
-	store_pg_p_int(&p, pol->max_attempts);
+	store_pg_p_int(&p, max_attempts);
 	store_pg_p_int(&p, aff_now_ms());
 	return (store_pg_run(s, PQ_JOBS, ST_JOB_REQUEUE, &p, NULL,
 	    "job requeue"));

@@ -87,6 +87,15 @@
 	X(ST_APP_REOPEN_EVENT, "INSERT INTO application_events"                \
 	                       " (application_id, status, reason, at)"         \
 	                       " VALUES (?1, 'pending', ?2, ?3)")          \
+	/* A dead postback job's delivery, pending again (as a redelivery \
+	 * does) only while it is dead: a delivery redelivered since has \
+	 * another job, which must stay its only one. */                     \
+	X(ST_DELIVERY_REOPEN, "UPDATE postback_deliveries SET"                 \
+	                      " state = 'pending', attempts = 0,"              \
+	                      " updated_at = ?2 WHERE id = ?1"                 \
+	                      " AND state = 'dead' AND (SELECT"                \
+	                      " pe.deleted_at IS NULL FROM postback_endpoints" \
+	                      " pe WHERE pe.id = endpoint_id)")                \
 	/* The IN list is jobs_due's own WHERE, so the partial index serves \
 	 * it. A job given back (due_at 0) is due now, not since the boot. */ \
 	X(ST_JOBS_OPEN, "SELECT state = 'queued', count(*),"                   \
@@ -425,13 +434,15 @@ store_sqlite_job_list(store *base, const struct store_job_query *q,
  * Queues dead job id again (inside the caller's transaction). Checks
  * before it writes, so an error leaves nothing to undo: AFF_NOT_FOUND,
  * AFF_FAILED_PRECONDITION (not dead), AFF_ALREADY_EXISTS (its
- * application has an open successor).
+ * application has an open successor; a postback job's delivery is not
+ * dead: redelivered since, by another job, or its endpoint deleted).
  */
 static int
 job_requeue(sqlite_store *s, int64_t id, int64_t now_ms,
     const struct store_job_policy *p)
 {
 	sqlite3_stmt *st = STMT(s, ST_JOB_GET);
+	struct store_job_policy postback_pol = *p;
 	char kind[64], state[16], why[64];
 	int64_t ref, now_s = aff_now_ms() / 1000;
 	int rc, rv;
@@ -475,6 +486,20 @@ job_requeue(sqlite_store *s, int64_t id, int64_t now_ms,
 			    AFF_OK)
 				return (rv);
 		}
+	}
+	if (strcmp(kind, "postback") == 0) {
+		st = STMT(s, ST_DELIVERY_REOPEN);
+		sqlite3_bind_int64(st, 1, ref);
+		sqlite3_bind_int64(st, 2, now_s);
+		if ((rv = store_sqlite_step_write(s, st, "delivery reopen")) !=
+		    AFF_OK)
+			return (rv);
+		if (sqlite3_changes(s->db) == 0)
+			return (AFF_ALREADY_EXISTS);
+		/* Its attempts are the postback policy's, as at its making. */
+		p = &postback_pol;
+		postback_pol.max_attempts =
+		    store_postback_policy_get()->max_attempts;
 	}
 	st = STMT(s, ST_JOB_REQUEUE);
 	sqlite3_bind_int64(st, 1, id);
