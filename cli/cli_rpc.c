@@ -13,6 +13,7 @@
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "affiliate/v1/health.pb-c.h"
 #include "affiliate/v1/postback.pb-c.h"
+#include "affiliate/v1/report.pb-c.h"
 
 /* Every service the server registers (services/server.c); a new service
  * is one more row. */
@@ -26,6 +27,7 @@ static const ProtobufCServiceDescriptor *const services[] = {
 	&affiliate__v1__job_admin_service__descriptor,
 	&affiliate__v1__catalog_service__descriptor,
 	&affiliate__v1__postback_service__descriptor,
+	&affiliate__v1__report_service__descriptor,
 };
 #define N_SERVICES (sizeof(services) / sizeof(services[0]))
 

@@ -14,6 +14,7 @@
 #include "affiliate/v1/affiliate.pb-c.h"
 #include "affiliate/v1/health.pb-c.h"
 #include "affiliate/v1/postback.pb-c.h"
+#include "affiliate/v1/report.pb-c.h"
 #include "affiliate/v1/rpc.pb-c.h"
 #include "cw_stack.h"
 
@@ -27,6 +28,7 @@ static const ProtobufCServiceDescriptor *const services[] = {
 	&affiliate__v1__order_service__descriptor,
 	&affiliate__v1__health_service__descriptor,
 	&affiliate__v1__postback_service__descriptor,
+	&affiliate__v1__report_service__descriptor,
 };
 
 /* The n-th message type: the envelopes, then each method's input and
