@@ -219,6 +219,16 @@ case("webhook, unknown advertiser", "POST", "/webhook/orders", 404, unk, signed(
 case("webhook, body over the cap", "POST", "/webhook/orders", 413, "x" * (MAX_BODY + 1))
 case("orders", "GET", "/orders", 200)
 case("orders, bad limit", "GET", "/orders?limit=abc", 400)
+# The year of the webhook's order above: its groups checked to the schema.
+year = time.strftime("%Y", time.gmtime())
+case("earnings by advertiser", "GET",
+     "/reports/earnings?from=%s-01-01&to=%s-12-31" % (year, year), 200,
+     must=lambda hs, b: None if b["groups"] else "no group: %s" % b)
+case("earnings by day at +02:00", "GET",
+     "/reports/earnings?from=%s-01-01&to=%s-12-31&group_by=day&tz=%%2B02:00" % (year, year), 200,
+     must=lambda hs, b: None if b["groups"] else "no group: %s" % b)
+case("earnings, from after to", "GET",
+     "/reports/earnings?from=2026-02-01&to=2026-01-01", 400)
 case("openapi", "GET", "/openapi.json", 200)
 case("livez", "GET", "/livez", 200)
 case("readyz", "GET", "/readyz", 200)
