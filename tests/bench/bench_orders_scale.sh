@@ -20,7 +20,9 @@
 # cent more:
 # the ?commission_mismatch=true pages (issue 18) read those through their
 # partial indexes.
-# The rows are marked as already copied, and the server runs with
+# created_at is in seconds, as the store writes it (one order a second
+# from 2025-12-01: the earnings triggers of schema step 14 sum it by its
+# UTC day, hour and month). The rows are marked as already copied, and the server runs with
 # --redis off: every list page here is answered by the database, which is
 # what answers every combination of two or three filters (Redis serves a
 # page only when one sorted set seeks it). The log level is info, the
@@ -82,7 +84,7 @@ SELECT x, 'scale-' || x, 1 + a, CASE WHEN e < 10 THEN 1 ELSE 2 + e % 9 END,
   1000 + x % 90000, ((1000 + x % 90000) * 500 + 5000) / 10000 + (x % 100 = 7),
   'EUR',
   CASE WHEN s < 20 THEN 'approved' WHEN s < 25 THEN 'declined' ELSE 'pending' END,
-  1764547200000 + x, 1764547200000 + x, 1, 1,
+  1764547200 + x, 1764547200 + x, 1, 1,
   ((1000 + x % 90000) * 500 + 5000) / 10000 FROM r;
 COMMIT;
 ANALYZE;
