@@ -46,6 +46,7 @@ static const struct store_pg_statements *const domains[PQ_DOMAINS] = {
 	[PQ_KEYS] = &store_pg_keys_statements,
 	[PQ_POSTBACKS] = &store_pg_postbacks_statements,
 	[PQ_REPORTS] = &store_pg_reports_statements,
+	[PQ_ORDERS_COPY] = &store_pg_orders_copy_statements,
 };
 
 /*

@@ -49,6 +49,7 @@ enum store_pg_domain {
 	PQ_KEYS,         /* store_pg_keys.c */
 	PQ_POSTBACKS,    /* store_pg_postbacks.c */
 	PQ_REPORTS,      /* store_pg_reports.c */
+	PQ_ORDERS_COPY,  /* store_pg_orders_copy.c */
 	PQ_DOMAINS,
 };
 
@@ -73,6 +74,7 @@ extern const struct store_pg_statements store_pg_postbacks_statements;
 extern const struct store_pg_statements store_pg_applications_statements;
 extern const struct store_pg_statements store_pg_jobs_statements;
 extern const struct store_pg_statements store_pg_orders_statements;
+extern const struct store_pg_statements store_pg_orders_copy_statements;
 extern const struct store_pg_statements store_pg_keys_statements;
 extern const struct store_pg_statements store_pg_reports_statements;
 
@@ -208,7 +210,16 @@ int store_pg_application_decide(pg_store *s, int64_t app_id,
 int store_pg_job_insert(pg_store *s, const char *kind, int64_t ref_id,
     const uint8_t *payload, size_t len, const struct store_job_policy *p,
     int64_t now_ms);
-/* store_pg_orders.c: lets go of the order sync's lock, if held. */
+/* An order's columns as every order statement reads them, and the
+ * Affiliate__V1__Order of row r read in that order (store_pg_orders.c;
+ * the copy's bookkeeping, store_pg_orders_copy.c, reads them too). */
+#define ORDER_COLUMNS                                                          \
+	"seq, order_id, advertiser_id, editor_id, amount_cents,"              \
+	" commission_cents, currency, status, created_at, updated_at,"        \
+	" expected_commission_cents"
+void *store_pg_row_order(const PGresult *res, int r, aff_arena *a);
+
+/* store_pg_orders_copy.c: lets go of the order sync's lock, if held. */
 void store_pg_sync_unlock(pg_store *s);
 
 /* The store_ops entries, one domain file each. */
