@@ -10,10 +10,81 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include "aff_err.h"
 #include "store.h"
 #include "store_backends.h"
+#include "testutil.h"
 
 struct tu_pg *sb_pg;
+int sb_cur_pg;
+char *sb_tmp;
+
+int
+sb_setup(void **state)
+{
+	struct sb_fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	sb_fresh(sb_cur_pg, sb_tmp, f->db, sizeof(f->db));
+	assert_int_equal(store_open(f->db, &f->s), AFF_OK);
+	assert_string_equal(
+	    f->s->ops->name, sb_cur_pg ? "postgresql" : "sqlite");
+	aff_arena_init(&f->a);
+	*state = f;
+	return (0);
+}
+
+int
+sb_teardown(void **state)
+{
+	struct sb_fixture *f = *state;
+
+	aff_arena_fini(&f->a);
+	store_close(f->s);
+	free(f);
+	return (0);
+}
+
+static int
+group_sqlite(void **state)
+{
+	(void)state;
+	sb_cur_pg = 0;
+	return (0);
+}
+
+static int
+group_pg(void **state)
+{
+	(void)state;
+	sb_cur_pg = 1;
+	return (sb_pg != NULL ? 0 : -1);
+}
+
+int
+sb_run(const char *what, const struct CMUnitTest *tests, size_t n)
+{
+	static struct tu_pg pg;
+	char name[64];
+	int rv;
+
+	assert_non_null(sb_tmp = tu_tmpdir());
+	if (tu_pg_start(&pg) == 0)
+		sb_pg = &pg;
+	else
+		fprintf(stderr, "# PostgreSQL did not start: the PostgreSQL "
+		                "group fails\n");
+	snprintf(name, sizeof(name), "%s on sqlite", what);
+	rv = _cmocka_run_group_tests(name, tests, n, group_sqlite, NULL);
+	snprintf(name, sizeof(name), "%s on postgresql", what);
+	rv += _cmocka_run_group_tests(name, tests, n, group_pg, NULL);
+	tu_pg_stop(&pg);
+	sb_pg = NULL;
+	tu_rmtree(sb_tmp);
+	free(sb_tmp);
+	sb_tmp = NULL;
+	return (rv);
+}
 
 void
 sb_fresh(int pg, const char *dir, char *db, size_t cap)

@@ -7,10 +7,38 @@
 #ifndef STORE_BACKENDS_H
 #define STORE_BACKENDS_H
 
+#include <stddef.h>
+
+#include "aff_arena.h"
+#include "store.h"
 #include "testutil_pg.h"
+
+struct CMUnitTest;
 
 /* The PostgreSQL server of the test process (NULL: SQLite only). */
 extern struct tu_pg *sb_pg;
+
+/* The group running (0 SQLite, 1 PostgreSQL) and the folder of its
+ * SQLite files, while sb_run runs the tests. */
+extern int sb_cur_pg;
+extern char *sb_tmp;
+
+/* A test's store: a fresh database of the group's backend, opened
+ * (sb_setup, which also checks the backend is the group's), and an arena
+ * for its answers; sb_teardown closes it. */
+struct sb_fixture {
+	char db[512];
+	store *s;
+	aff_arena a;
+};
+int sb_setup(void **state);
+int sb_teardown(void **state);
+#define SB_TEST(fn) cmocka_unit_test_setup_teardown(fn, sb_setup, sb_teardown)
+
+/* Runs the n tests once on SQLite ("WHAT on sqlite") and once on a
+ * PostgreSQL server it starts ("WHAT on postgresql", which fails when the
+ * server does not start); the number of failures. */
+int sb_run(const char *what, const struct CMUnitTest *tests, size_t n);
 
 /* Makes db name a fresh, empty database: a new SQLite file in dir, or
  * the PostgreSQL test database emptied (every table dropped). */

@@ -24,46 +24,12 @@
 #include "store_backends.h"
 #include "testutil.h"
 
-static int cur_pg; /* the group running: 0 SQLite, 1 PostgreSQL */
-static char *tmp;  /* SQLite files */
-
-struct fixture {
-	char db[512];
-	store *s;
-	aff_arena a;
-};
-
 static const struct store_job_policy pol = {
 	.visibility_ms = 60000,
 	.max_attempts = 3,
 	.backoff_ms = 60000,
 	.backoff_max_ms = 600000,
 };
-
-static int
-setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	assert_non_null(f);
-	sb_fresh(cur_pg, tmp, f->db, sizeof(f->db));
-	assert_int_equal(store_open(f->db, &f->s), AFF_OK);
-	assert_string_equal(f->s->ops->name, cur_pg ? "postgresql" : "sqlite");
-	aff_arena_init(&f->a);
-	*state = f;
-	return (0);
-}
-
-static int
-teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	aff_arena_fini(&f->a);
-	store_close(f->s);
-	free(f);
-	return (0);
-}
 
 #define OPS (f->s->ops)
 
@@ -120,13 +86,13 @@ test_the_name_is_shown_without_its_password(void **state)
 static void
 test_a_new_database_is_migrated_to_13_and_seeded(void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	long long links = 0;
 
 	for (int e = 1; e <= STORE_SEED_EDITORS; e++)
 		for (int a = 1; a <= STORE_SEED_ADVERTISERS; a++)
 			links += store_seed_eligible(e, a);
-	assert_int_equal(sb_sql_int(f->db, cur_pg
+	assert_int_equal(sb_sql_int(f->db, sb_cur_pg
 	                         ? "SELECT version FROM affiliate_schema"
 	                         : "PRAGMA user_version"),
 	    14);
@@ -137,7 +103,8 @@ test_a_new_database_is_migrated_to_13_and_seeded(void **state)
 	assert_int_equal(
 	    sb_sql_int(f->db, "SELECT count(*) FROM eligibility"), links);
 	/* The triggers counted every seed row, on both. */
-	assert_int_equal(sb_sql_int(f->db, "SELECT version FROM catalog_version"),
+	assert_int_equal(
+	    sb_sql_int(f->db, "SELECT version FROM catalog_version"),
 	    1 + STORE_SEED_EDITORS + STORE_SEED_ADVERTISERS + links);
 	assert_int_equal(sb_sql_int(f->db, "SELECT length(value) FROM meta"
 	                                   " WHERE key = 'orders_copy'"),
@@ -147,7 +114,7 @@ test_a_new_database_is_migrated_to_13_and_seeded(void **state)
 static void
 test_reopening_neither_migrates_nor_seeds_again(void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	Affiliate__V1__Advertiser *adv;
 	const char *id1, *id2;
 	char keep[40];
@@ -169,10 +136,10 @@ test_reopening_neither_migrates_nor_seeds_again(void **state)
 static void
 test_a_newer_schema_is_refused(void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	store *s2 = NULL;
 
-	sb_sql(f->db, cur_pg ? "UPDATE affiliate_schema SET version = 99"
+	sb_sql(f->db, sb_cur_pg ? "UPDATE affiliate_schema SET version = 99"
 	                     : "PRAGMA user_version = 99");
 	assert_int_equal(store_open(f->db, &s2), AFF_FAILED_PRECONDITION);
 	assert_null(s2);
@@ -181,7 +148,7 @@ test_a_newer_schema_is_refused(void **state)
 static void
 test_the_seed_is_the_same_on_both_backends(void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	char other[512];
 	store *s2;
 	Affiliate__V1__Advertiser **a, **b;
@@ -190,12 +157,12 @@ test_the_seed_is_the_same_on_both_backends(void **state)
 	struct store_advertiser_query q = { .limit = 100 };
 
 	/* The other backend's new database, beside this one. */
-	if (cur_pg)
-		snprintf(other, sizeof(other), "%s/seed-other.db", tmp);
+	if (sb_cur_pg)
+		snprintf(other, sizeof(other), "%s/seed-other.db", sb_tmp);
 	else {
 		if (sb_pg == NULL)
 			skip();
-		sb_fresh(1, tmp, other, sizeof(other));
+		sb_fresh(1, sb_tmp, other, sizeof(other));
 	}
 	assert_int_equal(store_open(other, &s2), AFF_OK);
 	assert_int_equal(OPS->advertiser_list(f->s, &q, &f->a, &a, &na, &more),
@@ -224,14 +191,14 @@ test_the_seed_is_the_same_on_both_backends(void **state)
 			    s2->ops->eligible(s2, e, ad));
 	}
 	store_close(s2);
-	if (!cur_pg)
-		sb_fresh(1, tmp, other, sizeof(other)); /* leave it empty */
+	if (!sb_cur_pg)
+		sb_fresh(1, sb_tmp, other, sizeof(other)); /* leave it empty */
 }
 
 static void
 test_reads_pages_and_eligibility(void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	struct store_advertiser_query q = { .limit = 5 };
 	Affiliate__V1__Advertiser *adv, **v;
 	size_t n, seen = 0;
@@ -280,7 +247,7 @@ test_reads_pages_and_eligibility(void **state)
  * COMMIT returns: up to 2 s is allowed, it takes well under a ms).
  */
 static int64_t
-version_to(struct fixture *f, int64_t want, const char **id)
+version_to(struct sb_fixture *f, int64_t want, const char **id)
 {
 	int64_t now, t0 = aff_mono_ms();
 
@@ -296,7 +263,7 @@ version_to(struct fixture *f, int64_t want, const char **id)
 static void
 test_catalog_version_moves_on_every_write_by_any_client(void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	const char *id1, *id2;
 	int64_t v1, v2, v3, v4;
 
@@ -332,7 +299,7 @@ test_catalog_version_moves_on_every_write_by_any_client(void **state)
 
 /* Makes the application of editor e to advertiser ad (no request id). */
 static Affiliate__V1__Application *
-app_new(struct fixture *f, int64_t e, int64_t ad, const char *rid, int want)
+app_new(struct sb_fixture *f, int64_t e, int64_t ad, const char *rid, int want)
 {
 	Affiliate__V1__Application *app = NULL;
 
@@ -345,7 +312,7 @@ app_new(struct fixture *f, int64_t e, int64_t ad, const char *rid, int want)
 static void
 test_applications_one_open_per_pair_and_resends(void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	Affiliate__V1__Application *a1, *a2, *a3, **v;
 	struct store_application_query q = { .limit = 10 };
 	size_t n;
@@ -411,7 +378,7 @@ review_result(int64_t job, const char *token, int ok, const char *decision,
 static void
 test_a_job_is_claimed_finished_once_and_checked_by_token(void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	Affiliate__V1__Application *app;
 	Affiliate__V1__JobResult r;
 	struct store_job *jobs;
@@ -480,7 +447,7 @@ test_a_job_is_claimed_finished_once_and_checked_by_token(void **state)
 static void
 test_failures_back_off_and_die_after_the_last_attempt(void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	struct store_job_policy quick = pol;
 	Affiliate__V1__Application *app;
 	Affiliate__V1__JobResult r;
@@ -535,7 +502,7 @@ test_failures_back_off_and_die_after_the_last_attempt(void **state)
 /* Claims every due job and fails each: those on their last attempt die.
  * Returns how many were claimed. */
 static size_t
-fail_due_jobs(struct fixture *f)
+fail_due_jobs(struct sb_fixture *f)
 {
 	Affiliate__V1__JobResult r;
 	struct store_job *jobs;
@@ -555,7 +522,7 @@ fail_due_jobs(struct fixture *f)
 
 /* A page of jobs in state (NULL: any), checked for its length. */
 static Affiliate__V1__JobInfo **
-jobs_page(struct fixture *f, const char *state, int64_t after, int limit,
+jobs_page(struct sb_fixture *f, const char *state, int64_t after, int limit,
     size_t want, int want_more)
 {
 	struct store_job_query q = { .state = state, .after = after,
@@ -573,7 +540,7 @@ jobs_page(struct fixture *f, const char *state, int64_t after, int limit,
 static void
 test_dead_jobs_are_listed_and_retried_to_pending(void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	struct store_job_policy once = pol;
 	Affiliate__V1__Application *app;
 	Affiliate__V1__JobInfo **v, *j = NULL;
@@ -711,7 +678,7 @@ static void
 test_a_lapsed_lease_is_delivered_again_and_the_late_result_counts(
     void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	struct store_job_policy shortp = pol;
 	Affiliate__V1__Application *app;
 	Affiliate__V1__JobResult r;
@@ -765,7 +732,7 @@ test_a_lapsed_lease_is_delivered_again_and_the_late_result_counts(
 static void
 test_resume_makes_the_last_runs_deliveries_due(void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	struct store_job *jobs;
 	size_t n = 0;
 	int k = 0, total = 0;
@@ -791,12 +758,13 @@ test_resume_makes_the_last_runs_deliveries_due(void **state)
 	assert_int_equal(n, 1);
 	assert_int_equal(jobs[0].attempt, 2);
 	assert_int_equal(OPS->jobs_resume(f->s, aff_mono_ms(), &k), AFF_OK);
-	assert_int_equal(k, cur_pg ? 0 : 1); /* a live one's: PostgreSQL keeps */
+	/* a live one's: PostgreSQL keeps */
+	assert_int_equal(k, sb_cur_pg ? 0 : 1);
 }
 
 static enum store_order_outcome
-put(struct fixture *f, const char *id, int64_t ad, int64_t ed, int64_t amount,
-    const char *status, int want)
+put(struct sb_fixture *f, const char *id, int64_t ad, int64_t ed,
+    int64_t amount, const char *status, int want)
 {
 	struct store_order_in o = { .order_id = id, .advertiser_id = ad,
 		.editor_id = ed, .amount_cents = amount,
@@ -816,7 +784,7 @@ put(struct fixture *f, const char *id, int64_t ad, int64_t ed, int64_t amount,
 static void
 test_orders_are_stored_once_and_move_forward_only(void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	struct store_order_query q = { .limit = 2 };
 	Affiliate__V1__Order **v;
 	int64_t next;
@@ -875,7 +843,7 @@ test_orders_are_stored_once_and_move_forward_only(void **state)
 static void
 test_a_batch_commits_all_but_the_refused_order(void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 
 	assert_int_equal(OPS->batch_begin(f->s), AFF_OK);
 	assert_int_equal(put(f, "b-1", 2, 1, 100, NULL, AFF_OK),
@@ -900,7 +868,7 @@ test_a_batch_commits_all_but_the_refused_order(void **state)
 static void
 test_the_redis_copy_bookkeeping(void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	struct store_order_row *rows;
 	const char *copy;
 	char copy1[40];
@@ -956,7 +924,7 @@ test_the_redis_copy_bookkeeping(void **state)
 static void
 test_api_keys_and_webhook_secrets(void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	unsigned char h[32];
 	Affiliate__V1__ApiKey *k, **v;
 	struct store_key sk;
@@ -1023,7 +991,7 @@ test_api_keys_and_webhook_secrets(void **state)
 static void
 test_a_keyed_call_is_answered_once_all_or_nothing(void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	struct store_request_key k = { .scope = "key:1", .request_id = "rq-1",
 		.method = "affiliate.v1.ApplicationService/Apply" };
 	Affiliate__V1__ApiKey *key;
@@ -1069,23 +1037,7 @@ test_a_keyed_call_is_answered_once_all_or_nothing(void **state)
 	    1);
 }
 
-static int
-group_sqlite(void **state)
-{
-	(void)state;
-	cur_pg = 0;
-	return (0);
-}
-
-static int
-group_pg(void **state)
-{
-	(void)state;
-	cur_pg = 1;
-	return (sb_pg != NULL ? 0 : -1);
-}
-
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) SB_TEST(fn)
 
 int
 main(void)
@@ -1111,22 +1063,6 @@ main(void)
 		T(test_api_keys_and_webhook_secrets),
 		T(test_a_keyed_call_is_answered_once_all_or_nothing),
 	};
-	static struct tu_pg pg;
-	int rv;
-
 	aff_log_set_level(AFF_LOG_ERROR);
-	assert_non_null(tmp = tu_tmpdir());
-	if (tu_pg_start(&pg) == 0)
-		sb_pg = &pg;
-	else
-		fprintf(stderr, "# PostgreSQL did not start: the PostgreSQL "
-		                "group fails\n");
-	rv = cmocka_run_group_tests_name("store on sqlite", tests, group_sqlite,
-	    NULL);
-	rv += cmocka_run_group_tests_name("store on postgresql", tests, group_pg,
-	    NULL);
-	tu_pg_stop(&pg);
-	tu_rmtree(tmp);
-	free(tmp);
-	return (rv);
+	return (sb_run("store", tests, sizeof(tests) / sizeof(tests[0])));
 }

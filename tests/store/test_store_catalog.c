@@ -24,43 +24,10 @@
 #include "store_backends.h"
 #include "testutil.h"
 
-static int cur_pg; /* the group running: 0 SQLite, 1 PostgreSQL */
-static char *tmp;  /* SQLite files */
-
-struct fixture {
-	char db[512];
-	store *s;
-	aff_arena a;
-};
-
-static int
-setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	assert_non_null(f);
-	sb_fresh(cur_pg, tmp, f->db, sizeof(f->db));
-	assert_int_equal(store_open(f->db, &f->s), AFF_OK);
-	aff_arena_init(&f->a);
-	*state = f;
-	return (0);
-}
-
-static int
-teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	aff_arena_fini(&f->a);
-	store_close(f->s);
-	free(f);
-	return (0);
-}
-
 #define OPS (f->s->ops)
 
 static int64_t
-version(struct fixture *f)
+version(struct sb_fixture *f)
 {
 	const char *id;
 	int64_t v;
@@ -72,7 +39,7 @@ version(struct fixture *f)
 static void
 test_catalog_writes_change_what_is_given_and_move_the_version(void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	struct store_advertiser_in in = { .set = STORE_ADV_ALL,
 		.name = "Book Nook", .category = "books", .currency = "GBP",
 		.commission_rate_bps = 825, .status = "active", .website = "",
@@ -125,7 +92,7 @@ test_catalog_writes_change_what_is_given_and_move_the_version(void **state)
 }
 
 static int
-put(struct fixture *f, const char *id, int64_t ad, int64_t amount,
+put(struct sb_fixture *f, const char *id, int64_t ad, int64_t amount,
     int64_t commission, const char *currency, const char *status,
     Affiliate__V1__Order **out, enum store_order_outcome *oc)
 {
@@ -142,7 +109,7 @@ static void
 test_an_orders_currency_and_expected_commission_come_from_its_advertiser(
     void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	struct store_advertiser_in allow = {
 		.set = STORE_ADV_OTHER_CURRENCIES, .allow_other_currencies = 1 };
 	enum store_order_outcome oc;
@@ -194,7 +161,7 @@ test_an_orders_currency_and_expected_commission_come_from_its_advertiser(
 static void
 test_one_order_and_one_application_with_their_history(void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	static const struct store_job_policy pol = { .visibility_ms = 60000,
 		.max_attempts = 3, .backoff_ms = 1000, .backoff_max_ms = 1000 };
 	enum store_order_outcome oc;
@@ -223,7 +190,7 @@ test_one_order_and_one_application_with_their_history(void **state)
 /* Orders o-0..o-(n-1), every tenth with a commission other than its
  * advertiser's rate gives. */
 static void
-put_many(struct fixture *f, int n)
+put_many(struct sb_fixture *f, int n)
 {
 	enum store_order_outcome oc;
 	Affiliate__V1__Order *o;
@@ -241,7 +208,7 @@ put_many(struct fixture *f, int n)
 static void
 test_the_mismatch_list_pages_over_mismatching_orders_only(void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	struct store_order_query q = { .commission_mismatch = 1, .limit = 3 };
 	Affiliate__V1__Order **v;
 	int64_t next;
@@ -285,10 +252,10 @@ test_a_mismatch_page_searches_a_partial_index(void **state)
 		"advertiser_id = 1 AND status = 'x' AND ",
 		"editor_id = 1 AND advertiser_id = 1 AND status = 'x' AND ",
 	};
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	sqlite3 *db;
 
-	if (cur_pg)
+	if (sb_cur_pg)
 		skip();
 	put_many(f, 40);
 	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
@@ -317,23 +284,7 @@ test_a_mismatch_page_searches_a_partial_index(void **state)
 	sqlite3_close(db);
 }
 
-static int
-group_sqlite(void **state)
-{
-	(void)state;
-	cur_pg = 0;
-	return (0);
-}
-
-static int
-group_pg(void **state)
-{
-	(void)state;
-	cur_pg = 1;
-	return (sb_pg != NULL ? 0 : -1);
-}
-
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) SB_TEST(fn)
 
 int
 main(void)
@@ -345,22 +296,6 @@ main(void)
 		T(test_the_mismatch_list_pages_over_mismatching_orders_only),
 		T(test_a_mismatch_page_searches_a_partial_index),
 	};
-	static struct tu_pg pg;
-	int rv;
-
 	aff_log_set_level(AFF_LOG_ERROR);
-	assert_non_null(tmp = tu_tmpdir());
-	if (tu_pg_start(&pg) == 0)
-		sb_pg = &pg;
-	else
-		fprintf(stderr, "# PostgreSQL did not start: the PostgreSQL "
-		                "group fails\n");
-	rv = cmocka_run_group_tests_name("store on sqlite", tests, group_sqlite,
-	    NULL);
-	rv += cmocka_run_group_tests_name("store on postgresql", tests, group_pg,
-	    NULL);
-	tu_pg_stop(&pg);
-	tu_rmtree(tmp);
-	free(tmp);
-	return (rv);
+	return (sb_run("store", tests, sizeof(tests) / sizeof(tests[0])));
 }

@@ -29,47 +29,14 @@
 #include "store_backends.h"
 #include "testutil.h"
 
-static int cur_pg; /* the group running: 0 SQLite, 1 PostgreSQL */
-static char *tmp;  /* SQLite files */
-
-struct fixture {
-	char db[512];
-	store *s;
-	aff_arena a;
-};
-
-static int
-setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	assert_non_null(f);
-	sb_fresh(cur_pg, tmp, f->db, sizeof(f->db));
-	assert_int_equal(store_open(f->db, &f->s), AFF_OK);
-	aff_arena_init(&f->a);
-	*state = f;
-	return (0);
-}
-
-static int
-teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	aff_arena_fini(&f->a);
-	store_close(f->s);
-	free(f);
-	return (0);
-}
-
 #define OPS (f->s->ops)
 
 /* The buckets a GROUP BY over the orders gives, and the table's own sums
  * (its PostgreSQL shards added up), each minus the other: 0 rows when
  * they are equal. bucket: the table's unit from created_at. */
 static long long
-aggregate_diff(
-    struct fixture *f, const char *table, const char *col, const char *bucket)
+aggregate_diff(struct sb_fixture *f, const char *table, const char *col,
+    const char *bucket)
 {
 	char sql[4096], from_orders[900], from_table[700];
 
@@ -93,7 +60,7 @@ aggregate_diff(
 }
 
 static void
-assert_aggregates_match(struct fixture *f)
+assert_aggregates_match(struct sb_fixture *f)
 {
 	assert_int_equal(
 	    aggregate_diff(f, "earnings_daily", "day", "created_at / 86400"),
@@ -105,7 +72,7 @@ assert_aggregates_match(struct fixture *f)
 	 * (date() on SQLite, extract() on PostgreSQL). */
 	assert_int_equal(
 	    aggregate_diff(f, "earnings_monthly", "month",
-	        cur_pg ? "(extract(year FROM to_timestamp(created_at)"
+	        sb_cur_pg ? "(extract(year FROM to_timestamp(created_at)"
 	                 " AT TIME ZONE 'UTC') * 12 + extract(month"
 	                 " FROM to_timestamp(created_at) AT TIME"
 	                 " ZONE 'UTC') - 1)::bigint"
@@ -124,9 +91,9 @@ assert_aggregates_match(struct fixture *f)
 }
 
 static void
-put(struct fixture *f, const char *id, int64_t adv, int64_t ed, int64_t amount,
-    int64_t commission, const char *currency, const char *status,
-    enum store_order_outcome want)
+put(struct sb_fixture *f, const char *id, int64_t adv, int64_t ed,
+    int64_t amount, int64_t commission, const char *currency,
+    const char *status, enum store_order_outcome want)
 {
 	struct store_order_in in = { .order_id = id,
 		.advertiser_id = adv,
@@ -145,7 +112,7 @@ put(struct fixture *f, const char *id, int64_t adv, int64_t ed, int64_t amount,
 /* Moves an order's arrival to t (Unix seconds), as a clock would have:
  * an update of a bucketed column, which the triggers follow too. */
 static void
-set_created(struct fixture *f, const char *id, long long t)
+set_created(struct sb_fixture *f, const char *id, long long t)
 {
 	char sql[256];
 
@@ -159,7 +126,7 @@ set_created(struct fixture *f, const char *id, long long t)
 static const int64_t advs[] = { 1, 2, 6, 8 };
 
 static void
-allow_usd_at_1(struct fixture *f)
+allow_usd_at_1(struct sb_fixture *f)
 {
 	struct store_advertiser_in in = { .set = STORE_ADV_OTHER_CURRENCIES,
 		.allow_other_currencies = 1 };
@@ -173,7 +140,7 @@ static void
 test_random_orders_and_moves_keep_the_aggregates_equal_to_a_group_by(
     void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	static const char *const to[] = { "approved", "declined" };
 	const int n = 240;
 	char id[32];
@@ -296,7 +263,7 @@ assert_row(const struct store_earnings_row *v, size_t n, int64_t key,
 static void
 test_a_report_sums_each_status_and_currency_to_the_cent(void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	struct store_earnings_query q = { .editor_id = 1,
 		.group = STORE_EARNINGS_BY_ADVERTISER,
 		.lo = DAY0,
@@ -439,7 +406,7 @@ test_a_report_sums_each_status_and_currency_to_the_cent(void **state)
 static void
 test_orders_stored_before_step_14_are_summed_when_reopened(void **state)
 {
-	struct fixture *f = *state;
+	struct sb_fixture *f = *state;
 	char id[32];
 
 	allow_usd_at_1(f);
@@ -453,7 +420,7 @@ test_orders_stored_before_step_14_are_summed_when_reopened(void **state)
 	store_close(f->s);
 	f->s = NULL;
 	/* The database as step 13 left it: no aggregates, version 13. */
-	if (cur_pg) {
+	if (sb_cur_pg) {
 		sb_sql(f->db, "DROP FUNCTION orders_earnings() CASCADE");
 		sb_sql(f->db, "DROP FUNCTION earnings_month(bigint)");
 		sb_sql(f->db,
@@ -481,7 +448,7 @@ test_orders_stored_before_step_14_are_summed_when_reopened(void **state)
 	    " WHERE order_id = 'old-1'");
 	assert_int_equal(store_open(f->db, &f->s), AFF_OK);
 	assert_int_equal(sb_sql_int(f->db,
-	                     cur_pg ? "SELECT version FROM affiliate_schema"
+	                     sb_cur_pg ? "SELECT version FROM affiliate_schema"
 	                            : "PRAGMA user_version"),
 	    14);
 	assert_aggregates_match(f);
@@ -495,23 +462,7 @@ test_orders_stored_before_step_14_are_summed_when_reopened(void **state)
 	assert_aggregates_match(f);
 }
 
-static int
-group_sqlite(void **state)
-{
-	(void)state;
-	cur_pg = 0;
-	return (0);
-}
-
-static int
-group_pg(void **state)
-{
-	(void)state;
-	cur_pg = 1;
-	return (sb_pg != NULL ? 0 : -1);
-}
-
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) SB_TEST(fn)
 
 int
 main(void)
@@ -521,23 +472,6 @@ main(void)
 		T(test_a_report_sums_each_status_and_currency_to_the_cent),
 		T(test_orders_stored_before_step_14_are_summed_when_reopened),
 	};
-	static struct tu_pg pg;
-	int rv;
-
 	aff_log_set_level(AFF_LOG_ERROR);
-	assert_non_null(tmp = tu_tmpdir());
-	if (tu_pg_start(&pg) == 0)
-		sb_pg = &pg;
-	else
-		fprintf(stderr,
-		    "# PostgreSQL did not start: the PostgreSQL "
-		    "group fails\n");
-	rv = cmocka_run_group_tests_name(
-	    "earnings on sqlite", tests, group_sqlite, NULL);
-	rv += cmocka_run_group_tests_name(
-	    "earnings on postgresql", tests, group_pg, NULL);
-	tu_pg_stop(&pg);
-	tu_rmtree(tmp);
-	free(tmp);
-	return (rv);
+	return (sb_run("earnings", tests, sizeof(tests) / sizeof(tests[0])));
 }
