@@ -84,7 +84,7 @@ test_the_name_is_shown_without_its_password(void **state)
 }
 
 static void
-test_a_new_database_is_migrated_to_13_and_seeded(void **state)
+test_a_new_database_is_migrated_to_14_and_seeded(void **state)
 {
 	struct sb_fixture *f = *state;
 	long long links = 0;
@@ -1045,7 +1045,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_the_name_selects_the_backend),
 		cmocka_unit_test(test_the_name_is_shown_without_its_password),
-		T(test_a_new_database_is_migrated_to_13_and_seeded),
+		T(test_a_new_database_is_migrated_to_14_and_seeded),
 		T(test_reopening_neither_migrates_nor_seeds_again),
 		T(test_a_newer_schema_is_refused),
 		T(test_the_seed_is_the_same_on_both_backends),
