@@ -20,6 +20,10 @@
 #   BENCH_SERVER_ARGS (default none) adds flags to affiliate-server's
 #   command line, split on spaces (e.g. "--threads 32"), to try settings.
 #   BENCH_KEEP=1 keeps the logs and wrk outputs (the folder is printed).
+#   BENCH_MISMATCH_EVERY (default 32): every Nth order reports another
+#   commission than its programme's (the rest report the programme's, as
+#   partners do); 1 makes every order a mismatch, each then also written
+#   to the eight partial indexes ?commission_mismatch=true reads.
 #
 # It starts, on free loopback ports, redis-server (no persistence),
 # affiliate-server on a fresh data dir with AFFILIATE_WEBHOOK_SECRET=
@@ -52,11 +56,14 @@ debug | info | warn | error) ;;
 *) echo "bench: BENCH_LOG_LEVEL must be debug, info, warn or error" >&2; exit 2 ;;
 esac
 RATE=${BENCH_RATE:-40000}
+# Every Nth order reports a commission other than its programme's (see
+# bench-sign-orders); 1 makes every order one.
+MISMATCH_EVERY=${BENCH_MISMATCH_EVERY:-32}
 THREADS=2
 CONNS=32
 SECRET=bench-secret
 TARGET_RATE=10000 # orders/s the ingest is reported against
-for v in "BENCH_SECONDS=$SECS" "BENCH_RATE=$RATE"; do
+for v in "BENCH_SECONDS=$SECS" "BENCH_RATE=$RATE" "BENCH_MISMATCH_EVERY=$MISMATCH_EVERY"; do
 	case ${v#*=} in
 	'' | *[!0-9]*) echo "bench: ${v%%=*} must be a whole number" >&2; exit 2 ;;
 	esac
@@ -139,7 +146,7 @@ host_busy() {
 
 # sign NAME COUNT: writes COUNT signed orders to $work/NAME.txt.
 sign() {
-	"$BIN/bench-sign-orders" "$2" "$SECRET" "$work/$1.txt" ||
+	"$BIN/bench-sign-orders" "$2" "$SECRET" "$work/$1.txt" "$MISMATCH_EVERY" ||
 		die "bench-sign-orders could not write $2 orders"
 }
 

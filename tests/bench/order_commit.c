@@ -3,7 +3,8 @@
  * own, with no network, no bridge and no other thread: BATCHES batches of
  * SIZE new orders through batch_begin, order_put and batch_end (what the
  * order writer does), on a fresh SQLite file at the server's settings
- * (WAL, synchronous=FULL). Prints a batch's time in its statements and in
+ * (WAL, synchronous=FULL), spread over the seed's editors and advertisers
+ * as the webhook benchmark's orders are. Prints a batch's time in its statements and in
  * its commit (mean, p50, p99), so the commit's cost (the WAL's fdatasync)
  * can be told from the statements' and from everything around them.
  *
@@ -91,10 +92,22 @@ main(int argc, char **argv)
 			Affiliate__V1__Order *o;
 			enum store_order_outcome oc;
 
+			/* Spread over the seed's editors and advertisers as
+			 * bench-sign-orders spreads them, with the programme's
+			 * commission: each list index is written where its
+			 * (editor, advertiser, status) prefix ends, so the pages
+			 * a batch dirties grow with the prefixes it touches. */
+			int k = b * size + i, adv = k % STORE_SEED_ADVERTISERS;
+
 			snprintf(ids[i], sizeof(ids[i]), "C%d-%d", b, i);
 			in[i] = (struct store_order_in){ .order_id = ids[i],
-				.advertiser_id = 1, .editor_id = 1,
-				.amount_cents = 4990, .commission_cents = 499 };
+				.advertiser_id = 1 + adv,
+				.editor_id = 1 + (k / STORE_SEED_ADVERTISERS) %
+				    STORE_SEED_EDITORS,
+				.amount_cents = 4990,
+				.commission_cents = (4990 *
+				        store_seed_advertisers[adv].rate_bps +
+				    5000) / 10000 };
 			if ((rv = s->ops->order_put(s, &in[i], &a, &o, &oc)) !=
 			        AFF_OK ||
 			    oc != STORE_ORDER_CREATED) {

@@ -3,14 +3,23 @@
  * benchmark (bench_webhooks.sh, webhook.lua), so the load generator does
  * no HMAC of its own and every request carries a distinct order.
  *
- * Usage: bench-sign-orders N SECRET OUTFILE
+ * Usage: bench-sign-orders N SECRET OUTFILE [MISMATCH_EVERY]
  *   Writes N lines "<signature>\t<body>\n": the signature is the plain hex
  *   form of X-Partner-Signature (lowercase HMAC-SHA256(SECRET, body)), the
  *   body the JSON webhook with order_id "B<nonce>-<i>". The nonce (time and
  *   pid, in base 36) keeps re-runs against the same database unique. The
- *   advertiser (1..24), editor (1..6), amount and commission vary with i;
- *   every body is valid: amount and commission have at most two decimals
- *   and the commission is at most the amount.
+ *   advertiser (1..24), editor (1..6) and amount vary with i; every body is
+ *   valid: amount and commission have at most two decimals and the
+ *   commission is at most the amount.
+ *
+ *   The commission is what the seed's programme gives (amount x the
+ *   advertiser's rate, half up to the cent: the expected commission the
+ *   store computes), as a partner reporting by the programme's terms sends
+ *   it, except on every MISMATCH_EVERY-th order (default 32), which reports
+ *   one cent more or less: the exception ?commission_mismatch=true lists,
+ *   whose partial indexes (schema step 12) only such orders are written
+ *   to. MISMATCH_EVERY=1 makes every order one (what this tool sent before
+ *   the expected commission existed: 0..30 % of the amount at random).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -21,6 +30,7 @@
 #include <unistd.h>
 
 #include "aff_webhook.h"
+#include "store.h"
 
 #define MAX_ORDERS 100000000L
 
@@ -49,9 +59,21 @@ main(int argc, char **argv)
 	FILE *f;
 	long n;
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: %s N SECRET OUTFILE\n", argv[0]);
+	long every = 32;
+
+	if (argc != 4 && argc != 5) {
+		fprintf(stderr, "usage: %s N SECRET OUTFILE [MISMATCH_EVERY]\n",
+		    argv[0]);
 		return (2);
+	}
+	if (argc == 5) {
+		errno = 0;
+		every = strtol(argv[4], &end, 10);
+		if (errno != 0 || *end != '\0' || every < 1 || every > MAX_ORDERS) {
+			fprintf(stderr, "bench-sign-orders: MISMATCH_EVERY must be "
+			                "1..%ld\n", MAX_ORDERS);
+			return (2);
+		}
 	}
 	errno = 0;
 	n = strtol(argv[1], &end, 10);
@@ -75,13 +97,19 @@ main(int argc, char **argv)
 	    nonce);
 
 	for (long i = 0; i < n; i++) {
-		/* Amounts 1.00 .. 500.99; commission 0..30 % of it, in cents. */
+		/* Amounts 1.00 .. 500.99, in cents. */
 		long amount = 100 + (i * 7919) % 50000;
-		long commission = amount * (i % 31) / 100;
+		long adv = 1 + i % STORE_SEED_ADVERTISERS;
+		long commission = (amount *
+		        store_seed_advertisers[adv - 1].rate_bps +
+		    5000) / 10000;
+
+		if ((i + 1) % every == 0)
+			commission += commission > 0 ? -1 : 1;
 		int len = snprintf(body, sizeof(body),
 		    "{\"order_id\":\"B%s-%ld\",\"advertiser_id\":%ld,"
 		    "\"user_id\":%ld,\"amount\":%ld.%02ld,\"commission\":%ld.%02ld}",
-		    nonce, i, 1 + i % 24, 1 + (i / 24) % 6, amount / 100,
+		    nonce, i, adv, 1 + (i / 24) % 6, amount / 100,
 		    amount % 100, commission / 100, commission % 100);
 
 		if (len < 0 || (size_t)len >= sizeof(body)) {
