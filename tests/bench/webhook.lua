@@ -49,6 +49,7 @@ local data = nil
 local pos = 1       -- where the thread's next line starts in data
 local nthreads = 1
 local wrapped_on = false
+local host = "localhost"
 
 -- The position of the line after the one starting at p (wrapping to the
 -- first line at the end); the second value says it wrapped.
@@ -67,6 +68,7 @@ function init(args)
 		os.exit(2)
 	end
 	nthreads = t
+	host = wrk.host .. (wrk.port and (":" .. wrk.port) or "")
 	local f = io.open(file, "r")
 	if f == nil then
 		io.stderr:write("webhook.lua: cannot open " .. file .. "\n")
@@ -91,10 +93,13 @@ end
 function request()
 	local e = data:find("\n", pos, true) or (#data + 1)
 	local tab = data:find("\t", pos, true)
-	local r = wrk.format("POST", "/webhook/orders", {
-		["Content-Type"] = "application/json",
-		["X-Partner-Signature"] = data:sub(pos, tab - 1),
-	}, data:sub(tab + 1, e - 1))
+	-- One concatenation, not wrk.format (which builds a table of headers
+	-- and walks it per request): wrk runs on the cores it measures, and
+	-- wrk.format cost it 56 us of CPU per request against 38 us so.
+	local r = "POST /webhook/orders HTTP/1.1\r\nHost: " .. host ..
+		"\r\nContent-Type: application/json\r\nX-Partner-Signature: " ..
+		data:sub(pos, tab - 1) .. "\r\nContent-Length: " .. (e - 1 - tab) ..
+		"\r\n\r\n" .. data:sub(tab + 1, e - 1)
 	if wrapped_on then
 		wrapped = wrapped + 1
 	else
