@@ -265,7 +265,7 @@ store_sqlite_open(const char *path, store **sp)
 	db_file_private(path);
 	rc = sqlite3_open_v2(path, &s->db,
 	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-	    NULL);
+	    store_sqlite_vfs());
 	if (rc != SQLITE_OK) {
 		aff_error("store: cannot open %s: %s", path,
 		    s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));

@@ -82,6 +82,13 @@ typedef struct sqlite_store {
 extern const char *const store_sqlite_schema_steps[];
 extern const int store_sqlite_schema_version;
 
+/* ---- the VFS (store_sqlite_vfs.c) ---- */
+
+/* The name of the VFS store connections open their database with (the
+ * unix VFS, with a commit's WAL writes gathered into one), registered on
+ * the first call; NULL if it could not be, and SQLite's default serves. */
+const char *store_sqlite_vfs(void);
+
 /* ---- errors and statements (store_sqlite.c) ---- */
 
 /* Translates an SQLite result code into an aff_err code, logging what
