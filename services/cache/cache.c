@@ -414,7 +414,16 @@ cache_orders_list(cache *c, const char *ns, int64_t gen,
 	redisReply *ids = NULL, *vals = NULL, *meta;
 	int queued = 0, empty = 0;
 	int64_t after = q->after, last = 0;
-	size_t k = 0, chunk = (size_t)q->limit + 1 < 256 ? 256 : (size_t)q->limit + 1;
+	int filters = (q->editor_id > 0) + (q->advertiser_id > 0) +
+	    (q->status != NULL && q->status[0] != '\0');
+	/* With one filter or none the index is the filter: the page is its
+	 * next limit + 1 entries (one more tells whether a page follows),
+	 * so no more are fetched. With more, others apply in memory and a
+	 * chunk is read at a time. Fetching 256 for a page of 10 made the
+	 * list an MGET of 256 keys each call: 1,700 pages/s. */
+	size_t k = 0, chunk = filters <= 1 || (size_t)q->limit + 1 >= 256
+	    ? (size_t)q->limit + 1
+	    : 256;
 	int rv = AFF_OK, more = 0;
 
 	if (gen <= 0 || (rc = cache_conn(c)) == NULL)
