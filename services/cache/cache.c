@@ -411,7 +411,7 @@ cache_orders_list(cache *c, const char *ns, int64_t gen,
 	char index[192], name[40];
 	Affiliate__V1__Order **v;
 	redisContext *rc;
-	redisReply *ids = NULL, *vals = NULL, *meta;
+	redisReply *ids = NULL, *vals = NULL, *meta, *exists;
 	int queued = 0, empty = 0;
 	int64_t after = q->after, last = 0;
 	int filters = (q->editor_id > 0) + (q->advertiser_id > 0) +
@@ -441,40 +441,54 @@ cache_orders_list(cache *c, const char *ns, int64_t gen,
 	if ((v = aff_arena_alloc(a, sizeof(*v) * (size_t)q->limit)) == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);
 	/* One round trip: the copy's generation, whether it ever held an
-	 * order in this index, and whether the index key is there. */
+	 * order in this index, whether the index key is there, and the
+	 * page's first ids (dropped unless the first three say the copy is
+	 * the current one and whole). */
 	pipe_cmd(rc, &queued, "HMGET %s:o:meta gen i:%s", ns, name);
 	pipe_cmd(rc, &queued, "EXISTS %s", index);
-	if (queued != 2 || (meta = pipe_reply(c)) == NULL)
+	pipe_cmd(rc, &queued,
+	    "ZRANGEBYSCORE %s (%lld +inf WITHSCORES LIMIT 0 %lld", index,
+	    (long long)after, (long long)chunk);
+	if (queued != 3 || (meta = pipe_reply(c)) == NULL)
 		return (AFF_UNAVAILABLE);
+	if ((exists = pipe_reply(c)) == NULL) {
+		freeReplyObject(meta);
+		return (AFF_UNAVAILABLE);
+	}
 	if ((ids = pipe_reply(c)) == NULL) {
 		freeReplyObject(meta);
+		freeReplyObject(exists);
 		return (AFF_UNAVAILABLE);
 	}
 	if (meta->type != REDIS_REPLY_ARRAY || meta->elements != 2 ||
 	    reply_gen(meta->element[0]) != gen ||
-	    ids->type != REDIS_REPLY_INTEGER)
+	    exists->type != REDIS_REPLY_INTEGER)
 		rv = AFF_UNAVAILABLE;
 	else if (meta->element[1]->type == REDIS_REPLY_NIL)
 		empty = 1; /* no order was ever in it: an empty page */
-	else if (ids->integer == 0) {
+	else if (exists->integer == 0) {
 		cache_orders_broken(c, ns, index);
 		rv = AFF_UNAVAILABLE;
 	}
 	freeReplyObject(meta);
-	freeReplyObject(ids);
-	ids = NULL;
-	if (rv != AFF_OK)
+	freeReplyObject(exists);
+	if (rv != AFF_OK) {
+		freeReplyObject(ids);
 		return (rv);
+	}
 	more = empty;
 	while (!more) {
 		size_t i;
 
+		/* The first chunk came with the checks; the next are asked. */
 		queued = 0;
-		pipe_cmd(rc, &queued,
-		    "ZRANGEBYSCORE %s (%lld +inf WITHSCORES LIMIT 0 %lld", index,
-		    (long long)after, (long long)chunk);
-		if (queued != 1 ||
-		    redisGetReply(rc, (void **)&ids) != REDIS_OK || ids == NULL) {
+		if (ids == NULL)
+			pipe_cmd(rc, &queued,
+			    "ZRANGEBYSCORE %s (%lld +inf WITHSCORES LIMIT 0 %lld",
+			    index, (long long)after, (long long)chunk);
+		if (ids == NULL &&
+		    (queued != 1 || redisGetReply(rc, (void **)&ids) != REDIS_OK ||
+		        ids == NULL)) {
 			cache_down(c, "no reply");
 			return (AFF_UNAVAILABLE);
 		}
