@@ -22,11 +22,17 @@
 #define SP_PROTO_REQ 0x30
 #define SP_PROTO_REP 0x31
 
+/* Bytes read ahead: a reply's header and a small body (a webhook's answer
+ * is ~150 bytes) come in one read(2) instead of two. */
+#define SP_READ_AHEAD 4096
+
 struct aff_sp_conn {
 	int fd;
 	int ipc;       /* ipc framing: a type byte before the length */
 	uint32_t next; /* request ids, high bit set on the wire */
 	size_t sent;   /* bytes written by write_all since the last call began */
+	size_t rpos, rend; /* unread bytes: rbuf[rpos..rend) */
+	uint8_t rbuf[SP_READ_AHEAD];
 };
 
 int
@@ -95,16 +101,41 @@ write_all(aff_sp_conn *c, struct iovec *iov, int n, int64_t deadline)
 	return (AFF_OK);
 }
 
-/* Reads exactly len bytes. */
+/* Reads exactly len bytes, first from what was read ahead. A short read
+ * refills the read-ahead buffer with whatever the socket holds; a long
+ * one (a body larger than the buffer) goes straight to buf. When wait is
+ * set the socket is polled before it is read: after a request the reply
+ * is never there yet, and a read that would fail with EAGAIN is a system
+ * call for nothing. */
 static int
-read_all(aff_sp_conn *c, void *buf, size_t len, int64_t deadline)
+read_all(aff_sp_conn *c, void *buf, size_t len, int wait, int64_t deadline)
 {
-	size_t off = 0;
+	uint8_t *out = buf;
+	size_t off = 0, n;
 
 	while (off < len) {
-		ssize_t r = read(c->fd, (char *)buf + off, len - off);
+		ssize_t r;
 		int rv;
 
+		if (c->rpos < c->rend) {
+			n = c->rend - c->rpos;
+			if (n > len - off)
+				n = len - off;
+			memcpy(out + off, c->rbuf + c->rpos, n);
+			c->rpos += n;
+			off += n;
+			continue;
+		}
+		if (wait && (rv = wait_fd(c->fd, POLLIN, deadline)) != AFF_OK)
+			return (rv);
+		wait = 0;
+		if (len - off >= sizeof(c->rbuf))
+			r = read(c->fd, out + off, len - off);
+		else if ((r = read(c->fd, c->rbuf, sizeof(c->rbuf))) > 0) {
+			c->rpos = 0;
+			c->rend = (size_t)r;
+			continue;
+		}
 		if (r > 0) {
 			off += (size_t)r;
 			continue;
@@ -115,8 +146,7 @@ read_all(aff_sp_conn *c, void *buf, size_t len, int64_t deadline)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return (AFF_UNAVAILABLE);
-		if ((rv = wait_fd(c->fd, POLLIN, deadline)) != AFF_OK)
-			return (rv);
+		wait = 1;
 	}
 	return (AFF_OK);
 }
@@ -205,7 +235,7 @@ aff_sp_dial(const char *url, int64_t deadline, aff_sp_conn **cp)
 		return (rv);
 	}
 	if ((rv = write_all(c, &iov, 1, deadline)) != AFF_OK ||
-	    (rv = read_all(c, peer, sizeof(peer), deadline)) != AFF_OK ||
+	    (rv = read_all(c, peer, sizeof(peer), 1, deadline)) != AFF_OK ||
 	    memcmp(peer, want, sizeof(want)) != 0) {
 		aff_sp_close(c);
 		return (rv != AFF_OK ? rv : AFF_UNAVAILABLE);
@@ -259,7 +289,7 @@ aff_sp_call(aff_sp_conn *c, const void *req, size_t len, int64_t deadline,
 		/* Each reply: [type] length, request id, body. A reply to an
 		 * earlier request (never expected: a call that fails closes
 		 * the connection) is read and dropped. */
-		if ((rv = read_all(c, in, hl + 4, deadline)) != AFF_OK)
+		if ((rv = read_all(c, in, hl + 4, 1, deadline)) != AFF_OK)
 			return (rv);
 		if (c->ipc && in[0] != 1)
 			return (AFF_INTERNAL);
@@ -271,7 +301,7 @@ aff_sp_call(aff_sp_conn *c, const void *req, size_t len, int64_t deadline,
 			return (AFF_RESOURCE_EXHAUSTED);
 		if ((body = malloc(mlen > 0 ? (size_t)mlen : 1)) == NULL)
 			return (AFF_RESOURCE_EXHAUSTED);
-		if ((rv = read_all(c, body, (size_t)mlen, deadline)) !=
+		if ((rv = read_all(c, body, (size_t)mlen, 0, deadline)) !=
 		    AFF_OK) {
 			free(body);
 			return (rv);
@@ -297,6 +327,10 @@ aff_sp_reusable(aff_sp_conn *c)
 	struct pollfd p = { .fd = c->fd, .events = POLLIN | POLLRDHUP };
 	char b;
 
+	/* Bytes read ahead that no call consumed: the peer sent more than
+	 * the replies asked for. */
+	if (c->rpos < c->rend)
+		return (0);
 	if (poll(&p, 1, 0) == 0)
 		return (1);
 	if (p.revents & (POLLERR | POLLHUP | POLLRDHUP | POLLNVAL))
