@@ -230,6 +230,17 @@ pipe_cmd(redisContext *rc, int *queued, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Queues the next n order ids (with their seq) of a list index after the
+ * seq after. */
+static void
+pipe_ids(redisContext *rc, int *queued, const char *index, int64_t after,
+    size_t n)
+{
+	pipe_cmd(rc, queued,
+	    "ZRANGEBYSCORE %s (%lld +inf WITHSCORES LIMIT 0 %lld", index,
+	    (long long)after, (long long)n);
+}
+
 /* Reads one reply of a pipeline; NULL (Redis marked down) when the
  * connection failed. */
 static redisReply *
@@ -446,9 +457,7 @@ cache_orders_list(cache *c, const char *ns, int64_t gen,
 	 * the current one and whole). */
 	pipe_cmd(rc, &queued, "HMGET %s:o:meta gen i:%s", ns, name);
 	pipe_cmd(rc, &queued, "EXISTS %s", index);
-	pipe_cmd(rc, &queued,
-	    "ZRANGEBYSCORE %s (%lld +inf WITHSCORES LIMIT 0 %lld", index,
-	    (long long)after, (long long)chunk);
+	pipe_ids(rc, &queued, index, after, chunk);
 	if (queued != 3 || (meta = pipe_reply(c)) == NULL)
 		return (AFF_UNAVAILABLE);
 	if ((exists = pipe_reply(c)) == NULL) {
@@ -481,16 +490,15 @@ cache_orders_list(cache *c, const char *ns, int64_t gen,
 		size_t i;
 
 		/* The first chunk came with the checks; the next are asked. */
-		queued = 0;
-		if (ids == NULL)
-			pipe_cmd(rc, &queued,
-			    "ZRANGEBYSCORE %s (%lld +inf WITHSCORES LIMIT 0 %lld",
-			    index, (long long)after, (long long)chunk);
-		if (ids == NULL &&
-		    (queued != 1 || redisGetReply(rc, (void **)&ids) != REDIS_OK ||
-		        ids == NULL)) {
-			cache_down(c, "no reply");
-			return (AFF_UNAVAILABLE);
+		if (ids == NULL) {
+			queued = 0;
+			pipe_ids(rc, &queued, index, after, chunk);
+			if (queued != 1 ||
+			    redisGetReply(rc, (void **)&ids) != REDIS_OK ||
+			    ids == NULL) {
+				cache_down(c, "no reply");
+				return (AFF_UNAVAILABLE);
+			}
 		}
 		if (ids->type != REDIS_REPLY_ARRAY || ids->elements % 2 != 0) {
 			rv = AFF_UNAVAILABLE;

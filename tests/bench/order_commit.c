@@ -4,9 +4,10 @@
  * SIZE new orders through batch_begin, order_put and batch_end (what the
  * order writer does), on a fresh SQLite file at the server's settings
  * (WAL, synchronous=FULL), spread over the seed's editors and advertisers
- * as the webhook benchmark's orders are. Prints a batch's time in its statements and in
- * its commit (mean, p50, p99), so the commit's cost (the WAL's fdatasync)
- * can be told from the statements' and from everything around them.
+ * as the webhook benchmark's orders are. Prints a batch's time in its
+ * statements and in its commit (mean, p50, p99), so the commit's cost
+ * (the WAL's fdatasync) can be told from the statements' and from
+ * everything around them.
  *
  * Usage: bench-order-commit DB_FILE [BATCHES [SIZE]]   (defaults 400, 16)
  * DB_FILE must not exist; put it on the disk the server's data is on.
@@ -105,9 +106,8 @@ main(int argc, char **argv)
 				.editor_id = 1 + (k / STORE_SEED_ADVERTISERS) %
 				    STORE_SEED_EDITORS,
 				.amount_cents = 4990,
-				.commission_cents = (4990 *
-				        store_seed_advertisers[adv].rate_bps +
-				    5000) / 10000 };
+				.commission_cents = store_expected_commission(
+				    4990, store_seed_advertisers[adv].rate_bps) };
 			if ((rv = s->ops->order_put(s, &in[i], &a, &o, &oc)) !=
 			        AFF_OK ||
 			    oc != STORE_ORDER_CREATED) {

@@ -100,16 +100,17 @@ main(int argc, char **argv)
 		/* Amounts 1.00 .. 500.99, in cents. */
 		long amount = 100 + (i * 7919) % 50000;
 		long adv = 1 + i % STORE_SEED_ADVERTISERS;
-		long commission = (amount *
-		        store_seed_advertisers[adv - 1].rate_bps +
-		    5000) / 10000;
+		long commission = (long)store_expected_commission(amount,
+		    store_seed_advertisers[adv - 1].rate_bps);
 
 		if ((i + 1) % every == 0)
 			commission += commission > 0 ? -1 : 1;
 		int len = snprintf(body, sizeof(body),
 		    "{\"order_id\":\"B%s-%ld\",\"advertiser_id\":%ld,"
 		    "\"user_id\":%ld,\"amount\":%ld.%02ld,\"commission\":%ld.%02ld}",
-		    nonce, i, adv, 1 + (i / 24) % 6, amount / 100,
+		    nonce, i, adv,
+		    1 + (i / STORE_SEED_ADVERTISERS) % STORE_SEED_EDITORS,
+		    amount / 100,
 		    amount % 100, commission / 100, commission % 100);
 
 		if (len < 0 || (size_t)len >= sizeof(body)) {

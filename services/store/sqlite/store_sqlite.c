@@ -188,35 +188,6 @@ busy_nap(void *arg, int count)
 }
 
 /*
- * How long the write-ahead log grows between checkpoints, on every
- * connection: 8,192 pages (32 MiB) where SQLite's default is 1,000.
- *
- * A checkpoint copies each page the log holds back into the database,
- * once however many times the log rewrote it, and runs inside the commit
- * that passed the bound: under webhook load that is the order writer's,
- * with every webhook of the next batch waiting. New orders land on the
- * last leaf of each list index for their (editor, advertiser, status)
- * prefix, so the log rewrites the same few hundred pages over and over:
- * a longer log copies each of them once for many more orders. Measured
- * (bench-order-commit, 3,000 batches of 16 orders spread as the webhook
- * benchmark's): 10,700 orders/s at 1,000 pages, 13,600 at 4,096, 14,400
- * at 16,384; the price is a longer pause every few seconds (one
- * checkpoint of a few thousand pages) and a longer recovery after a
- * crash (reading up to 32 MiB of log). After a checkpoint has emptied it,
- * the log file is cut back to 64 MiB if it grew past that.
- */
-static int
-store_sqlite_wal_bound(sqlite3 *db)
-{
-	char sql[128];
-
-	snprintf(sql, sizeof(sql),
-	    "PRAGMA wal_autocheckpoint = %d; PRAGMA journal_size_limit = %d",
-	    8192, 64 * 1024 * 1024);
-	return (store_sqlite_exec(db, sql));
-}
-
-/*
  * The size cap from AFFILIATE_DB_MAX_PAGES, when set: SQLite's
  * max_page_count, which holds per connection, so every connection sets
  * it. It is an operator's quota, and how the fault tests make a full disk
@@ -303,12 +274,34 @@ store_sqlite_open(const char *path, store **sp)
 	}
 	sqlite3_busy_handler(s->db, busy_nap, &s->busy_started);
 	sqlite3_extended_result_codes(s->db, 1);
-	/* WAL lets readers run beside the writer; FULL makes a commit
-	 * survive a power cut, not only a crash. */
+	/*
+	 * WAL lets readers run beside the writer; FULL makes a commit
+	 * survive a power cut, not only a crash.
+	 *
+	 * How long the write-ahead log grows between checkpoints, on every
+	 * connection: 8,192 pages (32 MiB) where SQLite's default is 1,000.
+	 *
+	 * A checkpoint copies each page the log holds back into the
+	 * database, once however many times the log rewrote it, and runs
+	 * inside the commit that passed the bound: under webhook load that
+	 * is the order writer's, with every webhook of the next batch
+	 * waiting. New orders land on the last leaf of each list index for
+	 * their (editor, advertiser, status) prefix, so the log rewrites the
+	 * same few hundred pages over and over: a longer log copies each of
+	 * them once for many more orders. Measured (bench-order-commit,
+	 * 3,000 batches of 16 orders spread as the webhook benchmark's):
+	 * 10,700 orders/s at 1,000 pages, 13,600 at 4,096, 14,400 at 16,384;
+	 * the price is a longer pause every few seconds (one checkpoint of a
+	 * few thousand pages) and a longer recovery after a crash (reading
+	 * up to 32 MiB of log). After a checkpoint has emptied it, the log
+	 * file is cut back to 64 MiB if it grew past that.
+	 */
 	if ((rv = store_sqlite_exec(s->db, "PRAGMA journal_mode = WAL;"
 	                             "PRAGMA synchronous = FULL;"
-	                             "PRAGMA foreign_keys = ON;")) != AFF_OK ||
-	    (rv = store_sqlite_wal_bound(s->db)) != AFF_OK ||
+	                             "PRAGMA foreign_keys = ON;"
+	                             "PRAGMA wal_autocheckpoint = 8192;"
+	                             "PRAGMA journal_size_limit = 67108864;")) !=
+	        AFF_OK ||
 	    (rv = apply_max_pages(s->db)) != AFF_OK)
 		goto failed;
 	if ((rv = store_migrate(s->db)) != AFF_OK)

@@ -54,9 +54,11 @@ struct walbuf_file {
 	sqlite3_file *real;  /* the unix VFS's file, after this struct */
 	/* The main database: the file name SQLite opened it under (the
 	 * pointer, which sqlite3_filename_database of its log gives back)
-	 * and its log while that is open. A log: the run it holds, at off
-	 * in the file, and its database (or NULL). */
+	 * and its log while that is open. A log (log set, the only kind of
+	 * file whose writes are held): the run it holds, at off in the
+	 * file, and its database (or NULL). */
 	const char *name;
+	int log;
 	struct walbuf_file *wal, *db;
 	unsigned char *buf;
 	size_t len, cap;
@@ -157,7 +159,7 @@ walbuf_write(sqlite3_file *file, const void *p, int amt, sqlite3_int64 off)
 	struct walbuf_file *f = (struct walbuf_file *)file;
 	int rc;
 
-	if (f->name != NULL || amt <= 0)
+	if (!f->log || amt <= 0)
 		return (RM(f)->xWrite(f->real, p, amt, off));
 	/* The log: a write that continues the run joins it. */
 	if (f->len > 0 && off == f->off + (sqlite3_int64)f->len &&
@@ -347,6 +349,7 @@ walbuf_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *file,
 	} else if ((flags & SQLITE_OPEN_WAL) && name != NULL) {
 		const char *db = sqlite3_filename_database(name);
 
+		f->log = 1;
 		pthread_mutex_lock(&dbs_mtx);
 		for (d = dbs; d != NULL; d = d->next)
 			if (d->name == db && d->wal == NULL) {
@@ -355,10 +358,8 @@ walbuf_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *file,
 				break;
 			}
 		pthread_mutex_unlock(&dbs_mtx);
-	} else {
-		/* Journals, temporary files: straight through. */
-		f->name = "";
 	}
+	/* Journals and temporary files go straight through. */
 	return (SQLITE_OK);
 }
 
@@ -479,14 +480,16 @@ walbuf_register(void)
 	for (int v = 1; v <= 3; v++) {
 		walbuf_methods[v] = v3;
 		walbuf_methods[v].iVersion = v;
-		if (v < 3)
-			walbuf_methods[v].xFetch = NULL,
+		if (v < 3) {
+			walbuf_methods[v].xFetch = NULL;
 			walbuf_methods[v].xUnfetch = NULL;
-		if (v < 2)
-			walbuf_methods[v].xShmMap = NULL,
-			walbuf_methods[v].xShmLock = NULL,
-			walbuf_methods[v].xShmBarrier = NULL,
+		}
+		if (v < 2) {
+			walbuf_methods[v].xShmMap = NULL;
+			walbuf_methods[v].xShmLock = NULL;
+			walbuf_methods[v].xShmBarrier = NULL;
 			walbuf_methods[v].xShmUnmap = NULL;
+		}
 	}
 	walbuf_vfs = (sqlite3_vfs){
 		.iVersion = 2,
