@@ -449,6 +449,111 @@ test_the_list_comes_from_the_redis_copy_and_survives_its_loss(void **state)
 	free(b);
 }
 
+/* The members of one of the copy's keys (ZRANGE, or HKEYS for the meta
+ * hash), joined by spaces. */
+static void
+copy_members(const char *cmd_fmt, const char *key, char *out, size_t cap)
+{
+	struct timeval tv = { 1, 0 };
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", F->redis.port,
+	    tv);
+	redisReply *keys, *r;
+	size_t len = 0;
+
+	assert_non_null(c);
+	keys = redisCommand(c, "KEYS aff:*:o:meta");
+	assert_int_equal(keys->elements, 1);
+	/* The namespace: the meta key without ":o:meta". */
+	{
+		char ns[128];
+		snprintf(ns, sizeof(ns), "%.*s", (int)(strlen(keys->element[0]->str) -
+		    strlen(":o:meta")), keys->element[0]->str);
+		r = redisCommand(c, cmd_fmt, ns, key);
+	}
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	out[0] = '\0';
+	for (size_t i = 0; i < r->elements; i++)
+		len += (size_t)snprintf(out + len, cap - len, "%s%s",
+		    i ? " " : "", r->element[i]->str);
+	freeReplyObject(r);
+	freeReplyObject(keys);
+	redisFree(c);
+}
+
+/* The copy's writes go a command per key for a whole batch (cache.c): an
+ * order in every index it belongs to, in seq order, moved between the
+ * status sets when its status changes, and every index named in meta. */
+static void
+test_the_copy_keeps_each_order_in_its_indexes_across_status_changes(
+    void **state)
+{
+	char got[512], *b;
+
+	(void)state;
+	for (int i = 0; i < 6; i++) {
+		char body[200];
+		snprintf(body, sizeof(body),
+		    "{\"order_id\":\"S-%d\",\"advertiser_id\":%d,\"editor_id\":%d,"
+		    "\"amount\":10,\"commission\":1}",
+		    i, i % 2 ? 2 : 3, i < 3 ? 1 : 2);
+		assert_int_equal(post(body, NULL), 201);
+	}
+	assert_int_equal(tu_sql_wait(F->db,
+	                     "SELECT count(*) FROM orders WHERE cached_rev < rev",
+	                     0, 5000),
+	    0);
+	for (int i = 0; i < 6; i += 2) {
+		char body[200];
+		snprintf(body, sizeof(body),
+		    "{\"order_id\":\"S-%d\",\"advertiser_id\":%d,\"editor_id\":%d,"
+		    "\"amount\":10,\"commission\":1,\"status\":\"approved\"}",
+		    i, i % 2 ? 2 : 3, i < 3 ? 1 : 2);
+		assert_int_equal(post(body, NULL), 200);
+	}
+	assert_int_equal(tu_sql_wait(F->db,
+	                     "SELECT count(*) FROM orders WHERE cached_rev < rev",
+	                     0, 5000),
+	    0);
+	copy_members("ZRANGE %s:oi:%s 0 -1", "all", got, sizeof(got));
+	assert_string_equal(got, "S-0 S-1 S-2 S-3 S-4 S-5");
+	copy_members("ZRANGE %s:oi:%s 0 -1", "e:1", got, sizeof(got));
+	assert_string_equal(got, "S-0 S-1 S-2");
+	copy_members("ZRANGE %s:oi:%s 0 -1", "e:2", got, sizeof(got));
+	assert_string_equal(got, "S-3 S-4 S-5");
+	copy_members("ZRANGE %s:oi:%s 0 -1", "a:2", got, sizeof(got));
+	assert_string_equal(got, "S-1 S-3 S-5");
+	copy_members("ZRANGE %s:oi:%s 0 -1", "a:3", got, sizeof(got));
+	assert_string_equal(got, "S-0 S-2 S-4");
+	copy_members("ZRANGE %s:oi:%s 0 -1", "s:pending", got, sizeof(got));
+	assert_string_equal(got, "S-1 S-3 S-5");
+	copy_members("ZRANGE %s:oi:%s 0 -1", "s:approved", got, sizeof(got));
+	assert_string_equal(got, "S-0 S-2 S-4");
+	copy_members("HKEYS %s:o:%s", "meta", got, sizeof(got));
+	{
+		static const char *const want[] = { "i:all", "i:e:1", "i:e:2",
+			"i:a:2", "i:a:3", "i:s:pending", "i:s:approved", "gen" };
+		for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+			char w[40];
+			snprintf(w, sizeof(w), " %s ", want[i]);
+			char padded[520];
+			snprintf(padded, sizeof(padded), " %s ", got);
+			if (strstr(padded, w) == NULL)
+				fail_msg("meta lacks %s: %s", want[i], got);
+		}
+	}
+	/* The list reads those sets. */
+	b = list_body("/orders?status=pending");
+	assert_null(strstr(b, "\"order_id\":\"S-0\""));
+	assert_non_null(strstr(b, "\"order_id\":\"S-1\""));
+	assert_non_null(strstr(b, "\"order_id\":\"S-5\""));
+	free(b);
+	b = list_body("/orders?status=approved&editor_id=2");
+	assert_null(strstr(b, "\"order_id\":\"S-3\""));
+	assert_non_null(strstr(b, "\"order_id\":\"S-4\""));
+	assert_null(strstr(b, "\"order_id\":\"S-2\""));
+	free(b);
+}
+
 int
 main(void)
 {
@@ -465,6 +570,9 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_the_list_comes_from_the_redis_copy_and_survives_its_loss,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_the_copy_keeps_each_order_in_its_indexes_across_status_changes,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_10000_distinct_orders_are_10000_rows_and_10000_listed,

@@ -268,21 +268,56 @@ reply_gen(const redisReply *r)
 }
 
 /*
- * The copy's index keys, each named in the meta hash by a field "i:" and
- * its name once it holds an order: an index key that is missing while
- * meta names it was lost (evicted, deleted), and is not an empty page.
+ * A batch's writes, grouped so that Redis runs a command per key, not per
+ * order: one MSET of the orders, one ZADD per index key (the copy's
+ * "oi:" sorted sets: all, e:<editor>, a:<advertiser>, s:<status>) with
+ * all of the batch's entries for it, and one HSET naming those keys in
+ * the meta hash (field "i:" and the name, once an index holds an order:
+ * an index key missing while meta names it was lost, evicted or deleted,
+ * and is not an empty page). Sent one command per order and index, a
+ * new order cost 11 commands: Redis spent 30 us of CPU on each and the
+ * sync thread 16 us formatting them and reading their answers, a tenth
+ * of the whole webhook path's CPU.
  */
-static void
-pipe_index(redisContext *rc, int *queued, const char *ns, const char *fmt,
-    ...)
-{
-	char name[96];
-	va_list ap;
+struct put_entry {
+	char name[48]; /* the index key after "<ns>:oi:" */
+	char score[24];
+	const char *id;
+};
 
-	va_start(ap, fmt);
-	vsnprintf(name, sizeof(name), fmt, ap);
-	va_end(ap);
-	pipe_cmd(rc, queued, "HSET %s:o:meta i:%s 1", ns, name);
+/* One order's value, and the key it is kept under. */
+struct put_value {
+	char key[96 + 260];
+	uint8_t val[1024];
+	size_t len;
+};
+
+static int
+put_entry_cmp(const void *a, const void *b)
+{
+	return (strcmp(((const struct put_entry *)a)->name,
+	    ((const struct put_entry *)b)->name));
+}
+
+/* The argv of one command, built up to its cap. */
+struct put_argv {
+	const char **v;
+	size_t *len;
+	int n;
+};
+
+static void
+argv_add(struct put_argv *a, const void *s, size_t len)
+{
+	a->v[a->n] = s;
+	a->len[a->n++] = len;
+}
+
+static void
+pipe_argv(redisContext *rc, int *queued, const struct put_argv *a)
+{
+	if (redisAppendCommandArgv(rc, a->n, a->v, a->len) == REDIS_OK)
+		(*queued)++;
 }
 
 int
@@ -293,73 +328,152 @@ cache_orders_put(cache *c, const char *ns, int64_t expect,
 	redisReply *r;
 	int queued = 0, rv = AFF_OK;
 	int64_t shown;
+	/* Per index key: its full name, for ZADD and for the meta's field. */
+	char (*keys)[160] = NULL;
+	struct put_entry *e = NULL;
+	struct put_value *pv = NULL;
+	struct put_argv a = { 0 };
+	size_t ne = 0, nk = 0, cap = 2 * 4 * n + 8;
 
 	if ((rc = cache_conn(c)) == NULL)
 		return (AFF_UNAVAILABLE);
+	if ((e = malloc(4 * n * sizeof(*e) + 1)) == NULL ||
+	    (pv = malloc(n * sizeof(*pv) + 1)) == NULL ||
+	    (keys = malloc(4 * n * sizeof(*keys) + 1)) == NULL ||
+	    (a.v = malloc(cap * sizeof(*a.v))) == NULL ||
+	    (a.len = malloc(cap * sizeof(*a.len))) == NULL) {
+		rv = AFF_RESOURCE_EXHAUSTED;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const Affiliate__V1__Order *o = rows[i].order;
+
+		pv[i].len = affiliate__v1__order__get_packed_size(o);
+		if (pv[i].len > sizeof(pv[i].val)) {
+			pv[i].len = 0; /* cannot be: ids are at most 256 bytes */
+			continue;
+		}
+		affiliate__v1__order__pack(o, pv[i].val);
+		snprintf(pv[i].key, sizeof(pv[i].key), "%s:o:%s", ns,
+		    o->order_id);
+		for (int k = 0; k < 4; k++) {
+			struct put_entry *p = &e[ne++];
+			if (k == 0)
+				snprintf(p->name, sizeof(p->name), "all");
+			else if (k == 1)
+				snprintf(p->name, sizeof(p->name), "e:%lld",
+				    (long long)o->editor_id);
+			else if (k == 2)
+				snprintf(p->name, sizeof(p->name), "a:%lld",
+				    (long long)o->advertiser_id);
+			else
+				snprintf(p->name, sizeof(p->name), "s:%.40s",
+				    o->status);
+			snprintf(p->score, sizeof(p->score), "%lld",
+			    (long long)rows[i].seq);
+			p->id = o->order_id;
+		}
+	}
+	qsort(e, ne, sizeof(*e), put_entry_cmp);
+
 	/* The batch lands only on the copy this database last wrote: WATCH
 	 * makes the check and the write one step, so another writer (a
 	 * restored or copied database with the same id) cannot slip a batch
 	 * in between. */
 	pipe_cmd(rc, &queued, "WATCH %s:o:meta", ns);
 	pipe_cmd(rc, &queued, "HGET %s:o:meta gen", ns);
-	if (queued != 2 || (r = pipe_reply(c)) == NULL)
-		return (AFF_UNAVAILABLE);
+	if (queued != 2 || (r = pipe_reply(c)) == NULL) {
+		rv = AFF_UNAVAILABLE;
+		goto out;
+	}
 	freeReplyObject(r);
-	if ((r = pipe_reply(c)) == NULL)
-		return (AFF_UNAVAILABLE);
+	if ((r = pipe_reply(c)) == NULL) {
+		rv = AFF_UNAVAILABLE;
+		goto out;
+	}
 	shown = reply_gen(r);
 	freeReplyObject(r);
 	if (shown != expect) {
 		if ((r = cache_reply(c, redisCommand(rc, "UNWATCH"))) == NULL)
-			return (AFF_UNAVAILABLE);
-		freeReplyObject(r);
-		return (AFF_ABORTED);
+			rv = AFF_UNAVAILABLE;
+		else {
+			freeReplyObject(r);
+			rv = AFF_ABORTED;
+		}
+		goto out;
 	}
 	queued = 0;
 	pipe_cmd(rc, &queued, "MULTI");
+	/* An order changed since it was created leaves the status sets it
+	 * was in; one at its first revision was never in another. */
 	for (size_t i = 0; i < n; i++) {
-		const Affiliate__V1__Order *o = rows[i].order;
-		uint8_t buf[1024];
-		size_t len = affiliate__v1__order__get_packed_size(o);
-		const char *id = o->order_id, *word;
-		long long seq = (long long)rows[i].seq;
-		long long e = (long long)o->editor_id;
-		long long a = (long long)o->advertiser_id;
+		const char *word;
 
-		if (len > sizeof(buf))
-			continue; /* cannot be: order ids are at most 256 bytes */
-		affiliate__v1__order__pack(o, buf);
-		pipe_cmd(rc, &queued, "SET %s:o:%s %b", ns, id, buf, len);
-		pipe_cmd(rc, &queued, "ZADD %s:oi:all %lld %s", ns, seq, id);
-		pipe_cmd(rc, &queued, "ZADD %s:oi:e:%lld %lld %s", ns, e, seq, id);
-		pipe_cmd(rc, &queued, "ZADD %s:oi:a:%lld %lld %s", ns, a, seq, id);
-		for (int v = 1; (word = aff_status_word(AFF_ORDER_STATUS, v)) !=
-		     NULL;
-		     v++)
-			if (strcmp(word, o->status) != 0)
+		if (rows[i].rev <= 1 || pv[i].len == 0)
+			continue;
+		for (int v = 1;
+		     (word = aff_status_word(AFF_ORDER_STATUS, v)) != NULL; v++)
+			if (strcmp(word, rows[i].order->status) != 0)
 				pipe_cmd(rc, &queued, "ZREM %s:oi:s:%s %s", ns, word,
-				    id);
-		pipe_cmd(rc, &queued, "ZADD %s:oi:s:%s %lld %s", ns, o->status,
-		    seq, id);
-		pipe_index(rc, &queued, ns, "all");
-		pipe_index(rc, &queued, ns, "e:%lld", e);
-		pipe_index(rc, &queued, ns, "a:%lld", a);
-		pipe_index(rc, &queued, ns, "s:%s", o->status);
+				    rows[i].order->order_id);
+	}
+	a.n = 0;
+	argv_add(&a, "MSET", 4);
+	for (size_t i = 0; i < n; i++)
+		if (pv[i].len > 0) {
+			argv_add(&a, pv[i].key, strlen(pv[i].key));
+			argv_add(&a, pv[i].val, pv[i].len);
+		}
+	if (a.n > 1)
+		pipe_argv(rc, &queued, &a);
+	for (size_t i = 0; i < ne;) {
+		size_t j = i;
+
+		snprintf(keys[nk], sizeof(keys[nk]), "%s:oi:%s", ns, e[i].name);
+		a.n = 0;
+		argv_add(&a, "ZADD", 4);
+		argv_add(&a, keys[nk], strlen(keys[nk]));
+		for (; j < ne && strcmp(e[j].name, e[i].name) == 0; j++) {
+			argv_add(&a, e[j].score, strlen(e[j].score));
+			argv_add(&a, e[j].id, strlen(e[j].id));
+		}
+		pipe_argv(rc, &queued, &a);
+		/* The meta field for it: "i:" and the name, kept beside it. */
+		snprintf(keys[nk], sizeof(keys[nk]), "i:%s", e[i].name);
+		nk++;
+		i = j;
+	}
+	if (nk > 0) {
+		char meta[96];
+
+		snprintf(meta, sizeof(meta), "%s:o:meta", ns);
+		a.n = 0;
+		argv_add(&a, "HSET", 4);
+		argv_add(&a, meta, strlen(meta));
+		for (size_t k = 0; k < nk; k++) {
+			argv_add(&a, keys[k], strlen(keys[k]));
+			argv_add(&a, "1", 1);
+		}
+		pipe_argv(rc, &queued, &a);
 	}
 	pipe_cmd(rc, &queued, "HINCRBY %s:o:meta gen 1", ns);
 	pipe_cmd(rc, &queued, "EXEC");
 	/* MULTI's OK and one QUEUED per command, then EXEC's answer. */
 	for (int i = 0; i < queued - 1; i++) {
-		if ((r = pipe_reply(c)) == NULL)
-			return (AFF_UNAVAILABLE);
+		if ((r = pipe_reply(c)) == NULL) {
+			rv = AFF_UNAVAILABLE;
+			goto out;
+		}
 		if (r->type == REDIS_REPLY_ERROR) {
 			aff_warn("cache: redis: %s", r->str);
 			rv = AFF_UNAVAILABLE;
 		}
 		freeReplyObject(r);
 	}
-	if ((r = pipe_reply(c)) == NULL)
-		return (AFF_UNAVAILABLE);
+	if ((r = pipe_reply(c)) == NULL) {
+		rv = AFF_UNAVAILABLE;
+		goto out;
+	}
 	if (r->type == REDIS_REPLY_NIL)
 		rv = AFF_ABORTED; /* the copy changed under the WATCH */
 	else if (r->type != REDIS_REPLY_ARRAY || r->elements == 0 ||
@@ -368,6 +482,12 @@ cache_orders_put(cache *c, const char *ns, int64_t expect,
 	else if (rv == AFF_OK)
 		*gen = r->element[r->elements - 1]->integer;
 	freeReplyObject(r);
+out:
+	free(a.len);
+	free(a.v);
+	free(keys);
+	free(pv);
+	free(e);
 	return (rv);
 }
 
