@@ -495,7 +495,6 @@ server_handle(void *state, nng_msg *req, struct rpc_slot *slot)
 {
 	struct rpc_thread_env *env = state;
 
-	env->pipe = nng_msg_get_pipe(req);
 	env->received_ms = rpc_server_received_ms(slot);
 	return (rpc_dispatch(env, nng_msg_body(req), nng_msg_len(req), slot));
 }

@@ -202,7 +202,6 @@ struct rpc_thread_env {
 	lcache *lcache;         /* shared by the threads; may be NULL */
 	void *app;
 	struct rpc_gate gate;   /* who may call what; zero: everyone */
-	nng_pipe pipe;          /* the connection of the request at hand */
 	int64_t received_ms;    /* when it was received (aff_mono_ms()); 0 =
 	                           now. The envelope's timeout counts from it,
 	                           so time spent queued counts too. */

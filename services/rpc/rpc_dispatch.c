@@ -159,38 +159,12 @@ rpc_call_trailer(struct rpc_call *call, const char *key, const char *value)
 	call->trailers[call->n_trailers++] = e;
 }
 
-/*
- * The remote address of the connection a request came on, for the gate:
- * IPv4 or IPv6 text, "local" for ipc and inproc (this host), "unknown"
- * when the connection is gone or has none.
- */
-static void
-peer_address(nng_pipe pipe, char *buf, size_t cap)
-{
-	nng_sockaddr sa;
-
-	snprintf(buf, cap, "unknown");
-	if (nng_pipe_id(pipe) <= 0 ||
-	    nng_pipe_get_addr(pipe, NNG_OPT_REMADDR, &sa) != 0)
-		return;
-	switch (sa.s_family) {
-	case NNG_AF_INET:
-		inet_ntop(AF_INET, &sa.s_in.sa_addr, buf, (socklen_t)cap);
-		break;
-	case NNG_AF_INET6:
-		inet_ntop(AF_INET6, sa.s_in6.sa_addr, buf, (socklen_t)cap);
-		break;
-	default: /* ipc, inproc, abstract: this host */
-		snprintf(buf, cap, "local");
-		break;
-	}
-}
-
-/* peer_address for the gate's view: arg is the nng_pipe. */
+/* The peer for the gate's view: arg is the request's slot
+ * (rpc_server_peer; NULL outside a server). */
 static void
 gate_peer(void *arg, char *buf, size_t cap)
 {
-	peer_address(*(nng_pipe *)arg, buf, cap);
+	rpc_server_peer(arg, buf, cap);
 }
 
 /* Puts a gate's result on the call: its trailers, and its message when it
@@ -631,7 +605,7 @@ rpc_dispatch(struct rpc_thread_env *env, const void *data, size_t len,
 			.metadata = call->metadata,
 			.n_metadata = call->n_metadata,
 			.peer = gate_peer,
-			.peer_arg = &env->pipe,
+			.peer_arg = slot,
 			.store = call->store,
 			.cache = env->cache,
 		};

@@ -1,8 +1,10 @@
 /* rpc_server.c - see rpc_server.h. */
 #include "rpc_server.h"
 
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,51 +13,27 @@
 
 #include "aff_err.h"
 #include "aff_log.h"
+#include "aff_sp.h"
 #include "aff_util.h"
-
-enum slot_state { SLOT_RECV, SLOT_QUEUED, SLOT_DEFERRED, SLOT_SEND };
+#include "rpc_server_private.h"
 
 /* Only its address is used: the sentinel of a deferred reply. */
 char rpc_server_deferred_;
 
-/* One NNG context and its aio: one request at a time moves through it. */
-struct rpc_slot {
-	rpc_server *srv;
-	nng_ctx ctx;
-	nng_aio *aio;
-	enum slot_state state;
-	nng_msg *req;
-	int64_t received_ms;   /* aff_mono_ms() when req came */
-	struct rpc_slot *next; /* queue link */
-};
-
-struct handler_thread {
-	rpc_server *srv;
-	pthread_t tid;
-	void *state;
-	int started;
-};
-
-struct rpc_server {
-	struct rpc_server_opts opts;
-	nng_socket sock;
-	struct rpc_slot *slots;
-	int n_slots;
-	struct handler_thread *threads;
-	int n_threads;
-
-	pthread_mutex_t mtx;
-	pthread_cond_t cv;       /* work queued, or stopping */
-	pthread_cond_t init_cv;  /* a thread finished thread_init */
-	pthread_cond_t idle_cv;  /* a handler left handle() while draining */
-	struct rpc_slot *head, *tail;
-	int stopping;
-	int closed;
-	int n_ready, init_failed;
-	int draining;            /* requests are refused, not handled */
-	int busy;                /* handler threads inside handle() */
-	atomic_int sending;      /* replies given to NNG, not yet sent */
-};
+void
+rpc_server_enqueue(rpc_server *srv, struct rpc_slot *sl)
+{
+	pthread_mutex_lock(&srv->mtx);
+	sl->state = SLOT_QUEUED;
+	sl->next = NULL;
+	if (srv->tail != NULL)
+		srv->tail->next = sl;
+	else
+		srv->head = sl;
+	srv->tail = sl;
+	pthread_cond_signal(&srv->cv);
+	pthread_mutex_unlock(&srv->mtx);
+}
 
 static void
 slot_recv(struct rpc_slot *sl)
@@ -95,17 +73,9 @@ slot_cb(void *arg)
 			return;
 		}
 		sl->req = nng_aio_get_msg(sl->aio);
+		sl->pipe = nng_msg_get_pipe(sl->req);
 		sl->received_ms = aff_mono_ms();
-		pthread_mutex_lock(&srv->mtx);
-		sl->state = SLOT_QUEUED;
-		sl->next = NULL;
-		if (srv->tail != NULL)
-			srv->tail->next = sl;
-		else
-			srv->head = sl;
-		srv->tail = sl;
-		pthread_cond_signal(&srv->cv);
-		pthread_mutex_unlock(&srv->mtx);
+		rpc_server_enqueue(srv, sl);
 		break;
 	case SLOT_SEND:
 		atomic_fetch_sub(&srv->sending, 1);
@@ -187,8 +157,40 @@ rpc_server_received_ms(const struct rpc_slot *sl)
 }
 
 void
+rpc_server_peer(const struct rpc_slot *sl, char *buf, size_t cap)
+{
+	nng_sockaddr sa;
+
+	snprintf(buf, cap, "unknown");
+	if (sl == NULL)
+		return;
+	if (sl->conn != NULL) {
+		sp_peer(sl, buf, cap);
+		return;
+	}
+	if (nng_pipe_id(sl->pipe) <= 0 ||
+	    nng_pipe_get_addr(sl->pipe, NNG_OPT_REMADDR, &sa) != 0)
+		return;
+	switch (sa.s_family) {
+	case NNG_AF_INET:
+		inet_ntop(AF_INET, &sa.s_in.sa_addr, buf, (socklen_t)cap);
+		break;
+	case NNG_AF_INET6:
+		inet_ntop(AF_INET6, sa.s_in6.sa_addr, buf, (socklen_t)cap);
+		break;
+	default: /* ipc, inproc, abstract: this host */
+		snprintf(buf, cap, "local");
+		break;
+	}
+}
+
+void
 rpc_server_reply(struct rpc_slot *sl, nng_msg *reply)
 {
+	if (sl->conn != NULL) {
+		sp_reply(sl, reply);
+		return;
+	}
 	if (reply == NULL) {
 		/* No reply: REP must still be ready for the next. */
 		slot_recv(sl);
@@ -217,13 +219,18 @@ rpc_server_start(const struct rpc_server_opts *opts, rpc_server **sp)
 	pthread_cond_init(&srv->idle_cv, NULL);
 	atomic_init(&srv->sending, 0);
 
-	if (nng_rep0_open(&srv->sock) != 0) {
-		rv = AFF_INTERNAL;
-		goto failed_socket;
+	/* tcp:// and ipc:// are served by our own listener (rpc_sp_listen.c
+	 * says why); tls+tcp:// and anything else by NNG. */
+	if (opts->tls != NULL || !aff_sp_supported(opts->url)) {
+		if (nng_rep0_open(&srv->sock) != 0) {
+			rv = AFF_INTERNAL;
+			goto failed_socket;
+		}
+		srv->nng_open = 1;
+		/* NNG_OPT_RECVMAXSZ is unlimited unless set: a peer could
+		 * otherwise make us allocate whatever it claims to send. */
+		nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, opts->max_msg);
 	}
-	/* NNG_OPT_RECVMAXSZ is unlimited unless set: a peer could otherwise
-	 * make us allocate whatever it claims to send. */
-	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, opts->max_msg);
 
 	/* Handler threads first: they open the store, and nothing is
 	 * received before all of them are ready. */
@@ -252,6 +259,16 @@ rpc_server_start(const struct rpc_server_opts *opts, rpc_server **sp)
 		goto failed_threads;
 	}
 
+	if (!srv->nng_open) {
+		if ((rv = sp_listen_start(srv, opts->url, opts->max_msg,
+		         srv->n_slots, &srv->sp)) != AFF_OK)
+			goto failed_listen;
+		aff_info("rpc: listening on %s (up to %d requests at once, %d "
+		         "handler threads, max message %zu bytes)",
+		    opts->url, srv->n_slots, srv->n_threads, opts->max_msg);
+		*sp = srv;
+		return (AFF_OK);
+	}
 	srv->slots = calloc((size_t)srv->n_slots, sizeof(*srv->slots));
 	if (srv->slots == NULL) {
 		rv = AFF_RESOURCE_EXHAUSTED;
@@ -328,13 +345,17 @@ rpc_server_close(rpc_server *s)
 				pthread_join(s->threads[i].tid, NULL);
 	/* 2. Every reply given (deferred ones too) reaches its connection. */
 	until = aff_mono_ms() + CLOSE_SEND_WAIT_MS;
-	while (atomic_load(&s->sending) > 0 && aff_mono_ms() < until)
+	while ((atomic_load(&s->sending) > 0 ||
+	           (s->sp != NULL && sp_unsent(s->sp) > 0)) &&
+	    aff_mono_ms() < until)
 		nanosleep(&ms, NULL);
 	ms.tv_nsec = CLOSE_LINGER_MS * 1000L * 1000L;
 	nanosleep(&ms, NULL);
 	/* 3. Closing the socket aborts every pending receive and send; the
 	 * callbacks see NNG_ECLOSED and do not re-arm. */
-	nng_close(s->sock);
+	if (s->nng_open)
+		nng_close(s->sock);
+	sp_listen_close(s->sp);
 }
 
 void
@@ -354,6 +375,17 @@ rpc_server_free(rpc_server *s)
 			if (sl->state == SLOT_QUEUED && sl->req != NULL)
 				nng_msg_free(sl->req);
 		}
+	/* Requests the plain listener read after the handler threads
+	 * stopped: never answered, their connections closed. */
+	while (s->head != NULL) {
+		struct rpc_slot *sl = s->head;
+		s->head = sl->next;
+		if (sl->conn != NULL) {
+			nng_msg_free(sl->req);
+			free(sl);
+		}
+	}
+	sp_listen_free(s->sp);
 	free(s->slots);
 	free(s->threads);
 	pthread_cond_destroy(&s->cv);

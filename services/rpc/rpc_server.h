@@ -1,10 +1,12 @@
 /*
- * rpc_server.h - the NNG REP side of the RPC core.
+ * rpc_server.h - the REP side of the RPC core.
  *
- * A REP socket with many contexts receives requests; NNG's callbacks only
- * move a received request onto a queue (they never block), and a pool of
- * handler threads takes requests off it, calls the handler and sends the
- * reply through the same context. Each handler thread has its own state
+ * tcp:// and ipc:// are served by a listener of our own that speaks NNG's
+ * SP protocol on plain sockets (rpc_sp_listen.c); tls+tcp:// by an NNG
+ * REP socket with many contexts, whose callbacks only move a received
+ * request onto a queue (they never block). Either way a pool of handler
+ * threads takes requests off the queue, calls the handler and sends the
+ * reply on the request's connection. Each handler thread has its own state
  * (its store connection, its Redis connection), made by thread_init on that
  * thread before the server answers anything.
  */
@@ -66,6 +68,12 @@ void rpc_server_reply(struct rpc_slot *slot, nng_msg *reply);
  * a call's timeout counts from then, time queued included. Valid while
  * the handler holds the slot. */
 int64_t rpc_server_received_ms(const struct rpc_slot *slot);
+
+/* The peer of the connection the slot's request came on, for the gate
+ * (who may call, rate limits): IPv4 or IPv6 text, "local" for ipc and
+ * inproc (this host), "unknown" when it is gone or slot is NULL. Valid
+ * while the handler holds the slot. */
+void rpc_server_peer(const struct rpc_slot *slot, char *buf, size_t cap);
 
 /*
  * Starts listening and serving. Returns AFF_OK, AFF_INVALID_ARGUMENT for a
