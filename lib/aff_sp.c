@@ -151,29 +151,25 @@ read_all(aff_sp_conn *c, void *buf, size_t len, int wait, int64_t deadline)
 	return (AFF_OK);
 }
 
-/* A non-blocking socket connected to url, or an error code. */
-static int
-connect_url(const char *url, int64_t deadline, int *fdp, int *ipc)
+int
+aff_sp_addr(const char *url, int passive, struct sockaddr_storage *ss,
+    unsigned *len, int *ipc)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	int fd, rv, one = 1, err = 0;
-	socklen_t el = sizeof(err);
-
-	memset(&ss, 0, sizeof(ss));
+	memset(ss, 0, sizeof(*ss));
 	if (strncmp(url, "ipc://", 6) == 0) {
-		struct sockaddr_un *sun = (struct sockaddr_un *)&ss;
+		struct sockaddr_un *sun = (struct sockaddr_un *)ss;
 		if (strlen(url + 6) == 0 || strlen(url + 6) >= sizeof(sun->sun_path))
 			return (AFF_INVALID_ARGUMENT);
 		sun->sun_family = AF_UNIX;
 		strcpy(sun->sun_path, url + 6);
-		sl = sizeof(*sun);
+		*len = sizeof(*sun);
 		*ipc = 1;
 	} else if (strncmp(url, "tcp://", 6) == 0) {
 		struct addrinfo hints, *ai;
 		char host[256];
 		const char *hp = url + 6, *colon = strrchr(hp, ':');
 		size_t hl;
+		int any;
 
 		if (colon == NULL || colon[1] == '\0')
 			return (AFF_INVALID_ARGUMENT);
@@ -182,28 +178,45 @@ connect_url(const char *url, int64_t deadline, int *fdp, int *ipc)
 			hp++;
 			hl -= 2;
 		}
-		if (hl == 0 || hl >= sizeof(host))
+		if (hl >= sizeof(host))
 			return (AFF_INVALID_ARGUMENT);
 		memcpy(host, hp, hl);
 		host[hl] = '\0';
+		any = hl == 0 || strcmp(host, "*") == 0;
+		if (any && !passive)
+			return (AFF_INVALID_ARGUMENT);
 		memset(&hints, 0, sizeof(hints));
 		hints.ai_family = AF_UNSPEC;
 		hints.ai_socktype = SOCK_STREAM;
-		if (getaddrinfo(host, colon + 1, &hints, &ai) != 0)
+		hints.ai_flags = passive ? AI_PASSIVE | AI_NUMERICSERV : 0;
+		if (getaddrinfo(any ? NULL : host, colon + 1, &hints, &ai) != 0)
 			return (AFF_INVALID_ARGUMENT);
-		memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-		sl = ai->ai_addrlen;
+		memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+		*len = (unsigned)ai->ai_addrlen;
 		freeaddrinfo(ai);
 		*ipc = 0;
 	} else
 		return (AFF_INVALID_ARGUMENT);
+	return (AFF_OK);
+}
 
+/* A non-blocking socket connected to url, or an error code. */
+static int
+connect_url(const char *url, int64_t deadline, int *fdp, int *ipc)
+{
+	struct sockaddr_storage ss;
+	unsigned sl;
+	int fd, rv, one = 1, err = 0;
+	socklen_t el = sizeof(err);
+
+	if ((rv = aff_sp_addr(url, 0, &ss, &sl, ipc)) != AFF_OK)
+		return (rv);
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return (AFF_UNAVAILABLE);
 	if (!*ipc)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (struct sockaddr *)&ss, sl) != 0) {
+	if (connect(fd, (struct sockaddr *)&ss, (socklen_t)sl) != 0) {
 		if (errno != EINPROGRESS && errno != EAGAIN) {
 			close(fd);
 			return (AFF_UNAVAILABLE);
@@ -246,15 +259,15 @@ aff_sp_dial(const char *url, int64_t deadline, aff_sp_conn **cp)
 	return (AFF_OK);
 }
 
-static void
-put_be(uint8_t *p, uint64_t v, int n)
+void
+aff_sp_put_be(uint8_t *p, uint64_t v, int n)
 {
 	for (int i = n - 1; i >= 0; i--, v >>= 8)
 		p[i] = (uint8_t)v;
 }
 
-static uint64_t
-get_be(const uint8_t *p, int n)
+uint64_t
+aff_sp_get_be(const uint8_t *p, int n)
 {
 	uint64_t v = 0;
 
@@ -279,8 +292,8 @@ aff_sp_call(aff_sp_conn *c, const void *req, size_t len, int64_t deadline,
 	*rlen = 0;
 	c->sent = 0;
 	hdr[0] = 1; /* ipc: message type 1; tcp: overwritten below */
-	put_be(hdr + hl - 8, len + 4, 8);
-	put_be(hdr + hl, id, 4);
+	aff_sp_put_be(hdr + hl - 8, len + 4, 8);
+	aff_sp_put_be(hdr + hl, id, 4);
 	iov[0] = (struct iovec){ hdr, hl + 4 };
 	iov[1] = (struct iovec){ (void *)req, len };
 	if ((rv = write_all(c, iov, 2, deadline)) != AFF_OK)
@@ -293,7 +306,7 @@ aff_sp_call(aff_sp_conn *c, const void *req, size_t len, int64_t deadline,
 			return (rv);
 		if (c->ipc && in[0] != 1)
 			return (AFF_INTERNAL);
-		mlen = get_be(in + hl - 8, 8);
+		mlen = aff_sp_get_be(in + hl - 8, 8);
 		if (mlen < 4)
 			return (AFF_INTERNAL);
 		mlen -= 4;
@@ -306,7 +319,7 @@ aff_sp_call(aff_sp_conn *c, const void *req, size_t len, int64_t deadline,
 			free(body);
 			return (rv);
 		}
-		if ((uint32_t)get_be(in + hl, 4) == id) {
+		if ((uint32_t)aff_sp_get_be(in + hl, 4) == id) {
 			*rep = body;
 			*rlen = (size_t)mlen;
 			return (AFF_OK);

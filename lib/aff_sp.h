@@ -10,8 +10,9 @@
  * task threads before the waiting thread is woken); on a small host those
  * switches, not the work, bound the bridge (README, Performance, has the
  * measured cost). A connection owned by the
- * calling thread writes the request and reads the reply itself. The server
- * side stays NNG's REP socket: the bytes on the wire are the same.
+ * calling thread writes the request and reads the reply itself. The bytes
+ * on the wire are NNG's: the server's own listener for tcp:// and ipc://
+ * (services/rpc/rpc_sp_listen.c) and NNG's REP socket answer it alike.
  *
  * A connection carries one call at a time and is not thread-safe: keep one
  * per thread. Supports tcp://HOST:PORT and ipc:///PATH.
@@ -23,6 +24,21 @@
 #include <stdint.h>
 
 typedef struct aff_sp_conn aff_sp_conn;
+
+struct sockaddr_storage;
+
+/*
+ * The socket address of a tcp://HOST:PORT or ipc:///PATH URL, and whether
+ * it is ipc (its messages framed with a type byte). With passive set (a
+ * listener) an empty host or "*" is any address. AFF_OK, or
+ * AFF_INVALID_ARGUMENT for a URL it cannot parse or resolve.
+ */
+int aff_sp_addr(const char *url, int passive, struct sockaddr_storage *ss,
+    unsigned *len, int *ipc);
+
+/* n bytes of v big-endian at p, and back: SP's lengths and ids. */
+void aff_sp_put_be(uint8_t *p, uint64_t v, int n);
+uint64_t aff_sp_get_be(const uint8_t *p, int n);
 
 /* Whether aff_sp_dial can speak to url (tcp:// or ipc://). */
 int aff_sp_supported(const char *url);

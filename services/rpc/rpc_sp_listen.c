@@ -34,7 +34,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -50,6 +49,7 @@
 
 #include "aff_err.h"
 #include "aff_log.h"
+#include "aff_sp.h"
 #include "aff_util.h"
 
 #define SP_PROTO_REQ 0x30
@@ -94,23 +94,6 @@ struct sp_listener {
 	int starved;             /* a connection waits for in_flight room */
 	int stop;
 };
-
-static void
-put_be(uint8_t *p, uint64_t v, int n)
-{
-	for (int i = n - 1; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t
-get_be(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < n; i++)
-		v = (v << 8) | p[i];
-	return (v);
-}
 
 static void
 conn_free(struct sp_conn *c)
@@ -271,7 +254,7 @@ sp_reply(struct rpc_slot *sl, nng_msg *reply)
 		struct iovec iov[3];
 
 		hdr[0] = 1;
-		put_be(hdr + hl - 8, sl->bt_len + nng_msg_len(reply), 8);
+		aff_sp_put_be(hdr + hl - 8, sl->bt_len + nng_msg_len(reply), 8);
 		iov[0] = (struct iovec){ hdr, hl };
 		iov[1] = (struct iovec){ sl->bt, sl->bt_len };
 		iov[2] = (struct iovec){ nng_msg_body(reply), nng_msg_len(reply) };
@@ -390,7 +373,7 @@ conn_parse(struct sp_conn *c)
 			rv = -1;
 			break;
 		}
-		n = get_be(c->in + off + hl - 8, 8);
+		n = aff_sp_get_be(c->in + off + hl - 8, 8);
 		if (n > l->max_msg) {
 			rv = -1;
 			break;
@@ -642,20 +625,15 @@ static int
 listen_url(struct sp_listener *l, const char *url)
 {
 	struct sockaddr_storage ss;
-	socklen_t sl;
-	int fd, one = 1;
+	unsigned sl;
+	int fd, rv, one = 1;
 
-	memset(&ss, 0, sizeof(ss));
-	if (strncmp(url, "ipc://", 6) == 0) {
+	if ((rv = aff_sp_addr(url, 1, &ss, &sl, &l->ipc)) != AFF_OK)
+		return (rv);
+	if (l->ipc) {
 		struct sockaddr_un *sun = (struct sockaddr_un *)&ss;
 		int probe;
 
-		if (url[6] == '\0' || strlen(url + 6) >= sizeof(sun->sun_path))
-			return (AFF_INVALID_ARGUMENT);
-		sun->sun_family = AF_UNIX;
-		strcpy(sun->sun_path, url + 6);
-		sl = sizeof(*sun);
-		l->ipc = 1;
 		/* A socket file nobody listens on is a leftover (NNG removes
 		 * it too); one that answers is another server's. */
 		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -665,36 +643,9 @@ listen_url(struct sp_listener *l, const char *url)
 				(void)unlink(sun->sun_path);
 			close(probe);
 		}
-		snprintf(l->path, sizeof(l->path), "%s", sun->sun_path);
-	} else if (strncmp(url, "tcp://", 6) == 0) {
-		struct addrinfo hints, *ai;
-		char host[256];
-		const char *hp = url + 6, *colon = strrchr(hp, ':');
-		size_t hl;
-
-		if (colon == NULL || colon[1] == '\0')
-			return (AFF_INVALID_ARGUMENT);
-		hl = (size_t)(colon - hp);
-		if (hl >= 2 && hp[0] == '[' && hp[hl - 1] == ']') {
-			hp++;
-			hl -= 2;
-		}
-		if (hl >= sizeof(host))
-			return (AFF_INVALID_ARGUMENT);
-		memcpy(host, hp, hl);
-		host[hl] = '\0';
-		memset(&hints, 0, sizeof(hints));
-		hints.ai_family = AF_UNSPEC;
-		hints.ai_socktype = SOCK_STREAM;
-		hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-		if (getaddrinfo(hl == 0 || strcmp(host, "*") == 0 ? NULL : host,
-		        colon + 1, &hints, &ai) != 0)
-			return (AFF_INVALID_ARGUMENT);
-		memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-		sl = ai->ai_addrlen;
-		freeaddrinfo(ai);
-	} else
-		return (AFF_INVALID_ARGUMENT);
+		snprintf(l->path, sizeof(l->path), "%.*s",
+		    (int)sizeof(l->path) - 1, sun->sun_path);
+	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return (AFF_UNAVAILABLE);

@@ -376,6 +376,23 @@ answer_later(void *arg)
 	return (NULL);
 }
 
+/* Waits (1 s at most) until n requests are deferred; how many are. */
+static int
+wait_deferred(int n)
+{
+	int got = 0;
+
+	for (int k = 0; k < 100; k++) {
+		pthread_mutex_lock(&seen_mu);
+		got = n_deferred;
+		pthread_mutex_unlock(&seen_mu);
+		if (got == n)
+			break;
+		tu_sleep_ms(10);
+	}
+	return (got);
+}
+
 static void
 test_deferred_replies_to_a_gone_connection_are_dropped(void **state)
 {
@@ -393,14 +410,7 @@ test_deferred_replies_to_a_gone_connection_are_dropped(void **state)
 	for (int i = 0; i < 5; i++) {
 		fd = raw_open(port, NULL);
 		raw_send(fd, id, 1, "defer", 5);
-		for (int k = 0; k < 100; k++) {
-			pthread_mutex_lock(&seen_mu);
-			n = n_deferred;
-			pthread_mutex_unlock(&seen_mu);
-			if (n == i + 1)
-				break;
-			tu_sleep_ms(10);
-		}
+		n = wait_deferred(i + 1);
 		close(fd);
 	}
 	assert_int_equal(n, 5);
@@ -409,14 +419,7 @@ test_deferred_replies_to_a_gone_connection_are_dropped(void **state)
 	/* And one answered on a live connection. */
 	fd = raw_open(port, NULL);
 	raw_send(fd, id, 1, "defer", 5);
-	for (int k = 0; k < 100; k++) {
-		pthread_mutex_lock(&seen_mu);
-		n = n_deferred;
-		pthread_mutex_unlock(&seen_mu);
-		if (n == 1)
-			break;
-		tu_sleep_ms(10);
-	}
+	assert_int_equal(wait_deferred(1), 1);
 	assert_int_equal(pthread_create(&t, NULL, answer_later, NULL), 0);
 	assert_int_equal(raw_recv(fd, buf, sizeof(buf), 5000), 9);
 	assert_memory_equal(buf + 4, "defer", 5);
