@@ -162,6 +162,8 @@ conn_close(struct sp_conn *c)
 static int
 out_append(struct sp_conn *c, const void *p, size_t n)
 {
+	if (n == 0)
+		return (0); /* c->out may still be NULL: no memcpy */
 	if (c->out_off > 0 && c->out_off == c->out_len)
 		c->out_off = c->out_len = 0;
 	if (c->out_len + n > c->out_cap) {
@@ -329,7 +331,8 @@ conn_request(struct sp_conn *c, const uint8_t *p, size_t n)
 		free(sl);
 		return (0);
 	}
-	memcpy(nng_msg_body(sl->req), p + bt, n - bt);
+	if (n > bt)
+		memcpy(nng_msg_body(sl->req), p + bt, n - bt);
 	memcpy(sl->bt, p, bt);
 	sl->bt_len = bt;
 	sl->srv = l->srv;
