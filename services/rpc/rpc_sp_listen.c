@@ -580,7 +580,7 @@ sp_main(void *arg)
 	struct epoll_event ev[64];
 
 	for (;;) {
-		int n = epoll_wait(l->ep, ev, 64, -1), stop;
+		int n = epoll_wait(l->ep, ev, 64, -1), stop, resume = 0;
 
 		pthread_mutex_lock(&l->mtx);
 		stop = l->stop;
@@ -597,7 +597,9 @@ sp_main(void *arg)
 			if (c == (struct sp_conn *)l) {
 				uint64_t v;
 				(void)read(l->evfd, &v, sizeof(v));
-				resume_starved(l);
+				/* After this batch: resuming may close a connection
+				 * that a later event of the batch names. */
+				resume = 1;
 				continue;
 			}
 			if (ev[i].events & EPOLLOUT) {
@@ -619,6 +621,8 @@ sp_main(void *arg)
 			    conn_read(c) != 0)
 				conn_close(c);
 		}
+		if (resume)
+			resume_starved(l);
 	}
 	return (NULL);
 }
