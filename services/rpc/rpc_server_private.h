@@ -20,6 +20,10 @@ enum slot_state { SLOT_RECV, SLOT_QUEUED, SLOT_DEFERRED, SLOT_SEND };
 struct sp_conn;
 struct sp_listener;
 
+/* Words of a request's backtrace, its id included, past which it is
+ * dropped (NNG's REP ttl). */
+#define SP_MAX_HOPS 8
+
 /*
  * One request on its way through the server. On NNG a slot is a context
  * and its aio, reused request after request; on the plain listener it is
@@ -39,7 +43,7 @@ struct rpc_slot {
 	 * reply's body. */
 	struct sp_conn *conn;
 	size_t bt_len;
-	uint8_t bt[32];
+	uint8_t bt[4 * SP_MAX_HOPS];
 };
 
 struct handler_thread {

@@ -54,7 +54,6 @@
 
 #define SP_PROTO_REQ 0x30
 #define SP_PROTO_REP 0x31
-#define SP_MAX_HOPS 8
 /* Replies waiting for a slow reader, past which its requests are not
  * read (the rest of the server goes on). */
 #define SP_OUT_MAX (4u << 20)
@@ -316,14 +315,16 @@ conn_request(struct sp_conn *c, const uint8_t *p, size_t n)
 	size_t bt = 0;
 	int hops = 0;
 
+	/* At most SP_MAX_HOPS words, the request id included (NNG's REP
+	 * counts so against its ttl of 8); sl->bt holds that many. */
 	for (;;) {
+		if (++hops > SP_MAX_HOPS)
+			return (0); /* dropped, as NNG's REP past its ttl */
 		if (n - bt < 4)
 			return (-1); /* garbage: NNG's REP closes the pipe */
 		bt += 4;
 		if (p[bt - 4] & 0x80u)
 			break;
-		if (++hops > SP_MAX_HOPS)
-			return (0); /* dropped, as NNG's REP past its ttl */
 	}
 	if ((sl = calloc(1, sizeof(*sl))) == NULL)
 		return (0); /* dropped: the client's timeout answers it */
@@ -428,7 +429,9 @@ static int
 conn_read(struct sp_conn *c)
 {
 	for (;;) {
+		size_t room;
 		ssize_t r;
+		int reading;
 
 		if (c->in_cap - c->in_len < SP_READ_MIN) {
 			size_t cap = c->in_cap ? c->in_cap * 2 : 2 * SP_READ_MIN;
@@ -438,9 +441,7 @@ conn_read(struct sp_conn *c)
 			c->in = b;
 			c->in_cap = cap;
 		}
-		size_t room = c->in_cap - c->in_len;
-		int reading;
-
+		room = c->in_cap - c->in_len;
 		r = read(c->fd, c->in + c->in_len, room);
 		if (r == 0)
 			return (-1);
@@ -528,6 +529,27 @@ conn_accept(struct sp_listener *l)
 	}
 }
 
+/*
+ * Reads c again when it is paused and its replies have caught up; what it
+ * holds already is parsed first, since its peer may have nothing more to
+ * send. The poller's thread only; -1 to close c.
+ */
+static int
+conn_resume(struct sp_conn *c)
+{
+	int resume;
+
+	pthread_mutex_lock(&c->mtx);
+	resume = !c->closed && !c->reading &&
+	    c->out_len - c->out_off <= SP_OUT_MAX;
+	if (resume) {
+		c->reading = 1;
+		conn_arm(c);
+	}
+	pthread_mutex_unlock(&c->mtx);
+	return (resume ? conn_parse(c) : 0);
+}
+
 /* A reply freed room: the connections paused for it are read again. */
 static void
 resume_starved(struct sp_listener *l)
@@ -551,17 +573,8 @@ resume_starved(struct sp_listener *l)
 	pthread_mutex_unlock(&l->mtx);
 	for (size_t i = 0; i < n; i++) {
 		struct sp_conn *c = list[i];
-		int resume;
 
-		pthread_mutex_lock(&c->mtx);
-		resume = !c->closed && !c->reading &&
-		    c->out_len - c->out_off <= SP_OUT_MAX;
-		if (resume) {
-			c->reading = 1;
-			conn_arm(c);
-		}
-		pthread_mutex_unlock(&c->mtx);
-		if (resume && conn_parse(c) != 0)
+		if (conn_resume(c) != 0)
 			conn_close(c);
 		/* The reference taken for the walk. */
 		pthread_mutex_lock(&l->mtx);
@@ -605,13 +618,11 @@ sp_main(void *arg)
 			if (ev[i].events & EPOLLOUT) {
 				int bad;
 				pthread_mutex_lock(&c->mtx);
-				bad = out_flush(c) != 0;
-				if (!bad && !c->reading &&
-				    c->out_len - c->out_off <= SP_OUT_MAX)
-					c->reading = 1; /* caught up */
-				conn_arm(c);
+				if (!(bad = out_flush(c) != 0))
+					conn_arm(c);
 				pthread_mutex_unlock(&c->mtx);
-				if (bad) {
+				/* Caught up: read again, what it holds first. */
+				if (bad || conn_resume(c) != 0) {
 					conn_close(c);
 					continue;
 				}

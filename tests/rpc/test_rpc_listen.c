@@ -291,6 +291,22 @@ test_hostile_bytes_close_the_connection_and_others_are_served(void **state)
 	assert_int_equal(send(fd, big, 10, MSG_NOSIGNAL), 10);
 	assert_int_equal(raw_recv(fd, buf, sizeof(buf), 5000), -1);
 	close(fd);
+	/* Seven hops and the id, NNG's ttl of 8 words: answered, the whole
+	 * backtrace back. */
+	fd = raw_open(port, NULL);
+	for (int i = 0; i < 7; i++)
+		hops[i] = (uint32_t)i + 1;
+	hops[7] = 0x80000005u;
+	raw_send(fd, hops, 8, "ttl", 3);
+	assert_int_equal(raw_recv(fd, buf, sizeof(buf), 5000), 32 + 3);
+	assert_memory_equal(buf + 28, "\x80\x00\x00\x05ttl", 7);
+	/* Eight hops and the id: past it, dropped. */
+	for (int i = 0; i < 8; i++)
+		hops[i] = (uint32_t)i + 1;
+	hops[8] = 0x80000006u;
+	raw_send(fd, hops, 9, "far", 3);
+	assert_int_equal(raw_recv(fd, buf, sizeof(buf), 300), -2);
+	close(fd);
 	/* Nine hops before the id: dropped, and the connection answers the
 	 * next request. */
 	fd = raw_open(port, NULL);
@@ -428,6 +444,73 @@ test_deferred_replies_to_a_gone_connection_are_dropped(void **state)
 	rpc_server_free(s);
 }
 
+/* Big answers for the deferred requests: 2 MiB each. */
+static void *
+answer_big(void *arg)
+{
+	static uint8_t big[2 << 20];
+
+	(void)arg;
+	pthread_mutex_lock(&seen_mu);
+	for (int i = 0; i < n_deferred; i++) {
+		assert_int_equal(nng_msg_append(deferred_msg[i], big, sizeof(big)), 0);
+		rpc_server_reply(deferred[i], deferred_msg[i]);
+	}
+	n_deferred = 0;
+	pthread_mutex_unlock(&seen_mu);
+	return (NULL);
+}
+
+/*
+ * A connection paused twice over: its requests fill the server's slots
+ * (the rest wait in the listener's buffer), and their replies outgrow
+ * what it may hold for a reader. Once the reader catches up, the
+ * requests already read are answered too: its peer has nothing more to
+ * send that would wake the listener.
+ */
+static void
+test_requests_held_while_paused_are_answered_once_the_reader_catches_up(
+    void **state)
+{
+	static const uint32_t id[1] = { 0x80000001u };
+	uint8_t *buf = malloc(4u << 20);
+	char url[64];
+	rpc_server *s;
+	pthread_t t;
+	int fd, big = 0, small = 0;
+	long n;
+
+	(void)state;
+	assert_non_null(buf);
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", tu_free_port());
+	s = start(url);
+	fd = raw_open(url_port(url), NULL);
+	/* SLOTS deferred requests fill the slots; three more wait. */
+	for (int i = 0; i < SLOTS; i++)
+		raw_send(fd, id, 1, "defer", 5);
+	for (int i = 0; i < 3; i++)
+		raw_send(fd, id, 1, "small", 5);
+	assert_int_equal(wait_deferred(SLOTS), SLOTS);
+	/* 16 MiB of replies that this client does not read yet, all given
+	 * before the listener looks: past its 4 MiB, the connection stays
+	 * paused when the slots free. */
+	assert_int_equal(pthread_create(&t, NULL, answer_big, NULL), 0);
+	pthread_join(t, NULL);
+	tu_sleep_ms(200);
+	while ((n = raw_recv(fd, buf, 4u << 20, 3000)) > 0) {
+		big += n == 4 + 5 + (2 << 20);
+		small += n == 9;
+	}
+	printf("listen: %d replies of 2 MiB, then %d of the requests held "
+	       "while paused\n",
+	    big, small);
+	assert_int_equal(big, SLOTS);
+	assert_int_equal(small, 3);
+	free(buf);
+	close(fd);
+	rpc_server_free(s);
+}
+
 static void
 test_a_taken_address_is_unavailable_and_a_bad_url_invalid(void **state)
 {
@@ -462,6 +545,8 @@ main(void)
 		    test_a_client_that_never_reads_holds_no_one_else_up),
 		cmocka_unit_test(
 		    test_deferred_replies_to_a_gone_connection_are_dropped),
+		cmocka_unit_test(
+		    test_requests_held_while_paused_are_answered_once_the_reader_catches_up),
 		cmocka_unit_test(
 		    test_a_taken_address_is_unavailable_and_a_bad_url_invalid),
 	};
