@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <civetweb.h>
 
@@ -299,12 +300,26 @@ bridge_end_request(const struct mg_connection *conn, int status)
 }
 
 /* The headers are in: unless the watchdog has already cut the
- * connection, the handler runs. */
+ * connection, the handler runs.
+ *
+ * civetweb accepts and reads requests from inside mg_start, and a handler
+ * can only be set once mg_start has returned: a request read in between
+ * would find no route and get civetweb's 404 (a restarted bridge under
+ * load answered a partner's order "Not Found"). It waits here for the
+ * route instead; bridge_start sets it microseconds later, and after 5 s
+ * (never seen) the request is let through to whatever civetweb has. */
 static int
 bridge_begin_request(struct mg_connection *conn)
 {
-	int st = edge_request_begin();
+	bridge *b = mg_get_user_data(mg_get_context(conn));
+	int st;
 
+	for (int i = 0; i < 5000 &&
+	     !atomic_load_explicit(&b->routed, memory_order_acquire); i++) {
+		struct timespec ms = { 0, 1000000 };
+		nanosleep(&ms, NULL);
+	}
+	st = edge_request_begin();
 	if (st == 0)
 		return (0);
 	tl_answered = 1;
@@ -460,6 +475,7 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 		goto failed_start;
 	}
 	mg_set_request_handler(b->ctx, "/", bridge_handle, b);
+	atomic_store_explicit(&b->routed, 1, memory_order_release);
 	aff_info("bridge: listening on %s://%s, server %s over %s (%d "
 	         "threads, body cap %zu bytes)",
 	    tls ? "https" : "http", cfg->listen, cfg->server_url,
