@@ -103,7 +103,7 @@ test_new_database_is_migrated_seeded_and_in_wal_mode(void **state)
 	for (int e = 1; e <= STORE_SEED_EDITORS; e++)
 		for (int a = 1; a <= STORE_SEED_ADVERTISERS; a++)
 			links += store_seed_eligible(e, a);
-	assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 14);
+	assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 15);
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM editors"),
 	    STORE_SEED_EDITORS);
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM advertisers"),
@@ -175,7 +175,7 @@ test_reopening_keeps_changes_and_does_not_seed_again(void **state)
 	assert_string_equal(adv->name, "Renamed");
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM advertisers"),
 	    STORE_SEED_ADVERTISERS);
-	assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 14);
+	assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 15);
 }
 
 static void
@@ -203,7 +203,7 @@ test_a_version_1_database_is_migrated_keeping_its_data(void **state)
 	                  " UPDATE advertisers SET name = 'Kept' WHERE id = 1;"
 	                  " PRAGMA user_version = 1;");
 	assert_int_equal(store_open(f->path, &f->s), AFF_OK);
-	assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 14);
+	assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 15);
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM applications"), 0);
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM request_keys"), 0);
 	assert_int_equal(sql_int(f->path, "SELECT length(value) FROM meta"
