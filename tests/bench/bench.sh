@@ -84,7 +84,7 @@ wrk_runs=0
 # wrk_row NAME WRK_ARGS...: measures with wrk -t2 -c32 for BENCH_SECONDS
 # (the caller has warmed up) and records a row.
 wrk_row() {
-	local name=$1 out rps p50 p99 non2xx sock other
+	local name=$1 out rps p50 p99 non2xx sock
 	shift
 	out=$(wrk -t2 -c32 -d"${SECS}s" --latency "$@" 2>&1)
 	wrk_runs=$((wrk_runs + 1))
@@ -95,9 +95,6 @@ wrk_row() {
 	non2xx=$(echo "$out" | awk '/Non-2xx or 3xx responses:/ { print $NF }')
 	sock=$(echo "$out" | awk '/Socket errors:/ {
 		gsub(",", ""); print $4 + $6 + $8 + $10 }')
-	# webhook.lua counts statuses itself (a duplicate's 200 is no error).
-	other=$(echo "$out" | awk '$1 == "webhook_other" { print $2 }')
-	[ -z "$other" ] || non2xx=$other
 	if [ -z "$rps" ] || [ -z "$p50" ] || [ -z "$p99" ]; then
 		echo "$out" >&2
 		die "wrk gave no figures for $name"
