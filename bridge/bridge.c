@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <civetweb.h>
 
@@ -299,32 +298,32 @@ bridge_end_request(const struct mg_connection *conn, int status)
 	edge_request_end();
 }
 
-/* The headers are in: unless the watchdog has already cut the
- * connection, the handler runs.
- *
- * civetweb accepts and reads requests from inside mg_start, and a handler
- * can only be set once mg_start has returned: a request read in between
- * would find no route and get civetweb's 404 (a restarted bridge under
- * load answered a partner's order "Not Found"). It waits here for the
- * route instead; bridge_start sets it microseconds later, and after 5 s
- * (never seen) the request is let through to whatever civetweb has. */
+/*
+ * The headers are in: unless the watchdog has already cut the connection,
+ * the request is answered here, for every path. civetweb's own routing
+ * (mg_set_request_handler) is not used, for two reasons:
+ * - civetweb accepts and reads requests from inside mg_start, and a
+ *   handler can only be set once mg_start has returned: a request read in
+ *   between found no route and got civetweb's 404 (a restarted bridge
+ *   under load answered a partner's order "Not Found");
+ * - past begin_request, civetweb 1.15 looks the handler up under a lock
+ *   and stats a /.htpasswd for every request (a failed newfstatat), one
+ *   of about nine system calls a request on the webhook's path.
+ * A positive return is the request answered; civetweb then drops what the
+ * handler did not read of its body, as it does after a handler.
+ */
 static int
 bridge_begin_request(struct mg_connection *conn)
 {
-	bridge *b = mg_get_user_data(mg_get_context(conn));
-	int st;
+	int st = edge_request_begin();
 
-	for (int i = 0; i < 5000 &&
-	     !atomic_load_explicit(&b->routed, memory_order_acquire); i++) {
-		struct timespec ms = { 0, 1000000 };
-		nanosleep(&ms, NULL);
+	if (st != 0) {
+		tl_answered = 1;
+		mg_disable_connection_keep_alive(conn);
+		return (st == 408 ? 408 : 429);
 	}
-	st = edge_request_begin();
-	if (st == 0)
-		return (0);
-	tl_answered = 1;
-	mg_disable_connection_keep_alive(conn);
-	return (st == 408 ? 408 : 429);
+	st = bridge_handle(conn, mg_get_user_data(mg_get_context(conn)));
+	return (st > 0 ? st : 500);
 }
 
 static int
@@ -474,8 +473,6 @@ bridge_start(const struct bridge_config *cfg, bridge **bp)
 		rv = AFF_UNAVAILABLE;
 		goto failed_start;
 	}
-	mg_set_request_handler(b->ctx, "/", bridge_handle, b);
-	atomic_store_explicit(&b->routed, 1, memory_order_release);
 	aff_info("bridge: listening on %s://%s, server %s over %s (%d "
 	         "threads, body cap %zu bytes)",
 	    tls ? "https" : "http", cfg->listen, cfg->server_url,

@@ -6,8 +6,6 @@
 #ifndef BRIDGE_PRIV_H
 #define BRIDGE_PRIV_H
 
-#include <stdatomic.h>
-
 #include <civetweb.h>
 
 #include "aff_client.h"
@@ -23,9 +21,6 @@ struct bridge {
 	struct cors_policy cors;
 	struct proxy_list proxies;
 	struct mg_context *ctx;
-	/* 1 once bridge_start has named the route: mg_start listens and
-	 * serves before that (bridge_begin_request waits for it). */
-	atomic_int routed;
 	edge *edge;
 	aff_client *client;
 	readcache *rcache; /* NULL: --read-cache off */

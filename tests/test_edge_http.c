@@ -516,12 +516,14 @@ test_expect_100_continue_is_answered_before_the_body(void **state)
 /* --- A bridge starting ----------------------------------------------- */
 
 /*
- * civetweb listens and reads requests from inside mg_start, before the
- * bridge can set its route. A request that arrives in between (a client
- * retrying against a bridge that is being restarted) must get the route,
- * never civetweb's 404: under the fault test's load, a partner's order was
- * answered 404 Not Found that way. The shim (slow_route.c) holds the route
- * back 500 ms, so the first request lands in that window every time.
+ * civetweb listens and reads requests from inside mg_start, before
+ * bridge_start has done what follows it. A request that arrives then (a
+ * client retrying against a bridge that is being restarted) must be
+ * answered as any other: under the fault test's load, a partner's order
+ * got civetweb's 404 Not Found that way, when the route was set after
+ * mg_start. The shim (slow_start.c) holds mg_start's return 500 ms, so
+ * the first request, sent the moment the port accepts, lands in that
+ * window every time.
  */
 static void
 test_a_request_that_arrives_while_the_bridge_starts_gets_its_route(
@@ -545,7 +547,7 @@ test_a_request_that_arrives_while_the_bridge_starts_gets_its_route(
 	snprintf(asan_set, sizeof(asan_set), "%s%sverify_asan_link_order=0",
 	    asan_was, asan_was[0] != '\0' ? ":" : "");
 	setenv("ASAN_OPTIONS", asan_set, 1);
-	setenv("LD_PRELOAD", SLOW_ROUTE_LIB, 1);
+	setenv("LD_PRELOAD", SLOW_START_LIB, 1);
 	F->bridge = tu_spawn("affiliate-bridge", args, F->log);
 	unsetenv("LD_PRELOAD");
 	if (asan != NULL)
@@ -565,10 +567,10 @@ test_a_request_that_arrives_while_the_bridge_starts_gets_its_route(
 	assert_true(n > 0);
 	assert_true(strncmp(buf, "HTTP/1.1 200 ", 13) == 0);
 	assert_non_null(strstr(buf, "\r\n\r\n{\"status\":\"ok\"}"));
-	/* The route was held back, so the request met the window. */
+	/* The start was held back, so the request met the window. */
 	log = tu_read_file(F->log);
 	assert_non_null(log);
-	assert_non_null(strstr(log, "slow_route: / held 500 ms"));
+	assert_non_null(strstr(log, "slow_start: mg_start held 500 ms"));
 	free(log);
 	F->port = port;
 	bridge_still_answers();
