@@ -531,8 +531,7 @@ test_a_request_that_arrives_while_the_bridge_starts_gets_its_route(
 {
 	const char *args[] = { "--listen", NULL, "--server", F->ts.url,
 		"--threads", "8", NULL };
-	const char *asan = getenv("ASAN_OPTIONS");
-	char listen[64], buf[4096], asan_was[512] = "", asan_set[600];
+	char listen[64], buf[4096];
 	int fd = -1, port = tu_free_port();
 	size_t n;
 	char *log;
@@ -541,19 +540,9 @@ test_a_request_that_arrives_while_the_bridge_starts_gets_its_route(
 	bridge_down();
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
 	args[1] = listen;
-	/* Under make asan the shim comes before the sanitizer's runtime. */
-	if (asan != NULL)
-		snprintf(asan_was, sizeof(asan_was), "%s", asan);
-	snprintf(asan_set, sizeof(asan_set), "%s%sverify_asan_link_order=0",
-	    asan_was, asan_was[0] != '\0' ? ":" : "");
-	setenv("ASAN_OPTIONS", asan_set, 1);
-	setenv("LD_PRELOAD", SLOW_START_LIB, 1);
+	tu_preload_begin(SLOW_START_LIB);
 	F->bridge = tu_spawn("affiliate-bridge", args, F->log);
-	unsetenv("LD_PRELOAD");
-	if (asan != NULL)
-		setenv("ASAN_OPTIONS", asan_was, 1);
-	else
-		unsetenv("ASAN_OPTIONS");
+	tu_preload_end();
 	assert_true(F->bridge > 0);
 	for (int i = 0; i < 5000 && fd < 0; i++) {
 		if ((fd = tu_connect(port, 0, 0)) < 0)

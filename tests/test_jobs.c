@@ -54,8 +54,6 @@ stack_start(struct stack *s, const char *lease_ms, int faked)
 		"--job-backoff", "10", "--log-level", "warn", "--tls-cert", crt,
 		"--tls-key", key, "--tls-ca", ca, NULL };
 	struct aff_client_opts co = { 0 };
-	const char *asan = getenv("ASAN_OPTIONS");
-	char asan_was[1024] = "", asan_faked[1100];
 
 	assert_non_null(s->ts.dir = tu_tmpdir());
 	args[3] = s->ts.dir;
@@ -104,27 +102,17 @@ stack_start(struct stack *s, const char *lease_ms, int faked)
 		fputs("+0\n", f);
 		fclose(f);
 		/* Only the wall clock is faked: CLOCK_MONOTONIC is the real one. */
-		setenv("LD_PRELOAD", FAKETIME_LIB, 1);
+		tu_preload_begin(FAKETIME_LIB);
 		setenv("FAKETIME_TIMESTAMP_FILE", s->clock, 1);
 		setenv("FAKETIME_NO_CACHE", "1", 1);
 		setenv("DONT_FAKE_MONOTONIC", "1", 1);
-		/* Under make asan, libfaketime comes before the ASan runtime. */
-		if (asan != NULL)
-			snprintf(asan_was, sizeof(asan_was), "%s", asan);
-		snprintf(asan_faked, sizeof(asan_faked), "%s%sverify_asan_link_order=0",
-		    asan_was, asan_was[0] != '\0' ? ":" : "");
-		setenv("ASAN_OPTIONS", asan_faked, 1);
 	}
 	s->server = tu_spawn("affiliate-server", args, s->log);
 	if (faked) {
-		unsetenv("LD_PRELOAD");
+		tu_preload_end();
 		unsetenv("FAKETIME_TIMESTAMP_FILE");
 		unsetenv("FAKETIME_NO_CACHE");
 		unsetenv("DONT_FAKE_MONOTONIC");
-		if (asan != NULL)
-			setenv("ASAN_OPTIONS", asan_was, 1);
-		else
-			unsetenv("ASAN_OPTIONS");
 	}
 	assert_true(s->server > 0);
 	co.url = s->url;

@@ -538,6 +538,34 @@ tu_http_response_fini(struct tu_http_response *resp)
 	memset(resp, 0, sizeof(*resp));
 }
 
+static char preload_asan_was[1024];
+static int preload_asan_had;
+
+void
+tu_preload_begin(const char *lib)
+{
+	const char *asan = getenv("ASAN_OPTIONS");
+	char set[1100];
+
+	preload_asan_had = asan != NULL;
+	snprintf(preload_asan_was, sizeof(preload_asan_was), "%s",
+	    asan != NULL ? asan : "");
+	snprintf(set, sizeof(set), "%s%sverify_asan_link_order=0",
+	    preload_asan_was, preload_asan_was[0] != '\0' ? ":" : "");
+	setenv("ASAN_OPTIONS", set, 1);
+	setenv("LD_PRELOAD", lib, 1);
+}
+
+void
+tu_preload_end(void)
+{
+	unsetenv("LD_PRELOAD");
+	if (preload_asan_had)
+		setenv("ASAN_OPTIONS", preload_asan_was, 1);
+	else
+		unsetenv("ASAN_OPTIONS");
+}
+
 pid_t
 tu_spawn(const char *bin, const char *const *args, const char *log)
 {

@@ -98,6 +98,13 @@ uint8_t *tu_raw_call(const char *url, const void *data, size_t len,
  * or -1. */
 pid_t tu_spawn(const char *bin, const char *const *args, const char *log);
 
+/* Until tu_preload_end, processes tu_spawn starts load lib first
+ * (LD_PRELOAD: libfaketime, a test's shim), with AddressSanitizer's
+ * link-order check off under make asan (lib then comes before its
+ * runtime); tu_preload_end puts LD_PRELOAD and ASAN_OPTIONS back. */
+void tu_preload_begin(const char *lib);
+void tu_preload_end(void);
+
 /* Sends sig and reaps it. */
 void tu_kill(pid_t pid, int sig);
 
