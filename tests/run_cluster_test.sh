@@ -31,15 +31,23 @@ trap cleanup EXIT
 pg_port=$(free_port)
 redis_port=$(free_port)
 http_port=$(free_port)
-# Six consecutive ports from base (two servers x RPC, jobs, results).
-for _ in $(seq 1 50); do
-	base=$(shuf -i 20000-29000 -n 1)
-	busy=0
-	for p in $(seq "$base" $((base + 5))); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && busy=1
+# pick_base: six consecutive ports from base (two servers x RPC, jobs,
+# results) that nothing answers on and that are none of the three above.
+# Picked again for each run: other tests running beside this one take
+# random ports of the same range, and one took a server's jobs port
+# between the two runs once (the second run's server could not listen).
+pick_base() {
+	for _ in $(seq 1 50); do
+		base=$(shuf -i 20000-29000 -n 1)
+		busy=0
+		for p in $(seq "$base" $((base + 5))); do
+			case " $pg_port $redis_port $http_port " in *" $p "*) busy=1 ;; esac
+			(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && busy=1
+		done
+		[ "$busy" = 0 ] && break
 	done
-	[ "$busy" = 0 ] && break
-done
+}
+pick_base
 
 # run_cluster LOG: starts run_cluster.sh in its own process group (as in
 # a terminal) and waits up to 60 s for its "started" line.
@@ -114,6 +122,7 @@ check "the secrets file is 0600" [ "$(stat -c %a "$work/cluster/secrets")" = 600
 check "Ctrl-C stops everything, PostgreSQL last" stop_cluster
 check "PostgreSQL shut down cleanly" grep -q "database system is shut down" "$work/cluster/pg/postgres.log"
 
+pick_base
 check "a second run starts" run_cluster "$work/run2.log"
 check "on the same cluster (no initdb)" grep -q "the PostgreSQL cluster in $work/cluster/pg again" "$work/run2.log"
 check "the order is still there: the same again is 200" [ "$(post_order "$work/order.json")" = 200 ]
