@@ -453,8 +453,8 @@ applier_main(void *arg)
 	for (;;) {
 		if ((rv = nng_recvmsg(j->pull, &m, 0)) != 0) {
 			if (rv == NNG_ECLOSED)
-				break;
-			continue; /* NNG_ETIMEDOUT: look at the stop flag */
+				break; /* jobs_stop */
+			continue;
 		}
 		r = affiliate__v1__job_report__unpack(
 		    NULL, nng_msg_len(m), nng_msg_body(m));
@@ -514,7 +514,13 @@ jobs_start(const struct jobs_config *cfg, jobs **jp)
 	}
 	nng_socket_set_size(j->rep, NNG_OPT_RECVMAXSZ, 4096);
 	nng_socket_set_size(j->pull, NNG_OPT_RECVMAXSZ, 1 << 20);
-	nng_socket_set_ms(j->pull, NNG_OPT_RECVTIMEO, 200);
+	/* No NNG_OPT_RECVTIMEO: the applier's receive waits until a report
+	 * comes or jobs_stop closes the socket (it looked at no flag on a
+	 * timeout). With a 200 ms timeout NNG's expiry thread cancelled that
+	 * receive five times a second, and a close meeting a cancellation
+	 * is the one race of this kind our NNG use had: CI saw NNG 1.5.2
+	 * panic twice as a server stopped, "pthread_mutex_unlock: Invalid
+	 * argument" from a cancel function its expiry thread ran. */
 	nng_pipe_notify(j->rep, NNG_PIPE_EV_ADD_PRE, rep_pipe_cb, j);
 	nng_pipe_notify(j->rep, NNG_PIPE_EV_REM_POST, rep_pipe_cb, j);
 	if ((rv = aff_tls_listen(j->rep, cfg->jobs_url, &tls, "jobs")) != AFF_OK ||
