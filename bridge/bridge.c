@@ -96,8 +96,9 @@ bridge_metrics(struct http_call *hc)
 	free(text);
 }
 
+/* Answers one request; the status it was answered with. */
 static int
-bridge_handle(struct mg_connection *conn, void *cbdata)
+bridge_handle(struct mg_connection *conn, bridge *b)
 {
 	struct http_call hc;
 	struct route_match m;
@@ -109,7 +110,7 @@ bridge_handle(struct mg_connection *conn, void *cbdata)
 	memset(&hc, 0, sizeof(hc));
 	hc.conn = conn;
 	hc.ri = mg_get_request_info(conn);
-	hc.b = cbdata;
+	hc.b = b;
 	hc.t0 = aff_mono_ms();
 	aff_arena_init(&hc.arena);
 	call_request_id(&hc);
