@@ -75,7 +75,7 @@ list_mask(const char *sql)
 {
 	const char *from = strstr(sql, " FROM orders WHERE "), *end;
 	char where[1024];
-	int mask = 0;
+	int mask = 0, merge;
 
 	if (strncmp(sql, "SELECT ", 7) != 0 || from == NULL ||
 	    strstr(from, "seq > ") == NULL ||
@@ -83,7 +83,7 @@ list_mask(const char *sql)
 		return (-1);
 	/* A merge's filters are its first arm's (the next arm's columns
 	 * would name them all). */
-	if ((end = strstr(from, " UNION ALL ")) == NULL)
+	if (!(merge = (end = strstr(from, " UNION ALL ")) != NULL))
 		end = from + strlen(from);
 	snprintf(where, sizeof(where), "%.*s", (int)(end - from), from);
 	/* By the column's name alone, so that a filter rewritten around its
@@ -93,7 +93,7 @@ list_mask(const char *sql)
 	if (strstr(where, "advertiser_id") != NULL)
 		mask |= F_ADVERTISER;
 	/* A merge over the statuses names them as constants: no filter. */
-	if (strstr(where, "status") != NULL && strstr(sql, " UNION ALL ") == NULL)
+	if (strstr(where, "status") != NULL && !merge)
 		mask |= F_STATUS;
 	if (strstr(where, "expected_commission_cents") != NULL)
 		mask |= F_MISMATCH;
