@@ -3,6 +3,8 @@
  * (garbage, unknown service and method, bad payload, oversize, a timeout
  * run out in the queue), request ids, health, concurrency and a clean stop.
  */
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -302,21 +306,53 @@ test_a_timeout_that_runs_out_in_the_queue_is_deadline_exceeded(
 	affiliate__v1__reply_envelope__free_unpacked(rep, NULL);
 }
 
+/*
+ * A peer announcing a message past the cap, over a raw TCP connection as
+ * an attacker sends it: the server closes that connection (within 5 s, not
+ * after reading 2 MB it will refuse) and goes on serving. (Not through
+ * NNG's REQ: NNG 1.5.2 resends the request on every redial, and closing a
+ * REQ socket while its TCP pipe is torn down in the middle of a partial
+ * send can hang nng_close for ever, or leak the pipe; see the README's
+ * RPC protocol section.)
+ */
 static void
 test_an_oversized_request_is_dropped_and_the_server_keeps_serving(
     void **state)
 {
+	static const uint8_t req_hello[8] = { 0, 'S', 'P', 0, 0, 0x30, 0, 0 };
+	static const uint8_t rep_hello[8] = { 0, 'S', 'P', 0, 0, 0x31, 0, 0 };
 	struct tu_server *ts = *state;
-	size_t big = ts->cfg.max_message + 1024, outlen;
-	uint8_t *buf, *out;
+	uint64_t big = (uint64_t)ts->cfg.max_message + 1024;
+	uint8_t hdr[8], got[8], *body;
 	Affiliate__V1__HealthCheckRequest req =
 	    AFFILIATE__V1__HEALTH_CHECK_REQUEST__INIT;
 	ProtobufCMessage *resp = NULL;
+	struct pollfd p;
+	const char *colon = strrchr(ts->url, ':');
+	int fd;
+	ssize_t r;
 
-	assert_non_null(buf = calloc(1, big));
-	out = tu_raw_call(ts->url, buf, big, 1000, &outlen);
-	assert_null(out);
-	free(buf);
+	assert_non_null(colon);
+	assert_true((fd = tu_connect(atoi(colon + 1), 0, 5000)) >= 0);
+	assert_int_equal(send(fd, req_hello, 8, MSG_NOSIGNAL), 8);
+	assert_int_equal(recv(fd, got, 8, MSG_WAITALL), 8);
+	assert_memory_equal(got, rep_hello, 8);
+	for (int i = 7; i >= 0; i--, big >>= 8)
+		hdr[i] = (uint8_t)big;
+	assert_int_equal(send(fd, hdr, 8, MSG_NOSIGNAL), 8);
+	/* The body follows, as far as the server lets it (it may close the
+	 * connection before: then the send fails, which is the point). */
+	assert_non_null(body = calloc(1, 64 * 1024));
+	for (int i = 0; i < 4; i++)
+		if (send(fd, body, 64 * 1024, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			break;
+	free(body);
+	/* Closed: no reply, an end of file or a reset, not silence. */
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	r = recv(fd, got, sizeof(got), 0);
+	assert_true(r == 0 || (r < 0 && errno == ECONNRESET));
+	close(fd);
 	assert_int_equal(tu_call(ts, &affiliate__v1__health_service__descriptor,
 	                     "Check", &req.base, &resp),
 	    AFF_OK);
