@@ -171,3 +171,23 @@ sb_sql_int(const char *db, const char *sql)
 	}
 	return (v);
 }
+
+const struct store_job_policy sb_job_policy = {
+	.visibility_ms = 60000,
+	.max_attempts = 3,
+	.backoff_ms = 60000,
+	.backoff_max_ms = 600000,
+};
+
+Affiliate__V1__Application *
+sb_app_new(
+    struct sb_fixture *f, int64_t e, int64_t ad, const char *rid, int want)
+{
+	Affiliate__V1__Application *app = NULL;
+
+	assert_int_equal(f->s->ops->application_create(
+	                     f->s, e, ad, rid, &sb_job_policy, &f->a, &app),
+	    want);
+	assert_non_null(app);
+	return (app);
+}

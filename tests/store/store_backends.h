@@ -8,6 +8,7 @@
 #define STORE_BACKENDS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "aff_arena.h"
 #include "store.h"
@@ -51,5 +52,14 @@ int sb_sql_rc(const char *db, const char *sql);
 void sb_sql(const char *db, const char *sql);
 /* The first value of the first row as an integer (-1: no row). */
 long long sb_sql_int(const char *db, const char *sql);
+
+/* The job policy the tests' applications and jobs are made with: a
+ * 60 s lease, 3 attempts, backoff from 60 s to 10 min. */
+extern const struct store_job_policy sb_job_policy;
+
+/* Makes the application of editor e to advertiser ad (request id rid,
+ * NULL for none) with the answer want; the application, asserted made. */
+Affiliate__V1__Application *sb_app_new(
+    struct sb_fixture *f, int64_t e, int64_t ad, const char *rid, int want);
 
 #endif /* STORE_BACKENDS_H */

@@ -24,13 +24,6 @@
 #include "store_backends.h"
 #include "testutil.h"
 
-static const struct store_job_policy pol = {
-	.visibility_ms = 60000,
-	.max_attempts = 3,
-	.backoff_ms = 60000,
-	.backoff_max_ms = 600000,
-};
-
 #define OPS (f->s->ops)
 
 static void
@@ -298,18 +291,6 @@ test_catalog_version_moves_on_every_write_by_any_client(void **state)
 	    -1);
 }
 
-/* Makes the application of editor e to advertiser ad (no request id). */
-static Affiliate__V1__Application *
-app_new(struct sb_fixture *f, int64_t e, int64_t ad, const char *rid, int want)
-{
-	Affiliate__V1__Application *app = NULL;
-
-	assert_int_equal(
-	    OPS->application_create(f->s, e, ad, rid, &pol, &f->a, &app), want);
-	assert_non_null(app);
-	return (app);
-}
-
 static void
 test_applications_one_open_per_pair_and_resends(void **state)
 {
@@ -319,15 +300,15 @@ test_applications_one_open_per_pair_and_resends(void **state)
 	size_t n;
 	int more;
 
-	a1 = app_new(f, 1, 2, "req-1", AFF_OK);
+	a1 = sb_app_new(f, 1, 2, "req-1", AFF_OK);
 	assert_int_equal(a1->id, 1);
 	assert_string_equal(a1->status, "pending");
-	a2 = app_new(f, 1, 2, "req-2", AFF_ALREADY_EXISTS);
+	a2 = sb_app_new(f, 1, 2, "req-2", AFF_ALREADY_EXISTS);
 	assert_int_equal(a2->id, 1);
-	a2 = app_new(f, 1, 2, "req-1", AFF_OK); /* a resent request */
+	a2 = sb_app_new(f, 1, 2, "req-1", AFF_OK); /* a resent request */
 	assert_int_equal(a2->id, 1);
-	a2 = app_new(f, 1, 2, "", AFF_ALREADY_EXISTS);
-	a3 = app_new(f, 2, 3, NULL, AFF_OK);
+	a2 = sb_app_new(f, 1, 2, "", AFF_ALREADY_EXISTS);
+	a3 = sb_app_new(f, 2, 3, NULL, AFF_OK);
 	assert_int_equal(a3->id, 2); /* no id burnt by the conflicts */
 	assert_int_equal(OPS->application_get(f->s, 2, &f->a, &a3), AFF_OK);
 	assert_int_equal(a3->editor_id, 2);
@@ -386,9 +367,9 @@ test_a_job_is_claimed_finished_once_and_checked_by_token(void **state)
 	uint8_t buf[64];
 	size_t n;
 
-	app_new(f, 1, 2, "r", AFF_OK);
-	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &pol, 8, &f->a,
-	                     &jobs, &n),
+	sb_app_new(f, 1, 2, "r", AFF_OK);
+	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &sb_job_policy, 8,
+	                     &f->a, &jobs, &n),
 	    AFF_OK);
 	assert_int_equal(n, 1);
 	assert_int_equal(jobs[0].id, 1);
@@ -409,47 +390,54 @@ test_a_job_is_claimed_finished_once_and_checked_by_token(void **state)
 	{
 		struct store_job *again;
 		size_t n2;
-		assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &pol, 8,
-		                     &f->a, &again, &n2),
+		assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(),
+		                     &sb_job_policy, 8, &f->a, &again, &n2),
 		    AFF_OK);
 		assert_int_equal(n2, 0);
 	}
 	assert_int_equal(OPS->job_extend(f->s, 1, jobs[0].token, aff_mono_ms(),
-	                     &pol),
+	                     &sb_job_policy),
 	    AFF_OK);
-	assert_int_equal(OPS->job_extend(f->s, 1, "0123456789abcdef0123456789abcdef",
-	                     aff_mono_ms(), &pol),
+	assert_int_equal(
+	    OPS->job_extend(f->s, 1, "0123456789abcdef0123456789abcdef",
+	        aff_mono_ms(), &sb_job_policy),
 	    AFF_NOT_FOUND);
-	assert_int_equal(OPS->job_extend(f->s, 1, "", aff_mono_ms(), &pol),
+	assert_int_equal(
+	    OPS->job_extend(f->s, 1, "", aff_mono_ms(), &sb_job_policy),
 	    AFF_NOT_FOUND);
 	r = review_result(1, "0123456789abcdef0123456789abcdef", 1, "approved",
 	    buf, sizeof(buf));
-	assert_int_equal(OPS->job_finish(f->s, &r, aff_mono_ms(), &pol),
+	assert_int_equal(
+	    OPS->job_finish(f->s, &r, aff_mono_ms(), &sb_job_policy),
 	    AFF_PERMISSION_DENIED);
 	r = review_result(42, jobs[0].token, 1, "approved", buf, sizeof(buf));
-	assert_int_equal(OPS->job_finish(f->s, &r, aff_mono_ms(), &pol),
+	assert_int_equal(
+	    OPS->job_finish(f->s, &r, aff_mono_ms(), &sb_job_policy),
 	    AFF_NOT_FOUND);
 	r = review_result(1, jobs[0].token, 1, "maybe", buf, sizeof(buf));
-	assert_int_equal(OPS->job_finish(f->s, &r, aff_mono_ms(), &pol),
+	assert_int_equal(
+	    OPS->job_finish(f->s, &r, aff_mono_ms(), &sb_job_policy),
 	    AFF_INVALID_ARGUMENT);
 	r = review_result(1, jobs[0].token, 1, "approved", buf, sizeof(buf));
-	assert_int_equal(OPS->job_finish(f->s, &r, aff_mono_ms(), &pol), AFF_OK);
-	assert_int_equal(OPS->job_finish(f->s, &r, aff_mono_ms(), &pol),
+	assert_int_equal(
+	    OPS->job_finish(f->s, &r, aff_mono_ms(), &sb_job_policy), AFF_OK);
+	assert_int_equal(
+	    OPS->job_finish(f->s, &r, aff_mono_ms(), &sb_job_policy),
 	    AFF_ALREADY_EXISTS);
 	assert_int_equal(OPS->application_get(f->s, 1, &f->a, &app), AFF_OK);
 	assert_string_equal(app->status, "approved");
 	assert_int_equal(OPS->job_extend(f->s, 1, jobs[0].token, aff_mono_ms(),
-	                     &pol),
+	                     &sb_job_policy),
 	    AFF_NOT_FOUND);
 	/* Approved is open: a new application to the pair is refused. */
-	app_new(f, 1, 2, "r2", AFF_ALREADY_EXISTS);
+	sb_app_new(f, 1, 2, "r2", AFF_ALREADY_EXISTS);
 }
 
 static void
 test_failures_back_off_and_die_after_the_last_attempt(void **state)
 {
 	struct sb_fixture *f = *state;
-	struct store_job_policy quick = pol;
+	struct store_job_policy quick = sb_job_policy;
 	Affiliate__V1__Application *app;
 	Affiliate__V1__JobResult r;
 	struct store_job *jobs;
@@ -487,15 +475,16 @@ test_failures_back_off_and_die_after_the_last_attempt(void **state)
 	                                   " WHERE state = 'dead'"),
 	    1);
 	/* A long backoff: not due. */
-	app_new(f, 1, 2, "r3", AFF_OK);
-	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &pol, 8, &f->a,
-	                     &jobs, &n),
+	sb_app_new(f, 1, 2, "r3", AFF_OK);
+	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &sb_job_policy, 8,
+	                     &f->a, &jobs, &n),
 	    AFF_OK);
 	assert_int_equal(n, 1);
 	r = review_result(jobs[0].id, jobs[0].token, 0, "", buf, sizeof(buf));
-	assert_int_equal(OPS->job_finish(f->s, &r, aff_mono_ms(), &pol), AFF_OK);
-	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &pol, 8, &f->a,
-	                     &jobs, &n),
+	assert_int_equal(
+	    OPS->job_finish(f->s, &r, aff_mono_ms(), &sb_job_policy), AFF_OK);
+	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &sb_job_policy, 8,
+	                     &f->a, &jobs, &n),
 	    AFF_OK);
 	assert_int_equal(n, 0);
 }
@@ -510,12 +499,13 @@ fail_due_jobs(struct sb_fixture *f)
 	uint8_t buf[64];
 	size_t n;
 
-	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &pol, 8, &f->a,
-	                     &jobs, &n),
+	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &sb_job_policy, 8,
+	                     &f->a, &jobs, &n),
 	    AFF_OK);
 	for (size_t i = 0; i < n; i++) {
 		r = review_result(jobs[i].id, jobs[i].token, 0, "", buf, sizeof(buf));
-		assert_int_equal(OPS->job_finish(f->s, &r, aff_mono_ms(), &pol),
+		assert_int_equal(
+		    OPS->job_finish(f->s, &r, aff_mono_ms(), &sb_job_policy),
 		    AFF_OK);
 	}
 	return (n);
@@ -542,7 +532,7 @@ static void
 test_dead_jobs_are_listed_and_retried_to_pending(void **state)
 {
 	struct sb_fixture *f = *state;
-	struct store_job_policy once = pol;
+	struct store_job_policy once = sb_job_policy;
 	Affiliate__V1__Application *app;
 	Affiliate__V1__JobInfo **v, *j = NULL;
 	Affiliate__V1__JobResult r;
@@ -557,14 +547,15 @@ test_dead_jobs_are_listed_and_retried_to_pending(void **state)
 	assert_int_equal(OPS->application_create(f->s, 1, 2, "d1", &once, &f->a,
 	                     &app),
 	    AFF_OK);
-	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &pol, 8, &f->a,
-	                     &jobs, &n),
+	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &sb_job_policy, 8,
+	                     &f->a, &jobs, &n),
 	    AFF_OK);
 	assert_int_equal(n, 1);
 	snprintf(old_token, sizeof(old_token), "%s", jobs[0].token);
 	r = review_result(1, old_token, 0, "", buf, sizeof(buf));
-	assert_int_equal(OPS->job_finish(f->s, &r, aff_mono_ms(), &pol), AFF_OK);
-	app_new(f, 2, 2, "q1", AFF_OK);
+	assert_int_equal(
+	    OPS->job_finish(f->s, &r, aff_mono_ms(), &sb_job_policy), AFF_OK);
+	sb_app_new(f, 2, 2, "q1", AFF_OK);
 	v = jobs_page(f, NULL, 0, 10, 2, 0);
 	assert_int_equal(v[0]->id, 1);
 	assert_int_equal(v[1]->id, 2);
@@ -590,22 +581,25 @@ test_dead_jobs_are_listed_and_retried_to_pending(void **state)
 	assert_int_equal(v[0]->id, 2);
 	jobs_page(f, "dead", 1, 10, 0, 0);
 
-	assert_int_equal(OPS->job_retry(f->s, 2, aff_mono_ms(), &pol, &f->a, &j),
+	assert_int_equal(
+	    OPS->job_retry(f->s, 2, aff_mono_ms(), &sb_job_policy, &f->a, &j),
 	    AFF_FAILED_PRECONDITION);
-	assert_int_equal(OPS->job_retry(f->s, 99, aff_mono_ms(), &pol, &f->a, &j),
+	assert_int_equal(
+	    OPS->job_retry(f->s, 99, aff_mono_ms(), &sb_job_policy, &f->a, &j),
 	    AFF_NOT_FOUND);
 	assert_null(j);
 	assert_int_equal(OPS->application_get(f->s, 1, &f->a, &app), AFF_OK);
 	assert_string_equal(app->status, "rejected");
 	/* Retried: queued with the policy's attempts, its last error kept,
 	 * its application pending again (the event says why). */
-	assert_int_equal(OPS->job_retry(f->s, 1, aff_mono_ms(), &pol, &f->a, &j),
+	assert_int_equal(
+	    OPS->job_retry(f->s, 1, aff_mono_ms(), &sb_job_policy, &f->a, &j),
 	    AFF_OK);
 	assert_non_null(j);
 	assert_int_equal(j->id, 1);
 	assert_string_equal(j->state, "queued");
 	assert_int_equal(j->attempts, 0);
-	assert_int_equal(j->max_attempts, pol.max_attempts);
+	assert_int_equal(j->max_attempts, sb_job_policy.max_attempts);
 	assert_string_equal(j->last_error, "review failed: handler failed");
 	assert_int_equal(OPS->application_get(f->s, 1, &f->a, &app), AFF_OK);
 	assert_string_equal(app->status, "pending");
@@ -616,26 +610,29 @@ test_dead_jobs_are_listed_and_retried_to_pending(void **state)
 	                                   " 'pending' AND reason = 'review job"
 	                                   " 1 retried'"),
 	    1);
-	assert_int_equal(OPS->job_retry(f->s, 1, aff_mono_ms(), &pol, &f->a, &j),
+	assert_int_equal(
+	    OPS->job_retry(f->s, 1, aff_mono_ms(), &sb_job_policy, &f->a, &j),
 	    AFF_FAILED_PRECONDITION);
 	jobs_page(f, "dead", 0, 10, 0, 0);
 	/* A late result of the delivery before the retry names no delivery
 	 * of the job now: refused, the application still pending. */
 	r = review_result(1, old_token, 1, "approved", buf, sizeof(buf));
-	assert_int_equal(OPS->job_finish(f->s, &r, aff_mono_ms(), &pol),
+	assert_int_equal(
+	    OPS->job_finish(f->s, &r, aff_mono_ms(), &sb_job_policy),
 	    AFF_PERMISSION_DENIED);
 	assert_int_equal(OPS->application_get(f->s, 1, &f->a, &app), AFF_OK);
 	assert_string_equal(app->status, "pending");
 	/* Due at once, and decided by its next result. */
-	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &pol, 8, &f->a,
-	                     &jobs, &n),
+	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &sb_job_policy, 8,
+	                     &f->a, &jobs, &n),
 	    AFF_OK);
 	assert_int_equal(n, 2);
 	for (size_t i = 0; i < n; i++) {
 		assert_int_equal(jobs[i].attempt, 1);
 		r = review_result(jobs[i].id, jobs[i].token, 1, "approved", buf,
 		    sizeof(buf));
-		assert_int_equal(OPS->job_finish(f->s, &r, aff_mono_ms(), &pol),
+		assert_int_equal(
+		    OPS->job_finish(f->s, &r, aff_mono_ms(), &sb_job_policy),
 		    AFF_OK);
 	}
 	assert_int_equal(OPS->application_get(f->s, 1, &f->a, &app), AFF_OK);
@@ -651,15 +648,16 @@ test_dead_jobs_are_listed_and_retried_to_pending(void **state)
 	    AFF_OK);
 	assert_int_equal(fail_due_jobs(f), 2);
 	jobs_page(f, "dead", 0, 10, 2, 0);
-	assert_int_equal(app_new(f, 3, 4, "again", AFF_OK)->id, 5);
-	assert_int_equal(OPS->jobs_retry_dead(f->s, aff_mono_ms(), &pol,
-	                     &retried, &skipped),
+	assert_int_equal(sb_app_new(f, 3, 4, "again", AFF_OK)->id, 5);
+	assert_int_equal(OPS->jobs_retry_dead(f->s, aff_mono_ms(),
+	                     &sb_job_policy, &retried, &skipped),
 	    AFF_OK);
 	assert_int_equal(retried, 1);
 	assert_int_equal(skipped, 1);
 	v = jobs_page(f, "dead", 0, 10, 1, 0);
 	assert_int_equal(v[0]->id, 3);
-	assert_int_equal(OPS->job_retry(f->s, 3, aff_mono_ms(), &pol, &f->a, &j),
+	assert_int_equal(
+	    OPS->job_retry(f->s, 3, aff_mono_ms(), &sb_job_policy, &f->a, &j),
 	    AFF_ALREADY_EXISTS);
 	assert_int_equal(OPS->application_get(f->s, 3, &f->a, &app), AFF_OK);
 	assert_string_equal(app->status, "rejected");
@@ -668,8 +666,8 @@ test_dead_jobs_are_listed_and_retried_to_pending(void **state)
 	v = jobs_page(f, "queued", 0, 10, 2, 0);
 	assert_int_equal(v[0]->id, 4);
 	assert_int_equal(v[1]->id, 5);
-	assert_int_equal(OPS->jobs_retry_dead(f->s, aff_mono_ms(), &pol,
-	                     &retried, &skipped),
+	assert_int_equal(OPS->jobs_retry_dead(f->s, aff_mono_ms(),
+	                     &sb_job_policy, &retried, &skipped),
 	    AFF_OK);
 	assert_int_equal(retried, 0);
 	assert_int_equal(skipped, 1);
@@ -680,7 +678,7 @@ test_a_lapsed_lease_is_delivered_again_and_the_late_result_counts(
     void **state)
 {
 	struct sb_fixture *f = *state;
-	struct store_job_policy shortp = pol;
+	struct store_job_policy shortp = sb_job_policy;
 	Affiliate__V1__Application *app;
 	Affiliate__V1__JobResult r;
 	struct store_job *jobs;
@@ -689,7 +687,7 @@ test_a_lapsed_lease_is_delivered_again_and_the_late_result_counts(
 	size_t n;
 
 	shortp.visibility_ms = 100;
-	app_new(f, 1, 2, "r", AFF_OK);
+	sb_app_new(f, 1, 2, "r", AFF_OK);
 	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &shortp, 8, &f->a,
 	                     &jobs, &n),
 	    AFF_OK);
@@ -711,14 +709,14 @@ test_a_lapsed_lease_is_delivered_again_and_the_late_result_counts(
 	assert_int_equal(OPS->application_get(f->s, 1, &f->a, &app), AFF_OK);
 	assert_string_equal(app->status, "approved");
 	/* Given back: due again, its attempt uncounted. */
-	app_new(f, 2, 3, "r2", AFF_OK);
-	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &pol, 8, &f->a,
-	                     &jobs, &n),
+	sb_app_new(f, 2, 3, "r2", AFF_OK);
+	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &sb_job_policy, 8,
+	                     &f->a, &jobs, &n),
 	    AFF_OK);
 	assert_int_equal(n, 1);
 	assert_int_equal(OPS->jobs_unclaim(f->s, jobs, n), AFF_OK);
-	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &pol, 8, &f->a,
-	                     &jobs, &n),
+	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &sb_job_policy, 8,
+	                     &f->a, &jobs, &n),
 	    AFF_OK);
 	assert_int_equal(n, 1);
 	assert_int_equal(jobs[0].attempt, 1);
@@ -738,9 +736,9 @@ test_resume_makes_the_last_runs_deliveries_due(void **state)
 	size_t n = 0;
 	int k = 0, total = 0;
 
-	app_new(f, 1, 2, "r", AFF_OK);
-	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &pol, 8, &f->a,
-	                     &jobs, &n),
+	sb_app_new(f, 1, 2, "r", AFF_OK);
+	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &sb_job_policy, 8,
+	                     &f->a, &jobs, &n),
 	    AFF_OK);
 	assert_int_equal(n, 1);
 	store_close(f->s);
@@ -753,8 +751,8 @@ test_resume_makes_the_last_runs_deliveries_due(void **state)
 			tu_sleep_ms(20);
 	}
 	assert_int_equal(total, 1);
-	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &pol, 8, &f->a,
-	                     &jobs, &n),
+	assert_int_equal(OPS->jobs_claim(f->s, aff_mono_ms(), &sb_job_policy, 8,
+	                     &f->a, &jobs, &n),
 	    AFF_OK);
 	assert_int_equal(n, 1);
 	assert_int_equal(jobs[0].attempt, 2);
@@ -1002,12 +1000,12 @@ test_a_keyed_call_is_answered_once_all_or_nothing(void **state)
 
 	memset(k.digest, 7, sizeof(k.digest));
 	assert_int_equal(OPS->call_begin(f->s, &k, &f->a, &reply, &len), AFF_OK);
-	app_new(f, 1, 2, "rq-1", AFF_OK);
+	sb_app_new(f, 1, 2, "rq-1", AFF_OK);
 	/* A refusal inside the call leaves the call's transaction usable. */
 	assert_int_equal(OPS->key_create(f->s, 99, h, &f->a, &key),
 	    AFF_NOT_FOUND);
 	assert_int_equal(OPS->webhook_policy_set(f->s, 99, 1), AFF_NOT_FOUND);
-	app_new(f, 1, 2, "rq-other", AFF_ALREADY_EXISTS);
+	sb_app_new(f, 1, 2, "rq-other", AFF_ALREADY_EXISTS);
 	assert_int_equal(OPS->call_end(f->s, &k, (const uint8_t *)"answer", 6),
 	    AFF_OK);
 	assert_int_equal(OPS->call_begin(f->s, &k, &f->a, &reply, &len),
@@ -1020,7 +1018,7 @@ test_a_keyed_call_is_answered_once_all_or_nothing(void **state)
 	 * rolled back leaves nothing. */
 	k.digest[0] = 8;
 	assert_int_equal(OPS->call_begin(f->s, &k, &f->a, &reply, &len), AFF_OK);
-	app_new(f, 2, 3, "rq-1", AFF_OK);
+	sb_app_new(f, 2, 3, "rq-1", AFF_OK);
 	assert_int_equal(OPS->call_end(f->s, &k, NULL, 0), AFF_OK);
 	assert_int_equal(sb_sql_int(f->db, "SELECT count(*) FROM applications"),
 	    1);

@@ -162,8 +162,6 @@ static void
 test_one_order_and_one_application_with_their_history(void **state)
 {
 	struct sb_fixture *f = *state;
-	static const struct store_job_policy pol = { .visibility_ms = 60000,
-		.max_attempts = 3, .backoff_ms = 1000, .backoff_max_ms = 1000 };
 	enum store_order_outcome oc;
 	Affiliate__V1__Order *o;
 	Affiliate__V1__Application *app;
@@ -179,9 +177,7 @@ test_one_order_and_one_application_with_their_history(void **state)
 	assert_int_equal(strlen(o->events[1]->at), 20);
 	assert_int_equal(OPS->order_get(f->s, "nope", &f->a, &o), AFF_NOT_FOUND);
 
-	assert_int_equal(OPS->application_create(f->s, 1, 2, "r-1", &pol, &f->a,
-	                     &app),
-	    AFF_OK);
+	app = sb_app_new(f, 1, 2, "r-1", AFF_OK);
 	assert_int_equal(OPS->application_events(f->s, app, &f->a), AFF_OK);
 	assert_int_equal(app->n_events, 1);
 	assert_string_equal(app->events[0]->status, "pending");

@@ -25,13 +25,6 @@
 #include "store_backends.h"
 #include "testutil.h"
 
-static const struct store_job_policy pol = {
-	.visibility_ms = 60000,
-	.max_attempts = 3,
-	.backoff_ms = 60000,
-	.backoff_max_ms = 600000,
-};
-
 static char db[512];
 
 static int
@@ -75,8 +68,9 @@ claim_loop(void *arg)
 		aff_arena a;
 
 		aff_arena_init(&a);
-		if (c->s->ops->jobs_claim(c->s, aff_mono_ms(), &pol, 3, &a, &v,
-		        &n) == AFF_OK) {
+		if (c->s->ops->jobs_claim(
+		        c->s, aff_mono_ms(), &sb_job_policy, 3, &a, &v, &n)
+		    == AFF_OK) {
 			for (size_t i = 0; i < n && c->n < NJOBS * 2; i++)
 				c->ids[c->n++] = v[i].id;
 		}
@@ -105,8 +99,8 @@ test_two_connections_never_claim_the_same_job(void **state)
 			Affiliate__V1__Application *app;
 			if (!store_seed_eligible(e, ad))
 				continue;
-			assert_int_equal(s->ops->application_create(s, e, ad, "",
-			                     &pol, &a, &app),
+			assert_int_equal(s->ops->application_create(s, e, ad,
+			                     "", &sb_job_policy, &a, &app),
 			    AFF_OK);
 			made++;
 		}
@@ -265,8 +259,9 @@ test_the_same_request_key_on_two_connections_is_answered_once(void **state)
 	aff_arena_init(&a);
 	memset(k.digest, 3, sizeof(k.digest));
 	assert_int_equal(s1->ops->call_begin(s1, &k, &a, &reply, &len), AFF_OK);
-	assert_int_equal(
-	    s1->ops->application_create(s1, 1, 2, "rk", &pol, &a, &app), AFF_OK);
+	assert_int_equal(s1->ops->application_create(
+	                     s1, 1, 2, "rk", &sb_job_policy, &a, &app),
+	    AFF_OK);
 	assert_int_equal(pthread_create(&t, NULL, call_second, &c), 0);
 	tu_sleep_ms(300);
 	assert_int_equal(atomic_load(&c.done), 0); /* it waits for the first */
@@ -316,8 +311,8 @@ apply_one(void *arg)
 
 	aff_arena_init(&a);
 	pthread_barrier_wait(p->go);
-	p->rv = p->s->ops->application_create(p->s, p->e, p->ad, p->rid, &pol,
-	    &a, &app);
+	p->rv = p->s->ops->application_create(
+	    p->s, p->e, p->ad, p->rid, &sb_job_policy, &a, &app);
 	p->id = app != NULL ? app->id : -1;
 	aff_arena_fini(&a);
 	return (NULL);
@@ -432,7 +427,8 @@ finish_one(void *arg)
 	struct finisher *f = arg;
 
 	pthread_barrier_wait(f->go);
-	f->rv = f->s->ops->job_finish(f->s, f->r, aff_mono_ms(), &pol);
+	f->rv
+	    = f->s->ops->job_finish(f->s, f->r, aff_mono_ms(), &sb_job_policy);
 	return (NULL);
 }
 
@@ -455,9 +451,10 @@ test_a_result_received_by_two_servers_is_applied_once(void **state)
 	(void)state;
 	aff_arena_init(&a);
 	assert_int_equal(
-	    s1->ops->application_create(s1, 1, 2, "", &pol, &a, &app), AFF_OK);
-	assert_int_equal(
-	    s1->ops->jobs_claim(s1, aff_mono_ms(), &pol, 4, &a, &jobs, &n),
+	    s1->ops->application_create(s1, 1, 2, "", &sb_job_policy, &a, &app),
+	    AFF_OK);
+	assert_int_equal(s1->ops->jobs_claim(s1, aff_mono_ms(), &sb_job_policy,
+	                     4, &a, &jobs, &n),
 	    AFF_OK);
 	assert_int_equal(n, 1);
 	rr.decision = (char *)"approved";
@@ -482,7 +479,7 @@ test_a_result_received_by_two_servers_is_applied_once(void **state)
 	    sb_sql_int(db, "SELECT count(*) FROM application_events"), 2);
 	/* A heartbeat from the other server names the same lease. */
 	assert_int_equal(s2->ops->job_extend(s2, jobs[0].id, jobs[0].token,
-	                     aff_mono_ms(), &pol),
+	                     aff_mono_ms(), &sb_job_policy),
 	    AFF_NOT_FOUND); /* done: no lease any more */
 	aff_arena_fini(&a);
 	store_close(s1);
@@ -502,20 +499,21 @@ test_a_starting_server_leaves_a_live_servers_deliveries_alone(void **state)
 	(void)state;
 	aff_arena_init(&a);
 	assert_int_equal(
-	    s1->ops->application_create(s1, 1, 2, "", &pol, &a, &app), AFF_OK);
-	assert_int_equal(
-	    s1->ops->jobs_claim(s1, aff_mono_ms(), &pol, 4, &a, &jobs, &n),
+	    s1->ops->application_create(s1, 1, 2, "", &sb_job_policy, &a, &app),
+	    AFF_OK);
+	assert_int_equal(s1->ops->jobs_claim(s1, aff_mono_ms(), &sb_job_policy,
+	                     4, &a, &jobs, &n),
 	    AFF_OK);
 	assert_int_equal(n, 1);
 	/* Heartbeats of s1's delivery may arrive at s2: the lease is on the
 	 * database's clock, the same for both. */
 	assert_int_equal(s2->ops->job_extend(s2, jobs[0].id, jobs[0].token,
-	                     aff_mono_ms(), &pol),
+	                     aff_mono_ms(), &sb_job_policy),
 	    AFF_OK);
 	assert_int_equal(s2->ops->jobs_resume(s2, aff_mono_ms(), &k), AFF_OK);
 	assert_int_equal(k, 0);
-	assert_int_equal(
-	    s2->ops->jobs_claim(s2, aff_mono_ms(), &pol, 4, &a, &jobs, &n),
+	assert_int_equal(s2->ops->jobs_claim(s2, aff_mono_ms(), &sb_job_policy,
+	                     4, &a, &jobs, &n),
 	    AFF_OK);
 	assert_int_equal(n, 0);
 	/* s1 dies: its delivery is due again at the next start. */
@@ -528,8 +526,8 @@ test_a_starting_server_leaves_a_live_servers_deliveries_alone(void **state)
 			tu_sleep_ms(20);
 	}
 	assert_int_equal(total, 1);
-	assert_int_equal(
-	    s2->ops->jobs_claim(s2, aff_mono_ms(), &pol, 4, &a, &jobs, &n),
+	assert_int_equal(s2->ops->jobs_claim(s2, aff_mono_ms(), &sb_job_policy,
+	                     4, &a, &jobs, &n),
 	    AFF_OK);
 	assert_int_equal(n, 1);
 	assert_int_equal(jobs[0].attempt, 2);
