@@ -137,24 +137,41 @@ parse_limit_anon(void *dst, const char *v)
 	    "rate-limit-anon", v));
 }
 
-/* A switch: 1, on, true, yes or 0, off, false, no. */
+/* A switch: on, 1, true, yes or off, 0, false, no; else the flag's
+ * error, said. */
+static int
+parse_switch(const char *flag, const char *v, int *out)
+{
+	if (strcmp(v, "1") == 0 || strcmp(v, "on") == 0 ||
+	    strcmp(v, "true") == 0 || strcmp(v, "yes") == 0)
+		*out = 1;
+	else if (strcmp(v, "0") == 0 || strcmp(v, "off") == 0 ||
+	    strcmp(v, "false") == 0 || strcmp(v, "no") == 0)
+		*out = 0;
+	else {
+		fprintf(stderr,
+		    "affiliate-server: --%s must be on or off (1 or 0), not "
+		    "'%s'\n",
+		    flag, v);
+		return (-1);
+	}
+	return (0);
+}
+
 static int
 parse_limit_shared(void *dst, const char *v)
 {
 	struct server_config *cfg = dst;
 
-	if (strcmp(v, "on") == 0 || strcmp(v, "1") == 0)
-		cfg->rate_limit_shared = 1;
-	else if (strcmp(v, "off") == 0 || strcmp(v, "0") == 0)
-		cfg->rate_limit_shared = 0;
-	else {
-		fprintf(stderr,
-		    "affiliate-server: --rate-limit-shared must be on or off, "
-		    "not '%s'\n",
-		    v);
-		return (-1);
-	}
-	return (0);
+	return (parse_switch("rate-limit-shared", v, &cfg->rate_limit_shared));
+}
+
+static int
+parse_orders_copy(void *dst, const char *v)
+{
+	struct server_config *cfg = dst;
+
+	return (parse_switch("orders-copy", v, &cfg->orders_copy));
 }
 
 static int
@@ -162,20 +179,12 @@ parse_require_ts(void *dst, const char *v)
 {
 	struct server_config *cfg = dst;
 
-	if (strcmp(v, "1") == 0 || strcmp(v, "on") == 0 ||
-	    strcmp(v, "true") == 0 || strcmp(v, "yes") == 0)
-		cfg->webhook_require_timestamp = 1;
-	else if (strcmp(v, "0") == 0 || strcmp(v, "off") == 0 ||
-	    strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || *v == '\0')
+	if (*v == '\0') {
 		cfg->webhook_require_timestamp = 0;
-	else {
-		fprintf(stderr,
-		    "affiliate-server: --webhook-require-timestamp must be on "
-		    "or off (1 or 0), not '%s'\n",
-		    v);
-		return (-1);
+		return (0);
 	}
-	return (0);
+	return (parse_switch("webhook-require-timestamp", v,
+	    &cfg->webhook_require_timestamp));
 }
 
 int
@@ -202,6 +211,10 @@ server_config_load(
 		    "Redis connect and command timeout (200)" },
 		{ "cache-ttl", "AFFILIATE_CACHE_TTL", AFF_OPT_INT, &cfg->cache_ttl_s,
 		    0, 1, 86400, NULL, "SECS", "cache entry lifetime (300)" },
+		{ "orders-copy", "AFFILIATE_ORDERS_COPY", AFF_OPT_CUSTOM, cfg, 0,
+		    0, 0, parse_orders_copy, "on|off",
+		    "list orders from a copy kept in Redis (measured slower than "
+		    "the database's indexes, and it costs every order) (off)" },
 		{ "local-cache", "AFFILIATE_LOCAL_CACHE", AFF_OPT_INT,
 		    &cfg->local_cache, 0, 0, 1 << 20, NULL, "ENTRIES",
 		    "in-memory reply cache entries, 0 for none (4096)" },
@@ -767,6 +780,7 @@ server_start(const struct server_config *cfg, server **sp)
 		    made ? "made and kept in" : "read from", s->cfg.data_dir);
 	s->app.webhook_secrets = &s->secrets;
 	s->app.webhook_require_timestamp = s->cfg.webhook_require_timestamp;
+	s->app.orders_copy = s->cfg.orders_copy && s->cfg.redis_host[0] != '\0';
 	if (s->cfg.webhook_require_timestamp)
 		aff_info("server: webhooks must be signed t=<unix>,v1=<hex> (the "
 		         "plain form is refused)");
@@ -777,6 +791,9 @@ server_start(const struct server_config *cfg, server **sp)
 			.timeout_ms = s->cfg.redis_timeout_ms,
 			.ttl_s = s->cfg.cache_ttl_s,
 		};
+		/* Off: no copy is kept (order_sync_start with no Redis). */
+		if (!s->app.orders_copy)
+			co.host = NULL;
 		if ((rv = order_sync_start(s->cfg.db_path, &co, &s->order_sync)) !=
 		    AFF_OK)
 			goto failed_sync;

@@ -34,6 +34,8 @@ struct server_config {
 	char auth[8];           /* AFFILIATE_AUTH, --auth: auto | on | off */
 	char rate_limit[32];    /* AFFILIATE_RATE_LIMIT: per key */
 	char rate_limit_anon[32]; /* AFFILIATE_RATE_LIMIT_ANON: per address */
+	int orders_copy;        /* AFFILIATE_ORDERS_COPY, --orders-copy: keep
+	                         * a copy of the orders in Redis for lists */
 	int rate_limit_shared;  /* AFFILIATE_RATE_LIMIT_SHARED: count in Redis
 	                           (when set) for every server (1), or in
 	                           this process only (0) */

@@ -31,14 +31,32 @@
 static struct tu_stack *F;
 
 static int
-setup(void **state)
+setup_with(void **state, int copy)
 {
 	struct tu_stack *f;
 
 	setenv("AFFILIATE_WEBHOOK_SECRET", SECRET ",older-secret", 1);
+	if (copy)
+		setenv("AFFILIATE_ORDERS_COPY", "on", 1);
+	else
+		unsetenv("AFFILIATE_ORDERS_COPY");
 	assert_non_null(f = tu_stack_new(32, 5000));
 	*state = F = f;
 	return (0);
+}
+
+/* The server as it starts by default: lists from the database. */
+static int
+setup(void **state)
+{
+	return (setup_with(state, 0));
+}
+
+/* With --orders-copy on: lists from the Redis copy when it is whole. */
+static int
+setup_copy(void **state)
+{
+	return (setup_with(state, 1));
 }
 
 static int
@@ -302,10 +320,31 @@ test_redis_stopped_mid_stream_loses_nothing(void **state)
 	assert_int_equal(count_listed(), N_ORDERS);
 }
 
+/* How many index keys of a Redis copy of the orders Redis holds. */
+static long
+copy_index_keys(void)
+{
+	struct timeval tv = { 1, 0 };
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", F->redis.port,
+	    tv);
+	redisReply *r;
+	long n;
+
+	assert_true(c != NULL && c->err == 0);
+	r = redisCommand(c, "KEYS aff:*:oi:*");
+	assert_true(r != NULL && r->type == REDIS_REPLY_ARRAY);
+	n = (long)r->elements;
+	freeReplyObject(r);
+	redisFree(c);
+	return (n);
+}
+
 static void
 test_orders_filter_and_page(void **state)
 {
 	struct tu_http_response r;
+	long keys = 0;
+	int copy;
 	json_t *j;
 
 	(void)state;
@@ -339,6 +378,16 @@ test_orders_filter_and_page(void **state)
 	                     NULL, &r),
 	    0);
 	assert_int_equal(r.status, 400);
+	/* By default (--orders-copy off) the orders are listed from the
+	 * database and no copy of them is kept in Redis; with it on, the
+	 * copy has index keys within a few of its 100 ms ticks. */
+	copy = getenv("AFFILIATE_ORDERS_COPY") != NULL;
+	for (int i = 0; i < 30; i++) {
+		tu_sleep_ms(100);
+		if ((keys = copy_index_keys()) > 0)
+			break;
+	}
+	assert_int_equal(keys > 0, copy);
 	tu_http_response_fini(&r);
 }
 
@@ -579,17 +628,20 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_orders_filter_and_page, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_orders_filter_and_page,
+		    setup_copy, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_the_list_comes_from_the_redis_copy_and_survives_its_loss,
-		    setup, teardown),
+		    setup_copy, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_the_copy_keeps_each_order_in_its_indexes_across_status_changes,
-		    setup, teardown),
+		    setup_copy, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_10000_distinct_orders_are_10000_rows_and_10000_listed,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_redis_stopped_mid_stream_loses_nothing, setup, teardown),
+		    test_redis_stopped_mid_stream_loses_nothing, setup_copy,
+		    teardown),
 	};
 
 	return (cmocka_run_group_tests_name("orders", tests, NULL, NULL));

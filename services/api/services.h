@@ -36,6 +36,9 @@ struct svc_app {
 	/* --postback-allow-private: endpoints may be on loopback, private
 	 * and link-local addresses (tests, a single-host setup). */
 	int postback_allow_private;
+	/* --orders-copy on (with Redis): ListOrders reads the Redis copy of
+	 * the orders when it is whole and holds an index for the filter. */
+	int orders_copy;
 };
 
 /* Answers a store failure ("the store failed: ...") with its code. */

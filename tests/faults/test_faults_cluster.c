@@ -91,7 +91,7 @@ cl_server_start(struct cluster *c, int i)
 	const char *args[] = { "--db", c->pg.uri, "--listen", c->rpc[i],
 		"--data-dir", data, "--redis", redis, "--jobs", c->jobs[i],
 		"--results", c->results[i], "--job-visibility", "1000",
-		"--log-level", "warn", NULL };
+		"--orders-copy", "on", "--log-level", "warn", NULL };
 	int64_t until = aff_mono_ms() + START_TIMEOUT_MS;
 
 	snprintf(redis, sizeof(redis), "127.0.0.1:%d", c->redis.port);

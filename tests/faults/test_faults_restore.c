@@ -206,6 +206,9 @@ test_a_restored_database_never_shows_the_lost_orders(void **state)
 	struct tu_http_response r;
 
 	(void)state;
+	/* The Redis copy of the orders is what is under test (off by
+	 * default); the spawned server reads it from its environment. */
+	setenv("AFFILIATE_ORDERS_COPY", "on", 1);
 	assert_int_equal(fs_stack_start(&s, 1, 0), 0);
 	post_orders(&s, 0, N_A);
 	wait_synced(&s);
