@@ -125,18 +125,48 @@ ended(pid_t pid)
 }
 
 static void
+print_line(void *arg, const char *line)
+{
+	(void)arg;
+	fprintf(stderr, "%s\n", line);
+}
+
+/* Copies the last lines of the part's log to stderr. */
+static void
 log_tail(const struct fs_stack *s, const char *name)
 {
-	char path[700], line[512];
+	enum { KEEP = 40 };
+	char path[700], ring[KEEP][512];
+	long n = 0;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s.log", s->dir, name);
 	if ((f = fopen(path, "r")) == NULL)
 		return;
-	fprintf(stderr, "--- %s (first lines)\n", path);
-	for (int i = 0; i < 30 && fgets(line, sizeof(line), f) != NULL; i++)
-		fputs(line, stderr);
+	while (fgets(ring[n % KEEP], sizeof(ring[0]), f) != NULL)
+		n++;
 	fclose(f);
+	fprintf(stderr, "--- %s (last %ld of %ld lines)\n", path,
+	    n < KEEP ? n : (long)KEEP, n);
+	for (long i = n < KEEP ? 0 : n - KEEP; i < n; i++)
+		fputs(ring[i % KEEP], stderr);
+}
+
+void
+fs_stack_explain(struct fs_stack *s, const char *why)
+{
+	static const char *const parts[] = { "server", "bridge", "worker" };
+
+	fprintf(stderr, "--- %s; the stack's state:\n", why);
+	if (fs_stack_dead(s) != NULL)
+		return; /* its log is out */
+	tu_sql_each(s->db,
+	    "SELECT 'jobs: ' || kind || ' ' || state || ' attempt ' || attempts"
+	    " || ': ' || count(*) || ' ' || coalesce(max(last_error), '')"
+	    " FROM jobs GROUP BY kind, state, attempts",
+	    print_line, NULL);
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		log_tail(s, parts[i]);
 }
 
 const char *

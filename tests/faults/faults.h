@@ -63,6 +63,11 @@ void fs_worker_kill(struct fs_stack *s, int i);
  */
 const char *fs_stack_dead(struct fs_stack *s);
 
+/* For a failure's cause: says why, then a part that died (as
+ * fs_stack_dead), or else the jobs by kind, state and attempt and the
+ * last lines of every part's log, on stderr. */
+void fs_stack_explain(struct fs_stack *s, const char *why);
+
 /* Polls GET / until it answers 200 or timeout_ms passes; 0 or -1. */
 int fs_wait_healthy(const struct fs_stack *s, int timeout_ms);
 

@@ -94,6 +94,7 @@ test_a_full_disk_refuses_writes_serves_reads_and_recovers(void **state)
 	struct http_answer a;
 	long acked = 0, apps = 0, pages, next = 0, streak = 0, refused_n = 0;
 	char refused[MAX_BEFORE_FULL] = { 0 };
+	long long approved;
 	int full_status = 0, st;
 
 	(void)state;
@@ -169,11 +170,12 @@ test_a_full_disk_refuses_writes_serves_reads_and_recovers(void **state)
 	check_orders_once(&s, next + NEW_AFTER_ROOM, NULL);
 	/* Those accepted while full too: their reviews, refused while full,
 	 * are retried until they are written. */
-	assert_int_equal(tu_sql_wait(s.db,
-	                     "SELECT count(*) FROM applications"
-	                     " WHERE status = 'approved'",
-	                     apps + 10, 30000),
-	    apps + 10);
+	approved = tu_sql_wait(s.db,
+	    "SELECT count(*) FROM applications WHERE status = 'approved'",
+	    apps + 10, 30000);
+	if (approved != apps + 10)
+		fs_stack_explain(&s, "the applications are not all approved");
+	assert_int_equal(approved, apps + 10);
 	assert_int_equal(
 	    tu_sql_int(s.db, "SELECT count(*) FROM applications"), apps + 10);
 	printf("faults full disk: %ld pages + %d of room; acked %ld orders and "
