@@ -15,12 +15,13 @@
 #include <nng/nng.h>
 
 #include "aff_client.h"
+#include "aff_dialer.h"
 
 #define AFF_CLIENT_MAX_SOCKETS 64
 
 struct aff_client_sock {
 	nng_socket sock;
-	atomic_int pipes; /* connections up right now */
+	struct aff_dialer dialer; /* its connections, watched */
 };
 
 /* One server of the client's list, and what the calls know of its

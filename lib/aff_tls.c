@@ -142,15 +142,8 @@ aff_tls_listen(nng_socket s, const char *url, const struct aff_tls_files *f,
 }
 
 int
-aff_tls_dial(nng_socket s, const char *url, const struct aff_tls_files *f,
-    const char *who)
-{
-	return (aff_tls_dial_flags(s, url, f, who, NNG_FLAG_NONBLOCK));
-}
-
-int
-aff_tls_dial_flags(nng_socket s, const char *url,
-    const struct aff_tls_files *f, const char *who, int flags)
+aff_tls_dial_flags(nng_socket s, const char *url, const struct aff_tls_files *f,
+    const char *who, int flags, nng_dialer *dp)
 {
 	nng_dialer d;
 	nng_tls_config *c = NULL;
@@ -184,5 +177,7 @@ aff_tls_dial_flags(nng_socket s, const char *url,
 		        ? AFF_INVALID_ARGUMENT
 		        : aff_err_from_nng_endpoint(rv));
 	}
+	if (dp != NULL)
+		*dp = d;
 	return (AFF_OK);
 }
