@@ -434,6 +434,29 @@ fail:
 }
 
 int
+tu_sp_open(int port, const uint8_t *hello)
+{
+	static const uint8_t req[8] = { 0, 'S', 'P', 0, 0, 0x30, 0, 0 };
+	static const uint8_t rep[8] = { 0, 'S', 'P', 0, 0, 0x31, 0, 0 };
+	struct timeval tv = { 5, 0 };
+	uint8_t got[8];
+	int fd = tu_connect(port, 0, 5000);
+
+	if (fd < 0)
+		return (-1);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	/* The server greets at once, whatever the peer sends. */
+	if (send(fd, hello != NULL ? hello : req, 8, MSG_NOSIGNAL) != 8 ||
+	    recv(fd, got, 8, MSG_WAITALL) != 8 || memcmp(got, rep, 8) != 0) {
+		close(fd);
+		return (-1);
+	}
+	tv.tv_sec = 0;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return (fd);
+}
+
+int
 tu_http_raw(int port, const void *req, size_t len, int timeout_ms,
     struct tu_http_response *resp)
 {
@@ -673,4 +696,23 @@ tu_close_every_dial(const char *const *urls, int n, int ms)
 		unlink(urls[i] + 6);
 	}
 	return (late);
+}
+
+int
+tu_ipc_knock(const char *url, int n)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int made = 0;
+
+	if (strncmp(url, "ipc://", 6) != 0)
+		return (-1);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", url + 6);
+	for (int i = 0; i < n; i++) {
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (fd < 0)
+			return (made);
+		made += connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		close(fd);
+	}
+	return (made);
 }

@@ -38,6 +38,10 @@ int tu_free_port(void);
  */
 long tu_close_every_dial(const char *const *urls, int n, int ms);
 
+/* Connects to the ipc:// address and closes at once, n times, as a port
+ * scanner or a peer killed while dialling would; the connections made. */
+int tu_ipc_knock(const char *url, int n);
+
 /* mkdtemp under $TMPDIR (or /tmp); caller frees and tu_rmtree()s it. */
 char *tu_tmpdir(void);
 void tu_rmtree(const char *path);
@@ -134,6 +138,14 @@ char *tu_read_file(const char *path);
  * when > 0. Returns the descriptor, or -1.
  */
 int tu_connect(int port, int src, int send_timeout_ms);
+
+/*
+ * A raw SP connection to an RPC server on 127.0.0.1:port, as an attacker
+ * opens one: sends the 8-byte greeting hello (NULL: a REQ peer's) and
+ * reads the server's, which must be a REP's (within 5 s). The
+ * descriptor, or -1.
+ */
+int tu_sp_open(int port, const uint8_t *hello);
 
 struct tu_http_response {
 	int status;
