@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -249,6 +250,9 @@ test_connections_closed_at_once_on_the_job_addresses_keep_no_worker_out(
 	/* One was enough for NNG 1.5.2 alone, most of the time. */
 	knocked = tu_ipc_knock(s.jobs_url, 50) + tu_ipc_knock(s.results_url, 50);
 	assert_int_equal(knocked, 100);
+	/* And the results address's socket file removed (a cleaner of
+	 * temporary files): made again too. */
+	assert_int_equal(unlink(s.results_url + 6), 0);
 	assert_int_equal(fs_worker_start(&s, 0), 0);
 	fs_conn_init(&c, s.port, 10000);
 	assert_int_equal(fs_request(&c, "POST", "/applications", NULL,
@@ -261,8 +265,8 @@ test_connections_closed_at_once_on_the_job_addresses_keep_no_worker_out(
 	if (approved != 1)
 		fs_stack_explain(&s, "the application is not approved");
 	printf("faults applications: 100 connections closed at once on the job "
-	       "and result addresses, then a worker started: %lld application "
-	       "approved\n",
+	       "and result addresses, the results socket file removed, then a "
+	       "worker started: %lld application approved\n",
 	    approved);
 	assert_int_equal(approved, 1);
 	fs_conn_fini(&c);
