@@ -108,7 +108,7 @@ check_files(const char *url, const struct aff_tls_files *f, const char *who)
 
 int
 aff_tls_listen(nng_socket s, const char *url, const struct aff_tls_files *f,
-    const char *who, nng_listener *lp)
+    const char *who)
 {
 	nng_listener l;
 	nng_tls_config *c = NULL;
@@ -138,8 +138,6 @@ aff_tls_listen(nng_socket s, const char *url, const struct aff_tls_files *f,
 		nng_listener_close(l);
 		return (aff_err_from_nng_endpoint(rv));
 	}
-	if (lp != NULL)
-		*lp = l;
 	return (AFF_OK);
 }
 

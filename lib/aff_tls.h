@@ -25,10 +25,9 @@ int aff_tls_url(const char *url);
  * AFF_INVALID_ARGUMENT for a bad URL, tls+tcp:// without all three files,
  * files NNG cannot use, or files given for another scheme; AFF_UNAVAILABLE
  * when the address cannot be bound. Says why with aff_error, naming who.
- * The listener in *lp when lp is not NULL.
  */
 int aff_tls_listen(nng_socket s, const char *url, const struct aff_tls_files *f,
-    const char *who, nng_listener *lp);
+    const char *who);
 
 /*
  * Dials url the same way, with the dial's flags: NNG_FLAG_NONBLOCK dials

@@ -697,22 +697,3 @@ tu_close_every_dial(const char *const *urls, int n, int ms)
 	}
 	return (late);
 }
-
-int
-tu_ipc_knock(const char *url, int n)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int made = 0;
-
-	if (strncmp(url, "ipc://", 6) != 0)
-		return (-1);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", url + 6);
-	for (int i = 0; i < n; i++) {
-		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-		if (fd < 0)
-			return (made);
-		made += connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-		close(fd);
-	}
-	return (made);
-}

@@ -38,10 +38,6 @@ int tu_free_port(void);
  */
 long tu_close_every_dial(const char *const *urls, int n, int ms);
 
-/* Connects to the ipc:// address and closes at once, n times, as a port
- * scanner or a peer killed while dialling would; the connections made. */
-int tu_ipc_knock(const char *url, int n);
-
 /* mkdtemp under $TMPDIR (or /tmp); caller frees and tu_rmtree()s it. */
 char *tu_tmpdir(void);
 void tu_rmtree(const char *path);

@@ -16,7 +16,6 @@
 #include "aff_jobauth.h"
 #include "aff_log.h"
 #include "aff_metrics.h"
-#include "aff_listen_watch.h"
 #include "aff_tls.h"
 #include "aff_util.h"
 #include "affiliate/v1/jobs.pb-c.h"
@@ -49,8 +48,6 @@ struct slot {
 struct jobs {
 	struct jobs_config cfg;
 	nng_socket rep, pull;
-	aff_listen_watch *watch; /* their listeners on ipc:// */
-	struct aff_tls_files tls; /* cfg's, for the watch */
 	store *dispatch_store, *result_store;
 	pthread_t dispatcher, applier;
 	int started_dispatcher, started_applier;
@@ -490,14 +487,13 @@ applier_main(void *arg)
 int
 jobs_start(const struct jobs_config *cfg, jobs **jp)
 {
+	struct aff_tls_files tls = { cfg->tls_cert, cfg->tls_key, cfg->tls_ca };
 	jobs *j;
 	int rv, n;
 
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);
 	j->cfg = *cfg;
-	j->tls = (struct aff_tls_files){ cfg->tls_cert, cfg->tls_key,
-		cfg->tls_ca };
 	if (j->cfg.batch <= 0)
 		j->cfg.batch = 64;
 	if (j->cfg.tick_ms <= 0)
@@ -525,12 +521,11 @@ jobs_start(const struct jobs_config *cfg, jobs **jp)
 	 * is the one race of this kind our NNG use had: CI saw NNG 1.5.2
 	 * panic twice as a server stopped, "pthread_mutex_unlock: Invalid
 	 * argument" from a cancel function its expiry thread ran. */
-	if ((rv = aff_listen_watch_new(&j->watch, "jobs")) != AFF_OK ||
-	    (rv = aff_listen_watched(j->watch, j->rep, j->cfg.jobs_url,
-	         &j->tls, rep_pipe_cb, j)) != AFF_OK ||
-	    (rv = aff_listen_watched(j->watch, j->pull, j->cfg.results_url,
-	         &j->tls, NULL, NULL)) != AFF_OK ||
-	    (rv = aff_listen_watch_start(j->watch)) != AFF_OK)
+	nng_pipe_notify(j->rep, NNG_PIPE_EV_ADD_PRE, rep_pipe_cb, j);
+	nng_pipe_notify(j->rep, NNG_PIPE_EV_REM_POST, rep_pipe_cb, j);
+	if ((rv = aff_tls_listen(j->rep, cfg->jobs_url, &tls, "jobs")) != AFF_OK ||
+	    (rv = aff_tls_listen(j->pull, cfg->results_url, &tls, "jobs")) !=
+	        AFF_OK)
 		goto failed;
 	if ((rv = j->dispatch_store->ops->jobs_resume(
 	         j->dispatch_store, aff_mono_ms(), &n)) != AFF_OK)
@@ -581,7 +576,6 @@ jobs_stop(jobs *j)
 	pthread_mutex_unlock(&j->mtx);
 	if (j->started_dispatcher)
 		pthread_join(j->dispatcher, NULL);
-	aff_listen_watch_stop(j->watch); /* before the sockets close */
 	/* Closing ends every context's operation (NNG_ECLOSED) and the
 	 * applier's receive. Parked requests get no answer; their workers
 	 * ask again when this server is back. */
@@ -589,7 +583,6 @@ jobs_stop(jobs *j)
 	nng_close(j->pull);
 	if (j->started_applier)
 		pthread_join(j->applier, NULL);
-	aff_listen_watch_free(j->watch); /* after: their pipe callbacks */
 	if (atomic_load(&j->garbage) + atomic_load(&j->unauthenticated) +
 	        atomic_load(&j->foreign) >
 	    0)

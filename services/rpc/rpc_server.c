@@ -285,7 +285,7 @@ rpc_server_start(const struct rpc_server_opts *opts, rpc_server **sp)
 	}
 	/* On tls+tcp:// no request is read from a peer without a client
 	 * certificate from the CA: the handshake fails first. */
-	if ((rv = aff_tls_listen(srv->sock, opts->url, opts->tls, "rpc", NULL)) !=
+	if ((rv = aff_tls_listen(srv->sock, opts->url, opts->tls, "rpc")) !=
 	    AFF_OK)
 		goto failed_listen;
 	for (i = 0; i < srv->n_slots; i++)

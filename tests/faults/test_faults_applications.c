@@ -15,9 +15,7 @@
  * And a worker whose server dies just as its dial lands (the peer closes
  * during NNG's SP handshake, which NNG 1.5.2 takes for its own socket
  * closing, so it stops redialling: aff_dialer.h) connects again and takes
- * jobs once the server is back. And connections closed at once on the
- * server's ipc:// job and result addresses (which made NNG 1.5.2 stop
- * accepting there: aff_listen_watch.h) do not keep a worker out.
+ * jobs once the server is back.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -27,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -234,46 +231,6 @@ test_a_worker_whose_server_dies_as_it_dials_takes_jobs_once_it_is_back(
 	fs_stack_stop(&s);
 }
 
-static void
-test_connections_closed_at_once_on_the_job_addresses_keep_no_worker_out(
-    void **state)
-{
-	struct fs_stack s = { 0 };
-	struct http_conn c;
-	struct http_answer a;
-	long long approved;
-	int knocked;
-
-	(void)state;
-	assert_int_equal(fs_stack_start(&s, 0, 0), 0);
-	assert_int_equal(tu_seed_editors(s.db), 0);
-	/* One was enough for NNG 1.5.2 alone, most of the time. */
-	knocked = tu_ipc_knock(s.jobs_url, 50) + tu_ipc_knock(s.results_url, 50);
-	assert_int_equal(knocked, 100);
-	/* And the results address's socket file removed (a cleaner of
-	 * temporary files): made again too. */
-	assert_int_equal(unlink(s.results_url + 6), 0);
-	assert_int_equal(fs_worker_start(&s, 0), 0);
-	fs_conn_init(&c, s.port, 10000);
-	assert_int_equal(fs_request(&c, "POST", "/applications", NULL,
-	                     "{\"advertiser_id\":2,\"editor_id\":1}", &a),
-	    0);
-	assert_int_equal(a.status, 202);
-	approved = tu_sql_wait(s.db,
-	    "SELECT count(*) FROM applications WHERE status = 'approved'", 1,
-	    15000);
-	if (approved != 1)
-		fs_stack_explain(&s, "the application is not approved");
-	printf("faults applications: 100 connections closed at once on the job "
-	       "and result addresses, the results socket file removed, then a "
-	       "worker started: %lld application approved\n",
-	    approved);
-	assert_int_equal(approved, 1);
-	fs_conn_fini(&c);
-	assert_null(fs_stack_dead(&s));
-	fs_stack_stop(&s);
-}
-
 int
 main(void)
 {
@@ -282,8 +239,6 @@ main(void)
 		    test_applications_in_flight_when_server_or_worker_dies_end_approved_once),
 		cmocka_unit_test(
 		    test_a_worker_whose_server_dies_as_it_dials_takes_jobs_once_it_is_back),
-		cmocka_unit_test(
-		    test_connections_closed_at_once_on_the_job_addresses_keep_no_worker_out),
 	};
 
 	return (cmocka_run_group_tests_name("faults_applications", tests, NULL,
