@@ -2,7 +2,6 @@
 #include "aff_client.h"
 #include "aff_client_pool.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -14,7 +13,6 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "affiliate/v1/rpc.pb-c.h"
-#include "aff_dialer.h"
 #include "aff_err.h"
 #include "aff_log.h"
 #include "aff_sp.h"
@@ -50,19 +48,7 @@ struct aff_client {
 	size_t max_reply;
 	int direct;       /* every server is in direct mode */
 	pthread_key_t tls;
-	/* The TLS files, copied: the dialers dial with them again. */
-	char tls_names[3][512];
-	struct aff_tls_files tls_files;
-	/* The thread that watches the NNG sockets' dialers (aff_dialer.h). */
-	pthread_t watch;
-	int watching;
-	pthread_mutex_t watch_mtx;
-	pthread_cond_t watch_cv;
-	int watch_stop;
 };
-
-/* How often the watch thread looks at the dialers. */
-#define CLIENT_WATCH_MS 500
 
 static void
 client_tls_free(void *p)
@@ -124,6 +110,18 @@ client_tls_get(aff_client *c, int s, int i, nng_aio **aio, nng_ctx *ctx)
 	return (AFF_OK);
 }
 
+static void
+client_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct aff_client_sock *cs = arg;
+
+	(void)p;
+	if (ev == NNG_PIPE_EV_ADD_POST)
+		atomic_fetch_add(&cs->pipes, 1);
+	else if (ev == NNG_PIPE_EV_REM_POST)
+		atomic_fetch_sub(&cs->pipes, 1);
+}
+
 /* Whether any TLS file is named (empty strings are none). */
 static int
 tls_given(const struct aff_tls_files *f)
@@ -137,7 +135,7 @@ tls_given(const struct aff_tls_files *f)
 /* Opens one REQ socket of the client and dials url. flags: 0 waits for
  * the connection, NNG_FLAG_NONBLOCK dials in the background. */
 static int
-client_socket_open(aff_client *c, struct aff_client_sock *cs, const char *url,
+client_socket_open(struct aff_client_sock *cs, const char *url,
     const struct aff_client_opts *opts, int flags)
 {
 	nng_socket *sock = &cs->sock;
@@ -151,42 +149,21 @@ client_socket_open(aff_client *c, struct aff_client_sock *cs, const char *url,
 	/* Reconnect quickly after a server restart, but do not spin. */
 	nng_socket_set_ms(*sock, NNG_OPT_RECONNMINT, 50);
 	nng_socket_set_ms(*sock, NNG_OPT_RECONNMAXT, 1000);
-	/* The TLS dialer says itself what is wrong (files, handshake); a
-	 * plain one is silent, its error said by the caller. */
-	rv = aff_dialer_start(&cs->dialer, *sock, url,
-	    aff_tls_url(url) || tls_given(&c->tls_files) ? &c->tls_files : NULL,
-	    "client", flags);
-	if (rv != AFF_OK) {
+	nng_pipe_notify(*sock, NNG_PIPE_EV_ADD_POST, client_pipe_cb, cs);
+	nng_pipe_notify(*sock, NNG_PIPE_EV_REM_POST, client_pipe_cb, cs);
+	if (aff_tls_url(url) || tls_given(opts->tls)) {
+		/* The TLS dialer says itself what is wrong (files, handshake). */
+		rv = aff_tls_dial_flags(*sock, url, opts->tls, "client", flags);
+		if (rv != AFF_OK)
+			nng_close(*sock);
+		return (rv);
+	}
+	rv = nng_dial(*sock, url, NULL, flags);
+	if (rv != 0) {
 		nng_close(*sock);
-		aff_dialer_fini(&cs->dialer);
+		return (aff_err_from_nng_endpoint(rv));
 	}
-	return (rv);
-}
-
-/* Every CLIENT_WATCH_MS, makes again the dialers NNG gave up on. */
-static void *
-client_watch_main(void *arg)
-{
-	aff_client *c = arg;
-	struct timespec ts;
-
-	pthread_mutex_lock(&c->watch_mtx);
-	while (!c->watch_stop) {
-		pthread_mutex_unlock(&c->watch_mtx);
-		for (int s = 0; s < c->pool.n; s++)
-			for (int i = 0; i < c->pool.servers[s].n_socks; i++)
-				aff_dialer_check(
-				    &c->pool.servers[s].socks[i].dialer,
-				    aff_mono_ms());
-		pthread_mutex_lock(&c->watch_mtx);
-		aff_mono_deadline(&ts, CLIENT_WATCH_MS);
-		while (!c->watch_stop
-		    && pthread_cond_timedwait(&c->watch_cv, &c->watch_mtx, &ts)
-		        != ETIMEDOUT)
-			;
-	}
-	pthread_mutex_unlock(&c->watch_mtx);
-	return (NULL);
+	return (AFF_OK);
 }
 
 /*
@@ -202,11 +179,12 @@ client_server_open(aff_client *c, struct aff_client_srv *s, int n_socks,
 
 	for (; s->n_socks < n_socks; s->n_socks++) {
 		struct aff_client_sock *cs = &s->socks[s->n_socks];
-		rv = client_socket_open(c, cs, s->url, opts, flags);
+		atomic_init(&cs->pipes, 0);
+		rv = client_socket_open(cs, s->url, opts, flags);
 		if (rv == AFF_UNAVAILABLE && flags == 0 && c->pool.n > 1) {
 			aff_client_pool_down(&c->pool, s);
 			flags = NNG_FLAG_NONBLOCK;
-			rv = client_socket_open(c, cs, s->url, opts, flags);
+			rv = client_socket_open(cs, s->url, opts, flags);
 		}
 		if (rv != AFF_OK)
 			return (rv);
@@ -243,17 +221,6 @@ aff_client_open(aff_client **cp, const struct aff_client_opts *opts)
 	c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 5000;
 	c->max_reply = opts->max_reply > 0 ? opts->max_reply : (size_t)16 << 20;
 	c->direct = opts->direct != 0;
-	if (opts->tls != NULL) {
-		const char *names[3]
-		    = { opts->tls->cert, opts->tls->key, opts->tls->ca };
-		for (int i = 0; i < 3; i++)
-			snprintf(c->tls_names[i], sizeof(c->tls_names[i]), "%s",
-			    names[i] != NULL ? names[i] : "");
-	}
-	c->tls_files = (struct aff_tls_files) { c->tls_names[0],
-		c->tls_names[1], c->tls_names[2] };
-	pthread_mutex_init(&c->watch_mtx, NULL);
-	aff_cond_init_monotonic(&c->watch_cv);
 	atomic_init(&c->pool.next, 0);
 	for (int i = 0; i < n_urls; i++)
 		aff_client_pool_srv_init(&c->pool.servers[i], urls[i]);
@@ -298,11 +265,6 @@ aff_client_open(aff_client **cp, const struct aff_client_opts *opts)
 		aff_client_close(c);
 		return (AFF_UNAVAILABLE);
 	}
-	if (pthread_create(&c->watch, NULL, client_watch_main, c) != 0) {
-		aff_client_close(c);
-		return (AFF_RESOURCE_EXHAUSTED);
-	}
-	c->watching = 1;
 	*cp = c;
 	return (AFF_OK);
 }
@@ -312,22 +274,11 @@ aff_client_close(aff_client *c)
 {
 	if (c == NULL)
 		return;
-	if (c->watching) {
-		pthread_mutex_lock(&c->watch_mtx);
-		c->watch_stop = 1;
-		pthread_cond_signal(&c->watch_cv);
-		pthread_mutex_unlock(&c->watch_mtx);
-		pthread_join(c->watch, NULL);
-	}
 	client_tls_free(pthread_getspecific(c->tls));
 	pthread_key_delete(c->tls);
 	for (int s = 0; s < c->pool.n; s++)
-		for (int i = 0; i < c->pool.servers[s].n_socks; i++) {
+		for (int i = 0; i < c->pool.servers[s].n_socks; i++)
 			nng_close(c->pool.servers[s].socks[i].sock);
-			aff_dialer_fini(&c->pool.servers[s].socks[i].dialer);
-		}
-	pthread_cond_destroy(&c->watch_cv);
-	pthread_mutex_destroy(&c->watch_mtx);
 	free(c->pool.servers);
 	free(c);
 }
@@ -615,7 +566,7 @@ client_try_nng(aff_client *c, int k, nng_msg *m, int64_t deadline,
 	nng_ctx_recv(ctx, aio);
 	nng_aio_wait(aio);
 	if ((rv = nng_aio_result(aio)) != 0)
-		return (rv == NNG_ETIMEDOUT && aff_dialer_pipes(&cs->dialer) > 0
+		return (rv == NNG_ETIMEDOUT && atomic_load(&cs->pipes) > 0
 		        ? AFF_DEADLINE_EXCEEDED
 		        : AFF_UNAVAILABLE);
 	*reply = nng_aio_get_msg(aio);

@@ -124,7 +124,7 @@ client_connected(const struct aff_client_srv *s)
 	if (s->direct)
 		return (1);
 	for (int i = 0; i < s->n_socks; i++)
-		if (aff_dialer_pipes(&s->socks[i].dialer) > 0)
+		if (atomic_load(&s->socks[i].pipes) > 0)
 			return (1);
 	return (0);
 }
@@ -189,7 +189,7 @@ aff_client_pool_sock(struct aff_client_srv *s)
 	for (int i = 0; i < s->n_socks; i++) {
 		struct aff_client_sock *cs =
 		    &s->socks[(start + (unsigned)i) % (unsigned)s->n_socks];
-		if (aff_dialer_pipes(&cs->dialer) > 0)
+		if (atomic_load(&cs->pipes) > 0)
 			return (cs);
 	}
 	return (NULL);

@@ -15,13 +15,12 @@
 #include <nng/nng.h>
 
 #include "aff_client.h"
-#include "aff_dialer.h"
 
 #define AFF_CLIENT_MAX_SOCKETS 64
 
 struct aff_client_sock {
 	nng_socket sock;
-	struct aff_dialer dialer; /* its connections, watched */
+	atomic_int pipes; /* connections up right now */
 };
 
 /* One server of the client's list, and what the calls know of its

@@ -142,8 +142,15 @@ aff_tls_listen(nng_socket s, const char *url, const struct aff_tls_files *f,
 }
 
 int
-aff_tls_dial_flags(nng_socket s, const char *url, const struct aff_tls_files *f,
-    const char *who, int flags, nng_dialer *dp)
+aff_tls_dial(nng_socket s, const char *url, const struct aff_tls_files *f,
+    const char *who)
+{
+	return (aff_tls_dial_flags(s, url, f, who, NNG_FLAG_NONBLOCK));
+}
+
+int
+aff_tls_dial_flags(nng_socket s, const char *url,
+    const struct aff_tls_files *f, const char *who, int flags)
 {
 	nng_dialer d;
 	nng_tls_config *c = NULL;
@@ -177,7 +184,5 @@ aff_tls_dial_flags(nng_socket s, const char *url, const struct aff_tls_files *f,
 		        ? AFF_INVALID_ARGUMENT
 		        : aff_err_from_nng_endpoint(rv));
 	}
-	if (dp != NULL)
-		*dp = d;
 	return (AFF_OK);
 }

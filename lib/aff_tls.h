@@ -21,22 +21,23 @@ struct aff_tls_files {
 int aff_tls_url(const char *url);
 
 /*
- * Listens on url (with the TLS files when it is tls+tcp://). AFF_OK;
- * AFF_INVALID_ARGUMENT for a bad URL, tls+tcp:// without all three files,
- * files NNG cannot use, or files given for another scheme; AFF_UNAVAILABLE
- * when the address cannot be bound. Says why with aff_error, naming who.
+ * Listens on url (with the TLS files when it is tls+tcp://) or dials it
+ * (NNG_FLAG_NONBLOCK: it keeps redialling). AFF_OK; AFF_INVALID_ARGUMENT
+ * for a bad URL, tls+tcp:// without all three files, files NNG cannot
+ * use, or files given for another scheme; AFF_UNAVAILABLE when the
+ * address cannot be bound. Says why with aff_error, naming who.
  */
 int aff_tls_listen(nng_socket s, const char *url, const struct aff_tls_files *f,
     const char *who);
+int aff_tls_dial(nng_socket s, const char *url, const struct aff_tls_files *f,
+    const char *who);
 
 /*
- * Dials url the same way, with the dial's flags: NNG_FLAG_NONBLOCK dials
- * in the background (and NNG redials; aff_dialer.h watches it), 0 waits
- * until the connection (and, on tls+tcp://, the handshake with both
- * certificates) is made or fails, which then is AFF_UNAVAILABLE. The
- * dialer in *dp when dp is not NULL.
+ * aff_tls_dial with the dial's flags: 0 waits until the connection (and,
+ * on tls+tcp://, the handshake with both certificates) is made or fails,
+ * which then is AFF_UNAVAILABLE; NNG_FLAG_NONBLOCK is aff_tls_dial.
  */
 int aff_tls_dial_flags(nng_socket s, const char *url,
-    const struct aff_tls_files *f, const char *who, int flags, nng_dialer *dp);
+    const struct aff_tls_files *f, const char *who, int flags);
 
 #endif /* AFF_TLS_H */

@@ -13,7 +13,6 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,7 +25,6 @@
 
 #include "aff_err.h"
 #include "aff_log.h"
-#include "aff_util.h"
 
 extern char **environ;
 
@@ -637,63 +635,4 @@ void
 tu_sleep_ms(int ms)
 {
 	sleep_ms(ms);
-}
-
-/* A listening Unix socket at the path of ipc:// URL url (a stale one
- * there is removed first); -1 on failure. */
-static int
-unix_listen(const char *url)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
-
-	if (strncmp(url, "ipc://", 6) != 0)
-		return (-1);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", url + 6);
-	unlink(sa.sun_path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0)
-		return (-1);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0
-	    || listen(fd, 64) != 0) {
-		close(fd);
-		return (-1);
-	}
-	return (fd);
-}
-
-long
-tu_close_every_dial(const char *const *urls, int n, int ms)
-{
-	struct pollfd p[8];
-	int64_t end = aff_mono_ms() + ms;
-	long late = 0;
-
-	if (n > 8)
-		return (-1);
-	for (int i = 0; i < n; i++) {
-		p[i] = (struct pollfd) { .fd = unix_listen(urls[i]),
-			.events = POLLIN };
-		if (p[i].fd < 0) {
-			while (i-- > 0)
-				close(p[i].fd);
-			return (-1);
-		}
-	}
-	while (aff_mono_ms() < end) {
-		if (poll(p, (nfds_t)n, 50) <= 0)
-			continue;
-		for (int i = 0; i < n; i++) {
-			int c;
-			if (!(p[i].revents & POLLIN)
-			    || (c = accept(p[i].fd, NULL, NULL)) < 0)
-				continue;
-			close(c);
-			late += end - aff_mono_ms() < 1000;
-		}
-	}
-	for (int i = 0; i < n; i++) {
-		close(p[i].fd);
-		unlink(urls[i] + 6);
-	}
-	return (late);
 }

@@ -29,15 +29,6 @@ void tu_env_clean(void);
 /* A TCP port on 127.0.0.1 that nothing listens on right now. */
 int tu_free_port(void);
 
-/*
- * Plays a server that dies as each dial lands, at the ipc:// URLs (up to
- * 8; stale socket files there are removed): every connection is accepted
- * and closed at once, for ms. Then the sockets and their files go.
- * Returns the connections made in the last second of it (dialers still
- * dialling), or -1 when it cannot listen.
- */
-long tu_close_every_dial(const char *const *urls, int n, int ms);
-
 /* mkdtemp under $TMPDIR (or /tmp); caller frees and tu_rmtree()s it. */
 char *tu_tmpdir(void);
 void tu_rmtree(const char *path);

@@ -19,7 +19,6 @@
 #include "aff_postback.h"
 #include "aff_jobauth.h"
 #include "aff_log.h"
-#include "aff_dialer.h"
 #include "aff_tls.h"
 #include "aff_util.h"
 #include "affiliate/v1/jobs.pb-c.h"
@@ -49,9 +48,7 @@ struct wserver {
 	char jobs[AFF_CLIENT_URL_MAX], results[AFF_CLIENT_URL_MAX];
 	nng_socket req, push;
 	int req_open, push_open;
-	/* Their dialers, watched (NNG 1.5.2 may give one up for good). */
-	struct aff_dialer req_dialer, push_dialer;
-	int req_dialing, push_dialing;
+	atomic_int push_pipes; /* connections up on push */
 };
 
 struct worker {
@@ -281,11 +278,11 @@ slot_done(void *arg)
 static nng_socket
 push_for(worker *w, int s)
 {
-	if (aff_dialer_pipes(&w->servers[s].push_dialer) > 0)
+	if (atomic_load(&w->servers[s].push_pipes) > 0)
 		return (w->servers[s].push);
 	for (int i = 1; i < w->n_servers; i++) {
 		int k = (s + i) % w->n_servers;
-		if (aff_dialer_pipes(&w->servers[k].push_dialer) > 0)
+		if (atomic_load(&w->servers[k].push_pipes) > 0)
 			return (w->servers[k].push);
 	}
 	return (w->servers[s].push);
@@ -317,23 +314,10 @@ beat_send(worker *w, int s, int64_t job_id, const char *token)
 	free(out);
 }
 
-/* Makes again the dialers NNG gave up on (aff_dialer.h). */
-static void
-dialers_check(worker *w, int64_t now)
-{
-	if (atomic_load(&w->stopping))
-		return; /* its sockets are closing */
-	for (int i = 0; i < w->n_servers; i++) {
-		aff_dialer_check(&w->servers[i].req_dialer, now);
-		aff_dialer_check(&w->servers[i].push_dialer, now);
-	}
-}
-
 /*
  * The heartbeat thread: every job that has run for a third of its lease
  * since its last heartbeat gets another, so that a slow review keeps its
- * lease while a dead worker's lapses. Times are monotonic. Between
- * heartbeats it watches the dialers.
+ * lease while a dead worker's lapses. Times are monotonic.
  */
 static void *
 beat_main(void *arg)
@@ -373,12 +357,6 @@ beat_main(void *arg)
 			pthread_mutex_lock(&w->mtx);
 			continue;
 		}
-		/* Outside the lock: a replaced dialer is closed first. */
-		pthread_mutex_unlock(&w->mtx);
-		dialers_check(w, now);
-		pthread_mutex_lock(&w->mtx);
-		if (w->beat_stop)
-			break;
 		aff_mono_deadline(&ts, wait);
 		pthread_cond_timedwait(&w->cv, &w->mtx, &ts);
 	}
@@ -451,6 +429,18 @@ worker_main(void *arg)
 	return (NULL);
 }
 
+static void
+push_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	atomic_int *pipes = arg;
+
+	(void)p;
+	if (ev == NNG_PIPE_EV_ADD_POST)
+		atomic_fetch_add(pipes, 1);
+	else if (ev == NNG_PIPE_EV_REM_POST)
+		atomic_fetch_sub(pipes, 1);
+}
+
 /* The servers of cfg's lists, paired by position. AFF_OK, or
  * AFF_INVALID_ARGUMENT after saying why. */
 static int
@@ -489,6 +479,7 @@ worker_servers(worker *w, const struct worker_config *cfg)
 	for (int i = 0; i < nj; i++) {
 		memcpy(w->servers[i].jobs, jobs[i], sizeof(jobs[i]));
 		memcpy(w->servers[i].results, results[i], sizeof(results[i]));
+		atomic_init(&w->servers[i].push_pipes, 0);
 	}
 	w->n_servers = nj;
 	return (AFF_OK);
@@ -516,20 +507,20 @@ worker_server_open(struct wserver *sv, const struct aff_tls_files *tls)
 	nng_socket_set_ms(sv->req, NNG_OPT_RECONNMAXT, 1000);
 	nng_socket_set_ms(sv->push, NNG_OPT_RECONNMINT, 50);
 	nng_socket_set_ms(sv->push, NNG_OPT_RECONNMAXT, 1000);
-	sv->push_dialing = 1;
-	if ((rv = aff_dialer_start(&sv->push_dialer, sv->push, sv->results, tls,
-	         "worker", NNG_FLAG_NONBLOCK))
-	    != AFF_OK)
+	nng_pipe_notify(sv->push, NNG_PIPE_EV_ADD_POST, push_pipe_cb,
+	    &sv->push_pipes);
+	nng_pipe_notify(sv->push, NNG_PIPE_EV_REM_POST, push_pipe_cb,
+	    &sv->push_pipes);
+	if ((rv = aff_tls_dial(sv->push, sv->results, tls, "worker")) != AFF_OK ||
+	    (rv = aff_tls_dial(sv->req, sv->jobs, tls, "worker")) != AFF_OK)
 		return (rv);
-	sv->req_dialing = 1;
-	return (aff_dialer_start(&sv->req_dialer, sv->req, sv->jobs, tls,
-	    "worker", NNG_FLAG_NONBLOCK));
+	return (AFF_OK);
 }
 
 int
 worker_start(const struct worker_config *cfg, worker **wp)
 {
-	struct aff_tls_files tls;
+	struct aff_tls_files tls = { cfg->tls_cert, cfg->tls_key, cfg->tls_ca };
 	char host[64] = "?";
 	worker *w;
 	int rv;
@@ -537,9 +528,6 @@ worker_start(const struct worker_config *cfg, worker **wp)
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return (AFF_RESOURCE_EXHAUSTED);
 	w->cfg = *cfg;
-	/* The dialers keep these pointers: into the worker's own copy. */
-	tls = (struct aff_tls_files) { w->cfg.tls_cert, w->cfg.tls_key,
-		w->cfg.tls_ca };
 	atomic_init(&w->stopping, 0);
 	pthread_mutex_init(&w->mtx, NULL);
 	aff_cond_init_monotonic(&w->cv);
@@ -616,15 +604,9 @@ worker_stop(worker *w)
 	pthread_mutex_unlock(&w->mtx);
 	if (w->beat_started)
 		pthread_join(w->beat, NULL);
-	for (int i = 0; i < w->n_servers; i++) {
-		struct wserver *sv = &w->servers[i];
-		if (sv->push_open)
-			nng_close(sv->push);
-		if (sv->push_dialing)
-			aff_dialer_fini(&sv->push_dialer);
-		if (sv->req_dialing)
-			aff_dialer_fini(&sv->req_dialer);
-	}
+	for (int i = 0; i < w->n_servers; i++)
+		if (w->servers[i].push_open)
+			nng_close(w->servers[i].push);
 	for (int i = 0; i < w->n_slots; i++)
 		nng_aio_free(w->slots[i].aio);
 	free(w->slots);

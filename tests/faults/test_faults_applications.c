@@ -11,11 +11,6 @@
  * back on the same addresses and data folder. Then every application
  * that got a 2xx must exist once and end approved, with one approval
  * event and its job done.
- *
- * And a worker whose server dies just as its dial lands (the peer closes
- * during NNG's SP handshake, which NNG 1.5.2 takes for its own socket
- * closing, so it stops redialling: aff_dialer.h) connects again and takes
- * jobs once the server is back.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -192,53 +187,12 @@ test_applications_in_flight_when_server_or_worker_dies_end_approved_once(
 	fs_stack_stop(&s);
 }
 
-static void
-test_a_worker_whose_server_dies_as_it_dials_takes_jobs_once_it_is_back(
-    void **state)
-{
-	struct fs_stack s = { 0 };
-	struct http_conn c;
-	struct http_answer a;
-	long long approved;
-	long late;
-
-	(void)state;
-	assert_int_equal(fs_stack_start(&s, 0, 1), 0);
-	assert_int_equal(tu_seed_editors(s.db), 0);
-	fs_server_kill(&s);
-	/* NNG 1.5.2 gave up within a few such closes (its redial is 50 ms,
-	 * doubling to 1 s); the worker must still be dialling at the end. */
-	late = tu_close_every_dial(
-	    (const char *[]) { s.jobs_url, s.results_url }, 2, 6000);
-	assert_int_equal(fs_server_start(&s), 0);
-	fs_conn_init(&c, s.port, 10000);
-	assert_int_equal(fs_request(&c, "POST", "/applications", NULL,
-	                     "{\"advertiser_id\":2,\"editor_id\":1}", &a),
-	    0);
-	assert_int_equal(a.status, 202);
-	approved = tu_sql_wait(s.db,
-	    "SELECT count(*) FROM applications WHERE status = 'approved'", 1,
-	    10000);
-	if (approved != 1)
-		fs_stack_explain(&s, "the application is not approved");
-	printf("faults applications: a worker's dials closed at once for 6 s "
-	       "(%ld in the last second); after the server came back, %lld "
-	       "application approved\n",
-	    late, approved);
-	assert_int_equal(approved, 1);
-	fs_conn_fini(&c);
-	assert_null(fs_stack_dead(&s));
-	fs_stack_stop(&s);
-}
-
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(
 		    test_applications_in_flight_when_server_or_worker_dies_end_approved_once),
-		cmocka_unit_test(
-		    test_a_worker_whose_server_dies_as_it_dials_takes_jobs_once_it_is_back),
 	};
 
 	return (cmocka_run_group_tests_name("faults_applications", tests, NULL,

@@ -101,7 +101,10 @@ test_a_full_disk_refuses_writes_serves_reads_and_recovers(void **state)
 	TU_SQLITE_ONLY("the full disk is made with SQLite's page cap "
 	               "(AFFILIATE_DB_MAX_PAGES) on its file; a PostgreSQL "
 	               "server's disk is not the test's to fill");
-	assert_int_equal(fs_stack_start(&s, 0, 1), 0);
+	/* The worker starts after the server's restart below: one whose
+	 * dial lands on the server being killed may never dial again
+	 * (NNG 1.5.2, see the README's RPC protocol section). */
+	assert_int_equal(fs_stack_start(&s, 0, 0), 0);
 	assert_int_equal(tu_seed_editors(s.db), 0);
 	/* Pad the file, then run the server with a cap just above it. */
 	assert_int_equal(tu_sql_exec(s.db,
@@ -115,6 +118,8 @@ test_a_full_disk_refuses_writes_serves_reads_and_recovers(void **state)
 	fs_server_kill(&s);
 	s.max_pages = pages + ROOM_PAGES;
 	assert_int_equal(fs_server_start(&s), 0);
+	s.n_workers = 1;
+	assert_int_equal(fs_worker_start(&s, 0), 0);
 	fs_conn_init(&c, s.port, 10000);
 
 	/* Orders are acked until the disk is full, then refused. An order

@@ -7,8 +7,6 @@
  * go on, a server gone is skipped at once, a call cut off after it was
  * sent goes on only when it is safe to run twice, and the URL list's
  * rules. (The same through the real binaries: tests/multiurl_test.sh.)
- * And an NNG socket whose server dies as each dial lands connects once it
- * is back (NNG 1.5.2 alone stopped dialling: aff_dialer.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -404,65 +402,12 @@ test_the_url_list_is_checked(void **state)
 	assert_string_equal(err, "URL 1 of the list is longer than 255 bytes");
 }
 
-/*
- * NNG mode, one server on ipc:// that closes every dial for 6 s (NNG 1.5.2
- * gave up within a few), then answers: a call gets through within the
- * dialer's watch (AFF_DIALER_STALE_MS) and NNG's redial.
- */
-static void
-test_a_socket_whose_server_dies_as_it_dials_connects_once_it_is_back(
-    void **state)
-{
-	struct aff_client_opts co = { 0 };
-	struct srv s = { 0 };
-	char *dir = tu_tmpdir(), who[8] = "";
-	aff_client *c;
-	int64_t t0;
-	long late;
-	int rv = AFF_UNAVAILABLE;
-
-	(void)state;
-	assert_non_null(dir);
-	snprintf(s.name, sizeof(s.name), "A");
-	snprintf(s.url, sizeof(s.url), "ipc://%s/rpc.sock", dir);
-	co.url = s.url;
-	co.timeout_ms = 500;
-	assert_int_equal(aff_client_open(&c, &co), AFF_OK);
-	late = tu_close_every_dial((const char *[]) { s.url }, 1, 6000);
-	assert_int_equal(nng_rep0_open(&s.sock), 0);
-	assert_int_equal(nng_listen(s.sock, s.url, NULL, 0), 0);
-	assert_int_equal(pthread_create(&s.tid, NULL, srv_main, &s), 0);
-	t0 = aff_mono_ms();
-	while (aff_mono_ms() - t0 < 10000) {
-		struct aff_call_result res;
-		rv = aff_client_invoke(c, "affiliate.v1.AnyService", "GetThing",
-		    NULL, 0, NULL, &res);
-		snprintf(
-		    who, sizeof(who), "%s", rv == AFF_OK ? res.message : "");
-		aff_call_result_fini(&res);
-		if (rv == AFF_OK)
-			break;
-		tu_sleep_ms(50);
-	}
-	printf("client: dials closed at once for 6 s (%ld in the last second); "
-	       "after the server came back, calls for %.1f s until one "
-	       "answered %s\n",
-	    late, (double)(aff_mono_ms() - t0) / 1000, aff_strerror(rv));
-	assert_int_equal(rv, AFF_OK);
-	assert_string_equal(who, "A");
-	aff_client_close(c);
-	srv_stop(&s);
-	tu_rmtree(dir);
-	free(dir);
-}
-
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_the_url_list_is_checked),
-		cmocka_unit_test(
-		    test_calls_alternate_between_the_servers_direct),
+		cmocka_unit_test(test_calls_alternate_between_the_servers_direct),
 		cmocka_unit_test(test_calls_alternate_between_the_servers_nng),
 		cmocka_unit_test(test_a_stopping_server_is_skipped_direct),
 		cmocka_unit_test(test_a_stopping_server_is_skipped_nng),
@@ -470,8 +415,6 @@ main(void)
 		cmocka_unit_test(test_a_server_gone_is_skipped_at_once_nng),
 		cmocka_unit_test(
 		    test_a_call_cut_off_after_sending_goes_on_only_when_safe),
-		cmocka_unit_test(
-		    test_a_socket_whose_server_dies_as_it_dials_connects_once_it_is_back),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
